@@ -22,4 +22,12 @@ help: ## Show this help.
 
 ##@ Test
 
+# Privileged (root/BPF/netns) tests skip when unprivileged; XDPGEN_REQUIRE_PRIVILEGED=1 turns every such skip
+# into a failure (CI sets it). envtest suites find etcd and kube-apiserver through KUBEBUILDER_ASSETS.
+export KUBEBUILDER_ASSETS ?= $(ENVTEST_ASSETS)
+
+.PHONY: test
+test: envtest-assets ## Run every test: unit, BPF in the real kernel, netns traffic, envtest against a real API server.
+	$(GO) test -count=1 -timeout 30m ./...
+
 ##@ Build
