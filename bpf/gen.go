@@ -1,0 +1,6 @@
+// Package bpf holds xdpgen's XDP programs, compiled ahead of time so that building needs no clang.
+// `make generate-bpf` rebuilds the committed objects; `make verify-bpf` fails when they drift from the C.
+package bpf
+
+//go:generate go tool bpf2go -tags linux -target bpfel -type worker_state -type counter generator generator.c -- -I./include -I/usr/include/x86_64-linux-gnu -O2 -g -Wall -Werror
+//go:generate go tool bpf2go -tags linux -target bpfel -type counter rxcount rxcount.c -- -I./include -I/usr/include/x86_64-linux-gnu -O2 -g -Wall -Werror

@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
+//go:build ignore
+
+/*
+ * The live-frame programs. Userspace hands a packet template to BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES
+ * and a large repeat; the kernel runs one of these programs on each copy and acts on the verdict.
+ */
+#include <linux/bpf.h>
+#include <bpf_helpers.h>
+#include <bpf_endian.h>
+
+#include "xdpgen.h"
+
+char __license[] SEC("license") = "Dual BSD/GPL";
+
+const volatile struct udp_config config;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct worker_state);
+} workers SEC(".maps");
+
+static __always_inline struct worker_state *this_worker(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&workers, &zero);
+}
+
+static __always_inline int record(struct xdp_md *ctx, struct worker_state *w, int action)
+{
+	if (action < 0 || action >= XDPGEN_ACTIONS)
+		action = XDP_ABORTED;
+	w->actions[action].packets++;
+	w->actions[action].bytes += ctx->data_end - ctx->data;
+	return action;
+}
+
+/* Folds a 32-bit one's complement sum to 16 bits. */
+static __always_inline __u16 csum_fold(__u32 sum)
+{
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)~sum;
+}
+
+/* Next value of a position that cycles over [0, count). */
+static __always_inline __u32 cycle(__u32 position, __u32 count)
+{
+	return position + 1 >= count ? 0 : position + 1;
+}
+
+/*
+ * Writes this packet's ports and recomputes the UDP checksum incrementally from the template's (RFC 1624),
+ * so the result never depends on what a recycled page held before. Destination ports advance every packet,
+ * source ports every time the destination range wraps, so a run covers every combination.
+ */
+static __always_inline int stamp_ports(struct xdp_md *ctx, struct worker_state *w)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__be16 *udp = data + config.udp_offset;
+
+	if ((void *)(udp + 4) > data_end)
+		return -1;
+
+	__be16 dst = bpf_htons(config.dst_port + w->dst_port_offset);
+	__be16 src = bpf_htons(config.src_port + w->src_port_offset);
+	__u32 sum = (__u16)~config.udp_check;
+
+	sum += (__u16)~bpf_htons(config.src_port) + src;
+	sum += (__u16)~bpf_htons(config.dst_port) + dst;
+	__u16 check = csum_fold(sum);
+
+	udp[0] = src;
+	udp[1] = dst;
+	/* 0 means "no checksum" in UDP; its one's complement twin 0xffff says the same sum. */
+	udp[3] = check ? check : 0xffff;
+
+	w->dst_port_offset = cycle(w->dst_port_offset, config.dst_port_count);
+	if (w->dst_port_offset == 0 && config.src_port_count > 1)
+		w->src_port_offset = cycle(w->src_port_offset, config.src_port_count);
+	return 0;
+}
+
+SEC("xdp")
+int xdpgen_udp(struct xdp_md *ctx)
+{
+	struct worker_state *w = this_worker();
+
+	if (!w)
+		return XDP_ABORTED;
+	if (w->emitted >= w->limit)
+		return XDP_DROP;
+	w->emitted++;
+
+	if (config.dst_port_count > 1 || config.src_port_count > 1) {
+		if (stamp_ports(ctx, w) < 0)
+			return record(ctx, w, XDP_ABORTED);
+	}
+	return record(ctx, w, bpf_redirect(config.ifindex, 0));
+}
+
+/* The ceiling a generator is measured against: redirect the template untouched, count it, nothing else. */
+SEC("xdp")
+int xdpgen_redirect_notouch(struct xdp_md *ctx)
+{
+	struct worker_state *w = this_worker();
+
+	if (!w)
+		return XDP_ABORTED;
+	return record(ctx, w, bpf_redirect(config.ifindex, 0));
+}
+
+/* Attached to an egress interface whose driver only accepts redirected frames while an XDP program runs. */
+SEC("xdp")
+int xdpgen_pass(struct xdp_md *ctx)
+{
+	return XDP_PASS;
+}

@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
+//go:build ignore
+
+/*
+ * Counts the generator's frames where they arrive: attached to the receiving interface, it counts UDP frames to
+ * the configured destination ports (IPv4 or IPv6, optionally 802.1Q-tagged) and everything else separately.
+ * On a veth it also makes the peer able to receive redirected frames at all (the kernel needs NAPI there).
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/udp.h>
+#include <bpf_helpers.h>
+#include <bpf_endian.h>
+
+#include "xdpgen.h"
+
+char __license[] SEC("license") = "Dual BSD/GPL";
+
+const volatile struct rx_config rx_config;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, RX_KEYS);
+	__type(key, __u32);
+	__type(value, struct counter);
+} rx_counters SEC(".maps");
+
+struct vlan_hdr {
+	__be16 tci;
+	__be16 proto;
+};
+
+/* Returns the UDP header of a frame, or NULL when it is not UDP over IPv4/IPv6 (options are allowed on IPv4,
+ * extension headers are not on IPv6). */
+static __always_inline struct udphdr *udp_header(void *data, void *data_end)
+{
+	struct ethhdr *eth = data;
+	void *l3 = eth + 1;
+
+	if (l3 > data_end)
+		return NULL;
+	__be16 proto = eth->h_proto;
+
+	if (proto == bpf_htons(ETH_P_8021Q)) {
+		struct vlan_hdr *vlan = l3;
+
+		if ((void *)(vlan + 1) > data_end)
+			return NULL;
+		proto = vlan->proto;
+		l3 = vlan + 1;
+	}
+
+	if (proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = l3;
+
+		if ((void *)(ip + 1) > data_end || ip->protocol != IPPROTO_UDP || ip->ihl < 5)
+			return NULL;
+		struct udphdr *udp = l3 + ip->ihl * 4;
+
+		return (void *)(udp + 1) > data_end ? NULL : udp;
+	}
+	if (proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = l3;
+
+		if ((void *)(ip6 + 1) > data_end || ip6->nexthdr != IPPROTO_UDP)
+			return NULL;
+		struct udphdr *udp = (void *)(ip6 + 1);
+
+		return (void *)(udp + 1) > data_end ? NULL : udp;
+	}
+	return NULL;
+}
+
+SEC("xdp")
+int xdpgen_rx_count(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct udphdr *udp = udp_header(data, data_end);
+	__u32 key = RX_OTHER;
+
+	if (udp) {
+		__u16 port = bpf_ntohs(udp->dest);
+
+		if (port >= rx_config.dst_port_first && port <= rx_config.dst_port_last)
+			key = RX_MATCHED;
+	}
+
+	struct counter *c = bpf_map_lookup_elem(&rx_counters, &key);
+
+	if (c) {
+		c->packets++;
+		c->bytes += data_end - data;
+	}
+	if (key == RX_MATCHED && !rx_config.pass)
+		return XDP_DROP;
+	return XDP_PASS;
+}
