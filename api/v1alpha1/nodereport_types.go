@@ -1,0 +1,190 @@
+/*
+Copyright 2026 The xdpgen Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package v1alpha1
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Labels on NodeReports (and on the agent pods) that tie them to their TrafficGenerator and node.
+const (
+	// LabelGenerator holds the TrafficGenerator's name; the controller maps NodeReport events to it.
+	LabelGenerator = "xdpgen.io/generator"
+	// LabelNode holds the node's name (LabelValue of it, when the name is too long for a label value).
+	LabelNode = "xdpgen.io/node"
+)
+
+// maxNameLength is the longest object name (a DNS subdomain); maxLabelValueLength the longest label value.
+const (
+	maxNameLength       = 253
+	maxLabelValueLength = 63
+	hashLength          = 10
+)
+
+// NodeReportName is the name of the NodeReport of generator on node: "<generator>-<node>", cut and suffixed with a
+// hash of the whole when it would be longer than an object name may be. Both the agent (which creates it) and
+// anyone looking for a node's report use this.
+func NodeReportName(generator, node string) string {
+	return fitWithHash(generator+"-"+node, maxNameLength)
+}
+
+// LabelValue returns s if it is short enough for a label value, or a cut of s suffixed with a hash of s.
+// Node names can be up to 253 characters, label values only 63.
+func LabelValue(s string) string {
+	return fitWithHash(s, maxLabelValueLength)
+}
+
+// fitWithHash returns s when it fits in max characters, or its first characters and "-" and a hash of s. The cut
+// never ends in '-' or '.', so a DNS name stays a DNS name.
+func fitWithHash(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	sum := sha256.Sum256([]byte(s))
+	prefix := strings.TrimRight(s[:max-hashLength-1], "-.")
+	return prefix + "-" + hex.EncodeToString(sum[:])[:hashLength]
+}
+
+// XDPAction is the verdict of the XDP program on a frame.
+// +kubebuilder:validation:Enum=XDP_ABORTED;XDP_DROP;XDP_PASS;XDP_TX;XDP_REDIRECT
+type XDPAction string
+
+const (
+	XDPAborted  XDPAction = "XDP_ABORTED"
+	XDPDrop     XDPAction = "XDP_DROP"
+	XDPPass     XDPAction = "XDP_PASS"
+	XDPTx       XDPAction = "XDP_TX"
+	XDPRedirect XDPAction = "XDP_REDIRECT"
+)
+
+// ActionCount counts the frames (and their bytes) that ended with one XDP action.
+type ActionCount struct {
+	// Action is the XDP verdict.
+	Action XDPAction `json:"action"`
+	// +optional
+	Packets int64 `json:"packets,omitempty"`
+	// +optional
+	Bytes int64 `json:"bytes,omitempty"`
+}
+
+// NodeReportSpec ties the report to one TrafficGenerator and one node, for the report's whole life.
+type NodeReportSpec struct {
+	// Generator is the name of the TrafficGenerator (in the same namespace) this report is for.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Generator string `json:"generator"`
+
+	// NodeName is the node whose agent writes this report.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	NodeName string `json:"nodeName"`
+}
+
+// NodeReportStatus is one node's run of one generation of the TrafficGenerator. Written by that node's agent only.
+type NodeReportStatus struct {
+	// Generation is the TrafficGenerator's metadata.generation this run is for. The controller ignores reports of
+	// other generations.
+	// +optional
+	Generation int64 `json:"generation,omitempty"`
+
+	// Phase is the node's phase.
+	// +optional
+	Phase Phase `json:"phase,omitempty"`
+
+	// StartTime is when the node started sending.
+	// +optional
+	StartTime *metav1.Time `json:"startTime,omitempty"`
+
+	// LastUpdateTime is when the agent last wrote this status.
+	// +optional
+	LastUpdateTime *metav1.Time `json:"lastUpdateTime,omitempty"`
+
+	// CompletionTime is when the node finished.
+	// +optional
+	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
+
+	// Packets and Bytes count the frames sent in this run (XDP_TX and XDP_REDIRECT that the driver took).
+	// +optional
+	Packets int64 `json:"packets,omitempty"`
+	// +optional
+	Bytes int64 `json:"bytes,omitempty"`
+
+	// PacketsPerSecond and BitsPerSecond are the rates over the agent's last reporting interval.
+	// +optional
+	PacketsPerSecond int64 `json:"packetsPerSecond,omitempty"`
+	// +optional
+	BitsPerSecond int64 `json:"bitsPerSecond,omitempty"`
+
+	// Actions counts frames by the XDP program's verdict.
+	// +optional
+	// +listType=map
+	// +listMapKey=action
+	// +kubebuilder:validation:MaxItems=5
+	Actions []ActionCount `json:"actions,omitempty"`
+
+	// Message says what the node is doing or, when it failed, why.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message,omitempty"`
+
+	// Restarts counts how often the agent restarted this run (agent restarts, interface changes).
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Restarts int32 `json:"restarts,omitempty"`
+}
+
+// NodeReport is what one node's agent reports about its run of a TrafficGenerator: one small object per
+// (generator, node), named NodeReportName(generator, node), labelled LabelGenerator and LabelNode, and owned by the
+// TrafficGenerator. Agents write only their own node's report and never the TrafficGenerator; the controller sums
+// the reports into the TrafficGenerator's status.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=tgnr,categories=xdpgen
+// +kubebuilder:printcolumn:name="Generator",type=string,JSONPath=`.spec.generator`
+// +kubebuilder:printcolumn:name="Node",type=string,JSONPath=`.spec.nodeName`
+// +kubebuilder:printcolumn:name="Generation",type=integer,JSONPath=`.status.generation`,priority=1
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="PPS",type=integer,JSONPath=`.status.packetsPerSecond`
+// +kubebuilder:printcolumn:name="Packets",type=integer,JSONPath=`.status.packets`
+// +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.message`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type NodeReport struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// Spec is immutable, so that an admission policy can tie a report to the node that writes it.
+	// +required
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec is immutable: a NodeReport belongs to one generator and one node; delete it and create another"
+	Spec NodeReportSpec `json:"spec"`
+
+	// +optional
+	Status NodeReportStatus `json:"status,omitempty"`
+}
+
+// NodeReportList is a list of NodeReports.
+// +kubebuilder:object:root=true
+type NodeReportList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []NodeReport `json:"items"`
+}

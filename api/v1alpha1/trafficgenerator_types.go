@@ -1,0 +1,375 @@
+/*
+Copyright 2026 The xdpgen Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Protocol is the layer 4 protocol of the generated frames.
+// +kubebuilder:validation:Enum=udp;tcp
+type Protocol string
+
+const (
+	ProtocolUDP Protocol = "udp"
+	ProtocolTCP Protocol = "tcp"
+)
+
+// InterfaceAuto asks each node's agent to use the interface of the route to the destination.
+const InterfaceAuto = "auto"
+
+// StartPolicy says when a node starts sending.
+// +kubebuilder:validation:Enum=WhenReady;At
+type StartPolicy string
+
+const (
+	// StartWhenReady: each node starts as soon as its agent is ready; nodes start at slightly different times.
+	StartWhenReady StartPolicy = "WhenReady"
+	// StartAt: every node starts at start.at (by its own clock), so that all nodes send together.
+	StartAt StartPolicy = "At"
+)
+
+// Phase is the phase of a run, both of a whole TrafficGenerator and of one node's NodeReport.
+// +kubebuilder:validation:Enum=Pending;Running;Completed;Failed
+type Phase string
+
+const (
+	// PhasePending: the run has not started (agents scheduling, waiting for start.at, resolving the neighbour).
+	PhasePending Phase = "Pending"
+	// PhaseRunning: frames are being sent.
+	PhaseRunning Phase = "Running"
+	// PhaseCompleted: the run ended as asked (duration elapsed or packet count sent).
+	PhaseCompleted Phase = "Completed"
+	// PhaseFailed: the run ended with an error; the message says why.
+	PhaseFailed Phase = "Failed"
+)
+
+// Terminal reports whether a run in this phase is over.
+func (p Phase) Terminal() bool { return p == PhaseCompleted || p == PhaseFailed }
+
+// Condition types of a TrafficGenerator.
+const (
+	// ConditionReady is True when every scheduled agent is ready (or the run is over and the agents are removed).
+	ConditionReady = "Ready"
+	// ConditionProgressing is True while the run has not ended.
+	ConditionProgressing = "Progressing"
+	// ConditionDegraded is True when at least one node failed; the message names the nodes and their errors.
+	ConditionDegraded = "Degraded"
+)
+
+// Condition reasons of a TrafficGenerator.
+const (
+	ReasonAgentsReady        = "AgentsReady"
+	ReasonAgentsNotReady     = "AgentsNotReady"
+	ReasonNoMatchingNodes    = "NoMatchingNodes"
+	ReasonAgentsRemoved      = "AgentsRemoved"
+	ReasonWaitingForAgents   = "WaitingForAgents"
+	ReasonRunning            = "Running"
+	ReasonRunCompleted       = "RunCompleted"
+	ReasonRunFailed          = "RunFailed"
+	ReasonNodeFailed         = "NodeFailed"
+	ReasonAsExpected         = "AsExpected"
+	ReasonDaemonSetCreated   = "DaemonSetCreated"
+	ReasonDaemonSetUpdated   = "DaemonSetUpdated"
+	ReasonDaemonSetDeleted   = "DaemonSetDeleted"
+	ReasonReconcileFailed    = "ReconcileFailed"
+	ReasonRunStarted         = "RunStarted"
+	ReasonNodeReportRejected = "NodeReportRejected"
+)
+
+// Destination is where the frames go.
+// +kubebuilder:validation:XValidation:rule="self.port + self.portCount - 1 <= 65535",message="destination.port + destination.portCount - 1 must be <= 65535: lower port or portCount"
+type Destination struct {
+	// Address is the destination IPv4 or IPv6 address.
+	// +required
+	// +kubebuilder:validation:MinLength=2
+	// +kubebuilder:validation:MaxLength=45
+	// +kubebuilder:validation:XValidation:rule="isIP(self)",message="destination.address must be an IPv4 or IPv6 address such as 10.200.0.2 or fd00::2 (no prefix length, no zone)"
+	// +kubebuilder:validation:XValidation:rule="!isIP(self) || !ip(self).isUnspecified()",message="destination.address must not be the unspecified address (0.0.0.0 or ::): give the receiver's address"
+	Address string `json:"address"`
+
+	// MAC is the destination MAC address. Left out, each node resolves the next hop's MAC from its neighbour table.
+	// +optional
+	// +kubebuilder:validation:MaxLength=17
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$')",message="destination.mac must be a MAC address such as 02:00:00:00:00:02, or be left out to resolve it from each node's neighbour table"
+	MAC string `json:"mac,omitempty"`
+
+	// Port is the first destination port.
+	// +optional
+	// +kubebuilder:default=9
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port int32 `json:"port,omitempty"`
+
+	// PortCount spreads frames over the ports port..port+portCount-1 ("dynamic ports").
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	PortCount int32 `json:"portCount,omitempty"`
+}
+
+// Source is what the frames come from. Every field has a per-node default.
+// +kubebuilder:validation:XValidation:rule="self.port + self.portCount - 1 <= 65535",message="source.port + source.portCount - 1 must be <= 65535: lower port or portCount"
+type Source struct {
+	// Address is the source IPv4 or IPv6 address. Left out, each node uses its interface's address of the
+	// destination's family.
+	// +optional
+	// +kubebuilder:validation:MaxLength=45
+	// +kubebuilder:validation:XValidation:rule="isIP(self)",message="source.address must be an IPv4 or IPv6 address such as 10.200.0.1 or fd00::1 (no prefix length, no zone), or be left out to use the interface's address"
+	// +kubebuilder:validation:XValidation:rule="!isIP(self) || !ip(self).isUnspecified()",message="source.address must not be the unspecified address (0.0.0.0 or ::): leave it out to use the interface's address"
+	Address string `json:"address,omitempty"`
+
+	// MAC is the source MAC address. Left out, each node uses its interface's MAC.
+	// +optional
+	// +kubebuilder:validation:MaxLength=17
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$')",message="source.mac must be a MAC address such as 02:00:00:00:00:01, or be left out to use the interface's MAC"
+	MAC string `json:"mac,omitempty"`
+
+	// Port is the first source port.
+	// +optional
+	// +kubebuilder:default=9
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port int32 `json:"port,omitempty"`
+
+	// PortCount spreads frames over the source ports port..port+portCount-1.
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	PortCount int32 `json:"portCount,omitempty"`
+}
+
+// Rate caps how fast each node sends. Exactly one of its fields is set.
+// +kubebuilder:validation:XValidation:rule="!(has(self.packetsPerSecond) && has(self.bitsPerSecond))",message="rate: set only one of packetsPerSecond and bitsPerSecond, not both"
+// +kubebuilder:validation:XValidation:rule="has(self.packetsPerSecond) || has(self.bitsPerSecond)",message="rate: set packetsPerSecond or bitsPerSecond, or remove rate to send as fast as the node can"
+type Rate struct {
+	// PacketsPerSecond is the rate of each node in frames per second.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	PacketsPerSecond *int64 `json:"packetsPerSecond,omitempty"`
+
+	// BitsPerSecond is the rate of each node in bits per second of Ethernet frames (without preamble and FCS).
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	BitsPerSecond *int64 `json:"bitsPerSecond,omitempty"`
+}
+
+// Start says when each node starts sending.
+// +kubebuilder:validation:XValidation:rule="self.policy != 'At' || has(self.at)",message="start.policy At needs start.at, the time at which every node starts sending"
+// +kubebuilder:validation:XValidation:rule="self.policy == 'At' || !has(self.at)",message="start.at is only used with start.policy At: set policy: At or remove at"
+type Start struct {
+	// Policy is WhenReady (each node starts as soon as its agent is ready) or At (every node starts at start.at).
+	// +optional
+	// +kubebuilder:default=WhenReady
+	Policy StartPolicy `json:"policy,omitempty"`
+
+	// At is the time at which every node starts sending, when policy is At.
+	// +optional
+	At *metav1.Time `json:"at,omitempty"`
+}
+
+// TrafficGeneratorSpec is what to send, from which nodes, and for how long.
+// +kubebuilder:validation:XValidation:rule="!has(self.source) || !has(self.source.address) || !isIP(self.source.address) || !isIP(self.destination.address) || ip(self.source.address).family() == ip(self.destination.address).family()",message="destination.address and source.address must both be IPv4 or both IPv6"
+// +kubebuilder:validation:XValidation:rule="self.frameSize >= 14 + (has(self.vlan) ? 4 : 0) + ((isIP(self.destination.address) && ip(self.destination.address).family() == 6) ? 40 : 20) + (self.protocol == 'tcp' ? 20 : 8)",messageExpression="'frameSize must hold Ethernet (14) + VLAN tag (4, when vlan is set) + IP header (20 for IPv4, 40 for IPv6) + ' + (self.protocol == 'tcp' ? 'TCP (20)' : 'UDP (8)') + ' bytes: set frameSize to at least ' + string(14 + (has(self.vlan) ? 4 : 0) + ((isIP(self.destination.address) && ip(self.destination.address).family() == 6) ? 40 : 20) + (self.protocol == 'tcp' ? 20 : 8))"
+// +kubebuilder:validation:XValidation:rule="has(self.duration) || has(self.packets) || (has(self.continuous) && self.continuous)",message="set duration or packets to bound the run, or set continuous: true to send until the TrafficGenerator is deleted"
+// +kubebuilder:validation:XValidation:rule="!(has(self.continuous) && self.continuous) || !(has(self.duration) || has(self.packets))",message="continuous: true sends until the TrafficGenerator is deleted: remove duration and packets, or set continuous: false"
+type TrafficGeneratorSpec struct {
+	// NodeSelector picks the nodes that send. Empty: every Linux node the tolerations allow.
+	// +optional
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+
+	// Tolerations let the agents run on tainted nodes (control-plane nodes, dedicated traffic nodes).
+	// +optional
+	// +listType=atomic
+	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+
+	// Interface is the network interface to send on: a name such as eth0, or auto for the interface of each
+	// node's route to the destination.
+	// +optional
+	// +kubebuilder:default=auto
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=15
+	// +kubebuilder:validation:XValidation:rule="self == 'auto' || self.matches('^[^/:\\\\s]+$')",message="interface must be auto or a network interface name such as eth0 (at most 15 characters, no '/', ':' or white space)"
+	Interface string `json:"interface,omitempty"`
+
+	// Protocol is udp or tcp.
+	// +optional
+	// +kubebuilder:default=udp
+	Protocol Protocol `json:"protocol,omitempty"`
+
+	// Destination is where the frames go.
+	// +required
+	Destination Destination `json:"destination"`
+
+	// Source is what the frames come from; every field defaults per node.
+	// +optional
+	// +kubebuilder:default={}
+	Source Source `json:"source,omitempty"`
+
+	// FrameSize is the size of each Ethernet frame in bytes, without the FCS. The agent checks it against the
+	// interface MTU when it starts.
+	// +optional
+	// +kubebuilder:default=64
+	// +kubebuilder:validation:Minimum=60
+	// +kubebuilder:validation:Maximum=9216
+	FrameSize int32 `json:"frameSize,omitempty"`
+
+	// VLAN is an 802.1Q VLAN ID to tag the frames with.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=4094
+	VLAN *int32 `json:"vlan,omitempty"`
+
+	// Threads is the number of sending threads (pinned CPUs) on each node.
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=256
+	Threads int32 `json:"threads,omitempty"`
+
+	// Rate caps each node's sending rate. Left out, each node sends as fast as it can.
+	// +optional
+	Rate *Rate `json:"rate,omitempty"`
+
+	// Duration bounds the run in time (a Go duration such as 30s, 10m or 1h30m; 1s to 168h).
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$')",message="duration must be a Go duration such as 30s, 10m or 1h30m"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$') || (duration(self) >= duration('1s') && duration(self) <= duration('168h'))",message="duration must be between 1s and 168h (7 days)"
+	Duration *metav1.Duration `json:"duration,omitempty"`
+
+	// Packets bounds the run in frames sent by each node.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	Packets *int64 `json:"packets,omitempty"`
+
+	// Continuous runs until the TrafficGenerator is deleted. A run needs duration, packets, or continuous: true.
+	// +optional
+	Continuous bool `json:"continuous,omitempty"`
+
+	// Start says when each node starts sending.
+	// +optional
+	// +kubebuilder:default={}
+	Start Start `json:"start,omitempty"`
+}
+
+// NodeSummary is one node's part of a run, copied from its NodeReport.
+type NodeSummary struct {
+	// Node is the node's name.
+	Node string `json:"node"`
+	// Phase is the node's phase for the current generation.
+	Phase Phase `json:"phase"`
+	// Packets and Bytes are what the node has sent in this run.
+	Packets int64 `json:"packets"`
+	Bytes   int64 `json:"bytes"`
+	// PacketsPerSecond and BitsPerSecond are the node's current rates.
+	PacketsPerSecond int64 `json:"packetsPerSecond"`
+	BitsPerSecond    int64 `json:"bitsPerSecond"`
+	// LastError is the node's message when it failed.
+	// +optional
+	LastError string `json:"lastError,omitempty"`
+}
+
+// Totals sums the nodes of the current generation. Rates sum the nodes that are running.
+type Totals struct {
+	Packets          int64 `json:"packets"`
+	Bytes            int64 `json:"bytes"`
+	PacketsPerSecond int64 `json:"packetsPerSecond"`
+	BitsPerSecond    int64 `json:"bitsPerSecond"`
+}
+
+// TrafficGeneratorStatus is computed by the controller from the agent DaemonSet and the NodeReports.
+type TrafficGeneratorStatus struct {
+	// Phase is Pending until a node runs, Running while any node runs or nodes are still to finish, and
+	// Completed (or Failed, when a node failed) once every scheduled node has finished.
+	// +optional
+	Phase Phase `json:"phase,omitempty"`
+
+	// ObservedGeneration is the generation of the spec this status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Conditions are Ready, Progressing and Degraded.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// NodesRunning is the number of nodes sending now.
+	// +optional
+	NodesRunning int32 `json:"nodesRunning,omitempty"`
+
+	// NodesTotal is the number of nodes the agents are scheduled on (or that reported, if more).
+	// +optional
+	NodesTotal int32 `json:"nodesTotal,omitempty"`
+
+	// NodesSummary is "running/total", for kubectl get.
+	// +optional
+	NodesSummary string `json:"nodesSummary,omitempty"`
+
+	// Totals sums the nodes of the current generation.
+	// +optional
+	Totals Totals `json:"totals,omitempty"`
+
+	// Nodes has one entry per node that reported for the current generation, sorted by node name.
+	// +optional
+	// +listType=map
+	// +listMapKey=node
+	Nodes []NodeSummary `json:"nodes,omitempty"`
+
+	// StartTime is when the first node started sending.
+	// +optional
+	StartTime *metav1.Time `json:"startTime,omitempty"`
+
+	// CompletionTime is when the last node finished.
+	// +optional
+	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
+}
+
+// TrafficGenerator sends XDP live frames from a set of nodes: the controller runs an agent on each selected node
+// (a DaemonSet) and sums what the agents report into the status.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=tg,categories=xdpgen
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Nodes",type=string,JSONPath=`.status.nodesSummary`,description="nodes running/nodes scheduled"
+// +kubebuilder:printcolumn:name="PPS",type=integer,JSONPath=`.status.totals.packetsPerSecond`,description="packets per second, all nodes"
+// +kubebuilder:printcolumn:name="Packets",type=integer,JSONPath=`.status.totals.packets`,description="packets sent, all nodes"
+// +kubebuilder:printcolumn:name="Destination",type=string,JSONPath=`.spec.destination.address`,priority=1
+// +kubebuilder:printcolumn:name="Protocol",type=string,JSONPath=`.spec.protocol`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 63",message="metadata.name must be at most 63 characters: it is a label value on the agent pods and the node reports"
+type TrafficGenerator struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +required
+	Spec TrafficGeneratorSpec `json:"spec"`
+
+	// +optional
+	Status TrafficGeneratorStatus `json:"status,omitempty"`
+}
+
+// TrafficGeneratorList is a list of TrafficGenerators.
+// +kubebuilder:object:root=true
+type TrafficGeneratorList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []TrafficGenerator `json:"items"`
+}
