@@ -29,13 +29,21 @@ static __always_inline struct worker_state *this_worker(void)
 	return bpf_map_lookup_elem(&workers, &zero);
 }
 
-static __always_inline int record(struct xdp_md *ctx, struct worker_state *w, int action)
+/* Counts a verdict. Callers pass constants, so the index needs no bounds check the verifier could lose. */
+static __always_inline int record(struct xdp_md *ctx, struct worker_state *w, enum xdp_action action)
 {
-	if (action < 0 || action >= XDPGEN_ACTIONS)
-		action = XDP_ABORTED;
-	w->actions[action].packets++;
-	w->actions[action].bytes += ctx->data_end - ctx->data;
+	struct counter *c = &w->actions[action];
+
+	c->packets++;
+	c->bytes += ctx->data_end - ctx->data;
 	return action;
+}
+
+static __always_inline int redirect_out(struct xdp_md *ctx, struct worker_state *w)
+{
+	if (bpf_redirect(config.ifindex, 0) != XDP_REDIRECT)
+		return record(ctx, w, XDP_ABORTED);
+	return record(ctx, w, XDP_REDIRECT);
 }
 
 /* Folds a 32-bit one's complement sum to 16 bits. */
@@ -68,7 +76,7 @@ static __always_inline int stamp_ports(struct xdp_md *ctx, struct worker_state *
 
 	__be16 dst = bpf_htons(config.dst_port + w->dst_port_offset);
 	__be16 src = bpf_htons(config.src_port + w->src_port_offset);
-	__u32 sum = (__u16)~config.udp_check;
+	__u32 sum = (__u16)~bpf_htons(config.udp_check);
 
 	sum += (__u16)~bpf_htons(config.src_port) + src;
 	sum += (__u16)~bpf_htons(config.dst_port) + dst;
@@ -100,7 +108,7 @@ int xdpgen_udp(struct xdp_md *ctx)
 		if (stamp_ports(ctx, w) < 0)
 			return record(ctx, w, XDP_ABORTED);
 	}
-	return record(ctx, w, bpf_redirect(config.ifindex, 0));
+	return redirect_out(ctx, w);
 }
 
 /* The ceiling a generator is measured against: redirect the template untouched, count it, nothing else. */
@@ -111,7 +119,7 @@ int xdpgen_redirect_notouch(struct xdp_md *ctx)
 
 	if (!w)
 		return XDP_ABORTED;
-	return record(ctx, w, bpf_redirect(config.ifindex, 0));
+	return redirect_out(ctx, w);
 }
 
 /* Attached to an egress interface whose driver only accepts redirected frames while an XDP program runs. */

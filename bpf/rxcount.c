@@ -33,22 +33,23 @@ struct vlan_hdr {
 	__be16 proto;
 };
 
-/* Returns the UDP header of a frame, or NULL when it is not UDP over IPv4/IPv6 (options are allowed on IPv4,
- * extension headers are not on IPv6). */
-static __always_inline struct udphdr *udp_header(void *data, void *data_end)
+/* Returns the UDP destination port of a frame, or -1 when it is not UDP over IPv4/IPv6 (options are allowed on
+ * IPv4, extension headers are not on IPv6). */
+static __always_inline int udp_dst_port(void *data, void *data_end)
 {
 	struct ethhdr *eth = data;
 	void *l3 = eth + 1;
+	struct udphdr *udp;
 
 	if (l3 > data_end)
-		return NULL;
+		return -1;
 	__be16 proto = eth->h_proto;
 
 	if (proto == bpf_htons(ETH_P_8021Q)) {
 		struct vlan_hdr *vlan = l3;
 
 		if ((void *)(vlan + 1) > data_end)
-			return NULL;
+			return -1;
 		proto = vlan->proto;
 		l3 = vlan + 1;
 	}
@@ -57,21 +58,20 @@ static __always_inline struct udphdr *udp_header(void *data, void *data_end)
 		struct iphdr *ip = l3;
 
 		if ((void *)(ip + 1) > data_end || ip->protocol != IPPROTO_UDP || ip->ihl < 5)
-			return NULL;
-		struct udphdr *udp = l3 + ip->ihl * 4;
-
-		return (void *)(udp + 1) > data_end ? NULL : udp;
-	}
-	if (proto == bpf_htons(ETH_P_IPV6)) {
+			return -1;
+		udp = l3 + ip->ihl * 4;
+	} else if (proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = l3;
 
 		if ((void *)(ip6 + 1) > data_end || ip6->nexthdr != IPPROTO_UDP)
-			return NULL;
-		struct udphdr *udp = (void *)(ip6 + 1);
-
-		return (void *)(udp + 1) > data_end ? NULL : udp;
+			return -1;
+		udp = (void *)(ip6 + 1);
+	} else {
+		return -1;
 	}
-	return NULL;
+	if ((void *)(udp + 1) > data_end)
+		return -1;
+	return bpf_ntohs(udp->dest);
 }
 
 SEC("xdp")
@@ -79,15 +79,11 @@ int xdpgen_rx_count(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	struct udphdr *udp = udp_header(data, data_end);
+	int port = udp_dst_port(data, data_end);
 	__u32 key = RX_OTHER;
 
-	if (udp) {
-		__u16 port = bpf_ntohs(udp->dest);
-
-		if (port >= rx_config.dst_port_first && port <= rx_config.dst_port_last)
-			key = RX_MATCHED;
-	}
+	if (port >= rx_config.dst_port_first && port <= rx_config.dst_port_last)
+		key = RX_MATCHED;
 
 	struct counter *c = bpf_map_lookup_elem(&rx_counters, &key);
 

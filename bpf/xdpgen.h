@@ -30,12 +30,12 @@ struct worker_state {
 };
 
 /* The UDP generator's configuration: fixed at load time as a const volatile so the verifier prunes what a
- * run does not use (a fixed flow never touches the packet). Ports are host byte order. */
+ * run does not use (a fixed flow never touches the packet). Every field is in host byte order. */
 struct udp_config {
 	__u32 ifindex;
 	/* Offset of the UDP header in the frame (Ethernet, optional 802.1Q tag, IPv4 or IPv6). */
 	__u16 udp_offset;
-	/* The template's UDP checksum as it sits in the frame (network byte order). */
+	/* The template's UDP checksum: the value the dynamic-port checksums are derived from. */
 	__u16 udp_check;
 	__u16 dst_port;
 	__u16 dst_port_count;

@@ -1,0 +1,189 @@
+// Package dataplane generates packets with XDP live frames: it builds the frame template, loads and attaches
+// the BPF programs, runs one pinned BPF_PROG_RUN worker per CPU, and reads the counters the programs keep.
+// It imports no Kubernetes package: the standalone CLI and the node agent share it.
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+)
+
+// Config describes one UDP run. Zero values mean "work it out": the source MAC and address come from the
+// interface and the route, the destination MAC from the neighbour table.
+type Config struct {
+	// Interface is the egress interface. Empty: the interface of the route to DstAddr.
+	Interface string
+
+	DstMAC, SrcMAC   net.HardwareAddr
+	DstAddr, SrcAddr netip.Addr
+	// Ports are ranges: Port, Port+1, ..., Port+PortCount-1. Port 0 means 9 (discard), a count of 0 means 1.
+	DstPort, DstPortCount uint16
+	SrcPort, SrcPortCount uint16
+	// VLAN is the 802.1Q VLAN ID to tag frames with; 0 sends them untagged.
+	VLAN uint16
+	// FrameSize is the Ethernet frame length without FCS. 0: 64 bytes, or the smallest frame the headers fit.
+	FrameSize int
+
+	// Threads is the number of workers, each pinned to its own CPU. 0 means 1.
+	Threads int
+	// Packets stops the run after this many frames in total; 0: no limit.
+	Packets uint64
+	// Duration stops the run after this long; 0: no limit.
+	Duration time.Duration
+	// RatePPS or RateBPS caps the whole run's rate (frames per second, or frame bits per second);
+	// 0: as fast as the machine goes.
+	RatePPS, RateBPS uint64
+}
+
+// Field names a Config field in errors, so that each front end can name it its own way (a CLI flag, a spec path).
+type Field string
+
+// The fields a ConfigError can name.
+const (
+	FieldInterface Field = "interface"
+	FieldDstMAC    Field = "dst-mac"
+	FieldSrcMAC    Field = "src-mac"
+	FieldDstAddr   Field = "dst-addr"
+	FieldSrcAddr   Field = "src-addr"
+	FieldDstPort   Field = "dst-port"
+	FieldSrcPort   Field = "src-port"
+	FieldVLAN      Field = "vlan"
+	FieldFrameSize Field = "size"
+	FieldThreads   Field = "threads"
+	FieldRate      Field = "rate"
+)
+
+// ConfigError is bad input: which field, the value given, and what would work.
+type ConfigError struct {
+	Field Field
+	Value string
+	// Problem says what is wrong with the value and what would work instead.
+	Problem string
+}
+
+func (e *ConfigError) Error() string {
+	if e.Value == "" {
+		return fmt.Sprintf("%s: %s", e.Field, e.Problem)
+	}
+	return fmt.Sprintf("%s %s: %s", e.Field, e.Value, e.Problem)
+}
+
+func fieldError(f Field, value any, format string, args ...any) *ConfigError {
+	v := fmt.Sprint(value)
+	if value == nil {
+		v = ""
+	}
+	return &ConfigError{Field: f, Value: v, Problem: fmt.Sprintf(format, args...)}
+}
+
+// defaultPort is the discard service: what a receiver ignores by convention.
+const defaultPort = 9
+
+// defaultFrameSize is what xdp-trafficgen and most RFC 2544 runs start with.
+const defaultFrameSize = 64
+
+// withDefaults returns c with zero values that have a static default filled in.
+func (c Config) withDefaults() Config {
+	if c.DstPort == 0 {
+		c.DstPort = defaultPort
+	}
+	if c.SrcPort == 0 {
+		c.SrcPort = defaultPort
+	}
+	if c.DstPortCount == 0 {
+		c.DstPortCount = 1
+	}
+	if c.SrcPortCount == 0 {
+		c.SrcPortCount = 1
+	}
+	if c.Threads == 0 {
+		c.Threads = 1
+	}
+	if c.FrameSize == 0 {
+		c.FrameSize = max(defaultFrameSize, minFrameSize(c.DstAddr.Is6(), c.VLAN))
+	}
+	return c
+}
+
+// Validate checks what can be checked without looking at the machine: addresses, ranges, sizes, rates.
+// Everything that depends on the host (interface, MTU, CPUs, MACs) is checked when a Generator is made.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	if !c.DstAddr.IsValid() {
+		errs = append(errs, fieldError(FieldDstAddr, nil, "required: the IPv4 or IPv6 address to send to"))
+	} else if c.DstAddr.Zone() != "" {
+		errs = append(errs, fieldError(FieldDstAddr, c.DstAddr, "zoned addresses are not supported: give the interface separately"))
+	}
+	if c.SrcAddr.IsValid() && c.DstAddr.IsValid() && c.SrcAddr.Is4() != c.DstAddr.Is4() {
+		errs = append(errs, fieldError(FieldSrcAddr, c.SrcAddr, "is %s but the destination %s is %s: use the same IP family for both",
+			family(c.SrcAddr), c.DstAddr, family(c.DstAddr)))
+	}
+	for _, m := range []struct {
+		field Field
+		mac   net.HardwareAddr
+	}{{FieldDstMAC, c.DstMAC}, {FieldSrcMAC, c.SrcMAC}} {
+		if m.mac != nil && len(m.mac) != 6 {
+			errs = append(errs, fieldError(m.field, m.mac, "not an Ethernet MAC: use six bytes such as 02:00:00:00:00:01"))
+		}
+	}
+	for _, p := range []struct {
+		field       Field
+		port, count uint16
+	}{{FieldDstPort, c.DstPort, c.DstPortCount}, {FieldSrcPort, c.SrcPort, c.SrcPortCount}} {
+		if last := int(p.port) + int(p.count) - 1; last > 65535 {
+			errs = append(errs, fieldError(p.field, fmt.Sprintf("%d+%d", p.port, p.count),
+				"the range ends at port %d, past 65535: lower the port to at most %d or the count to at most %d",
+				last, 65536-int(p.count), 65536-int(p.port)))
+		}
+	}
+	if c.VLAN > 4094 {
+		errs = append(errs, fieldError(FieldVLAN, c.VLAN, "VLAN IDs go from 1 to 4094 (0 sends untagged frames)"))
+	}
+	if c.DstAddr.IsValid() {
+		if lo := minFrameSize(c.DstAddr.Is6(), c.VLAN); c.FrameSize < lo {
+			errs = append(errs, fieldError(FieldFrameSize, c.FrameSize, "below the smallest %s%s frame: use at least %d bytes",
+				family(c.DstAddr), vlanNote(c.VLAN), lo))
+		}
+	}
+	if c.FrameSize > MaxLiveFrameSize {
+		errs = append(errs, fieldError(FieldFrameSize, c.FrameSize, "live frames hold at most %d bytes (one page): use a smaller size",
+			MaxLiveFrameSize))
+	}
+	if c.Threads < 1 {
+		errs = append(errs, fieldError(FieldThreads, c.Threads, "use at least 1 thread"))
+	}
+	if c.RatePPS != 0 && c.RateBPS != 0 {
+		errs = append(errs, fieldError(FieldRate, nil, "give a rate in packets/s or in bits/s, not both"))
+	}
+	if c.RateBPS != 0 && c.RateBPS < uint64(c.FrameSize)*8 {
+		errs = append(errs, fieldError(FieldRate, fmt.Sprintf("%d bit/s", c.RateBPS), "below one %d-byte frame per second: use at least %d bit/s",
+			c.FrameSize, c.FrameSize*8))
+	}
+	return errors.Join(errs...)
+}
+
+// ratePPS is the whole run's target rate in frames per second; 0 is unlimited.
+func (c Config) ratePPS() float64 {
+	if c.RateBPS != 0 {
+		return float64(c.RateBPS) / float64(c.FrameSize*8)
+	}
+	return float64(c.RatePPS)
+}
+
+func family(a netip.Addr) string {
+	if a.Is4() {
+		return "IPv4"
+	}
+	return "IPv6"
+}
+
+func vlanNote(vlan uint16) string {
+	if vlan == 0 {
+		return ""
+	}
+	return " VLAN-tagged"
+}

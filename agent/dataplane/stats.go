@@ -1,0 +1,94 @@
+package dataplane
+
+import (
+	"fmt"
+	"time"
+)
+
+// Action is an XDP verdict; the programs count packets and bytes per verdict.
+type Action int
+
+// The XDP verdicts, in the kernel's order.
+const (
+	ActionAborted Action = iota
+	ActionDrop
+	ActionPass
+	ActionTX
+	ActionRedirect
+	numActions
+)
+
+// Actions lists every verdict in the kernel's order.
+var Actions = [numActions]Action{ActionAborted, ActionDrop, ActionPass, ActionTX, ActionRedirect}
+
+func (a Action) String() string {
+	switch a {
+	case ActionAborted:
+		return "XDP_ABORTED"
+	case ActionDrop:
+		return "XDP_DROP"
+	case ActionPass:
+		return "XDP_PASS"
+	case ActionTX:
+		return "XDP_TX"
+	case ActionRedirect:
+		return "XDP_REDIRECT"
+	}
+	return fmt.Sprintf("XDP_%d", int(a))
+}
+
+// Counter is a packet and byte count.
+type Counter struct {
+	Packets uint64 `json:"packets"`
+	Bytes   uint64 `json:"bytes"`
+}
+
+func (c Counter) add(o Counter) Counter {
+	return Counter{Packets: c.Packets + o.Packets, Bytes: c.Bytes + o.Bytes}
+}
+
+func (c Counter) sub(o Counter) Counter {
+	return Counter{Packets: c.Packets - o.Packets, Bytes: c.Bytes - o.Bytes}
+}
+
+// Stats is a snapshot of the generator's counters, summed over every CPU.
+type Stats struct {
+	At      time.Time
+	Actions [numActions]Counter
+}
+
+// Sent is what was handed to an interface for transmission: XDP_REDIRECT and XDP_TX.
+func (s Stats) Sent() Counter {
+	return s.Actions[ActionRedirect].add(s.Actions[ActionTX])
+}
+
+// Rate is a counter's change per second.
+type Rate struct {
+	PacketsPerSecond float64 `json:"pps"`
+	BitsPerSecond    float64 `json:"bps"`
+}
+
+// Delta is what happened between two snapshots.
+type Delta struct {
+	Period  time.Duration
+	Actions [numActions]Counter
+}
+
+// Since is the change from an earlier snapshot.
+func (s Stats) Since(earlier Stats) Delta {
+	d := Delta{Period: s.At.Sub(earlier.At)}
+	for a := range d.Actions {
+		d.Actions[a] = s.Actions[a].sub(earlier.Actions[a])
+	}
+	return d
+}
+
+// Rate is the rate of one verdict over the period.
+func (d Delta) Rate(a Action) Rate {
+	secs := d.Period.Seconds()
+	if secs <= 0 {
+		return Rate{}
+	}
+	c := d.Actions[a]
+	return Rate{PacketsPerSecond: float64(c.Packets) / secs, BitsPerSecond: float64(c.Bytes) * 8 / secs}
+}
