@@ -17,11 +17,11 @@ type XDPFeatures uint64
 
 // The XDP features xdpgen looks at.
 const (
-	XDPBasic      XDPFeatures = 1 << 0
-	XDPRedirect   XDPFeatures = 1 << 1
-	XDPNdoXmit    XDPFeatures = 1 << 2
-	XDPNdoXmitSG  XDPFeatures = 1 << 6
-	featureNames              = "basic redirect ndo-xmit xsk-zerocopy hw-offload rx-sg ndo-xmit-sg"
+	XDPBasic     XDPFeatures = 1 << 0
+	XDPRedirect  XDPFeatures = 1 << 1
+	XDPNdoXmit   XDPFeatures = 1 << 2
+	XDPNdoXmitSG XDPFeatures = 1 << 6
+	featureNames             = "basic redirect ndo-xmit xsk-zerocopy hw-offload rx-sg ndo-xmit-sg"
 )
 
 func (f XDPFeatures) String() string {
