@@ -93,6 +93,23 @@ static __always_inline int stamp_ports(struct xdp_md *ctx, struct worker_state *
 	return 0;
 }
 
+/* Whether this worker's next frame is due; advances the schedule when it is. Userspace starts every worker's
+ * schedule at the run's start; a worker that fell more than MAX_BACKLOG behind (descheduled for long)
+ * restarts its schedule rather than bursting. */
+#define MAX_BACKLOG_NS (100 * 1000 * 1000ULL)
+
+static __always_inline int frame_due(struct worker_state *w)
+{
+	__u64 now = (bpf_ktime_get_ns() - config.clock_base) << PACE_SHIFT;
+
+	if (now < w->next_due)
+		return 0;
+	if (now - w->next_due > (MAX_BACKLOG_NS << PACE_SHIFT))
+		w->next_due = now;
+	w->next_due += config.pace_interval;
+	return 1;
+}
+
 SEC("xdp")
 int xdpgen_udp(struct xdp_md *ctx)
 {
@@ -101,6 +118,8 @@ int xdpgen_udp(struct xdp_md *ctx)
 	if (!w)
 		return XDP_ABORTED;
 	if (w->emitted >= w->limit)
+		return XDP_DROP;
+	if (config.pace_interval && !frame_due(w))
 		return XDP_DROP;
 	w->emitted++;
 

@@ -28,6 +28,8 @@ type generatorUdpConfig struct {
 	DstPortCount uint16
 	SrcPort      uint16
 	SrcPortCount uint16
+	PaceInterval uint64
+	ClockBase    uint64
 }
 
 type generatorWorkerState struct {
@@ -36,6 +38,7 @@ type generatorWorkerState struct {
 	Emitted       uint64
 	DstPortOffset uint32
 	SrcPortOffset uint32
+	NextDue       uint64
 	Actions       [5]generatorCounter
 }
 

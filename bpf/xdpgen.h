@@ -26,8 +26,13 @@ struct worker_state {
 	 * rewrite, never a value we can trust. */
 	__u32 dst_port_offset;
 	__u32 src_port_offset;
+	/* When the next frame is due: ns since config.clock_base, shifted by PACE_SHIFT. */
+	__u64 next_due;
 	struct counter actions[XDPGEN_ACTIONS];
 };
+
+/* Pacing keeps time in 1/256 ns, so that any rate's interval is exact enough over a long run. */
+#define PACE_SHIFT 8
 
 /* The UDP generator's configuration: fixed at load time as a const volatile so the verifier prunes what a
  * run does not use (a fixed flow never touches the packet). Every field is in host byte order. */
@@ -41,6 +46,11 @@ struct udp_config {
 	__u16 dst_port_count;
 	__u16 src_port;
 	__u16 src_port_count;
+	/* Time between two frames of one worker, in 1/256 ns; 0: as fast as possible. A frame that is not due yet
+	 * is dropped uncounted: the worker spins, as hardware generators do, so that pacing has no sleep jitter. */
+	__u64 pace_interval;
+	/* Boot time (ns) at load: pacing clocks count from here, so PACE_SHIFT cannot overflow them. */
+	__u64 clock_base;
 };
 
 /* The receive counter's filter: UDP to destination ports [dst_port_first, dst_port_last]. */

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -15,14 +15,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xdpgen/xdpgen/bpf"
-)
-
-// Batch bounds for one BPF_PROG_RUN call. A worker adapts its batch so that a call lasts about
-// targetRunTime: long enough that the syscall costs nothing, short enough that a stop is prompt.
-const (
-	minBatch      = 64
-	maxBatch      = 1 << 22
-	targetRunTime = 10 * time.Millisecond
 )
 
 // Generator sends one UDP flow (or a range of ports) as XDP live frames from pinned workers.
@@ -35,6 +27,8 @@ type Generator struct {
 	// program is what the workers run: the UDP generator, or the no-touch ceiling in benchmarks.
 	program *ebpf.Program
 	egress  *egress
+	// clockBase is the pacing clock's zero (config.clock_base).
+	clockBase uint64
 	// ns is the network namespace NewGenerator was called in: live frames redirect to an ifindex of the
 	// calling thread's namespace, so every worker enters it.
 	ns netns.NsHandle
@@ -60,6 +54,7 @@ func NewGenerator(cfg Config) (*Generator, error) {
 	}
 	_ = rlimit.RemoveMemlock() // only kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK
 
+	clockBase := monotonicAt(time.Now())
 	objs, err := bpf.LoadGenerator(bpf.UDPConfig{
 		Ifindex:      uint32(tgt.Ifindex),
 		UdpOffset:    uint16(tmpl.UDPOffset),
@@ -68,11 +63,13 @@ func NewGenerator(cfg Config) (*Generator, error) {
 		DstPortCount: cfg.DstPortCount,
 		SrcPort:      cfg.SrcPort,
 		SrcPortCount: cfg.SrcPortCount,
+		PaceInterval: paceInterval(cfg.ratePPS(), cfg.Threads),
+		ClockBase:    clockBase,
 	})
 	if err != nil {
 		return nil, privilegeHint(err)
 	}
-	g := &Generator{cfg: cfg, target: tgt, template: tmpl, objs: objs, program: objs.UDP}
+	g := &Generator{cfg: cfg, target: tgt, template: tmpl, objs: objs, program: objs.UDP, clockBase: clockBase}
 	if g.ns, err = netns.Get(); err != nil {
 		g.Close()
 		return nil, fmt.Errorf("current network namespace: %w", err)
@@ -148,40 +145,140 @@ func (g *Generator) workerStates() ([]bpf.WorkerState, error) {
 }
 
 // Run generates until the packet count is reached, the duration is up, or ctx is cancelled, and returns
-// within a worker's batch time (about 10 ms) of any of them. It returns ctx's error when ctx ended the run.
+// promptly (a few milliseconds) after any of them. It returns ctx's error when ctx ended the run.
 func (g *Generator) Run(ctx context.Context) error {
-	if err := g.setLimits(); err != nil {
+	start := time.Now()
+	if err := g.initWorkers(start); err != nil {
 		return err
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	if g.cfg.Duration > 0 {
-		runCtx, cancel = context.WithTimeout(runCtx, g.cfg.Duration)
-		defer cancel()
-	}
-
-	ratePerWorker := g.cfg.ratePPS() / float64(len(g.target.CPUs))
-	errs := make([]error, len(g.target.CPUs))
-	var wg sync.WaitGroup
+	workers := make([]*liveFrameWorker, len(g.target.CPUs))
 	for i, cpu := range g.target.CPUs {
-		wg.Go(func() {
-			errs[i] = g.work(runCtx, cpu, ratePerWorker)
-			if errs[i] != nil {
-				cancel() // one worker failing ends the run
-			}
-		})
+		workers[i] = &liveFrameWorker{cpu: cpu, done: make(chan struct{})}
+		go workers[i].run(g)
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return err
+	err := g.supervise(ctx, workers, start)
+	if err == nil {
+		err = ctx.Err()
 	}
-	return ctx.Err()
+	return err
 }
 
-// setLimits gives each worker's CPU its share of the packet count (all of it: no limit).
-func (g *Generator) setLimits() error {
+// supervise waits for the workers, stopping each one when its CPU has sent its share, and all of them when
+// the duration is up, ctx ends, or one fails.
+func (g *Generator) supervise(ctx context.Context, workers []*liveFrameWorker, start time.Time) error {
+	tick := time.NewTicker(superviseInterval)
+	defer tick.Stop()
+	deadline := start.Add(g.cfg.Duration)
+	stopAll := false
+	for {
+		select {
+		case <-ctx.Done():
+			stopAll = true
+		case <-tick.C:
+		}
+		states, err := g.workerStates()
+		if err != nil {
+			stopAll = true
+		}
+		if g.cfg.Duration > 0 && !time.Now().Before(deadline) {
+			stopAll = true
+		}
+		running := 0
+		var errs []error
+		for _, w := range workers {
+			select {
+			case <-w.done:
+				errs = append(errs, w.err)
+				continue
+			default:
+			}
+			running++
+			if stopAll || (states != nil && states[w.cpu].Emitted >= states[w.cpu].Limit) {
+				w.stop()
+			}
+		}
+		if err := errors.Join(append(errs, err)...); err != nil {
+			stopAll = true
+			if running == 0 {
+				return err
+			}
+		}
+		if running == 0 {
+			return nil
+		}
+	}
+}
+
+// superviseInterval is how often a run checks its workers: the bound on how late a stop is.
+const superviseInterval = 2 * time.Millisecond
+
+// maxRepeat bounds one BPF_PROG_RUN call; calls are ended by a signal long before it is reached.
+const maxRepeat = 1 << 30
+
+// liveFrameWorker loops BPF_PROG_RUN on one pinned CPU until it is stopped or its share is sent.
+type liveFrameWorker struct {
+	cpu      int
+	tid      atomic.Int32
+	stopping atomic.Bool
+	done     chan struct{}
+	err      error
+}
+
+func (w *liveFrameWorker) run(g *Generator) {
+	defer close(w.done)
+	// The thread's affinity and namespace are changed for good: it stays locked and dies with the goroutine.
+	runtime.LockOSThread()
+	var set unix.CPUSet
+	set.Set(w.cpu)
+	if err := unix.SchedSetaffinity(0, &set); err != nil {
+		w.err = fmt.Errorf("pin worker to cpu %d: %w", w.cpu, err)
+		return
+	}
+	if err := netns.Set(g.ns); err != nil {
+		w.err = fmt.Errorf("enter network namespace: %w", err)
+		return
+	}
+	w.tid.Store(int32(unix.Gettid()))
+
+	for !w.stopping.Load() {
+		states, err := g.workerStates()
+		if err != nil {
+			w.err = err
+			return
+		}
+		st := states[w.cpu]
+		if st.Emitted >= st.Limit {
+			return
+		}
+		repeat := uint64(maxRepeat)
+		if g.cfg.ratePPS() == 0 {
+			// Every frame is sent, so the call can end exactly at the limit.
+			repeat = min(repeat, st.Limit-st.Emitted)
+		}
+		if err := runLiveFrames(g.program, g.template.Frame, uint32(repeat)); err != nil && !errors.Is(err, errInterrupted) {
+			w.err = fmt.Errorf("live-frame run on cpu %d: %w", w.cpu, err)
+			return
+		}
+	}
+}
+
+// stop ends the worker's run: the flag stops the loop, the signal interrupts the call it is in. The supervisor
+// calls it again until the worker is done, in case the signal came before the call.
+func (w *liveFrameWorker) stop() {
+	w.stopping.Store(true)
+	if tid := w.tid.Load(); tid != 0 {
+		_ = unix.Tgkill(unix.Getpid(), int(tid), unix.SIGURG) // the Go runtime ignores a SIGURG it did not ask for
+	}
+}
+
+// initWorkers gives each worker's CPU its share of the packet count (all of it: no limit) and starts every
+// pacing schedule at start, so that a worker whose first call the kernel delays (each takes tens of
+// milliseconds to begin) catches up instead of falling behind.
+func (g *Generator) initWorkers(start time.Time) error {
 	states := make([]bpf.WorkerState, ebpf.MustPossibleCPU())
+	startTicks := (monotonicAt(start) - g.clockBase) << paceShift
 	for i, cpu := range g.target.CPUs {
+		states[cpu].NextDue = startTicks
 		states[cpu].Limit = math.MaxUint64
 		if n := g.cfg.Packets; n > 0 {
 			share := n / uint64(len(g.target.CPUs))
@@ -197,77 +294,20 @@ func (g *Generator) setLimits() error {
 	return nil
 }
 
-// work is one live-frame worker: it pins its thread to cpu, enters the generator's namespace and loops
-// BPF_PROG_RUN until its CPU's limit is reached or ctx ends. ratePPS caps this worker (0: no cap).
-func (g *Generator) work(ctx context.Context, cpu int, ratePPS float64) error {
-	// The thread's affinity and namespace are changed for good: it stays locked and dies with the goroutine.
-	runtime.LockOSThread()
-	var set unix.CPUSet
-	set.Set(cpu)
-	if err := unix.SchedSetaffinity(0, &set); err != nil {
-		return fmt.Errorf("pin worker to cpu %d: %w", cpu, err)
+// paceInterval is the time between one worker's frames in 1/256 ns (PACE_SHIFT), 0 for no pacing.
+func paceInterval(ratePPS float64, threads int) uint64 {
+	if ratePPS <= 0 {
+		return 0
 	}
-	if err := netns.Set(g.ns); err != nil {
-		return fmt.Errorf("enter network namespace: %w", err)
-	}
-
-	opts := ebpf.RunOptions{Data: g.template.Frame, Flags: unix.BPF_F_TEST_XDP_LIVE_FRAMES}
-	batch := uint64(minBatch)
-	start := time.Now()
-	for ctx.Err() == nil {
-		states, err := g.workerStates()
-		if err != nil {
-			return err
-		}
-		st := states[cpu]
-		if st.Emitted >= st.Limit {
-			return nil
-		}
-		n := min(batch, st.Limit-st.Emitted)
-		if ratePPS > 0 {
-			due := uint64(ratePPS * time.Since(start).Seconds())
-			if due <= st.Emitted {
-				// Sleep until the next frame is due; the target is recomputed from the start, so sleep
-				// jitter never accumulates.
-				next := start.Add(time.Duration(float64(st.Emitted+1) / ratePPS * float64(time.Second)))
-				sleep(ctx, time.Until(next))
-				continue
-			}
-			n = min(n, due-st.Emitted)
-		}
-
-		opts.Repeat = uint32(n)
-		began := time.Now()
-		if _, err := g.program.Run(&opts); err != nil {
-			return fmt.Errorf("live-frame run on cpu %d: %w", cpu, err)
-		}
-		batch = adaptBatch(batch, n, time.Since(began))
-	}
-	return nil
+	return uint64(float64(threads) / ratePPS * 1e9 * (1 << paceShift))
 }
 
-// adaptBatch steers the batch toward targetRunTime, judging only full batches.
-func adaptBatch(batch, ran uint64, took time.Duration) uint64 {
-	if ran < batch {
-		return batch
-	}
-	switch {
-	case took < targetRunTime/2 && batch < maxBatch:
-		return batch * 2
-	case took > targetRunTime*2 && batch > minBatch:
-		return batch / 2
-	}
-	return batch
-}
+// paceShift is PACE_SHIFT in xdpgen.h.
+const paceShift = 8
 
-func sleep(ctx context.Context, d time.Duration) {
-	if d <= 0 {
-		return
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
+// monotonicAt is t on CLOCK_MONOTONIC in ns, the clock bpf_ktime_get_ns reads.
+func monotonicAt(t time.Time) uint64 {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return uint64(ts.Nano() - time.Since(t).Nanoseconds())
 }
