@@ -140,7 +140,7 @@ func TestUDPStampsPortsAndChecksums(t *testing.T) {
 				if ret != xdpRedirect {
 					t.Fatalf("packet %d: verdict %d, want XDP_REDIRECT", i, ret)
 				}
-				udp := out[udpOff : len(frame)]
+				udp := out[udpOff:len(frame)]
 				gotS, gotD := binary.BigEndian.Uint16(udp[0:]), binary.BigEndian.Uint16(udp[2:])
 				wantD := uint16(dport + i%dcount)
 				wantS := uint16(sport + (i/dcount)%scount)

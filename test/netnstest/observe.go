@@ -128,4 +128,3 @@ func snmp(path, prefix string) (map[string]uint64, error) {
 	}
 	return out, sc.Err()
 }
-
