@@ -40,21 +40,13 @@ type Host struct {
 	IPv6      netip.Addr
 }
 
-// Pair is two hosts joined by a veth pair. With a VLAN, each host also has a VLAN device on its veth with
-// addresses of their own (VLANIPv4, VLANIPv6), so tagged frames reach a socket.
+// Pair is two hosts joined by a veth pair.
 type Pair struct {
 	Local, Remote Host
-	VLAN          uint16
-	// VLANInterface is the VLAN device's name on each side.
-	VLANInterface string
-	// LocalVLAN and RemoteVLAN are the addresses on the VLAN devices.
-	LocalVLAN, RemoteVLAN struct{ IPv4, IPv6 netip.Addr }
 }
 
 // Options shape a Pair.
 type Options struct {
-	// VLAN adds a VLAN device with this ID on both veths.
-	VLAN uint16
 	// Queues sets both veths' RX and TX queue counts: a veth hands redirected frames to the peer queue
 	// picked by the sending CPU, so one queue means every sender shares one ring.
 	Queues int
@@ -65,7 +57,7 @@ func NewPair(t testing.TB, opts Options) *Pair {
 	t.Helper()
 	RequirePrivileges(t)
 	id := randomID()
-	p := &Pair{VLAN: opts.VLAN}
+	p := &Pair{}
 	p.Local = Host{NSName: "xdpgen-" + id + "-l", Interface: "xg" + id[:4] + "l",
 		IPv4: netip.MustParseAddr("10.200.0.1"), IPv6: netip.MustParseAddr("fd00:200::1")}
 	p.Remote = Host{NSName: "xdpgen-" + id + "-r", Interface: "xg" + id[:4] + "r",
@@ -109,28 +101,6 @@ func NewPair(t testing.TB, opts Options) *Pair {
 		}
 	}
 
-	if opts.VLAN != 0 {
-		p.VLANInterface = fmt.Sprintf("%s.%d", "vl", opts.VLAN)
-		p.LocalVLAN.IPv4, p.LocalVLAN.IPv6 = netip.MustParseAddr("10.201.0.1"), netip.MustParseAddr("fd00:201::1")
-		p.RemoteVLAN.IPv4, p.RemoteVLAN.IPv6 = netip.MustParseAddr("10.201.0.2"), netip.MustParseAddr("fd00:201::2")
-		for _, side := range []struct {
-			h          *Host
-			ipv4, ipv6 netip.Addr
-		}{{&p.Local, p.LocalVLAN.IPv4, p.LocalVLAN.IPv6}, {&p.Remote, p.RemoteVLAN.IPv4, p.RemoteVLAN.IPv6}} {
-			nh := handle(t, side.h.NS)
-			parent, err := nh.LinkByName(side.h.Interface)
-			if err != nil {
-				t.Fatalf("find %s: %v", side.h.Interface, err)
-			}
-			vlan := &netlink.Vlan{LinkAttrs: netlink.LinkAttrs{Name: p.VLANInterface, ParentIndex: parent.Attrs().Index},
-				VlanId: int(opts.VLAN), VlanProtocol: netlink.VLAN_PROTOCOL_8021Q}
-			if err := nh.LinkAdd(vlan); err != nil {
-				t.Fatalf("create vlan %d on %s: %v", opts.VLAN, side.h.Interface, err)
-			}
-			addAddrs(t, nh, vlan, side.ipv4, side.ipv6)
-			up(t, nh, vlan)
-		}
-	}
 	return p
 }
 
