@@ -1,0 +1,218 @@
+// Package app is the xdpgen command line: flags in, a dataplane.Config out, and the engine's counters printed
+// while it runs.
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/xdpgen/xdpgen/agent/dataplane"
+)
+
+// Main runs the command line and returns the process exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cmd := newRootCommand()
+	cmd.SetArgs(args)
+	cmd.SetOut(stdout)
+	cmd.SetErr(stderr)
+	if err := cmd.ExecuteContext(ctx); err != nil {
+		fmt.Fprintf(stderr, "xdpgen: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func newRootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "xdpgen",
+		Short: "Generate packets at millions per second with XDP live frames",
+		Long: "xdpgen sends packets built in userspace through the kernel's XDP live-frame mode (BPF_PROG_RUN with\n" +
+			"BPF_F_TEST_XDP_LIVE_FRAMES): no DPDK, no NIC unbinding, no hugepages. Needs root (or CAP_BPF,\n" +
+			"CAP_NET_ADMIN and CAP_PERFMON) and Linux 5.18 or newer.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newUDPCommand(), newProbeCommand())
+	return root
+}
+
+type outputFlag struct{ format string }
+
+func (o *outputFlag) register(cmd *cobra.Command) {
+	cmd.Flags().StringVarP(&o.format, "output", "o", "text", "output format: text or json (one JSON object per line)")
+}
+
+func (o *outputFlag) check() error {
+	if o.format != "text" && o.format != "json" {
+		return &flagError{"--output", o.format, "use text or json"}
+	}
+	return nil
+}
+
+func newProbeCommand() *cobra.Command {
+	var out outputFlag
+	cmd := &cobra.Command{
+		Use:   "probe <ifname>",
+		Short: "Say whether this kernel and an interface can generate live frames",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := out.check(); err != nil {
+				return err
+			}
+			res, err := dataplane.Probe(args[0])
+			if err != nil {
+				return engineError(err)
+			}
+			if out.format == "json" {
+				if err := json.NewEncoder(cmd.OutOrStdout()).Encode(res); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprintln(cmd.OutOrStdout(), res.Summary())
+			}
+			if res.Problem != "" {
+				return errors.New("probe found a problem (see above)")
+			}
+			return nil
+		},
+	}
+	out.register(cmd)
+	return cmd
+}
+
+// udpFlags are xdp-trafficgen's flags where they overlap, and a few more.
+type udpFlags struct {
+	dstMAC, srcMAC, dstAddr, srcAddr string
+	dstPort, srcPort                 uint16
+	dynPorts                         uint16
+	srcPortRange                     string
+	numPackets                       uint64
+	threads                          int
+	interval                         string
+	size                             int
+	duration                         time.Duration
+	rate, rateBPS                    string
+	vlan                             uint16
+	out                              outputFlag
+}
+
+func newUDPCommand() *cobra.Command {
+	var f udpFlags
+	cmd := &cobra.Command{
+		Use:   "udp <ifname>",
+		Short: "Send UDP on an interface, optionally spraying destination and source ports",
+		Example: "  xdpgen udp eth0 -a 192.0.2.10 -d 100 -t 2 --duration 10s\n" +
+			"  xdpgen udp eth0 -a 2001:db8::10 --rate 1M -n 5000000 --output json",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, interval, err := f.config(args[0], cmd)
+			if err != nil {
+				return err
+			}
+			return runUDP(cmd.Context(), cmd.OutOrStdout(), cfg, interval, f.out.format)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&f.dstMAC, "dst-mac", "m", "", "destination MAC (default: resolved from the neighbour table)")
+	fl.StringVarP(&f.srcMAC, "src-mac", "M", "", "source MAC (default: the interface's)")
+	fl.StringVarP(&f.dstAddr, "dst-addr", "a", "", "destination IPv4 or IPv6 address (required)")
+	fl.StringVarP(&f.srcAddr, "src-addr", "A", "", "source address (default: the route's preferred source)")
+	fl.Uint16VarP(&f.dstPort, "dst-port", "p", 9, "destination port (the first of the range with --dyn-ports)")
+	fl.Uint16VarP(&f.srcPort, "src-port", "P", 9, "source port")
+	fl.Uint16VarP(&f.dynPorts, "dyn-ports", "d", 0, "spray destination ports over N ports from --dst-port")
+	fl.StringVar(&f.srcPortRange, "src-port-range", "", "spray source ports over FIRST-LAST (instead of --src-port)")
+	fl.Uint64VarP(&f.numPackets, "num-packets", "n", 0, "stop after this many packets in total (default: no limit)")
+	fl.IntVarP(&f.threads, "threads", "t", 1, "worker threads, each pinned to its own CPU")
+	fl.StringVarP(&f.interval, "interval", "I", "1", "statistics interval: seconds or a duration")
+	fl.IntVarP(&f.size, "size", "s", 0, "Ethernet frame size in bytes without FCS (default 64)")
+	fl.DurationVar(&f.duration, "duration", 0, "stop after this long (default: no limit)")
+	fl.StringVar(&f.rate, "rate", "", "packets per second for the whole run, with k/M/G suffixes (default: as fast as possible)")
+	fl.StringVar(&f.rateBPS, "rate-bps", "", "bits per second of Ethernet frames for the whole run, with k/M/G suffixes")
+	fl.Uint16Var(&f.vlan, "vlan", 0, "tag frames with this 802.1Q VLAN ID")
+	f.out.register(cmd)
+	return cmd
+}
+
+// config turns the flags into an engine configuration, refusing what cannot be right before touching the host.
+func (f *udpFlags) config(ifname string, cmd *cobra.Command) (dataplane.Config, time.Duration, error) {
+	var cfg dataplane.Config
+	if err := f.out.check(); err != nil {
+		return cfg, 0, err
+	}
+	interval, err := parseInterval("--interval", f.interval)
+	if err != nil {
+		return cfg, 0, err
+	}
+	if f.dstAddr == "" {
+		return cfg, 0, &flagError{"--dst-addr", "", "required: the IPv4 or IPv6 address to send to (-a 192.0.2.10)"}
+	}
+	cfg = dataplane.Config{
+		Interface: ifname, DstPort: f.dstPort, DstPortCount: f.dynPorts, SrcPort: f.srcPort, VLAN: f.vlan,
+		FrameSize: f.size, Threads: f.threads, Packets: f.numPackets, Duration: f.duration,
+	}
+	if cfg.DstAddr, err = parseAddr("--dst-addr", f.dstAddr); err != nil {
+		return cfg, 0, err
+	}
+	if cfg.SrcAddr, err = parseAddr("--src-addr", f.srcAddr); err != nil {
+		return cfg, 0, err
+	}
+	if cfg.DstMAC, err = parseMAC("--dst-mac", f.dstMAC); err != nil {
+		return cfg, 0, err
+	}
+	if cfg.SrcMAC, err = parseMAC("--src-mac", f.srcMAC); err != nil {
+		return cfg, 0, err
+	}
+	if f.srcPortRange != "" {
+		if cmd.Flags().Changed("src-port") {
+			return cfg, 0, &flagError{"--src-port-range", f.srcPortRange, "give either --src-port or --src-port-range, not both"}
+		}
+		if cfg.SrcPort, cfg.SrcPortCount, err = parsePortRange("--src-port-range", f.srcPortRange); err != nil {
+			return cfg, 0, err
+		}
+	}
+	if cfg.RatePPS, err = parseRate("--rate", f.rate); err != nil {
+		return cfg, 0, err
+	}
+	if cfg.RateBPS, err = parseRate("--rate-bps", f.rateBPS); err != nil {
+		return cfg, 0, err
+	}
+	if f.duration < 0 {
+		return cfg, 0, &flagError{"--duration", f.duration.String(), "must be positive"}
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, 0, engineError(err)
+	}
+	return cfg, interval, nil
+}
+
+// engineError renames the engine's fields as the flags a user typed.
+func engineError(err error) error {
+	var msgs []error
+	for _, e := range unwrapAll(err) {
+		var ce *dataplane.ConfigError
+		if errors.As(e, &ce) {
+			msgs = append(msgs, &flagError{flagFor(ce.Field), ce.Value, ce.Problem})
+		} else {
+			msgs = append(msgs, e)
+		}
+	}
+	return errors.Join(msgs...)
+}
+
+func unwrapAll(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}

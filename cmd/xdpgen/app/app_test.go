@@ -1,0 +1,51 @@
+package app
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// TestBadFlagsNameTheFlag checks input that is wrong whatever the host: each is refused before anything is
+// loaded, with the flag and what would work.
+func TestBadFlagsNameTheFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"udp", "eth0"}, "--dst-addr: required"},
+		{[]string{"udp", "eth0", "-a", "10.0.0"}, "--dst-addr 10.0.0: not an IP address"},
+		{[]string{"udp", "eth0", "-a", "10.0.0.1", "-A", "fd00::1"}, "--src-addr fd00::1: is IPv6 but the destination 10.0.0.1 is IPv4"},
+		{[]string{"udp", "eth0", "-a", "10.0.0.1", "-m", "zz"}, "--dst-mac zz: not an Ethernet MAC"},
+		{[]string{"udp", "eth0", "-a", "10.0.0.1", "-p", "65500", "-d", "100"}, "--dst-port/--dyn-ports 65500+100: the range ends at port 65599"},
+		{[]string{"udp", "eth0", "-a", "10.0.0.1", "--src-port-range", "2000-1000"}, "--src-port-range 2000-1000: not a port range"},
+		{[]string{"udp", "eth0", "-a", "10.0.0.1", "-P", "5", "--src-port-range", "1000-2000"}, "not both"},
+		{[]string{"udp", "eth0", "-a", "10.0.0.1", "-s", "20"}, "--size 20: below the smallest IPv4 frame: use at least 60 bytes"},
+		{[]string{"udp", "eth0", "-a", "10.0.0.1", "-s", "9000"}, "--size 9000: live frames hold at most 3520 bytes"},
+		{[]string{"udp", "eth0", "-a", "10.0.0.1", "--rate", "fast"}, "--rate fast: not a rate"},
+		{[]string{"udp", "eth0", "-a", "10.0.0.1", "--rate", "1k", "--rate-bps", "1M"}, "--rate/--rate-bps: give a rate in packets/s or in bits/s, not both"},
+		{[]string{"udp", "eth0", "-a", "10.0.0.1", "--vlan", "4095"}, "--vlan 4095: VLAN IDs go from 1 to 4094"},
+		{[]string{"udp", "eth0", "-a", "10.0.0.1", "-I", "0"}, "--interval 0: too short"},
+		{[]string{"udp", "eth0", "-a", "10.0.0.1", "-o", "yaml"}, "--output yaml: use text or json"},
+		{[]string{"udp", "eth0", "-a", "10.0.0.1", "--bogus"}, "unknown flag: --bogus"},
+		{[]string{"udp"}, "accepts 1 arg(s)"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := Main(tc.args, &stdout, &stderr); code == 0 {
+				t.Fatalf("exit code 0, want failure; stdout %q", stdout.String())
+			}
+			if !strings.Contains(stderr.String(), tc.want) {
+				t.Fatalf("stderr %q, want %q", stderr.String(), tc.want)
+			}
+		})
+	}
+}
+
+func TestParseRate(t *testing.T) {
+	for in, want := range map[string]uint64{"1000": 1000, "1k": 1000, "2.5M": 2_500_000, "10G": 10_000_000_000, "0.5k": 500} {
+		if got, err := parseRate("--rate", in); err != nil || got != want {
+			t.Errorf("parseRate(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+}

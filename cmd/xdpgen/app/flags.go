@@ -1,0 +1,110 @@
+package app
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/xdpgen/xdpgen/agent/dataplane"
+)
+
+// flagError is bad command-line input: the flag, the value, and what would work.
+type flagError struct {
+	flag, value, problem string
+}
+
+func (e *flagError) Error() string {
+	if e.value == "" {
+		return fmt.Sprintf("%s: %s", e.flag, e.problem)
+	}
+	return fmt.Sprintf("%s %s: %s", e.flag, e.value, e.problem)
+}
+
+// flagFor names the command-line flag behind an engine field.
+func flagFor(f dataplane.Field) string {
+	switch f {
+	case dataplane.FieldInterface:
+		return "<ifname>"
+	case dataplane.FieldRate:
+		return "--rate/--rate-bps"
+	case dataplane.FieldDstPort:
+		return "--dst-port/--dyn-ports"
+	case dataplane.FieldSrcPort:
+		return "--src-port/--src-port-range"
+	}
+	return "--" + string(f)
+}
+
+func parseAddr(flag, s string) (netip.Addr, error) {
+	if s == "" {
+		return netip.Addr{}, nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}, &flagError{flag, s, "not an IP address: give an IPv4 or IPv6 address such as 192.0.2.1 or 2001:db8::1"}
+	}
+	return a.Unmap(), nil
+}
+
+func parseMAC(flag, s string) (net.HardwareAddr, error) {
+	if s == "" {
+		return nil, nil
+	}
+	m, err := net.ParseMAC(s)
+	if err != nil || len(m) != 6 {
+		return nil, &flagError{flag, s, "not an Ethernet MAC: give six bytes such as 02:00:00:00:00:01"}
+	}
+	return m, nil
+}
+
+// parseRate reads a rate with an optional k, M or G suffix (powers of 1000): "500k", "1.5M", "10G".
+func parseRate(flag, s string) (uint64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	mult := 1.0
+	num := s
+	switch s[len(s)-1] {
+	case 'k', 'K':
+		mult, num = 1e3, s[:len(s)-1]
+	case 'm', 'M':
+		mult, num = 1e6, s[:len(s)-1]
+	case 'g', 'G':
+		mult, num = 1e9, s[:len(s)-1]
+	}
+	v, err := strconv.ParseFloat(num, 64)
+	if err != nil || v <= 0 || v*mult > 1e15 {
+		return 0, &flagError{flag, s, "not a rate: give a positive number with an optional k, M or G suffix, such as 500k or 1.5M"}
+	}
+	return uint64(v * mult), nil
+}
+
+// parsePortRange reads "LO-HI" into a first port and a count.
+func parsePortRange(flag, s string) (port, count uint16, err error) {
+	lo, hi, ok := strings.Cut(s, "-")
+	first, err1 := strconv.ParseUint(lo, 10, 16)
+	last, err2 := strconv.ParseUint(hi, 10, 16)
+	if !ok || err1 != nil || err2 != nil || first == 0 || last < first {
+		return 0, 0, &flagError{flag, s, "not a port range: give FIRST-LAST with 1 <= FIRST <= LAST <= 65535, such as 1024-2047"}
+	}
+	return uint16(first), uint16(last - first + 1), nil
+}
+
+// parseInterval reads seconds ("2", "0.5", like xdp-trafficgen) or a Go duration ("500ms").
+func parseInterval(flag, s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		secs, ferr := strconv.ParseFloat(s, 64)
+		if ferr != nil {
+			return 0, &flagError{flag, s, "not an interval: give seconds (2, 0.5) or a duration (500ms)"}
+		}
+		d = time.Duration(secs * float64(time.Second))
+	}
+	if d < 10*time.Millisecond {
+		return 0, &flagError{flag, s, "too short: use at least 10ms"}
+	}
+	return d, nil
+}

@@ -1,0 +1,128 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/xdpgen/xdpgen/agent/dataplane"
+)
+
+// runUDP generates until the engine stops (count, duration) or ctx ends (Ctrl-C), printing the counters every
+// interval and a summary at the end. The generator is closed, and its XDP programs detached, on every path.
+func runUDP(ctx context.Context, w io.Writer, cfg dataplane.Config, interval time.Duration, format string) error {
+	g, err := dataplane.NewGenerator(cfg)
+	if err != nil {
+		return engineError(err)
+	}
+	defer g.Close()
+
+	p := newPrinter(w, format)
+	name, index := g.Interface()
+	p.start(name, index, g.Flow())
+
+	first, err := g.Stats()
+	if err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	prev := first
+	for {
+		select {
+		case runErr := <-done:
+			last, err := g.Stats()
+			if err != nil {
+				return err
+			}
+			if runErr != nil && !errors.Is(runErr, context.Canceled) {
+				return runErr
+			}
+			p.summary(last.Since(first), last)
+			return g.Close()
+		case <-tick.C:
+			cur, err := g.Stats()
+			if err != nil {
+				return err
+			}
+			p.period(cur.Since(prev), cur)
+			prev = cur
+		}
+	}
+}
+
+// printer writes what xdp-trafficgen users expect to read, or one JSON object per line.
+type printer struct {
+	w    io.Writer
+	json *json.Encoder
+}
+
+func newPrinter(w io.Writer, format string) *printer {
+	p := &printer{w: w}
+	if format == "json" {
+		p.json = json.NewEncoder(w)
+	}
+	return p
+}
+
+type jsonAction struct {
+	dataplane.Counter
+	dataplane.Rate
+}
+
+type jsonRecord struct {
+	Type      string                `json:"type"`
+	Time      time.Time             `json:"time"`
+	Interface string                `json:"interface,omitempty"`
+	Ifindex   int                   `json:"ifindex,omitempty"`
+	Flow      string                `json:"flow,omitempty"`
+	Seconds   float64               `json:"seconds,omitempty"`
+	Actions   map[string]jsonAction `json:"actions,omitempty"`
+}
+
+func (p *printer) start(name string, index int, flow string) {
+	if p.json != nil {
+		_ = p.json.Encode(jsonRecord{Type: "start", Time: time.Now(), Interface: name, Ifindex: index, Flow: flow})
+		return
+	}
+	fmt.Fprintf(p.w, "Transmitting on %s (ifindex %d)\n%s\n", name, index, flow)
+}
+
+func (p *printer) period(d dataplane.Delta, total dataplane.Stats) {
+	p.report("period", fmt.Sprintf("Period of %.6fs ending at %.6f", d.Period.Seconds(), float64(total.At.UnixMicro())/1e6), d, total)
+}
+
+func (p *printer) summary(d dataplane.Delta, total dataplane.Stats) {
+	p.report("summary", fmt.Sprintf("Summary: %.3fs", d.Period.Seconds()), d, total)
+}
+
+// report prints, per XDP verdict, the running totals and the rate over the period. Verdicts that never
+// happened are left out, except XDP_REDIRECT, the one that sends.
+func (p *printer) report(kind, heading string, d dataplane.Delta, total dataplane.Stats) {
+	if p.json != nil {
+		rec := jsonRecord{Type: kind, Time: total.At, Seconds: d.Period.Seconds(), Actions: map[string]jsonAction{}}
+		for _, a := range dataplane.Actions {
+			if total.Actions[a].Packets > 0 || a == dataplane.ActionRedirect {
+				rec.Actions[a.String()] = jsonAction{Counter: total.Actions[a], Rate: d.Rate(a)}
+			}
+		}
+		_ = p.json.Encode(rec)
+		return
+	}
+	fmt.Fprintln(p.w, heading)
+	for _, a := range dataplane.Actions {
+		c := total.Actions[a]
+		if c.Packets == 0 && a != dataplane.ActionRedirect {
+			continue
+		}
+		r := d.Rate(a)
+		fmt.Fprintf(p.w, "%-13s %12d pkts (%10.0f pps) %12d KiB (%6.0f Mbits/s)\n",
+			a, c.Packets, r.PacketsPerSecond, c.Bytes/1024, r.BitsPerSecond/1e6)
+	}
+}
