@@ -93,10 +93,11 @@ static __always_inline int stamp_ports(struct xdp_md *ctx, struct worker_state *
 	return 0;
 }
 
-/* Whether this worker's next frame is due; advances the schedule when it is. Userspace starts every worker's
- * schedule at the run's start; a worker that fell more than MAX_BACKLOG behind (descheduled for long)
+/* Whether this worker's next frame is due; advances the schedule when it is. A worker's schedule starts at its
+ * first frame (the kernel takes tens of milliseconds to start each worker's run, and userspace times the
+ * run's duration from that frame too); a worker that fell more than MAX_BACKLOG behind (descheduled for long)
  * restarts its schedule rather than bursting. */
-#define MAX_BACKLOG_NS (100 * 1000 * 1000ULL)
+#define MAX_BACKLOG_NS (1000 * 1000 * 1000ULL)
 
 static __always_inline int frame_due(struct worker_state *w)
 {
@@ -104,7 +105,7 @@ static __always_inline int frame_due(struct worker_state *w)
 
 	if (now < w->next_due)
 		return 0;
-	if (now - w->next_due > (MAX_BACKLOG_NS << PACE_SHIFT))
+	if (w->next_due == 0 || now - w->next_due > (MAX_BACKLOG_NS << PACE_SHIFT))
 		w->next_due = now;
 	w->next_due += config.pace_interval;
 	return 1;

@@ -26,7 +26,7 @@ struct worker_state {
 	 * rewrite, never a value we can trust. */
 	__u32 dst_port_offset;
 	__u32 src_port_offset;
-	/* When the next frame is due: ns since config.clock_base, shifted by PACE_SHIFT. */
+	/* When the next frame is due: ns since config.clock_base, shifted by PACE_SHIFT; 0 before the first. */
 	__u64 next_due;
 	struct counter actions[XDPGEN_ACTIONS];
 };

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/rlimit"
+	vnl "github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
@@ -27,11 +28,13 @@ type Generator struct {
 	// program is what the workers run: the UDP generator, or the no-touch ceiling in benchmarks.
 	program *ebpf.Program
 	egress  *egress
-	// clockBase is the pacing clock's zero (config.clock_base).
-	clockBase uint64
 	// ns is the network namespace NewGenerator was called in: live frames redirect to an ifindex of the
 	// calling thread's namespace, so every worker enters it.
 	ns netns.NsHandle
+	// links reads the egress interface's counters in ns, from any thread.
+	links *vnl.Handle
+	// egressAtStart is the interface's counters when the generator was made.
+	egressAtStart InterfaceCounters
 }
 
 // NewGenerator validates cfg against this host, builds the frame, loads the programs and readies the egress
@@ -54,7 +57,7 @@ func NewGenerator(cfg Config) (*Generator, error) {
 	}
 	_ = rlimit.RemoveMemlock() // only kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK
 
-	clockBase := monotonicAt(time.Now())
+	clockBase := monotonicNow()
 	objs, err := bpf.LoadGenerator(bpf.UDPConfig{
 		Ifindex:      uint32(tgt.Ifindex),
 		UdpOffset:    uint16(tmpl.UDPOffset),
@@ -69,10 +72,18 @@ func NewGenerator(cfg Config) (*Generator, error) {
 	if err != nil {
 		return nil, privilegeHint(err)
 	}
-	g := &Generator{cfg: cfg, target: tgt, template: tmpl, objs: objs, program: objs.UDP, clockBase: clockBase}
+	g := &Generator{cfg: cfg, target: tgt, template: tmpl, objs: objs, program: objs.UDP}
 	if g.ns, err = netns.Get(); err != nil {
 		g.Close()
 		return nil, fmt.Errorf("current network namespace: %w", err)
+	}
+	if g.links, err = vnl.NewHandleAt(g.ns); err != nil {
+		g.Close()
+		return nil, fmt.Errorf("netlink: %w", err)
+	}
+	if g.egressAtStart, err = g.egressCounters(); err != nil {
+		g.Close()
+		return nil, err
 	}
 	if g.egress, err = prepareEgress(tgt.Link, objs.Pass); err != nil {
 		g.Close()
@@ -115,6 +126,10 @@ func (g *Generator) Close() error {
 		errs = append(errs, g.objs.Close())
 		g.objs = nil
 	}
+	if g.links != nil {
+		g.links.Close()
+		g.links = nil
+	}
 	if g.ns.IsOpen() {
 		errs = append(errs, g.ns.Close())
 	}
@@ -127,13 +142,29 @@ func (g *Generator) Stats() (Stats, error) {
 	if err != nil {
 		return Stats{}, err
 	}
-	s := Stats{At: time.Now()}
+	egress, err := g.egressCounters()
+	if err != nil {
+		return Stats{}, err
+	}
+	s := Stats{At: time.Now(), Egress: egress.sub(g.egressAtStart)}
 	for _, st := range states {
 		for a, c := range st.Actions {
 			s.Actions[a] = s.Actions[a].add(Counter{Packets: c.Packets, Bytes: c.Bytes})
 		}
 	}
 	return s, nil
+}
+
+func (g *Generator) egressCounters() (InterfaceCounters, error) {
+	l, err := g.links.LinkByIndex(g.target.Ifindex)
+	if err != nil {
+		return InterfaceCounters{}, fmt.Errorf("read %s counters: %w", g.target.Link.Attrs().Name, err)
+	}
+	st := l.Attrs().Statistics
+	if st == nil {
+		return InterfaceCounters{}, nil
+	}
+	return InterfaceCounters{TxPackets: st.TxPackets, TxBytes: st.TxBytes, TxDropped: st.TxDropped}, nil
 }
 
 func (g *Generator) workerStates() ([]bpf.WorkerState, error) {
@@ -147,8 +178,7 @@ func (g *Generator) workerStates() ([]bpf.WorkerState, error) {
 // Run generates until the packet count is reached, the duration is up, or ctx is cancelled, and returns
 // promptly (a few milliseconds) after any of them. It returns ctx's error when ctx ended the run.
 func (g *Generator) Run(ctx context.Context) error {
-	start := time.Now()
-	if err := g.initWorkers(start); err != nil {
+	if err := g.initWorkers(); err != nil {
 		return err
 	}
 	workers := make([]*liveFrameWorker, len(g.target.CPUs))
@@ -156,19 +186,19 @@ func (g *Generator) Run(ctx context.Context) error {
 		workers[i] = &liveFrameWorker{cpu: cpu, done: make(chan struct{})}
 		go workers[i].run(g)
 	}
-	err := g.supervise(ctx, workers, start)
+	err := g.supervise(ctx, workers)
 	if err == nil {
 		err = ctx.Err()
 	}
 	return err
 }
 
-// supervise waits for the workers, stopping each one when its CPU has sent its share, and all of them when
-// the duration is up, ctx ends, or one fails.
-func (g *Generator) supervise(ctx context.Context, workers []*liveFrameWorker, start time.Time) error {
+// supervise waits for the workers, stopping each one when its CPU has sent its share or its duration is up,
+// and all of them when ctx ends or one fails. Each worker's duration counts from its first frame: the kernel
+// takes tens of milliseconds to start a run, and the rate over the duration must hold for every worker.
+func (g *Generator) supervise(ctx context.Context, workers []*liveFrameWorker) error {
 	tick := time.NewTicker(superviseInterval)
 	defer tick.Stop()
-	deadline := start.Add(g.cfg.Duration)
 	stopAll := false
 	for {
 		select {
@@ -178,9 +208,6 @@ func (g *Generator) supervise(ctx context.Context, workers []*liveFrameWorker, s
 		}
 		states, err := g.workerStates()
 		if err != nil {
-			stopAll = true
-		}
-		if g.cfg.Duration > 0 && !time.Now().Before(deadline) {
 			stopAll = true
 		}
 		running := 0
@@ -193,7 +220,7 @@ func (g *Generator) supervise(ctx context.Context, workers []*liveFrameWorker, s
 			default:
 			}
 			running++
-			if stopAll || (states != nil && states[w.cpu].Emitted >= states[w.cpu].Limit) {
+			if stopAll || (states != nil && w.finished(states[w.cpu], g.cfg.Duration)) {
 				w.stop()
 			}
 		}
@@ -217,11 +244,13 @@ const maxRepeat = 1 << 30
 
 // liveFrameWorker loops BPF_PROG_RUN on one pinned CPU until it is stopped or its share is sent.
 type liveFrameWorker struct {
-	cpu      int
-	tid      atomic.Int32
-	stopping atomic.Bool
-	done     chan struct{}
-	err      error
+	cpu int
+	// firstFrame is when the supervisor first saw this worker's counters move.
+	firstFrame time.Time
+	tid        atomic.Int32
+	stopping   atomic.Bool
+	done       chan struct{}
+	err        error
 }
 
 func (w *liveFrameWorker) run(g *Generator) {
@@ -262,6 +291,26 @@ func (w *liveFrameWorker) run(g *Generator) {
 	}
 }
 
+// finished reports whether the worker has sent its share or, with a duration, run for it since its first frame.
+func (w *liveFrameWorker) finished(st bpf.WorkerState, d time.Duration) bool {
+	if st.Emitted >= st.Limit {
+		return true
+	}
+	if d == 0 {
+		return false
+	}
+	if w.firstFrame.IsZero() {
+		for _, c := range st.Actions {
+			if c.Packets > 0 {
+				w.firstFrame = time.Now()
+				break
+			}
+		}
+		return false
+	}
+	return time.Since(w.firstFrame) >= d
+}
+
 // stop ends the worker's run: the flag stops the loop, the signal interrupts the call it is in. The supervisor
 // calls it again until the worker is done, in case the signal came before the call.
 func (w *liveFrameWorker) stop() {
@@ -271,14 +320,10 @@ func (w *liveFrameWorker) stop() {
 	}
 }
 
-// initWorkers gives each worker's CPU its share of the packet count (all of it: no limit) and starts every
-// pacing schedule at start, so that a worker whose first call the kernel delays (each takes tens of
-// milliseconds to begin) catches up instead of falling behind.
-func (g *Generator) initWorkers(start time.Time) error {
+// initWorkers gives each worker's CPU its share of the packet count (all of it: no limit).
+func (g *Generator) initWorkers() error {
 	states := make([]bpf.WorkerState, ebpf.MustPossibleCPU())
-	startTicks := (monotonicAt(start) - g.clockBase) << paceShift
 	for i, cpu := range g.target.CPUs {
-		states[cpu].NextDue = startTicks
 		states[cpu].Limit = math.MaxUint64
 		if n := g.cfg.Packets; n > 0 {
 			share := n / uint64(len(g.target.CPUs))
@@ -305,9 +350,9 @@ func paceInterval(ratePPS float64, threads int) uint64 {
 // paceShift is PACE_SHIFT in xdpgen.h.
 const paceShift = 8
 
-// monotonicAt is t on CLOCK_MONOTONIC in ns, the clock bpf_ktime_get_ns reads.
-func monotonicAt(t time.Time) uint64 {
+// monotonicNow is CLOCK_MONOTONIC in ns, the clock bpf_ktime_get_ns reads.
+func monotonicNow() uint64 {
 	var ts unix.Timespec
 	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	return uint64(ts.Nano() - time.Since(t).Nanoseconds())
+	return uint64(ts.Nano())
 }

@@ -277,6 +277,9 @@ func TestCountsReconcile(t *testing.T) {
 	if got := r.received(t); got.Packets != count || got.Bytes != s.Sent().Bytes {
 		t.Fatalf("peer counted %+v, engine sent %+v", got, s.Sent())
 	}
+	if e := s.Egress; e.TxPackets < count || e.TxDropped != 0 {
+		t.Fatalf("the veth counted %+v, want %d transmitted and none dropped", e, count)
+	}
 }
 
 // TestRateLimit checks the achieved rate over a one-second run, in packets/s and in bits/s.

@@ -55,6 +55,21 @@ func (c Counter) sub(o Counter) Counter {
 type Stats struct {
 	At      time.Time
 	Actions [numActions]Counter
+	// Egress is what the egress interface reports since the generator was made: frames it transmitted
+	// (for a veth: handed to its peer) and frames it dropped. Other traffic on the interface counts too.
+	Egress InterfaceCounters
+}
+
+// InterfaceCounters are an interface's own transmit counters.
+type InterfaceCounters struct {
+	TxPackets uint64 `json:"txPackets"`
+	TxBytes   uint64 `json:"txBytes"`
+	// TxDropped are frames the driver refused: a full transmit ring, or for a veth its peer's full receive ring.
+	TxDropped uint64 `json:"txDropped"`
+}
+
+func (c InterfaceCounters) sub(o InterfaceCounters) InterfaceCounters {
+	return InterfaceCounters{TxPackets: c.TxPackets - o.TxPackets, TxBytes: c.TxBytes - o.TxBytes, TxDropped: c.TxDropped - o.TxDropped}
 }
 
 // Sent is what was handed to an interface for transmission: XDP_REDIRECT and XDP_TX.
@@ -72,11 +87,12 @@ type Rate struct {
 type Delta struct {
 	Period  time.Duration
 	Actions [numActions]Counter
+	Egress  InterfaceCounters
 }
 
 // Since is the change from an earlier snapshot.
 func (s Stats) Since(earlier Stats) Delta {
-	d := Delta{Period: s.At.Sub(earlier.At)}
+	d := Delta{Period: s.At.Sub(earlier.At), Egress: s.Egress.sub(earlier.Egress)}
 	for a := range d.Actions {
 		d.Actions[a] = s.Actions[a].sub(earlier.Actions[a])
 	}

@@ -43,7 +43,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newUDPCommand(), newProbeCommand())
+	root.AddCommand(newUDPCommand(), newProbeCommand(), newCountCommand())
 	return root
 }
 

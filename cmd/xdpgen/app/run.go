@@ -63,6 +63,10 @@ type printer struct {
 	json *json.Encoder
 }
 
+func jsonLine(w io.Writer, v any) error {
+	return json.NewEncoder(w).Encode(v)
+}
+
 func newPrinter(w io.Writer, format string) *printer {
 	p := &printer{w: w}
 	if format == "json" {
@@ -84,6 +88,8 @@ type jsonRecord struct {
 	Flow      string                `json:"flow,omitempty"`
 	Seconds   float64               `json:"seconds,omitempty"`
 	Actions   map[string]jsonAction `json:"actions,omitempty"`
+	// Egress is what the interface itself counted over the whole run.
+	Egress *dataplane.InterfaceCounters `json:"egress,omitempty"`
 }
 
 func (p *printer) start(name string, index int, flow string) {
@@ -106,7 +112,7 @@ func (p *printer) summary(d dataplane.Delta, total dataplane.Stats) {
 // happened are left out, except XDP_REDIRECT, the one that sends.
 func (p *printer) report(kind, heading string, d dataplane.Delta, total dataplane.Stats) {
 	if p.json != nil {
-		rec := jsonRecord{Type: kind, Time: total.At, Seconds: d.Period.Seconds(), Actions: map[string]jsonAction{}}
+		rec := jsonRecord{Type: kind, Time: total.At, Seconds: d.Period.Seconds(), Actions: map[string]jsonAction{}, Egress: &total.Egress}
 		for _, a := range dataplane.Actions {
 			if total.Actions[a].Packets > 0 || a == dataplane.ActionRedirect {
 				rec.Actions[a.String()] = jsonAction{Counter: total.Actions[a], Rate: d.Rate(a)}
@@ -125,4 +131,12 @@ func (p *printer) report(kind, heading string, d dataplane.Delta, total dataplan
 		fmt.Fprintf(p.w, "%-13s %12d pkts (%10.0f pps) %12d KiB (%6.0f Mbits/s)\n",
 			a, c.Packets, r.PacketsPerSecond, c.Bytes/1024, r.BitsPerSecond/1e6)
 	}
+	if e := total.Egress; e.TxDropped > 0 {
+		fmt.Fprintf(p.w, "%-13s %12d pkts dropped by the interface (%.1f%% of those sent): %s\n", "egress", e.TxDropped,
+			100*float64(e.TxDropped)/float64(max(total.Sent().Packets, 1)), dropHint)
+	}
 }
+
+// dropHint says why an interface drops redirected frames, and what helps.
+const dropHint = "its transmit ring (for a veth, the peer's receive ring) is full; " +
+	"use fewer threads, a lower --rate, or give a veth peer one RX queue per thread"
