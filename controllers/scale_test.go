@@ -1,0 +1,285 @@
+/*
+Copyright 2026 The xdpgen Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
+)
+
+// Scale test parameters: a thousand nodes, each reporting every three seconds, as the agents do.
+const (
+	scaleNodes          = 1000
+	scaleReportInterval = 3 * time.Second
+	scaleRounds         = 5 // running reports per node, then one final report
+	scaleWorkers        = 64
+	scaleStatusInterval = 2 * time.Second
+)
+
+// statusWriteLog records when the controller wrote a TrafficGenerator's status.
+type statusWriteLog struct {
+	mu    sync.Mutex
+	times []time.Time
+}
+
+// wrap returns c, recording its successful TrafficGenerator status updates.
+func (l *statusWriteLog) wrap(c client.Client) client.Client {
+	return countingClient{Client: c, log: l}
+}
+
+type countingClient struct {
+	client.Client
+	log *statusWriteLog
+}
+
+func (c countingClient) Status() client.SubResourceWriter {
+	return countingStatusWriter{SubResourceWriter: c.Client.Status(), log: c.log}
+}
+
+type countingStatusWriter struct {
+	client.SubResourceWriter
+	log *statusWriteLog
+}
+
+func (w countingStatusWriter) Update(ctx context.Context, obj client.Object, opts ...client.SubResourceUpdateOption) error {
+	err := w.SubResourceWriter.Update(ctx, obj, opts...)
+	if _, ok := obj.(*xdpgenv1alpha1.TrafficGenerator); ok && err == nil {
+		w.log.mu.Lock()
+		w.log.times = append(w.log.times, time.Now())
+		w.log.mu.Unlock()
+	}
+	return err
+}
+
+func (l *statusWriteLog) between(from, to time.Time) []time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []time.Time
+	for _, t := range l.times {
+		if !t.Before(from) && !t.After(to) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// TestScaleThousandNodes writes the NodeReports of a thousand simulated nodes against the real API server at the
+// agents' cadence, spread evenly over each interval, with the controller running. The status must end up equal to
+// the sum of the reports, and the controller must write it at most once per status interval.
+func TestScaleThousandNodes(t *testing.T) {
+	requireEnvtest(t)
+	if testing.Short() {
+		t.Skip("scale test skipped in -short mode")
+	}
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := testNamespace(t, "scale")
+	writes := &statusWriteLog{}
+	startManager(t, ns, scaleStatusInterval, writes.wrap)
+
+	tg := &xdpgenv1alpha1.TrafficGenerator{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "scale"},
+		Spec: xdpgenv1alpha1.TrafficGeneratorSpec{
+			Destination: xdpgenv1alpha1.Destination{Address: "10.200.0.2"},
+			Duration:    &metav1.Duration{Duration: time.Minute},
+		},
+	}
+	g.Expect(k8sClient.Create(ctx, tg)).To(Succeed())
+	dsKey := types.NamespacedName{Namespace: ns, Name: DaemonSetName(tg)}
+	g.Eventually(func() error { return setDaemonSetStatus(ctx, dsKey, scaleNodes, scaleNodes) }).
+		WithTimeout(eventually).WithPolling(poll).Should(Succeed())
+
+	// The agents' client: many nodes share it, so it must not throttle them.
+	agentCfg := rest.CopyConfig(cfg)
+	agentCfg.QPS, agentCfg.Burst = 5000, 5000
+	agents, err := client.New(agentCfg, client.Options{Scheme: testScheme})
+	g.Expect(err).NotTo(HaveOccurred())
+
+	type node struct {
+		name    string
+		offset  time.Duration // when in each interval this node reports
+		pps     int64
+		packets int64
+		report  *xdpgenv1alpha1.NodeReport
+	}
+	nodes := make([]*node, scaleNodes)
+	for i := range nodes {
+		nodes[i] = &node{
+			name:   fmt.Sprintf("node-%04d", i),
+			offset: time.Duration(i) * scaleReportInterval / scaleNodes,
+			pps:    1000 + int64(i),
+		}
+	}
+
+	var (
+		reportWrites atomic.Int64
+		maxLag       atomic.Int64
+		failures     atomic.Int64
+		firstErr     atomic.Value
+	)
+	// round runs one reporting round: each node writes at start+offset, by a bounded number of workers.
+	round := func(start time.Time, write func(n *node) error) {
+		var wg sync.WaitGroup
+		for w := range scaleWorkers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := w; i < len(nodes); i += scaleWorkers {
+					n := nodes[i]
+					due := start.Add(n.offset)
+					time.Sleep(time.Until(due))
+					if lag := time.Since(due); lag > time.Duration(maxLag.Load()) {
+						maxLag.Store(int64(lag))
+					}
+					if err := write(n); err != nil {
+						failures.Add(1)
+						firstErr.CompareAndSwap(nil, fmt.Sprintf("%s: %v", n.name, err))
+						continue
+					}
+					reportWrites.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	writeStatus := func(n *node, phase xdpgenv1alpha1.Phase, pps int64) error {
+		now := metav1.Now()
+		st := xdpgenv1alpha1.NodeReportStatus{
+			Generation: tg.Generation, Phase: phase, StartTime: n.report.Status.StartTime, LastUpdateTime: &now,
+			Packets: n.packets, Bytes: n.packets * 64, PacketsPerSecond: pps, BitsPerSecond: pps * 64 * 8,
+			Actions: []xdpgenv1alpha1.ActionCount{{Action: xdpgenv1alpha1.XDPRedirect, Packets: n.packets, Bytes: n.packets * 64}},
+		}
+		if st.StartTime == nil {
+			st.StartTime = &now
+		}
+		if phase.Terminal() {
+			st.CompletionTime = &now
+		}
+		n.report.Status = st
+		return agents.Status().Update(ctx, n.report)
+	}
+
+	begin := time.Now()
+	t.Logf("%d nodes create their reports over %s", scaleNodes, scaleReportInterval)
+	round(time.Now(), func(n *node) error {
+		n.report = newReport(tg, n.name)
+		if err := agents.Create(ctx, n.report); err != nil {
+			return err
+		}
+		return writeStatus(n, xdpgenv1alpha1.PhaseRunning, 0)
+	})
+	cadenceStart := time.Now()
+	t.Logf("%d nodes report every %s for %d rounds", scaleNodes, scaleReportInterval, scaleRounds)
+	for k := range scaleRounds {
+		round(cadenceStart.Add(time.Duration(k)*scaleReportInterval), func(n *node) error {
+			n.packets += n.pps * int64(scaleReportInterval/time.Second)
+			return writeStatus(n, xdpgenv1alpha1.PhaseRunning, n.pps)
+		})
+	}
+	if f := failures.Load(); f > 0 {
+		t.Fatalf("%d report writes failed, first: %v", f, firstErr.Load())
+	}
+
+	var runningPackets, runningPPS int64
+	for _, n := range nodes {
+		runningPackets += n.packets
+		runningPPS += n.pps
+	}
+	g.Eventually(func(g Gomega) {
+		cur := &xdpgenv1alpha1.TrafficGenerator{}
+		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(tg), cur)).To(Succeed())
+		g.Expect(cur.Status.Phase).To(Equal(xdpgenv1alpha1.PhaseRunning))
+		g.Expect(cur.Status.NodesSummary).To(Equal(fmt.Sprintf("%d/%d", scaleNodes, scaleNodes)))
+		g.Expect(cur.Status.Totals).To(Equal(xdpgenv1alpha1.Totals{
+			Packets: runningPackets, Bytes: runningPackets * 64, PacketsPerSecond: runningPPS, BitsPerSecond: runningPPS * 64 * 8,
+		}))
+	}).WithTimeout(eventually).WithPolling(100 * time.Millisecond).Should(Succeed())
+
+	t.Logf("%d nodes report completion", scaleNodes)
+	round(time.Now(), func(n *node) error {
+		n.packets += n.pps
+		return writeStatus(n, xdpgenv1alpha1.PhaseCompleted, 0)
+	})
+	if f := failures.Load(); f > 0 {
+		t.Fatalf("%d report writes failed, first: %v", f, firstErr.Load())
+	}
+	reportsDone := time.Now()
+
+	var wantPackets int64
+	for _, n := range nodes {
+		wantPackets += n.packets
+	}
+	final := &xdpgenv1alpha1.TrafficGenerator{}
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(tg), final)).To(Succeed())
+		g.Expect(final.Status.Phase).To(Equal(xdpgenv1alpha1.PhaseCompleted))
+		g.Expect(final.Status.Totals).To(Equal(xdpgenv1alpha1.Totals{Packets: wantPackets, Bytes: wantPackets * 64}))
+		g.Expect(final.Status.NodesTotal).To(Equal(int32(scaleNodes)))
+		g.Expect(final.Status.Nodes).To(HaveLen(scaleNodes))
+		g.Expect(sort.SliceIsSorted(final.Status.Nodes, func(i, j int) bool { return final.Status.Nodes[i].Node < final.Status.Nodes[j].Node })).To(BeTrue())
+	}).WithTimeout(eventually).WithPolling(100 * time.Millisecond).Should(Succeed())
+	settled := time.Now()
+
+	// The controller's writes to the parent, from the first report to the final status.
+	ws := writes.between(begin, settled)
+	elapsed := settled.Sub(begin)
+	var minGap time.Duration
+	for i := 1; i < len(ws); i++ {
+		if gap := ws[i].Sub(ws[i-1]); i == 1 || gap < minGap {
+			minGap = gap
+		}
+	}
+	reportRate := float64(reportWrites.Load()) / reportsDone.Sub(begin).Seconds()
+	writeRate := float64(len(ws)) / elapsed.Seconds()
+	t.Logf("%d NodeReport writes in %s (%.0f/s, at most %s behind schedule); "+
+		"the controller wrote the TrafficGenerator status %d times in %s (%.2f/s, status interval %s, closest two writes %s apart); "+
+		"final status %d bytes of JSON for %d nodes, settled %s after the last report",
+		reportWrites.Load(), reportsDone.Sub(begin).Round(time.Millisecond), reportRate, time.Duration(maxLag.Load()).Round(time.Millisecond),
+		len(ws), elapsed.Round(time.Millisecond), writeRate, scaleStatusInterval, minGap.Round(time.Millisecond),
+		jsonSize(t, final.Status), len(final.Status.Nodes), settled.Sub(reportsDone).Round(time.Millisecond))
+
+	if maxWrites := int(elapsed/scaleStatusInterval) + 2; len(ws) > maxWrites {
+		t.Errorf("the controller wrote the status %d times in %s; want at most %d (one per %s, plus slack)", len(ws), elapsed, maxWrites, scaleStatusInterval)
+	}
+	// Writes are spaced by the status interval, less the time between the throttle's clock readings.
+	if len(ws) > 1 && minGap < scaleStatusInterval-100*time.Millisecond {
+		t.Errorf("two status writes only %s apart; want at least the status interval %s", minGap, scaleStatusInterval)
+	}
+}
+
+func jsonSize(t *testing.T, v any) int {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(b)
+}

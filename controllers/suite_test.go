@@ -1,0 +1,191 @@
+/*
+Copyright 2026 The xdpgen Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
+)
+
+// The envtest suites of this package share one control plane (a real etcd and kube-apiserver, found through
+// KUBEBUILDER_ASSETS, by default the repository's bin/k8s/v1.37.2), started in TestMain. Without the binaries
+// those tests skip, and fail instead when XDPGEN_REQUIRE_ENVTEST=1 or XDPGEN_REQUIRE_PRIVILEGED=1 (CI).
+var (
+	testEnv    *envtest.Environment
+	cfg        *rest.Config
+	k8sClient  client.Client
+	testScheme = runtime.NewScheme()
+	// envtestMissing says why the control plane did not start; empty when it runs.
+	envtestMissing string
+)
+
+// k8sVersion is the version of the Kubernetes binaries the tests use (the Makefile's K8S_VERSION).
+const k8sVersion = "v1.37.2"
+
+func init() {
+	utilruntime.Must(clientgoscheme.AddToScheme(testScheme))
+	utilruntime.Must(xdpgenv1alpha1.AddToScheme(testScheme))
+}
+
+func TestMain(m *testing.M) {
+	os.Exit(runTests(m))
+}
+
+func runTests(m *testing.M) int {
+	// The controllers under test log errors only, unless XDPGEN_TEST_LOG=debug.
+	level := zapcore.ErrorLevel
+	if os.Getenv("XDPGEN_TEST_LOG") == "debug" {
+		level = zapcore.DebugLevel
+	}
+	logf.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(level)))
+
+	assets := os.Getenv("KUBEBUILDER_ASSETS")
+	if assets == "" {
+		assets = filepath.Join("..", "bin", "k8s", k8sVersion)
+	}
+	for _, bin := range []string{"etcd", "kube-apiserver"} {
+		if _, err := os.Stat(filepath.Join(assets, bin)); err != nil {
+			envtestMissing = fmt.Sprintf("no %s in KUBEBUILDER_ASSETS=%s (make envtest-assets builds it)", bin, assets)
+			return m.Run()
+		}
+	}
+	abs, err := filepath.Abs(assets)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "envtest:", err)
+		return 1
+	}
+	testEnv = &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+		BinaryAssetsDirectory: abs,
+	}
+	start := time.Now()
+	cfg, err = testEnv.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "envtest: start the control plane:", err)
+		return 1
+	}
+	fmt.Fprintf(os.Stderr, "envtest: control plane from %s up in %s\n", abs, time.Since(start).Round(time.Millisecond))
+	defer func() {
+		if err := testEnv.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "envtest: stop the control plane:", err)
+		}
+	}()
+	k8sClient, err = client.New(cfg, client.Options{Scheme: testScheme})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "envtest: client:", err)
+		return 1
+	}
+	return m.Run()
+}
+
+// requireEnvtest skips a test that needs the control plane when it is not there, or fails it when the
+// environment says the control plane must be there.
+func requireEnvtest(t *testing.T) {
+	t.Helper()
+	if envtestMissing == "" {
+		return
+	}
+	if os.Getenv("XDPGEN_REQUIRE_ENVTEST") == "1" || os.Getenv("XDPGEN_REQUIRE_PRIVILEGED") == "1" {
+		t.Fatalf("envtest required (XDPGEN_REQUIRE_ENVTEST or XDPGEN_REQUIRE_PRIVILEGED is 1) but %s", envtestMissing)
+	}
+	t.Skipf("skipping envtest: %s", envtestMissing)
+}
+
+// testNamespace creates a namespace of its own for a test. envtest runs no namespace controller, so namespaces
+// are never removed; their names are unique.
+func testNamespace(t *testing.T, prefix string) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-"}}
+	if err := k8sClient.Create(context.Background(), ns); err != nil {
+		t.Fatalf("create namespace: %v", err)
+	}
+	return ns.Name
+}
+
+// startManager runs the TrafficGenerator controller in a manager of its own that watches only namespace ns, until
+// the test ends. wrap, when not nil, wraps the controller's client (to count its writes).
+func startManager(t *testing.T, ns string, interval time.Duration, wrap func(client.Client) client.Client) *TrafficGeneratorReconciler {
+	t.Helper()
+	cacheOpts := CacheOptions()
+	cacheOpts.DefaultNamespaces = map[string]cache.Config{ns: {}}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 testScheme,
+		Cache:                  cacheOpts,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		// Every test has a manager of its own with a controller of the same name.
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	if err != nil {
+		t.Fatalf("create manager: %v", err)
+	}
+	c := mgr.GetClient()
+	if wrap != nil {
+		c = wrap(c)
+	}
+	r := &TrafficGeneratorReconciler{
+		Client:         c,
+		APIReader:      mgr.GetAPIReader(),
+		Recorder:       mgr.GetEventRecorder("xdpgen-manager"),
+		Agent:          DefaultAgentConfig(),
+		StatusInterval: interval,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := r.SetupWithManager(ctx, mgr); err != nil {
+		cancel()
+		t.Fatalf("set up controller: %v", err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := mgr.Start(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("manager: %v", err)
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+	})
+	return r
+}

@@ -1,0 +1,284 @@
+/*
+Copyright 2026 The xdpgen Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	jsonpatch "github.com/evanphx/json-patch/v5"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	sigsyaml "sigs.k8s.io/yaml"
+
+	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
+)
+
+// baseSpec is a valid spec that each validation case patches (JSON merge patch, written as YAML).
+const baseSpec = `
+destination:
+  address: 10.200.0.2
+duration: 30s
+`
+
+// generatorFromPatch returns a TrafficGenerator named name whose spec is baseSpec merged with patch.
+func generatorFromPatch(t *testing.T, ns, name, patch string) *unstructured.Unstructured {
+	t.Helper()
+	base, err := sigsyaml.YAMLToJSON([]byte(baseSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := base
+	if patch != "" {
+		p, err := sigsyaml.YAMLToJSON([]byte(patch))
+		if err != nil {
+			t.Fatalf("patch %q: %v", patch, err)
+		}
+		if spec, err = jsonpatch.MergePatch(base, p); err != nil {
+			t.Fatalf("merge %q: %v", patch, err)
+		}
+	}
+	u := &unstructured.Unstructured{}
+	u.SetAPIVersion(xdpgenv1alpha1.GroupVersion.String())
+	u.SetKind("TrafficGenerator")
+	u.SetNamespace(ns)
+	u.SetName(name)
+	var specMap map[string]any
+	if err := sigsyaml.Unmarshal(spec, &specMap); err != nil {
+		t.Fatal(err)
+	}
+	u.Object["spec"] = specMap
+	return u
+}
+
+func TestCRDsInstalled(t *testing.T) {
+	requireEnvtest(t)
+	ctx := context.Background()
+	for _, list := range []client.ObjectList{&xdpgenv1alpha1.TrafficGeneratorList{}, &xdpgenv1alpha1.NodeReportList{}} {
+		if err := k8sClient.List(ctx, list); err != nil {
+			t.Errorf("list %T: %v (CRD not installed?)", list, err)
+		}
+	}
+}
+
+// TestInvalidSpecsRejected sends specs that are wrong in one way each and checks that the API server refuses them
+// with the message that tells the user what to change.
+func TestInvalidSpecsRejected(t *testing.T) {
+	requireEnvtest(t)
+	ns := testNamespace(t, "invalid")
+	tests := []struct {
+		name  string
+		patch string
+		want  string
+	}{
+		{"destination address not an IP", `{destination: {address: 10.200.0.300}}`,
+			"destination.address must be an IPv4 or IPv6 address such as 10.200.0.2 or fd00::2"},
+		{"destination address with a prefix length", `{destination: {address: 10.200.0.0/24}}`,
+			"destination.address must be an IPv4 or IPv6 address"},
+		{"destination address a host name", `{destination: {address: receiver.example}}`,
+			"destination.address must be an IPv4 or IPv6 address"},
+		{"destination address unspecified", `{destination: {address: "::"}}`,
+			"destination.address must not be the unspecified address (0.0.0.0 or ::)"},
+		{"destination address missing", `{destination: {address: null, port: 80}}`,
+			"spec.destination.address: Required value"},
+		{"source address not an IP", `{source: {address: 10.200.0}}`,
+			"source.address must be an IPv4 or IPv6 address"},
+		{"IPv4 destination, IPv6 source", `{source: {address: "fd00::1"}}`,
+			"destination.address and source.address must both be IPv4 or both IPv6"},
+		{"IPv6 destination, IPv4 source", `{destination: {address: "fd00::2"}, source: {address: 10.200.0.1}, frameSize: 128}`,
+			"destination.address and source.address must both be IPv4 or both IPv6"},
+		{"destination MAC too short", `{destination: {mac: "02:00:00:00:00"}}`,
+			"destination.mac must be a MAC address such as 02:00:00:00:00:02"},
+		{"source MAC with dashes", `{source: {mac: "02-00-00-00-00-01"}}`,
+			"source.mac must be a MAC address such as 02:00:00:00:00:01"},
+		{"destination ports past 65535", `{destination: {port: 65000, portCount: 1000}}`,
+			"destination.port + destination.portCount - 1 must be <= 65535: lower port or portCount"},
+		{"source ports past 65535", `{source: {port: 65535, portCount: 2}}`,
+			"source.port + source.portCount - 1 must be <= 65535: lower port or portCount"},
+		{"port 0", `{destination: {port: 0}}`,
+			"spec.destination.port: Invalid value: 0: spec.destination.port in body should be greater than or equal to 1"},
+		{"protocol icmp", `{protocol: icmp}`,
+			`spec.protocol: Unsupported value: "icmp": supported values: "udp", "tcp"`},
+		{"frame below the Ethernet minimum", `{frameSize: 59}`,
+			"spec.frameSize in body should be greater than or equal to 60"},
+		{"frame above jumbo", `{frameSize: 9217}`,
+			"spec.frameSize in body should be less than or equal to 9216"},
+		{"IPv6 TCP in a VLAN does not fit 64 bytes", `{destination: {address: "fd00::2"}, protocol: tcp, vlan: 10, frameSize: 64}`,
+			"frameSize must hold Ethernet (14) + VLAN tag (4, when vlan is set) + IP header (20 for IPv4, 40 for IPv6) + TCP (20) bytes: set frameSize to at least 78"},
+		{"IPv6 UDP does not fit 60 bytes", `{destination: {address: "fd00::2"}, frameSize: 60}`,
+			"set frameSize to at least 62"},
+		{"VLAN 4095", `{vlan: 4095}`, "spec.vlan in body should be less than or equal to 4094"},
+		{"VLAN 0", `{vlan: 0}`, "spec.vlan in body should be greater than or equal to 1"},
+		{"no threads", `{threads: 0}`, "spec.threads in body should be greater than or equal to 1"},
+		{"too many threads", `{threads: 257}`, "spec.threads in body should be less than or equal to 256"},
+		{"rate in pps and bps", `{rate: {packetsPerSecond: 1000, bitsPerSecond: 1000000}}`,
+			"rate: set only one of packetsPerSecond and bitsPerSecond, not both"},
+		{"empty rate", `{rate: {}}`,
+			"rate: set packetsPerSecond or bitsPerSecond, or remove rate to send as fast as the node can"},
+		{"zero pps", `{rate: {packetsPerSecond: 0}}`,
+			"spec.rate.packetsPerSecond in body should be greater than or equal to 1"},
+		{"duration not a duration", `{duration: ten minutes}`,
+			"duration must be a Go duration such as 30s, 10m or 1h30m"},
+		{"duration too short", `{duration: 500ms}`, "duration must be between 1s and 168h (7 days)"},
+		{"duration too long", `{duration: 169h}`, "duration must be between 1s and 168h (7 days)"},
+		{"no bound and not continuous", `{duration: null}`,
+			"set duration or packets to bound the run, or set continuous: true to send until the TrafficGenerator is deleted"},
+		{"continuous with a packet count", `{duration: null, packets: 1000, continuous: true}`,
+			"continuous: true sends until the TrafficGenerator is deleted: remove duration and packets, or set continuous: false"},
+		{"zero packets", `{duration: null, packets: 0}`, "spec.packets in body should be greater than or equal to 1"},
+		{"start At without a time", `{start: {policy: At}}`,
+			"start.policy At needs start.at, the time at which every node starts sending"},
+		{"start time without At", `{start: {policy: WhenReady, at: "2030-01-01T00:00:00Z"}}`,
+			"start.at is only used with start.policy At: set policy: At or remove at"},
+		{"start policy unknown", `{start: {policy: Now}}`, `spec.start.policy: Unsupported value: "Now"`},
+		{"interface with a slash", `{interface: "eth0/1"}`,
+			"interface must be auto or a network interface name such as eth0"},
+		{"interface name too long", `{interface: averyveryverylongname}`,
+			"spec.interface: Too long: may not be more than 15 bytes"},
+	}
+	ctx := context.Background()
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tg := generatorFromPatch(t, ns, fmt.Sprintf("invalid-%d", i), tc.patch)
+			err := k8sClient.Create(ctx, tg)
+			if err == nil {
+				t.Fatalf("the API server accepted spec patch %s; want it refused with %q", tc.patch, tc.want)
+			}
+			if !apierrors.IsInvalid(err) {
+				t.Fatalf("error = %v, want an Invalid error", err)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error = %v\nwant it to contain %q", err, tc.want)
+			}
+		})
+	}
+
+	t.Run("name longer than a label value", func(t *testing.T) {
+		tg := generatorFromPatch(t, ns, strings.Repeat("n", 64), "")
+		err := k8sClient.Create(ctx, tg)
+		want := "metadata.name must be at most 63 characters: it is a label value on the agent pods and the node reports"
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error = %v, want it to contain %q", err, want)
+		}
+	})
+}
+
+// TestValidSpecsAccepted checks edge cases that must pass and the defaults the API server fills in.
+func TestValidSpecsAccepted(t *testing.T) {
+	requireEnvtest(t)
+	ns := testNamespace(t, "valid")
+	ctx := context.Background()
+	for i, patch := range []string{
+		``,
+		`{destination: {address: "fd00::2"}, protocol: tcp, frameSize: 74}`,
+		`{destination: {address: "fd00::2"}, protocol: tcp, vlan: 4094, frameSize: 78}`,
+		`{destination: {address: 192.0.2.1, port: 65535, portCount: 1}, source: {address: 192.0.2.10, port: 1, portCount: 65535}}`,
+		`{duration: 168h, packets: 5, rate: {bitsPerSecond: 1}}`,
+		`{duration: 1s, frameSize: 9216, threads: 256}`,
+		`{duration: 1h30m}`,
+		`{duration: null, continuous: true, start: {policy: At, at: "2030-01-01T00:00:00Z"}}`,
+		`{interface: enp1s0f0np0, destination: {mac: "AA:bb:cc:dd:ee:ff"}, source: {mac: "02:00:00:00:00:01"}}`,
+	} {
+		tg := generatorFromPatch(t, ns, fmt.Sprintf("valid-%d", i), patch)
+		if err := k8sClient.Create(ctx, tg); err != nil {
+			t.Errorf("spec patch %s refused: %v", patch, err)
+		}
+	}
+
+	var got xdpgenv1alpha1.TrafficGenerator
+	if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "valid-0"}, &got); err != nil {
+		t.Fatal(err)
+	}
+	s := got.Spec
+	if s.Interface != "auto" || s.Protocol != xdpgenv1alpha1.ProtocolUDP || s.FrameSize != 64 || s.Threads != 1 ||
+		s.Destination.Port != 9 || s.Destination.PortCount != 1 || s.Source.Port != 9 || s.Source.PortCount != 1 ||
+		s.Start.Policy != xdpgenv1alpha1.StartWhenReady {
+		t.Errorf("defaults not applied as documented: %+v", s)
+	}
+}
+
+// TestSamplesAccepted creates every sample of config/samples.
+func TestSamplesAccepted(t *testing.T) {
+	requireEnvtest(t)
+	ns := testNamespace(t, "samples")
+	files, err := filepath.Glob(filepath.Join("..", "config", "samples", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no samples in config/samples: %v", err)
+	}
+	for _, f := range files {
+		for _, u := range decodeYAML(t, f) {
+			u.SetNamespace(ns)
+			if err := k8sClient.Create(context.Background(), u); err != nil {
+				t.Errorf("%s: %s %s refused: %v", f, u.GetKind(), u.GetName(), err)
+			}
+		}
+	}
+}
+
+// TestNodeReportSpecImmutable checks that a report stays tied to its generator and node.
+func TestNodeReportSpecImmutable(t *testing.T) {
+	requireEnvtest(t)
+	ns := testNamespace(t, "immutable")
+	ctx := context.Background()
+	nr := &xdpgenv1alpha1.NodeReport{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: xdpgenv1alpha1.NodeReportName("udp", "node-a")},
+		Spec:       xdpgenv1alpha1.NodeReportSpec{Generator: "udp", NodeName: "node-a"},
+	}
+	if err := k8sClient.Create(ctx, nr); err != nil {
+		t.Fatal(err)
+	}
+	nr.Spec.NodeName = "node-b"
+	err := k8sClient.Update(ctx, nr)
+	want := "spec is immutable: a NodeReport belongs to one generator and one node"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("changing spec.nodeName: error = %v, want it to contain %q", err, want)
+	}
+}
+
+// decodeYAML reads the objects of a (multi-document) YAML file.
+func decodeYAML(t *testing.T, path string) []*unstructured.Unstructured {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var objs []*unstructured.Unstructured
+	dec := yaml.NewYAMLOrJSONDecoder(f, 4096)
+	for {
+		u := &unstructured.Unstructured{}
+		if err := dec.Decode(&u.Object); err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			t.Fatalf("%s: %v", path, err)
+		}
+		if len(u.Object) > 0 {
+			objs = append(objs, u)
+		}
+	}
+	return objs
+}
