@@ -75,7 +75,8 @@ func countUntilDone(ctx context.Context, w io.Writer, rx *dataplane.RxCounter, i
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	var prev dataplane.Counter
-	prevAt := time.Now()
+	start := time.Now()
+	prevAt := start
 	report := func(kind string) error {
 		matched, other, err := rx.Counts()
 		if err != nil {
@@ -83,6 +84,9 @@ func countUntilDone(ctx context.Context, w io.Writer, rx *dataplane.RxCounter, i
 		}
 		now := time.Now()
 		pps := float64(matched.Packets-prev.Packets) / now.Sub(prevAt).Seconds()
+		if kind == "total" {
+			pps = float64(matched.Packets) / now.Sub(start).Seconds() // the average over the whole count
+		}
 		prev, prevAt = matched, now
 		if asJSON {
 			return jsonLine(w, rxRecord{Type: kind, Time: now, Interface: ifname, Matched: matched, Other: other, PPS: pps})

@@ -1,0 +1,129 @@
+package dataplane
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/xdpgen/xdpgen/test/netnstest"
+)
+
+// Benchmarks are harnesses: each runs its variants in interleaved rounds on one veth pair (this machine's speed
+// drifts, so only ratios measured side by side mean anything) and reports Mpps received by the peer's XDP
+// counter, plus the ratios. Run them with `make bench`; b.N is ignored.
+
+const (
+	benchRounds = 5
+	benchPeriod = time.Second
+)
+
+type benchVariant struct {
+	name string
+	cfg  func(r *rig) Config
+	// noTouch runs the no-touch bpf_redirect ceiling instead of the generator.
+	noTouch bool
+}
+
+type benchResult struct {
+	received, sent, dropped uint64
+	seconds                 float64
+}
+
+func (b benchResult) mpps() float64 { return float64(b.received) / b.seconds / 1e6 }
+
+// measure runs every variant once per round, in turn, and sums what the peer received.
+func measure(b *testing.B, r *rig, variants []benchVariant) map[string]benchResult {
+	b.Helper()
+	results := map[string]benchResult{}
+	for range benchRounds {
+		for _, v := range variants {
+			g, err := r.tryGenerator(v.cfg(r))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if v.noTouch {
+				g.program = g.objs.RedirectNoTouch
+			}
+			before := r.receivedB(b)
+			if err := g.Run(b.Context()); err != nil {
+				b.Fatal(err)
+			}
+			time.Sleep(20 * time.Millisecond) // let the peer drain its ring
+			s, err := g.Stats()
+			if err != nil {
+				b.Fatal(err)
+			}
+			g.Close()
+			res := results[v.name]
+			res.received += r.receivedB(b) - before
+			res.sent += s.Sent().Packets
+			res.dropped += s.Egress.TxDropped
+			res.seconds += benchPeriod.Seconds()
+			results[v.name] = res
+		}
+	}
+	for _, v := range variants {
+		res := results[v.name]
+		b.ReportMetric(res.mpps(), "Mpps-"+v.name)
+		b.Logf("%-22s %6.3f Mpps received, %6.3f Mpps sent, %.2f%% dropped by the veth", v.name, res.mpps(),
+			float64(res.sent)/res.seconds/1e6, 100*float64(res.dropped)/float64(max(res.sent, 1)))
+	}
+	return results
+}
+
+func (r *rig) receivedB(b *testing.B) uint64 {
+	matched, _, err := r.rx.Counts()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return matched.Packets
+}
+
+func newBenchRig(b *testing.B, queues int) *rig {
+	// newRig takes a *testing.T for its cleanup checks; a benchmark's testing.TB does the same job.
+	r := &rig{Pair: netnstest.NewPair(b, netnstest.Options{Queues: queues})}
+	if err := netnstest.Do(r.Remote.NS, func() (err error) {
+		r.rx, err = AttachRxCounter(r.Remote.Interface, 1, 65535, false)
+		return err
+	}); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { r.rx.Close() })
+	return r
+}
+
+func ratio(b *testing.B, res map[string]benchResult, num, den string) {
+	q := res[num].mpps() / res[den].mpps()
+	b.ReportMetric(q, num+"/"+den)
+	b.Logf("%s / %s = %.3f", num, den, q)
+}
+
+// BenchmarkUDPVersusNoTouch: fixed UDP and 100 dynamic destination ports against the no-touch ceiling.
+func BenchmarkUDPVersusNoTouch(b *testing.B) {
+	r := newBenchRig(b, 1)
+	fixed := func(r *rig) Config { return Config{DstAddr: r.Remote.IPv4, Duration: benchPeriod} }
+	res := measure(b, r, []benchVariant{
+		{name: "notouch", cfg: fixed, noTouch: true},
+		{name: "fixed", cfg: fixed},
+		{name: "dyn100", cfg: func(r *rig) Config {
+			return Config{DstAddr: r.Remote.IPv4, DstPort: 1000, DstPortCount: 100, Duration: benchPeriod}
+		}},
+	})
+	ratio(b, res, "fixed", "notouch")
+	ratio(b, res, "dyn100", "notouch")
+}
+
+// BenchmarkThreads: one thread against two, into a peer with one RX queue per sender thread and with one RX
+// queue for both.
+func BenchmarkThreads(b *testing.B) {
+	for _, queues := range []int{2, 1} {
+		b.Run(fmt.Sprintf("peer-rx-queues=%d", queues), func(b *testing.B) {
+			r := newBenchRig(b, queues)
+			threads := func(n int) func(r *rig) Config {
+				return func(r *rig) Config { return Config{DstAddr: r.Remote.IPv4, Threads: n, Duration: benchPeriod} }
+			}
+			res := measure(b, r, []benchVariant{{name: "1thread", cfg: threads(1)}, {name: "2threads", cfg: threads(2)}})
+			ratio(b, res, "2threads", "1thread")
+		})
+	}
+}
