@@ -102,6 +102,10 @@ func runTests(m *testing.M) int {
 	cfg, err = testEnv.Start()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "envtest: start the control plane:", err)
+		// Start leaves etcd and kube-apiserver running when it fails after starting them (installing the CRDs).
+		if err := testEnv.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "envtest: stop the control plane:", err)
+		}
 		return 1
 	}
 	fmt.Fprintf(os.Stderr, "envtest: control plane from %s up in %s\n", abs, time.Since(start).Round(time.Millisecond))

@@ -70,9 +70,9 @@ func init() {
 // NodeReports into the TrafficGenerator's status.
 //
 // A thousand nodes reporting every few seconds must not turn into a thousand status writes: NodeReport events are
-// queued no sooner than StatusInterval after the generator's last status write, a reconcile writes the status at
-// most once and only when it changed, so each TrafficGenerator's status is written at most once per
-// StatusInterval.
+// queued no sooner than StatusInterval after the generator's status was last computed, and a reconcile writes the
+// status at most once, only when it changed, and no sooner than StatusInterval after the last write. Each
+// TrafficGenerator's status is thus written at most once per StatusInterval, whatever the number of nodes.
 type TrafficGeneratorReconciler struct {
 	Client client.Client
 	// APIReader reads from the API server, not the cache: used before starting agents, where a stale cache could
@@ -83,8 +83,13 @@ type TrafficGeneratorReconciler struct {
 	// StatusInterval is the least time between two status writes of one TrafficGenerator.
 	StatusInterval time.Duration
 
-	mu        sync.Mutex
-	lastWrite map[types.NamespacedName]time.Time
+	mu   sync.Mutex
+	last map[types.NamespacedName]*lastTimes
+}
+
+// lastTimes is when a TrafficGenerator's status was last computed and last written.
+type lastTimes struct {
+	computed, written time.Time
 }
 
 // CacheOptions restricts the manager's cache of DaemonSets to the agent DaemonSets, so that the controller does
@@ -126,8 +131,9 @@ func (r *TrafficGeneratorReconciler) SetupWithManager(ctx context.Context, mgr c
 		Complete(r)
 }
 
-// enqueueForReport queues the report's TrafficGenerator (found through its label) for when its status may next be
-// written. The queue keeps one entry per generator, so a burst of reports becomes one reconcile.
+// enqueueForReport queues the report's TrafficGenerator (found through its label) for one status interval after
+// its status was last computed. The queue keeps one entry per generator, so the reports of a thousand nodes become
+// one reconcile per interval, even when they change nothing (heartbeats).
 func (r *TrafficGeneratorReconciler) enqueueForReport(o client.Object, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 	name := o.GetLabels()[xdpgenv1alpha1.LabelGenerator]
 	if name == "" {
@@ -140,37 +146,43 @@ func (r *TrafficGeneratorReconciler) enqueueForReport(o client.Object, q workque
 	}
 	key := types.NamespacedName{Namespace: o.GetNamespace(), Name: name}
 	req := reconcile.Request{NamespacedName: key}
-	if wait := r.untilNextWrite(key, time.Now()); wait > 0 {
+	if wait := r.until(key, func(l *lastTimes) time.Time { return l.computed }, time.Now()); wait > 0 {
 		q.AddAfter(req, wait)
 		return
 	}
 	q.Add(req)
 }
 
-// untilNextWrite is how long the status of key must wait before its next write.
-func (r *TrafficGeneratorReconciler) untilNextWrite(key types.NamespacedName, now time.Time) time.Duration {
+// until is how long key must wait for one status interval to pass since the time which picks.
+func (r *TrafficGeneratorReconciler) until(key types.NamespacedName, which func(*lastTimes) time.Time, now time.Time) time.Duration {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	last, ok := r.lastWrite[key]
+	l, ok := r.last[key]
 	if !ok {
 		return 0
 	}
-	return last.Add(r.StatusInterval).Sub(now)
+	return which(l).Add(r.StatusInterval).Sub(now)
 }
 
-func (r *TrafficGeneratorReconciler) wrote(key types.NamespacedName, at time.Time) {
+// mark records now as the time that set picks.
+func (r *TrafficGeneratorReconciler) mark(key types.NamespacedName, set func(*lastTimes, time.Time), now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.lastWrite == nil {
-		r.lastWrite = map[types.NamespacedName]time.Time{}
+	if r.last == nil {
+		r.last = map[types.NamespacedName]*lastTimes{}
 	}
-	r.lastWrite[key] = at
+	l, ok := r.last[key]
+	if !ok {
+		l = &lastTimes{}
+		r.last[key] = l
+	}
+	set(l, now)
 }
 
 func (r *TrafficGeneratorReconciler) forget(key types.NamespacedName) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	delete(r.lastWrite, key)
+	delete(r.last, key)
 }
 
 // +kubebuilder:rbac:groups=xdpgen.io,resources=trafficgenerators,verbs=get;list;watch
@@ -210,6 +222,7 @@ func (r *TrafficGeneratorReconciler) Reconcile(ctx context.Context, req ctrl.Req
 	}
 	now := metav1.Now().Rfc3339Copy()
 	status := statusFor(tg, ds, reports, now)
+	r.mark(req.NamespacedName, func(l *lastTimes, t time.Time) { l.computed = t }, time.Now())
 
 	if !status.Phase.Terminal() {
 		if err := r.syncDaemonSet(ctx, tg, ds); err != nil {
@@ -347,7 +360,7 @@ func (r *TrafficGeneratorReconciler) writeStatus(ctx context.Context, tg *xdpgen
 		return ctrl.Result{}, nil
 	}
 	key := client.ObjectKeyFromObject(tg)
-	if wait := r.untilNextWrite(key, time.Now()); wait > 0 {
+	if wait := r.until(key, func(l *lastTimes) time.Time { return l.written }, time.Now()); wait > 0 {
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}
 	old := tg.Status
@@ -360,7 +373,7 @@ func (r *TrafficGeneratorReconciler) writeStatus(ctx context.Context, tg *xdpgen
 		}
 		return ctrl.Result{}, fmt.Errorf("write status: %w", err)
 	}
-	r.wrote(key, time.Now())
+	r.mark(key, func(l *lastTimes, t time.Time) { l.written = t }, time.Now())
 	statusWrites.Inc()
 	r.recordTransitions(tg, old, status)
 	return ctrl.Result{}, nil

@@ -187,7 +187,7 @@ type Start struct {
 
 // TrafficGeneratorSpec is what to send, from which nodes, and for how long.
 // +kubebuilder:validation:XValidation:rule="!has(self.source) || !has(self.source.address) || !isIP(self.source.address) || !isIP(self.destination.address) || ip(self.source.address).family() == ip(self.destination.address).family()",message="destination.address and source.address must both be IPv4 or both IPv6"
-// +kubebuilder:validation:XValidation:rule="self.frameSize >= 14 + (has(self.vlan) ? 4 : 0) + ((isIP(self.destination.address) && ip(self.destination.address).family() == 6) ? 40 : 20) + (self.protocol == 'tcp' ? 20 : 8)",messageExpression="'frameSize must hold Ethernet (14) + VLAN tag (4, when vlan is set) + IP header (20 for IPv4, 40 for IPv6) + ' + (self.protocol == 'tcp' ? 'TCP (20)' : 'UDP (8)') + ' bytes: set frameSize to at least ' + string(14 + (has(self.vlan) ? 4 : 0) + ((isIP(self.destination.address) && ip(self.destination.address).family() == 6) ? 40 : 20) + (self.protocol == 'tcp' ? 20 : 8))"
+// +kubebuilder:validation:XValidation:rule="self.frameSize >= 14 + (has(self.vlan) ? 4 : 0) + ((isIP(self.destination.address) && ip(self.destination.address).family() == 6) ? 40 : 20) + (self.protocol == 'tcp' ? 20 : 8)",messageExpression="'frameSize must hold Ethernet (14) + VLAN tag (4, when vlan is set) + IP header (20 for IPv4, 40 for IPv6) + %s bytes: set frameSize to at least %d'.format([self.protocol == 'tcp' ? 'TCP (20)' : 'UDP (8)', 14 + (has(self.vlan) ? 4 : 0) + ((isIP(self.destination.address) && ip(self.destination.address).family() == 6) ? 40 : 20) + (self.protocol == 'tcp' ? 20 : 8)])"
 // +kubebuilder:validation:XValidation:rule="has(self.duration) || has(self.packets) || (has(self.continuous) && self.continuous)",message="set duration or packets to bound the run, or set continuous: true to send until the TrafficGenerator is deleted"
 // +kubebuilder:validation:XValidation:rule="!(has(self.continuous) && self.continuous) || !(has(self.duration) || has(self.packets))",message="continuous: true sends until the TrafficGenerator is deleted: remove duration and packets, or set continuous: false"
 type TrafficGeneratorSpec struct {
@@ -220,7 +220,7 @@ type TrafficGeneratorSpec struct {
 
 	// Source is what the frames come from; every field defaults per node.
 	// +optional
-	// +kubebuilder:default={}
+	// +kubebuilder:default={port: 9, portCount: 1}
 	Source Source `json:"source,omitempty"`
 
 	// FrameSize is the size of each Ethernet frame in bytes, without the FCS. The agent checks it against the
@@ -250,6 +250,8 @@ type TrafficGeneratorSpec struct {
 
 	// Duration bounds the run in time (a Go duration such as 30s, 10m or 1h30m; 1s to 168h).
 	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$')",message="duration must be a Go duration such as 30s, 10m or 1h30m"
 	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$') || (duration(self) >= duration('1s') && duration(self) <= duration('168h'))",message="duration must be between 1s and 168h (7 days)"
 	Duration *metav1.Duration `json:"duration,omitempty"`
@@ -265,7 +267,7 @@ type TrafficGeneratorSpec struct {
 
 	// Start says when each node starts sending.
 	// +optional
-	// +kubebuilder:default={}
+	// +kubebuilder:default={policy: WhenReady}
 	Start Start `json:"start,omitempty"`
 }
 
