@@ -40,7 +40,7 @@ const (
 	scaleNodes          = 1000
 	scaleReportInterval = 3 * time.Second
 	scaleRounds         = 5 // running reports per node, then one final report
-	scaleWorkers        = 64
+	scaleWorkers        = 128
 	scaleStatusInterval = 2 * time.Second
 )
 

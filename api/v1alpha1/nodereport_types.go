@@ -156,7 +156,8 @@ type NodeReportStatus struct {
 // NodeReport is what one node's agent reports about its run of a TrafficGenerator: one small object per
 // (generator, node), named NodeReportName(generator, node), labelled LabelGenerator and LabelNode, and owned by the
 // TrafficGenerator. Agents write only their own node's report and never the TrafficGenerator; the controller sums
-// the reports into the TrafficGenerator's status.
+// the reports into the TrafficGenerator's status. The owner reference leaves blockOwnerDeletion unset: setting it
+// would need update on trafficgenerators/finalizers, which the agent's role does not grant.
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=tgnr,categories=xdpgen
