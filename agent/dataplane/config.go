@@ -79,6 +79,30 @@ func fieldError(f Field, value any, format string, args ...any) *ConfigError {
 	return &ConfigError{Field: f, Value: v, Problem: fmt.Sprintf(format, args...)}
 }
 
+// ParseAddr reads an IP address for field f; an empty string is the zero Addr ("work it out").
+func ParseAddr(f Field, s string) (netip.Addr, error) {
+	if s == "" {
+		return netip.Addr{}, nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}, fieldError(f, s, "not an IP address: give an IPv4 or IPv6 address such as 192.0.2.1 or 2001:db8::1")
+	}
+	return a.Unmap(), nil
+}
+
+// ParseMAC reads an Ethernet MAC for field f; an empty string is nil ("work it out").
+func ParseMAC(f Field, s string) (net.HardwareAddr, error) {
+	if s == "" {
+		return nil, nil
+	}
+	m, err := net.ParseMAC(s)
+	if err != nil || len(m) != 6 {
+		return nil, fieldError(f, s, "not an Ethernet MAC: give six bytes such as 02:00:00:00:00:01")
+	}
+	return m, nil
+}
+
 // defaultPort is the discard service: what a receiver ignores by convention.
 const defaultPort = 9
 

@@ -38,7 +38,7 @@ type Generator struct {
 }
 
 // NewGenerator validates cfg against this host, builds the frame, loads the programs and readies the egress
-// interface. It works in the calling thread's network namespace.
+// interface. It works in the calling thread's network namespace (netnsthread.Do picks another).
 func NewGenerator(cfg Config) (*Generator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err

@@ -5,7 +5,6 @@ package netnstest
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"github.com/xdpgen/xdpgen/agent/dataplane/netnsthread"
 	"golang.org/x/sys/unix"
 )
 
@@ -104,19 +104,9 @@ func NewPair(t testing.TB, opts Options) *Pair {
 	return p
 }
 
-// Do runs fn on a thread that is in ns, and waits for it. The thread is thrown away afterwards, so nothing
-// fn does to it (namespace, affinity) leaks into the rest of the test.
+// Do runs fn on a thread that is in ns, and waits for it.
 func Do(ns netns.NsHandle, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
-		if err := netns.Set(ns); err != nil {
-			errc <- fmt.Errorf("enter namespace: %w", err)
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
+	return netnsthread.Do(ns, fn)
 }
 
 func newNamed(name string) (netns.NsHandle, error) {

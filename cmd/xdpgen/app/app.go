@@ -161,17 +161,17 @@ func (f *udpFlags) config(ifname string, cmd *cobra.Command) (dataplane.Config, 
 		Interface: ifname, DstPort: f.dstPort, DstPortCount: f.dynPorts, SrcPort: f.srcPort, VLAN: f.vlan,
 		FrameSize: f.size, Threads: f.threads, Packets: f.numPackets, Duration: f.duration,
 	}
-	if cfg.DstAddr, err = parseAddr("--dst-addr", f.dstAddr); err != nil {
-		return cfg, 0, err
+	if cfg.DstAddr, err = dataplane.ParseAddr(dataplane.FieldDstAddr, f.dstAddr); err != nil {
+		return cfg, 0, engineError(err)
 	}
-	if cfg.SrcAddr, err = parseAddr("--src-addr", f.srcAddr); err != nil {
-		return cfg, 0, err
+	if cfg.SrcAddr, err = dataplane.ParseAddr(dataplane.FieldSrcAddr, f.srcAddr); err != nil {
+		return cfg, 0, engineError(err)
 	}
-	if cfg.DstMAC, err = parseMAC("--dst-mac", f.dstMAC); err != nil {
-		return cfg, 0, err
+	if cfg.DstMAC, err = dataplane.ParseMAC(dataplane.FieldDstMAC, f.dstMAC); err != nil {
+		return cfg, 0, engineError(err)
 	}
-	if cfg.SrcMAC, err = parseMAC("--src-mac", f.srcMAC); err != nil {
-		return cfg, 0, err
+	if cfg.SrcMAC, err = dataplane.ParseMAC(dataplane.FieldSrcMAC, f.srcMAC); err != nil {
+		return cfg, 0, engineError(err)
 	}
 	if f.srcPortRange != "" {
 		if cmd.Flags().Changed("src-port") {

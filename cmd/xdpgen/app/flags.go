@@ -2,8 +2,6 @@ package app
 
 import (
 	"fmt"
-	"net"
-	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -36,28 +34,6 @@ func flagFor(f dataplane.Field) string {
 		return "--src-port/--src-port-range"
 	}
 	return "--" + string(f)
-}
-
-func parseAddr(flag, s string) (netip.Addr, error) {
-	if s == "" {
-		return netip.Addr{}, nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Addr{}, &flagError{flag, s, "not an IP address: give an IPv4 or IPv6 address such as 192.0.2.1 or 2001:db8::1"}
-	}
-	return a.Unmap(), nil
-}
-
-func parseMAC(flag, s string) (net.HardwareAddr, error) {
-	if s == "" {
-		return nil, nil
-	}
-	m, err := net.ParseMAC(s)
-	if err != nil || len(m) != 6 {
-		return nil, &flagError{flag, s, "not an Ethernet MAC: give six bytes such as 02:00:00:00:00:01"}
-	}
-	return m, nil
 }
 
 // parseRate reads a rate with an optional k, M or G suffix (powers of 1000): "500k", "1.5M", "10G".

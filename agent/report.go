@@ -1,0 +1,125 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/xdpgen/xdpgen/agent/dataplane"
+	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
+)
+
+// counters are packet and byte counts per XDP verdict.
+type counters [len(dataplane.Actions)]dataplane.Counter
+
+// countersOf reads the per-verdict counts a report already holds: what an earlier incarnation of the agent sent.
+func countersOf(st xdpgenv1alpha1.NodeReportStatus) counters {
+	var c counters
+	for _, ac := range st.Actions {
+		for i, a := range dataplane.Actions {
+			if a.String() == string(ac.Action) {
+				c[i] = dataplane.Counter{Packets: uint64(ac.Packets), Bytes: uint64(ac.Bytes)}
+			}
+		}
+	}
+	return c
+}
+
+// statusWith is st with the counters of this run (cur) added to those of earlier incarnations (base), and the
+// rates since the previous snapshot.
+func statusWith(st xdpgenv1alpha1.NodeReportStatus, base counters, cur, prev dataplane.Stats) xdpgenv1alpha1.NodeReportStatus {
+	st.Actions = nil
+	st.Packets, st.Bytes = 0, 0
+	for i, a := range dataplane.Actions {
+		total := dataplane.Counter{Packets: base[i].Packets + cur.Actions[a].Packets, Bytes: base[i].Bytes + cur.Actions[a].Bytes}
+		if total.Packets == 0 {
+			continue
+		}
+		st.Actions = append(st.Actions, xdpgenv1alpha1.ActionCount{Action: xdpgenv1alpha1.XDPAction(a.String()),
+			Packets: int64(total.Packets), Bytes: int64(total.Bytes)})
+		if a == dataplane.ActionRedirect || a == dataplane.ActionTX {
+			st.Packets += int64(total.Packets)
+			st.Bytes += int64(total.Bytes)
+		}
+	}
+	d := cur.Since(prev)
+	for _, a := range []dataplane.Action{dataplane.ActionRedirect, dataplane.ActionTX} {
+		r := d.Rate(a)
+		st.PacketsPerSecond += int64(r.PacketsPerSecond)
+		st.BitsPerSecond += int64(r.BitsPerSecond)
+	}
+	return st
+}
+
+// reportWriter writes this node's NodeReport status. Writes are merge patches against the last status the API
+// server took, so a write that failed (the API server was away) is carried by the next one.
+type reportWriter struct {
+	client  client.Client
+	report  *xdpgenv1alpha1.NodeReport
+	metrics *metrics
+}
+
+// writeTimeout bounds one write, so that an unreachable API server never stalls the run.
+const writeTimeout = 5 * time.Second
+
+func (w *reportWriter) patch(ctx context.Context, st xdpgenv1alpha1.NodeReportStatus) error {
+	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	defer cancel()
+	st.LastUpdateTime = now()
+	obj := w.report.DeepCopy()
+	obj.Status = st
+	if err := w.client.Status().Patch(ctx, obj, client.MergeFrom(w.report)); err != nil {
+		return err
+	}
+	w.report = obj
+	return nil
+}
+
+// write reports progress once; a failure is logged and left to the next write.
+func (w *reportWriter) write(ctx context.Context, st xdpgenv1alpha1.NodeReportStatus) {
+	w.metrics.set(st)
+	if err := w.patch(ctx, st); err != nil {
+		log.FromContext(ctx).Info("could not write the NodeReport; the next write carries it", "error", err.Error())
+	}
+}
+
+// writeFinal reports the end of a run, retrying until the API server takes it: the controller decides
+// completion from this write. It gives up only when the agent itself is going away.
+func (w *reportWriter) writeFinal(ctx context.Context, st xdpgenv1alpha1.NodeReportStatus) {
+	w.metrics.set(st)
+	for backoff := 500 * time.Millisecond; ; backoff = min(2*backoff, 10*time.Second) {
+		err := w.patch(context.WithoutCancel(ctx), st)
+		if err == nil {
+			return
+		}
+		log.FromContext(ctx).Info("could not write the final NodeReport; retrying", "error", err.Error(), "in", backoff)
+		select {
+		case <-ctx.Done():
+			// Shutting down: one last try with a deadline of its own.
+			last, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalWriteTimeout)
+			defer cancel()
+			_ = w.patch(last, st)
+			return
+		case <-time.After(backoff):
+		}
+	}
+}
+
+// stopped reports a run that was stopped from outside. Only a shutting-down agent writes: after a spec change
+// the next run writes, after a deletion there is no report left to write.
+func (w *reportWriter) stopped(ctx context.Context, st xdpgenv1alpha1.NodeReportStatus, base counters, gen *dataplane.Generator, podName string) {
+	if !errors.Is(context.Cause(ctx), errShutdown) {
+		return
+	}
+	if cur, err := gen.Stats(); err == nil {
+		st = statusWith(st, base, cur, cur)
+	}
+	st.Message = fmt.Sprintf("agent %s stopped after %d packets (pod terminating); the next agent on this node finishes the run", podName, st.Packets)
+	last, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalWriteTimeout)
+	defer cancel()
+	w.writeFinal(last, st)
+}

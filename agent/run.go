@@ -1,0 +1,203 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/xdpgen/xdpgen/agent/dataplane"
+	"github.com/xdpgen/xdpgen/agent/dataplane/netnsthread"
+	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
+)
+
+// finalWriteTimeout bounds how long the agent keeps retrying its last report when it is shutting down.
+const finalWriteTimeout = 5 * time.Second
+
+// execute is one run of one generation on this node, from the first report to the last.
+func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator) {
+	logger := log.FromContext(ctx).WithValues("generation", tg.Generation)
+	rep, err := a.ensureReport(ctx, tg)
+	if err != nil {
+		logger.Error(err, "cannot create or read this node's NodeReport; the run waits for the next reconcile")
+		return
+	}
+	w := &reportWriter{client: a.client, report: rep, metrics: a.metrics}
+	st := rep.Status
+	var done progress
+	switch {
+	case st.Generation == tg.Generation && st.Phase.Terminal():
+		logger.Info("this node already finished this generation", "phase", st.Phase)
+		a.metrics.set(st)
+		return
+	case st.Generation == tg.Generation && st.StartTime != nil:
+		// An earlier incarnation of the agent was sending: finish its run instead of starting over.
+		done = progress{packets: uint64(st.Packets), running: time.Since(st.StartTime.Time)}
+		st.Restarts++
+		st.Message = fmt.Sprintf("agent restarted (%s) after %d packets: finishing the run", a.opts.PodName, st.Packets)
+	default:
+		st = xdpgenv1alpha1.NodeReportStatus{Generation: tg.Generation, Phase: xdpgenv1alpha1.PhasePending,
+			Message: "preparing: resolving the interface, the addresses and the destination MAC"}
+	}
+	base := countersOf(st)
+	w.write(ctx, st)
+
+	fail := func(err error) {
+		st.Phase, st.Message, st.CompletionTime = xdpgenv1alpha1.PhaseFailed, err.Error(), now()
+		st.PacketsPerSecond, st.BitsPerSecond = 0, 0
+		w.writeFinal(ctx, st)
+		logger.Info("run failed", "reason", err.Error())
+	}
+
+	cfg, err := engineConfig(&tg.Spec, done)
+	if errors.Is(err, errNothingLeft) {
+		st.Phase, st.Message, st.CompletionTime = xdpgenv1alpha1.PhaseCompleted, "sent everything before the agent restarted", now()
+		w.writeFinal(ctx, st)
+		return
+	}
+	if err != nil {
+		fail(err)
+		return
+	}
+	var gen *dataplane.Generator
+	if err := a.inEngineNetNS(func() (err error) {
+		gen, err = dataplane.NewGenerator(cfg)
+		return err
+	}); err != nil {
+		fail(userError(err))
+		return
+	}
+	defer gen.Close()
+
+	if at := tg.Spec.Start; at.Policy == xdpgenv1alpha1.StartAt && at.At != nil && st.StartTime == nil {
+		st.Message = "ready: waiting to start at " + at.At.UTC().Format(time.RFC3339Nano)
+		w.write(ctx, st)
+		if !sleepUntil(ctx, at.At.Time) {
+			w.stopped(ctx, st, base, gen, a.opts.PodName)
+			return
+		}
+	}
+
+	name, index := gen.Interface()
+	if st.StartTime == nil {
+		st.StartTime = now()
+	}
+	st.Phase = xdpgenv1alpha1.PhaseRunning
+	if st.Restarts == 0 {
+		st.Message = fmt.Sprintf("sending on %s (ifindex %d): %s", name, index, gen.Flow())
+	}
+	w.write(ctx, st)
+	logger.Info("sending", "interface", name, "flow", gen.Flow())
+
+	runErr := make(chan error, 1)
+	go func() { runErr <- gen.Run(ctx) }()
+	tick := time.NewTicker(a.opts.ReportInterval)
+	defer tick.Stop()
+	prev, err := gen.Stats()
+	if err != nil {
+		fail(err)
+		return
+	}
+	for {
+		select {
+		case err := <-runErr:
+			if ctx.Err() != nil {
+				w.stopped(ctx, st, base, gen, a.opts.PodName)
+				return
+			}
+			if cur, serr := gen.Stats(); serr == nil {
+				st = statusWith(st, base, cur, prev)
+			}
+			if err != nil {
+				fail(err)
+				return
+			}
+			st.Phase, st.CompletionTime = xdpgenv1alpha1.PhaseCompleted, now()
+			st.PacketsPerSecond, st.BitsPerSecond = 0, 0
+			st.Message = fmt.Sprintf("sent %d packets (%d bytes) on %s", st.Packets, st.Bytes, name)
+			w.writeFinal(ctx, st)
+			logger.Info("run completed", "packets", st.Packets)
+			return
+		case <-tick.C:
+			cur, err := gen.Stats()
+			if err != nil {
+				continue
+			}
+			st = statusWith(st, base, cur, prev)
+			prev = cur
+			w.write(ctx, st)
+		}
+	}
+}
+
+// inEngineNetNS runs fn where the engine sends from.
+func (a *Agent) inEngineNetNS(fn func() error) error {
+	if a.opts.NetNS.IsOpen() {
+		return netnsthread.Do(a.opts.NetNS, fn)
+	}
+	return fn()
+}
+
+// ensureReport returns this node's report for the TrafficGenerator, creating it (owned by the generator, so
+// that it goes when the generator goes) or taking over one left by a generator of the same name.
+func (a *Agent) ensureReport(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator) (*xdpgenv1alpha1.NodeReport, error) {
+	want := nodeReportFor(tg, a.opts.NodeName)
+	err := a.client.Create(ctx, want)
+	if err == nil || !apierrors.IsAlreadyExists(err) {
+		return want, err
+	}
+	var have xdpgenv1alpha1.NodeReport
+	if err := a.client.Get(ctx, client.ObjectKeyFromObject(want), &have); err != nil {
+		return nil, err
+	}
+	if owned := have.OwnerReferences; len(owned) == 1 && owned[0].UID == tg.UID {
+		return &have, nil
+	}
+	// Left by a deleted generator of the same name that the garbage collector has not removed yet.
+	have.OwnerReferences = want.OwnerReferences
+	if err := a.client.Update(ctx, &have); err != nil {
+		return nil, err
+	}
+	have.Status = xdpgenv1alpha1.NodeReportStatus{}
+	return &have, nil
+}
+
+// nodeReportFor is the NodeReport of one node for one TrafficGenerator, before any status.
+func nodeReportFor(tg *xdpgenv1alpha1.TrafficGenerator, node string) *xdpgenv1alpha1.NodeReport {
+	return &xdpgenv1alpha1.NodeReport{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      xdpgenv1alpha1.NodeReportName(tg.Name, node),
+			Namespace: tg.Namespace,
+			Labels: map[string]string{
+				xdpgenv1alpha1.LabelGenerator: xdpgenv1alpha1.LabelValue(tg.Name),
+				xdpgenv1alpha1.LabelNode:      xdpgenv1alpha1.LabelValue(node),
+			},
+			OwnerReferences: []metav1.OwnerReference{{
+				APIVersion: xdpgenv1alpha1.GroupVersion.String(), Kind: "TrafficGenerator",
+				Name: tg.Name, UID: tg.UID,
+			}},
+		},
+		Spec: xdpgenv1alpha1.NodeReportSpec{Generator: tg.Name, NodeName: node},
+	}
+}
+
+func sleepUntil(ctx context.Context, t time.Time) bool {
+	timer := time.NewTimer(time.Until(t))
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-timer.C:
+		return true
+	}
+}
+
+func now() *metav1.Time {
+	t := metav1.Now()
+	return &t
+}
