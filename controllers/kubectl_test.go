@@ -49,7 +49,8 @@ func kubectlBinary(t *testing.T) string {
 }
 
 // TestKubectlApply drives the real kubectl against the envtest API server: the samples apply, the broken sample is
-// refused with a message that says what to change, and `kubectl get tg` shows the printer columns.
+// refused with a message that says what to change, `kubectl get tg` shows the printer columns, and the kustomize
+// installation in config/default applies.
 func TestKubectlApply(t *testing.T) {
 	requireEnvtest(t)
 	kubectl := kubectlBinary(t)
@@ -67,8 +68,13 @@ func TestKubectlApply(t *testing.T) {
 		t.Fatal(err)
 	}
 	ns := testNamespace(t, "kubectl")
+	// kubectl runs in the test's namespace unless args name one.
 	run := func(args ...string) (string, error) {
-		cmd := exec.Command(kubectl, append([]string{"--kubeconfig=" + kubeconfigPath, "--namespace=" + ns}, args...)...)
+		global := []string{"--kubeconfig=" + kubeconfigPath}
+		if !strings.HasPrefix(strings.Join(args, " "), "--namespace=") {
+			global = append(global, "--namespace="+ns)
+		}
+		cmd := exec.Command(kubectl, append(global, args...)...)
 		out, err := cmd.CombinedOutput()
 		t.Logf("kubectl %s:\n%s", strings.Join(args, " "), out)
 		return string(out), err
@@ -115,5 +121,22 @@ func TestKubectlApply(t *testing.T) {
 	}
 	if _, err := run("get", "tgnr"); err != nil {
 		t.Errorf("kubectl get tgnr: %v", err)
+	}
+
+	// The whole installation (CRDs, RBAC, the manager Deployment) is accepted by the API server.
+	if _, err := run("--namespace=xdpgen-system", "apply", "-k", filepath.Join("..", "config", "default")); err != nil {
+		t.Fatalf("kubectl apply -k config/default: %v", err)
+	}
+	for _, obj := range [][]string{
+		{"deployment/xdpgen-controller-manager"},
+		{"serviceaccount/xdpgen-agent"},
+		{"rolebinding/xdpgen-agent"},
+		{"role/xdpgen-leader-election"},
+		{"clusterrole/xdpgen-manager"},
+		{"clusterrole/xdpgen-agent"},
+	} {
+		if _, err := run(append([]string{"--namespace=xdpgen-system", "get"}, obj...)...); err != nil {
+			t.Errorf("kubectl get %s after apply -k config/default: %v", strings.Join(obj, " "), err)
+		}
 	}
 }

@@ -150,9 +150,15 @@ func testNamespace(t *testing.T, prefix string) string {
 // the test ends. wrap, when not nil, wraps the controller's client (to count its writes).
 func startManager(t *testing.T, ns string, interval time.Duration, wrap func(client.Client) client.Client) *TrafficGeneratorReconciler {
 	t.Helper()
+	return startManagerAs(t, cfg, ns, interval, wrap)
+}
+
+// startManagerAs is startManager with the manager's credentials in restConfig.
+func startManagerAs(t *testing.T, restConfig *rest.Config, ns string, interval time.Duration, wrap func(client.Client) client.Client) *TrafficGeneratorReconciler {
+	t.Helper()
 	cacheOpts := CacheOptions()
 	cacheOpts.DefaultNamespaces = map[string]cache.Config{ns: {}}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                 testScheme,
 		Cache:                  cacheOpts,
 		Metrics:                metricsserver.Options{BindAddress: "0"},

@@ -172,8 +172,8 @@ type Rate struct {
 }
 
 // Start says when each node starts sending.
-// +kubebuilder:validation:XValidation:rule="self.policy != 'At' || has(self.at)",message="start.policy At needs start.at, the time at which every node starts sending"
-// +kubebuilder:validation:XValidation:rule="self.policy == 'At' || !has(self.at)",message="start.at is only used with start.policy At: set policy: At or remove at"
+// +kubebuilder:validation:XValidation:rule="self.policy != 'At' || has(self.at)",message="start.policy At needs start.at, the time at which every node starts sending",fieldPath=".at"
+// +kubebuilder:validation:XValidation:rule="self.policy == 'At' || !has(self.at)",message="start.at is only used with start.policy At: set policy: At or remove at",fieldPath=".at"
 type Start struct {
 	// Policy is WhenReady (each node starts as soon as its agent is ready) or At (every node starts at start.at).
 	// +optional
@@ -186,10 +186,10 @@ type Start struct {
 }
 
 // TrafficGeneratorSpec is what to send, from which nodes, and for how long.
-// +kubebuilder:validation:XValidation:rule="!has(self.source) || !has(self.source.address) || !isIP(self.source.address) || !isIP(self.destination.address) || ip(self.source.address).family() == ip(self.destination.address).family()",message="destination.address and source.address must both be IPv4 or both IPv6"
-// +kubebuilder:validation:XValidation:rule="self.frameSize >= 14 + (has(self.vlan) ? 4 : 0) + ((isIP(self.destination.address) && ip(self.destination.address).family() == 6) ? 40 : 20) + (self.protocol == 'tcp' ? 20 : 8)",messageExpression="'frameSize must hold Ethernet (14) + VLAN tag (4, when vlan is set) + IP header (20 for IPv4, 40 for IPv6) + %s bytes: set frameSize to at least %d'.format([self.protocol == 'tcp' ? 'TCP (20)' : 'UDP (8)', 14 + (has(self.vlan) ? 4 : 0) + ((isIP(self.destination.address) && ip(self.destination.address).family() == 6) ? 40 : 20) + (self.protocol == 'tcp' ? 20 : 8)])"
+// +kubebuilder:validation:XValidation:rule="!has(self.source) || !has(self.source.address) || !isIP(self.source.address) || !isIP(self.destination.address) || ip(self.source.address).family() == ip(self.destination.address).family()",message="destination.address and source.address must both be IPv4 or both IPv6",fieldPath=".source.address"
+// +kubebuilder:validation:XValidation:rule="self.frameSize >= 14 + (has(self.vlan) ? 4 : 0) + ((isIP(self.destination.address) && ip(self.destination.address).family() == 6) ? 40 : 20) + (self.protocol == 'tcp' ? 20 : 8)",messageExpression="'frameSize must hold Ethernet (14) + VLAN tag (4, when vlan is set) + IP header (20 for IPv4, 40 for IPv6) + %s bytes: set frameSize to at least %d'.format([self.protocol == 'tcp' ? 'TCP (20)' : 'UDP (8)', 14 + (has(self.vlan) ? 4 : 0) + ((isIP(self.destination.address) && ip(self.destination.address).family() == 6) ? 40 : 20) + (self.protocol == 'tcp' ? 20 : 8)])",fieldPath=".frameSize"
 // +kubebuilder:validation:XValidation:rule="has(self.duration) || has(self.packets) || (has(self.continuous) && self.continuous)",message="set duration or packets to bound the run, or set continuous: true to send until the TrafficGenerator is deleted"
-// +kubebuilder:validation:XValidation:rule="!(has(self.continuous) && self.continuous) || !(has(self.duration) || has(self.packets))",message="continuous: true sends until the TrafficGenerator is deleted: remove duration and packets, or set continuous: false"
+// +kubebuilder:validation:XValidation:rule="!(has(self.continuous) && self.continuous) || !(has(self.duration) || has(self.packets))",message="continuous: true sends until the TrafficGenerator is deleted: remove duration and packets, or set continuous: false",fieldPath=".continuous"
 type TrafficGeneratorSpec struct {
 	// NodeSelector picks the nodes that send. Empty: every Linux node the tolerations allow.
 	// +optional

@@ -1,0 +1,159 @@
+/*
+Copyright 2026 The xdpgen Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
+)
+
+// applyClusterRole creates the ClusterRole of a config/rbac file (or leaves the one another test created).
+func applyClusterRole(t *testing.T, file string) string {
+	t.Helper()
+	objs := decodeYAML(t, filepath.Join("..", "config", "rbac", file))
+	var role *unstructured.Unstructured
+	for _, o := range objs {
+		if o.GetKind() == "ClusterRole" {
+			role = o
+		}
+	}
+	if role == nil {
+		t.Fatalf("no ClusterRole in config/rbac/%s", file)
+	}
+	if err := k8sClient.Create(context.Background(), role); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("create ClusterRole %s: %v", role.GetName(), err)
+	}
+	return role.GetName()
+}
+
+// userBoundTo returns the config of a new user that holds ClusterRole role, bound in namespace ns (or cluster-wide
+// when ns is empty).
+func userBoundTo(t *testing.T, name, role, ns string) *rest.Config {
+	t.Helper()
+	ctx := context.Background()
+	user, err := testEnv.AddUser(envtest.User{Name: name}, nil)
+	if err != nil {
+		t.Fatalf("add user %s: %v", name, err)
+	}
+	subjects := []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: name}}
+	roleRef := rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role}
+	var binding client.Object = &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name}, Subjects: subjects, RoleRef: roleRef}
+	if ns != "" {
+		binding = &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Subjects: subjects, RoleRef: roleRef}
+	}
+	if err := k8sClient.Create(ctx, binding); err != nil {
+		t.Fatalf("bind %s to %s: %v", name, role, err)
+	}
+	return user.Config()
+}
+
+// TestAgentRole checks config/rbac/agent_role.yaml, bound in one namespace as the agents' is: an agent reads
+// TrafficGenerators and writes its NodeReport and events, and can write neither the TrafficGenerator nor outside
+// its namespace.
+func TestAgentRole(t *testing.T) {
+	requireEnvtest(t)
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns, other := testNamespace(t, "agent-rbac"), testNamespace(t, "agent-rbac-other")
+	role := applyClusterRole(t, "agent_role.yaml")
+	agent, err := client.New(userBoundTo(t, "agent-"+ns, role, ns), client.Options{Scheme: testScheme})
+	g.Expect(err).NotTo(HaveOccurred())
+
+	tg := generatorFromPatch(t, ns, "udp", "")
+	g.Expect(k8sClient.Create(ctx, tg)).To(Succeed())
+	tgTyped := &xdpgenv1alpha1.TrafficGenerator{}
+	// RBAC takes effect once the authorizer's cache sees the binding.
+	g.Eventually(func() error { return agent.Get(ctx, client.ObjectKeyFromObject(tg), tgTyped) }).
+		WithTimeout(eventually).WithPolling(poll).Should(Succeed())
+	g.Expect(agent.List(ctx, &xdpgenv1alpha1.TrafficGeneratorList{}, client.InNamespace(ns))).To(Succeed())
+
+	nr, err := putReport(ctx, agent, tgTyped, "node-a", nodeStatus(1, xdpgenv1alpha1.PhaseRunning, 10, 1, ""))
+	g.Expect(err).NotTo(HaveOccurred(), "the agent must create its NodeReport and write its status")
+	nr.Labels["extra"] = "x"
+	g.Expect(agent.Update(ctx, nr)).To(Succeed())
+	g.Expect(agent.Create(ctx, &eventsv1.Event{
+		ObjectMeta:          metav1.ObjectMeta{Namespace: ns, GenerateName: "agent-"},
+		EventTime:           metav1.NowMicro(),
+		ReportingController: "xdpgen.io/agent", ReportingInstance: "agent-node-a",
+		Action: "Run", Reason: "Started", Type: "Normal", Note: "sending",
+		Regarding: corev1.ObjectReference{
+			APIVersion: xdpgenv1alpha1.GroupVersion.String(), Kind: "TrafficGenerator",
+			Namespace: ns, Name: tgTyped.Name, UID: tgTyped.UID,
+		},
+	})).To(Succeed())
+
+	forbidden := func(what string, err error) {
+		t.Helper()
+		if !apierrors.IsForbidden(err) {
+			t.Errorf("%s: error = %v, want Forbidden", what, err)
+		}
+	}
+	tgTyped.Status.Phase = xdpgenv1alpha1.PhaseCompleted
+	forbidden("agent writes the TrafficGenerator status", agent.Status().Update(ctx, tgTyped))
+	tgTyped.Spec.Threads = 2
+	forbidden("agent writes the TrafficGenerator", agent.Update(ctx, tgTyped))
+	forbidden("agent deletes the TrafficGenerator", agent.Delete(ctx, tgTyped))
+	forbidden("agent deletes a NodeReport", agent.Delete(ctx, nr))
+	forbidden("agent reads another namespace", agent.List(ctx, &xdpgenv1alpha1.TrafficGeneratorList{}, client.InNamespace(other)))
+	forbidden("agent reads DaemonSets", agent.List(ctx, &appsv1.DaemonSetList{}, client.InNamespace(ns)))
+}
+
+// TestManagerRole runs the controller with only the generated config/rbac/role.yaml: the RBAC markers must cover
+// all it does (watch, create the DaemonSet, write the status, record events).
+func TestManagerRole(t *testing.T) {
+	requireEnvtest(t)
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := testNamespace(t, "manager-rbac")
+	role := applyClusterRole(t, "role.yaml")
+	startManagerAs(t, userBoundTo(t, "manager-"+ns, role, ""), ns, 100*time.Millisecond, nil)
+
+	tg := generatorFromPatch(t, ns, "udp", "")
+	g.Expect(k8sClient.Create(ctx, tg)).To(Succeed())
+	dsKey := types.NamespacedName{Namespace: ns, Name: "xdpgen-udp"}
+	g.Eventually(func() error { return setDaemonSetStatus(ctx, dsKey, 1, 1) }).WithTimeout(eventually).WithPolling(poll).Should(Succeed())
+	cur := &xdpgenv1alpha1.TrafficGenerator{}
+	g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(tg), cur)).To(Succeed())
+	_, err := putReport(ctx, k8sClient, cur, "node-a", nodeStatus(1, xdpgenv1alpha1.PhaseCompleted, 10, 0, ""))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(tg), cur)).To(Succeed())
+		g.Expect(cur.Status.Phase).To(Equal(xdpgenv1alpha1.PhaseCompleted))
+		err := k8sClient.Get(ctx, dsKey, &appsv1.DaemonSet{})
+		g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "DaemonSet not deleted: %v", err)
+		var events eventsv1.EventList
+		g.Expect(k8sClient.List(ctx, &events, client.InNamespace(ns))).To(Succeed())
+		g.Expect(events.Items).NotTo(BeEmpty())
+	}).WithTimeout(eventually).WithPolling(poll).Should(Succeed())
+}
