@@ -122,7 +122,8 @@ func (a *Agent) Reconcile(ctx context.Context, req reconcile.Request) (reconcile
 		a.active.cancel(errSpecChanged)
 		<-a.active.done
 	}
-	runCtx, cancel := context.WithCancelCause(a.base)
+	// Runs end only through cancel, so that the cause (shutdown, spec change, deletion) is always known.
+	runCtx, cancel := context.WithCancelCause(context.WithoutCancel(a.base))
 	r := &activeRun{generation: tg.Generation, cancel: cancel, done: make(chan struct{})}
 	a.active = r
 	log.FromContext(ctx).Info("starting run", "generation", tg.Generation)

@@ -1,0 +1,169 @@
+package agent_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
+)
+
+// TestRunToCompletion: the agent sends the packet count, reports Running and then Completed with totals equal to
+// what the far end counted, and detaches everything.
+func TestRunToCompletion(t *testing.T) {
+	f := newFixture(t)
+	tg := f.generator("complete", func(s *xdpgenv1alpha1.TrafficGeneratorSpec) {
+		s.Packets = ptr.To[int64](20000)
+		s.Rate = &xdpgenv1alpha1.Rate{PacketsPerSecond: ptr.To[int64](20000)}
+		s.Destination.PortCount = 10
+	})
+	f.startAgent(tg, "node-a", nil)
+	running := f.report(tg, "node-a", 10*time.Second, "Running", phase(xdpgenv1alpha1.PhaseRunning))
+	if running.Status.Generation != tg.Generation || running.Status.StartTime == nil || running.Spec.NodeName != "node-a" {
+		t.Fatalf("running report %+v", running)
+	}
+	if owner := running.OwnerReferences; len(owner) != 1 || owner[0].UID != tg.UID {
+		t.Fatalf("report owners %+v, want the TrafficGenerator", owner)
+	}
+	done := f.report(tg, "node-a", 10*time.Second, "Completed", phase(xdpgenv1alpha1.PhaseCompleted))
+	if done.Status.Packets != 20000 || done.Status.Bytes != 20000*64 || done.Status.CompletionTime == nil {
+		t.Fatalf("completed report %+v", done.Status)
+	}
+	if got := f.received(); got != 20000 {
+		t.Fatalf("the far end counted %d, the report says %d", got, done.Status.Packets)
+	}
+	f.requireNoXDP()
+}
+
+// TestFailureReasons: what cannot work on the node fails the node with the spec field and the fix.
+func TestFailureReasons(t *testing.T) {
+	f := newFixture(t)
+	for _, tc := range []struct {
+		name string
+		spec func(*xdpgenv1alpha1.TrafficGeneratorSpec)
+		want string
+	}{
+		{"no-such-interface", func(s *xdpgenv1alpha1.TrafficGeneratorSpec) { s.Interface = "nope0" }, "spec.interface nope0: no such interface here"},
+		{"unresolvable-mac", func(s *xdpgenv1alpha1.TrafficGeneratorSpec) { s.Destination.Address = "10.200.0.99" },
+			"spec.destination.mac: cannot resolve the MAC of the destination"},
+		{"frame-over-mtu", func(s *xdpgenv1alpha1.TrafficGeneratorSpec) { s.FrameSize = 2000 }, "spec.frameSize 2000: larger than"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tg := f.generator(tc.name, tc.spec)
+			f.startAgent(tg, "node-a", nil)
+			rep := f.report(tg, "node-a", 10*time.Second, "Failed", phase(xdpgenv1alpha1.PhaseFailed))
+			if !strings.Contains(rep.Status.Message, tc.want) {
+				t.Fatalf("message %q, want %q", rep.Status.Message, tc.want)
+			}
+			f.requireNoXDP()
+		})
+	}
+}
+
+// TestRestartFinishesTheRun: an agent stopped mid-run (SIGTERM: its pod deleted) reports what it sent; the next
+// agent on the node finishes the run without counting anything twice.
+func TestRestartFinishesTheRun(t *testing.T) {
+	f := newFixture(t)
+	const total = 30000
+	tg := f.generator("restart", func(s *xdpgenv1alpha1.TrafficGeneratorSpec) {
+		s.Packets = ptr.To[int64](total)
+		s.Rate = &xdpgenv1alpha1.Rate{PacketsPerSecond: ptr.To[int64](10000)}
+	})
+	stop := f.startAgent(tg, "node-a", nil)
+	f.report(tg, "node-a", 10*time.Second, "sending", func(r *xdpgenv1alpha1.NodeReport) bool { return r.Status.Packets > 5000 })
+	stop()
+	stopped := f.report(tg, "node-a", time.Second, "stopped", phase(xdpgenv1alpha1.PhaseRunning))
+	if got := f.received(); uint64(stopped.Status.Packets) != got || !strings.Contains(stopped.Status.Message, "stopped after") {
+		t.Fatalf("stopped agent reported %d packets (%q), the far end counted %d", stopped.Status.Packets, stopped.Status.Message, got)
+	}
+
+	f.startAgent(tg, "node-a", nil)
+	done := f.report(tg, "node-a", 10*time.Second, "Completed", phase(xdpgenv1alpha1.PhaseCompleted))
+	if done.Status.Packets != total || done.Status.Restarts != 1 {
+		t.Fatalf("completed report %+v, want %d packets and 1 restart", done.Status, total)
+	}
+	if got := f.received(); got != total {
+		t.Fatalf("the far end counted %d, want %d", got, total)
+	}
+	if !done.Status.StartTime.Equal(stopped.Status.StartTime) {
+		t.Fatalf("start time moved from %s to %s", stopped.Status.StartTime, done.Status.StartTime)
+	}
+}
+
+// TestSpecChangeAndDeletion: a spec change restarts the run for the new generation; deleting the
+// TrafficGenerator stops the traffic and detaches the programs.
+func TestSpecChangeAndDeletion(t *testing.T) {
+	f := newFixture(t)
+	tg := f.generator("change", func(s *xdpgenv1alpha1.TrafficGeneratorSpec) {
+		s.Packets, s.Continuous = nil, true
+		s.Rate = &xdpgenv1alpha1.Rate{PacketsPerSecond: ptr.To[int64](5000)}
+	})
+	f.startAgent(tg, "node-a", nil)
+	f.report(tg, "node-a", 10*time.Second, "Running", phase(xdpgenv1alpha1.PhaseRunning))
+
+	tg.Spec.Rate.PacketsPerSecond = ptr.To[int64](20000)
+	if err := k8s.Update(t.Context(), tg); err != nil {
+		t.Fatal(err)
+	}
+	rep := f.report(tg, "node-a", 10*time.Second, "running the new generation", func(r *xdpgenv1alpha1.NodeReport) bool {
+		return r.Status.Generation == tg.Generation && r.Status.Phase == xdpgenv1alpha1.PhaseRunning && r.Status.PacketsPerSecond > 15000
+	})
+	if rep.Status.PacketsPerSecond > 25000 {
+		t.Fatalf("new rate %d pps, want about 20000", rep.Status.PacketsPerSecond)
+	}
+
+	if err := k8s.Delete(t.Context(), tg); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		before := f.received()
+		time.Sleep(300 * time.Millisecond)
+		if f.received() == before && !f.pair.Local.XDPAttached(t) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("traffic did not stop within 5s of the deletion")
+		}
+	}
+}
+
+// TestSynchronizedStart: two agents (two nodes, each with its own veth pair) given one start time begin
+// sending within 100 ms of each other, as seen by the receivers.
+func TestSynchronizedStart(t *testing.T) {
+	nodes := []*fixture{newFixture(t), newFixture(t)}
+	// metav1.Time carries whole seconds.
+	at := metav1.NewTime(time.Now().Add(4 * time.Second).Truncate(time.Second))
+	firstFrame := make([]time.Time, len(nodes))
+	for i, f := range nodes {
+		tg := f.generator("sync", func(s *xdpgenv1alpha1.TrafficGeneratorSpec) {
+			s.Packets = ptr.To[int64](100000)
+			s.Rate = &xdpgenv1alpha1.Rate{PacketsPerSecond: ptr.To[int64](100000)}
+			s.Start = xdpgenv1alpha1.Start{Policy: xdpgenv1alpha1.StartAt, At: &at}
+		})
+		f.startAgent(tg, []string{"node-a", "node-b"}[i], nil)
+	}
+	for time.Now().Before(at.Add(2 * time.Second)) {
+		for i, f := range nodes {
+			if firstFrame[i].IsZero() && f.received() > 0 {
+				firstFrame[i] = time.Now()
+			}
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
+	if firstFrame[0].IsZero() || firstFrame[1].IsZero() {
+		t.Fatalf("a node never started: first frames at %v", firstFrame)
+	}
+	skew := firstFrame[0].Sub(firstFrame[1]).Abs()
+	lag := firstFrame[0].Sub(at.Time)
+	t.Logf("first frames %s apart; the first came %s after the start time", skew, lag)
+	if skew > 100*time.Millisecond {
+		t.Fatalf("nodes started %s apart, want under 100ms", skew)
+	}
+	if lag < 0 {
+		t.Fatalf("a node started %s before the start time", -lag)
+	}
+}

@@ -1,0 +1,83 @@
+// Package k8senv starts a real control plane for tests: etcd and kube-apiserver built by `make envtest-assets`,
+// with xdpgen's CRDs installed, through controller-runtime's envtest.
+package k8senv
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
+)
+
+// K8sVersion is the version of the binaries (the Makefile's K8S_VERSION).
+const K8sVersion = "v1.37.2"
+
+// Scheme knows the built-in kinds and xdpgen's.
+var Scheme = runtime.NewScheme()
+
+func init() {
+	utilruntime.Must(clientgoscheme.AddToScheme(Scheme))
+	utilruntime.Must(xdpgenv1alpha1.AddToScheme(Scheme))
+}
+
+// ErrMissing: the binaries are not built.
+var ErrMissing = errors.New("control plane binaries missing")
+
+// Env is a running control plane.
+type Env struct {
+	*envtest.Environment
+	Config *rest.Config
+}
+
+// Start starts a control plane from KUBEBUILDER_ASSETS (default <repoRoot>/bin/k8s/<K8sVersion>) with the CRDs
+// of <repoRoot>/config/crd/bases. It returns an error wrapping ErrMissing when the binaries are not there.
+func Start(repoRoot string) (*Env, error) {
+	assets := os.Getenv("KUBEBUILDER_ASSETS")
+	if assets == "" {
+		assets = filepath.Join(repoRoot, "bin", "k8s", K8sVersion)
+	}
+	for _, bin := range []string{"etcd", "kube-apiserver"} {
+		if _, err := os.Stat(filepath.Join(assets, bin)); err != nil {
+			return nil, fmt.Errorf("%w: no %s in KUBEBUILDER_ASSETS=%s (make envtest-assets builds it)", ErrMissing, bin, assets)
+		}
+	}
+	abs, err := filepath.Abs(assets)
+	if err != nil {
+		return nil, err
+	}
+	env := &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join(repoRoot, "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+		BinaryAssetsDirectory: abs,
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		// Start leaves etcd and kube-apiserver running when it fails after starting them.
+		_ = env.Stop()
+		return nil, fmt.Errorf("start the control plane: %w", err)
+	}
+	return &Env{Environment: env, Config: cfg}, nil
+}
+
+// Require skips a test when the control plane could not start because the binaries are missing, unless
+// XDPGEN_REQUIRE_ENVTEST=1 or XDPGEN_REQUIRE_PRIVILEGED=1 (CI), which make that a failure.
+func Require(t testing.TB, env *Env, startErr error) {
+	t.Helper()
+	switch {
+	case env != nil:
+		return
+	case errors.Is(startErr, ErrMissing) && os.Getenv("XDPGEN_REQUIRE_ENVTEST") != "1" && os.Getenv("XDPGEN_REQUIRE_PRIVILEGED") != "1":
+		t.Skipf("%v (set XDPGEN_REQUIRE_ENVTEST=1 to make this a failure)", startErr)
+	default:
+		t.Fatalf("no control plane: %v", startErr)
+	}
+}
