@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"runtime"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
+	vnl "github.com/vishvananda/netlink"
 
 	"github.com/xdpgen/xdpgen/test/netnstest"
 )
@@ -435,4 +437,39 @@ func TestProbeReady(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.requireNoLocalXDP(t)
+}
+
+// TestEgressThatCannotTransmit: a bridge has no ndo_xdp_xmit. The engine attaches its pass program to see
+// whether the driver then transmits (as some do), finds it does not, detaches it again and says so.
+func TestEgressThatCannotTransmit(t *testing.T) {
+	p := netnstest.NewPair(t, netnstest.Options{})
+	err := netnstest.Do(p.Local.NS, func() error {
+		br := &vnl.Bridge{LinkAttrs: vnl.LinkAttrs{Name: "xgbr0"}}
+		if err := vnl.LinkAdd(br); err != nil {
+			return err
+		}
+		addr, _ := vnl.ParseAddr("10.203.0.1/24")
+		if err := vnl.AddrAdd(br, addr); err != nil {
+			return err
+		}
+		if err := vnl.LinkSetUp(br); err != nil {
+			return err
+		}
+		_, err := NewGenerator(Config{Interface: "xgbr0", DstAddr: netip.MustParseAddr("10.203.0.2"),
+			DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}})
+		if err == nil || !strings.Contains(err.Error(), "not even with an XDP program attached") {
+			return fmt.Errorf("NewGenerator on a bridge = %v, want the driver explained", err)
+		}
+		l, err := vnl.LinkByName("xgbr0")
+		if err != nil {
+			return err
+		}
+		if l.Attrs().Xdp != nil && l.Attrs().Xdp.Attached {
+			return errors.New("the pass program was left attached to the bridge")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
