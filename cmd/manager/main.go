@@ -52,6 +52,7 @@ func run() error {
 	var (
 		metricsAddr, probeAddr  string
 		leaderElect             bool
+		leaderElectionNS        string
 		pullPolicy              string
 		healthPort, metricsPort int
 		statusInterval          = controllers.DefaultStatusInterval
@@ -59,6 +60,7 @@ func run() error {
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so that only one of several managers reconciles.")
+	flag.StringVar(&leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election Lease; empty: the manager's own namespace (in a cluster).")
 	flag.StringVar(&agent.Image, "agent-image", agent.Image, "Container image of the node agent (default from $XDPGEN_AGENT_IMAGE).")
 	flag.StringVar(&pullPolicy, "agent-image-pull-policy", string(corev1.PullIfNotPresent), "Pull policy of the agent image: Always, IfNotPresent or Never.")
 	flag.StringVar(&agent.ServiceAccount, "agent-service-account", agent.ServiceAccount, "Service account of the agent pods, in each TrafficGenerator's namespace.")
@@ -101,6 +103,7 @@ func run() error {
 		HealthProbeBindAddress:        probeAddr,
 		LeaderElection:                leaderElect,
 		LeaderElectionID:              "xdpgen-manager.xdpgen.io",
+		LeaderElectionNamespace:       leaderElectionNS,
 		LeaderElectionReleaseOnCancel: true,
 	})
 	if err != nil {

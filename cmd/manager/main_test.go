@@ -1,0 +1,276 @@
+/*
+Copyright 2026 The xdpgen Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
+)
+
+// The test binary doubles as the manager: run with XDPGEN_RUN_MANAGER=1 it is the manager, so that the tests
+// exercise main's flags and wiring as a process without building another binary.
+func TestMain(m *testing.M) {
+	if os.Getenv("XDPGEN_RUN_MANAGER") == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// lockedBuffer collects a child's output while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func managerCommand(args ...string) (*exec.Cmd, *lockedBuffer) {
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "XDPGEN_RUN_MANAGER=1")
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	return cmd, out
+}
+
+func TestManagerRejectsBadFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--agent-image-pull-policy=Sometimes"}, "--agent-image-pull-policy=Sometimes: want Always, IfNotPresent or Never"},
+		{[]string{"--agent-health-port=0"}, "--agent-health-port=0: want a port in 1..65535"},
+		{[]string{"--agent-image="}, "--agent-image is empty"},
+		{[]string{"--status-interval=0s"}, "--status-interval=0s: want a positive duration"},
+	} {
+		cmd, out := managerCommand(tc.args...)
+		err := cmd.Run()
+		if err == nil || !strings.Contains(out.String(), tc.want) {
+			t.Errorf("manager %v: err %v, output %q; want a failure saying %q", tc.args, err, out, tc.want)
+		}
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func httpGet(url string) (int, string, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// eventually polls f until it returns nil or the timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestManagerProcess runs the manager as a process against a real API server: it serves its probes and metrics,
+// takes the leader election Lease, runs the controller with the agent image of its flag, and exits cleanly on
+// SIGTERM.
+func TestManagerProcess(t *testing.T) {
+	assets := os.Getenv("KUBEBUILDER_ASSETS")
+	if assets == "" {
+		assets = filepath.Join("..", "..", "bin", "k8s", "v1.37.2")
+	}
+	if _, err := os.Stat(filepath.Join(assets, "kube-apiserver")); err != nil {
+		msg := fmt.Sprintf("no kube-apiserver in KUBEBUILDER_ASSETS=%s (make envtest-assets builds it)", assets)
+		if os.Getenv("XDPGEN_REQUIRE_ENVTEST") == "1" || os.Getenv("XDPGEN_REQUIRE_PRIVILEGED") == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	abs, err := filepath.Abs(assets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+		BinaryAssetsDirectory: abs,
+	}
+	cfg, err := env.Start()
+	t.Cleanup(func() {
+		if err := env.Stop(); err != nil {
+			t.Errorf("stop the control plane: %v", err)
+		}
+	})
+	if err != nil {
+		t.Fatalf("start the control plane: %v", err)
+	}
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(xdpgenv1alpha1.AddToScheme(scheme))
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	user, err := env.AddUser(envtest.User{Name: "manager", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig, err := user.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfigPath := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kubeconfigPath, kubeconfig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	health, metrics := freePort(t), freePort(t)
+	cmd, out := managerCommand(
+		"--kubeconfig="+kubeconfigPath,
+		"--leader-elect", "--leader-election-namespace=default",
+		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", health),
+		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", metrics),
+		"--agent-image=registry.example/xdpgen:test",
+		"--status-interval=500ms",
+	)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("manager output:\n%s", out)
+		}
+	})
+
+	for _, path := range []string{"/healthz", "/readyz"} {
+		url := fmt.Sprintf("http://127.0.0.1:%d%s", health, path)
+		eventually(t, 30*time.Second, "GET "+url, func() error {
+			code, body, err := httpGet(url)
+			if err == nil && code != http.StatusOK {
+				err = fmt.Errorf("status %d: %s", code, body)
+			}
+			return err
+		})
+	}
+
+	ctx := context.Background()
+	tg := &xdpgenv1alpha1.TrafficGenerator{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "udp"},
+		Spec: xdpgenv1alpha1.TrafficGeneratorSpec{
+			Destination: xdpgenv1alpha1.Destination{Address: "10.200.0.2"},
+			Continuous:  true,
+		},
+	}
+	if err := c.Create(ctx, tg); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the agent DaemonSet with the --agent-image", func() error {
+		ds := &appsv1.DaemonSet{}
+		if err := c.Get(ctx, client.ObjectKey{Namespace: "default", Name: "xdpgen-udp"}, ds); err != nil {
+			return err
+		}
+		if img := ds.Spec.Template.Spec.Containers[0].Image; img != "registry.example/xdpgen:test" {
+			return fmt.Errorf("image %q", img)
+		}
+		return nil
+	})
+	eventually(t, 10*time.Second, "the leader election Lease", func() error {
+		return c.Get(ctx, client.ObjectKey{Namespace: "default", Name: "xdpgen-manager.xdpgen.io"}, &coordinationv1.Lease{})
+	})
+	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", metrics)
+	eventually(t, 10*time.Second, "GET "+metricsURL, func() error {
+		_, body, err := httpGet(metricsURL)
+		if err != nil {
+			return err
+		}
+		for _, want := range []string{"xdpgen_trafficgenerator_status_writes_total", `controller_runtime_reconcile_total{controller="trafficgenerator"`} {
+			if !strings.Contains(body, want) {
+				return fmt.Errorf("no %s in the metrics", want)
+			}
+		}
+		return nil
+	})
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		stopped = true
+		if err != nil {
+			t.Errorf("manager exited with %v after SIGTERM, want 0", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("manager still running 30s after SIGTERM")
+	}
+}
