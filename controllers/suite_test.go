@@ -21,7 +21,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -29,42 +28,32 @@ import (
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
+	"github.com/xdpgen/xdpgen/test/k8senv"
 )
 
-// The envtest suites of this package share one control plane (a real etcd and kube-apiserver, found through
-// KUBEBUILDER_ASSETS, by default the repository's bin/k8s/v1.37.2), started in TestMain. Without the binaries
-// those tests skip, and fail instead when XDPGEN_REQUIRE_ENVTEST=1 or XDPGEN_REQUIRE_PRIVILEGED=1 (CI).
+// The envtest suites of this package share one control plane (a real etcd and kube-apiserver, see test/k8senv),
+// started in TestMain. Without the binaries those tests skip, and fail instead when XDPGEN_REQUIRE_ENVTEST=1 or
+// XDPGEN_REQUIRE_PRIVILEGED=1 (CI).
 var (
-	testEnv    *envtest.Environment
+	testEnv    *k8senv.Env
+	envErr     error
 	cfg        *rest.Config
 	k8sClient  client.Client
-	testScheme = runtime.NewScheme()
-	// envtestMissing says why the control plane did not start; empty when it runs.
-	envtestMissing string
+	testScheme = k8senv.Scheme
 )
 
 // k8sVersion is the version of the Kubernetes binaries the tests use (the Makefile's K8S_VERSION).
-const k8sVersion = "v1.37.2"
-
-func init() {
-	utilruntime.Must(clientgoscheme.AddToScheme(testScheme))
-	utilruntime.Must(xdpgenv1alpha1.AddToScheme(testScheme))
-}
+const k8sVersion = k8senv.K8sVersion
 
 func TestMain(m *testing.M) {
 	os.Exit(runTests(m))
@@ -78,42 +67,23 @@ func runTests(m *testing.M) int {
 	}
 	logf.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(level)))
 
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		assets = filepath.Join("..", "bin", "k8s", k8sVersion)
-	}
-	for _, bin := range []string{"etcd", "kube-apiserver"} {
-		if _, err := os.Stat(filepath.Join(assets, bin)); err != nil {
-			envtestMissing = fmt.Sprintf("no %s in KUBEBUILDER_ASSETS=%s (make envtest-assets builds it)", bin, assets)
-			return m.Run()
-		}
-	}
-	abs, err := filepath.Abs(assets)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "envtest:", err)
-		return 1
-	}
-	testEnv = &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		BinaryAssetsDirectory: abs,
-	}
 	start := time.Now()
-	cfg, err = testEnv.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "envtest: start the control plane:", err)
-		// Start leaves etcd and kube-apiserver running when it fails after starting them (installing the CRDs).
-		if err := testEnv.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "envtest: stop the control plane:", err)
+	testEnv, envErr = k8senv.Start("..")
+	if envErr != nil {
+		if !errors.Is(envErr, k8senv.ErrMissing) {
+			fmt.Fprintln(os.Stderr, "envtest:", envErr)
+			return 1
 		}
-		return 1
+		return m.Run()
 	}
-	fmt.Fprintf(os.Stderr, "envtest: control plane from %s up in %s\n", abs, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(os.Stderr, "envtest: control plane up in %s\n", time.Since(start).Round(time.Millisecond))
 	defer func() {
 		if err := testEnv.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "envtest: stop the control plane:", err)
 		}
 	}()
+	cfg = testEnv.Config
+	var err error
 	k8sClient, err = client.New(cfg, client.Options{Scheme: testScheme})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "envtest: client:", err)
@@ -126,13 +96,7 @@ func runTests(m *testing.M) int {
 // environment says the control plane must be there.
 func requireEnvtest(t *testing.T) {
 	t.Helper()
-	if envtestMissing == "" {
-		return
-	}
-	if os.Getenv("XDPGEN_REQUIRE_ENVTEST") == "1" || os.Getenv("XDPGEN_REQUIRE_PRIVILEGED") == "1" {
-		t.Fatalf("envtest required (XDPGEN_REQUIRE_ENVTEST or XDPGEN_REQUIRE_PRIVILEGED is 1) but %s", envtestMissing)
-	}
-	t.Skipf("skipping envtest: %s", envtestMissing)
+	k8senv.Require(t, testEnv, envErr)
 }
 
 // testNamespace creates a namespace of its own for a test. envtest runs no namespace controller, so namespaces
