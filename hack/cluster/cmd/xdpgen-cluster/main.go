@@ -1,0 +1,102 @@
+/*
+Copyright 2026 The xdpgen Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Command xdpgen-cluster brings the local single-node Kubernetes (package hack/cluster) up and down.
+//
+//	xdpgen-cluster up --bin-dir bin/k8s/v1.37.2 --image bin/xdpgen-image.tar --image bin/pause-image.tar
+//	xdpgen-cluster down
+//	xdpgen-cluster stop|start kube-apiserver     (outage tests)
+//	xdpgen-cluster fingerprint                  (what teardown must restore, one fact per line)
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/xdpgen/xdpgen/hack/cluster"
+)
+
+type images []string
+
+func (i *images) String() string     { return strings.Join(*i, ",") }
+func (i *images) Set(v string) error { *i = append(*i, v); return nil }
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "xdpgen-cluster:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	if len(os.Args) < 2 {
+		return fmt.Errorf("usage: xdpgen-cluster up|down|stop|start|fingerprint [flags]")
+	}
+	cmd, args := os.Args[1], os.Args[2:]
+	fs := flag.NewFlagSet(cmd, flag.ExitOnError)
+	var opts cluster.Options
+	var imgs images
+	fs.StringVar(&opts.Dir, "dir", cluster.DefaultDir, "Run folder: state, logs, certificates, containerd and kubelet data.")
+	if cmd == "up" {
+		fs.StringVar(&opts.BinDir, "bin-dir", "bin/k8s/v1.37.2", "Folder with etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet.")
+		fs.Var(&imgs, "image", "Image tarball to import into containerd (repeatable).")
+		fs.StringVar(&opts.NodeName, "node-name", "", "Node name (default: the host name).")
+		fs.IntVar(&opts.APIServerPort, "apiserver-port", 6443, "API server port on 127.0.0.1.")
+		fs.BoolVar(&opts.InstallPackages, "install-packages", true, "apt-get install "+strings.Join(cluster.Packages, ", ")+" when missing.")
+	}
+	_ = fs.Parse(args)
+
+	switch cmd {
+	case "up":
+		opts.Images = imgs
+		// Ctrl-C while starting: Up stops, tears down what it started, and returns.
+		ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer cancel()
+		c, err := cluster.Up(ctx, opts)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("export KUBECONFIG=%s\n", c.Kubeconfig())
+		return nil
+	case "down":
+		// Teardown is bounded; an interrupted one would leave the host half restored.
+		signal.Ignore(os.Interrupt, syscall.SIGTERM)
+		return cluster.Down(opts.Dir, os.Stderr)
+	case "stop", "start":
+		if fs.NArg() != 1 {
+			return fmt.Errorf("usage: xdpgen-cluster %s COMPONENT", cmd)
+		}
+		c, err := cluster.Open(opts.Dir, os.Stderr)
+		if err != nil {
+			return err
+		}
+		if cmd == "stop" {
+			return c.Stop(fs.Arg(0))
+		}
+		return c.Start(context.Background(), fs.Arg(0))
+	case "fingerprint":
+		for _, l := range cluster.Fingerprint() {
+			fmt.Println(l)
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown command %q: want up, down, stop, start or fingerprint", cmd)
+}

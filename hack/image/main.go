@@ -1,0 +1,187 @@
+/*
+Copyright 2026 The xdpgen Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Command image builds Go commands as static binaries and writes them, one layer, into an OCI image tarball that
+// `ctr images import` (and `docker load`) read. No Docker daemon, no registry, no base image: the binaries are all
+// the image holds.
+//
+//	go run ./hack/image -o bin/xdpgen-image.tar -tag ghcr.io/xdpgen/xdpgen:dev manager=./cmd/manager agent=./cmd/agent
+//
+// Each NAME=PACKAGE becomes /NAME in the image; the first one is the entrypoint unless -entrypoint says otherwise.
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "image:", err)
+		os.Exit(1)
+	}
+}
+
+type binary struct{ name, pkg string }
+
+func run() error {
+	var out, tag, entrypoint string
+	flag.StringVar(&out, "o", "", "Image tarball to write.")
+	flag.StringVar(&tag, "tag", "", "Image reference, such as ghcr.io/xdpgen/xdpgen:dev.")
+	flag.StringVar(&entrypoint, "entrypoint", "", "Entrypoint (default: the first binary).")
+	flag.Usage = func() {
+		fmt.Fprintln(flag.CommandLine.Output(), "usage: image -o OUT.tar -tag REF [-entrypoint /NAME] NAME=PACKAGE...")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	if out == "" || tag == "" || flag.NArg() == 0 {
+		flag.Usage()
+		return fmt.Errorf("-o, -tag and at least one NAME=PACKAGE are required")
+	}
+	ref, err := name.NewTag(tag)
+	if err != nil {
+		return fmt.Errorf("-tag %q: %w", tag, err)
+	}
+	var bins []binary
+	for _, arg := range flag.Args() {
+		n, pkg, ok := strings.Cut(arg, "=")
+		if !ok || n == "" || pkg == "" || strings.Contains(n, "/") {
+			return fmt.Errorf("%q: want NAME=PACKAGE, such as manager=./cmd/manager", arg)
+		}
+		bins = append(bins, binary{n, pkg})
+	}
+	if entrypoint == "" {
+		entrypoint = "/" + bins[0].name
+	}
+
+	tmp, err := os.MkdirTemp("", "xdpgen-image-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	files := map[string]string{}
+	for _, b := range bins {
+		path := filepath.Join(tmp, b.name)
+		if err := build(b.pkg, path); err != nil {
+			return err
+		}
+		files[b.name] = path
+	}
+
+	layer, err := layerOf(bins, files)
+	if err != nil {
+		return err
+	}
+	img, err := mutate.AppendLayers(mutate.MediaType(empty.Image, types.OCIManifestSchema1), layer)
+	if err != nil {
+		return fmt.Errorf("append layer: %w", err)
+	}
+	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return err
+	}
+	cfg = cfg.DeepCopy()
+	cfg.OS, cfg.Architecture = "linux", runtime.GOARCH
+	cfg.Created = v1.Time{Time: epoch()}
+	cfg.Config.Entrypoint = []string{entrypoint}
+	cfg.Config.Env = []string{"PATH=/"}
+	cfg.Config.Labels = map[string]string{"org.opencontainers.image.source": "https://github.com/xdpgen/xdpgen"}
+	if img, err = mutate.ConfigFile(img, cfg); err != nil {
+		return fmt.Errorf("set image config: %w", err)
+	}
+
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	// Write next to the target and rename, so an interrupted build never leaves a truncated image behind.
+	partial := out + ".tmp"
+	if err := tarball.WriteToFile(partial, ref, img); err != nil {
+		os.Remove(partial)
+		return fmt.Errorf("write %s: %w", out, err)
+	}
+	if err := os.Rename(partial, out); err != nil {
+		return err
+	}
+	digest, _ := img.Digest()
+	fi, _ := os.Stat(out)
+	fmt.Printf("image: wrote %s (%s, %s, %.1f MB)\n", out, ref, digest, float64(fi.Size())/1e6)
+	return nil
+}
+
+// build compiles pkg as a static binary: the image has no libc.
+func build(pkg, out string) error {
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go build %s: %w", pkg, err)
+	}
+	return nil
+}
+
+// layerOf puts each binary at /NAME, executable by anyone (the manager runs as a non-root user), with a fixed
+// time so that the same binaries give the same layer.
+func layerOf(bins []binary, files map[string]string) (v1.Layer, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, b := range bins {
+		data, err := os.ReadFile(files[b.name])
+		if err != nil {
+			return nil, err
+		}
+		hdr := &tar.Header{Name: b.name, Mode: 0o755, Size: int64(len(data)), ModTime: epoch(), Typeflag: tar.TypeReg,
+			Format: tar.FormatPAX}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return nil, err
+		}
+		if _, err := tw.Write(data); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	data := buf.Bytes()
+	return tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(data)), nil
+	}, tarball.WithMediaType(types.OCILayer))
+}
+
+// epoch is SOURCE_DATE_EPOCH when set (reproducible builds), else the Unix epoch.
+func epoch() time.Time {
+	var s int64
+	if v := os.Getenv("SOURCE_DATE_EPOCH"); v != "" {
+		fmt.Sscan(v, &s)
+	}
+	return time.Unix(s, 0).UTC()
+}
