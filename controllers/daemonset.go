@@ -64,6 +64,10 @@ type AgentConfig struct {
 	// Privileged runs the agent as a privileged container instead of with the capabilities below. Only for
 	// container runtimes that do not know CAP_BPF and CAP_PERFMON (runc before 1.0, Docker before 20.10).
 	Privileged bool
+	// Env is added to the agent container's environment after the downward-API variables. For clusters where
+	// host-network pods cannot reach the kubernetes Service (no kube-proxy, as in hack/cluster): there
+	// KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT point the agents at the API server directly.
+	Env []corev1.EnvVar
 }
 
 // DefaultAgentConfig is the agent configuration the manager's flags default to.
@@ -200,12 +204,12 @@ func daemonSetFor(tg *xdpgenv1alpha1.TrafficGenerator, agent AgentConfig) *appsv
 							fmt.Sprintf("--health-probe-bind-address=:%d", agent.HealthPort),
 							fmt.Sprintf("--metrics-bind-address=:%d", agent.MetricsPort),
 						},
-						Env: []corev1.EnvVar{
+						Env: append([]corev1.EnvVar{
 							fieldEnv("NODE_NAME", "spec.nodeName"),
 							fieldEnv("POD_NAME", "metadata.name"),
 							fieldEnv("POD_NAMESPACE", "metadata.namespace"),
 							fieldEnv("POD_UID", "metadata.uid"),
-						},
+						}, agent.Env...),
 						Ports: []corev1.ContainerPort{
 							{Name: "health", ContainerPort: agent.HealthPort, Protocol: corev1.ProtocolTCP},
 							{Name: "metrics", ContainerPort: agent.MetricsPort, Protocol: corev1.ProtocolTCP},

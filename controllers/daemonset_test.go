@@ -177,6 +177,16 @@ func TestDaemonSetFor(t *testing.T) {
 			},
 		},
 		{
+			name: "extra environment follows the downward API",
+			agent: func(a *AgentConfig) {
+				a.Env = []corev1.EnvVar{{Name: "KUBERNETES_SERVICE_HOST", Value: "127.0.0.1"}}
+			},
+			want: func(ds *appsv1.DaemonSet) {
+				c := &ds.Spec.Template.Spec.Containers[0]
+				c.Env = append(c.Env, corev1.EnvVar{Name: "KUBERNETES_SERVICE_HOST", Value: "127.0.0.1"})
+			},
+		},
+		{
 			name:  "privileged for runtimes without CAP_BPF",
 			agent: func(a *AgentConfig) { a.Privileged = true },
 			want: func(ds *appsv1.DaemonSet) {

@@ -23,6 +23,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -66,6 +67,14 @@ func run() error {
 	flag.StringVar(&agent.ServiceAccount, "agent-service-account", agent.ServiceAccount, "Service account of the agent pods, in each TrafficGenerator's namespace.")
 	flag.IntVar(&healthPort, "agent-health-port", int(agent.HealthPort), "Host port of the agents' /healthz and /readyz (agents use the host network).")
 	flag.IntVar(&metricsPort, "agent-metrics-port", int(agent.MetricsPort), "Host port of the agents' metrics.")
+	flag.Func("agent-env", "NAME=VALUE added to the agents' environment (repeatable), such as KUBERNETES_SERVICE_HOST=127.0.0.1 where host-network pods cannot reach the kubernetes Service.", func(v string) error {
+		name, value, ok := strings.Cut(v, "=")
+		if !ok || name == "" {
+			return fmt.Errorf("%q: want NAME=VALUE", v)
+		}
+		agent.Env = append(agent.Env, corev1.EnvVar{Name: name, Value: value})
+		return nil
+	})
 	flag.BoolVar(&agent.Privileged, "agent-privileged", false, "Run agents privileged instead of with CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON, CAP_SYS_RESOURCE (for container runtimes that do not know CAP_BPF).")
 	flag.DurationVar(&statusInterval, "status-interval", statusInterval, "Least time between two status writes of one TrafficGenerator.")
 	zapOpts := zap.Options{}
