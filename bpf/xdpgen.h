@@ -3,6 +3,7 @@
 #pragma once
 
 #include <linux/types.h>
+#include <linux/bpf.h>
 
 /* XDP_ABORTED .. XDP_REDIRECT: counters are indexed by the verdict. */
 #define XDPGEN_ACTIONS 5
@@ -67,4 +68,137 @@ enum rx_counter_key {
 	RX_MATCHED = 0,
 	RX_OTHER = 1,
 	RX_KEYS,
+};
+
+/*
+ * TCP mode. Userspace opens each connection with a real handshake and hands its sequence space to these
+ * programs: the send program (a live-frame worker) stamps data segments, the ack program (attached to the
+ * sending interface) reads the peer's ACKs. They share one struct tcp_flow per connection, under its lock.
+ * Positions in the byte stream are 64-bit offsets from the first data byte; only the wire uses 32-bit sequence
+ * numbers (seq = iss + offset), so comparisons never wrap.
+ */
+#define TCP_MAX_FLOWS 256
+
+enum tcp_flow_state {
+	TCP_FLOW_UNUSED = 0,
+	TCP_FLOW_RUNNING = 1,
+	/* The peer reset the connection: nothing more is sent, userspace reports it. */
+	TCP_FLOW_RESET = 2,
+};
+
+struct tcp_flow {
+	struct bpf_spin_lock lock;
+	__u32 state;
+	/* Sequence number of stream offset 0 (the ISN + 1). */
+	__u32 iss;
+	/* What the segments acknowledge: the peer sends no data, so this moves only past a FIN. */
+	__u32 rcv_nxt;
+	/* Our TSval is the kernel's millisecond clock plus this connection's offset; ts_recent is the peer's
+	 * latest TSval, echoed as TSecr. */
+	__u32 ts_offset;
+	__u32 ts_recent;
+	/* The peer's receive window in bytes (already scaled by wscale). */
+	__u32 peer_wnd;
+	/* Congestion window and slow-start threshold, in segments; cwnd_acked counts segments towards the next
+	 * increase in congestion avoidance. */
+	__u32 cwnd;
+	__u32 ssthresh;
+	__u32 cwnd_acked;
+	__u32 dupacks;
+	__u8 wscale;
+	/* In fast recovery until snd_una reaches recover (NewReno). */
+	__u8 in_recovery;
+	/* The segment at snd_una is to be retransmitted next (fast retransmit, or a partial ACK in recovery). */
+	__u8 rtx_pending;
+	__u8 peer_fin;
+	/* Local port, network byte order. */
+	__u16 port;
+	__u16 pad;
+	/* Stream offsets: acknowledged, next to send, highest sent; recover ends fast recovery. */
+	__u64 snd_una;
+	__u64 snd_nxt;
+	__u64 snd_max;
+	__u64 recover;
+	/* Retransmission timer (RFC 6298), in ns: rto_at is the deadline, 0 when nothing is in flight. */
+	__u64 rto;
+	__u64 rto_at;
+	__u64 srtt;
+	__u64 rttvar;
+	/* One segment at a time is timed (Karn: never a retransmitted one); rtt_start is 0 when none is. */
+	__u64 rtt_off;
+	__u64 rtt_start;
+	/* When snd_una last moved (ns, bpf_ktime_get_ns). */
+	__u64 progress_at;
+	/* Counters, in segments. */
+	__u64 segs_sent;
+	__u64 segs_retrans;
+	__u64 fast_retrans;
+	__u64 timeouts;
+	__u64 dupacks_seen;
+	__u64 acks_seen;
+};
+
+/* Per flow, written only by userspace: where new data ends, and the run's phases. */
+struct tcp_flow_ctl {
+	/* Stream offset new data stops at (a whole number of segments). */
+	__u64 end;
+	/* Non-zero: send no new data, only what recovers what is in flight. */
+	__u32 stop;
+	/* Non-zero: the connection is back in a kernel socket; its packets pass to the stack. */
+	__u32 handed_back;
+};
+
+/* One TCP live-frame worker (per CPU): which flows it sends, and what it did. */
+struct tcp_worker {
+	/* Flows first, first + stride, ..., count of them. */
+	__u32 first;
+	__u32 count;
+	__u32 stride;
+	/* Round-robin position among this worker's flows. */
+	__u32 next;
+	/* Frames dropped because no flow could send (windows full, or nothing left to send). */
+	__u64 idle;
+	struct counter actions[XDPGEN_ACTIONS];
+};
+
+/* The TCP programs' configuration; host byte order unless named otherwise. */
+struct tcp_config {
+	__u32 ifindex;
+	/* Offset of the TCP header in the frame. */
+	__u16 tcp_offset;
+	/* The template's TCP checksum; every stamped field is zero in the template, so a segment's checksum is
+	 * this plus the stamped words. */
+	__u16 tcp_check;
+	/* Payload bytes per segment. */
+	__u16 mss;
+	/* The peer's port. */
+	__u16 dst_port;
+	__u8 ipv6;
+	/* Timestamps were negotiated: segments carry NOP, NOP, TS right after the fixed header. */
+	__u8 timestamps;
+	__u8 pad[2];
+	/* The connection's addresses (IPv4 in the first 4 bytes), network byte order. */
+	__u8 src_addr[16];
+	__u8 dst_addr[16];
+	/* The receive window we advertise, in bytes: bounds the sequence numbers of a RST we accept. */
+	__u32 rcv_wnd;
+	__u32 max_cwnd;
+	__u64 min_rto;
+	__u64 max_rto;
+};
+
+/* The loss injector's configuration (tests and benchmarks: the peer's side of a TCP run). */
+struct tcp_loss_config {
+	/* TCP to this port is considered. */
+	__u16 dst_port;
+	__u16 pad;
+	/* Drop one data segment in this many (per CPU); 0 drops none. */
+	__u32 drop_every;
+};
+
+/* tcp_loss_counters keys. */
+enum tcp_loss_key {
+	TCP_LOSS_PASSED = 0,
+	TCP_LOSS_DROPPED = 1,
+	TCP_LOSS_KEYS,
 };

@@ -156,15 +156,7 @@ func (g *Generator) Stats() (Stats, error) {
 }
 
 func (g *Generator) egressCounters() (InterfaceCounters, error) {
-	l, err := g.links.LinkByIndex(g.target.Ifindex)
-	if err != nil {
-		return InterfaceCounters{}, fmt.Errorf("read %s counters: %w", g.target.Link.Attrs().Name, err)
-	}
-	st := l.Attrs().Statistics
-	if st == nil {
-		return InterfaceCounters{}, nil
-	}
-	return InterfaceCounters{TxPackets: st.TxPackets, TxBytes: st.TxBytes, TxDropped: st.TxDropped}, nil
+	return egressCounters(g.links, g.target)
 }
 
 func (g *Generator) workerStates() ([]bpf.WorkerState, error) {
@@ -181,34 +173,82 @@ func (g *Generator) Run(ctx context.Context) error {
 	if err := g.initWorkers(); err != nil {
 		return err
 	}
-	workers := make([]*liveFrameWorker, len(g.target.CPUs))
-	for i, cpu := range g.target.CPUs {
-		workers[i] = &liveFrameWorker{cpu: cpu, done: make(chan struct{})}
-		go workers[i].run(g)
-	}
-	err := g.supervise(ctx, workers)
+	workers := startWorkers(g.target.CPUs, liveFrameJob{program: g.program, frame: g.template.Frame, ns: g.ns, budget: g.budget})
+	// Each worker's duration counts from its first frame: the kernel takes tens of milliseconds to start a
+	// run, and the rate over the duration must hold for every worker.
+	err := supervise(ctx, workers, func() (func(*liveFrameWorker) bool, error) {
+		if ctx.Err() != nil {
+			return stopEvery, nil
+		}
+		states, err := g.workerStates()
+		if err != nil {
+			return nil, err
+		}
+		return func(w *liveFrameWorker) bool { return w.finished(states[w.cpu], g.cfg.Duration) }, nil
+	})
 	if err == nil {
 		err = ctx.Err()
 	}
 	return err
 }
 
-// supervise waits for the workers, stopping each one when its CPU has sent its share or its duration is up,
-// and all of them when ctx ends or one fails. Each worker's duration counts from its first frame: the kernel
-// takes tens of milliseconds to start a run, and the rate over the duration must hold for every worker.
-func (g *Generator) supervise(ctx context.Context, workers []*liveFrameWorker) error {
+// budget is how many frames the worker on cpu may run in its next call: none once its share is sent.
+func (g *Generator) budget(cpu int) (uint64, error) {
+	states, err := g.workerStates()
+	if err != nil {
+		return 0, err
+	}
+	st := states[cpu]
+	if st.Emitted >= st.Limit {
+		return 0, nil
+	}
+	if g.cfg.ratePPS() == 0 {
+		// Every frame is sent, so the call can end exactly at the limit.
+		return min(maxRepeat, st.Limit-st.Emitted), nil
+	}
+	return maxRepeat, nil
+}
+
+// liveFrameJob is what pinned workers run: one program over one frame, in one network namespace.
+type liveFrameJob struct {
+	program *ebpf.Program
+	frame   []byte
+	ns      netns.NsHandle
+	// budget is how many frames the worker on cpu may run in its next call; 0 ends the worker.
+	budget func(cpu int) (uint64, error)
+}
+
+// startWorkers starts one worker per CPU.
+func startWorkers(cpus []int, job liveFrameJob) []*liveFrameWorker {
+	workers := make([]*liveFrameWorker, len(cpus))
+	for i, cpu := range cpus {
+		workers[i] = &liveFrameWorker{cpu: cpu, done: make(chan struct{})}
+		go workers[i].run(job)
+	}
+	return workers
+}
+
+// supervise waits for the workers. Every superviseInterval (and at once when ctx ends) it polls, and stops
+// each worker the poll says to stop; a poll error or a worker's error stops all of them, and is returned once
+// they are done. What ctx ending means is the poll's business: it may stop everything, or wind down first.
+func supervise(ctx context.Context, workers []*liveFrameWorker, poll func() (stop func(*liveFrameWorker) bool, err error)) error {
 	tick := time.NewTicker(superviseInterval)
 	defer tick.Stop()
+	cancelled := ctx.Done()
 	stopAll := false
+	var pollErr error
 	for {
 		select {
-		case <-ctx.Done():
-			stopAll = true
+		case <-cancelled:
+			cancelled = nil // wakes the loop once; the poll sees ctx.Err() from then on
 		case <-tick.C:
 		}
-		states, err := g.workerStates()
-		if err != nil {
-			stopAll = true
+		stop := stopEvery
+		if !stopAll {
+			var err error
+			if stop, err = poll(); err != nil {
+				pollErr, stopAll, stop = err, true, stopEvery
+			}
 		}
 		running := 0
 		var errs []error
@@ -220,11 +260,11 @@ func (g *Generator) supervise(ctx context.Context, workers []*liveFrameWorker) e
 			default:
 			}
 			running++
-			if stopAll || (states != nil && w.finished(states[w.cpu], g.cfg.Duration)) {
+			if stop(w) {
 				w.stop()
 			}
 		}
-		if err := errors.Join(append(errs, err)...); err != nil {
+		if err := errors.Join(append(errs, pollErr)...); err != nil {
 			stopAll = true
 			if running == 0 {
 				return err
@@ -235,6 +275,9 @@ func (g *Generator) supervise(ctx context.Context, workers []*liveFrameWorker) e
 		}
 	}
 }
+
+// stopEvery is a poll's answer that stops every worker.
+func stopEvery(*liveFrameWorker) bool { return true }
 
 // superviseInterval is how often a run checks its workers: the bound on how late a stop is.
 const superviseInterval = 2 * time.Millisecond
@@ -253,7 +296,7 @@ type liveFrameWorker struct {
 	err        error
 }
 
-func (w *liveFrameWorker) run(g *Generator) {
+func (w *liveFrameWorker) run(job liveFrameJob) {
 	defer close(w.done)
 	// The thread's affinity and namespace are changed for good: it stays locked and dies with the goroutine.
 	runtime.LockOSThread()
@@ -263,28 +306,22 @@ func (w *liveFrameWorker) run(g *Generator) {
 		w.err = fmt.Errorf("pin worker to cpu %d: %w", w.cpu, err)
 		return
 	}
-	if err := netns.Set(g.ns); err != nil {
+	if err := netns.Set(job.ns); err != nil {
 		w.err = fmt.Errorf("enter network namespace: %w", err)
 		return
 	}
 	w.tid.Store(int32(unix.Gettid()))
 
 	for !w.stopping.Load() {
-		states, err := g.workerStates()
+		repeat, err := job.budget(w.cpu)
 		if err != nil {
 			w.err = err
 			return
 		}
-		st := states[w.cpu]
-		if st.Emitted >= st.Limit {
+		if repeat == 0 {
 			return
 		}
-		repeat := uint64(maxRepeat)
-		if g.cfg.ratePPS() == 0 {
-			// Every frame is sent, so the call can end exactly at the limit.
-			repeat = min(repeat, st.Limit-st.Emitted)
-		}
-		if err := runLiveFrames(g.program, g.template.Frame, uint32(repeat)); err != nil && !errors.Is(err, errInterrupted) {
+		if err := runLiveFrames(job.program, job.frame, uint32(min(repeat, maxRepeat))); err != nil && !errors.Is(err, errInterrupted) {
 			w.err = fmt.Errorf("live-frame run on cpu %d: %w", w.cpu, err)
 			return
 		}
