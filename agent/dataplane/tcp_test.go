@@ -10,12 +10,17 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/cilium/ebpf/link"
 	vnl "github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/xdpgen/xdpgen/bpf"
 	"github.com/xdpgen/xdpgen/test/netnstest"
@@ -259,6 +264,7 @@ func TestTCPStreamArrivesIntact(t *testing.T) {
 			sink := r.listen(t, dst)
 			g := r.tcpGenerator(t, TCPConfig{DstAddr: dst, DstPort: tcpTestPort, Flows: tc.flows, Threads: tc.threads, Segments: tc.segments})
 			sink.start(g.SegmentSize())
+			localBefore, remoteBefore := readTCPStats(t, r.Local.NS), readTCPStats(t, r.Remote.NS)
 			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 			defer cancel()
 			if err := g.Run(ctx); err != nil {
@@ -278,8 +284,303 @@ func TestTCPStreamArrivesIntact(t *testing.T) {
 			if dropped.Packets != 0 {
 				t.Fatalf("the injector dropped %d segments without being asked to", dropped.Packets)
 			}
+			// The taken-over sockets stayed silent: the local stack retransmitted and reset nothing (the FINs
+			// of the hand-back are its only segments), and the server's stack found no bad segment.
+			local, remote := readTCPStats(t, r.Local.NS), readTCPStats(t, r.Remote.NS)
+			if local["RetransSegs"] != localBefore["RetransSegs"] || local["OutRsts"] != localBefore["OutRsts"] {
+				t.Errorf("the local stack sent segments of its own: before %v, after %v", localBefore, local)
+			}
+			if remote["InErrs"] != remoteBefore["InErrs"] || remote["InCsumErrors"] != remoteBefore["InCsumErrors"] {
+				t.Errorf("the server's stack rejected segments: before %v, after %v", remoteBefore, remote)
+			}
 		})
 	}
 }
 
-var _ = errors.Is
+// readTCPStats reads the Tcp line of /proc/net/snmp (IPv4 and IPv6 alike) as seen from ns.
+func readTCPStats(t testing.TB, ns netns.NsHandle) map[string]uint64 {
+	t.Helper()
+	out := map[string]uint64{}
+	err := netnstest.Do(ns, func() error {
+		b, err := os.ReadFile("/proc/thread-self/net/snmp")
+		if err != nil {
+			return err
+		}
+		var header []string
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Fields(line)
+			if len(f) == 0 || f[0] != "Tcp:" {
+				continue
+			}
+			if header == nil {
+				header = f
+				continue
+			}
+			for i := 1; i < len(f) && i < len(header); i++ {
+				out[header[i]], _ = strconv.ParseUint(f[i], 10, 64)
+			}
+		}
+		return nil
+	})
+	if err != nil || len(out) == 0 {
+		t.Fatalf("read tcp stats: %v", err)
+	}
+	return out
+}
+
+// TestTCPRecoversFromLoss drops one data segment in a hundred on the way in: every stream still arrives whole
+// and in order, the losses are recovered (counted as retransmissions, mostly fast retransmits), and little
+// more than what was lost is sent again.
+func TestTCPRecoversFromLoss(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		v6    bool
+		flows int
+	}{
+		{"ipv4 one flow", false, 1},
+		{"ipv6 3 flows", true, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const segments, dropEvery = 20_000, 100
+			r := newTCPRig(t, netnstest.Options{}, dropEvery)
+			_, dst := r.addrs(tc.v6)
+			sink := r.listen(t, dst)
+			g := r.tcpGenerator(t, TCPConfig{DstAddr: dst, DstPort: tcpTestPort, Flows: tc.flows, Segments: segments})
+			sink.start(g.SegmentSize())
+			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+			defer cancel()
+			if err := g.Run(ctx); err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			s, err := g.Stats()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := uint64(segments) * uint64(g.SegmentSize()); s.Total.BytesAcked != want {
+				t.Fatalf("%d bytes acknowledged, want %d", s.Total.BytesAcked, want)
+			}
+			checkStreams(t, g, sink, s)
+			_, dropped := r.lossCounts(t)
+			tot := s.Total
+			t.Logf("%d segments sent, %d dropped on the way, %d retransmitted (%d fast retransmits, %d timeouts)",
+				tot.SegmentsSent, dropped.Packets, tot.SegmentsRetransmitted, tot.FastRetransmits, tot.Timeouts)
+			if dropped.Packets < segments/dropEvery {
+				t.Fatalf("the injector dropped only %d segments", dropped.Packets)
+			}
+			if tot.SegmentsRetransmitted < dropped.Packets || tot.FastRetransmits == 0 {
+				t.Fatalf("%d segments dropped but %d retransmitted (%d fast retransmits)", dropped.Packets, tot.SegmentsRetransmitted, tot.FastRetransmits)
+			}
+			if tot.SegmentsSent != segments+tot.SegmentsRetransmitted {
+				t.Fatalf("%d segments sent, want the %d new ones and the %d retransmitted", tot.SegmentsSent, segments, tot.SegmentsRetransmitted)
+			}
+			if waste := float64(tot.SegmentsRetransmitted) / float64(segments); waste > 0.1 {
+				t.Fatalf("%.1f%% of the stream was sent twice for 1%% loss", 100*waste)
+			}
+		})
+	}
+}
+
+// TestTCPStopsOnTime runs for a duration, and cancels an unlimited run: both stop promptly, and the streams
+// the server read are exactly what was acknowledged, closed with a FIN.
+func TestTCPStopsOnTime(t *testing.T) {
+	r := newTCPRig(t, netnstest.Options{}, 0)
+	_, dst := r.addrs(false)
+	sink := r.listen(t, dst)
+	for _, tc := range []struct {
+		name     string
+		duration time.Duration
+		cancel   time.Duration
+	}{
+		{"duration", 300 * time.Millisecond, 0},
+		{"cancel", 0, 300 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := r.tcpGenerator(t, TCPConfig{DstAddr: dst, DstPort: tcpTestPort, Flows: 2, Duration: tc.duration})
+			sink.start(g.SegmentSize())
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			if tc.cancel > 0 {
+				time.AfterFunc(tc.cancel, cancel)
+			}
+			began := time.Now()
+			err := g.Run(ctx)
+			took := time.Since(began)
+			if tc.cancel > 0 && !errors.Is(err, context.Canceled) {
+				t.Fatalf("Run after cancel = %v, want context.Canceled", err)
+			} else if tc.cancel == 0 && err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			if took < 300*time.Millisecond || took > 600*time.Millisecond {
+				t.Fatalf("a 300ms run took %s", took)
+			}
+			s, err := g.Stats()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Total.BytesAcked == 0 {
+				t.Fatal("nothing was acknowledged")
+			}
+			checkStreams(t, g, sink, s)
+			t.Logf("%.0f Mbit/s of goodput over %s", float64(s.Total.BytesAcked)*8/took.Seconds()/1e6, took)
+		})
+	}
+}
+
+// TestTCPBadPeers: a port nothing listens on, a server that never answers the handshake, one that resets the
+// connection mid-run, one that stops acknowledging, and one whose application stops reading. Each gives a
+// clear error, promptly, and leaves no XDP program behind.
+func TestTCPBadPeers(t *testing.T) {
+	t.Run("refused", func(t *testing.T) {
+		r := newTCPRig(t, netnstest.Options{}, 0)
+		_, err := r.tryTCPGenerator(TCPConfig{DstAddr: r.Remote.IPv4, DstPort: tcpTestPort})
+		var ce *ConfigError
+		if !errors.As(err, &ce) || ce.Field != FieldDstPort || !strings.Contains(err.Error(), "refused the connection (RST): nothing listens on port 5201") {
+			t.Fatalf("NewTCPGenerator = %v, want a refusal naming the port", err)
+		}
+		if r.Local.XDPAttached(t) {
+			t.Fatal("an XDP program was left attached")
+		}
+	})
+	t.Run("handshake times out", func(t *testing.T) {
+		r := newTCPRig(t, netnstest.Options{}, 0)
+		r.fullListener(t, r.Remote.IPv6)
+		began := time.Now()
+		_, err := r.tryTCPGenerator(TCPConfig{DstAddr: r.Remote.IPv6, DstPort: tcpTestPort, ConnectTimeout: 300 * time.Millisecond})
+		if !strings.Contains(fmt.Sprint(err), "no answer to the TCP handshake in 300ms") {
+			t.Fatalf("NewTCPGenerator = %v, want a handshake timeout", err)
+		}
+		if took := time.Since(began); took > 3*time.Second {
+			t.Fatalf("took %s to give up", took)
+		}
+		if r.Local.XDPAttached(t) {
+			t.Fatal("an XDP program was left attached")
+		}
+	})
+	t.Run("reset mid-run", func(t *testing.T) {
+		r := newTCPRig(t, netnstest.Options{}, 0)
+		resetAfter := r.resettingListener(t, r.Remote.IPv4, 1<<20)
+		g := r.tcpGenerator(t, TCPConfig{DstAddr: r.Remote.IPv4, DstPort: tcpTestPort})
+		err := runBounded(t, g, 5*time.Second)
+		if !errors.Is(err, ErrPeerReset) || !strings.Contains(err.Error(), fmt.Sprintf("flow 0 (10.200.0.1:%d -> 10.200.0.2:5201)", g.LocalPorts()[0])) {
+			t.Fatalf("Run = %v, want the peer's reset of flow 0", err)
+		}
+		if got := <-resetAfter; got < 1<<20 {
+			t.Fatalf("the server reset after reading %d bytes", got)
+		}
+	})
+	t.Run("peer stops acknowledging", func(t *testing.T) {
+		r := newTCPRig(t, netnstest.Options{}, 1) // every data segment is dropped
+		r.listen(t, r.Remote.IPv4)
+		g := r.tcpGenerator(t, TCPConfig{DstAddr: r.Remote.IPv4, DstPort: tcpTestPort, StallTimeout: time.Second})
+		err := runBounded(t, g, 5*time.Second)
+		if err == nil || !strings.Contains(err.Error(), "the peer acknowledged nothing for") {
+			t.Fatalf("Run = %v, want the stall explained", err)
+		}
+		if s, _ := g.Stats(); s.Total.Timeouts == 0 {
+			t.Fatalf("no retransmission timeouts counted: %+v", s.Total)
+		}
+	})
+	t.Run("peer stops reading", func(t *testing.T) {
+		r := newTCPRig(t, netnstest.Options{}, 0)
+		r.idleListener(t, r.Remote.IPv4)
+		g := r.tcpGenerator(t, TCPConfig{DstAddr: r.Remote.IPv4, DstPort: tcpTestPort, StallTimeout: time.Second})
+		err := runBounded(t, g, 5*time.Second)
+		if err == nil || !strings.Contains(err.Error(), "the peer's receive window stayed closed") {
+			t.Fatalf("Run = %v, want the closed window explained", err)
+		}
+	})
+}
+
+// runBounded runs g and fails the test if Run does not return within limit.
+func runBounded(t *testing.T, g *TCPGenerator, limit time.Duration) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- g.Run(t.Context()) }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(limit):
+		t.Fatalf("Run did not return within %s", limit)
+	}
+	return nil
+}
+
+// fullListener listens with a backlog of one and never accepts, then fills the queue: the kernel drops
+// further SYNs, so a handshake gets no answer.
+func (r *tcpRig) fullListener(t *testing.T, addr netip.Addr) {
+	t.Helper()
+	err := netnstest.Do(r.Remote.NS, func() error {
+		fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		t.Cleanup(func() { unix.Close(fd) })
+		if err := unix.Bind(fd, &unix.SockaddrInet6{Port: tcpTestPort, Addr: addr.As16()}); err != nil {
+			return err
+		}
+		if err := unix.Listen(fd, 0); err != nil {
+			return err
+		}
+		// From inside the namespace, fill the accept queue (a backlog of 0 holds one connection).
+		c, err := net.Dial("tcp", netip.AddrPortFrom(addr, tcpTestPort).String())
+		if err != nil {
+			return err
+		}
+		t.Cleanup(func() { c.Close() })
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// resettingListener accepts one connection, reads n bytes, and resets it (SO_LINGER 0); it sends how much it
+// read.
+func (r *tcpRig) resettingListener(t *testing.T, addr netip.Addr, n int64) <-chan int64 {
+	t.Helper()
+	var ln net.Listener
+	err := netnstest.Do(r.Remote.NS, func() (err error) {
+		ln, err = net.Listen("tcp", netip.AddrPortFrom(addr, tcpTestPort).String())
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	read := make(chan int64, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			read <- 0
+			return
+		}
+		got, _ := io.CopyN(io.Discard, c, n)
+		_ = c.(*net.TCPConn).SetLinger(0)
+		c.Close()
+		read <- got
+	}()
+	return read
+}
+
+// idleListener accepts connections and never reads them.
+func (r *tcpRig) idleListener(t *testing.T, addr netip.Addr) {
+	t.Helper()
+	var ln net.Listener
+	err := netnstest.Do(r.Remote.NS, func() (err error) {
+		ln, err = net.Listen("tcp", netip.AddrPortFrom(addr, tcpTestPort).String())
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+}
