@@ -93,7 +93,7 @@ kubectl: ## Build kubectl (matching the control plane's version) into bin/k8s/<v
 export KUBEBUILDER_ASSETS ?= $(ENVTEST_ASSETS)
 
 .PHONY: test
-test: envtest-assets ## Run every test: unit, BPF in the real kernel, netns traffic, envtest against a real API server.
+test: k8s-bins ## Run every test: unit, BPF in the real kernel, netns traffic, a real API server, kubectl, a local cluster.
 	$(GO) test -count=1 -p 1 -timeout 30m ./...
 
 ##@ Build
