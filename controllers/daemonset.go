@@ -111,13 +111,16 @@ func agentLabels(tg *xdpgenv1alpha1.TrafficGenerator) map[string]string {
 //     BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES itself checks no capability beyond holding the program's fd.
 //   - PERFMON: lets the verifier skip its Spectre v1/v4 sanitising and allow pointer comparisons
 //     (bpf_allow_ptr_leaks, bpf_bypass_spec_v1); without it some programs are rejected or run slower.
-//   - SYS_RESOURCE: raise RLIMIT_MEMLOCK, which kernels before 5.11 charge BPF maps to (later kernels charge
-//     the memory cgroup instead, and the agent then never needs it).
+//
+// Not SYS_RESOURCE: it would only raise RLIMIT_MEMLOCK, which kernels before 5.11 charge BPF maps to; the 5.18+
+// that live frames need charge the memory cgroup instead. Asking for it is worse than useless where the host's
+// bounding set lacks it (some VMs and sandboxed nodes, and hack/cluster's VM): runc then refuses to start the
+// container ("unable to apply caps: operation not permitted").
 //
 // Everything else is dropped. The agent runs as root because added capabilities only reach the effective set of
 // uid 0 (Kubernetes sets no ambient capabilities). seccompProfile is left to the cluster's default: some runtime
 // default profiles only let bpf(2) through with CAP_SYS_ADMIN.
-var agentCapabilities = []corev1.Capability{"BPF", "NET_ADMIN", "PERFMON", "SYS_RESOURCE"}
+var agentCapabilities = []corev1.Capability{"BPF", "NET_ADMIN", "PERFMON"}
 
 // daemonSetFor builds the agent DaemonSet of a TrafficGenerator: one agent per selected node, on the host's
 // network, told which TrafficGenerator to run. The agent reads the rest of the spec from the API server, so a

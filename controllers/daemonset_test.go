@@ -125,7 +125,7 @@ func wantDaemonSet() *appsv1.DaemonSet {
 						SecurityContext: &corev1.SecurityContext{
 							Capabilities: &corev1.Capabilities{
 								Drop: []corev1.Capability{"ALL"},
-								Add:  []corev1.Capability{"BPF", "NET_ADMIN", "PERFMON", "SYS_RESOURCE"},
+								Add:  []corev1.Capability{"BPF", "NET_ADMIN", "PERFMON"},
 							},
 							Privileged:               ptr.To(false),
 							AllowPrivilegeEscalation: ptr.To(false),

@@ -172,7 +172,7 @@ func TestControllerLifecycle(t *testing.T) {
 	g.Expect(pod.Containers).To(HaveLen(1))
 	g.Expect(pod.Containers[0].Image).To(Equal(DefaultAgentConfig().Image))
 	g.Expect(pod.Containers[0].Args).To(ContainElements("--generator=udp", "--namespace="+ns))
-	g.Expect(pod.Containers[0].SecurityContext.Capabilities.Add).To(ConsistOf(corev1.Capability("BPF"), corev1.Capability("NET_ADMIN"), corev1.Capability("PERFMON"), corev1.Capability("SYS_RESOURCE")))
+	g.Expect(pod.Containers[0].SecurityContext.Capabilities.Add).To(ConsistOf(corev1.Capability("BPF"), corev1.Capability("NET_ADMIN"), corev1.Capability("PERFMON")))
 	g.Expect(pod.Containers[0].Env[0].ValueFrom.FieldRef.FieldPath).To(Equal("spec.nodeName"))
 
 	t.Log("Pending while the DaemonSet controller has not scheduled the agents, Ready once they are")

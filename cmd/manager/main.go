@@ -75,7 +75,7 @@ func run() error {
 		agent.Env = append(agent.Env, corev1.EnvVar{Name: name, Value: value})
 		return nil
 	})
-	flag.BoolVar(&agent.Privileged, "agent-privileged", false, "Run agents privileged instead of with CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON, CAP_SYS_RESOURCE (for container runtimes that do not know CAP_BPF).")
+	flag.BoolVar(&agent.Privileged, "agent-privileged", false, "Run agents privileged instead of with CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON (for container runtimes that do not know CAP_BPF).")
 	flag.DurationVar(&statusInterval, "status-interval", statusInterval, "Least time between two status writes of one TrafficGenerator.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
