@@ -118,7 +118,7 @@ func (c TCPConfig) Validate() error {
 	}
 	if c.FrameSize != 0 && c.DstAddr.IsValid() {
 		if lo := tcpHeadersLen(c.DstAddr.Is6(), true) + TCPOffsetLen; c.FrameSize < lo {
-			errs = append(errs, fieldError(FieldFrameSize, c.FrameSize, "too small for a %s segment with timestamps and its %d-byte stream offset: use at least %d bytes",
+			errs = append(errs, fieldError(FieldFrameSize, c.FrameSize, "too small for an %s segment with timestamps and its %d-byte stream offset: use at least %d bytes",
 				family(c.DstAddr), TCPOffsetLen, lo))
 		}
 		if c.FrameSize > MaxLiveFrameSize {

@@ -43,7 +43,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newUDPCommand(), newProbeCommand(), newCountCommand())
+	root.AddCommand(newUDPCommand(), newTCPCommand(), newProbeCommand(), newCountCommand())
 	return root
 }
 

@@ -1,0 +1,230 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/xdpgen/xdpgen/agent/dataplane"
+)
+
+// tcpFlags are the udp command's flags where they make sense for TCP, and the TCP-only ones.
+type tcpFlags struct {
+	dstAddr, srcAddr string
+	dstPort          uint16
+	flows            int
+	numPackets       uint64
+	threads          int
+	interval         string
+	size             int
+	duration         time.Duration
+	connectTimeout   time.Duration
+	stallTimeout     time.Duration
+	out              outputFlag
+}
+
+func newTCPCommand() *cobra.Command {
+	var f tcpFlags
+	cmd := &cobra.Command{
+		Use:   "tcp <ifname>",
+		Short: "Send TCP data over real connections to a server, with congestion control in XDP",
+		Long: "tcp connects to a TCP server (real handshakes, from the kernel), takes the connections over, and sends\n" +
+			"their data segments as XDP live frames. An XDP program on <ifname> takes the server's ACKs; congestion\n" +
+			"control (slow start, congestion avoidance, fast retransmit, retransmission timeouts) runs in BPF. Each\n" +
+			"segment's payload starts with its 8-byte big-endian stream offset, then byte i of a segment is i mod 256,\n" +
+			"so the server can check the stream. At the end the connections close with a FIN.",
+		Example: "  xdpgen tcp eth0 -a 192.0.2.10 -p 5201 --duration 10s\n" +
+			"  xdpgen tcp eth0 -a 2001:db8::10 -p 5201 --flows 8 -t 2 -n 1000000 --output json",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, interval, err := f.config(args[0])
+			if err != nil {
+				return err
+			}
+			return runTCP(cmd.Context(), cmd.OutOrStdout(), cfg, interval, f.out.format)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&f.dstAddr, "dst-addr", "a", "", "the TCP server's IPv4 or IPv6 address (required)")
+	fl.StringVarP(&f.srcAddr, "src-addr", "A", "", "source address (default: the route's preferred source)")
+	fl.Uint16VarP(&f.dstPort, "dst-port", "p", 0, "the port the server listens on (required)")
+	fl.IntVar(&f.flows, "flows", 0, "connections, spread over the threads (default: one per thread)")
+	fl.Uint64VarP(&f.numPackets, "num-packets", "n", 0, "send this many data segments in total, and stop once they are acknowledged (default: no limit)")
+	fl.IntVarP(&f.threads, "threads", "t", 1, "worker threads, each pinned to its own CPU")
+	fl.StringVarP(&f.interval, "interval", "I", "1", "statistics interval: seconds or a duration")
+	fl.IntVarP(&f.size, "size", "s", 0, "Ethernet frame size of a segment in bytes (default: as large as the MSS allows)")
+	fl.DurationVar(&f.duration, "duration", 0, "stop sending new data after this long (default: no limit)")
+	fl.DurationVar(&f.connectTimeout, "connect-timeout", 3*time.Second, "give up on a handshake after this long")
+	fl.DurationVar(&f.stallTimeout, "stall-timeout", 10*time.Second, "fail when a connection gets no acknowledgement for this long")
+	f.out.register(cmd)
+	return cmd
+}
+
+func (f *tcpFlags) config(ifname string) (dataplane.TCPConfig, time.Duration, error) {
+	var cfg dataplane.TCPConfig
+	if err := f.out.check(); err != nil {
+		return cfg, 0, err
+	}
+	interval, err := parseInterval("--interval", f.interval)
+	if err != nil {
+		return cfg, 0, err
+	}
+	if f.dstAddr == "" {
+		return cfg, 0, &flagError{"--dst-addr", "", "required: the TCP server's IPv4 or IPv6 address (-a 192.0.2.10)"}
+	}
+	if f.dstPort == 0 {
+		return cfg, 0, &flagError{"--dst-port", "", "required: the port the TCP server listens on (-p 5201)"}
+	}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"--duration", f.duration}, {"--connect-timeout", f.connectTimeout}, {"--stall-timeout", f.stallTimeout}} {
+		if d.v < 0 {
+			return cfg, 0, &flagError{d.flag, d.v.String(), "must be positive"}
+		}
+	}
+	cfg = dataplane.TCPConfig{
+		Interface: ifname, DstPort: f.dstPort, Flows: f.flows, Threads: f.threads, Segments: f.numPackets,
+		FrameSize: f.size, Duration: f.duration, ConnectTimeout: f.connectTimeout, StallTimeout: f.stallTimeout,
+	}
+	if cfg.DstAddr, err = dataplane.ParseAddr(dataplane.FieldDstAddr, f.dstAddr); err != nil {
+		return cfg, 0, tcpEngineError(err)
+	}
+	if cfg.SrcAddr, err = dataplane.ParseAddr(dataplane.FieldSrcAddr, f.srcAddr); err != nil {
+		return cfg, 0, tcpEngineError(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, 0, tcpEngineError(err)
+	}
+	return cfg, interval, nil
+}
+
+// tcpEngineError names the engine's fields as the tcp command's flags (it has no --dyn-ports).
+func tcpEngineError(err error) error {
+	var msgs []error
+	for _, e := range unwrapAll(engineError(err)) {
+		var fe *flagError
+		if errors.As(e, &fe) && fe.flag == flagFor(dataplane.FieldDstPort) {
+			fe.flag = "--dst-port"
+		}
+		msgs = append(msgs, e)
+	}
+	return errors.Join(msgs...)
+}
+
+// runTCP connects, generates until the engine stops (count, duration, a failure) or ctx ends (Ctrl-C, which
+// still lets the connections close cleanly), printing the counters every interval and a summary at the end.
+func runTCP(ctx context.Context, w io.Writer, cfg dataplane.TCPConfig, interval time.Duration, format string) error {
+	g, err := dataplane.NewTCPGenerator(ctx, cfg)
+	if err != nil {
+		return tcpEngineError(err)
+	}
+	defer g.Close()
+
+	p := &tcpPrinter{printer: newPrinter(w, format)}
+	name, index := g.Interface()
+	p.start(name, index, g.Flow())
+
+	first, err := g.Stats()
+	if err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	prev := first
+	for {
+		select {
+		case runErr := <-done:
+			last, err := g.Stats()
+			if err != nil {
+				return err
+			}
+			p.report("summary", last.Since(first), last)
+			if runErr != nil && !errors.Is(runErr, context.Canceled) {
+				return runErr
+			}
+			return g.Close()
+		case <-tick.C:
+			cur, err := g.Stats()
+			if err != nil {
+				return err
+			}
+			p.report("period", cur.Since(prev), cur)
+			prev = cur
+		}
+	}
+}
+
+type tcpPrinter struct {
+	*printer
+}
+
+// tcpRecord is one JSON line: the frames by XDP verdict as for udp, and the connections' counters.
+type tcpRecord struct {
+	jsonRecord
+	TCP   *tcpJSON                 `json:"tcp,omitempty"`
+	Flows []dataplane.TCPFlowStats `json:"flows,omitempty"`
+}
+
+type tcpJSON struct {
+	// Total is the counters over the whole run; the rates are over the record's period.
+	Total             dataplane.TCPCounters `json:"total"`
+	GoodputBPS        float64               `json:"goodputBps"`
+	RetransmittedRate float64               `json:"retransmittedBps"`
+	// Idle is frames the send program dropped because no connection could send.
+	Idle uint64 `json:"idle"`
+}
+
+func (p *tcpPrinter) report(kind string, d dataplane.TCPDelta, total dataplane.TCPStats) {
+	secs := d.Period.Seconds()
+	retransRate := 0.0
+	if secs > 0 {
+		retransRate = float64(d.Total.BytesRetransmitted) * 8 / secs
+	}
+	if p.json != nil {
+		rec := tcpRecord{
+			jsonRecord: jsonRecord{Type: kind, Time: total.At, Seconds: secs, Actions: map[string]jsonAction{}, Egress: &total.Egress},
+			TCP:        &tcpJSON{Total: total.Total, GoodputBPS: d.Goodput(), RetransmittedRate: retransRate, Idle: total.Idle},
+		}
+		for _, a := range dataplane.Actions {
+			if total.Actions[a].Packets > 0 || a == dataplane.ActionRedirect {
+				rec.Actions[a.String()] = jsonAction{Counter: total.Actions[a], Rate: d.Rate(a)}
+			}
+		}
+		if kind == "summary" {
+			rec.Flows = total.Flows
+		}
+		_ = p.json.Encode(rec)
+		return
+	}
+	heading := fmt.Sprintf("Period of %.6fs ending at %.6f", secs, float64(total.At.UnixMicro())/1e6)
+	if kind == "summary" {
+		heading = fmt.Sprintf("Summary: %.3fs", secs)
+	}
+	// The frame lines are udp's.
+	p.printer.report(kind, heading, dataplane.Delta{Period: d.Period, Actions: d.Actions, Egress: d.Egress},
+		dataplane.Stats{At: total.At, Actions: total.Actions, Egress: total.Egress})
+	t := total.Total
+	fmt.Fprintf(p.w, "%-13s %12d KiB acked (goodput %6.0f Mbits/s), %d segments sent, %d retransmitted (%.2f%%), %d fast retransmits, %d timeouts\n",
+		"TCP", t.BytesAcked/1024, d.Goodput()/1e6, t.SegmentsSent, t.SegmentsRetransmitted,
+		100*float64(t.SegmentsRetransmitted)/float64(max(t.SegmentsSent, 1)), t.FastRetransmits, t.Timeouts)
+	if kind == "summary" {
+		for i, f := range total.Flows {
+			var notes []string
+			if f.PeerClosed {
+				notes = append(notes, "the peer closed its side")
+			}
+			fmt.Fprintf(p.w, "  flow %-3d port %-5d %12d KiB acked, %d segments sent, %d retransmitted, cwnd %d, srtt %s, %s%s\n",
+				i, f.LocalPort, f.BytesAcked/1024, f.SegmentsSent, f.SegmentsRetransmitted, f.CongestionWindow,
+				f.SRTT.Round(time.Microsecond), f.State, strings.Join(append([]string{""}, notes...), ", "))
+		}
+	}
+}

@@ -1,0 +1,186 @@
+package app
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/xdpgen/xdpgen/agent/dataplane"
+	"github.com/xdpgen/xdpgen/test/netnstest"
+)
+
+func TestTCPBadFlagsNameTheFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"tcp", "eth0", "-p", "5201"}, "--dst-addr: required"},
+		{[]string{"tcp", "eth0", "-a", "10.0.0.1"}, "--dst-port: required"},
+		{[]string{"tcp", "eth0", "-a", "10.0.0", "-p", "5201"}, "--dst-addr 10.0.0: not an IP address"},
+		{[]string{"tcp", "eth0", "-a", "10.0.0.1", "-A", "fd00::1", "-p", "5201"}, "--src-addr fd00::1: is IPv6 but the destination 10.0.0.1 is IPv4"},
+		{[]string{"tcp", "eth0", "-a", "10.0.0.1", "-p", "5201", "-t", "2", "--flows", "1"}, "--flows 1: fewer connections than threads (2)"},
+		{[]string{"tcp", "eth0", "-a", "10.0.0.1", "-p", "5201", "--flows", "300"}, "--flows 300: use 1 to 256 connections"},
+		{[]string{"tcp", "eth0", "-a", "10.0.0.1", "-p", "5201", "-s", "60"}, "--size 60: too small for an IPv4 segment"},
+		{[]string{"tcp", "eth0", "-a", "10.0.0.1", "-p", "5201", "-s", "9000"}, "--size 9000: live frames hold at most 3520 bytes"},
+		{[]string{"tcp", "eth0", "-a", "10.0.0.1", "-p", "5201", "--connect-timeout", "-1s"}, "--connect-timeout -1s: must be positive"},
+		{[]string{"tcp", "eth0", "-a", "10.0.0.1", "-p", "5201", "-o", "yaml"}, "--output yaml: use text or json"},
+		{[]string{"tcp", "eth0", "-a", "10.0.0.1", "-p", "5201", "--rate", "1k"}, "unknown flag: --rate"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := Main(tc.args, &stdout, &stderr); code == 0 {
+				t.Fatalf("exit code 0, want failure; stdout %q", stdout.String())
+			}
+			if !strings.Contains(stderr.String(), tc.want) {
+				t.Fatalf("stderr %q, want %q", stderr.String(), tc.want)
+			}
+		})
+	}
+}
+
+// tcpServer accepts connections in the remote namespace and counts what each delivers until EOF.
+type tcpServer struct {
+	ln net.Listener
+	mu sync.Mutex
+	// got is bytes read per connection, by the client's port; ended is closed when a connection reached EOF.
+	got   map[uint16]int64
+	ended chan uint16
+}
+
+func (r *cliRig) tcpServer(t *testing.T, port uint16) *tcpServer {
+	t.Helper()
+	s := &tcpServer{got: map[uint16]int64{}, ended: make(chan uint16, 64)}
+	err := netnstest.Do(r.Remote.NS, func() (err error) {
+		s.ln, err = net.Listen("tcp", netip.AddrPortFrom(r.Remote.IPv4, port).String())
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.ln.Close() })
+	go func() {
+		for {
+			c, err := s.ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				n, _ := io.Copy(io.Discard, c)
+				port := uint16(c.RemoteAddr().(*net.TCPAddr).Port)
+				s.mu.Lock()
+				s.got[port] = n
+				s.mu.Unlock()
+				s.ended <- port
+			}()
+		}
+	}()
+	return s
+}
+
+// TestCLITCPSendsACount sends a count over two connections and reads the JSON: the summary's acknowledged
+// bytes are what the server read, per flow, and both connections ended with a FIN.
+func TestCLITCPSendsACount(t *testing.T) {
+	r := newCLIRig(t)
+	srv := r.tcpServer(t, 5201)
+	out, err := r.command("tcp", r.Local.Interface, "-a", r.Remote.IPv4.String(), "-p", "5201", "--flows", "2", "-n", "3001",
+		"-o", "json", "-I", "100ms").Output()
+	if err != nil {
+		t.Fatalf("xdpgen: %v\n%s", err, out)
+	}
+	var last struct {
+		Type    string
+		Actions map[string]struct{ Packets uint64 }
+		TCP     struct{ Total dataplane.TCPCounters }
+		Flows   []dataplane.TCPFlowStats
+	}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		if err := json.Unmarshal(sc.Bytes(), &last); err != nil {
+			t.Fatalf("line %q is not JSON: %v", sc.Text(), err)
+		}
+	}
+	if last.Type != "summary" || len(last.Flows) != 2 || last.TCP.Total.SegmentsSent < 3001 || last.Actions["XDP_REDIRECT"].Packets != last.TCP.Total.SegmentsSent {
+		t.Fatalf("last record %+v, want a summary of 2 flows and at least 3001 segments\n%s", last, out)
+	}
+	for range 2 {
+		select {
+		case <-srv.ended:
+		case <-time.After(5 * time.Second):
+			t.Fatal("a connection did not end with a FIN")
+		}
+	}
+	var total uint64
+	for _, f := range last.Flows {
+		srv.mu.Lock()
+		got := srv.got[f.LocalPort]
+		srv.mu.Unlock()
+		if uint64(got) != f.BytesAcked || f.State != "closed" {
+			t.Fatalf("flow from port %d: server read %d bytes, xdpgen says %d were acknowledged (state %s)", f.LocalPort, got, f.BytesAcked, f.State)
+		}
+		total += f.BytesAcked
+	}
+	if total != last.TCP.Total.BytesAcked || total%3001 != 0 {
+		t.Fatalf("flows acknowledged %d bytes in all, the total says %d, for 3001 segments", total, last.TCP.Total.BytesAcked)
+	}
+	r.requireNoXDP(t)
+}
+
+// TestCLITCPStopsCleanlyOnCtrlC interrupts an unlimited run: xdpgen prints its summary, closes the connection
+// with a FIN, exits 0 and leaves no XDP program attached.
+func TestCLITCPStopsCleanlyOnCtrlC(t *testing.T) {
+	r := newCLIRig(t)
+	srv := r.tcpServer(t, 5201)
+	cmd := r.command("tcp", r.Local.Interface, "-a", r.Remote.IPv4.String(), "-p", "5201")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	time.Sleep(1500 * time.Millisecond)
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("xdpgen exited with %v after Ctrl-C\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("xdpgen did not exit within 5s of Ctrl-C")
+	}
+	out := stdout.String()
+	for _, want := range []string{"Transmitting on " + r.Local.Interface, "Period of", "XDP_REDIRECT", "TCP", "goodput", "Summary:", "flow 0", "closed"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("output lacks %q:\n%s", want, out)
+		}
+	}
+	select {
+	case <-srv.ended:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("the connection did not end with a FIN\n%s", out)
+	}
+
+	r.requireNoXDP(t)
+}
+
+// TestCLITCPRefused: nothing listens on the port; xdpgen says so and exits 1.
+func TestCLITCPRefused(t *testing.T) {
+	r := newCLIRig(t)
+	out, err := r.command("tcp", r.Local.Interface, "-a", r.Remote.IPv4.String(), "-p", "5202").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "xdpgen: --dst-port 5202: 10.200.0.2 refused the connection (RST): nothing listens on port 5202 there") {
+		t.Fatalf("xdpgen: %v\n%s", err, out)
+	}
+	r.requireNoXDP(t)
+}
