@@ -34,8 +34,8 @@ xdpgen: ## Build the standalone CLI into bin/xdpgen.
 bench: ## Measure Mpps against the no-touch bpf_redirect ceiling and thread scaling on a veth pair (root; ~1 min).
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 10m ./agent/dataplane
 
-.PHONY: demo
-demo: xdpgen ## Send live frames over a veth pair into a namespace it makes, count them there, and tear it down.
+.PHONY: demo-cli
+demo-cli: xdpgen ## The CLI alone: live frames over a veth pair into a namespace it makes, counted there (no cluster).
 	hack/demo-cli.sh $(BIN)/xdpgen
 
 ##@ Operator
@@ -97,3 +97,57 @@ test: k8s-bins ## Run every test: unit, BPF in the real kernel, netns traffic, a
 	$(GO) test -count=1 -p 1 -timeout 30m ./...
 
 ##@ Build
+
+##@ Local cluster
+
+# A single-node Kubernetes on this host (hack/cluster, root): the binaries of k8s-bins, Debian's containerd, runc,
+# iptables and CNI plugins (installed when missing), and our images imported into containerd (nothing is pulled).
+# Its run folder holds everything it writes; what it changes outside (sysctls, iptables chains, cgroups, the CNI
+# bridge, a few fixed folders) is recorded first and restored by cluster-down, which is safe to run any time.
+CLUSTER_DIR ?= /run/xdpgen-cluster
+IMAGE ?= ghcr.io/xdpgen/xdpgen:dev
+IMAGE_TAR := $(BIN)/xdpgen-image.tar
+PAUSE_TAR := $(BIN)/pause-image.tar
+XDPGEN_CLUSTER := $(BIN)/xdpgen-cluster
+KUBECTL := $(K8S_BIN)/kubectl
+LOCAL_KUBECTL := $(KUBECTL) --kubeconfig $(CLUSTER_DIR)/kubeconfig
+
+.PHONY: image
+image: ## Build the image with /manager and /agent (static, BPF objects embedded; no Docker) into bin/xdpgen-image.tar.
+	$(GO) run ./hack/image -o $(IMAGE_TAR) -tag $(IMAGE) manager=./cmd/manager agent=./cmd/agent
+
+.PHONY: pause-image
+pause-image: ## Build the local cluster's pod sandbox image (registry.k8s.io/pause:3.6) into bin/pause-image.tar.
+	$(GO) run ./hack/image -o $(PAUSE_TAR) -tag registry.k8s.io/pause:3.6 pause=./hack/cluster/pause
+
+.PHONY: xdpgen-cluster
+xdpgen-cluster: ## Build the local cluster's harness (up, down, stop/start a component, fingerprint) into bin/.
+	CGO_ENABLED=0 $(GO) build -o $(XDPGEN_CLUSTER) ./hack/cluster/cmd/xdpgen-cluster
+
+.PHONY: cluster-up
+cluster-up: k8s-bins image pause-image xdpgen-cluster ## Start the local cluster with our images (root; ~15 s once built).
+	$(XDPGEN_CLUSTER) up --dir $(CLUSTER_DIR) --bin-dir $(K8S_BIN) --image $(IMAGE_TAR) --image $(PAUSE_TAR)
+
+.PHONY: cluster-down
+cluster-down: xdpgen-cluster ## Stop the local cluster and restore the host (also after a failure; safe to run twice).
+	$(XDPGEN_CLUSTER) down --dir $(CLUSTER_DIR)
+
+.PHONY: cluster-install
+cluster-install: ## Install xdpgen on the running local cluster from config/local (config/default, image never pulled).
+	$(LOCAL_KUBECTL) apply -k config/local
+	$(LOCAL_KUBECTL) -n xdpgen-system rollout status deployment/xdpgen-controller-manager --timeout=120s
+
+.PHONY: e2e
+e2e: k8s-bins ## Only the end-to-end tests, on a local cluster of their own (root; ~5 min once built).
+	$(GO) test -count=1 -v -timeout 20m ./test/e2e
+
+.PHONY: demo
+demo: demo-banner k8s-bins image pause-image xdpgen-cluster xdpgen ## Bring up a local cluster, install xdpgen, run config/samples/trafficgen.yaml into a namespace, count it there, tear down.
+	K8S_BIN=$(K8S_BIN) CLUSTER_DIR=$(CLUSTER_DIR) IMAGE_TAR=$(IMAGE_TAR) PAUSE_TAR=$(PAUSE_TAR) \
+		hack/demo.sh $(XDPGEN_CLUSTER) $(BIN)/xdpgen
+
+.PHONY: demo-banner
+demo-banner:
+	@echo "demo: building what the cluster demo needs: etcd and Kubernetes $(K8S_VERSION) from the Go module proxy"
+	@echo "demo: (first time ~20 min on 2 cores, then cached in bin/), the xdpgen image and the xdpgen CLI (~3 min"
+	@echo "demo: the first time, seconds after that)."
