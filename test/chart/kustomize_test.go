@@ -1,0 +1,114 @@
+/*
+Copyright 2026 The xdpgen Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package chart
+
+import (
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// managerFlagDefaults are the manager's flag defaults (cmd/manager) that the chart spells out and config/manager
+// may leave out.
+var managerFlagDefaults = map[string]string{
+	"--agent-image-pull-policy": "IfNotPresent",
+	"--agent-health-port":       "9440",
+	"--agent-metrics-port":      "9441",
+	"--zap-log-level":           "info",
+}
+
+// TestKustomizeInstallsTheSame: `kubectl kustomize config/default` and the chart with default values produce the
+// same objects, with the same content where it matters (everything but the chart's extra labels): the same CRDs,
+// RBAC, namespace labels, manager Deployment, Services and admission policy.
+func TestKustomizeInstallsTheSame(t *testing.T) {
+	out, err := run(t, kubectlBinary(t), "kustomize", filepath.Join(repoRoot, "config", "default"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kustomized := index(t, decode(t, out))
+	charted := index(t, helmTemplate(t, "--include-crds"))
+
+	keys := func(m map[string]*unstructured.Unstructured) []string {
+		var ks []string
+		for k := range m {
+			ks = append(ks, k)
+		}
+		sort.Strings(ks)
+		return ks
+	}
+	if d := cmp.Diff(keys(kustomized), keys(charted)); d != "" {
+		t.Errorf("objects (-config/default +chart):\n%s", d)
+	}
+	for k, ko := range kustomized {
+		co, ok := charted[k]
+		if !ok {
+			continue
+		}
+		if d := cmp.Diff(comparable(t, ko), comparable(t, co)); d != "" {
+			t.Errorf("%s (-config/default +chart):\n%s", k, d)
+		}
+	}
+}
+
+// comparable is what must agree between the two installations: an object without its labels and annotations (the
+// chart adds its own), except the CRDs whole and the namespace's pod-security labels; the manager's flags and pull
+// policy with the defaults filled in.
+func comparable(t *testing.T, o *unstructured.Unstructured) map[string]any {
+	t.Helper()
+	c := o.DeepCopy()
+	if c.GetKind() == "CustomResourceDefinition" {
+		return c.Object
+	}
+	psa := map[string]string{}
+	for k, v := range c.GetLabels() {
+		if strings.HasPrefix(k, "pod-security.kubernetes.io/") {
+			psa[k] = v
+		}
+	}
+	c.SetLabels(psa)
+	c.SetAnnotations(nil)
+	if c.GetKind() == "Deployment" {
+		unstructured.RemoveNestedField(c.Object, "spec", "template", "metadata")
+		containers, _ := nested(c, "spec", "template", "spec", "containers").([]any)
+		for _, ci := range containers {
+			cm := ci.(map[string]any)
+			if _, ok := cm["imagePullPolicy"]; !ok {
+				cm["imagePullPolicy"] = "IfNotPresent" // the API server's default for a tag other than latest
+			}
+			fl := flags(cm)
+			for name, def := range managerFlagDefaults {
+				if _, ok := fl[name]; !ok {
+					fl[name] = def
+				}
+			}
+			var args []any
+			for name, value := range fl {
+				if value != "" {
+					name += "=" + value
+				}
+				args = append(args, name)
+			}
+			sort.Slice(args, func(i, j int) bool { return args[i].(string) < args[j].(string) })
+			cm["args"] = args
+		}
+	}
+	return c.Object
+}

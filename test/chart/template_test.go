@@ -1,0 +1,365 @@
+/*
+Copyright 2026 The xdpgen Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package chart
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// TestLint: `helm lint --strict` finds nothing to warn about (an INFO such as a missing icon is allowed).
+func TestLint(t *testing.T) {
+	out, err := run(t, helmBinary(t), "lint", "--strict", chartDir)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, bad := range []string{"[WARNING]", "[ERROR]"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("helm lint --strict:\n%s", out)
+		}
+	}
+	if !strings.Contains(out, "1 chart(s) linted, 0 chart(s) failed") {
+		t.Errorf("helm lint --strict:\n%s", out)
+	}
+}
+
+// TestCopiesInSync: the chart's CRDs and RBAC rules are what config/ has (make helm-sync copies them; make
+// verify-helm checks the same).
+func TestCopiesInSync(t *testing.T) {
+	pairs := map[string]string{}
+	crds, err := filepath.Glob(filepath.Join(repoRoot, "config", "crd", "bases", "*.yaml"))
+	if err != nil || len(crds) == 0 {
+		t.Fatalf("no CRDs in config/crd/bases: %v", err)
+	}
+	for _, src := range crds {
+		pairs[src] = filepath.Join(chartDir, "crds", filepath.Base(src))
+	}
+	copied, _ := filepath.Glob(filepath.Join(chartDir, "crds", "*.yaml"))
+	if len(copied) != len(crds) {
+		t.Errorf("chart has %d CRDs, config/crd/bases %d: run make helm-sync", len(copied), len(crds))
+	}
+	for _, f := range []string{"role.yaml", "leader_election_role.yaml", "agent_role.yaml"} {
+		pairs[filepath.Join(repoRoot, "config", "rbac", f)] = filepath.Join(chartDir, "files", "rbac", f)
+	}
+	for src, dst := range pairs {
+		a, errA := os.ReadFile(src)
+		b, errB := os.ReadFile(dst)
+		if errA != nil || errB != nil || !bytes.Equal(a, b) {
+			t.Errorf("%s differs from %s (%v, %v): run make helm-sync", dst, src, errA, errB)
+		}
+	}
+}
+
+// TestTemplateDefaults renders the chart with its default values and checks what a default install creates.
+func TestTemplateDefaults(t *testing.T) {
+	objs := index(t, helmTemplate(t, "--include-crds"))
+	const ns = "xdpgen-system"
+	var got []string
+	for k := range objs {
+		got = append(got, k)
+	}
+	sort.Strings(got)
+	want := []string{
+		"ClusterRole /xdpgen-agent",
+		"ClusterRole /xdpgen-manager",
+		"ClusterRoleBinding /xdpgen-manager",
+		"CustomResourceDefinition /nodereports.xdpgen.io",
+		"CustomResourceDefinition /trafficgenerators.xdpgen.io",
+		"Deployment " + ns + "/xdpgen-controller-manager",
+		"Namespace /" + ns,
+		"Role " + ns + "/xdpgen-leader-election",
+		"RoleBinding " + ns + "/xdpgen-agent",
+		"RoleBinding " + ns + "/xdpgen-leader-election",
+		"Service " + ns + "/xdpgen-agent-metrics",
+		"Service " + ns + "/xdpgen-manager-metrics",
+		"ServiceAccount " + ns + "/xdpgen-agent",
+		"ServiceAccount " + ns + "/xdpgen-manager",
+		"ValidatingAdmissionPolicy /xdpgen-agent-own-nodereport",
+		"ValidatingAdmissionPolicyBinding /xdpgen-agent-own-nodereport",
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("objects of a default install (-want +got):\n%s", d)
+	}
+
+	nsLabels := get(t, objs, "Namespace /"+ns).GetLabels()
+	for _, mode := range []string{"enforce", "audit", "warn"} {
+		if l := "pod-security.kubernetes.io/" + mode; nsLabels[l] != "privileged" {
+			t.Errorf("namespace label %s = %q, want privileged (the agents use hostNetwork and capabilities)", l, nsLabels[l])
+		}
+	}
+
+	deploy := get(t, objs, "Deployment "+ns+"/xdpgen-controller-manager")
+	c := managerContainer(t, deploy)
+	if c["image"] != "ghcr.io/xdpgen/xdpgen:dev" || c["imagePullPolicy"] != "IfNotPresent" {
+		t.Errorf("manager image %v (%v), want ghcr.io/xdpgen/xdpgen:dev (IfNotPresent)", c["image"], c["imagePullPolicy"])
+	}
+	wantFlags := map[string]string{
+		"--leader-elect":              "",
+		"--health-probe-bind-address": ":8081",
+		"--metrics-bind-address":      ":8080",
+		"--agent-image":               "ghcr.io/xdpgen/xdpgen:dev",
+		"--agent-image-pull-policy":   "IfNotPresent",
+		"--agent-service-account":     "xdpgen-agent",
+		"--agent-health-port":         "9440",
+		"--agent-metrics-port":        "9441",
+		"--status-interval":           "2s",
+		"--zap-log-level":             "info",
+	}
+	if d := cmp.Diff(wantFlags, flags(c)); d != "" {
+		t.Errorf("manager flags (-want +got):\n%s", d)
+	}
+	for probe, path := range map[string]string{"livenessProbe": "/healthz", "readinessProbe": "/readyz"} {
+		p, _ := c[probe].(map[string]any)
+		if got := nested(&unstructured.Unstructured{Object: p}, "httpGet", "path"); got != path {
+			t.Errorf("%s path %v, want %s", probe, got, path)
+		}
+	}
+	requests := nested(&unstructured.Unstructured{Object: c}, "resources", "requests")
+	if d := cmp.Diff(map[string]any{"cpu": "10m", "memory": "64Mi"}, requests); d != "" {
+		t.Errorf("manager resource requests (-want +got):\n%s", d)
+	}
+	if got := nested(deploy, "spec", "template", "spec", "nodeSelector"); !cmp.Equal(got, map[string]any{"kubernetes.io/os": "linux"}) {
+		t.Errorf("manager nodeSelector %v, want kubernetes.io/os: linux", got)
+	}
+	if got := nested(deploy, "spec", "template", "spec", "serviceAccountName"); got != "xdpgen-manager" {
+		t.Errorf("manager serviceAccountName %v, want xdpgen-manager", got)
+	}
+
+	binding := get(t, objs, "RoleBinding "+ns+"/xdpgen-agent")
+	wantSubjects := []any{map[string]any{"kind": "ServiceAccount", "name": "xdpgen-agent", "namespace": ns}}
+	if d := cmp.Diff(wantSubjects, nested(binding, "subjects")); d != "" {
+		t.Errorf("agent RoleBinding subjects (-want +got):\n%s", d)
+	}
+	if got := nested(binding, "roleRef", "name"); got != "xdpgen-agent" {
+		t.Errorf("agent RoleBinding binds %v, want ClusterRole xdpgen-agent", got)
+	}
+}
+
+// TestTemplateValues renders the chart with non-default values and checks that each reaches its object.
+func TestTemplateValues(t *testing.T) {
+	values := filepath.Join(t.TempDir(), "values.yaml")
+	if err := os.WriteFile(values, []byte(`
+namespace:
+  name: traffic
+image:
+  repository: registry.example.com/net/xdpgen
+  tag: v0.2.0
+  pullPolicy: Never
+imagePullSecrets: [{name: registry-credentials}]
+manager:
+  replicas: 2
+  leaderElection: false
+  statusInterval: 5s
+  logLevel: debug
+  resources:
+    requests: {cpu: 200m, memory: 128Mi}
+    limits: {cpu: "1", memory: 512Mi}
+  nodeSelector:
+    node-role.example.com/infra: "true"
+  tolerations:
+  - {key: dedicated, operator: Equal, value: infra, effect: NoSchedule}
+  hostNetwork: true
+  env: [{name: KUBERNETES_SERVICE_HOST, value: 127.0.0.1}]
+  extraArgs: [--agent-env=KUBERNETES_SERVICE_HOST=127.0.0.1]
+agent:
+  serviceAccountName: traffic-agent
+  extraNamespaces: [team-a, team-b]
+  healthPort: 19440
+  metricsPort: 19441
+  privileged: true
+metrics:
+  serviceMonitor:
+    enabled: true
+    labels: {release: prometheus}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	objs := index(t, helmTemplate(t, "-f", values))
+	const ns = "traffic"
+	for k, o := range objs {
+		switch n := o.GetNamespace(); n {
+		case "", ns:
+		case "team-a", "team-b":
+			if k != "ServiceAccount "+n+"/traffic-agent" && k != "RoleBinding "+n+"/xdpgen-agent" {
+				t.Errorf("%s: only the agents' service account and RoleBinding belong in an extra namespace", k)
+			}
+		default:
+			t.Errorf("%s is not in namespace %s", k, ns)
+		}
+	}
+	get(t, objs, "Namespace /"+ns)
+
+	deploy := get(t, objs, "Deployment "+ns+"/xdpgen-controller-manager")
+	c := managerContainer(t, deploy)
+	const image = "registry.example.com/net/xdpgen:v0.2.0"
+	if c["image"] != image || c["imagePullPolicy"] != "Never" {
+		t.Errorf("manager image %v (%v), want %s (Never)", c["image"], c["imagePullPolicy"], image)
+	}
+	wantFlags := map[string]string{
+		"--health-probe-bind-address": ":8081",
+		"--metrics-bind-address":      ":8080",
+		"--agent-image":               image,
+		"--agent-image-pull-policy":   "Never",
+		"--agent-service-account":     "traffic-agent",
+		"--agent-health-port":         "19440",
+		"--agent-metrics-port":        "19441",
+		"--agent-privileged":          "",
+		"--status-interval":           "5s",
+		"--zap-log-level":             "debug",
+		"--agent-env":                 "KUBERNETES_SERVICE_HOST=127.0.0.1",
+	}
+	if d := cmp.Diff(wantFlags, flags(c)); d != "" {
+		t.Errorf("manager flags (-want +got):\n%s", d)
+	}
+	wantResources := map[string]any{
+		"requests": map[string]any{"cpu": "200m", "memory": "128Mi"},
+		"limits":   map[string]any{"cpu": "1", "memory": "512Mi"},
+	}
+	if d := cmp.Diff(wantResources, c["resources"]); d != "" {
+		t.Errorf("manager resources (-want +got):\n%s", d)
+	}
+	pod := &unstructured.Unstructured{Object: nested(deploy, "spec", "template", "spec").(map[string]any)}
+	for field, want := range map[string]any{
+		// Helm merges maps: the default kubernetes.io/os stays unless set to null.
+		"nodeSelector":     map[string]any{"kubernetes.io/os": "linux", "node-role.example.com/infra": "true"},
+		"tolerations":      []any{map[string]any{"key": "dedicated", "operator": "Equal", "value": "infra", "effect": "NoSchedule"}},
+		"imagePullSecrets": []any{map[string]any{"name": "registry-credentials"}},
+		"hostNetwork":      true,
+	} {
+		if d := cmp.Diff(want, nested(pod, field)); d != "" {
+			t.Errorf("manager pod %s (-want +got):\n%s", field, d)
+		}
+	}
+	if got := nested(deploy, "spec", "replicas"); got != int64(2) {
+		t.Errorf("replicas %v, want 2", got)
+	}
+	if _, ok := objs["Role "+ns+"/xdpgen-leader-election"]; ok {
+		t.Errorf("leader election off, but its Role is rendered")
+	}
+
+	// The agents' service account and binding in the chart's namespace and in each extra namespace; the admission
+	// policy matches the renamed service account.
+	for _, n := range []string{ns, "team-a", "team-b"} {
+		get(t, objs, "ServiceAccount "+n+"/traffic-agent")
+		rb := get(t, objs, "RoleBinding "+n+"/xdpgen-agent")
+		want := []any{map[string]any{"kind": "ServiceAccount", "name": "traffic-agent", "namespace": n}}
+		if d := cmp.Diff(want, nested(rb, "subjects")); d != "" {
+			t.Errorf("RoleBinding in %s (-want +got):\n%s", n, d)
+		}
+	}
+	vap := get(t, objs, "ValidatingAdmissionPolicy /xdpgen-agent-own-nodereport")
+	conds, _ := nested(vap, "spec", "matchConditions").([]any)
+	if len(conds) != 1 || !strings.Contains(conds[0].(map[string]any)["expression"].(string), "endsWith(':traffic-agent')") {
+		t.Errorf("admission policy does not match the service account traffic-agent: %v", conds)
+	}
+
+	agentSvc := get(t, objs, "Service "+ns+"/xdpgen-agent-metrics")
+	ports, _ := nested(agentSvc, "spec", "ports").([]any)
+	if len(ports) != 1 || ports[0].(map[string]any)["port"] != int64(19441) {
+		t.Errorf("agent metrics Service ports %v, want 19441", ports)
+	}
+	sm := get(t, objs, "ServiceMonitor "+ns+"/xdpgen")
+	if sm.GetLabels()["release"] != "prometheus" {
+		t.Errorf("ServiceMonitor labels %v, want release: prometheus", sm.GetLabels())
+	}
+}
+
+// TestTemplateSwitches: the optional parts can be turned off, and namespace.create=false installs into a namespace
+// the user manages (the release's namespace when namespace.name is empty).
+func TestTemplateSwitches(t *testing.T) {
+	objs := index(t, helmTemplate(t, "--namespace", "ops", "--set", "namespace.create=false", "--set", "namespace.name=",
+		"--set", "metrics.service.enabled=false", "--set", "agent.nodeReportPolicy.enabled=false"))
+	for k := range objs {
+		switch {
+		case strings.HasPrefix(k, "Namespace "), strings.HasPrefix(k, "Service "), strings.HasPrefix(k, "ValidatingAdmissionPolicy"):
+			t.Errorf("rendered %s although it is switched off", k)
+		}
+	}
+	get(t, objs, "Deployment ops/xdpgen-controller-manager")
+	get(t, objs, "ServiceAccount ops/xdpgen-agent")
+}
+
+// TestSchemaRefusesBadValues: a wrong value fails `helm template` (and so `helm install`) with a message that
+// names it.
+func TestSchemaRefusesBadValues(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--set", "image.pullPolicy=Sometimes"}, []string{"/image/pullPolicy", "'Always', 'IfNotPresent', 'Never'"}},
+		{[]string{"--set", "image.repository="}, []string{"/image/repository"}},
+		{[]string{"--set", "image.tag=v1 beta"}, []string{"/image/tag"}},
+		{[]string{"--set", "agent.healthPort=70000"}, []string{"/agent/healthPort", "65,535"}},
+		{[]string{"--set", "manager.metricsPort=0"}, []string{"/manager/metricsPort"}},
+		{[]string{"--set", "manager.replicas=-1"}, []string{"/manager/replicas"}},
+		{[]string{"--set-string", "manager.replicas=two"}, []string{"/manager/replicas", "want integer"}},
+		{[]string{"--set", "manager.resources.requests.cpu=lots"}, []string{"/manager/resources/requests/cpu", "'lots'"}},
+		{[]string{"--set", "manager.resources.request.cpu=1"}, []string{"/manager/resources", "'request' not allowed"}},
+		{[]string{"--set", "manager.statusInterval=soon"}, []string{"/manager/statusInterval"}},
+		{[]string{"--set", "manager.logLevel=chatty"}, []string{"/manager/logLevel"}},
+		{[]string{"--set", "manager.nodeSelector.zone=1"}, []string{"/manager/nodeSelector/zone", "want string"}},
+		{[]string{"--set", "namespace.name=Traffic_Gen"}, []string{"/namespace/name", "'Traffic_Gen'"}},
+		{[]string{"--set", "agent.extraNamespaces[0]=Team A"}, []string{"/agent/extraNamespaces/0"}},
+		{[]string{"--set", "agent.serviceAccountName=agent:x"}, []string{"/agent/serviceAccountName"}},
+		{[]string{"--set", "agent.privileged=yes"}, []string{"/agent/privileged", "want boolean"}},
+		{[]string{"--set", "metrics.serviceMonitor.interval=often"}, []string{"/metrics/serviceMonitor/interval"}},
+		{[]string{"--set", "imag.tag=v1"}, []string{"'imag' not allowed"}},
+		// What the schema cannot say, the templates do.
+		{[]string{"--set", "agent.metricsPort=9440"}, []string{"agent.metricsPort and agent.healthPort are both 9440"}},
+		{[]string{"--set", "metrics.service.enabled=false", "--set", "metrics.serviceMonitor.enabled=true"}, []string{"metrics.serviceMonitor.enabled needs metrics.service.enabled"}},
+		{[]string{"--namespace", "xdpgen-system"}, []string{"namespace.create is true", "namespace.create=false"}},
+		{[]string{"--set", "agent.extraNamespaces[0]=xdpgen-system"}, []string{"agent.extraNamespaces lists xdpgen-system"}},
+	} {
+		name := strings.Join(tc.args, " ")
+		t.Run(name, func(t *testing.T) {
+			_, err := run(t, helmBinary(t), append([]string{"template", "xdpgen", chartDir}, tc.args...)...)
+			if err == nil {
+				t.Fatalf("helm template %s succeeded, want it refused", name)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+// TestNotes: NOTES.txt tells the user what to apply next, in the namespace the chart installed into.
+func TestNotes(t *testing.T) {
+	out, err := run(t, helmBinary(t), "install", "xdpgen", chartDir, "--dry-run=client", "--set", "namespace.name=traffic")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"kubectl -n traffic rollout status deployment/xdpgen-controller-manager",
+		"kubectl -n traffic apply -f config/samples/trafficgen.yaml",
+		"kubectl -n traffic get tg -w",
+		"helm uninstall xdpgen",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("NOTES lack %q:\n%s", want, out)
+		}
+	}
+}
