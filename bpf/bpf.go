@@ -114,10 +114,12 @@ const (
 	TCPMaxFlows = 256
 )
 
-// Keys of the loss injector's counters (enum tcp_loss_key).
+// Keys of the loss injector's counters (enum tcp_loss_key): data segments (payload bytes) passed and dropped,
+// and every TCP frame to the port (frame bytes).
 const (
 	TCPLossPassed  uint32 = 0
 	TCPLossDropped uint32 = 1
+	TCPLossFrames  uint32 = 2
 )
 
 // TCP holds the TCP programs and the maps they share.
@@ -161,7 +163,7 @@ func (t *TCP) Close() error {
 // TCPLoss drops one TCP data segment in N where it arrives, and counts what it passed and dropped.
 type TCPLoss struct {
 	Program *ebpf.Program
-	// Counters is a per-CPU array of Counter (payload bytes) keyed by TCPLossPassed and TCPLossDropped.
+	// Counters is a per-CPU array of Counter keyed by TCPLossPassed, TCPLossDropped and TCPLossFrames.
 	Counters *ebpf.Map
 }
 
@@ -184,4 +186,14 @@ func LoadTCPLoss(cfg TCPLossConfig) (*TCPLoss, error) {
 // Close releases the program and the map.
 func (l *TCPLoss) Close() error {
 	return _TcplossClose(l.Program, l.Counters)
+}
+
+// LoadTCPFullChecksum loads the benchmark's comparison program: it computes an IPv4 segment's TCP checksum
+// from scratch, as the send program would have to if it did not update it incrementally.
+func LoadTCPFullChecksum() (*ebpf.Program, error) {
+	var objs tcpcsumObjects
+	if err := loadTcpcsumObjects(&objs, nil); err != nil {
+		return nil, fmt.Errorf("load tcp checksum program: %w", err)
+	}
+	return objs.XdpgenTcpCsumFull, nil
 }

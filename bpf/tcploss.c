@@ -4,8 +4,8 @@
 /*
  * The receiving side of a TCP test: attached to the peer's interface, it passes everything to the stack except
  * one data segment in drop_every (TCP with payload to dst_port), which it drops to make losses the sender must
- * recover from, and counts what it passed and dropped. On a veth it also lets the interface receive redirected
- * frames at all.
+ * recover from, and counts what it passed and dropped, and every frame of the connections with its length. On a
+ * veth it also lets the interface receive redirected frames at all.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -29,7 +29,8 @@ struct {
 	__type(value, struct counter);
 } tcp_loss_counters SEC(".maps");
 
-/* Returns the TCP payload length of a segment to loss_config.dst_port, or -1 for any other frame. */
+/* Returns the TCP payload length of a segment to loss_config.dst_port (0 for a segment without data), or -1 for
+ * any other frame. */
 static __always_inline int data_segment(void *data, void *data_end)
 {
 	struct ethhdr *eth = data;
@@ -67,10 +68,20 @@ int xdpgen_tcp_loss(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	int payload = data_segment(data, data_end);
 
-	if (payload <= 0)
+	if (payload < 0)
 		return XDP_PASS;
 
-	__u32 key = TCP_LOSS_PASSED;
+	__u32 key = TCP_LOSS_FRAMES;
+	struct counter *frames = bpf_map_lookup_elem(&tcp_loss_counters, &key);
+
+	if (frames) {
+		frames->packets++;
+		frames->bytes += data_end - data;
+	}
+	if (payload == 0)
+		return XDP_PASS;
+
+	key = TCP_LOSS_PASSED;
 	struct counter *passed = bpf_map_lookup_elem(&tcp_loss_counters, &key);
 
 	key = TCP_LOSS_DROPPED;

@@ -196,9 +196,11 @@ struct tcp_loss_config {
 	__u32 drop_every;
 };
 
-/* tcp_loss_counters keys. */
+/* tcp_loss_counters keys: data segments and their payload bytes passed and dropped, and every TCP frame to
+ * the port with its length (what arrived on the wire, headers included). */
 enum tcp_loss_key {
 	TCP_LOSS_PASSED = 0,
 	TCP_LOSS_DROPPED = 1,
+	TCP_LOSS_FRAMES = 2,
 	TCP_LOSS_KEYS,
 };

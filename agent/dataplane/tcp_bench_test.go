@@ -1,0 +1,329 @@
+package dataplane
+
+import (
+	"net"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/xdpgen/xdpgen/bpf"
+	"github.com/xdpgen/xdpgen/test/netnstest"
+)
+
+// BenchmarkTCP measures xdpgen's TCP beside the kernel's own TCP (a Go net.Conn writer) on one veth pair, in
+// interleaved rounds: goodput is what the server's application read per second (from its first byte to its
+// last), efficiency is what it read over the bytes the sender put on the wire: every frame, headers and
+// retransmissions included (for xdpgen the frames its program redirected; for the kernel its payload bytes
+// sent, from TCP_INFO, plus 66 bytes of Ethernet, IPv4 and TCP headers with timestamps per data segment). The
+// XDP program on the server's veth, there for both senders (a veth receives redirected frames only with one),
+// also turns GSO off on the sending side, so both put MTU-sized frames on the wire; it counts what arrived too.
+// One and four connections; b.N is ignored.
+func BenchmarkTCP(b *testing.B) {
+	r := newTCPRig(b, netnstest.Options{Queues: 2}, 0)
+	srv := newCountingServer(b, r, r.Remote.IPv4)
+	variants := []tcpBenchVariant{
+		{name: "xdp-1flow", flows: 1, threads: 1},
+		{name: "kernel-1conn", flows: 1, kernel: true},
+		{name: "xdp-4flows", flows: 4, threads: 1},
+		{name: "kernel-4conns", flows: 4, kernel: true},
+		{name: "xdp-4flows-2threads", flows: 4, threads: 2},
+	}
+	results := map[string]*tcpBenchResult{}
+	for range benchRounds {
+		for _, v := range variants {
+			res := results[v.name]
+			if res == nil {
+				res = &tcpBenchResult{}
+				results[v.name] = res
+			}
+			v.run(b, r, srv, res)
+		}
+	}
+	for _, v := range variants {
+		res := results[v.name]
+		b.ReportMetric(res.goodput()/1e9, "Gbit/s-"+v.name)
+		b.ReportMetric(res.efficiency(), "efficiency-"+v.name)
+		b.Logf("%-20s goodput %5.2f Gbit/s, efficiency %.3f (of the payload sent %.3f, of what arrived %.3f), %.3f%% of segments retransmitted",
+			v.name, res.goodput()/1e9, res.efficiency(), float64(res.received)/float64(max(res.payloadSent, 1)),
+			float64(res.received)/float64(max(res.arrived, 1)), 100*float64(res.retransmitted)/float64(max(res.segments, 1)))
+	}
+	for _, pair := range [][2]string{{"xdp-1flow", "kernel-1conn"}, {"xdp-4flows", "kernel-4conns"}, {"xdp-4flows-2threads", "kernel-4conns"}} {
+		q := results[pair[0]].goodput() / results[pair[1]].goodput()
+		b.ReportMetric(q, pair[0]+"/"+pair[1])
+		b.Logf("goodput %s / %s = %.3f", pair[0], pair[1], q)
+	}
+}
+
+type tcpBenchVariant struct {
+	name           string
+	flows, threads int
+	// kernel: a Go net.Conn writer per connection instead of xdpgen.
+	kernel bool
+}
+
+type tcpBenchResult struct {
+	// received is what the server read; seconds from its first byte to its last, summed over rounds.
+	received uint64
+	seconds  float64
+	// wire is what the sender put on the wire, arrived what reached the server's veth (frames, headers
+	// included); payloadSent the TCP payload sent. All count retransmissions.
+	wire, arrived, payloadSent uint64
+	segments, retransmitted    uint64
+}
+
+func (t *tcpBenchResult) goodput() float64    { return float64(t.received) * 8 / t.seconds }
+func (t *tcpBenchResult) efficiency() float64 { return float64(t.received) / float64(max(t.wire, 1)) }
+
+func (v tcpBenchVariant) run(b *testing.B, r *tcpRig, srv *countingServer, res *tcpBenchResult) {
+	b.Helper()
+	srv.reset()
+	arrivedBefore := r.arrivedBytes(b)
+	if v.kernel {
+		finish := v.runKernel(b, r)
+		received, seconds := srv.wait(b, v.flows)
+		res.received += received
+		res.seconds += seconds
+		finish(res)
+	} else {
+		v.runXDP(b, r, res)
+		received, seconds := srv.wait(b, v.flows)
+		res.received += received
+		res.seconds += seconds
+	}
+	res.arrived += r.arrivedBytes(b) - arrivedBefore
+}
+
+func (v tcpBenchVariant) runXDP(b *testing.B, r *tcpRig, res *tcpBenchResult) {
+	g, err := r.tryTCPGenerator(TCPConfig{DstAddr: r.Remote.IPv4, DstPort: tcpTestPort, Flows: v.flows, Threads: v.threads, Duration: benchPeriod})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer g.Close()
+	if err := g.Run(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	s, err := g.Stats()
+	if err != nil {
+		b.Fatal(err)
+	}
+	res.wire += s.Sent().Bytes
+	res.payloadSent += s.Total.BytesSent
+	res.segments += s.Total.SegmentsSent
+	res.retransmitted += s.Total.SegmentsRetransmitted
+}
+
+// runKernel writes to each connection for the bench period, then shuts its sending side (what is still in the
+// send buffer goes out, then a FIN). finish, called once the server has read everything, reads what TCP_INFO
+// says was sent and closes the connections.
+func (v tcpBenchVariant) runKernel(b *testing.B, r *tcpRig) (finish func(*tcpBenchResult)) {
+	conns := make([]*net.TCPConn, v.flows)
+	err := netnstest.Do(r.Local.NS, func() error {
+		for i := range conns {
+			c, err := net.Dial("tcp", netip.AddrPortFrom(r.Remote.IPv4, tcpTestPort).String())
+			if err != nil {
+				return err
+			}
+			conns[i] = c.(*net.TCPConn)
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	deadline := time.Now().Add(benchPeriod)
+	buf := make([]byte, 1<<20)
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = c.SetWriteDeadline(deadline)
+			for {
+				if _, err := c.Write(buf); err != nil {
+					break
+				}
+			}
+			_ = c.CloseWrite()
+		}()
+	}
+	wg.Wait()
+	return func(res *tcpBenchResult) {
+		for _, c := range conns {
+			info := kernelTCPInfo(c)
+			res.wire += info.Bytes_sent + uint64(info.Data_segs_out)*kernelHeaderBytes
+			res.payloadSent += info.Bytes_sent
+			res.segments += uint64(info.Data_segs_out)
+			res.retransmitted += uint64(info.Total_retrans)
+			c.Close()
+		}
+	}
+}
+
+// kernelHeaderBytes is Ethernet, IPv4 and TCP with the timestamp option: what each of the kernel's data
+// segments adds to its payload on the wire.
+const kernelHeaderBytes = ethernetHeaderLen + ipv4HeaderLen + tcpHeaderLen + tsOptionLen
+
+func kernelTCPInfo(c *net.TCPConn) *unix.TCPInfo {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return &unix.TCPInfo{}
+	}
+	info := &unix.TCPInfo{}
+	_ = raw.Control(func(fd uintptr) {
+		if i, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
+			info = i
+		}
+	})
+	return info
+}
+
+// arrivedBytes is every TCP frame to the server's port that arrived on its veth, in bytes.
+func (r *tcpRig) arrivedBytes(b *testing.B) uint64 {
+	var perCPU []bpf.Counter
+	if err := r.loss.Counters.Lookup(bpf.TCPLossFrames, &perCPU); err != nil {
+		b.Fatal(err)
+	}
+	var sum uint64
+	for _, c := range perCPU {
+		sum += c.Bytes
+	}
+	return sum
+}
+
+// countingServer reads every connection to its end and counts the bytes, and when the first and last arrived.
+type countingServer struct {
+	ln          net.Listener
+	mu          sync.Mutex
+	bytes       uint64
+	first, last time.Time
+	ended       chan struct{}
+}
+
+func newCountingServer(b *testing.B, r *tcpRig, addr netip.Addr) *countingServer {
+	s := &countingServer{ended: make(chan struct{}, bpf.TCPMaxFlows)}
+	err := netnstest.Do(r.Remote.NS, func() (err error) {
+		s.ln, err = net.Listen("tcp", netip.AddrPortFrom(addr, tcpTestPort).String())
+		return err
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.ln.Close() })
+	go func() {
+		for {
+			c, err := s.ln.Accept()
+			if err != nil {
+				return
+			}
+			go s.read(c)
+		}
+	}()
+	return s
+}
+
+func (s *countingServer) read(c net.Conn) {
+	defer c.Close()
+	buf := make([]byte, 1<<20)
+	for {
+		n, err := c.Read(buf)
+		if n > 0 {
+			now := time.Now()
+			s.mu.Lock()
+			if s.first.IsZero() {
+				s.first = now
+			}
+			s.last = now
+			s.bytes += uint64(n)
+			s.mu.Unlock()
+		}
+		if err != nil {
+			s.ended <- struct{}{}
+			return
+		}
+	}
+}
+
+func (s *countingServer) reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.bytes, s.first, s.last = 0, time.Time{}, time.Time{}
+}
+
+// wait waits for n connections to end, and returns what they delivered and over how long.
+func (s *countingServer) wait(b *testing.B, n int) (uint64, float64) {
+	for range n {
+		select {
+		case <-s.ended:
+		case <-time.After(10 * time.Second):
+			b.Fatal("a connection did not end")
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bytes, s.last.Sub(s.first).Seconds()
+}
+
+// BenchmarkTCPChecksum compares, per frame, the whole send program (which updates the checksum from the
+// template's for the 13 words it stamps) with computing one segment's checksum from scratch, as a program that
+// rewrote the payload would have to (prog.Run, not live: the CPU cost of the program alone).
+func BenchmarkTCPChecksum(b *testing.B) {
+	netnstest.RequirePrivileges(b)
+	const repeat = 50_000
+	tmpl, err := buildTCPTemplate(tcpFrame{
+		SrcMAC: []byte{2, 0, 0, 0, 0, 1}, DstMAC: []byte{2, 0, 0, 0, 0, 2},
+		SrcAddr: netip.MustParseAddr("10.0.0.1"), DstAddr: netip.MustParseAddr("10.0.0.2"), DstPort: tcpTestPort,
+		Window: 1000, Timestamps: true, Payload: 1448,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	objs, err := bpf.LoadTCP(bpf.TCPConfig{TcpOffset: uint16(tmpl.TCPOffset), TcpCheck: tmpl.TCPCheck, Mss: 1448, DstPort: tcpTestPort,
+		Timestamps: 1, MaxCwnd: tcpMaxCwnd, MinRto: uint64(time.Hour), MaxRto: uint64(time.Hour)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer objs.Close()
+	full, err := bpf.LoadTCPFullChecksum()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer full.Close()
+
+	workers := make([]bpf.TCPWorker, ebpf.MustPossibleCPU())
+	for i := range workers {
+		workers[i] = bpf.TCPWorker{Count: 1, Stride: 1}
+	}
+	perFrame := func(prog *ebpf.Program, setup func()) time.Duration {
+		var total time.Duration
+		for range benchRounds {
+			setup()
+			ret, d, err := prog.Benchmark(tmpl.Frame, repeat, nil)
+			if err != nil || (ret != uint32(ActionRedirect) && ret != uint32(ActionTX)) {
+				b.Fatalf("run: verdict %d, %v", ret, err)
+			}
+			total += d
+		}
+		return total / benchRounds
+	}
+	incremental := perFrame(objs.Send, func() {
+		flow := bpf.TCPFlow{State: bpf.TCPFlowRunning, Cwnd: tcpMaxCwnd, Ssthresh: tcpMaxCwnd, PeerWnd: 1 << 31, Rto: uint64(time.Hour)}
+		if err := objs.Flows.Update(uint32(0), flow, ebpf.UpdateAny); err != nil {
+			b.Fatal(err)
+		}
+		if err := objs.Control.Update(uint32(0), bpf.TCPFlowCtl{End: 1 << 62}, ebpf.UpdateAny); err != nil {
+			b.Fatal(err)
+		}
+		if err := objs.Workers.Put(uint32(0), workers); err != nil {
+			b.Fatal(err)
+		}
+	})
+	computed := perFrame(full, func() {})
+	b.ReportMetric(float64(incremental.Nanoseconds()), "ns/frame-send-program")
+	b.ReportMetric(float64(computed.Nanoseconds()), "ns/frame-full-checksum")
+	b.Logf("the whole send program (lock, congestion control, stamping, incremental checksum): %s per frame; "+
+		"a full checksum of a %d-byte segment alone: %s per frame", incremental, 1448, computed)
+}
