@@ -85,6 +85,50 @@ k8s-bins: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler
 kubectl: ## Build kubectl (matching the control plane's version) into bin/k8s/<version>.
 	$(BUILD_K8S) kubectl
 
+##@ Helm
+
+# helm is built from the Go module proxy by hack/helm/build.sh (the wrapper module hack/helm pins it with a `tool`
+# directive) into bin/helm/<version>, skipped when there: the first build takes ~4 min on 2 cores.
+# The chart's CRDs and RBAC rules are copies of config/ (helm-sync); verify-helm fails when they drifted.
+HELM_VERSION := v4.3.1
+HELM := $(BIN)/helm/$(HELM_VERSION)/helm
+CHART := charts/xdpgen
+CHART_RBAC := role.yaml leader_election_role.yaml agent_role.yaml
+
+.PHONY: helm
+helm: ## Build helm (pinned in hack/helm/go.mod) into bin/helm/<version> (first time ~4 min).
+	HELM_VERSION=$(HELM_VERSION) HELM_BIN=$(BIN)/helm/$(HELM_VERSION) GO=$(GO) hack/helm/build.sh
+
+.PHONY: helm-crds
+helm-crds: ## Copy the CRDs from config/crd/bases into the chart (charts/xdpgen/crds).
+	rm -f $(CHART)/crds/*.yaml
+	cp config/crd/bases/*.yaml $(CHART)/crds/
+
+.PHONY: helm-rbac
+helm-rbac: ## Copy the manager's generated role and the agents' role from config/rbac into the chart.
+	cd config/rbac && cp $(CHART_RBAC) $(CURDIR)/$(CHART)/files/rbac/
+
+.PHONY: helm-sync
+helm-sync: helm-crds helm-rbac ## Copy what the chart shares with config/ (run after `make manifests`).
+
+.PHONY: verify-helm
+verify-helm: helm ## Fail when the chart's CRDs or RBAC rules differ from config/, or `helm lint --strict` finds a problem.
+	@diff -r config/crd/bases $(CHART)/crds || { echo "$(CHART)/crds differs from config/crd/bases: run make helm-sync"; exit 1; }
+	@for f in $(CHART_RBAC); do diff config/rbac/$$f $(CHART)/files/rbac/$$f || \
+		{ echo "$(CHART)/files/rbac/$$f differs from config/rbac/$$f: run make helm-sync"; exit 1; }; done
+	$(HELM) lint --strict $(CHART)
+
+.PHONY: crd-ref
+crd-ref: ## Regenerate the README's CRD reference from the CRDs (which `make manifests` generates from api/).
+	$(GO) run ./hack/crdref -readme README.md config/crd/bases/xdpgen.io_trafficgenerators.yaml config/crd/bases/xdpgen.io_nodereports.yaml
+
+.PHONY: verify-crd-ref
+verify-crd-ref: ## Fail when the README's CRD reference differs from what crd-ref generates.
+	$(GO) run ./hack/crdref -readme README.md -check config/crd/bases/xdpgen.io_trafficgenerators.yaml config/crd/bases/xdpgen.io_nodereports.yaml
+
+# The chart's tests (test/chart) drive helm; CI runs them with every skip turned into a failure.
+test: helm
+
 ##@ Test
 
 # Privileged (root/BPF/netns) tests skip when unprivileged; XDPGEN_REQUIRE_PRIVILEGED=1 turns every such skip
