@@ -69,7 +69,7 @@ func testAgentReach(t *testing.T, ns, sa string) {
 				SecurityContext: &corev1.SecurityContext{
 					Capabilities: &corev1.Capabilities{
 						Drop: []corev1.Capability{"ALL"},
-						Add:  []corev1.Capability{"BPF", "NET_ADMIN", "PERFMON", "SYS_RESOURCE"},
+						Add:  []corev1.Capability{"BPF", "NET_ADMIN", "PERFMON"},
 					},
 					RunAsUser: ptr.To[int64](0),
 				},

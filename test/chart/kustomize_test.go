@@ -37,34 +37,46 @@ var managerFlagDefaults = map[string]string{
 
 // TestKustomizeInstallsTheSame: `kubectl kustomize config/default` and the chart with default values produce the
 // same objects, with the same content where it matters (everything but the chart's extra labels): the same CRDs,
-// RBAC, namespace labels, manager Deployment, Services and admission policy.
+// RBAC, namespace labels, manager Deployment, Services and admission policy. So do config/local and the chart with
+// hack/helm/local-cluster-values.yaml, the two ways to install on the local cluster.
 func TestKustomizeInstallsTheSame(t *testing.T) {
-	out, err := run(t, kubectlBinary(t), "kustomize", filepath.Join(repoRoot, "config", "default"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	kustomized := index(t, decode(t, out))
-	charted := index(t, helmTemplate(t, "--include-crds"))
+	for _, tc := range []struct{ kustomization, values string }{
+		{"config/default", ""},
+		{"config/local", "hack/helm/local-cluster-values.yaml"},
+	} {
+		t.Run(tc.kustomization, func(t *testing.T) {
+			out, err := run(t, kubectlBinary(t), "kustomize", filepath.Join(repoRoot, tc.kustomization))
+			if err != nil {
+				t.Fatal(err)
+			}
+			kustomized := index(t, decode(t, out))
+			args := []string{"--include-crds"}
+			if tc.values != "" {
+				args = append(args, "-f", filepath.Join(repoRoot, tc.values))
+			}
+			charted := index(t, helmTemplate(t, args...))
 
-	keys := func(m map[string]*unstructured.Unstructured) []string {
-		var ks []string
-		for k := range m {
-			ks = append(ks, k)
-		}
-		sort.Strings(ks)
-		return ks
-	}
-	if d := cmp.Diff(keys(kustomized), keys(charted)); d != "" {
-		t.Errorf("objects (-config/default +chart):\n%s", d)
-	}
-	for k, ko := range kustomized {
-		co, ok := charted[k]
-		if !ok {
-			continue
-		}
-		if d := cmp.Diff(comparable(t, ko), comparable(t, co)); d != "" {
-			t.Errorf("%s (-config/default +chart):\n%s", k, d)
-		}
+			keys := func(m map[string]*unstructured.Unstructured) []string {
+				var ks []string
+				for k := range m {
+					ks = append(ks, k)
+				}
+				sort.Strings(ks)
+				return ks
+			}
+			if d := cmp.Diff(keys(kustomized), keys(charted)); d != "" {
+				t.Errorf("objects (-%s +chart):\n%s", tc.kustomization, d)
+			}
+			for k, ko := range kustomized {
+				co, ok := charted[k]
+				if !ok {
+					continue
+				}
+				if d := cmp.Diff(comparable(t, ko), comparable(t, co)); d != "" {
+					t.Errorf("%s (-%s +chart):\n%s", k, tc.kustomization, d)
+				}
+			}
+		})
 	}
 }
 
@@ -93,18 +105,12 @@ func comparable(t *testing.T, o *unstructured.Unstructured) map[string]any {
 			if _, ok := cm["imagePullPolicy"]; !ok {
 				cm["imagePullPolicy"] = "IfNotPresent" // the API server's default for a tag other than latest
 			}
-			fl := flags(cm)
+			args, _ := cm["args"].([]any)
+			have := flags(cm)
 			for name, def := range managerFlagDefaults {
-				if _, ok := fl[name]; !ok {
-					fl[name] = def
+				if _, ok := have[name]; !ok {
+					args = append(args, name+"="+def)
 				}
-			}
-			var args []any
-			for name, value := range fl {
-				if value != "" {
-					name += "=" + value
-				}
-				args = append(args, name)
 			}
 			sort.Slice(args, func(i, j int) bool { return args[i].(string) < args[j].(string) })
 			cm["args"] = args

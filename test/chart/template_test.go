@@ -181,13 +181,14 @@ manager:
   - {key: dedicated, operator: Equal, value: infra, effect: NoSchedule}
   hostNetwork: true
   env: [{name: KUBERNETES_SERVICE_HOST, value: 127.0.0.1}]
-  extraArgs: [--agent-env=KUBERNETES_SERVICE_HOST=127.0.0.1]
+  extraArgs: [--leader-election-namespace=traffic]
 agent:
   serviceAccountName: traffic-agent
   extraNamespaces: [team-a, team-b]
   healthPort: 19440
   metricsPort: 19441
   privileged: true
+  env: {KUBERNETES_SERVICE_HOST: 127.0.0.1}
 metrics:
   serviceMonitor:
     enabled: true
@@ -228,6 +229,7 @@ metrics:
 		"--status-interval":           "5s",
 		"--zap-log-level":             "debug",
 		"--agent-env":                 "KUBERNETES_SERVICE_HOST=127.0.0.1",
+		"--leader-election-namespace": "traffic",
 	}
 	if d := cmp.Diff(wantFlags, flags(c)); d != "" {
 		t.Errorf("manager flags (-want +got):\n%s", d)
