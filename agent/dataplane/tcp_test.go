@@ -40,6 +40,7 @@ const tcpTestPort = 5201
 func newTCPRig(t testing.TB, opts netnstest.Options, dropEvery uint32) *tcpRig {
 	t.Helper()
 	r := &tcpRig{Pair: netnstest.NewPair(t, opts)}
+	r.knowNeighbours(t)
 	var err error
 	if r.loss, err = bpf.LoadTCPLoss(bpf.TCPLossConfig{DstPort: tcpTestPort, DropEvery: dropEvery}); err != nil {
 		t.Fatal(err)
@@ -59,6 +60,36 @@ func newTCPRig(t testing.TB, opts netnstest.Options, dropEvery uint32) *tcpRig {
 	}
 	t.Cleanup(func() { lk.Close() })
 	return r
+}
+
+// knowNeighbours gives each end a permanent neighbour entry for the other's addresses: IPv6 neighbour
+// discovery waits for the link-local address's duplicate address detection (about two seconds), which has
+// nothing to do with what the tests look at.
+func (r *tcpRig) knowNeighbours(t testing.TB) {
+	t.Helper()
+	for _, ends := range [][2]netnstest.Host{{r.Local, r.Remote}, {r.Remote, r.Local}} {
+		here, there := ends[0], ends[1]
+		err := netnstest.Do(here.NS, func() error {
+			l, err := vnl.LinkByName(here.Interface)
+			if err != nil {
+				return err
+			}
+			for _, a := range []netip.Addr{there.IPv4, there.IPv6} {
+				fam := unix.AF_INET
+				if a.Is6() {
+					fam = unix.AF_INET6
+				}
+				if err := vnl.NeighSet(&vnl.Neigh{LinkIndex: l.Attrs().Index, Family: fam, State: vnl.NUD_PERMANENT,
+					IP: a.AsSlice(), HardwareAddr: there.MAC}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("neighbour entries in %s: %v", here.NSName, err)
+		}
+	}
 }
 
 // lossCounts is what the injector passed and dropped: data segments and their payload bytes.
