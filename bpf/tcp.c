@@ -59,6 +59,8 @@ struct {
 } tcp_workers SEC(".maps");
 
 #define NSEC_PER_MSEC 1000000ULL
+/* Segments a flow sends in a row before the worker moves to its next flow. */
+#define TCP_BURST 16
 /* The clock granularity RFC 6298 adds to 4 * rttvar at least. */
 #define RTO_GRANULARITY (1 * NSEC_PER_MSEC)
 /* Length of NOP, NOP, TS (RFC 7323 appendix A layout). */
@@ -245,9 +247,6 @@ int xdpgen_tcp_send(struct xdp_md *ctx)
 	}
 
 	__u32 index = w->first + w->next * w->stride;
-
-	w->next = w->next + 1 >= w->count ? 0 : w->next + 1;
-
 	struct tcp_flow *f = bpf_map_lookup_elem(&tcp_flows, &index);
 	struct tcp_flow_ctl *ctl = bpf_map_lookup_elem(&tcp_ctl, &index);
 
@@ -262,6 +261,12 @@ int xdpgen_tcp_send(struct xdp_md *ctx)
 	int send = next_segment(f, ctl, now, &seg, &retransmit);
 	bpf_spin_unlock(&f->lock);
 
+	/* A flow sends up to TCP_BURST segments in a row: the receiver's GRO merges them, where segments of
+	 * different flows interleaved one by one would each go up its stack alone. */
+	if (!send || ++w->burst >= TCP_BURST) {
+		w->burst = 0;
+		w->next = w->next + 1 >= w->count ? 0 : w->next + 1;
+	}
 	if (!send) {
 		w->idle++;
 		return XDP_DROP;

@@ -92,6 +92,8 @@ type tcpTcpWorker struct {
 	Count   uint32
 	Stride  uint32
 	Next    uint32
+	Burst   uint32
+	Pad     uint32
 	Idle    uint64
 	Actions [5]tcpCounter
 }

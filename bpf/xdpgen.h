@@ -154,8 +154,10 @@ struct tcp_worker {
 	__u32 first;
 	__u32 count;
 	__u32 stride;
-	/* Round-robin position among this worker's flows. */
+	/* The flow being sent (a position among this worker's flows), and how many segments it sent in a row. */
 	__u32 next;
+	__u32 burst;
+	__u32 pad;
 	/* Frames dropped because no flow could send (windows full, or nothing left to send). */
 	__u64 idle;
 	struct counter actions[XDPGEN_ACTIONS];
