@@ -1,0 +1,196 @@
+/*
+Copyright 2026 The xdpgen Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"runtime"
+	"sync"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"github.com/xdpgen/xdpgen/agent/dataplane"
+	"github.com/xdpgen/xdpgen/test/netnstest"
+)
+
+// farHost is a "remote host" for the node: a network namespace behind a veth pair from the node's (the root)
+// namespace, with an XDP program on its end that counts the generator's frames (and lets the veth take
+// redirected frames at all).
+type farHost struct {
+	nsName        string
+	ns            netns.NsHandle
+	nodeIf, farIf string
+	nodeIP, farIP netip.Addr
+	counter       *dataplane.RxCounter
+}
+
+// Teardown of far hosts must also happen when TestMain tears down on a signal or a timeout, when test cleanups do
+// not run: each registers its removal here too.
+var (
+	farHostsMu sync.Mutex
+	farHosts   = map[string]func(){}
+)
+
+func removeFarHosts() {
+	farHostsMu.Lock()
+	defer farHostsMu.Unlock()
+	for name, remove := range farHosts {
+		remove()
+		delete(farHosts, name)
+	}
+}
+
+// newFarHost makes far host number index (1-254) on 10.251.<index>.0/24, counting UDP to ports
+// [firstPort, lastPort].
+func newFarHost(t *testing.T, index int, firstPort, lastPort uint16) *farHost {
+	t.Helper()
+	h := &farHost{
+		nsName: fmt.Sprintf("xdpgen-e2e-far%d", index),
+		nodeIf: fmt.Sprintf("xge2e%d", index),
+		farIf:  "far0",
+		nodeIP: netip.AddrFrom4([4]byte{10, 251, byte(index), 1}),
+		farIP:  netip.AddrFrom4([4]byte{10, 251, byte(index), 2}),
+	}
+	var once sync.Once
+	remove := func() {
+		once.Do(func() {
+			if h.counter != nil {
+				h.counter.Close()
+			}
+			if l, err := netlink.LinkByName(h.nodeIf); err == nil {
+				_ = netlink.LinkDel(l)
+			}
+			if h.ns.IsOpen() {
+				h.ns.Close()
+			}
+			_ = netns.DeleteNamed(h.nsName)
+		})
+	}
+	farHostsMu.Lock()
+	farHosts[h.nsName] = remove
+	farHostsMu.Unlock()
+	t.Cleanup(func() {
+		farHostsMu.Lock()
+		delete(farHosts, h.nsName)
+		farHostsMu.Unlock()
+		remove()
+	})
+
+	_ = netns.DeleteNamed(h.nsName) // left by a killed run
+	if l, err := netlink.LinkByName(h.nodeIf); err == nil {
+		_ = netlink.LinkDel(l)
+	}
+	var err error
+	if h.ns, err = newNamedNS(h.nsName); err != nil {
+		t.Fatalf("create namespace %s: %v", h.nsName, err)
+	}
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: h.nodeIf}, PeerName: h.farIf, PeerNamespace: netlink.NsFd(h.ns)}
+	if err := netlink.LinkAdd(veth); err != nil {
+		t.Fatalf("create veth pair %s-%s: %v", h.nodeIf, h.farIf, err)
+	}
+	nodeLink, err := netlink.LinkByName(h.nodeIf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addAddr(t, nil, nodeLink, h.nodeIP)
+	if err := netlink.LinkSetUp(nodeLink); err != nil {
+		t.Fatal(err)
+	}
+	farNL, err := netlink.NewHandleAt(h.ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer farNL.Close()
+	farLink, err := farNL.LinkByName(h.farIf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addAddr(t, farNL, farLink, h.farIP)
+	if err := farNL.LinkSetUp(farLink); err != nil {
+		t.Fatal(err)
+	}
+	if lo, err := farNL.LinkByName("lo"); err == nil {
+		_ = farNL.LinkSetUp(lo)
+	}
+	if err := netnstest.Do(h.ns, func() (err error) {
+		h.counter, err = dataplane.AttachRxCounter(h.farIf, firstPort, lastPort, false)
+		return err
+	}); err != nil {
+		t.Fatalf("attach the receive counter in %s: %v", h.nsName, err)
+	}
+	return h
+}
+
+// counts is what arrived on the far end: frames to the counted ports, and all other frames.
+func (h *farHost) counts(t *testing.T) (matched, other dataplane.Counter) {
+	t.Helper()
+	matched, other, err := h.counter.Counts()
+	if err != nil {
+		t.Fatalf("read the receive counter: %v", err)
+	}
+	return matched, other
+}
+
+func addAddr(t *testing.T, h *netlink.Handle, l netlink.Link, ip netip.Addr) {
+	t.Helper()
+	a := &netlink.Addr{IPNet: &net.IPNet{IP: ip.AsSlice(), Mask: net.CIDRMask(24, 32)}}
+	var err error
+	if h == nil {
+		err = netlink.AddrAdd(l, a)
+	} else {
+		err = h.AddrAdd(l, a)
+	}
+	if err != nil {
+		t.Fatalf("add %s to %s: %v", ip, l.Attrs().Name, err)
+	}
+}
+
+// newNamedNS makes a named network namespace without moving the calling goroutine's thread into it.
+func newNamedNS(name string) (netns.NsHandle, error) {
+	type result struct {
+		ns  netns.NsHandle
+		err error
+	}
+	c := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread() // NewNamed moves this thread into the namespace: it dies with the goroutine
+		ns, err := netns.NewNamed(name)
+		c <- result{ns, err}
+	}()
+	r := <-c
+	return r.ns, r.err
+}
+
+// xdpAttached lists the interfaces of the node's (root) namespace that have an XDP program attached.
+func xdpAttached(t *testing.T) []string {
+	t.Helper()
+	links, err := netlink.LinkList()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, l := range links {
+		if x := l.Attrs().Xdp; x != nil && x.Attached {
+			out = append(out, fmt.Sprintf("%s (prog id %d)", l.Attrs().Name, x.ProgId))
+		}
+	}
+	return out
+}

@@ -1,0 +1,370 @@
+/*
+Copyright 2026 The xdpgen Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	authnv1 "k8s.io/api/authentication/v1"
+	authzv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
+)
+
+// agentServiceAccount is the identity config/default gives the agents (manager flag --agent-service-account).
+const agentServiceAccount = "xdpgen-agent"
+
+// applyTrafficGenerator applies a TrafficGenerator with kubectl, as a user would: spec is YAML, indented by two.
+func (e *clusterEnv) applyTrafficGenerator(t *testing.T, name, spec string) {
+	t.Helper()
+	manifest := fmt.Sprintf("apiVersion: xdpgen.io/v1alpha1\nkind: TrafficGenerator\nmetadata:\n  name: %s\n  namespace: %s\nspec:\n%s",
+		name, namespace, spec)
+	out, err := e.runStdin([]byte(manifest), "apply", "-f", "-")
+	if err != nil {
+		t.Fatalf("kubectl apply:\n%s\n%v: %s", manifest, err, out)
+	}
+	t.Logf("kubectl apply:\n%s%s", manifest, out)
+	t.Cleanup(func() {
+		// Leave nothing for the next test: the generator, its agents (garbage collected) and their reports.
+		_, _ = e.run("-n", namespace, "delete", "tg", name, "--ignore-not-found", "--wait=true", "--timeout=60s")
+		e.waitAgentsGone(t, name, time.Minute)
+	})
+}
+
+// trafficGenerator reads a TrafficGenerator.
+func (e *clusterEnv) trafficGenerator(t *testing.T, name string) *xdpgenv1alpha1.TrafficGenerator {
+	t.Helper()
+	var tg xdpgenv1alpha1.TrafficGenerator
+	if err := e.client.Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: name}, &tg); err != nil {
+		t.Fatalf("get TrafficGenerator %s: %v", name, err)
+	}
+	return &tg
+}
+
+// phaseRecorder polls a TrafficGenerator's phase (more often than the controller writes its status) and keeps
+// the sequence of phases it went through.
+type phaseRecorder struct {
+	mu     sync.Mutex
+	phases []xdpgenv1alpha1.Phase
+	stop   context.CancelFunc
+	done   chan struct{}
+}
+
+func (e *clusterEnv) recordPhases(t *testing.T, name string) *phaseRecorder {
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &phaseRecorder{stop: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		for ctx.Err() == nil {
+			var tg xdpgenv1alpha1.TrafficGenerator
+			if err := e.client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &tg); err == nil {
+				r.mu.Lock()
+				if p := tg.Status.Phase; p != "" && (len(r.phases) == 0 || r.phases[len(r.phases)-1] != p) {
+					r.phases = append(r.phases, p)
+				}
+				r.mu.Unlock()
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	t.Cleanup(r.halt)
+	return r
+}
+
+func (r *phaseRecorder) halt() {
+	r.stop()
+	<-r.done
+}
+
+// seenUntil stops recording and returns the phases seen, ending with final (the phase a waiter saw last, which
+// the recorder's own polling may not have caught yet).
+func (r *phaseRecorder) seenUntil(final xdpgenv1alpha1.Phase) []xdpgenv1alpha1.Phase {
+	r.halt()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	seen := slices.Clone(r.phases)
+	if len(seen) == 0 || seen[len(seen)-1] != final {
+		seen = append(seen, final)
+	}
+	return seen
+}
+
+// waitFor polls cond until it holds or timeout passes; cond says what it saw, for the failure message.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for {
+		ok, seen := cond()
+		if ok {
+			return
+		}
+		last = seen
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not after %s; last seen: %s", what, timeout, last)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// waitPhase waits until the TrafficGenerator reaches phase (or another terminal phase, which fails the test).
+func (e *clusterEnv) waitPhase(t *testing.T, name string, phase xdpgenv1alpha1.Phase, timeout time.Duration) *xdpgenv1alpha1.TrafficGenerator {
+	t.Helper()
+	var tg *xdpgenv1alpha1.TrafficGenerator
+	waitFor(t, timeout, fmt.Sprintf("TrafficGenerator %s phase %s", name, phase), func() (bool, string) {
+		tg = e.trafficGenerator(t, name)
+		if p := tg.Status.Phase; p.Terminal() && p != phase {
+			out, _ := e.run("-n", namespace, "describe", "tg", name)
+			t.Fatalf("TrafficGenerator %s ended %s, want %s:\n%s", name, p, phase, out)
+		}
+		return tg.Status.Phase == phase, fmt.Sprintf("phase %q, totals %+v, nodes %+v", tg.Status.Phase, tg.Status.Totals, tg.Status.Nodes)
+	})
+	return tg
+}
+
+// waitPackets waits until the TrafficGenerator's status counts at least n packets.
+func (e *clusterEnv) waitPackets(t *testing.T, name string, n int64, timeout time.Duration) *xdpgenv1alpha1.TrafficGenerator {
+	t.Helper()
+	var tg *xdpgenv1alpha1.TrafficGenerator
+	waitFor(t, timeout, fmt.Sprintf("TrafficGenerator %s to report %d packets", name, n), func() (bool, string) {
+		tg = e.trafficGenerator(t, name)
+		if tg.Status.Phase.Terminal() {
+			out, _ := e.run("-n", namespace, "describe", "tg", name)
+			t.Fatalf("TrafficGenerator %s ended %s before %d packets:\n%s", name, tg.Status.Phase, n, out)
+		}
+		return tg.Status.Totals.Packets >= n, fmt.Sprintf("phase %q, totals %+v", tg.Status.Phase, tg.Status.Totals)
+	})
+	return tg
+}
+
+// agentPods lists the agent pods of a TrafficGenerator.
+func (e *clusterEnv) agentPods(t *testing.T, name string) []corev1.Pod {
+	t.Helper()
+	var pods corev1.PodList
+	if err := e.client.List(context.Background(), &pods, client.InNamespace(namespace),
+		client.MatchingLabels{xdpgenv1alpha1.LabelGenerator: name}); err != nil {
+		t.Fatalf("list agent pods: %v", err)
+	}
+	return pods.Items
+}
+
+// waitAgentRunning waits for the agent pod's container to run and returns the pod.
+func (e *clusterEnv) waitAgentRunning(t *testing.T, name string, timeout time.Duration) *corev1.Pod {
+	t.Helper()
+	var pod *corev1.Pod
+	waitFor(t, timeout, fmt.Sprintf("an agent pod of %s running", name), func() (bool, string) {
+		pods := e.agentPods(t, name)
+		var seen []string
+		for i := range pods {
+			p := &pods[i]
+			for _, cs := range p.Status.ContainerStatuses {
+				if cs.State.Running != nil && cs.ContainerID != "" && p.DeletionTimestamp == nil {
+					pod = p
+					return true, ""
+				}
+				seen = append(seen, fmt.Sprintf("%s: %+v", p.Name, cs.State))
+			}
+			if len(p.Status.ContainerStatuses) == 0 {
+				seen = append(seen, fmt.Sprintf("%s: %s", p.Name, p.Status.Phase))
+			}
+		}
+		return false, strings.Join(seen, "; ")
+	})
+	return pod
+}
+
+// waitAgentsGone waits until a TrafficGenerator's DaemonSet and agent pods are gone.
+func (e *clusterEnv) waitAgentsGone(t *testing.T, name string, timeout time.Duration) {
+	t.Helper()
+	waitFor(t, timeout, fmt.Sprintf("the agent DaemonSet and pods of %s removed", name), func() (bool, string) {
+		var ds appsv1.DaemonSet
+		err := e.client.Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: "xdpgen-" + name}, &ds)
+		if err == nil {
+			return false, "DaemonSet xdpgen-" + name + " still there"
+		}
+		if !apierrors.IsNotFound(err) {
+			return false, err.Error()
+		}
+		if pods := e.agentPods(t, name); len(pods) > 0 {
+			return false, fmt.Sprintf("%d agent pods still there", len(pods))
+		}
+		return true, ""
+	})
+}
+
+// nodeReport reads this node's report of a TrafficGenerator.
+func (e *clusterEnv) nodeReport(t *testing.T, name string) *xdpgenv1alpha1.NodeReport {
+	t.Helper()
+	var nr xdpgenv1alpha1.NodeReport
+	key := client.ObjectKey{Namespace: namespace, Name: xdpgenv1alpha1.NodeReportName(name, e.cluster.NodeName())}
+	if err := e.client.Get(context.Background(), key, &nr); err != nil {
+		t.Fatalf("get NodeReport %s: %v", key.Name, err)
+	}
+	return &nr
+}
+
+// kubectlShows checks that `kubectl get tg` and `kubectl describe tg` show each of wants, as a user would see it.
+func (e *clusterEnv) kubectlShows(t *testing.T, name string, get, describe []string) {
+	t.Helper()
+	for _, c := range []struct {
+		args  []string
+		wants []string
+	}{
+		{[]string{"-n", namespace, "get", "tg", name, "-o", "wide"}, get},
+		{[]string{"-n", namespace, "describe", "tg", name}, describe},
+	} {
+		out, err := e.run(c.args...)
+		if err != nil {
+			t.Fatalf("kubectl %s: %v\n%s", strings.Join(c.args, " "), err, out)
+		}
+		t.Logf("$ kubectl %s\n%s", strings.Join(c.args, " "), out)
+		for _, w := range c.wants {
+			if !strings.Contains(out, w) {
+				t.Errorf("kubectl %s does not show %q", strings.Join(c.args, " "), w)
+			}
+		}
+	}
+}
+
+// Capabilities by number (linux/capability.h).
+const (
+	capNetAdmin = 12
+	capPerfmon  = 38
+	capBPF      = 39
+)
+
+// checkAgentProcess checks the running agent from the node's side: its process has exactly the capabilities the
+// DaemonSet declares (and cannot gain more), and the token in its container authenticates as the agents'
+// service account, whose RBAC lets it write NodeReports but not TrafficGenerators or anything else.
+func (e *clusterEnv) checkAgentProcess(t *testing.T, pod *corev1.Pod) {
+	t.Helper()
+	if pod.Spec.ServiceAccountName != agentServiceAccount {
+		t.Errorf("agent pod %s runs as service account %q, want %q", pod.Name, pod.Spec.ServiceAccountName, agentServiceAccount)
+	}
+	c := pod.Spec.Containers[0]
+	if c.Image != image {
+		t.Errorf("agent image %q, want %q", c.Image, image)
+	}
+	if sc := c.SecurityContext; sc == nil || sc.Privileged == nil || *sc.Privileged {
+		t.Errorf("agent container is privileged (securityContext %+v); it must run with capabilities only", sc)
+	}
+
+	id := pod.Status.ContainerStatuses[0].ContainerID
+	_, id, _ = strings.Cut(id, "://")
+	pid := containerPID(t, id)
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatalf("agent process %d: %v", pid, err)
+	}
+	field := func(name string) string {
+		for _, l := range strings.Split(string(status), "\n") {
+			if v, ok := strings.CutPrefix(l, name+":"); ok {
+				return strings.TrimSpace(v)
+			}
+		}
+		return ""
+	}
+	want := uint64(1)<<capBPF | 1<<capNetAdmin | 1<<capPerfmon
+	for _, set := range []string{"CapEff", "CapPrm", "CapBnd"} {
+		got, err := strconv.ParseUint(field(set), 16, 64)
+		if err != nil || got != want {
+			t.Errorf("agent process %d %s = %s, want %016x (BPF, NET_ADMIN, PERFMON only)", pid, set, field(set), want)
+		}
+	}
+	if nnp := field("NoNewPrivs"); nnp != "1" {
+		t.Errorf("agent process %d NoNewPrivs = %s, want 1 (allowPrivilegeEscalation: false)", pid, nnp)
+	}
+	t.Logf("agent pod %s: process %d, CapEff %s, NoNewPrivs %s", pod.Name, pid, field("CapEff"), field("NoNewPrivs"))
+
+	token, err := os.ReadFile(fmt.Sprintf("/proc/%d/root/var/run/secrets/kubernetes.io/serviceaccount/token", pid))
+	if err != nil {
+		t.Fatalf("the agent's service-account token: %v", err)
+	}
+	ctx := context.Background()
+	review, err := e.clients.AuthenticationV1().TokenReviews().Create(ctx,
+		&authnv1.TokenReview{Spec: authnv1.TokenReviewSpec{Token: string(token)}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("review the agent's token: %v", err)
+	}
+	user := fmt.Sprintf("system:serviceaccount:%s:%s", namespace, agentServiceAccount)
+	if !review.Status.Authenticated || review.Status.User.Username != user {
+		t.Fatalf("the agent's token authenticates as %+v, want %s", review.Status, user)
+	}
+	for _, c := range []struct {
+		verb, resource, sub string
+		allowed             bool
+	}{
+		{"get", "trafficgenerators", "", true},
+		{"patch", "nodereports", "status", true},
+		{"update", "trafficgenerators", "", false},
+		{"patch", "trafficgenerators", "status", false},
+		{"create", "pods", "", false},
+		{"list", "secrets", "", false},
+	} {
+		group := "xdpgen.io"
+		if c.resource == "pods" || c.resource == "secrets" {
+			group = ""
+		}
+		sar, err := e.clients.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authzv1.SubjectAccessReview{Spec: authzv1.SubjectAccessReviewSpec{
+			User: review.Status.User.Username, Groups: review.Status.User.Groups, UID: review.Status.User.UID,
+			ResourceAttributes: &authzv1.ResourceAttributes{Namespace: namespace, Verb: c.verb, Group: group,
+				Resource: c.resource, Subresource: c.sub},
+		}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatalf("access review: %v", err)
+		}
+		if sar.Status.Allowed != c.allowed {
+			t.Errorf("the agent's service account may %s %s/%s: %v, want %v", c.verb, c.resource, c.sub, sar.Status.Allowed, c.allowed)
+		}
+	}
+}
+
+// containerPID finds a container's process through its cgroup (the kubelet uses cgroupfs: kubepods/.../<id>).
+func containerPID(t *testing.T, id string) int {
+	t.Helper()
+	var pid int
+	root := "/sys/fs/cgroup/pids/kubepods"
+	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() || d.Name() != id {
+			return nil
+		}
+		b, _ := os.ReadFile(filepath.Join(p, "cgroup.procs"))
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			pid, _ = strconv.Atoi(f[0])
+		}
+		return fs.SkipAll
+	})
+	if pid == 0 {
+		t.Fatalf("no process of container %s under %s", id, root)
+	}
+	return pid
+}

@@ -1,0 +1,97 @@
+/*
+Copyright 2026 The xdpgen Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package e2e
+
+import (
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
+)
+
+// udpSpec is the spec of a bounded UDP run from the node to a far host: rate-limited so that it lasts long enough
+// to be seen running (the controller writes status every 2 s).
+func udpSpec(dst string, port, ports int, pps, packets int64, extra string) string {
+	return fmt.Sprintf(`  destination:
+    address: %s
+    port: %d
+    portCount: %d
+  source:
+    port: 10000
+    portCount: 4
+  frameSize: 64
+  threads: 1
+  rate:
+    packetsPerSecond: %d
+  packets: %d
+%s`, dst, port, ports, pps, packets, extra)
+}
+
+// TestRunCompletes is the whole path a user takes: kubectl apply a TrafficGenerator; the controller's DaemonSet
+// runs our image on the node as the agents' service account with the declared capabilities; the agent sends a
+// bounded number of frames over the node's veth; the far end counts exactly what the status says; the phase goes
+// Pending, Running, Completed; the agents are removed and leave no XDP program behind.
+func TestRunCompletes(t *testing.T) {
+	e := requireCluster(t)
+	const (
+		name    = "e2e-complete"
+		packets = 100_000
+		port    = 9
+		ports   = 16
+	)
+	far := newFarHost(t, 1, port, port+ports-1)
+	phases := e.recordPhases(t, name)
+	e.applyTrafficGenerator(t, name, udpSpec(far.farIP.String(), port, ports, 20_000, packets, ""))
+
+	pod := e.waitAgentRunning(t, name, 60*time.Second)
+	e.checkAgentProcess(t, pod)
+
+	tg := e.waitPhase(t, name, xdpgenv1alpha1.PhaseCompleted, 90*time.Second)
+	if diff := cmp.Diff([]xdpgenv1alpha1.Phase{xdpgenv1alpha1.PhasePending, xdpgenv1alpha1.PhaseRunning,
+		xdpgenv1alpha1.PhaseCompleted}, phases.seenUntil(tg.Status.Phase)); diff != "" {
+		t.Errorf("phases (-want +got):\n%s", diff)
+	}
+
+	matched, other := far.counts(t)
+	t.Logf("far end counted %d packets, %d bytes (%d other frames); status totals %+v", matched.Packets, matched.Bytes,
+		other.Packets, tg.Status.Totals)
+	if tg.Status.Totals.Packets != packets || int64(matched.Packets) != packets {
+		t.Errorf("status totals %d packets, far end %d, spec %d: all three must be equal", tg.Status.Totals.Packets,
+			matched.Packets, packets)
+	}
+	if int64(matched.Bytes) != tg.Status.Totals.Bytes {
+		t.Errorf("status totals %d bytes, far end %d", tg.Status.Totals.Bytes, matched.Bytes)
+	}
+	if n := tg.Status.Nodes; len(n) != 1 || n[0].Node != e.cluster.NodeName() || n[0].Phase != xdpgenv1alpha1.PhaseCompleted ||
+		n[0].Packets != packets {
+		t.Errorf("status.nodes = %+v, want one entry for node %s, Completed with %d packets", n, e.cluster.NodeName(), packets)
+	}
+	if tg.Status.StartTime == nil || tg.Status.CompletionTime == nil {
+		t.Errorf("status start and completion times: %v, %v", tg.Status.StartTime, tg.Status.CompletionTime)
+	}
+
+	e.waitAgentsGone(t, name, 60*time.Second)
+	if x := xdpAttached(t); len(x) > 0 {
+		t.Errorf("XDP programs left attached on the node after the run: %v", x)
+	}
+	e.kubectlShows(t, name, []string{"Completed", strconv.Itoa(packets), far.farIP.String()},
+		[]string{"Phase:", "Completed", "Packets:"})
+}
