@@ -13,8 +13,8 @@ import (
 // counter, plus the ratios. Run them with `make bench`; b.N is ignored.
 
 const (
-	benchRounds = 8
-	benchPeriod = time.Second
+	benchRounds = 16
+	benchPeriod = 500 * time.Millisecond
 )
 
 type benchVariant struct {
