@@ -88,8 +88,9 @@ func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator
 		st.StartTime = now()
 	}
 	st.Phase = xdpgenv1alpha1.PhaseRunning
+	sending := fmt.Sprintf("sending on %s (ifindex %d): %s", name, index, gen.Flow())
 	if st.Restarts == 0 {
-		st.Message = fmt.Sprintf("sending on %s (ifindex %d): %s", name, index, gen.Flow())
+		st.Message = sending
 	}
 	w.write(ctx, st)
 	logger.Info("sending", "interface", name, "flow", gen.Flow())
@@ -129,6 +130,9 @@ func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator
 				continue
 			}
 			st = statusWith(st, base, cur, prev)
+			if note := cur.EgressDrops(); note != "" {
+				st.Message = sending + "; " + note
+			}
 			prev = cur
 			w.write(ctx, st)
 		}

@@ -77,6 +77,17 @@ func (s Stats) Sent() Counter {
 	return s.Actions[ActionRedirect].add(s.Actions[ActionTX])
 }
 
+// EgressDrops explains frames the egress interface refused, or is empty when it refused none.
+func (s Stats) EgressDrops() string {
+	dropped := s.Egress.TxDropped
+	if dropped == 0 {
+		return ""
+	}
+	return fmt.Sprintf("the interface dropped %d frames (%.1f%% of those sent): its transmit ring (for a veth, the peer's "+
+		"receive ring) is full; use fewer threads, a lower rate, or give a veth peer one RX queue per thread",
+		dropped, 100*float64(dropped)/float64(max(s.Sent().Packets, 1)))
+}
+
 // Rate is a counter's change per second.
 type Rate struct {
 	PacketsPerSecond float64 `json:"pps"`

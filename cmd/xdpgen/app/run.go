@@ -131,12 +131,7 @@ func (p *printer) report(kind, heading string, d dataplane.Delta, total dataplan
 		fmt.Fprintf(p.w, "%-13s %12d pkts (%10.0f pps) %12d KiB (%6.0f Mbits/s)\n",
 			a, c.Packets, r.PacketsPerSecond, c.Bytes/1024, r.BitsPerSecond/1e6)
 	}
-	if e := total.Egress; e.TxDropped > 0 {
-		fmt.Fprintf(p.w, "%-13s %12d pkts dropped by the interface (%.1f%% of those sent): %s\n", "egress", e.TxDropped,
-			100*float64(e.TxDropped)/float64(max(total.Sent().Packets, 1)), dropHint)
+	if note := total.EgressDrops(); note != "" {
+		fmt.Fprintf(p.w, "%-13s %s\n", "egress", note)
 	}
 }
-
-// dropHint says why an interface drops redirected frames, and what helps.
-const dropHint = "its transmit ring (for a veth, the peer's receive ring) is full; " +
-	"use fewer threads, a lower --rate, or give a veth peer one RX queue per thread"
