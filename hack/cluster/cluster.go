@@ -135,6 +135,27 @@ func (c *Cluster) NodeName() string { return c.opts.NodeName }
 // APIServerPort is the API server's port on 127.0.0.1.
 func (c *Cluster) APIServerPort() int { return c.opts.APIServerPort }
 
+// SaveLogs copies the components' logs to dir (the run folder goes at teardown).
+func (c *Cluster) SaveLogs(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	logs, err := filepath.Glob(filepath.Join(c.paths.logs(), "*.log"))
+	if err != nil {
+		return err
+	}
+	for _, l := range logs {
+		b, err := os.ReadFile(l)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(l)), b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // LogFile is the log of a component.
 func (c *Cluster) LogFile(component string) string {
 	return filepath.Join(c.paths.logs(), component+".log")
@@ -364,14 +385,15 @@ func (c *Cluster) startComponent(ctx context.Context, component string) error {
 	}
 }
 
-// Stop stops one component (for tests of outages); Start starts it again with the same arguments.
-func (c *Cluster) Stop(component string) error {
+// Stop stops one component (for tests of outages): SIGTERM, and SIGKILL if it is still there after grace.
+// Start starts it again with the same arguments.
+func (c *Cluster) Stop(component string, grace time.Duration) error {
 	p := c.st.Procs[component]
 	if p == nil {
 		return fmt.Errorf("%s was not started", component)
 	}
 	c.logf("stopping %s (pid %d)", component, p.PID)
-	return p.stop(20 * time.Second)
+	return p.stop(grace)
 }
 
 // Start starts a stopped component again and waits until it serves.
@@ -682,7 +704,8 @@ func (c *Cluster) killContainers(ctx context.Context) error {
 	var errs []error
 	for _, id := range strings.Fields(out) {
 		_, _ = c.ctr(ctx, "-n", "k8s.io", "tasks", "kill", "-a", "-s", "SIGKILL", id)
-		if _, err := c.ctr(ctx, "-n", "k8s.io", "tasks", "rm", "-f", id); err != nil {
+		// The CRI plugin deletes a task as soon as it exits: "not found" means it is gone already.
+		if out, err := c.ctr(ctx, "-n", "k8s.io", "tasks", "rm", "-f", id); err != nil && !strings.Contains(out, "not found") {
 			errs = append(errs, err)
 		}
 	}

@@ -176,6 +176,10 @@ func runMain(m *testing.M) int {
 	}
 	if c := m.Run(); c != 0 {
 		env.dumpState()
+		logs := filepath.Join(os.TempDir(), "xdpgen-e2e-logs-"+time.Now().Format("150405"))
+		if err := env.cluster.SaveLogs(logs); err == nil {
+			fmt.Fprintf(os.Stderr, "e2e: the cluster's logs are in %s\n", logs)
+		}
 		teardown()
 		return c
 	}

@@ -30,6 +30,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/xdpgen/xdpgen/hack/cluster"
 )
@@ -89,7 +90,7 @@ func run() error {
 			return err
 		}
 		if cmd == "stop" {
-			return c.Stop(fs.Arg(0))
+			return c.Stop(fs.Arg(0), 20*time.Second)
 		}
 		return c.Start(context.Background(), fs.Arg(0))
 	case "fingerprint":
