@@ -64,17 +64,22 @@ type tcpTcpFlow struct {
 	SndNxt      uint64
 	SndMax      uint64
 	Recover     uint64
+	SackHigh    uint64
+	RtxNxt      uint64
+	HoleEnd     uint64
 	Rto         uint64
 	RtoAt       uint64
 	Srtt        uint64
 	Rttvar      uint64
 	RttOff      uint64
 	RttStart    uint64
+	RtxLostAt   uint64
 	ProgressAt  uint64
 	SegsSent    uint64
 	SegsRetrans uint64
 	FastRetrans uint64
 	Timeouts    uint64
+	LostRetrans uint64
 	DupacksSeen uint64
 	AcksSeen    uint64
 }

@@ -2,6 +2,7 @@ package bpf_test
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math"
 	"net/netip"
 	"testing"
@@ -450,5 +451,74 @@ func TestTCPLossInjector(t *testing.T) {
 	}
 	if n, b := read(bpf.TCPLossFrames); n != 7 || b != 6*uint64(len(data))+uint64(len(pureACK)) {
 		t.Errorf("counted %d frames of %d bytes, want 7 of %d", n, b, 6*len(data)+len(pureACK))
+	}
+}
+
+// sackOption is timestamps and one SACK block [left, right).
+func sackOption(tsval, left, right uint32) []layers.TCPOption {
+	block := binary.BigEndian.AppendUint32(nil, left)
+	block = binary.BigEndian.AppendUint32(block, right)
+	return append(tsOption(tsval, 0), layers.TCPOption{OptionType: layers.TCPOptionKindNop}, layers.TCPOption{OptionType: layers.TCPOptionKindNop},
+		layers.TCPOption{OptionType: layers.TCPOptionKindSACK, OptionLength: 10, OptionData: block})
+}
+
+// TestTCPSACKRecovery: one duplicate ACK whose SACK block shows the peer holds segments 3-9 (a receiver's GRO
+// merges segments and sends one ACK for many) starts recovery; the whole hole, segments 0-2, is retransmitted,
+// then new data flows within the reduced window; a retransmission not acknowledged in time is sent again, once;
+// a partial ACK does not resend what is already on its way again.
+func TestTCPSACKRecovery(t *testing.T) {
+	src, dst := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
+	r := newTCPRig(t, src, dst)
+	r.setFlow(t, flow(10))
+	sendOffset := func() (uint32, int64) {
+		t.Helper()
+		ret, out := r.send(t, r.template)
+		if ret != xdpRedirect {
+			return ret, -1
+		}
+		return ret, int64(binary.BigEndian.Uint32(out[r.tcpOff+4:])-seqAt(0)) / tcpMSS
+	}
+	for range 10 {
+		sendOffset()
+	}
+
+	r.ack(t, &layers.TCP{Seq: rcvNxt, Ack: seqAt(0), ACK: true, Window: 100, Options: sackOption(5000, seqAt(3), seqAt(10))})
+	f := r.flow(t)
+	if f.FastRetrans != 1 || f.InRecovery != 1 || f.HoleEnd != 3*tcpMSS || f.SackHigh != 10*tcpMSS || f.Ssthresh != 7 || f.Cwnd != 7 {
+		t.Fatalf("after one duplicate ACK with 7 segments SACKed above the first: %+v", f)
+	}
+	var got []int64
+	for range 5 {
+		_, seg := sendOffset()
+		got = append(got, seg)
+	}
+	if want := []int64{0, 1, 2, 10, 11}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("segments sent in recovery: %v, want the hole %v first, then new data", got, want)
+	}
+	if f = r.flow(t); f.SegsRetrans != 3 {
+		t.Fatalf("%d retransmissions counted, want 3", f.SegsRetrans)
+	}
+
+	f.RtxLostAt = 1
+	r.setFlow(t, f)
+	if _, seg := sendOffset(); seg != 0 {
+		t.Fatalf("a lost retransmission: sent segment %d, want 0 again", seg)
+	}
+	if f = r.flow(t); f.LostRetrans != 1 || f.SegsRetrans != 4 {
+		t.Fatalf("after the lost retransmission: %+v", f)
+	}
+
+	// Segment 0 arrives: a partial ACK up to the hole's next segment, which was retransmitted already (its
+	// timer starts now).
+	r.ack(t, &layers.TCP{Seq: rcvNxt, Ack: seqAt(1), ACK: true, Window: 100, Options: sackOption(5001, seqAt(3), seqAt(12))})
+	if f = r.flow(t); f.InRecovery != 1 || f.SndUna != tcpMSS || f.RtxPending != 0 || f.RtxLostAt == 0 {
+		t.Fatalf("after a partial ACK: %+v", f)
+	}
+	if ret, seg := sendOffset(); seg != 12 && ret != xdpDrop {
+		t.Fatalf("after a partial ACK: sent segment %d, want new data (12) or nothing, not the hole again", seg)
+	}
+	r.ack(t, &layers.TCP{Seq: rcvNxt, Ack: seqAt(12), ACK: true, Window: 100, Options: tsOption(5002, 0)})
+	if f = r.flow(t); f.InRecovery != 0 || f.Cwnd != f.Ssthresh {
+		t.Fatalf("after the ACK that ends recovery: %+v", f)
 	}
 }

@@ -108,17 +108,22 @@ struct tcp_flow {
 	__u8 wscale;
 	/* In fast recovery until snd_una reaches recover (NewReno). */
 	__u8 in_recovery;
-	/* The segment at snd_una is to be retransmitted next (fast retransmit, or a partial ACK in recovery). */
+	/* The segment at snd_una is lost, and to be retransmitted (fast retransmit, a partial ACK in recovery). */
 	__u8 rtx_pending;
 	__u8 peer_fin;
 	/* Local port, network byte order. */
 	__u16 port;
 	__u16 pad;
-	/* Stream offsets: acknowledged, next to send, highest sent; recover ends fast recovery. */
+	/* Stream offsets: acknowledged, next to send, highest sent; recover ends fast recovery; sack_high is the
+	 * highest the peer's SACK blocks reached. */
 	__u64 snd_una;
 	__u64 snd_nxt;
 	__u64 snd_max;
 	__u64 recover;
+	__u64 sack_high;
+	/* In recovery: the next segment to retransmit, and where the hole the peer's SACK blocks show ends. */
+	__u64 rtx_nxt;
+	__u64 hole_end;
 	/* Retransmission timer (RFC 6298), in ns: rto_at is the deadline, 0 when nothing is in flight. */
 	__u64 rto;
 	__u64 rto_at;
@@ -127,6 +132,9 @@ struct tcp_flow {
 	/* One segment at a time is timed (Karn: never a retransmitted one); rtt_start is 0 when none is. */
 	__u64 rtt_off;
 	__u64 rtt_start;
+	/* When the segment retransmitted in recovery counts as lost too, if snd_una has not moved by then (ns; 0:
+	 * no retransmission outstanding). Without it a lost retransmission waits for the retransmission timeout. */
+	__u64 rtx_lost_at;
 	/* When snd_una last moved (ns, bpf_ktime_get_ns). */
 	__u64 progress_at;
 	/* Counters, in segments. */
@@ -134,6 +142,7 @@ struct tcp_flow {
 	__u64 segs_retrans;
 	__u64 fast_retrans;
 	__u64 timeouts;
+	__u64 lost_retrans;
 	__u64 dupacks_seen;
 	__u64 acks_seen;
 };

@@ -21,17 +21,28 @@ import (
 // sent, from TCP_INFO, plus 66 bytes of Ethernet, IPv4 and TCP headers with timestamps per data segment). The
 // XDP program on the server's veth, there for both senders (a veth receives redirected frames only with one),
 // also turns GSO off on the sending side, so both put MTU-sized frames on the wire; it counts what arrived too.
-// One and four connections; b.N is ignored.
+// One and four connections, on a clean path and with the server's XDP program dropping one data segment in a
+// hundred; b.N is ignored.
 func BenchmarkTCP(b *testing.B) {
-	r := newTCPRig(b, netnstest.Options{Queues: 2}, 0)
-	srv := newCountingServer(b, r, r.Remote.IPv4)
-	variants := []tcpBenchVariant{
-		{name: "xdp-1flow", flows: 1, threads: 1},
-		{name: "kernel-1conn", flows: 1, kernel: true},
-		{name: "xdp-4flows", flows: 4, threads: 1},
-		{name: "kernel-4conns", flows: 4, kernel: true},
-		{name: "xdp-4flows-2threads", flows: 4, threads: 2},
+	for _, drops := range []struct {
+		name  string
+		every uint32
+	}{{"none", 0}, {"1%", 100}} {
+		b.Run("peer-drops="+drops.name, func(b *testing.B) {
+			r := newTCPRig(b, netnstest.Options{Queues: 2}, drops.every)
+			srv := newCountingServer(b, r, r.Remote.IPv4)
+			benchTCP(b, r, srv, []tcpBenchVariant{
+				{name: "xdp-1flow", flows: 1, threads: 1},
+				{name: "kernel-1conn", flows: 1, kernel: true},
+				{name: "xdp-4flows", flows: 4, threads: 1},
+				{name: "kernel-4conns", flows: 4, kernel: true},
+				{name: "xdp-4flows-2threads", flows: 4, threads: 2},
+			})
+		})
 	}
+}
+
+func benchTCP(b *testing.B, r *tcpRig, srv *countingServer, variants []tcpBenchVariant) {
 	results := map[string]*tcpBenchResult{}
 	for range benchRounds {
 		for _, v := range variants {
@@ -50,6 +61,10 @@ func BenchmarkTCP(b *testing.B) {
 		b.Logf("%-20s goodput %5.2f Gbit/s, efficiency %.3f (of the payload sent %.3f, of what arrived %.3f), %.3f%% of segments retransmitted",
 			v.name, res.goodput()/1e9, res.efficiency(), float64(res.received)/float64(max(res.payloadSent, 1)),
 			float64(res.received)/float64(max(res.arrived, 1)), 100*float64(res.retransmitted)/float64(max(res.segments, 1)))
+		if !v.kernel {
+			b.Logf("%-20s %d fast retransmits, %d retransmissions lost and sent again, %d timeouts", "", res.fastRetransmits,
+				res.lostRetransmits, res.timeouts)
+		}
 	}
 	for _, pair := range [][2]string{{"xdp-1flow", "kernel-1conn"}, {"xdp-4flows", "kernel-4conns"}, {"xdp-4flows-2threads", "kernel-4conns"}} {
 		q := results[pair[0]].goodput() / results[pair[1]].goodput()
@@ -73,6 +88,8 @@ type tcpBenchResult struct {
 	// included); payloadSent the TCP payload sent. All count retransmissions.
 	wire, arrived, payloadSent uint64
 	segments, retransmitted    uint64
+	// xdpgen's recovery: fast retransmits, retransmissions presumed lost and sent again, timeouts.
+	fastRetransmits, lostRetransmits, timeouts uint64
 }
 
 func (t *tcpBenchResult) goodput() float64    { return float64(t.received) * 8 / t.seconds }
@@ -114,6 +131,9 @@ func (v tcpBenchVariant) runXDP(b *testing.B, r *tcpRig, res *tcpBenchResult) {
 	res.payloadSent += s.Total.BytesSent
 	res.segments += s.Total.SegmentsSent
 	res.retransmitted += s.Total.SegmentsRetransmitted
+	res.fastRetransmits += s.Total.FastRetransmits
+	res.lostRetransmits += s.Total.LostRetransmits
+	res.timeouts += s.Total.Timeouts
 }
 
 // runKernel writes to each connection for the bench period, then shuts its sending side (what is still in the
@@ -203,7 +223,7 @@ type countingServer struct {
 	ended       chan struct{}
 }
 
-func newCountingServer(b *testing.B, r *tcpRig, addr netip.Addr) *countingServer {
+func newCountingServer(b testing.TB, r *tcpRig, addr netip.Addr) *countingServer {
 	s := &countingServer{ended: make(chan struct{}, bpf.TCPMaxFlows)}
 	err := netnstest.Do(r.Remote.NS, func() (err error) {
 		s.ln, err = net.Listen("tcp", netip.AddrPortFrom(addr, tcpTestPort).String())

@@ -15,6 +15,9 @@ type TCPCounters struct {
 	// BytesAcked is what the peer acknowledged: the goodput's numerator.
 	BytesAcked      uint64 `json:"bytesAcked"`
 	FastRetransmits uint64 `json:"fastRetransmits"`
+	// LostRetransmits are retransmissions in recovery that were not acknowledged within two round trips,
+	// and were sent again.
+	LostRetransmits uint64 `json:"lostRetransmits"`
 	Timeouts        uint64 `json:"timeouts"`
 	DupACKs         uint64 `json:"dupAcks"`
 }
@@ -24,7 +27,7 @@ func (c TCPCounters) add(o TCPCounters) TCPCounters {
 		SegmentsSent: c.SegmentsSent + o.SegmentsSent, BytesSent: c.BytesSent + o.BytesSent,
 		SegmentsRetransmitted: c.SegmentsRetransmitted + o.SegmentsRetransmitted, BytesRetransmitted: c.BytesRetransmitted + o.BytesRetransmitted,
 		BytesAcked: c.BytesAcked + o.BytesAcked, FastRetransmits: c.FastRetransmits + o.FastRetransmits,
-		Timeouts: c.Timeouts + o.Timeouts, DupACKs: c.DupACKs + o.DupACKs,
+		LostRetransmits: c.LostRetransmits + o.LostRetransmits, Timeouts: c.Timeouts + o.Timeouts, DupACKs: c.DupACKs + o.DupACKs,
 	}
 }
 
@@ -33,7 +36,7 @@ func (c TCPCounters) sub(o TCPCounters) TCPCounters {
 		SegmentsSent: c.SegmentsSent - o.SegmentsSent, BytesSent: c.BytesSent - o.BytesSent,
 		SegmentsRetransmitted: c.SegmentsRetransmitted - o.SegmentsRetransmitted, BytesRetransmitted: c.BytesRetransmitted - o.BytesRetransmitted,
 		BytesAcked: c.BytesAcked - o.BytesAcked, FastRetransmits: c.FastRetransmits - o.FastRetransmits,
-		Timeouts: c.Timeouts - o.Timeouts, DupACKs: c.DupACKs - o.DupACKs,
+		LostRetransmits: c.LostRetransmits - o.LostRetransmits, Timeouts: c.Timeouts - o.Timeouts, DupACKs: c.DupACKs - o.DupACKs,
 	}
 }
 
@@ -107,7 +110,8 @@ func flowStats(f bpf.TCPFlow, mss uint64) TCPFlowStats {
 		TCPCounters: TCPCounters{
 			SegmentsSent: f.SegsSent, BytesSent: f.SegsSent * mss,
 			SegmentsRetransmitted: f.SegsRetrans, BytesRetransmitted: f.SegsRetrans * mss,
-			BytesAcked: f.SndUna, FastRetransmits: f.FastRetrans, Timeouts: f.Timeouts, DupACKs: f.DupacksSeen,
+			BytesAcked: f.SndUna, FastRetransmits: f.FastRetrans, LostRetransmits: f.LostRetrans, Timeouts: f.Timeouts,
+			DupACKs: f.DupacksSeen,
 		},
 		LocalPort:          f.Port>>8 | f.Port<<8,
 		State:              "running",
