@@ -214,8 +214,6 @@ type liveFrameJob struct {
 	program *ebpf.Program
 	frame   []byte
 	ns      netns.NsHandle
-	// batch is the live-frame batch size; 0: the kernel's default.
-	batch uint32
 	// budget is how many frames the worker on cpu may run in its next call; 0 ends the worker.
 	budget func(cpu int) (uint64, error)
 }
@@ -323,7 +321,7 @@ func (w *liveFrameWorker) run(job liveFrameJob) {
 		if repeat == 0 {
 			return
 		}
-		if err := runLiveFrames(job.program, job.frame, uint32(min(repeat, maxRepeat)), job.batch); err != nil && !errors.Is(err, errInterrupted) {
+		if err := runLiveFrames(job.program, job.frame, uint32(min(repeat, maxRepeat))); err != nil && !errors.Is(err, errInterrupted) {
 			w.err = fmt.Errorf("live-frame run on cpu %d: %w", w.cpu, err)
 			return
 		}

@@ -32,21 +32,18 @@ type progTestRunAttr struct {
 // errInterrupted: a signal ended a live-frame run early. What it sent is in the BPF counters.
 var errInterrupted = errors.New("live-frame run interrupted")
 
-// runLiveFrames runs prog over frame up to repeat times in live-frame mode, on the calling thread's CPU, in
-// batches of batch frames (0: the kernel's default, 64): the kernel flushes redirected frames, and runs the
-// softirqs they raise, after each batch.
+// runLiveFrames runs prog over frame up to repeat times in live-frame mode, on the calling thread's CPU.
 //
 // ebpf.Program.Run would do, except that it restarts an interrupted run from the beginning; here a signal is
 // how a run is stopped (every BPF_PROG_RUN call costs two RCU grace periods, ~25 ms here, to add the program
 // to the XDP dispatcher and remove it again, so calls must be long), so the interruption is returned instead.
-func runLiveFrames(prog *ebpf.Program, frame []byte, repeat, batch uint32) error {
+func runLiveFrames(prog *ebpf.Program, frame []byte, repeat uint32) error {
 	attr := progTestRunAttr{
 		progFD:     uint32(prog.FD()),
 		dataSizeIn: uint32(len(frame)),
 		dataIn:     unsafe.Pointer(&frame[0]),
 		repeat:     repeat,
 		flags:      unix.BPF_F_TEST_XDP_LIVE_FRAMES,
-		batchSize:  batch,
 	}
 	_, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_PROG_TEST_RUN, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
 	runtime.KeepAlive(prog)

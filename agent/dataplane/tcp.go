@@ -67,9 +67,6 @@ const (
 	tcpMaxCwnd = 1 << 16
 	// tcpDrainTimeout bounds how long the end of a run waits for what is in flight to be acknowledged.
 	tcpDrainTimeout = 2 * time.Second
-	// tcpBatch is the live-frame batch. The kernel transmits a batch's segments, and processes the ACKs they
-	// bring back, only after the whole batch, so the batch is part of every round trip.
-	tcpBatch = 64
 	// tcpPollInterval is how often the supervisor reads the flows.
 	tcpPollInterval = 10 * time.Millisecond
 )
@@ -412,7 +409,7 @@ func (g *TCPGenerator) Run(ctx context.Context) error {
 	}
 	r := &tcpRun{g: g, ctx: ctx}
 	workers := startWorkers(g.target.CPUs, liveFrameJob{program: g.objs.Send, frame: g.template.Frame, ns: g.ns,
-		batch: tcpBatch, budget: func(int) (uint64, error) { return maxRepeat, nil }})
+		budget: func(int) (uint64, error) { return maxRepeat, nil }})
 	err := supervise(ctx, workers, r.poll)
 	err = errors.Join(err, r.err, g.handBackAll())
 	if err == nil {
