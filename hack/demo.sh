@@ -32,10 +32,10 @@ cleanup() {
 	[ -n "$watcher" ] && kill "$watcher" 2>/dev/null
 	[ -n "$counter" ] && kill -INT "$counter" 2>/dev/null && wait "$counter" 2>/dev/null
 	echo
-	echo "== tearing down: the cluster (pods first), then the veth pair and the namespace"
-	"$cluster" down --dir "$CLUSTER_DIR" || rc=1
+	echo "== tearing down: the veth pair and the namespace, then the cluster (pods first)"
 	ip link del "$node_if" 2>/dev/null || true
 	ip netns del "$ns" 2>/dev/null || true
+	"$cluster" down --dir "$CLUSTER_DIR" || rc=1
 	rm -rf "$tmp"
 	exit "$rc"
 }

@@ -53,13 +53,14 @@ func TestRunCompletes(t *testing.T) {
 	e := requireCluster(t)
 	const (
 		name    = "e2e-complete"
-		packets = 100_000
+		packets = 200_000
+		rate    = 20_000
 		port    = 9
 		ports   = 16
 	)
 	far := newFarHost(t, 1, port, port+ports-1)
 	phases := e.recordPhases(t, name)
-	e.applyTrafficGenerator(t, name, udpSpec(far.farIP.String(), port, ports, 20_000, packets, ""))
+	e.applyTrafficGenerator(t, name, udpSpec(far.farIP.String(), port, ports, rate, packets, ""))
 
 	pod := e.waitAgentRunning(t, name, 60*time.Second)
 	e.checkAgentProcess(t, pod)
@@ -68,6 +69,11 @@ func TestRunCompletes(t *testing.T) {
 	if diff := cmp.Diff([]xdpgenv1alpha1.Phase{xdpgenv1alpha1.PhasePending, xdpgenv1alpha1.PhaseRunning,
 		xdpgenv1alpha1.PhaseCompleted}, phases.seenUntil(tg.Status.Phase)); diff != "" {
 		t.Errorf("phases (-want +got):\n%s", diff)
+	}
+
+	// The rate in the status is the current rate, not a running sum: within a third of the one asked for.
+	if pps := phases.highestPPS(); pps < rate*2/3 || pps > rate*4/3 {
+		t.Errorf("status.totals.packetsPerSecond reached %d while running at %d packets/s", pps, rate)
 	}
 
 	matched, other := far.counts(t)

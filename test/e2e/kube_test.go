@@ -75,6 +75,8 @@ func (e *clusterEnv) trafficGenerator(t *testing.T, name string) *xdpgenv1alpha1
 type phaseRecorder struct {
 	mu     sync.Mutex
 	phases []xdpgenv1alpha1.Phase
+	// maxPPS is the highest status.totals.packetsPerSecond seen.
+	maxPPS int64
 	stop   context.CancelFunc
 	done   chan struct{}
 }
@@ -91,6 +93,7 @@ func (e *clusterEnv) recordPhases(t *testing.T, name string) *phaseRecorder {
 				if p := tg.Status.Phase; p != "" && (len(r.phases) == 0 || r.phases[len(r.phases)-1] != p) {
 					r.phases = append(r.phases, p)
 				}
+				r.maxPPS = max(r.maxPPS, tg.Status.Totals.PacketsPerSecond)
 				r.mu.Unlock()
 			}
 			time.Sleep(100 * time.Millisecond)
@@ -98,6 +101,13 @@ func (e *clusterEnv) recordPhases(t *testing.T, name string) *phaseRecorder {
 	}()
 	t.Cleanup(r.halt)
 	return r
+}
+
+// highestPPS is the highest rate the status showed.
+func (r *phaseRecorder) highestPPS() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.maxPPS
 }
 
 func (r *phaseRecorder) halt() {
