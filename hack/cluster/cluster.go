@@ -31,6 +31,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -220,6 +221,9 @@ func Up(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		if err := Down(opts.Dir, opts.Log); err != nil {
 			return nil, fmt.Errorf("tear down the previous cluster: %w", err)
 		}
+	}
+	if err := portsFree(opts.APIServerPort, etcdClientPort, etcdPeerPort, kcmPort, schedulerPort, kubeletPort, kubeletHealthPort); err != nil {
+		return nil, err
 	}
 	if opts.InstallPackages {
 		if err := installPackages(opts.Log); err != nil {
@@ -427,6 +431,19 @@ func (c *Cluster) readyCheck(component string) func(context.Context) error {
 		return func(context.Context) error { return nil }
 	}
 	return func(context.Context) error { return nil }
+}
+
+// portsFree fails when another process (another local cluster, most likely) listens on one of the ports.
+func portsFree(ports ...int) error {
+	for _, p := range ports {
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err != nil {
+			return fmt.Errorf("port %d on 127.0.0.1 is taken (%v): is another local cluster running? `make cluster-down` stops "+
+				"the one of `make cluster-up`; an end-to-end test run stops its own", p, err)
+		}
+		l.Close()
+	}
+	return nil
 }
 
 func httpOK(ctx context.Context, client *http.Client, url string) error {

@@ -39,6 +39,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
@@ -93,6 +94,19 @@ func runMain(m *testing.M) int {
 		skipReason = reason + " (set XDPGEN_REQUIRE_PRIVILEGED=1 to make this a failure)"
 		return m.Run()
 	}
+	// One run at a time: two would share the cluster's ports and fixed paths. A killed run's lock goes with it,
+	// and its cluster is torn down by the next run's Up.
+	lock, err := os.OpenFile(clusterDir+".lock", os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: another end-to-end run holds %s: wait for it to finish\n", lock.Name())
+		return 1
+	}
+	defer os.Remove(lock.Name())
 	if _, err := os.Stat(filepath.Join(cluster.DefaultDir, "state.json")); err == nil {
 		fmt.Fprintf(os.Stderr, "e2e: a local cluster runs in %s and would hold every port: `make cluster-down` first\n", cluster.DefaultDir)
 		return 1
