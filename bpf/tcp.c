@@ -63,8 +63,7 @@ struct {
 #define TCP_BURST 16
 /* The clock granularity RFC 6298 adds to 4 * rttvar at least. */
 #define RTO_GRANULARITY (1 * NSEC_PER_MSEC)
-/* The least a retransmission in recovery waits for its ACK before it counts as lost (it waits two smoothed
- * round trips otherwise). */
+/* The least a retransmission in recovery waits for its ACK before it counts as lost. */
 #define RTX_LOST_MIN (1 * NSEC_PER_MSEC)
 /* Length of NOP, NOP, TS (RFC 7323 appendix A layout). */
 #define TS_OPTION_LEN 12
@@ -105,10 +104,13 @@ struct segment {
 	__u16 port;
 };
 
-/* How long a retransmission in recovery waits for its ACK before it counts as lost. */
+/* How long a retransmission in recovery waits for its ACK before it counts as lost: two round trips and the
+ * variation, the retransmission timeout without its 200 ms floor. */
 static __always_inline __u64 rtx_wait(struct tcp_flow *f)
 {
-	return 2 * f->srtt > RTX_LOST_MIN ? 2 * f->srtt : RTX_LOST_MIN;
+	__u64 wait = 2 * f->srtt + 4 * f->rttvar;
+
+	return wait > RTX_LOST_MIN ? wait : RTX_LOST_MIN;
 }
 
 /* Flight size in segments. */
@@ -508,6 +510,10 @@ static __always_inline __u64 rto_from_rtt(struct tcp_flow *f)
 static __always_inline void new_ack(struct tcp_flow *f, __u64 acked, __u64 now)
 {
 	__u32 segs = (__u32)(acked / tcp_config.mss);
+	/* The window grows only while it is what limits the flow (RFC 7661; Linux's test): with at least half of
+	 * it in flight. A window the peer's window or the application kept from filling proves nothing, and
+	 * would let the next loss find a window far larger than anything the path carried. */
+	int cwnd_limited = 2 * (f->snd_nxt - f->snd_una) >= (__u64)f->cwnd * tcp_config.mss;
 
 	f->snd_una += acked;
 	if (f->snd_nxt < f->snd_una)
@@ -536,7 +542,7 @@ static __always_inline void new_ack(struct tcp_flow *f, __u64 acked, __u64 now)
 			f->rtx_pending = 1;
 		}
 		f->dupacks = 0;
-	} else {
+	} else if (cwnd_limited) {
 		f->dupacks = 0;
 		if (f->cwnd < f->ssthresh) {
 			f->cwnd = min_u32(f->cwnd + segs, f->ssthresh);
@@ -549,6 +555,8 @@ static __always_inline void new_ack(struct tcp_flow *f, __u64 acked, __u64 now)
 		}
 		if (f->cwnd > tcp_config.max_cwnd)
 			f->cwnd = tcp_config.max_cwnd;
+	} else {
+		f->dupacks = 0;
 	}
 	f->rto_at = f->snd_una >= f->snd_max ? 0 : now + f->rto;
 }

@@ -411,8 +411,8 @@ func TestTCPRecoversFromLoss(t *testing.T) {
 	}
 }
 
-// TestTCPStopsOnTime runs for a duration, and cancels an unlimited run: both stop promptly, and the streams
-// the server read are exactly what was acknowledged, closed with a FIN.
+// TestTCPStopsOnTime runs for a duration, and cancels an unlimited run: both stop within the time plus the
+// drain bound, and the streams the server read are exactly what was acknowledged, closed with a FIN.
 func TestTCPStopsOnTime(t *testing.T) {
 	r := newTCPRig(t, netnstest.Options{}, 0)
 	_, dst := r.addrs(false)
@@ -441,18 +441,20 @@ func TestTCPStopsOnTime(t *testing.T) {
 			} else if tc.cancel == 0 && err != nil {
 				t.Fatalf("Run: %v", err)
 			}
-			if took < 300*time.Millisecond || took > 600*time.Millisecond {
-				t.Fatalf("a 300ms run took %s", took)
-			}
 			s, err := g.Stats()
 			if err != nil {
 				t.Fatal(err)
+			}
+			// The end waits for what is in flight (at most tcpDrainTimeout), and the workers' calls take an RCU
+			// grace period to end, which a receiver's softirq backlog on two cores can stretch.
+			if limit := 300*time.Millisecond + tcpDrainTimeout + 500*time.Millisecond; took < 300*time.Millisecond || took > limit {
+				t.Fatalf("a 300ms run took %s, want at most %s: %+v", took, limit, s.Total)
 			}
 			if s.Total.BytesAcked == 0 {
 				t.Fatal("nothing was acknowledged")
 			}
 			checkStreams(t, g, sink, s)
-			t.Logf("%.0f Mbit/s of goodput over %s", float64(s.Total.BytesAcked)*8/took.Seconds()/1e6, took)
+			t.Logf("%.0f Mbit/s of goodput over %s; %+v", float64(s.Total.BytesAcked)*8/took.Seconds()/1e6, took, s.Total)
 		})
 	}
 }
