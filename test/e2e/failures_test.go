@@ -123,6 +123,11 @@ func TestAgentPodDeletedMidRun(t *testing.T) {
 		t.Errorf("the NodeReport says %d restarts after the agent pod was deleted mid-run", nr.Status.Restarts)
 	}
 	e.kubectlShows(t, name, []string{"Completed", strconv.Itoa(packets)}, []string{"Completed"})
+	// What happened must be visible where the user looks, not only in the NodeReport: the run was restarted.
+	if out, _ := e.run("-n", namespace, "describe", "tg", name); !strings.Contains(strings.ToLower(out), "restart") {
+		t.Errorf("kubectl describe tg %s does not say that the node's agent restarted mid-run (the NodeReport has restarts %d)",
+			name, nr.Status.Restarts)
+	}
 	e.waitAgentsGone(t, name, 60*time.Second)
 	if x := xdpAttached(t); len(x) > 0 {
 		t.Errorf("XDP programs left attached on the node: %v", x)
