@@ -571,10 +571,10 @@ func (g *TCPGenerator) stalled(i int, f bpf.TCPFlow) error {
 }
 
 // handBackAll gives every connection back to the kernel, which closes it (see handBack), in the generator's
-// network namespace.
+// network namespace. A connection the peer reset is closed without a word; one never sent on just closes.
 func (g *TCPGenerator) handBackAll() error {
 	if g.objs == nil {
-		return g.abandonAll()
+		return g.closeAllUntouched()
 	}
 	return inNamespace(g.ns, func() error {
 		var errs []error
@@ -582,32 +582,36 @@ func (g *TCPGenerator) handBackAll() error {
 			if c.done.Load() {
 				continue
 			}
+			passing := func() error {
+				return g.setControl(i, bpf.TCPFlowCtl{End: g.flowEnd(i), Stop: 1, HandedBack: 1})
+			}
 			var f bpf.TCPFlow
 			if err := g.objs.Flows.LookupWithFlags(uint32(i), &f, ebpf.LookupLock); err != nil {
-				errs = append(errs, fmt.Errorf("read flow %d: %w", i, err))
-				errs = append(errs, c.abandon())
+				errs = append(errs, fmt.Errorf("read flow %d: %w", i, err), c.abandon())
 				continue
 			}
-			if f.State == bpf.TCPFlowReset {
+			switch {
+			case f.State == bpf.TCPFlowReset:
 				errs = append(errs, c.abandon())
-				continue
+			case f.SndMax == 0 && f.RcvNxt == c.rcvNxt:
+				errs = append(errs, passing(), c.closeUntouched())
+			default:
+				final := tcpFinal{
+					sndNxt: f.Iss + uint32(f.SndMax), rcvNxt: f.RcvNxt, acked: f.SndUna >= f.SndMax,
+					peerWindow: f.PeerWnd, tsval: tcpClockMs() + f.TsOffset + 1,
+				}
+				errs = append(errs, c.handBack(g.target.Ifindex, final, passing))
 			}
-			final := tcpFinal{
-				sndNxt: f.Iss + uint32(f.SndMax), rcvNxt: f.RcvNxt, acked: f.SndUna >= f.SndMax,
-				peerWindow: f.PeerWnd, tsval: tcpClockMs() + f.TsOffset + 1,
-			}
-			errs = append(errs, c.handBack(g.target.Ifindex, final, func() error {
-				return g.setControl(i, bpf.TCPFlowCtl{End: g.flowEnd(i), Stop: 1, HandedBack: 1})
-			}))
 		}
 		return errors.Join(errs...)
 	})
 }
 
-func (g *TCPGenerator) abandonAll() error {
+// closeAllUntouched closes connections made before the programs were loaded.
+func (g *TCPGenerator) closeAllUntouched() error {
 	var errs []error
 	for _, c := range g.conns {
-		errs = append(errs, c.abandon())
+		errs = append(errs, c.closeUntouched())
 	}
 	return errors.Join(errs...)
 }
@@ -619,7 +623,7 @@ func (g *TCPGenerator) Close() error {
 	if g.ns.IsOpen() {
 		errs = append(errs, g.handBackAll())
 	} else {
-		errs = append(errs, g.abandonAll())
+		errs = append(errs, g.closeAllUntouched())
 	}
 	if g.ackLink != nil {
 		errs = append(errs, g.ackLink.Close())

@@ -459,6 +459,28 @@ func TestTCPStopsOnTime(t *testing.T) {
 	}
 }
 
+// TestTCPClosesUnusedConnections: a generator closed without running closes its connections with a FIN too.
+func TestTCPClosesUnusedConnections(t *testing.T) {
+	r := newTCPRig(t, netnstest.Options{}, 0)
+	sink := r.listen(t, r.Remote.IPv4)
+	g, err := r.tryTCPGenerator(TCPConfig{DstAddr: r.Remote.IPv4, DstPort: tcpTestPort, Flows: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink.start(g.SegmentSize())
+	if err := g.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	for _, port := range g.LocalPorts() {
+		if n, err := sink.stream(t, port, 5*time.Second); n != 0 || err != nil {
+			t.Fatalf("the connection from port %d: %d bytes, %v; want an empty stream ended by a FIN", port, n, err)
+		}
+	}
+	if r.Local.XDPAttached(t) {
+		t.Fatal("an XDP program was left attached")
+	}
+}
+
 // TestTCPBadPeers: a port nothing listens on, a server that never answers the handshake, one that resets the
 // connection mid-run, one that stops acknowledging, and one whose application stops reading. Each gives a
 // clear error, promptly, and leaves no XDP program behind.

@@ -349,7 +349,29 @@ func (c *tcpConn) repairOptions() []unix.TCPRepairOpt {
 	return opts
 }
 
-// abandon closes the taken-over socket without a word: for a connection the peer reset, or one that never ran.
+// closeUntouched closes a connection the programs never sent on: its socket is still right about everything,
+// so it only leaves repair mode and closes with its own FIN.
+func (c *tcpConn) closeUntouched() error {
+	if c.done.Swap(true) {
+		return nil
+	}
+	raw, err := c.conn.SyscallConn()
+	if err != nil {
+		return errors.Join(err, c.conn.Close())
+	}
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_REPAIR, unix.TCP_REPAIR_OFF_NO_WP)
+	}); err != nil {
+		serr = err
+	}
+	if serr != nil {
+		return errors.Join(fmt.Errorf("leave TCP_REPAIR: %w", serr), c.conn.Close())
+	}
+	return c.conn.Close()
+}
+
+// abandon closes the taken-over socket without a word: for a connection the peer reset.
 func (c *tcpConn) abandon() error {
 	if c.done.Swap(true) {
 		return nil
