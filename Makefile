@@ -126,8 +126,8 @@ crd-ref: ## Regenerate the README's CRD reference from the CRDs (which `make man
 verify-crd-ref: ## Fail when the README's CRD reference differs from what crd-ref generates.
 	$(GO) run ./hack/crdref -readme README.md -check config/crd/bases/xdpgen.io_trafficgenerators.yaml config/crd/bases/xdpgen.io_nodereports.yaml
 
-# The chart's tests (test/chart) drive helm; CI runs them with every skip turned into a failure.
-test: helm
+# The chart's tests (test/chart) and the end-to-end install test (test/e2e/install_test.go) drive helm.
+test e2e: helm
 
 ##@ Test
 

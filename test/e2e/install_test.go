@@ -1,0 +1,291 @@
+/*
+Copyright 2026 The xdpgen Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	authnv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	sigsyaml "sigs.k8s.io/yaml"
+
+	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
+)
+
+// helmVersion is the Makefile's HELM_VERSION: helm comes from bin/helm/<version> (make helm).
+const helmVersion = "v4.3.1"
+
+// TestInstallUninstall installs xdpgen the two ways a user does, on the real cluster, and removes it again:
+//
+//   - kubectl delete -k of the kustomize installation TestMain made leaves nothing of it behind, CRDs included;
+//   - helm install of charts/xdpgen (with hack/helm/local-cluster-values.yaml, the chart's counterpart of
+//     config/local) brings up a manager whose agent runs a TrafficGenerator to completion, counted at the far end;
+//     the agent's real token carries its node, and the admission policy refuses it another node's NodeReport;
+//     helm uninstall leaves only the CRDs (the namespace and everything in it are gone);
+//   - kubectl apply -k installs it again, and a run completes again (the state the other tests expect).
+func TestInstallUninstall(t *testing.T) {
+	e := requireCluster(t)
+	helm := filepath.Join(e.root, "bin", "helm", helmVersion, "helm")
+	if _, err := os.Stat(helm); err != nil {
+		t.Fatalf("no helm at %s: make helm builds it (make e2e does)", helm)
+	}
+	kustomization := filepath.Join(e.root, "config", "local")
+	chart := filepath.Join(e.root, "charts", "xdpgen")
+	localValues := filepath.Join(e.root, "hack", "helm", "local-cluster-values.yaml")
+	runHelm := func(args ...string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		home := t.TempDir()
+		cmd := exec.CommandContext(ctx, helm, append(args, "--kubeconfig", e.cluster.Kubeconfig())...)
+		cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+home, "HELM_CONFIG_HOME="+home, "HELM_DATA_HOME="+home)
+		out, err := cmd.CombinedOutput()
+		t.Logf("$ helm %s\n%s", strings.Join(args, " "), out)
+		if err != nil {
+			t.Fatalf("helm %s: %v", strings.Join(args, " "), err)
+		}
+		return string(out)
+	}
+	kubectl := func(args ...string) string {
+		t.Helper()
+		out, err := e.run(args...)
+		t.Logf("$ kubectl %s\n%s", strings.Join(args, " "), out)
+		if err != nil {
+			t.Fatalf("kubectl %s: %v", strings.Join(args, " "), err)
+		}
+		return out
+	}
+	// Whatever happens, leave the kustomize installation the other tests run on.
+	t.Cleanup(func() {
+		if _, err := e.run("get", "deployment", "-n", namespace, "xdpgen-controller-manager"); err == nil {
+			return
+		}
+		_, _ = exec.Command(helm, "uninstall", "xdpgen", "--wait", "--timeout=2m", "--kubeconfig", e.cluster.Kubeconfig()).CombinedOutput()
+		e.waitGone(t, []*unstructured.Unstructured{namespaceObject()}, 2*time.Minute)
+		_, _ = e.run("apply", "--server-side", "-k", kustomization)
+		_, _ = e.run("-n", namespace, "rollout", "status", "deployment/xdpgen-controller-manager", "--timeout=120s")
+	})
+
+	// kubectl delete -k: everything goes, the CRDs too.
+	kustomized := decodeObjects(t, kubectl("kustomize", kustomization))
+	kubectl("delete", "-k", kustomization, "--wait=true", "--timeout=120s")
+	e.waitGone(t, kustomized, 2*time.Minute)
+
+	// helm install, with the local cluster's values.
+	out := runHelm("install", "xdpgen", chart, "-f", localValues, "--wait", "--timeout=2m")
+	if !strings.Contains(out, "STATUS: deployed") || !strings.Contains(out, "kubectl -n "+namespace+" get tg -w") {
+		t.Errorf("helm install: want the release deployed and the NOTES")
+	}
+	charted := decodeObjects(t, runHelm("template", "xdpgen", chart, "-f", localValues, "--include-crds"))
+	e.waitPresent(t, charted)
+	var ns corev1.Namespace
+	if err := e.client.Get(context.Background(), client.ObjectKey{Name: namespace}, &ns); err != nil {
+		t.Fatal(err)
+	}
+	if l := ns.Labels["pod-security.kubernetes.io/enforce"]; l != "privileged" {
+		t.Errorf("namespace %s pod-security enforce = %q, want privileged", namespace, l)
+	}
+
+	e.runToCompletion(t, "e2e-helm", 20, true)
+
+	// helm uninstall: only the CRDs are left.
+	runHelm("uninstall", "xdpgen", "--wait", "--timeout=2m")
+	var crds, rest []*unstructured.Unstructured
+	for _, o := range charted {
+		if o.GetKind() == "CustomResourceDefinition" {
+			crds = append(crds, o)
+		} else {
+			rest = append(rest, o)
+		}
+	}
+	e.waitGone(t, rest, 2*time.Minute)
+	e.waitPresent(t, crds)
+	var records corev1.SecretList
+	if err := e.client.List(context.Background(), &records, client.MatchingLabels{"owner": "helm"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range records.Items {
+		t.Errorf("helm uninstall left its release record %s/%s", r.Namespace, r.Name)
+	}
+
+	// kubectl apply -k again: the installation the other tests use, and a run on it.
+	kubectl("apply", "--server-side", "-k", kustomization)
+	kubectl("-n", namespace, "rollout", "status", "deployment/xdpgen-controller-manager", "--timeout=120s")
+	e.waitPresent(t, kustomized)
+	e.runToCompletion(t, "e2e-kustomize", 21, false)
+}
+
+// runToCompletion runs a bounded UDP run to far host index and checks that it completes with the far end's count
+// in the status. With checkPolicy, while the agent runs, it also checks the agent's own token: it names the node,
+// and the admission policy refuses it a NodeReport of another node.
+func (e *clusterEnv) runToCompletion(t *testing.T, name string, index int, checkPolicy bool) {
+	t.Helper()
+	const packets = 100_000
+	far := newFarHost(t, index, 9, 12)
+	e.applyTrafficGenerator(t, name, udpSpec(far.farIP.String(), 9, 4, 20_000, packets, ""))
+	pod := e.waitAgentRunning(t, name, 60*time.Second)
+	if checkPolicy {
+		e.checkAgentOwnReportOnly(t, pod)
+	}
+	tg := e.waitPhase(t, name, xdpgenv1alpha1.PhaseCompleted, 90*time.Second)
+	matched, _ := far.counts(t)
+	if tg.Status.Totals.Packets != packets || int64(matched.Packets) != packets {
+		t.Errorf("%s: status totals %d packets, far end %d, spec %d: all three must be equal", name,
+			tg.Status.Totals.Packets, matched.Packets, packets)
+	}
+	e.waitAgentsGone(t, name, 60*time.Second)
+}
+
+// checkAgentOwnReportOnly takes the token the kubelet projected into the running agent's container and checks
+// what the API server makes of it (the agents' service account, and this node in the extra
+// authentication.kubernetes.io/node-name), and that with it the admission policy refuses a NodeReport of another
+// node, which the agents' RBAC alone would allow.
+func (e *clusterEnv) checkAgentOwnReportOnly(t *testing.T, pod *corev1.Pod) {
+	t.Helper()
+	ctx := context.Background()
+	_, id, _ := strings.Cut(pod.Status.ContainerStatuses[0].ContainerID, "://")
+	token, err := os.ReadFile(fmt.Sprintf("/proc/%d/root/var/run/secrets/kubernetes.io/serviceaccount/token", containerPID(t, id)))
+	if err != nil {
+		t.Fatalf("the agent's token: %v", err)
+	}
+	review, err := e.clients.AuthenticationV1().TokenReviews().Create(ctx,
+		&authnv1.TokenReview{Spec: authnv1.TokenReviewSpec{Token: string(token)}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("review the agent's token: %v", err)
+	}
+	node := e.cluster.NodeName()
+	if got := review.Status.User.Extra["authentication.kubernetes.io/node-name"]; len(got) != 1 || got[0] != node {
+		t.Errorf("the agent's token names node %v, want %s: the admission policy depends on it", got, node)
+	}
+
+	cfg, err := e.cluster.RESTConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	asAgent := rest.AnonymousClientConfig(cfg) // the server and its CA, none of the admin's credentials
+	asAgent.BearerToken = string(token)
+	agent, err := client.New(asAgent, client.Options{Scheme: e.client.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	generator := pod.Labels[xdpgenv1alpha1.LabelGenerator]
+	other := &xdpgenv1alpha1.NodeReport{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: xdpgenv1alpha1.NodeReportName(generator, "another-node")},
+		Spec:       xdpgenv1alpha1.NodeReportSpec{Generator: generator, NodeName: "another-node"},
+	}
+	err = agent.Create(ctx, other, client.DryRunAll)
+	want := "the agent on node " + node + " may write only its own node's NodeReport, not one with spec.nodeName another-node"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("the agent creating another node's NodeReport: %v, want it refused with %q", err, want)
+	}
+	mine := other.DeepCopy()
+	mine.Name, mine.Spec.NodeName = xdpgenv1alpha1.NodeReportName(generator, node)+"-probe", node
+	if err := agent.Create(ctx, mine, client.DryRunAll); err != nil {
+		t.Errorf("the agent creating (dry run) a NodeReport of its own node: %v", err)
+	}
+}
+
+// waitPresent waits until every object exists.
+func (e *clusterEnv) waitPresent(t *testing.T, objs []*unstructured.Unstructured) {
+	t.Helper()
+	for _, o := range objs {
+		waitFor(t, time.Minute, describeObject(o)+" present", func() (bool, string) {
+			err := e.client.Get(context.Background(), client.ObjectKeyFromObject(o), emptyLike(o))
+			return err == nil, fmt.Sprint(err)
+		})
+	}
+}
+
+// waitGone waits until none of the objects exists (a namespace goes once the namespace controller emptied it).
+func (e *clusterEnv) waitGone(t *testing.T, objs []*unstructured.Unstructured, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for _, o := range objs {
+		waitFor(t, time.Until(deadline), describeObject(o)+" gone", func() (bool, string) {
+			err := e.client.Get(context.Background(), client.ObjectKeyFromObject(o), emptyLike(o))
+			if apierrors.IsNotFound(err) {
+				return true, ""
+			}
+			return false, fmt.Sprintf("still there (%v)", err)
+		})
+	}
+}
+
+func emptyLike(o *unstructured.Unstructured) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(o.GroupVersionKind())
+	return u
+}
+
+func describeObject(o *unstructured.Unstructured) string {
+	if o.GetNamespace() == "" {
+		return o.GetKind() + " " + o.GetName()
+	}
+	return o.GetKind() + " " + o.GetNamespace() + "/" + o.GetName()
+}
+
+func namespaceObject() *unstructured.Unstructured {
+	u := &unstructured.Unstructured{}
+	u.SetAPIVersion("v1")
+	u.SetKind("Namespace")
+	u.SetName(namespace)
+	return u
+}
+
+// decodeObjects decodes the objects of a multi-document YAML stream (helm template, kubectl kustomize).
+func decodeObjects(t *testing.T, s string) []*unstructured.Unstructured {
+	t.Helper()
+	var objs []*unstructured.Unstructured
+	r := yaml.NewYAMLReader(bufio.NewReader(strings.NewReader(s)))
+	for {
+		doc, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return objs
+		}
+		if err != nil {
+			t.Fatalf("read YAML: %v", err)
+		}
+		js, err := sigsyaml.YAMLToJSON(doc)
+		if err != nil {
+			t.Fatalf("YAML: %v", err)
+		}
+		if s := strings.TrimSpace(string(js)); s == "null" || s == "{}" {
+			continue
+		}
+		u := &unstructured.Unstructured{}
+		if err := u.UnmarshalJSON(js); err != nil {
+			t.Fatalf("object: %v\n%s", err, doc)
+		}
+		objs = append(objs, u)
+	}
+}
