@@ -85,7 +85,7 @@ func TestKubectlApply(t *testing.T) {
 	if err != nil {
 		t.Fatalf("kubectl apply -f config/samples/: %v", err)
 	}
-	for _, name := range []string{"udp-sample", "udp6-continuous-sample", "tcp-vlan-sample"} {
+	for _, name := range []string{"udp-sample", "udp6-continuous-sample", "tcp-sample"} {
 		if want := "trafficgenerator.xdpgen.io/" + name + " created"; !strings.Contains(out, want) {
 			t.Errorf("kubectl apply output lacks %q", want)
 		}

@@ -126,8 +126,15 @@ func TestInvalidSpecsRejected(t *testing.T) {
 			"spec.frameSize in body should be greater than or equal to 60"},
 		{"frame above jumbo", `{frameSize: 9217}`,
 			"spec.frameSize in body should be less than or equal to 9216"},
-		{"IPv6 TCP in a VLAN does not fit 64 bytes", `{destination: {address: "fd00::2"}, protocol: tcp, vlan: 10, frameSize: 64}`,
-			"frameSize must hold Ethernet (14) + VLAN tag (4, when vlan is set) + IP header (20 for IPv4, 40 for IPv6) + TCP (20) bytes: set frameSize to at least 78"},
+		{"IPv6 TCP does not fit 64 bytes", `{destination: {address: "fd00::2"}, protocol: tcp, frameSize: 64}`,
+			"frameSize must hold Ethernet (14) + VLAN tag (4, when vlan is set) + IP header (20 for IPv4, 40 for IPv6) + TCP with timestamps (32) + the stream offset (8) bytes: set frameSize to at least 94"},
+		{"TCP with a rate", `{protocol: tcp, rate: {packetsPerSecond: 1000}}`,
+			"rate applies to udp: a tcp run sends as fast as its congestion window allows; remove rate"},
+		{"TCP in a VLAN", `{protocol: tcp, vlan: 10}`, "vlan applies to udp only: tcp mode sends untagged frames; remove vlan"},
+		{"TCP to a port range", `{protocol: tcp, destination: {portCount: 2}}`,
+			"a tcp run connects to one destination.port: remove destination.portCount (use tcp.flows for more connections)"},
+		{"TCP options on a UDP run", `{tcp: {flows: 2}}`, "tcp options need protocol: tcp"},
+		{"no TCP flows", `{protocol: tcp, tcp: {flows: 0}}`, "spec.tcp.flows in body should be greater than or equal to 1"},
 		{"IPv6 UDP does not fit 60 bytes", `{destination: {address: "fd00::2"}, frameSize: 60}`,
 			"set frameSize to at least 62"},
 		{"VLAN 4095", `{vlan: 4095}`, "spec.vlan in body should be less than or equal to 4094"},
@@ -193,8 +200,9 @@ func TestValidSpecsAccepted(t *testing.T) {
 	ctx := context.Background()
 	for i, patch := range []string{
 		``,
-		`{destination: {address: "fd00::2"}, protocol: tcp, frameSize: 74}`,
-		`{destination: {address: "fd00::2"}, protocol: tcp, vlan: 4094, frameSize: 78}`,
+		`{destination: {address: "fd00::2"}, protocol: tcp, frameSize: 94}`,
+		`{protocol: tcp, frameSize: 74, tcp: {flows: 256}}`,
+		`{protocol: tcp}`,
 		`{destination: {address: 192.0.2.1, port: 65535, portCount: 1}, source: {address: 192.0.2.10, port: 1, portCount: 65535}}`,
 		`{duration: 168h, packets: 5, rate: {bitsPerSecond: 1}}`,
 		`{duration: 1s, frameSize: 9216, threads: 256}`,
@@ -213,7 +221,7 @@ func TestValidSpecsAccepted(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := got.Spec
-	if s.Interface != "auto" || s.Protocol != xdpgenv1alpha1.ProtocolUDP || s.FrameSize != 64 || s.Threads != 1 ||
+	if s.Interface != "auto" || s.Protocol != xdpgenv1alpha1.ProtocolUDP || s.FrameSize != 0 || s.Threads != 1 ||
 		s.Destination.Port != 9 || s.Destination.PortCount != 1 || s.Source.Port != 9 || s.Source.PortCount != 1 ||
 		s.Start.Policy != xdpgenv1alpha1.StartWhenReady {
 		t.Errorf("defaults not applied as documented: %+v", s)

@@ -171,6 +171,16 @@ type Rate struct {
 	BitsPerSecond *int64 `json:"bitsPerSecond,omitempty"`
 }
 
+// TCPOptions tune a tcp run. Each node opens its own connections to destination.address, port destination.port
+// (a server must listen there), and sends a byte stream over each; packets counts data segments.
+type TCPOptions struct {
+	// Flows is the number of connections per node, spread over its threads. Left out: one per thread.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=256
+	Flows *int32 `json:"flows,omitempty"`
+}
+
 // Start says when each node starts sending.
 // +kubebuilder:validation:XValidation:rule="self.policy != 'At' || has(self.at)",message="start.policy At needs start.at, the time at which every node starts sending",fieldPath=".at"
 // +kubebuilder:validation:XValidation:rule="self.policy == 'At' || !has(self.at)",message="start.at is only used with start.policy At: set policy: At or remove at",fieldPath=".at"
@@ -187,7 +197,11 @@ type Start struct {
 
 // TrafficGeneratorSpec is what to send, from which nodes, and for how long.
 // +kubebuilder:validation:XValidation:rule="!has(self.source) || !has(self.source.address) || !isIP(self.source.address) || !isIP(self.destination.address) || ip(self.source.address).family() == ip(self.destination.address).family()",message="destination.address and source.address must both be IPv4 or both IPv6",fieldPath=".source.address"
-// +kubebuilder:validation:XValidation:rule="self.frameSize >= 14 + (has(self.vlan) ? 4 : 0) + ((isIP(self.destination.address) && ip(self.destination.address).family() == 6) ? 40 : 20) + (self.protocol == 'tcp' ? 20 : 8)",messageExpression="'frameSize must hold Ethernet (14) + VLAN tag (4, when vlan is set) + IP header (20 for IPv4, 40 for IPv6) + %s bytes: set frameSize to at least %d'.format([self.protocol == 'tcp' ? 'TCP (20)' : 'UDP (8)', 14 + (has(self.vlan) ? 4 : 0) + ((isIP(self.destination.address) && ip(self.destination.address).family() == 6) ? 40 : 20) + (self.protocol == 'tcp' ? 20 : 8)])",fieldPath=".frameSize"
+// +kubebuilder:validation:XValidation:rule="!has(self.frameSize) || self.frameSize >= (14 + (has(self.vlan) ? 4 : 0) + ((isIP(self.destination.address) && ip(self.destination.address).family() == 6) ? 40 : 20) + (self.protocol == 'tcp' ? 40 : 8))",messageExpression="'frameSize must hold Ethernet (14) + VLAN tag (4, when vlan is set) + IP header (20 for IPv4, 40 for IPv6) + %s bytes: set frameSize to at least %d'.format([self.protocol == 'tcp' ? 'TCP with timestamps (32) + the stream offset (8)' : 'UDP (8)', (14 + (has(self.vlan) ? 4 : 0) + ((isIP(self.destination.address) && ip(self.destination.address).family() == 6) ? 40 : 20) + (self.protocol == 'tcp' ? 40 : 8))])",fieldPath=".frameSize"
+// +kubebuilder:validation:XValidation:rule="self.protocol != 'tcp' || !has(self.rate)",message="rate applies to udp: a tcp run sends as fast as its congestion window allows; remove rate",fieldPath=".rate"
+// +kubebuilder:validation:XValidation:rule="self.protocol != 'tcp' || !has(self.vlan)",message="vlan applies to udp only: tcp mode sends untagged frames; remove vlan",fieldPath=".vlan"
+// +kubebuilder:validation:XValidation:rule="self.protocol != 'tcp' || self.destination.portCount == 1",message="a tcp run connects to one destination.port: remove destination.portCount (use tcp.flows for more connections)",fieldPath=".destination.portCount"
+// +kubebuilder:validation:XValidation:rule="self.protocol == 'tcp' || !has(self.tcp)",message="tcp options need protocol: tcp",fieldPath=".tcp"
 // +kubebuilder:validation:XValidation:rule="has(self.duration) || has(self.packets) || (has(self.continuous) && self.continuous)",message="set duration or packets to bound the run, or set continuous: true to send until the TrafficGenerator is deleted"
 // +kubebuilder:validation:XValidation:rule="!(has(self.continuous) && self.continuous) || !(has(self.duration) || has(self.packets))",message="continuous: true sends until the TrafficGenerator is deleted: remove duration and packets, or set continuous: false",fieldPath=".continuous"
 type TrafficGeneratorSpec struct {
@@ -223,10 +237,10 @@ type TrafficGeneratorSpec struct {
 	// +kubebuilder:default={port: 9, portCount: 1}
 	Source Source `json:"source,omitempty"`
 
-	// FrameSize is the size of each Ethernet frame in bytes, without the FCS. The agent checks it against the
+	// FrameSize is the size of each Ethernet frame in bytes, without the FCS; for tcp, of a full segment. Left
+	// out: 64 for udp, and as large as the connection's MSS allows for tcp. The agent checks it against the
 	// interface MTU when it starts.
 	// +optional
-	// +kubebuilder:default=64
 	// +kubebuilder:validation:Minimum=60
 	// +kubebuilder:validation:Maximum=9216
 	FrameSize int32 `json:"frameSize,omitempty"`
@@ -256,10 +270,14 @@ type TrafficGeneratorSpec struct {
 	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$') || (duration(self) >= duration('1s') && duration(self) <= duration('168h'))",message="duration must be between 1s and 168h (7 days)"
 	Duration *metav1.Duration `json:"duration,omitempty"`
 
-	// Packets bounds the run in frames sent by each node.
+	// Packets bounds the run in frames sent by each node (for tcp: data segments, acknowledged by the server).
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	Packets *int64 `json:"packets,omitempty"`
+
+	// TCP tunes protocol tcp.
+	// +optional
+	TCP *TCPOptions `json:"tcp,omitempty"`
 
 	// Continuous runs until the TrafficGenerator is deleted. A run needs duration, packets, or continuous: true.
 	// +optional
