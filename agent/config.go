@@ -5,6 +5,7 @@ package agent
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/xdpgen/xdpgen/agent/dataplane"
@@ -71,9 +72,9 @@ type progress struct {
 	running time.Duration
 }
 
-// engineConfig is what this node runs for a TrafficGenerator: its spec, less what an earlier incarnation of
+// udpConfig is what this node runs for a udp TrafficGenerator: its spec, less what an earlier incarnation of
 // the agent already sent (a restarted agent finishes the run, it does not start over).
-func engineConfig(spec *xdpgenv1alpha1.TrafficGeneratorSpec, done progress) (dataplane.Config, error) {
+func udpConfig(spec *xdpgenv1alpha1.TrafficGeneratorSpec, done progress) (dataplane.Config, error) {
 	cfg := dataplane.Config{
 		DstPort:      uint16(spec.Destination.Port),
 		DstPortCount: uint16(spec.Destination.PortCount),
@@ -81,19 +82,11 @@ func engineConfig(spec *xdpgenv1alpha1.TrafficGeneratorSpec, done progress) (dat
 		SrcPortCount: uint16(spec.Source.PortCount),
 		FrameSize:    int(spec.FrameSize),
 		Threads:      int(spec.Threads),
-	}
-	if spec.Interface != xdpgenv1alpha1.InterfaceAuto {
-		cfg.Interface = spec.Interface
-	}
-	if spec.Protocol != "" && spec.Protocol != xdpgenv1alpha1.ProtocolUDP {
-		return cfg, fmt.Errorf("spec.protocol %s: this agent sends udp only so far", spec.Protocol)
+		Interface:    specInterface(spec),
 	}
 	var err error
-	if cfg.DstAddr, err = dataplane.ParseAddr(dataplane.FieldDstAddr, spec.Destination.Address); err != nil {
-		return cfg, userError(err)
-	}
-	if cfg.SrcAddr, err = dataplane.ParseAddr(dataplane.FieldSrcAddr, spec.Source.Address); err != nil {
-		return cfg, userError(err)
+	if cfg.DstAddr, cfg.SrcAddr, err = specAddrs(spec); err != nil {
+		return cfg, err
 	}
 	if cfg.DstMAC, err = dataplane.ParseMAC(dataplane.FieldDstMAC, spec.Destination.MAC); err != nil {
 		return cfg, userError(err)
@@ -112,19 +105,65 @@ func engineConfig(spec *xdpgenv1alpha1.TrafficGeneratorSpec, done progress) (dat
 			cfg.RateBPS = uint64(*r.BitsPerSecond)
 		}
 	}
+	if cfg.Packets, cfg.Duration, err = remaining(spec, done); err != nil {
+		return cfg, err
+	}
+	return cfg, userError(cfg.Validate())
+}
+
+// tcpConfig is udpConfig for a tcp TrafficGenerator: packets count data segments.
+func tcpConfig(spec *xdpgenv1alpha1.TrafficGeneratorSpec, done progress) (dataplane.TCPConfig, error) {
+	cfg := dataplane.TCPConfig{
+		Interface: specInterface(spec),
+		DstPort:   uint16(spec.Destination.Port),
+		FrameSize: int(spec.FrameSize),
+		Threads:   int(spec.Threads),
+	}
+	if spec.TCP != nil && spec.TCP.Flows != nil {
+		cfg.Flows = int(*spec.TCP.Flows)
+	}
+	var err error
+	if cfg.DstAddr, cfg.SrcAddr, err = specAddrs(spec); err != nil {
+		return cfg, err
+	}
+	if cfg.Segments, cfg.Duration, err = remaining(spec, done); err != nil {
+		return cfg, err
+	}
+	return cfg, userError(cfg.Validate())
+}
+
+func specInterface(spec *xdpgenv1alpha1.TrafficGeneratorSpec) string {
+	if spec.Interface == xdpgenv1alpha1.InterfaceAuto {
+		return ""
+	}
+	return spec.Interface
+}
+
+func specAddrs(spec *xdpgenv1alpha1.TrafficGeneratorSpec) (dst, src netip.Addr, err error) {
+	if dst, err = dataplane.ParseAddr(dataplane.FieldDstAddr, spec.Destination.Address); err != nil {
+		return dst, src, userError(err)
+	}
+	if src, err = dataplane.ParseAddr(dataplane.FieldSrcAddr, spec.Source.Address); err != nil {
+		return dst, src, userError(err)
+	}
+	return dst, src, nil
+}
+
+// remaining is the packet count and duration left of the run after what an earlier incarnation did.
+func remaining(spec *xdpgenv1alpha1.TrafficGeneratorSpec, done progress) (packets uint64, d time.Duration, err error) {
 	if spec.Packets != nil {
-		cfg.Packets = uint64(*spec.Packets) - min(done.packets, uint64(*spec.Packets))
-		if cfg.Packets == 0 {
-			return cfg, errNothingLeft
+		packets = uint64(*spec.Packets) - min(done.packets, uint64(*spec.Packets))
+		if packets == 0 {
+			return 0, 0, errNothingLeft
 		}
 	}
 	if spec.Duration != nil {
-		cfg.Duration = spec.Duration.Duration - done.running
-		if cfg.Duration <= 0 {
-			return cfg, errNothingLeft
+		d = spec.Duration.Duration - done.running
+		if d <= 0 {
+			return 0, 0, errNothingLeft
 		}
 	}
-	return cfg, userError(cfg.Validate())
+	return packets, d, nil
 }
 
 // errNothingLeft: an earlier incarnation of the agent already did the whole run.

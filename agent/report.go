@@ -111,7 +111,7 @@ func (w *reportWriter) writeFinal(ctx context.Context, st xdpgenv1alpha1.NodeRep
 
 // stopped reports a run that was stopped from outside. Only a shutting-down agent writes: after a spec change
 // the next run writes, after a deletion there is no report left to write.
-func (w *reportWriter) stopped(ctx context.Context, st xdpgenv1alpha1.NodeReportStatus, base counters, gen *dataplane.Generator, podName string) {
+func (w *reportWriter) stopped(ctx context.Context, st xdpgenv1alpha1.NodeReportStatus, base counters, gen engine, podName string) {
 	if !errors.Is(context.Cause(ctx), errShutdown) {
 		return
 	}

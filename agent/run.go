@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -11,7 +12,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/xdpgen/xdpgen/agent/dataplane"
 	"github.com/xdpgen/xdpgen/agent/dataplane/netnsthread"
 	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
 )
@@ -54,21 +54,17 @@ func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator
 		logger.Info("run failed", "reason", err.Error())
 	}
 
-	cfg, err := engineConfig(&tg.Spec, done)
+	var gen engine
+	err = a.inEngineNetNS(func() (err error) {
+		gen, err = newEngine(ctx, &tg.Spec, done)
+		return err
+	})
 	if errors.Is(err, errNothingLeft) {
 		st.Phase, st.Message, st.CompletionTime = xdpgenv1alpha1.PhaseCompleted, "sent everything before the agent restarted", now()
 		w.writeFinal(ctx, st)
 		return
 	}
 	if err != nil {
-		fail(err)
-		return
-	}
-	var gen *dataplane.Generator
-	if err := a.inEngineNetNS(func() (err error) {
-		gen, err = dataplane.NewGenerator(cfg)
-		return err
-	}); err != nil {
 		fail(userError(err))
 		return
 	}
@@ -120,7 +116,7 @@ func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator
 			}
 			st.Phase, st.CompletionTime = xdpgenv1alpha1.PhaseCompleted, now()
 			st.PacketsPerSecond, st.BitsPerSecond = 0, 0
-			st.Message = fmt.Sprintf("sent %d packets (%d bytes) on %s", st.Packets, st.Bytes, name)
+			st.Message = joinNonEmpty(fmt.Sprintf("sent %d packets (%d bytes) on %s", st.Packets, st.Bytes, name), gen.Progress())
 			w.writeFinal(ctx, st)
 			logger.Info("run completed", "packets", st.Packets)
 			return
@@ -130,9 +126,7 @@ func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator
 				continue
 			}
 			st = statusWith(st, base, cur, prev)
-			if note := cur.EgressDrops(); note != "" {
-				st.Message = sending + "; " + note
-			}
+			st.Message = joinNonEmpty(sending, gen.Progress(), cur.EgressDrops())
 			prev = cur
 			w.write(ctx, st)
 		}
@@ -188,6 +182,17 @@ func nodeReportFor(tg *xdpgenv1alpha1.TrafficGenerator, node string) *xdpgenv1al
 		},
 		Spec: xdpgenv1alpha1.NodeReportSpec{Generator: tg.Name, NodeName: node},
 	}
+}
+
+// joinNonEmpty joins the parts of a message that say something.
+func joinNonEmpty(parts ...string) string {
+	var out []string
+	for _, p := range parts {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, "; ")
 }
 
 func sleepUntil(ctx context.Context, t time.Time) bool {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
-	"runtime"
 	"strings"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/xdpgen/xdpgen/agent/dataplane/netnsthread"
 	"github.com/xdpgen/xdpgen/bpf"
 )
 
@@ -576,7 +576,7 @@ func (g *TCPGenerator) handBackAll() error {
 	if g.objs == nil {
 		return g.closeAllUntouched()
 	}
-	return inNamespace(g.ns, func() error {
+	return netnsthread.Do(g.ns, func() error {
 		var errs []error
 		for i, c := range g.conns {
 			if c.done.Load() {
@@ -646,20 +646,6 @@ func (g *TCPGenerator) Close() error {
 		g.ns = netns.None()
 	}
 	return errors.Join(errs...)
-}
-
-// inNamespace runs fn on a thread in ns and waits for it; the thread is thrown away afterwards.
-func inNamespace(ns netns.NsHandle, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
-		if err := netns.Set(ns); err != nil {
-			errc <- fmt.Errorf("enter network namespace: %w", err)
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
 }
 
 // egressCounters reads an interface's transmit counters in the namespace links works in.

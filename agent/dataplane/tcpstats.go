@@ -75,6 +75,11 @@ func (s TCPStats) Sent() Counter {
 	return s.Actions[ActionRedirect].add(s.Actions[ActionTX])
 }
 
+// Frames is the snapshot as frame counters, as a UDP run reports them.
+func (s TCPStats) Frames() Stats {
+	return Stats{At: s.At, Actions: s.Actions, Egress: s.Egress}
+}
+
 // TCPDelta is what happened between two snapshots.
 type TCPDelta struct {
 	Period  time.Duration
