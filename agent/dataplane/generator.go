@@ -15,6 +15,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/xdpgen/xdpgen/agent/dataplane/netnsthread"
 	"github.com/xdpgen/xdpgen/bpf"
 )
 
@@ -306,8 +307,8 @@ func (w *liveFrameWorker) run(job liveFrameJob) {
 		w.err = fmt.Errorf("pin worker to cpu %d: %w", w.cpu, err)
 		return
 	}
-	if err := netns.Set(job.ns); err != nil {
-		w.err = fmt.Errorf("enter network namespace: %w", err)
+	if err := netnsthread.Enter(job.ns); err != nil {
+		w.err = err
 		return
 	}
 	w.tid.Store(int32(unix.Gettid()))

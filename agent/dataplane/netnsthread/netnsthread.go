@@ -1,5 +1,5 @@
-// Package netnsthread runs a function in another network namespace. Network namespaces belong to threads, and
-// the engine works in the namespace of the thread that creates its objects: this is how a caller picks one.
+// Package netnsthread runs code in a given network namespace. Network namespaces belong to threads, and the
+// engine works in the namespace of the thread that creates its objects: this is how a caller picks one.
 package netnsthread
 
 import (
@@ -15,11 +15,28 @@ func Do(ns netns.NsHandle, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
-		if err := netns.Set(ns); err != nil {
-			errc <- fmt.Errorf("enter network namespace: %w", err)
+		if err := Enter(ns); err != nil {
+			errc <- err
 			return
 		}
 		errc <- fn()
 	}()
 	return <-errc
+}
+
+// Enter moves the calling thread, which must be locked to its goroutine, into ns. A thread already there stays
+// put: setns(2) needs CAP_SYS_ADMIN, which an agent running in its host's namespace neither has nor needs.
+func Enter(ns netns.NsHandle) error {
+	cur, err := netns.Get()
+	if err != nil {
+		return fmt.Errorf("current network namespace: %w", err)
+	}
+	defer cur.Close()
+	if cur.Equal(ns) {
+		return nil
+	}
+	if err := netns.Set(ns); err != nil {
+		return fmt.Errorf("enter network namespace: %w", err)
+	}
+	return nil
 }
