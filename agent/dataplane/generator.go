@@ -78,7 +78,7 @@ func NewGenerator(cfg Config) (*Generator, error) {
 		g.Close()
 		return nil, fmt.Errorf("current network namespace: %w", err)
 	}
-	if g.links, err = vnl.NewHandleAt(g.ns); err != nil {
+	if g.links, err = vnl.NewHandle(); err != nil { // sockets of the calling thread's namespace, which g.ns is
 		g.Close()
 		return nil, fmt.Errorf("netlink: %w", err)
 	}

@@ -179,7 +179,7 @@ func NewTCPGenerator(ctx context.Context, cfg TCPConfig) (*TCPGenerator, error) 
 	if g.ns, err = netns.Get(); err != nil {
 		return nil, fmt.Errorf("current network namespace: %w", err)
 	}
-	if g.links, err = vnl.NewHandleAt(g.ns); err != nil {
+	if g.links, err = vnl.NewHandle(); err != nil { // sockets of the calling thread's namespace, which g.ns is
 		g.Close()
 		return nil, fmt.Errorf("netlink: %w", err)
 	}
