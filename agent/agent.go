@@ -27,8 +27,8 @@ type Options struct {
 	PodName string
 	// ReportInterval is how often the agent writes its NodeReport while sending.
 	ReportInterval time.Duration
-	// NetNS, when open, is the network namespace the engine sends from; otherwise the agent's own (the host's,
-	// since agents run on the host network). Tests use it to run several agents on one machine.
+	// NetNS is the network namespace the engine sends from; zero (or netns.None()) is the agent's own (the
+	// host's, since agents run on the host network). Tests use it to run several agents on one machine.
 	NetNS netns.NsHandle
 }
 

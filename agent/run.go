@@ -135,7 +135,7 @@ func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator
 
 // inEngineNetNS runs fn where the engine sends from.
 func (a *Agent) inEngineNetNS(fn func() error) error {
-	if a.opts.NetNS.IsOpen() {
+	if a.opts.NetNS > 0 { // 0 (the zero Options) and -1 (netns.None) both mean the agent's own namespace
 		return netnsthread.Do(a.opts.NetNS, fn)
 	}
 	return fn()
