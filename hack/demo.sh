@@ -106,7 +106,6 @@ echo
 echo "== sent (TrafficGenerator status) beside received (counted in $ns)"
 printf '  status.totals.packets  %12s   (%s bytes)\n' "${status_packets:-0}" "${status_bytes:-0}"
 printf '  counted on %-10s  %12s\n' "$far_if" "${far:-?}"
-tail -n 1 "$tmp/count" | sed 's/^/  /'
 if [[ $phase != Completed ]]; then
 	echo "demo: the run ended in phase '${phase:-none}':" >&2
 	"${kubectl[@]}" describe tg "$tg" >&2
