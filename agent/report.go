@@ -34,6 +34,7 @@ func countersOf(st xdpgenv1alpha1.NodeReportStatus) counters {
 func statusWith(st xdpgenv1alpha1.NodeReportStatus, base counters, cur, prev dataplane.Stats) xdpgenv1alpha1.NodeReportStatus {
 	st.Actions = nil
 	st.Packets, st.Bytes = 0, 0
+	st.PacketsPerSecond, st.BitsPerSecond = 0, 0
 	for i, a := range dataplane.Actions {
 		total := dataplane.Counter{Packets: base[i].Packets + cur.Actions[a].Packets, Bytes: base[i].Bytes + cur.Actions[a].Bytes}
 		if total.Packets == 0 {

@@ -116,7 +116,8 @@ func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator
 			}
 			st.Phase, st.CompletionTime = xdpgenv1alpha1.PhaseCompleted, now()
 			st.PacketsPerSecond, st.BitsPerSecond = 0, 0
-			st.Message = joinNonEmpty(fmt.Sprintf("sent %d packets (%d bytes) on %s", st.Packets, st.Bytes, name), gen.Progress())
+			st.Message = joinNonEmpty(fmt.Sprintf("sent %d packets (%d bytes) on %s", st.Packets, st.Bytes, name), gen.Progress(),
+				restartNote(st.Restarts))
 			w.writeFinal(ctx, st)
 			logger.Info("run completed", "packets", st.Packets)
 			return
@@ -182,6 +183,14 @@ func nodeReportFor(tg *xdpgenv1alpha1.TrafficGenerator, node string) *xdpgenv1al
 		},
 		Spec: xdpgenv1alpha1.NodeReportSpec{Generator: tg.Name, NodeName: node},
 	}
+}
+
+// restartNote says that the run survived agent restarts, if it did.
+func restartNote(restarts int32) string {
+	if restarts == 0 {
+		return ""
+	}
+	return fmt.Sprintf("the agent restarted %d time(s) during the run and resumed each time", restarts)
 }
 
 // joinNonEmpty joins the parts of a message that say something.

@@ -16,7 +16,7 @@ import (
 func TestRunToCompletion(t *testing.T) {
 	f := newFixture(t)
 	tg := f.generator("complete", func(s *xdpgenv1alpha1.TrafficGeneratorSpec) {
-		s.Packets = ptr.To[int64](20000)
+		s.Packets = ptr.To[int64](40000)
 		s.Rate = &xdpgenv1alpha1.Rate{PacketsPerSecond: ptr.To[int64](20000)}
 		s.Destination.PortCount = 10
 	})
@@ -28,11 +28,17 @@ func TestRunToCompletion(t *testing.T) {
 	if owner := running.OwnerReferences; len(owner) != 1 || owner[0].UID != tg.UID {
 		t.Fatalf("report owners %+v, want the TrafficGenerator", owner)
 	}
+	sending := f.report(tg, "node-a", 10*time.Second, "sending for a while", func(r *xdpgenv1alpha1.NodeReport) bool {
+		return r.Status.Phase == xdpgenv1alpha1.PhaseRunning && r.Status.Packets > 10000
+	})
+	if pps := sending.Status.PacketsPerSecond; pps < 15000 || pps > 25000 {
+		t.Fatalf("the report's rate is %d pps while sending at 20000", pps)
+	}
 	done := f.report(tg, "node-a", 10*time.Second, "Completed", phase(xdpgenv1alpha1.PhaseCompleted))
-	if done.Status.Packets != 20000 || done.Status.Bytes != 20000*64 || done.Status.CompletionTime == nil {
+	if done.Status.Packets != 40000 || done.Status.Bytes != 40000*64 || done.Status.CompletionTime == nil {
 		t.Fatalf("completed report %+v", done.Status)
 	}
-	if got := f.received(); got != 20000 {
+	if got := f.received(); got != 40000 {
 		t.Fatalf("the far end counted %d, the report says %d", got, done.Status.Packets)
 	}
 	f.requireNoXDP()
@@ -82,7 +88,7 @@ func TestRestartFinishesTheRun(t *testing.T) {
 
 	f.startAgent(tg, "node-a", nil)
 	done := f.report(tg, "node-a", 10*time.Second, "Completed", phase(xdpgenv1alpha1.PhaseCompleted))
-	if done.Status.Packets != total || done.Status.Restarts != 1 {
+	if done.Status.Packets != total || done.Status.Restarts != 1 || !strings.Contains(done.Status.Message, "restarted 1 time(s)") {
 		t.Fatalf("completed report %+v, want %d packets and 1 restart", done.Status, total)
 	}
 	if got := f.received(); got != total {

@@ -70,6 +70,7 @@ func statusFor(tg *xdpgenv1alpha1.TrafficGenerator, ds *appsv1.DaemonSet, report
 			Bytes:            r.Status.Bytes,
 			PacketsPerSecond: r.Status.PacketsPerSecond,
 			BitsPerSecond:    r.Status.BitsPerSecond,
+			Restarts:         r.Status.Restarts,
 		}
 		if n.Phase == "" {
 			n.Phase = xdpgenv1alpha1.PhasePending

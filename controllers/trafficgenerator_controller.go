@@ -402,19 +402,28 @@ func (r *TrafficGeneratorReconciler) recordTransitions(tg *xdpgenv1alpha1.Traffi
 				"generation %d completed on %d nodes: %d packets, %d bytes", tg.Generation, cur.NodesTotal, cur.Totals.Packets, cur.Totals.Bytes)
 		}
 	}
-	failedBefore := map[string]bool{}
+	before := map[string]xdpgenv1alpha1.NodeSummary{}
 	if sameRun {
 		for _, n := range old.Nodes {
-			failedBefore[n.Node] = n.Phase == xdpgenv1alpha1.PhaseFailed
+			before[n.Node] = n
 		}
 	}
 	emitted := 0
 	for _, n := range cur.Nodes {
-		if n.Phase != xdpgenv1alpha1.PhaseFailed || failedBefore[n.Node] || emitted == maxNodeEventsPerWrite {
-			continue
+		if emitted == maxNodeEventsPerWrite {
+			break
 		}
-		emitted++
-		r.Recorder.Eventf(tg, nil, corev1.EventTypeWarning, xdpgenv1alpha1.ReasonNodeFailed, "Run",
-			"node %s failed: %s", n.Node, orDefault(n.LastError, "no message"))
+		was := before[n.Node]
+		if n.Phase == xdpgenv1alpha1.PhaseFailed && was.Phase != xdpgenv1alpha1.PhaseFailed {
+			emitted++
+			r.Recorder.Eventf(tg, nil, corev1.EventTypeWarning, xdpgenv1alpha1.ReasonNodeFailed, "Run",
+				"node %s failed: %s", n.Node, orDefault(n.LastError, "no message"))
+		}
+		if n.Restarts > was.Restarts {
+			emitted++
+			r.Recorder.Eventf(tg, nil, corev1.EventTypeWarning, xdpgenv1alpha1.ReasonAgentRestarted, "Run",
+				"the agent on node %s restarted mid-run (%d restarts); it resumed after %d packets without counting any twice",
+				n.Node, n.Restarts, n.Packets)
+		}
 	}
 }

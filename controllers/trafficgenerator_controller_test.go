@@ -238,6 +238,16 @@ func TestControllerLifecycle(t *testing.T) {
 		g.Expect(condition(cur, xdpgenv1alpha1.ConditionProgressing).Reason).To(Equal(xdpgenv1alpha1.ReasonRunning))
 	}).WithTimeout(eventually).WithPolling(poll).Should(Succeed())
 
+	t.Log("node-a's agent restarted mid-run: its summary says so, and so does an event")
+	restarted := nodeStatus(gen, xdpgenv1alpha1.PhaseRunning, 1500, 100, "")
+	restarted.Restarts = 1
+	_, err := putReport(ctx, k8sClient, cur, "node-a", restarted)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Eventually(func(g Gomega) {
+		cur := get(g)
+		g.Expect(cur.Status.Nodes).To(ContainElement(And(HaveField("Node", "node-a"), HaveField("Restarts", int32(1)))))
+	}).WithTimeout(eventually).WithPolling(poll).Should(Succeed())
+
 	t.Log("every node completed: Completed, the DaemonSet is deleted, the status stays")
 	for node, packets := range map[string]int64{"node-a": 5000, "node-b": 6000, "node-c": 7000} {
 		_, err := putReport(ctx, k8sClient, cur, node, nodeStatus(gen, xdpgenv1alpha1.PhaseCompleted, packets, 0, ""))
@@ -274,7 +284,7 @@ func TestControllerLifecycle(t *testing.T) {
 	}).WithTimeout(eventually).WithPolling(poll).Should(Succeed())
 	g.Expect(setDaemonSetStatus(ctx, dsKey, 2, 2)).To(Succeed())
 	cur = get(g)
-	_, err := putReport(ctx, k8sClient, cur, "node-a", nodeStatus(cur.Generation, xdpgenv1alpha1.PhaseCompleted, 1000000, 0, ""))
+	_, err = putReport(ctx, k8sClient, cur, "node-a", nodeStatus(cur.Generation, xdpgenv1alpha1.PhaseCompleted, 1000000, 0, ""))
 	g.Expect(err).NotTo(HaveOccurred())
 	_, err = putReport(ctx, k8sClient, cur, "node-b", nodeStatus(cur.Generation, xdpgenv1alpha1.PhaseFailed, 10, 0, "interface eth9 not found"))
 	g.Expect(err).NotTo(HaveOccurred())
@@ -302,7 +312,7 @@ func TestControllerLifecycle(t *testing.T) {
 		for _, r := range []string{
 			xdpgenv1alpha1.ReasonDaemonSetCreated, xdpgenv1alpha1.ReasonDaemonSetUpdated, xdpgenv1alpha1.ReasonRunStarted,
 			xdpgenv1alpha1.ReasonRunCompleted, xdpgenv1alpha1.ReasonDaemonSetDeleted, xdpgenv1alpha1.ReasonRunFailed,
-			xdpgenv1alpha1.ReasonNodeFailed,
+			xdpgenv1alpha1.ReasonNodeFailed, xdpgenv1alpha1.ReasonAgentRestarted,
 		} {
 			g.Expect(reasons).To(HaveKey(r))
 		}

@@ -83,6 +83,7 @@ const (
 	ReasonRunCompleted       = "RunCompleted"
 	ReasonRunFailed          = "RunFailed"
 	ReasonNodeFailed         = "NodeFailed"
+	ReasonAgentRestarted     = "AgentRestarted"
 	ReasonAsExpected         = "AsExpected"
 	ReasonDaemonSetCreated   = "DaemonSetCreated"
 	ReasonDaemonSetUpdated   = "DaemonSetUpdated"
@@ -304,6 +305,10 @@ type NodeSummary struct {
 	// LastError is the node's message when it failed.
 	// +optional
 	LastError string `json:"lastError,omitempty"`
+	// Restarts counts the node's agent restarts during this run (pod deleted, crash, node reboot): each resumed
+	// the run where the last report left it.
+	// +optional
+	Restarts int32 `json:"restarts,omitempty"`
 }
 
 // Totals sums the nodes of the current generation. Rates sum the nodes that are running.
