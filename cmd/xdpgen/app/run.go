@@ -23,7 +23,25 @@ func runUDP(ctx context.Context, w io.Writer, cfg dataplane.Config, interval tim
 	p := newPrinter(w, format)
 	name, index := g.Interface()
 	p.start(name, index, g.Flow())
+	return runAndReport(ctx, g, interval, func(kind string, from, to dataplane.Stats) {
+		if kind == "summary" {
+			p.summary(to.Since(from), to)
+		} else {
+			p.period(to.Since(from), to)
+		}
+	})
+}
 
+// generator is a UDP or TCP generator as the commands drive it; S is its snapshot.
+type generator[S any] interface {
+	Run(context.Context) error
+	Stats() (S, error)
+	Close() error
+}
+
+// runAndReport runs g until it stops by itself or ctx ends (Ctrl-C, a normal end), handing report each
+// interval's pair of snapshots as a "period" and, at the end, the first and the last as the "summary".
+func runAndReport[S any](ctx context.Context, g generator[S], interval time.Duration, report func(kind string, from, to S)) error {
 	first, err := g.Stats()
 	if err != nil {
 		return err
@@ -41,17 +59,17 @@ func runUDP(ctx context.Context, w io.Writer, cfg dataplane.Config, interval tim
 			if err != nil {
 				return err
 			}
+			report("summary", first, last)
 			if runErr != nil && !errors.Is(runErr, context.Canceled) {
 				return runErr
 			}
-			p.summary(last.Since(first), last)
 			return g.Close()
 		case <-tick.C:
 			cur, err := g.Stats()
 			if err != nil {
 				return err
 			}
-			p.period(cur.Since(prev), cur)
+			report("period", prev, cur)
 			prev = cur
 		}
 	}

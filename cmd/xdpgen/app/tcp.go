@@ -129,38 +129,9 @@ func runTCP(ctx context.Context, w io.Writer, cfg dataplane.TCPConfig, interval 
 	p := &tcpPrinter{printer: newPrinter(w, format)}
 	name, index := g.Interface()
 	p.start(name, index, g.Flow())
-
-	first, err := g.Stats()
-	if err != nil {
-		return err
-	}
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx) }()
-
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	prev := first
-	for {
-		select {
-		case runErr := <-done:
-			last, err := g.Stats()
-			if err != nil {
-				return err
-			}
-			p.report("summary", last.Since(first), last)
-			if runErr != nil && !errors.Is(runErr, context.Canceled) {
-				return runErr
-			}
-			return g.Close()
-		case <-tick.C:
-			cur, err := g.Stats()
-			if err != nil {
-				return err
-			}
-			p.report("period", cur.Since(prev), cur)
-			prev = cur
-		}
-	}
+	return runAndReport(ctx, g, interval, func(kind string, from, to dataplane.TCPStats) {
+		p.report(kind, to.Since(from), to)
+	})
 }
 
 type tcpPrinter struct {
