@@ -22,10 +22,19 @@ const finalWriteTimeout = 5 * time.Second
 // execute is one run of one generation on this node, from the first report to the last.
 func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator) {
 	logger := log.FromContext(ctx).WithValues("generation", tg.Generation)
-	rep, err := a.ensureReport(ctx, tg)
-	if err != nil {
-		logger.Error(err, "cannot create or read this node's NodeReport; the run waits for the next reconcile")
-		return
+	var rep *xdpgenv1alpha1.NodeReport
+	for backoff := time.Second; ; backoff = min(2*backoff, 30*time.Second) {
+		var err error
+		if rep, err = a.ensureReport(ctx, tg); err == nil {
+			break
+		}
+		// Nothing is sent before the node can report it: wait for the API server.
+		logger.Info("cannot create or read this node's NodeReport; retrying", "error", err.Error(), "in", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
 	}
 	w := &reportWriter{client: a.client, report: rep, metrics: a.metrics}
 	st := rep.Status
@@ -55,7 +64,7 @@ func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator
 	}
 
 	var gen engine
-	err = a.inEngineNetNS(func() (err error) {
+	err := a.inEngineNetNS(func() (err error) {
 		gen, err = newEngine(ctx, &tg.Spec, done)
 		return err
 	})
