@@ -11,7 +11,6 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/rlimit"
-	vnl "github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
@@ -28,14 +27,8 @@ type Generator struct {
 	objs     *bpf.Generator
 	// program is what the workers run: the UDP generator, or the no-touch ceiling in benchmarks.
 	program *ebpf.Program
-	egress  *egress
-	// ns is the network namespace NewGenerator was called in: live frames redirect to an ifindex of the
-	// calling thread's namespace, so every worker enters it.
-	ns netns.NsHandle
-	// links reads the egress interface's counters in ns, from any thread.
-	links *vnl.Handle
-	// egressAtStart is the interface's counters when the generator was made.
-	egressAtStart InterfaceCounters
+	// host is the namespace, netlink sockets and egress interface state the generator holds.
+	host *sendingHost
 }
 
 // NewGenerator validates cfg against this host, builds the frame, loads the programs and readies the egress
@@ -74,19 +67,11 @@ func NewGenerator(cfg Config) (*Generator, error) {
 		return nil, privilegeHint(err)
 	}
 	g := &Generator{cfg: cfg, target: tgt, template: tmpl, objs: objs, program: objs.UDP}
-	if g.ns, err = netns.Get(); err != nil {
-		g.Close()
-		return nil, fmt.Errorf("current network namespace: %w", err)
-	}
-	if g.links, err = vnl.NewHandle(); err != nil { // sockets of the calling thread's namespace, which g.ns is
-		g.Close()
-		return nil, fmt.Errorf("netlink: %w", err)
-	}
-	if g.egressAtStart, err = g.egressCounters(); err != nil {
+	if g.host, err = openSendingHost(tgt); err != nil {
 		g.Close()
 		return nil, err
 	}
-	if g.egress, err = prepareEgress(tgt.Link, objs.Pass); err != nil {
+	if err := g.host.prepareEgress(objs.Pass); err != nil {
 		g.Close()
 		return nil, err
 	}
@@ -119,21 +104,11 @@ func (g *Generator) Flow() string {
 // Close detaches what the generator attached and releases its programs. Safe to call more than once.
 func (g *Generator) Close() error {
 	var errs []error
-	if g.egress != nil {
-		errs = append(errs, g.egress.close())
-		g.egress = nil
-	}
 	if g.objs != nil {
 		errs = append(errs, g.objs.Close())
 		g.objs = nil
 	}
-	if g.links != nil {
-		g.links.Close()
-		g.links = nil
-	}
-	if g.ns.IsOpen() {
-		errs = append(errs, g.ns.Close())
-	}
+	errs = append(errs, g.host.close())
 	return errors.Join(errs...)
 }
 
@@ -143,21 +118,17 @@ func (g *Generator) Stats() (Stats, error) {
 	if err != nil {
 		return Stats{}, err
 	}
-	egress, err := g.egressCounters()
+	egress, err := g.host.egressSinceStart()
 	if err != nil {
 		return Stats{}, err
 	}
-	s := Stats{At: time.Now(), Egress: egress.sub(g.egressAtStart)}
+	s := Stats{At: time.Now(), Egress: egress}
 	for _, st := range states {
 		for a, c := range st.Actions {
 			s.Actions[a] = s.Actions[a].add(Counter{Packets: c.Packets, Bytes: c.Bytes})
 		}
 	}
 	return s, nil
-}
-
-func (g *Generator) egressCounters() (InterfaceCounters, error) {
-	return egressCounters(g.links, g.target)
 }
 
 func (g *Generator) workerStates() ([]bpf.WorkerState, error) {
@@ -174,7 +145,7 @@ func (g *Generator) Run(ctx context.Context) error {
 	if err := g.initWorkers(); err != nil {
 		return err
 	}
-	workers := startWorkers(g.target.CPUs, liveFrameJob{program: g.program, frame: g.template.Frame, ns: g.ns, budget: g.budget})
+	workers := startWorkers(g.target.CPUs, liveFrameJob{program: g.program, frame: g.template.Frame, ns: g.host.ns, budget: g.budget})
 	// Each worker's duration counts from its first frame: the kernel takes tens of milliseconds to start a
 	// run, and the rate over the duration must hold for every worker.
 	err := supervise(ctx, workers, func() (func(*liveFrameWorker) bool, error) {

@@ -12,8 +12,6 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
-	vnl "github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/xdpgen/xdpgen/agent/dataplane/netnsthread"
@@ -141,13 +139,10 @@ type TCPGenerator struct {
 	template tcpTemplate
 	objs     *bpf.TCP
 	ackLink  link.Link
-	egress   *egress
-	// ns is the network namespace NewTCPGenerator was called in: workers enter it, and the connections are
-	// handed back to the kernel in it.
-	ns            netns.NsHandle
-	links         *vnl.Handle
-	egressAtStart InterfaceCounters
-	ran           bool
+	// host is the namespace (workers enter it, the connections are handed back to the kernel in it), netlink
+	// sockets and egress interface state the generator holds.
+	host *sendingHost
+	ran  bool
 }
 
 // NewTCPGenerator connects cfg.Flows times to the server, takes the connections over, loads the programs and
@@ -175,13 +170,9 @@ func NewTCPGenerator(ctx context.Context, cfg TCPConfig) (*TCPGenerator, error) 
 	}
 	_ = rlimit.RemoveMemlock()
 
-	g := &TCPGenerator{cfg: cfg, target: tgt, ns: netns.None()}
-	if g.ns, err = netns.Get(); err != nil {
-		return nil, fmt.Errorf("current network namespace: %w", err)
-	}
-	if g.links, err = vnl.NewHandle(); err != nil { // sockets of the calling thread's namespace, which g.ns is
-		g.Close()
-		return nil, fmt.Errorf("netlink: %w", err)
+	g := &TCPGenerator{cfg: cfg, target: tgt}
+	if g.host, err = openSendingHost(tgt); err != nil {
+		return nil, err
 	}
 	if err := g.connect(ctx); err != nil {
 		g.Close()
@@ -287,15 +278,7 @@ func (g *TCPGenerator) load() error {
 	}
 	// With the ACK program attached, a driver that transmits redirected frames only while an XDP program
 	// runs is ready; look at the interface again.
-	l, err := g.links.LinkByIndex(g.target.Ifindex)
-	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
-	}
-	if g.egress, err = prepareEgress(l, nil); err != nil {
-		return err
-	}
-	g.egressAtStart, err = egressCounters(g.links, g.target)
-	return err
+	return g.host.prepareEgress(nil)
 }
 
 // initialFlow is the flow's state at takeover: nothing sent, the handshake's window and RTT.
@@ -363,11 +346,11 @@ func (g *TCPGenerator) Stats() (TCPStats, error) {
 	if err := g.objs.Workers.Lookup(uint32(0), &workers); err != nil {
 		return TCPStats{}, fmt.Errorf("read worker counters: %w", err)
 	}
-	egress, err := egressCounters(g.links, g.target)
+	egress, err := g.host.egressSinceStart()
 	if err != nil {
 		return TCPStats{}, err
 	}
-	s := TCPStats{At: time.Now(), Egress: egress.sub(g.egressAtStart)}
+	s := TCPStats{At: time.Now(), Egress: egress}
 	for i, f := range flows {
 		fs := flowStats(f, uint64(g.mss))
 		if g.conns[i].done.Load() && fs.State == "running" {
@@ -408,7 +391,7 @@ func (g *TCPGenerator) Run(ctx context.Context) error {
 		return err
 	}
 	r := &tcpRun{g: g, ctx: ctx}
-	workers := startWorkers(g.target.CPUs, liveFrameJob{program: g.objs.Send, frame: g.template.Frame, ns: g.ns,
+	workers := startWorkers(g.target.CPUs, liveFrameJob{program: g.objs.Send, frame: g.template.Frame, ns: g.host.ns,
 		budget: func(int) (uint64, error) { return maxRepeat, nil }})
 	err := supervise(ctx, workers, r.poll)
 	err = errors.Join(err, r.err, g.handBackAll())
@@ -576,7 +559,7 @@ func (g *TCPGenerator) handBackAll() error {
 	if g.objs == nil {
 		return g.closeAllUntouched()
 	}
-	return netnsthread.Do(g.ns, func() error {
+	return netnsthread.Do(g.host.ns, func() error {
 		var errs []error
 		for i, c := range g.conns {
 			if c.done.Load() {
@@ -620,7 +603,7 @@ func (g *TCPGenerator) closeAllUntouched() error {
 // releases everything. Safe to call more than once.
 func (g *TCPGenerator) Close() error {
 	var errs []error
-	if g.ns.IsOpen() {
+	if g.host != nil && g.host.ns.IsOpen() {
 		errs = append(errs, g.handBackAll())
 	} else {
 		errs = append(errs, g.closeAllUntouched())
@@ -629,34 +612,10 @@ func (g *TCPGenerator) Close() error {
 		errs = append(errs, g.ackLink.Close())
 		g.ackLink = nil
 	}
-	if g.egress != nil {
-		errs = append(errs, g.egress.close())
-		g.egress = nil
-	}
 	if g.objs != nil {
 		errs = append(errs, g.objs.Close())
 		g.objs = nil
 	}
-	if g.links != nil {
-		g.links.Close()
-		g.links = nil
-	}
-	if g.ns.IsOpen() {
-		errs = append(errs, g.ns.Close())
-		g.ns = netns.None()
-	}
+	errs = append(errs, g.host.close())
 	return errors.Join(errs...)
-}
-
-// egressCounters reads an interface's transmit counters in the namespace links works in.
-func egressCounters(links *vnl.Handle, t target) (InterfaceCounters, error) {
-	l, err := links.LinkByIndex(t.Ifindex)
-	if err != nil {
-		return InterfaceCounters{}, fmt.Errorf("read %s counters: %w", t.Link.Attrs().Name, err)
-	}
-	st := l.Attrs().Statistics
-	if st == nil {
-		return InterfaceCounters{}, nil
-	}
-	return InterfaceCounters{TxPackets: st.TxPackets, TxBytes: st.TxBytes, TxDropped: st.TxDropped}, nil
 }
