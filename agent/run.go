@@ -100,15 +100,15 @@ func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator
 	w.write(ctx, st)
 	logger.Info("sending", "interface", name, "flow", gen.Flow())
 
-	runErr := make(chan error, 1)
-	go func() { runErr <- gen.Run(ctx) }()
-	tick := time.NewTicker(a.opts.ReportInterval)
-	defer tick.Stop()
 	prev, err := gen.Stats()
 	if err != nil {
 		fail(err)
 		return
 	}
+	runErr := make(chan error, 1)
+	go func() { runErr <- gen.Run(ctx) }()
+	tick := time.NewTicker(a.opts.ReportInterval)
+	defer tick.Stop()
 	for {
 		select {
 		case err := <-runErr:
@@ -136,7 +136,7 @@ func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator
 				continue
 			}
 			st = statusWith(st, base, cur, prev)
-			st.Message = joinNonEmpty(sending, gen.Progress(), cur.EgressDrops())
+			st.Message = joinNonEmpty(sending, gen.Progress(), cur.EgressDrops(), restartNote(st.Restarts))
 			prev = cur
 			w.write(ctx, st)
 		}
