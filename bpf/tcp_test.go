@@ -57,27 +57,6 @@ func tsOption(val, ecr uint32) []layers.TCPOption {
 	}
 }
 
-// tcpChecksumOK checks a TCP segment (header and payload) against its pseudo-header.
-func tcpChecksumOK(src, dst netip.Addr, seg []byte) bool {
-	var b []byte
-	b = append(b, src.AsSlice()...)
-	b = append(b, dst.AsSlice()...)
-	b = append(b, 0, 6)
-	b = binary.BigEndian.AppendUint16(b, uint16(len(seg)))
-	b = append(b, seg...)
-	var sum uint32
-	for i := 0; i+1 < len(b); i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(b[i:]))
-	}
-	if len(b)%2 == 1 {
-		sum += uint32(b[len(b)-1]) << 8
-	}
-	for sum > 0xffff {
-		sum = sum&0xffff + sum>>16
-	}
-	return sum == 0xffff
-}
-
 // tcpRig is the TCP programs loaded for one flow (index 0) sent by the worker on the test's CPU.
 type tcpRig struct {
 	*bpf.TCP
@@ -206,7 +185,7 @@ func TestTCPSendStampsSegments(t *testing.T) {
 					t.Fatalf("segment %d: verdict %d, want XDP_REDIRECT", i, ret)
 				}
 				seg := out[r.tcpOff:]
-				if !tcpChecksumOK(tc.src, tc.dst, seg) {
+				if !netnstest.TCPChecksumOK(tc.src, tc.dst, seg) {
 					t.Fatalf("segment %d: bad TCP checksum", i)
 				}
 				pkt := gopacket.NewPacket(out, layers.LayerTypeEthernet, gopacket.Default)
