@@ -144,7 +144,7 @@ test: k8s-bins ## Run every test: unit, BPF in the real kernel, netns traffic, a
 
 ##@ Local cluster
 
-# A single-node Kubernetes on this host (hack/cluster, root): the binaries of k8s-bins, Debian's containerd, runc,
+# A single-node Kubernetes on this host (test/cluster, root): the binaries of k8s-bins, Debian's containerd, runc,
 # iptables and CNI plugins (installed when missing), and our images imported into containerd (nothing is pulled).
 # Its run folder holds everything it writes; what it changes outside (sysctls, iptables chains, cgroups, the CNI
 # bridge, a few fixed folders) is recorded first and restored by cluster-down, which is safe to run any time.
@@ -162,11 +162,11 @@ image: ## Build the image with /manager and /agent (static, BPF objects embedded
 
 .PHONY: pause-image
 pause-image: ## Build the local cluster's pod sandbox image (registry.k8s.io/pause:3.6) into bin/pause-image.tar.
-	$(GO) run ./hack/image -o $(PAUSE_TAR) -tag registry.k8s.io/pause:3.6 pause=./hack/cluster/pause
+	$(GO) run ./hack/image -o $(PAUSE_TAR) -tag registry.k8s.io/pause:3.6 pause=./test/cluster/pause
 
 .PHONY: xdpgen-cluster
 xdpgen-cluster: ## Build the local cluster's harness (up, down, stop/start a component, fingerprint) into bin/.
-	CGO_ENABLED=0 $(GO) build -o $(XDPGEN_CLUSTER) ./hack/cluster/cmd/xdpgen-cluster
+	CGO_ENABLED=0 $(GO) build -o $(XDPGEN_CLUSTER) ./test/cluster/cmd/xdpgen-cluster
 
 .PHONY: cluster-up
 cluster-up: k8s-bins image pause-image xdpgen-cluster ## Start the local cluster with our images (root; ~15 s once built).

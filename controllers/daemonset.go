@@ -65,7 +65,7 @@ type AgentConfig struct {
 	// container runtimes that do not know CAP_BPF and CAP_PERFMON (runc before 1.0, Docker before 20.10).
 	Privileged bool
 	// Env is added to the agent container's environment after the downward-API variables. For clusters where
-	// host-network pods cannot reach the kubernetes Service (no kube-proxy, as in hack/cluster): there
+	// host-network pods cannot reach the kubernetes Service (no kube-proxy, as in test/cluster): there
 	// KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT point the agents at the API server directly.
 	Env []corev1.EnvVar
 }
@@ -114,7 +114,7 @@ func agentLabels(tg *xdpgenv1alpha1.TrafficGenerator) map[string]string {
 //
 // Not SYS_RESOURCE: it would only raise RLIMIT_MEMLOCK, which kernels before 5.11 charge BPF maps to; the 5.18+
 // that live frames need charge the memory cgroup instead. Asking for it is worse than useless where the host's
-// bounding set lacks it (some VMs and sandboxed nodes, and hack/cluster's VM): runc then refuses to start the
+// bounding set lacks it (some VMs and sandboxed nodes, and test/cluster's VM): runc then refuses to start the
 // container ("unable to apply caps: operation not permitted").
 //
 // Everything else is dropped. The agent runs as root because added capabilities only reach the effective set of

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The cluster demo (`make demo`): a local single-node Kubernetes (hack/cluster), xdpgen installed with the
+# The cluster demo (`make demo`): a local single-node Kubernetes (test/cluster), xdpgen installed with the
 # project's manifests (config/local on top of config/default), a veth pair from the node into a network namespace
 # standing in for a remote host, config/samples/trafficgen.yaml aimed at that host, `kubectl get tg` live until the
 # run ends, the final status beside the packets counted on the far side, and everything torn down on exit, also

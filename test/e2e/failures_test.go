@@ -28,7 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
-	"github.com/xdpgen/xdpgen/hack/cluster"
+	"github.com/xdpgen/xdpgen/test/cluster"
 )
 
 // checkFailed checks a run that failed on the node: phase Failed, the node's error naming what is wrong in the

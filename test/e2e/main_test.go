@@ -14,7 +14,7 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package e2e tests xdpgen as a user runs it: on a real single-node Kubernetes (hack/cluster) with the kubelet
+// Package e2e tests xdpgen as a user runs it: on a real single-node Kubernetes (test/cluster) with the kubelet
 // running our image, installed with the project's manifests (config/local), driven with kubectl, sending over a
 // veth pair into a network namespace that stands in for a remote host and counts what arrives.
 //
@@ -47,7 +47,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
-	"github.com/xdpgen/xdpgen/hack/cluster"
+	"github.com/xdpgen/xdpgen/test/cluster"
 )
 
 const (
@@ -222,7 +222,7 @@ func buildImages(root, dir string) ([]string, error) {
 		bins     []string
 	}{
 		{filepath.Join(dir, "xdpgen.tar"), image, []string{"manager=./cmd/manager", "agent=./cmd/agent"}},
-		{filepath.Join(dir, "pause.tar"), cluster.PauseImage, []string{"pause=./hack/cluster/pause"}},
+		{filepath.Join(dir, "pause.tar"), cluster.PauseImage, []string{"pause=./test/cluster/pause"}},
 	}
 	var tars []string
 	for _, b := range builds {

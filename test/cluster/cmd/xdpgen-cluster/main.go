@@ -14,7 +14,7 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Command xdpgen-cluster brings the local single-node Kubernetes (package hack/cluster) up and down.
+// Command xdpgen-cluster brings the local single-node Kubernetes (package test/cluster) up and down.
 //
 //	xdpgen-cluster up --bin-dir bin/k8s/v1.37.2 --image bin/xdpgen-image.tar --image bin/pause-image.tar
 //	xdpgen-cluster down
@@ -32,7 +32,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/xdpgen/xdpgen/hack/cluster"
+	"github.com/xdpgen/xdpgen/test/cluster"
 )
 
 type images []string
