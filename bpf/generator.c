@@ -29,37 +29,6 @@ static __always_inline struct worker_state *this_worker(void)
 	return bpf_map_lookup_elem(&workers, &zero);
 }
 
-/* Counts a verdict. Callers pass constants, so the index needs no bounds check the verifier could lose. */
-static __always_inline int record(struct xdp_md *ctx, struct worker_state *w, enum xdp_action action)
-{
-	struct counter *c = &w->actions[action];
-
-	c->packets++;
-	c->bytes += ctx->data_end - ctx->data;
-	return action;
-}
-
-static __always_inline int redirect_out(struct xdp_md *ctx, struct worker_state *w)
-{
-	if (bpf_redirect(config.ifindex, 0) != XDP_REDIRECT)
-		return record(ctx, w, XDP_ABORTED);
-	return record(ctx, w, XDP_REDIRECT);
-}
-
-/* Folds a 32-bit one's complement sum to 16 bits. */
-static __always_inline __u16 csum_fold(__u32 sum)
-{
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	return (__u16)~sum;
-}
-
-/* Next value of a position that cycles over [0, count). */
-static __always_inline __u32 cycle(__u32 position, __u32 count)
-{
-	return position + 1 >= count ? 0 : position + 1;
-}
-
 /*
  * Writes this packet's ports and recomputes the UDP checksum incrementally from the template's (RFC 1624),
  * so the result never depends on what a recycled page held before. Destination ports advance every packet,
@@ -126,9 +95,9 @@ int xdpgen_udp(struct xdp_md *ctx)
 
 	if (config.dst_port_count > 1 || config.src_port_count > 1) {
 		if (stamp_ports(ctx, w) < 0)
-			return record(ctx, w, XDP_ABORTED);
+			return count_verdict(ctx, w->actions, XDP_ABORTED);
 	}
-	return redirect_out(ctx, w);
+	return redirect_counted(ctx, w->actions, config.ifindex);
 }
 
 /* The ceiling a generator is measured against: redirect the template untouched, count it, nothing else. */
@@ -139,7 +108,7 @@ int xdpgen_redirect_notouch(struct xdp_md *ctx)
 
 	if (!w)
 		return XDP_ABORTED;
-	return redirect_out(ctx, w);
+	return redirect_counted(ctx, w->actions, config.ifindex);
 }
 
 /* Attached to an egress interface whose driver only accepts redirected frames while an XDP program runs. */

@@ -87,10 +87,8 @@ int xdpgen_rx_count(struct xdp_md *ctx)
 
 	struct counter *c = bpf_map_lookup_elem(&rx_counters, &key);
 
-	if (c) {
-		c->packets++;
-		c->bytes += data_end - data;
-	}
+	if (c)
+		counter_add(c, data_end - data);
 	if (key == RX_MATCHED && !rx_config.pass)
 		return XDP_DROP;
 	return XDP_PASS;

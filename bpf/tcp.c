@@ -78,22 +78,6 @@ static __always_inline __u32 max_u32(__u32 a, __u32 b)
 	return a > b ? a : b;
 }
 
-static __always_inline __u16 csum_fold(__u32 sum)
-{
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	return (__u16)~sum;
-}
-
-static __always_inline int count_action(struct xdp_md *ctx, struct tcp_worker *w, enum xdp_action action)
-{
-	struct counter *c = &w->actions[action];
-
-	c->packets++;
-	c->bytes += ctx->data_end - ctx->data;
-	return action;
-}
-
 /* What one segment carries, decided under the flow's lock and stamped after it is released. */
 struct segment {
 	__u64 off;
@@ -297,7 +281,7 @@ int xdpgen_tcp_send(struct xdp_md *ctx)
 	struct tcp_flow_ctl *ctl = bpf_map_lookup_elem(&tcp_ctl, &index);
 
 	if (!f || !ctl)
-		return count_action(ctx, w, XDP_ABORTED);
+		return count_verdict(ctx, w->actions, XDP_ABORTED);
 
 	__u64 now = bpf_ktime_get_ns();
 	struct segment seg = {};
@@ -311,17 +295,15 @@ int xdpgen_tcp_send(struct xdp_md *ctx)
 	 * different flows interleaved one by one would each go up its stack alone. */
 	if (!send || ++w->burst >= TCP_BURST) {
 		w->burst = 0;
-		w->next = w->next + 1 >= w->count ? 0 : w->next + 1;
+		w->next = cycle(w->next, w->count);
 	}
 	if (!send) {
 		w->idle++;
 		return XDP_DROP;
 	}
 	if (stamp_segment(ctx, &seg, now) < 0)
-		return count_action(ctx, w, XDP_ABORTED);
-	if (bpf_redirect(tcp_config.ifindex, 0) != XDP_REDIRECT)
-		return count_action(ctx, w, XDP_ABORTED);
-	return count_action(ctx, w, XDP_REDIRECT);
+		return count_verdict(ctx, w->actions, XDP_ABORTED);
+	return redirect_counted(ctx, w->actions, tcp_config.ifindex);
 }
 
 #define MAX_SACK_BLOCKS 4

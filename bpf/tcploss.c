@@ -74,10 +74,8 @@ int xdpgen_tcp_loss(struct xdp_md *ctx)
 	__u32 key = TCP_LOSS_FRAMES;
 	struct counter *frames = bpf_map_lookup_elem(&tcp_loss_counters, &key);
 
-	if (frames) {
-		frames->packets++;
-		frames->bytes += data_end - data;
-	}
+	if (frames)
+		counter_add(frames, data_end - data);
 	if (payload == 0)
 		return XDP_PASS;
 
@@ -90,11 +88,9 @@ int xdpgen_tcp_loss(struct xdp_md *ctx)
 	if (!passed || !dropped)
 		return XDP_PASS;
 	if (loss_config.drop_every && (passed->packets + dropped->packets) % loss_config.drop_every == loss_config.drop_every - 1) {
-		dropped->packets++;
-		dropped->bytes += payload;
+		counter_add(dropped, payload);
 		return XDP_DROP;
 	}
-	passed->packets++;
-	passed->bytes += payload;
+	counter_add(passed, payload);
 	return XDP_PASS;
 }

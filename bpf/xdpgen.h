@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
-/* Structs shared by the BPF programs and Go: bpf2go turns each one named with -type into a Go struct. */
+/* Structs shared by the BPF programs and Go (bpf2go turns each one named with -type into a Go struct), and the
+ * helpers the programs share. */
 #pragma once
 
 #include <linux/types.h>
 #include <linux/bpf.h>
+#include <bpf_helpers.h>
 
 /* XDP_ABORTED .. XDP_REDIRECT: counters are indexed by the verdict. */
 #define XDPGEN_ACTIONS 5
@@ -12,6 +14,44 @@ struct counter {
 	__u64 packets;
 	__u64 bytes;
 };
+
+static __always_inline void counter_add(struct counter *c, __u64 bytes)
+{
+	c->packets++;
+	c->bytes += bytes;
+}
+
+/* Counts a verdict in a worker's per-verdict counters and returns it. Callers pass constants, so the index
+ * needs no bounds check the verifier could lose. */
+static __always_inline int count_verdict(struct xdp_md *ctx, struct counter actions[XDPGEN_ACTIONS],
+					 enum xdp_action action)
+{
+	counter_add(&actions[action], ctx->data_end - ctx->data);
+	return action;
+}
+
+/* Redirects the frame to ifindex and counts the verdict: XDP_REDIRECT, or XDP_ABORTED when bpf_redirect
+ * refuses. */
+static __always_inline int redirect_counted(struct xdp_md *ctx, struct counter actions[XDPGEN_ACTIONS], __u32 ifindex)
+{
+	if (bpf_redirect(ifindex, 0) != XDP_REDIRECT)
+		return count_verdict(ctx, actions, XDP_ABORTED);
+	return count_verdict(ctx, actions, XDP_REDIRECT);
+}
+
+/* Folds a 32-bit one's complement sum to 16 bits and complements it: the checksum field's value. */
+static __always_inline __u16 csum_fold(__u32 sum)
+{
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)~sum;
+}
+
+/* Next value of a position that cycles over [0, count). */
+static __always_inline __u32 cycle(__u32 position, __u32 count)
+{
+	return position + 1 >= count ? 0 : position + 1;
+}
 
 /*
  * One live-frame worker's state, in a per-CPU map because each worker is pinned to one CPU and BPF_PROG_RUN runs
