@@ -28,8 +28,6 @@ const (
 type Generator struct {
 	// UDP stamps ports when a range is configured, counts, and redirects to the egress interface.
 	UDP *ebpf.Program
-	// RedirectNoTouch only counts and redirects: the ceiling a generator is benchmarked against.
-	RedirectNoTouch *ebpf.Program
 	// Pass is attached to an egress interface whose driver only transmits redirected frames while an XDP
 	// program is attached.
 	Pass *ebpf.Program
@@ -51,16 +49,15 @@ func LoadGenerator(cfg UDPConfig) (*Generator, error) {
 		return nil, fmt.Errorf("load generator programs: %w", err)
 	}
 	return &Generator{
-		UDP:             objs.XdpgenUdp,
-		RedirectNoTouch: objs.XdpgenRedirectNotouch,
-		Pass:            objs.XdpgenPass,
-		Workers:         objs.Workers,
+		UDP:     objs.XdpgenUdp,
+		Pass:    objs.XdpgenPass,
+		Workers: objs.Workers,
 	}, nil
 }
 
 // Close releases the programs and the map.
 func (g *Generator) Close() error {
-	return _GeneratorClose(g.UDP, g.RedirectNoTouch, g.Pass, g.Workers)
+	return _GeneratorClose(g.UDP, g.Pass, g.Workers)
 }
 
 // RxCounter counts UDP frames to a port range where they arrive.
@@ -101,8 +98,6 @@ type (
 	TCPFlowCtl = tcpTcpFlowCtl
 	// TCPWorker is one CPU's TCP live-frame worker (struct tcp_worker).
 	TCPWorker = tcpTcpWorker
-	// TCPLossConfig is the loss injector's configuration (struct tcp_loss_config).
-	TCPLossConfig = tcplossTcpLossConfig
 )
 
 // TCP flow states (enum tcp_flow_state) and limits.
@@ -112,14 +107,6 @@ const (
 	TCPFlowReset   uint32 = 2
 	// TCPMaxFlows is the size of the flow maps (TCP_MAX_FLOWS).
 	TCPMaxFlows = 256
-)
-
-// Keys of the loss injector's counters (enum tcp_loss_key): data segments (payload bytes) passed and dropped,
-// and every TCP frame to the port (frame bytes).
-const (
-	TCPLossPassed  uint32 = 0
-	TCPLossDropped uint32 = 1
-	TCPLossFrames  uint32 = 2
 )
 
 // TCP holds the TCP programs and the maps they share.
@@ -158,42 +145,4 @@ func LoadTCP(cfg TCPConfig) (*TCP, error) {
 // Close releases the programs and the maps.
 func (t *TCP) Close() error {
 	return _TcpClose(t.Send, t.Ack, t.Flows, t.Control, t.Ports, t.Workers)
-}
-
-// TCPLoss drops one TCP data segment in N where it arrives, and counts what it passed and dropped.
-type TCPLoss struct {
-	Program *ebpf.Program
-	// Counters is a per-CPU array of Counter keyed by TCPLossPassed, TCPLossDropped and TCPLossFrames.
-	Counters *ebpf.Map
-}
-
-// LoadTCPLoss loads the loss injector with cfg baked in.
-func LoadTCPLoss(cfg TCPLossConfig) (*TCPLoss, error) {
-	spec, err := loadTcploss()
-	if err != nil {
-		return nil, fmt.Errorf("load tcp loss spec: %w", err)
-	}
-	if err := spec.Variables["loss_config"].Set(cfg); err != nil {
-		return nil, fmt.Errorf("set tcp loss config: %w", err)
-	}
-	var objs tcplossObjects
-	if err := spec.LoadAndAssign(&objs, nil); err != nil {
-		return nil, fmt.Errorf("load tcp loss program: %w", err)
-	}
-	return &TCPLoss{Program: objs.XdpgenTcpLoss, Counters: objs.TcpLossCounters}, nil
-}
-
-// Close releases the program and the map.
-func (l *TCPLoss) Close() error {
-	return _TcplossClose(l.Program, l.Counters)
-}
-
-// LoadTCPFullChecksum loads the benchmark's comparison program: it computes an IPv4 segment's TCP checksum
-// from scratch, as the send program would have to if it did not update it incrementally.
-func LoadTCPFullChecksum() (*ebpf.Program, error) {
-	var objs tcpcsumObjects
-	if err := loadTcpcsumObjects(&objs, nil); err != nil {
-		return nil, fmt.Errorf("load tcp checksum program: %w", err)
-	}
-	return objs.XdpgenTcpCsumFull, nil
 }

@@ -100,17 +100,6 @@ int xdpgen_udp(struct xdp_md *ctx)
 	return redirect_counted(ctx, w->actions, config.ifindex);
 }
 
-/* The ceiling a generator is measured against: redirect the template untouched, count it, nothing else. */
-SEC("xdp")
-int xdpgen_redirect_notouch(struct xdp_md *ctx)
-{
-	struct worker_state *w = this_worker();
-
-	if (!w)
-		return XDP_ABORTED;
-	return redirect_counted(ctx, w->actions, config.ifindex);
-}
-
 /* Attached to an egress interface whose driver only accepts redirected frames while an XDP program runs. */
 SEC("xdp")
 int xdpgen_pass(struct xdp_md *ctx)

@@ -46,11 +46,10 @@ type generatorWorkerState struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	generatorMapWorkers                = "workers"
-	generatorProgXdpgenPass            = "xdpgen_pass"
-	generatorProgXdpgenRedirectNotouch = "xdpgen_redirect_notouch"
-	generatorProgXdpgenUdp             = "xdpgen_udp"
-	generatorVarConfig                 = "config"
+	generatorMapWorkers     = "workers"
+	generatorProgXdpgenPass = "xdpgen_pass"
+	generatorProgXdpgenUdp  = "xdpgen_udp"
+	generatorVarConfig      = "config"
 )
 
 // loadGenerator returns the embedded CollectionSpec for generator.
@@ -95,9 +94,8 @@ type generatorSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type generatorProgramSpecs struct {
-	XdpgenPass            *ebpf.ProgramSpec `ebpf:"xdpgen_pass"`
-	XdpgenRedirectNotouch *ebpf.ProgramSpec `ebpf:"xdpgen_redirect_notouch"`
-	XdpgenUdp             *ebpf.ProgramSpec `ebpf:"xdpgen_udp"`
+	XdpgenPass *ebpf.ProgramSpec `ebpf:"xdpgen_pass"`
+	XdpgenUdp  *ebpf.ProgramSpec `ebpf:"xdpgen_udp"`
 }
 
 // generatorMapSpecs contains maps before they are loaded into the kernel.
@@ -154,15 +152,13 @@ type generatorVariables struct {
 //
 // It can be passed to loadGeneratorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type generatorPrograms struct {
-	XdpgenPass            *ebpf.Program `ebpf:"xdpgen_pass"`
-	XdpgenRedirectNotouch *ebpf.Program `ebpf:"xdpgen_redirect_notouch"`
-	XdpgenUdp             *ebpf.Program `ebpf:"xdpgen_udp"`
+	XdpgenPass *ebpf.Program `ebpf:"xdpgen_pass"`
+	XdpgenUdp  *ebpf.Program `ebpf:"xdpgen_udp"`
 }
 
 func (p *generatorPrograms) Close() error {
 	return _GeneratorClose(
 		p.XdpgenPass,
-		p.XdpgenRedirectNotouch,
 		p.XdpgenUdp,
 	)
 }

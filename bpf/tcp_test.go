@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xdpgen/xdpgen/bpf"
+	"github.com/xdpgen/xdpgen/bpf/bpftest"
 	"github.com/xdpgen/xdpgen/test/netnstest"
 )
 
@@ -387,7 +388,7 @@ func TestTCPAckIgnores(t *testing.T) {
 // TestTCPLossInjector: one data segment in N is dropped; pure ACKs and other ports pass; every frame counts.
 func TestTCPLossInjector(t *testing.T) {
 	netnstest.RequirePrivileges(t)
-	loss, err := bpf.LoadTCPLoss(bpf.TCPLossConfig{DstPort: peerPort, DropEvery: 3})
+	loss, err := bpftest.LoadTCPLoss(bpftest.TCPLossConfig{DstPort: peerPort, DropEvery: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -422,13 +423,13 @@ func TestTCPLossInjector(t *testing.T) {
 		}
 		return
 	}
-	if n, b := read(bpf.TCPLossPassed); n != 4 || b != 400 {
+	if n, b := read(bpftest.TCPLossPassed); n != 4 || b != 400 {
 		t.Errorf("passed %d segments of %d bytes, want 4 and 400", n, b)
 	}
-	if n, b := read(bpf.TCPLossDropped); n != 2 || b != 200 {
+	if n, b := read(bpftest.TCPLossDropped); n != 2 || b != 200 {
 		t.Errorf("dropped %d segments of %d bytes, want 2 and 200", n, b)
 	}
-	if n, b := read(bpf.TCPLossFrames); n != 7 || b != 6*uint64(len(data))+uint64(len(pureACK)) {
+	if n, b := read(bpftest.TCPLossFrames); n != 7 || b != 6*uint64(len(data))+uint64(len(pureACK)) {
 		t.Errorf("counted %d frames of %d bytes, want 7 of %d", n, b, 6*len(data)+len(pureACK))
 	}
 }

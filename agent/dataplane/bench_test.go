@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xdpgen/xdpgen/bpf/bpftest"
 	"github.com/xdpgen/xdpgen/test/netnstest"
 )
 
@@ -44,7 +45,9 @@ func measure(b *testing.B, r *rig, variants []benchVariant) map[string]benchResu
 				b.Fatal(err)
 			}
 			if v.noTouch {
-				g.program = g.objs.RedirectNoTouch
+				if g.program, err = bpftest.LoadRedirectNoTouch(uint32(g.target.Ifindex), g.objs.Workers); err != nil {
+					b.Fatal(err)
+				}
 			}
 			before := r.receivedB(b)
 			if err := g.Run(b.Context()); err != nil {
@@ -56,6 +59,9 @@ func measure(b *testing.B, r *rig, variants []benchVariant) map[string]benchResu
 				b.Fatal(err)
 			}
 			g.Close()
+			if v.noTouch {
+				g.program.Close()
+			}
 			res := results[v.name]
 			res.received += r.receivedB(b) - before
 			res.sent += s.Sent().Packets

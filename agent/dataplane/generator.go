@@ -25,7 +25,7 @@ type Generator struct {
 	target   target
 	template udpTemplate
 	objs     *bpf.Generator
-	// program is what the workers run: the UDP generator, or the no-touch ceiling in benchmarks.
+	// program is what the workers run: the UDP generator, or in benchmarks the no-touch ceiling (package bpftest).
 	program *ebpf.Program
 	// host is the namespace, netlink sockets and egress interface state the generator holds.
 	host *sendingHost

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xdpgen/xdpgen/bpf"
+	"github.com/xdpgen/xdpgen/bpf/bpftest"
 	"github.com/xdpgen/xdpgen/test/netnstest"
 )
 
@@ -204,7 +205,7 @@ func kernelTCPInfo(c *net.TCPConn) *unix.TCPInfo {
 // arrivedBytes is every TCP frame to the server's port that arrived on its veth, in bytes.
 func (r *tcpRig) arrivedBytes(b *testing.B) uint64 {
 	var perCPU []bpf.Counter
-	if err := r.loss.Counters.Lookup(bpf.TCPLossFrames, &perCPU); err != nil {
+	if err := r.loss.Counters.Lookup(bpftest.TCPLossFrames, &perCPU); err != nil {
 		b.Fatal(err)
 	}
 	var sum uint64
@@ -307,7 +308,7 @@ func BenchmarkTCPChecksum(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer objs.Close()
-	full, err := bpf.LoadTCPFullChecksum()
+	full, err := bpftest.LoadTCPFullChecksum()
 	if err != nil {
 		b.Fatal(err)
 	}

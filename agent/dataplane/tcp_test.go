@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xdpgen/xdpgen/bpf"
+	"github.com/xdpgen/xdpgen/bpf/bpftest"
 	"github.com/xdpgen/xdpgen/test/netnstest"
 )
 
@@ -30,7 +31,7 @@ import (
 // frames) and a TCP server in the remote namespace that reads every connection to its end and checks it.
 type tcpRig struct {
 	*netnstest.Pair
-	loss *bpf.TCPLoss
+	loss *bpftest.TCPLoss
 	sink *tcpSink
 }
 
@@ -42,7 +43,7 @@ func newTCPRig(t testing.TB, opts netnstest.Options, dropEvery uint32) *tcpRig {
 	r := &tcpRig{Pair: netnstest.NewPair(t, opts)}
 	r.knowNeighbours(t)
 	var err error
-	if r.loss, err = bpf.LoadTCPLoss(bpf.TCPLossConfig{DstPort: tcpTestPort, DropEvery: dropEvery}); err != nil {
+	if r.loss, err = bpftest.LoadTCPLoss(bpftest.TCPLossConfig{DstPort: tcpTestPort, DropEvery: dropEvery}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.loss.Close() })
@@ -106,7 +107,7 @@ func (r *tcpRig) lossCounts(t testing.TB) (passed, dropped Counter) {
 		}
 		return sum
 	}
-	return read(bpf.TCPLossPassed), read(bpf.TCPLossDropped)
+	return read(bpftest.TCPLossPassed), read(bpftest.TCPLossDropped)
 }
 
 // tcpSink accepts connections and reads each one until EOF, checking every segment against the pattern: the

@@ -20,6 +20,24 @@
 
 char __license[] SEC("license") = "Dual BSD/GPL";
 
+/* The loss injector's configuration. */
+struct tcp_loss_config {
+	/* TCP to this port is considered. */
+	__u16 dst_port;
+	__u16 pad;
+	/* Drop one data segment in this many (per CPU); 0 drops none. */
+	__u32 drop_every;
+};
+
+/* tcp_loss_counters keys: data segments and their payload bytes passed and dropped, and every TCP frame to
+ * the port with its length (what arrived on the wire, headers included). */
+enum tcp_loss_key {
+	TCP_LOSS_PASSED = 0,
+	TCP_LOSS_DROPPED = 1,
+	TCP_LOSS_FRAMES = 2,
+	TCP_LOSS_KEYS,
+};
+
 const volatile struct tcp_loss_config loss_config;
 
 struct {

@@ -1,0 +1,74 @@
+package bpftest
+
+import (
+	"fmt"
+
+	"github.com/cilium/ebpf"
+)
+
+// TCPLossConfig is the loss injector's configuration (struct tcp_loss_config).
+type TCPLossConfig = tcplossTcpLossConfig
+
+// Keys of the loss injector's counters (enum tcp_loss_key): data segments (payload bytes) passed and dropped,
+// and every TCP frame to the port (frame bytes). The values are bpf.Counter.
+const (
+	TCPLossPassed  uint32 = 0
+	TCPLossDropped uint32 = 1
+	TCPLossFrames  uint32 = 2
+)
+
+// TCPLoss drops one TCP data segment in N where it arrives, and counts what it passed and dropped.
+type TCPLoss struct {
+	Program *ebpf.Program
+	// Counters is a per-CPU array of bpf.Counter keyed by TCPLossPassed, TCPLossDropped and TCPLossFrames.
+	Counters *ebpf.Map
+}
+
+// LoadTCPLoss loads the loss injector with cfg baked in.
+func LoadTCPLoss(cfg TCPLossConfig) (*TCPLoss, error) {
+	spec, err := loadTcploss()
+	if err != nil {
+		return nil, fmt.Errorf("load tcp loss spec: %w", err)
+	}
+	if err := spec.Variables["loss_config"].Set(cfg); err != nil {
+		return nil, fmt.Errorf("set tcp loss config: %w", err)
+	}
+	var objs tcplossObjects
+	if err := spec.LoadAndAssign(&objs, nil); err != nil {
+		return nil, fmt.Errorf("load tcp loss program: %w", err)
+	}
+	return &TCPLoss{Program: objs.XdpgenTcpLoss, Counters: objs.TcpLossCounters}, nil
+}
+
+// Close releases the program and the map.
+func (l *TCPLoss) Close() error {
+	return _TcplossClose(l.Program, l.Counters)
+}
+
+// LoadTCPFullChecksum loads the benchmark's comparison program: it computes an IPv4 segment's TCP checksum
+// from scratch, as the send program would have to if it did not update it incrementally.
+func LoadTCPFullChecksum() (*ebpf.Program, error) {
+	var objs tcpcsumObjects
+	if err := loadTcpcsumObjects(&objs, nil); err != nil {
+		return nil, fmt.Errorf("load tcp checksum program: %w", err)
+	}
+	return objs.XdpgenTcpCsumFull, nil
+}
+
+// LoadRedirectNoTouch loads the no-touch ceiling: it redirects every frame to ifindex untouched and counts it
+// in workers, a UDP generator's worker map (bpf.UDPGenerator.Workers), where the generator's statistics read it.
+func LoadRedirectNoTouch(ifindex uint32, workers *ebpf.Map) (*ebpf.Program, error) {
+	spec, err := loadNotouch()
+	if err != nil {
+		return nil, fmt.Errorf("load no-touch spec: %w", err)
+	}
+	if err := spec.Variables["ifindex"].Set(ifindex); err != nil {
+		return nil, fmt.Errorf("set no-touch ifindex: %w", err)
+	}
+	var objs notouchPrograms
+	opts := &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{"workers": workers}}
+	if err := spec.LoadAndAssign(&objs, opts); err != nil {
+		return nil, fmt.Errorf("load no-touch program: %w", err)
+	}
+	return objs.XdpgenRedirectNotouch, nil
+}
