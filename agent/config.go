@@ -74,8 +74,8 @@ type progress struct {
 
 // udpConfig is what this node runs for a udp TrafficGenerator: its spec, less what an earlier incarnation of
 // the agent already sent (a restarted agent finishes the run, it does not start over).
-func udpConfig(spec *xdpgenv1alpha1.TrafficGeneratorSpec, done progress) (dataplane.Config, error) {
-	cfg := dataplane.Config{
+func udpConfig(spec *xdpgenv1alpha1.TrafficGeneratorSpec, done progress) (dataplane.UDPConfig, error) {
+	cfg := dataplane.UDPConfig{
 		DstPort:      uint16(spec.Destination.Port),
 		DstPortCount: uint16(spec.Destination.PortCount),
 		SrcPort:      uint16(spec.Source.Port),

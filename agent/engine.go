@@ -36,14 +36,14 @@ func newEngine(ctx context.Context, spec *xdpgenv1alpha1.TrafficGeneratorSpec, d
 	if err != nil {
 		return nil, err
 	}
-	g, err := dataplane.NewGenerator(cfg)
+	g, err := dataplane.NewUDPGenerator(cfg)
 	if err != nil {
 		return nil, err
 	}
 	return udpEngine{g}, nil
 }
 
-type udpEngine struct{ *dataplane.Generator }
+type udpEngine struct{ *dataplane.UDPGenerator }
 
 func (udpEngine) Progress() string { return "" }
 

@@ -83,10 +83,10 @@ func onOneCPU(t *testing.T) int {
 	return cpu
 }
 
-func loadGenerator(t *testing.T, cfg bpf.UDPConfig, limit uint64, cpu int) *bpf.Generator {
+func loadUDP(t *testing.T, cfg bpf.UDPConfig, limit uint64, cpu int) *bpf.UDP {
 	t.Helper()
 	netnstest.RequirePrivileges(t)
-	g, err := bpf.LoadGenerator(cfg)
+	g, err := bpf.LoadUDP(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestUDPStampsPortsAndChecksums(t *testing.T) {
 			frame := udpFrame(t, tc.src, tc.dst, sport, dport, tc.vlan, tc.payload)
 			udpOff := len(frame) - tc.payload - 8
 			cpu := onOneCPU(t)
-			g := loadGenerator(t, bpf.UDPConfig{
+			g := loadUDP(t, bpf.UDPConfig{
 				Ifindex: 1, UdpOffset: uint16(udpOff), UdpCheck: binary.BigEndian.Uint16(frame[udpOff+6:]),
 				DstPort: dport, DstPortCount: dcount, SrcPort: sport, SrcPortCount: scount,
 			}, math.MaxUint64, cpu)
@@ -136,7 +136,7 @@ func TestUDPStampsPortsAndChecksums(t *testing.T) {
 			// Feed the previous output back in, as a recycled page would: the result must not depend on it.
 			in := frame
 			for i := 0; i < dcount*scount*2; i++ {
-				ret, out := run(t, g.UDP, in)
+				ret, out := run(t, g.Send, in)
 				if ret != xdpRedirect {
 					t.Fatalf("packet %d: verdict %d, want XDP_REDIRECT", i, ret)
 				}
@@ -167,8 +167,8 @@ func TestUDPStampsPortsAndChecksums(t *testing.T) {
 func TestUDPFixedFlowUntouched(t *testing.T) {
 	frame := udpFrame(t, netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2"), 9, 9, 0, 18)
 	cpu := onOneCPU(t)
-	g := loadGenerator(t, bpf.UDPConfig{Ifindex: 1, UdpOffset: 34, DstPort: 9, DstPortCount: 1, SrcPort: 9, SrcPortCount: 1}, math.MaxUint64, cpu)
-	ret, out := run(t, g.UDP, frame)
+	g := loadUDP(t, bpf.UDPConfig{Ifindex: 1, UdpOffset: 34, DstPort: 9, DstPortCount: 1, SrcPort: 9, SrcPortCount: 1}, math.MaxUint64, cpu)
+	ret, out := run(t, g.Send, frame)
 	if ret != xdpRedirect || string(out[:len(frame)]) != string(frame) {
 		t.Fatalf("verdict %d, frame changed: %v", ret, string(out[:len(frame)]) != string(frame))
 	}
@@ -178,10 +178,10 @@ func TestUDPFixedFlowUntouched(t *testing.T) {
 func TestUDPLimitAndCounters(t *testing.T) {
 	frame := udpFrame(t, netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2"), 9, 9, 0, 100)
 	cpu := onOneCPU(t)
-	g := loadGenerator(t, bpf.UDPConfig{Ifindex: 1, UdpOffset: 34, DstPort: 9, DstPortCount: 1, SrcPort: 9, SrcPortCount: 1}, 3, cpu)
+	g := loadUDP(t, bpf.UDPConfig{Ifindex: 1, UdpOffset: 34, DstPort: 9, DstPortCount: 1, SrcPort: 9, SrcPortCount: 1}, 3, cpu)
 	var verdicts []uint32
 	for range 5 {
-		ret, _ := run(t, g.UDP, frame)
+		ret, _ := run(t, g.Send, frame)
 		verdicts = append(verdicts, ret)
 	}
 	if want := []uint32{xdpRedirect, xdpRedirect, xdpRedirect, xdpDrop, xdpDrop}; string(fmtU32(verdicts)) != string(fmtU32(want)) {

@@ -2,6 +2,6 @@
 // `make generate-bpf` rebuilds the committed objects; `make verify-bpf` fails when they drift from the C.
 package bpf
 
-//go:generate go tool bpf2go -tags linux -target bpfel -type worker_state -type counter generator generator.c -- -I./include -I/usr/include/x86_64-linux-gnu -O2 -g -Wall -Werror
+//go:generate go tool bpf2go -tags linux -target bpfel -type worker_state -type counter udp udp.c -- -I./include -I/usr/include/x86_64-linux-gnu -O2 -g -Wall -Werror
 //go:generate go tool bpf2go -tags linux -target bpfel -type counter rxcount rxcount.c -- -I./include -I/usr/include/x86_64-linux-gnu -O2 -g -Wall -Werror
 //go:generate go tool bpf2go -tags linux -target bpfel -type tcp_flow -type tcp_flow_ctl -type tcp_worker -type counter tcp tcp.c -- -I./include -I/usr/include/x86_64-linux-gnu -O2 -g -Wall -Werror

@@ -20,7 +20,7 @@ const (
 
 type benchVariant struct {
 	name string
-	cfg  func(r *rig) Config
+	cfg  func(r *rig) UDPConfig
 	// noTouch runs the no-touch bpf_redirect ceiling instead of the generator.
 	noTouch bool
 }
@@ -109,12 +109,12 @@ func ratio(b *testing.B, res map[string]benchResult, num, den string) {
 // BenchmarkUDPVersusNoTouch: fixed UDP and 100 dynamic destination ports against the no-touch ceiling.
 func BenchmarkUDPVersusNoTouch(b *testing.B) {
 	r := newBenchRig(b, 1)
-	fixed := func(r *rig) Config { return Config{DstAddr: r.Remote.IPv4, Duration: benchPeriod} }
+	fixed := func(r *rig) UDPConfig { return UDPConfig{DstAddr: r.Remote.IPv4, Duration: benchPeriod} }
 	res := measure(b, r, []benchVariant{
 		{name: "notouch", cfg: fixed, noTouch: true},
 		{name: "fixed", cfg: fixed},
-		{name: "dyn100", cfg: func(r *rig) Config {
-			return Config{DstAddr: r.Remote.IPv4, DstPort: 1000, DstPortCount: 100, Duration: benchPeriod}
+		{name: "dyn100", cfg: func(r *rig) UDPConfig {
+			return UDPConfig{DstAddr: r.Remote.IPv4, DstPort: 1000, DstPortCount: 100, Duration: benchPeriod}
 		}},
 	})
 	ratio(b, res, "fixed", "notouch")
@@ -127,8 +127,8 @@ func BenchmarkThreads(b *testing.B) {
 	for _, queues := range []int{2, 1} {
 		b.Run(fmt.Sprintf("peer-rx-queues=%d", queues), func(b *testing.B) {
 			r := newBenchRig(b, queues)
-			threads := func(n int) func(r *rig) Config {
-				return func(r *rig) Config { return Config{DstAddr: r.Remote.IPv4, Threads: n, Duration: benchPeriod} }
+			threads := func(n int) func(r *rig) UDPConfig {
+				return func(r *rig) UDPConfig { return UDPConfig{DstAddr: r.Remote.IPv4, Threads: n, Duration: benchPeriod} }
 			}
 			res := measure(b, r, []benchVariant{{name: "1thread", cfg: threads(1)}, {name: "2threads", cfg: threads(2)}})
 			ratio(b, res, "2threads", "1thread")

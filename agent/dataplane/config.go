@@ -9,11 +9,13 @@ import (
 	"net"
 	"net/netip"
 	"time"
+
+	"github.com/xdpgen/xdpgen/bpf"
 )
 
-// Config describes one UDP run. Zero values mean "work it out": the source MAC and address come from the
+// UDPConfig describes one UDP run. Zero values mean "work it out": the source MAC and address come from the
 // interface and the route, the destination MAC from the neighbour table.
-type Config struct {
+type UDPConfig struct {
 	// Interface is the egress interface. Empty: the interface of the route to DstAddr.
 	Interface string
 
@@ -36,47 +38,6 @@ type Config struct {
 	// RatePPS or RateBPS caps the whole run's rate (frames per second, or frame bits per second);
 	// 0: as fast as the machine goes.
 	RatePPS, RateBPS uint64
-}
-
-// Field names a Config field in errors, so that each front end can name it its own way (a CLI flag, a spec path).
-type Field string
-
-// The fields a ConfigError can name.
-const (
-	FieldInterface Field = "interface"
-	FieldDstMAC    Field = "dst-mac"
-	FieldSrcMAC    Field = "src-mac"
-	FieldDstAddr   Field = "dst-addr"
-	FieldSrcAddr   Field = "src-addr"
-	FieldDstPort   Field = "dst-port"
-	FieldSrcPort   Field = "src-port"
-	FieldVLAN      Field = "vlan"
-	FieldFrameSize Field = "size"
-	FieldThreads   Field = "threads"
-	FieldRate      Field = "rate"
-)
-
-// ConfigError is bad input: which field, the value given, and what would work.
-type ConfigError struct {
-	Field Field
-	Value string
-	// Problem says what is wrong with the value and what would work instead.
-	Problem string
-}
-
-func (e *ConfigError) Error() string {
-	if e.Value == "" {
-		return fmt.Sprintf("%s: %s", e.Field, e.Problem)
-	}
-	return fmt.Sprintf("%s %s: %s", e.Field, e.Value, e.Problem)
-}
-
-func fieldError(f Field, value any, format string, args ...any) *ConfigError {
-	v := fmt.Sprint(value)
-	if value == nil {
-		v = ""
-	}
-	return &ConfigError{Field: f, Value: v, Problem: fmt.Sprintf(format, args...)}
 }
 
 // ParseAddr reads an IP address for field f; an empty string is the zero Addr ("work it out").
@@ -110,7 +71,7 @@ const defaultPort = 9
 const defaultFrameSize = 64
 
 // withDefaults returns c with zero values that have a static default filled in.
-func (c Config) withDefaults() Config {
+func (c UDPConfig) withDefaults() UDPConfig {
 	if c.DstPort == 0 {
 		c.DstPort = defaultPort
 	}
@@ -133,8 +94,8 @@ func (c Config) withDefaults() Config {
 }
 
 // Validate checks what can be checked without looking at the machine: addresses, ranges, sizes, rates.
-// Everything that depends on the host (interface, MTU, CPUs, MACs) is checked when a Generator is made.
-func (c Config) Validate() error {
+// Everything that depends on the host (interface, MTU, CPUs, MACs) is checked when a UDPGenerator is made.
+func (c UDPConfig) Validate() error {
 	c = c.withDefaults()
 	var errs []error
 	if !c.DstAddr.IsValid() {
@@ -190,12 +151,118 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// targetSpec is what resolveTarget needs of c.
+func (c UDPConfig) targetSpec() targetSpec {
+	return targetSpec{Interface: c.Interface, DstMAC: c.DstMAC, SrcMAC: c.SrcMAC, DstAddr: c.DstAddr, SrcAddr: c.SrcAddr,
+		VLAN: c.VLAN, FrameSize: c.FrameSize, Threads: c.Threads}
+}
+
 // ratePPS is the whole run's target rate in frames per second; 0 is unlimited.
-func (c Config) ratePPS() float64 {
+func (c UDPConfig) ratePPS() float64 {
 	if c.RateBPS != 0 {
 		return float64(c.RateBPS) / float64(c.FrameSize*8)
 	}
 	return float64(c.RatePPS)
+}
+
+// TCPConfig describes a TCP run: Flows connections to one server, each a real TCP connection whose data
+// segments are live frames. Zero values mean "work it out", as in UDPConfig.
+type TCPConfig struct {
+	// Interface is the egress interface. Empty: the interface of the route to DstAddr.
+	Interface string
+	DstAddr   netip.Addr
+	SrcAddr   netip.Addr
+	// DstPort is where the server listens. Required.
+	DstPort uint16
+	// FrameSize is the Ethernet frame length of a full segment. 0: as large as the connection's MSS allows (at
+	// most MaxLiveFrameSize).
+	FrameSize int
+
+	// Flows is the number of connections, spread over the workers. 0: one per thread.
+	Flows int
+	// Threads is the number of workers, each pinned to its own CPU. 0 means 1.
+	Threads int
+	// Segments stops new data after this many data segments in total, split over the flows; the run ends when
+	// the peer has acknowledged them all. 0: no limit.
+	Segments uint64
+	// Duration stops new data after this long; the run ends when what is in flight is acknowledged.
+	Duration time.Duration
+	// ConnectTimeout bounds each handshake. 0: 3s.
+	ConnectTimeout time.Duration
+	// StallTimeout fails the run when a flow with data to send gets no acknowledgement for this long. 0: 10s.
+	StallTimeout time.Duration
+}
+
+const (
+	defaultConnectTimeout = 3 * time.Second
+	defaultStallTimeout   = 10 * time.Second
+)
+
+func (c TCPConfig) withDefaults() TCPConfig {
+	if c.Threads == 0 {
+		c.Threads = 1
+	}
+	if c.Flows == 0 {
+		c.Flows = c.Threads
+	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = defaultConnectTimeout
+	}
+	if c.StallTimeout == 0 {
+		c.StallTimeout = defaultStallTimeout
+	}
+	return c
+}
+
+// targetSpec is what resolveTarget needs of c. A segment's frame size is settled by the connections' MSS, once
+// they are made: until then the smallest frame stands in for it.
+func (c TCPConfig) targetSpec() targetSpec {
+	size := c.FrameSize
+	if size == 0 {
+		size = minFrameSize(c.DstAddr.Is6(), 0)
+	}
+	return targetSpec{Interface: c.Interface, DstAddr: c.DstAddr, SrcAddr: c.SrcAddr, FrameSize: size, Threads: c.Threads}
+}
+
+// Validate checks what can be checked without looking at the machine.
+func (c TCPConfig) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	if !c.DstAddr.IsValid() {
+		errs = append(errs, fieldError(FieldDstAddr, nil, "required: the IPv4 or IPv6 address of the TCP server"))
+	} else if c.DstAddr.Zone() != "" {
+		errs = append(errs, fieldError(FieldDstAddr, c.DstAddr, "zoned addresses are not supported: give the interface separately"))
+	}
+	if c.SrcAddr.IsValid() && c.DstAddr.IsValid() && c.SrcAddr.Is4() != c.DstAddr.Is4() {
+		errs = append(errs, fieldError(FieldSrcAddr, c.SrcAddr, "is %s but the destination %s is %s: use the same IP family for both",
+			family(c.SrcAddr), c.DstAddr, family(c.DstAddr)))
+	}
+	if c.DstPort == 0 {
+		errs = append(errs, fieldError(FieldDstPort, nil, "required: the port the TCP server listens on"))
+	}
+	if c.Threads < 1 {
+		errs = append(errs, fieldError(FieldThreads, c.Threads, "use at least 1 thread"))
+	}
+	switch {
+	case c.Flows < 1 || c.Flows > bpf.TCPMaxFlows:
+		errs = append(errs, fieldError(FieldFlows, c.Flows, "use 1 to %d connections", bpf.TCPMaxFlows))
+	case c.Flows < c.Threads:
+		errs = append(errs, fieldError(FieldFlows, c.Flows, "fewer connections than threads (%d) would leave a thread idle: use at least %d flows, or fewer threads",
+			c.Threads, c.Threads))
+	}
+	if c.FrameSize != 0 && c.DstAddr.IsValid() {
+		if lo := tcpHeadersLen(c.DstAddr.Is6(), true) + TCPOffsetLen; c.FrameSize < lo {
+			errs = append(errs, fieldError(FieldFrameSize, c.FrameSize, "too small for an %s segment with timestamps and its %d-byte stream offset: use at least %d bytes",
+				family(c.DstAddr), TCPOffsetLen, lo))
+		}
+		if c.FrameSize > MaxLiveFrameSize {
+			errs = append(errs, fieldError(FieldFrameSize, c.FrameSize, "live frames hold at most %d bytes (one page): use a smaller size", MaxLiveFrameSize))
+		}
+	}
+	if c.ConnectTimeout < 0 {
+		errs = append(errs, fieldError(FieldConnectTimeout, c.ConnectTimeout, "must be positive"))
+	}
+	return errors.Join(errs...)
 }
 
 func family(a netip.Addr) string {

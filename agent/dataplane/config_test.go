@@ -12,22 +12,22 @@ func TestValidateNamesTheField(t *testing.T) {
 	v4, v6 := netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("fd00::2")
 	for _, tc := range []struct {
 		name  string
-		cfg   Config
+		cfg   UDPConfig
 		field Field
 		hint  string
 	}{
-		{"no destination", Config{}, FieldDstAddr, "required"},
-		{"family mix", Config{DstAddr: v4, SrcAddr: netip.MustParseAddr("fd00::1")}, FieldSrcAddr, "same IP family"},
-		{"dst port range past 65535", Config{DstAddr: v4, DstPort: 65500, DstPortCount: 100}, FieldDstPort, "at most 65436"},
-		{"src port range past 65535", Config{DstAddr: v4, SrcPort: 2, SrcPortCount: 65535}, FieldSrcPort, "past 65535"},
-		{"vlan", Config{DstAddr: v4, VLAN: 4095}, FieldVLAN, "1 to 4094"},
-		{"frame too small v4", Config{DstAddr: v4, FrameSize: 59}, FieldFrameSize, "at least 60"},
-		{"frame too small v6 vlan", Config{DstAddr: v6, VLAN: 5, FrameSize: 64}, FieldFrameSize, "at least 66"},
-		{"frame over a page", Config{DstAddr: v4, FrameSize: 9000}, FieldFrameSize, "at most 3520"},
-		{"both rates", Config{DstAddr: v4, RatePPS: 1, RateBPS: 1000}, FieldRate, "not both"},
-		{"bps below a frame", Config{DstAddr: v4, RateBPS: 8}, FieldRate, "at least 512"},
-		{"bad mac", Config{DstAddr: v4, DstMAC: net.HardwareAddr{1, 2}}, FieldDstMAC, "six bytes"},
-		{"negative threads", Config{DstAddr: v4, Threads: -1}, FieldThreads, "at least 1"},
+		{"no destination", UDPConfig{}, FieldDstAddr, "required"},
+		{"family mix", UDPConfig{DstAddr: v4, SrcAddr: netip.MustParseAddr("fd00::1")}, FieldSrcAddr, "same IP family"},
+		{"dst port range past 65535", UDPConfig{DstAddr: v4, DstPort: 65500, DstPortCount: 100}, FieldDstPort, "at most 65436"},
+		{"src port range past 65535", UDPConfig{DstAddr: v4, SrcPort: 2, SrcPortCount: 65535}, FieldSrcPort, "past 65535"},
+		{"vlan", UDPConfig{DstAddr: v4, VLAN: 4095}, FieldVLAN, "1 to 4094"},
+		{"frame too small v4", UDPConfig{DstAddr: v4, FrameSize: 59}, FieldFrameSize, "at least 60"},
+		{"frame too small v6 vlan", UDPConfig{DstAddr: v6, VLAN: 5, FrameSize: 64}, FieldFrameSize, "at least 66"},
+		{"frame over a page", UDPConfig{DstAddr: v4, FrameSize: 9000}, FieldFrameSize, "at most 3520"},
+		{"both rates", UDPConfig{DstAddr: v4, RatePPS: 1, RateBPS: 1000}, FieldRate, "not both"},
+		{"bps below a frame", UDPConfig{DstAddr: v4, RateBPS: 8}, FieldRate, "at least 512"},
+		{"bad mac", UDPConfig{DstAddr: v4, DstMAC: net.HardwareAddr{1, 2}}, FieldDstMAC, "six bytes"},
+		{"negative threads", UDPConfig{DstAddr: v4, Threads: -1}, FieldThreads, "at least 1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.Validate()
@@ -43,7 +43,7 @@ func TestValidateNamesTheField(t *testing.T) {
 }
 
 func TestValidateAcceptsGoodConfigs(t *testing.T) {
-	for _, cfg := range []Config{
+	for _, cfg := range []UDPConfig{
 		{DstAddr: netip.MustParseAddr("10.0.0.2")},
 		{DstAddr: netip.MustParseAddr("fd00::2"), VLAN: 4094},
 		{DstAddr: netip.MustParseAddr("10.0.0.2"), DstPort: 65436, DstPortCount: 100, FrameSize: MaxLiveFrameSize, RateBPS: 1e9},

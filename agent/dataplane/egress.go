@@ -21,9 +21,9 @@ type egress struct {
 	passLink link.Link
 }
 
-// prepareEgress makes sure l transmits redirected frames (ndo_xdp_xmit). Drivers that want an XDP program
-// attached get a pass program; a veth cannot be fixed from this side, because what it needs is on its peer.
-func prepareEgress(l vnl.Link, pass *ebpf.Program) (*egress, error) {
+// enableRedirectTransmit makes sure l transmits redirected frames (ndo_xdp_xmit). Drivers that want an XDP
+// program attached get a pass program; a veth cannot be fixed from this side, because what it needs is on its peer.
+func enableRedirectTransmit(l vnl.Link, pass *ebpf.Program) (*egress, error) {
 	attrs := l.Attrs()
 	have, err := xdpFeatures(attrs.Index)
 	if errors.Is(err, errFeaturesUnknown) {

@@ -39,14 +39,14 @@ func openSendingHost(t target) (*sendingHost, error) {
 	return h, nil
 }
 
-// prepareEgress readies the interface to transmit redirected frames (see prepareEgress), attaching pass when
-// the driver needs a program, and notes its counters.
-func (h *sendingHost) prepareEgress(pass *ebpf.Program) error {
+// readyEgress makes the interface transmit redirected frames (enableRedirectTransmit), attaching pass when the
+// driver needs a program, and notes its counters: what the run's egress statistics count from.
+func (h *sendingHost) readyEgress(pass *ebpf.Program) error {
 	l, err := h.links.LinkByIndex(h.ifindex)
 	if err != nil {
 		return fmt.Errorf("%s: %w", h.ifname, err)
 	}
-	if h.egress, err = prepareEgress(l, pass); err != nil {
+	if h.egress, err = enableRedirectTransmit(l, pass); err != nil {
 		return err
 	}
 	h.egressAtStart, err = h.egressCounters()

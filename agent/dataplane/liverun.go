@@ -56,3 +56,10 @@ func runLiveFrames(prog *ebpf.Program, frame []byte, repeat uint32) error {
 	}
 	return errno
 }
+
+// monotonicNow is CLOCK_MONOTONIC in ns, the clock bpf_ktime_get_ns reads.
+func monotonicNow() uint64 {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return uint64(ts.Nano())
+}

@@ -128,7 +128,7 @@ func Probe(ifname string) (ProbeResult, error) {
 	}
 	res.LiveFrames = true
 
-	eg, err := prepareEgress(link, nil)
+	eg, err := enableRedirectTransmit(link, nil)
 	if err != nil {
 		res.Problem = err.Error()
 		return res, nil
@@ -155,11 +155,4 @@ func probeLiveFrames() error {
 		return privilegeHint(fmt.Errorf("run an XDP program in live-frame mode: %w", err))
 	}
 	return nil
-}
-
-func privilegeHint(err error) error {
-	if errors.Is(err, unix.EPERM) {
-		return fmt.Errorf("%w: run as root, or with CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON", err)
-	}
-	return err
 }

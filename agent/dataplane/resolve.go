@@ -1,7 +1,6 @@
 package dataplane
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -12,11 +11,26 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// target is a Config made concrete on this host: the egress link and a complete flow.
+// targetSpec is what resolveTarget needs of a run's configuration, UDP or TCP. Zero values mean "work it out".
+type targetSpec struct {
+	Interface        string
+	DstMAC, SrcMAC   net.HardwareAddr
+	DstAddr, SrcAddr netip.Addr
+	VLAN             uint16
+	// FrameSize is checked against the interface's MTU and the smallest frame its VLAN allows.
+	FrameSize int
+	Threads   int
+}
+
+// target is a targetSpec made concrete on this host: the egress link, both MACs, the source address, the VLAN
+// tag and the CPUs.
 type target struct {
-	Link    netlink.Link
-	Ifindex int
-	Flow    udpFlow
+	Link           netlink.Link
+	Ifindex        int
+	SrcMAC, DstMAC net.HardwareAddr
+	SrcAddr        netip.Addr
+	// VLAN is the tag frames carry (0: none): the spec's, or the VLAN device's when the interface is one.
+	VLAN uint16
 	// CPUs the workers are pinned to, one each.
 	CPUs []int
 }
@@ -26,8 +40,7 @@ const neighbourTimeout = 3 * time.Second
 
 // resolveTarget fills in what c leaves to the host: interface, MACs, source address, CPUs; and checks the frame
 // against the interface's MTU.
-func resolveTarget(c Config) (target, error) {
-	c = c.withDefaults()
+func resolveTarget(c targetSpec) (target, error) {
 	routes, err := netlink.RouteGet(c.DstAddr.AsSlice())
 	if err != nil || len(routes) == 0 {
 		if c.Interface == "" || c.DstMAC == nil || !c.SrcAddr.IsValid() {
@@ -88,18 +101,7 @@ func resolveTarget(c Config) (target, error) {
 	if err != nil {
 		return target{}, err
 	}
-	return target{
-		Link:    link,
-		Ifindex: attrs.Index,
-		CPUs:    cpus,
-		Flow: udpFlow{
-			SrcMAC: src, DstMAC: dst,
-			SrcAddr: srcAddr, DstAddr: c.DstAddr,
-			SrcPort: c.SrcPort, DstPort: c.DstPort,
-			VLAN:      vlan,
-			FrameSize: c.FrameSize,
-		},
-	}, nil
+	return target{Link: link, Ifindex: attrs.Index, SrcMAC: src, DstMAC: dst, SrcAddr: srcAddr, VLAN: vlan, CPUs: cpus}, nil
 }
 
 func vlanLen(vlan uint16) int {
@@ -169,6 +171,7 @@ func sameOrChild(index int, link netlink.Link) bool {
 }
 
 const usableNeighbour = netlink.NUD_REACHABLE | netlink.NUD_STALE | netlink.NUD_DELAY | netlink.NUD_PROBE |
+
 	netlink.NUD_PERMANENT | netlink.NUD_NOARP
 
 // resolveNeighbour finds the MAC of the next hop to dst (the route's gateway, or dst itself when on-link) in the
@@ -240,5 +243,3 @@ func workerCPUs(n int) ([]int, error) {
 	}
 	return cpus, nil
 }
-
-var errNoLiveFrames = errors.New("this kernel cannot run XDP live frames (BPF_F_TEST_XDP_LIVE_FRAMES needs Linux 5.18 or newer)")

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net/netip"
 	"strings"
 	"time"
 
@@ -14,120 +13,8 @@ import (
 	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
 
-	"github.com/xdpgen/xdpgen/agent/dataplane/netnsthread"
 	"github.com/xdpgen/xdpgen/bpf"
 )
-
-// TCPConfig describes a TCP run: Flows connections to one server, each a real TCP connection whose data
-// segments are live frames. Zero values mean "work it out", as in Config.
-type TCPConfig struct {
-	// Interface is the egress interface. Empty: the interface of the route to DstAddr.
-	Interface string
-	DstAddr   netip.Addr
-	SrcAddr   netip.Addr
-	// DstPort is where the server listens. Required.
-	DstPort uint16
-	// FrameSize is the Ethernet frame length of a full segment. 0: as large as the connection's MSS allows (at
-	// most MaxLiveFrameSize).
-	FrameSize int
-
-	// Flows is the number of connections, spread over the workers. 0: one per thread.
-	Flows int
-	// Threads is the number of workers, each pinned to its own CPU. 0 means 1.
-	Threads int
-	// Segments stops new data after this many data segments in total, split over the flows; the run ends when
-	// the peer has acknowledged them all. 0: no limit.
-	Segments uint64
-	// Duration stops new data after this long; the run ends when what is in flight is acknowledged.
-	Duration time.Duration
-	// ConnectTimeout bounds each handshake. 0: 3s.
-	ConnectTimeout time.Duration
-	// StallTimeout fails the run when a flow with data to send gets no acknowledgement for this long. 0: 10s.
-	StallTimeout time.Duration
-}
-
-// Fields only TCPConfig has.
-const (
-	FieldFlows          Field = "flows"
-	FieldConnectTimeout Field = "connect-timeout"
-)
-
-const (
-	defaultConnectTimeout = 3 * time.Second
-	defaultStallTimeout   = 10 * time.Second
-	// tcpInitialWindow is RFC 6928's initial congestion window, in segments.
-	tcpInitialWindow = 10
-	// tcpMinRTO and tcpMaxRTO bound the retransmission timeout: Linux's floor, and a ceiling that keeps a
-	// generator responsive after an outage.
-	tcpMinRTO = 200 * time.Millisecond
-	tcpMaxRTO = 5 * time.Second
-	// tcpMaxCwnd caps the congestion window (segments); the peer's window caps it long before on a LAN.
-	tcpMaxCwnd = 1 << 16
-	// tcpDrainTimeout bounds how long the end of a run waits for what is in flight to be acknowledged.
-	tcpDrainTimeout = 2 * time.Second
-	// tcpPollInterval is how often the supervisor reads the flows.
-	tcpPollInterval = 10 * time.Millisecond
-)
-
-// ErrPeerReset is returned (wrapped, with the flow) when the peer resets a connection during a run.
-var ErrPeerReset = errors.New("the peer reset the connection")
-
-func (c TCPConfig) withDefaults() TCPConfig {
-	if c.Threads == 0 {
-		c.Threads = 1
-	}
-	if c.Flows == 0 {
-		c.Flows = c.Threads
-	}
-	if c.ConnectTimeout == 0 {
-		c.ConnectTimeout = defaultConnectTimeout
-	}
-	if c.StallTimeout == 0 {
-		c.StallTimeout = defaultStallTimeout
-	}
-	return c
-}
-
-// Validate checks what can be checked without looking at the machine.
-func (c TCPConfig) Validate() error {
-	c = c.withDefaults()
-	var errs []error
-	if !c.DstAddr.IsValid() {
-		errs = append(errs, fieldError(FieldDstAddr, nil, "required: the IPv4 or IPv6 address of the TCP server"))
-	} else if c.DstAddr.Zone() != "" {
-		errs = append(errs, fieldError(FieldDstAddr, c.DstAddr, "zoned addresses are not supported: give the interface separately"))
-	}
-	if c.SrcAddr.IsValid() && c.DstAddr.IsValid() && c.SrcAddr.Is4() != c.DstAddr.Is4() {
-		errs = append(errs, fieldError(FieldSrcAddr, c.SrcAddr, "is %s but the destination %s is %s: use the same IP family for both",
-			family(c.SrcAddr), c.DstAddr, family(c.DstAddr)))
-	}
-	if c.DstPort == 0 {
-		errs = append(errs, fieldError(FieldDstPort, nil, "required: the port the TCP server listens on"))
-	}
-	if c.Threads < 1 {
-		errs = append(errs, fieldError(FieldThreads, c.Threads, "use at least 1 thread"))
-	}
-	switch {
-	case c.Flows < 1 || c.Flows > bpf.TCPMaxFlows:
-		errs = append(errs, fieldError(FieldFlows, c.Flows, "use 1 to %d connections", bpf.TCPMaxFlows))
-	case c.Flows < c.Threads:
-		errs = append(errs, fieldError(FieldFlows, c.Flows, "fewer connections than threads (%d) would leave a thread idle: use at least %d flows, or fewer threads",
-			c.Threads, c.Threads))
-	}
-	if c.FrameSize != 0 && c.DstAddr.IsValid() {
-		if lo := tcpHeadersLen(c.DstAddr.Is6(), true) + TCPOffsetLen; c.FrameSize < lo {
-			errs = append(errs, fieldError(FieldFrameSize, c.FrameSize, "too small for an %s segment with timestamps and its %d-byte stream offset: use at least %d bytes",
-				family(c.DstAddr), TCPOffsetLen, lo))
-		}
-		if c.FrameSize > MaxLiveFrameSize {
-			errs = append(errs, fieldError(FieldFrameSize, c.FrameSize, "live frames hold at most %d bytes (one page): use a smaller size", MaxLiveFrameSize))
-		}
-	}
-	if c.ConnectTimeout < 0 {
-		errs = append(errs, fieldError(FieldConnectTimeout, c.ConnectTimeout, "must be positive"))
-	}
-	return errors.Join(errs...)
-}
 
 // TCPGenerator sends TCP data over real connections as XDP live frames. Make one with NewTCPGenerator (which
 // connects), Run it once, and Close it (which closes the connections and detaches the programs).
@@ -145,6 +32,17 @@ type TCPGenerator struct {
 	ran  bool
 }
 
+const (
+	// tcpInitialWindow is RFC 6928's initial congestion window, in segments.
+	tcpInitialWindow = 10
+	// tcpMinRTO and tcpMaxRTO bound the retransmission timeout: Linux's floor, and a ceiling that keeps a
+	// generator responsive after an outage.
+	tcpMinRTO = 200 * time.Millisecond
+	tcpMaxRTO = 5 * time.Second
+	// tcpMaxCwnd caps the congestion window (segments); the peer's window caps it long before on a LAN.
+	tcpMaxCwnd = 1 << 16
+)
+
 // NewTCPGenerator connects cfg.Flows times to the server, takes the connections over, loads the programs and
 // attaches the one that takes the peer's ACKs to the egress interface. It works in the calling thread's network
 // namespace; ctx bounds the connecting.
@@ -153,16 +51,11 @@ func NewTCPGenerator(ctx context.Context, cfg TCPConfig) (*TCPGenerator, error) 
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	check := Config{Interface: cfg.Interface, DstAddr: cfg.DstAddr, SrcAddr: cfg.SrcAddr, DstPort: cfg.DstPort,
-		FrameSize: cfg.FrameSize, Threads: cfg.Threads}
-	if check.FrameSize == 0 {
-		check.FrameSize = minFrameSize(cfg.DstAddr.Is6(), 0)
-	}
-	tgt, err := resolveTarget(check)
+	tgt, err := resolveTarget(cfg.targetSpec())
 	if err != nil {
 		return nil, err
 	}
-	if tgt.Flow.VLAN != 0 {
+	if tgt.VLAN != 0 {
 		return nil, fieldError(FieldInterface, tgt.Link.Attrs().Name, "is a VLAN device; TCP mode does not send tagged frames yet: use an untagged interface")
 	}
 	if err := probeLiveFrames(); err != nil {
@@ -183,30 +76,6 @@ func NewTCPGenerator(ctx context.Context, cfg TCPConfig) (*TCPGenerator, error) 
 		return nil, err
 	}
 	return g, nil
-}
-
-// connect makes the connections and takes them over.
-func (g *TCPGenerator) connect(ctx context.Context) error {
-	dst := netip.AddrPortFrom(g.cfg.DstAddr, g.cfg.DstPort)
-	for range g.cfg.Flows {
-		c, err := dialTCP(ctx, g.target.Link.Attrs().Name, g.target.Flow.SrcAddr, dst, g.cfg.ConnectTimeout)
-		if err != nil {
-			return err
-		}
-		t, err := takeOver(c)
-		if err != nil {
-			c.Close()
-			return fmt.Errorf("take over the connection to %s: %w", dst, err)
-		}
-		g.conns = append(g.conns, &tcpConn{conn: c, tcpTakeover: t})
-	}
-	first := g.conns[0]
-	for _, c := range g.conns[1:] {
-		if c.timestamps != first.timestamps {
-			return fmt.Errorf("connections to %s disagree on timestamps: the server's settings changed between handshakes", dst)
-		}
-	}
-	return nil
 }
 
 // load builds the segment template, loads the programs with the flows' state, and attaches the ack program.
@@ -231,8 +100,8 @@ func (g *TCPGenerator) load() error {
 		return fmt.Errorf("the connection's MSS (%d bytes) is too small for segments that carry their %d-byte stream offset", mss, TCPOffsetLen)
 	}
 	tmpl, err := buildTCPTemplate(tcpFrame{
-		SrcMAC: g.target.Flow.SrcMAC, DstMAC: g.target.Flow.DstMAC,
-		SrcAddr: g.target.Flow.SrcAddr, DstAddr: g.cfg.DstAddr, DstPort: g.cfg.DstPort,
+		SrcMAC: g.target.SrcMAC, DstMAC: g.target.DstMAC,
+		SrcAddr: g.target.SrcAddr, DstAddr: g.cfg.DstAddr, DstPort: g.cfg.DstPort,
 		Window: uint16(min(window, math.MaxUint16)), Timestamps: first.timestamps, Payload: g.mss,
 	})
 	if err != nil {
@@ -251,7 +120,7 @@ func (g *TCPGenerator) load() error {
 	if first.timestamps {
 		cfg.Timestamps = 1
 	}
-	copy(cfg.SrcAddr[:], g.target.Flow.SrcAddr.AsSlice())
+	copy(cfg.SrcAddr[:], g.target.SrcAddr.AsSlice())
 	copy(cfg.DstAddr[:], g.cfg.DstAddr.AsSlice())
 	if g.objs, err = bpf.LoadTCP(cfg); err != nil {
 		return privilegeHint(err)
@@ -278,23 +147,7 @@ func (g *TCPGenerator) load() error {
 	}
 	// With the ACK program attached, a driver that transmits redirected frames only while an XDP program
 	// runs is ready; look at the interface again.
-	return g.host.prepareEgress(nil)
-}
-
-// initialFlow is the flow's state at takeover: nothing sent, the handshake's window and RTT.
-func (c *tcpConn) initialFlow(now uint64) bpf.TCPFlow {
-	f := bpf.TCPFlow{
-		State: bpf.TCPFlowRunning, Iss: c.sndNxt, RcvNxt: c.rcvNxt, TsOffset: c.tsOffset,
-		PeerWnd: c.window.SndWnd, Cwnd: tcpInitialWindow, Ssthresh: math.MaxUint32, Wscale: c.sndWscale,
-		Port: networkOrder(c.local.Port()), ProgressAt: now,
-		Rto: uint64(min(max(c.rto, tcpMinRTO), tcpMaxRTO)), Srtt: uint64(c.rtt), Rttvar: uint64(c.rttvar),
-	}
-	return f
-}
-
-// networkOrder is v as its bytes sit in a packet, read back in this (little-endian) machine's order.
-func networkOrder(v uint16) uint16 {
-	return v>>8 | v<<8
+	return g.host.readyEgress(nil)
 }
 
 // Interface is the egress interface's name and index.
@@ -332,271 +185,8 @@ func (g *TCPGenerator) Flow() string {
 		ports = fmt.Sprintf("{%d ports}", len(g.conns))
 	}
 	return fmt.Sprintf("tcp %s:%s -> %s (%s -> %s), %d flow(s), %d-byte segments in %d-byte frames (%s), %d thread(s)",
-		c.local.Addr(), ports, c.remote, g.target.Flow.SrcMAC, g.target.Flow.DstMAC, len(g.conns), g.mss, len(g.template.Frame),
+		c.local.Addr(), ports, c.remote, g.target.SrcMAC, g.target.DstMAC, len(g.conns), g.mss, len(g.template.Frame),
 		strings.Join(opts, ", "), len(g.target.CPUs))
-}
-
-// Stats reads the counters. Safe to call while Run is going.
-func (g *TCPGenerator) Stats() (TCPStats, error) {
-	flows, err := g.readFlows()
-	if err != nil {
-		return TCPStats{}, err
-	}
-	var workers []bpf.TCPWorker
-	if err := g.objs.Workers.Lookup(uint32(0), &workers); err != nil {
-		return TCPStats{}, fmt.Errorf("read worker counters: %w", err)
-	}
-	egress, err := g.host.egressSinceStart()
-	if err != nil {
-		return TCPStats{}, err
-	}
-	s := TCPStats{At: time.Now(), Egress: egress}
-	for i, f := range flows {
-		fs := flowStats(f, uint64(g.mss))
-		if g.conns[i].done.Load() && fs.State == "running" {
-			fs.State = "closed"
-		}
-		s.Flows = append(s.Flows, fs)
-		s.Total = s.Total.add(fs.TCPCounters)
-	}
-	for _, w := range workers {
-		s.Idle += w.Idle
-		for a, c := range w.Actions {
-			s.Actions[a] = s.Actions[a].add(Counter{Packets: c.Packets, Bytes: c.Bytes})
-		}
-	}
-	return s, nil
-}
-
-func (g *TCPGenerator) readFlows() ([]bpf.TCPFlow, error) {
-	flows := make([]bpf.TCPFlow, len(g.conns))
-	for i := range flows {
-		if err := g.objs.Flows.LookupWithFlags(uint32(i), &flows[i], ebpf.LookupLock); err != nil {
-			return nil, fmt.Errorf("read flow %d: %w", i, err)
-		}
-	}
-	return flows, nil
-}
-
-// Run sends until the segment count is acknowledged, the duration is up, or ctx is cancelled; then it lets
-// what is in flight be acknowledged (for at most a couple of seconds), stops the workers, and closes every
-// connection with a FIN. It returns ctx's error when ctx ended the run, and an error naming the flow when the
-// peer reset a connection or stopped acknowledging. Run may be called once.
-func (g *TCPGenerator) Run(ctx context.Context) error {
-	if g.ran {
-		return errors.New("a TCP generator runs once: make a new one")
-	}
-	g.ran = true
-	if err := g.initRun(); err != nil {
-		return err
-	}
-	r := &tcpRun{g: g, ctx: ctx}
-	workers := startWorkers(g.target.CPUs, liveFrameJob{program: g.objs.Send, frame: g.template.Frame, ns: g.host.ns,
-		budget: func(int) (uint64, error) { return maxRepeat, nil }})
-	err := supervise(ctx, workers, r.poll)
-	err = errors.Join(err, r.err, g.handBackAll())
-	if err == nil {
-		err = ctx.Err()
-	}
-	return err
-}
-
-// initRun spreads the flows over the workers (flow i to worker i mod threads) and sets where each flow's new
-// data ends.
-func (g *TCPGenerator) initRun() error {
-	threads := len(g.target.CPUs)
-	workers := make([]bpf.TCPWorker, ebpf.MustPossibleCPU())
-	for i, cpu := range g.target.CPUs {
-		workers[cpu] = bpf.TCPWorker{First: uint32(i), Stride: uint32(threads), Count: uint32((len(g.conns) - i + threads - 1) / threads)}
-	}
-	if err := g.objs.Workers.Put(uint32(0), workers); err != nil {
-		return fmt.Errorf("set up the workers: %w", err)
-	}
-	for i := range g.conns {
-		if err := g.setControl(i, bpf.TCPFlowCtl{End: g.flowEnd(i)}); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// flowEnd is the stream offset flow i's new data stops at: its share of the segments.
-func (g *TCPGenerator) flowEnd(i int) uint64 {
-	n := g.cfg.Segments
-	if n == 0 {
-		return math.MaxUint64
-	}
-	share := n / uint64(len(g.conns))
-	if uint64(i) < n%uint64(len(g.conns)) {
-		share++
-	}
-	return share * uint64(g.mss)
-}
-
-func (g *TCPGenerator) setControl(i int, ctl bpf.TCPFlowCtl) error {
-	if err := g.objs.Control.Update(uint32(i), ctl, ebpf.UpdateExist); err != nil {
-		return fmt.Errorf("control flow %d: %w", i, err)
-	}
-	return nil
-}
-
-// tcpRun is the supervisor's view of a run: sending, then draining what is in flight, then done.
-type tcpRun struct {
-	g   *TCPGenerator
-	ctx context.Context
-	// draining: no new data; the workers run until what is in flight is acknowledged or drainBy passes.
-	draining bool
-	drainBy  time.Time
-	// firstFrame is when the supervisor first saw a segment sent: a duration counts from it.
-	firstFrame time.Time
-	lastPoll   time.Time
-	// err is why the run failed, returned once the connections are closed.
-	err error
-}
-
-func keepRunning(*liveFrameWorker) bool { return false }
-
-// poll reads the flows every tcpPollInterval and moves the run along.
-func (r *tcpRun) poll() (func(*liveFrameWorker) bool, error) {
-	now := time.Now()
-	if now.Sub(r.lastPoll) < tcpPollInterval && r.ctx.Err() == nil {
-		return keepRunning, nil
-	}
-	r.lastPoll = now
-	flows, err := r.g.readFlows()
-	if err != nil {
-		return nil, err
-	}
-	if r.draining {
-		if now.After(r.drainBy) || drained(flows) {
-			return stopEvery, nil
-		}
-		return keepRunning, nil
-	}
-
-	if r.firstFrame.IsZero() {
-		for _, f := range flows {
-			if f.SegsSent > 0 {
-				r.firstFrame = now
-			}
-		}
-	}
-	for i, f := range flows {
-		if f.State == bpf.TCPFlowReset {
-			r.err = fmt.Errorf("flow %d (%s -> %s): %w after %d bytes were acknowledged", i, r.g.conns[i].local, r.g.conns[i].remote,
-				ErrPeerReset, f.SndUna)
-			return r.drain(now)
-		}
-		if err := r.g.stalled(i, f); err != nil {
-			// The peer is gone or not reading: waiting for what is in flight would only wait longer.
-			r.err = err
-			return stopEvery, nil
-		}
-	}
-	switch {
-	case r.ctx.Err() != nil:
-		return r.drain(now)
-	case r.g.cfg.Duration > 0 && !r.firstFrame.IsZero() && now.Sub(r.firstFrame) >= r.g.cfg.Duration:
-		return r.drain(now)
-	case r.g.cfg.Segments > 0 && r.allSent(flows):
-		return stopEvery, nil
-	}
-	return keepRunning, nil
-}
-
-// drain stops new data on every flow; the workers keep running to recover losses until all is acknowledged.
-func (r *tcpRun) drain(now time.Time) (func(*liveFrameWorker) bool, error) {
-	r.draining, r.drainBy = true, now.Add(tcpDrainTimeout)
-	for i := range r.g.conns {
-		if err := r.g.setControl(i, bpf.TCPFlowCtl{End: r.g.flowEnd(i), Stop: 1}); err != nil {
-			return nil, err
-		}
-	}
-	return keepRunning, nil
-}
-
-func drained(flows []bpf.TCPFlow) bool {
-	for _, f := range flows {
-		if f.State == bpf.TCPFlowRunning && f.SndUna < f.SndMax {
-			return false
-		}
-	}
-	return true
-}
-
-// allSent: every flow's share is acknowledged.
-func (r *tcpRun) allSent(flows []bpf.TCPFlow) bool {
-	for i, f := range flows {
-		if f.State == bpf.TCPFlowRunning && f.SndUna < r.g.flowEnd(i) {
-			return false
-		}
-	}
-	return true
-}
-
-// stalled says why flow i makes no progress, when it has had data to send and no acknowledgement for the
-// stall timeout.
-func (g *TCPGenerator) stalled(i int, f bpf.TCPFlow) error {
-	if f.State != bpf.TCPFlowRunning || (f.SndUna >= f.SndMax && f.SndUna >= g.flowEnd(i)) {
-		return nil
-	}
-	idle := time.Duration(monotonicNow() - f.ProgressAt)
-	if idle < g.cfg.StallTimeout {
-		return nil
-	}
-	c := g.conns[i]
-	if f.SndUna >= f.SndMax && f.PeerWnd < uint32(g.mss) {
-		return fmt.Errorf("flow %d (%s -> %s): the peer's receive window stayed closed for %s: its application is not reading",
-			i, c.local, c.remote, idle.Round(time.Millisecond))
-	}
-	return fmt.Errorf("flow %d (%s -> %s): the peer acknowledged nothing for %s (%d retransmission timeouts): it is gone or unreachable",
-		i, c.local, c.remote, idle.Round(time.Millisecond), f.Timeouts)
-}
-
-// handBackAll gives every connection back to the kernel, which closes it (see handBack), in the generator's
-// network namespace. A connection the peer reset is closed without a word; one never sent on just closes.
-func (g *TCPGenerator) handBackAll() error {
-	if g.objs == nil {
-		return g.closeAllUntouched()
-	}
-	return netnsthread.Do(g.host.ns, func() error {
-		var errs []error
-		for i, c := range g.conns {
-			if c.done.Load() {
-				continue
-			}
-			passing := func() error {
-				return g.setControl(i, bpf.TCPFlowCtl{End: g.flowEnd(i), Stop: 1, HandedBack: 1})
-			}
-			var f bpf.TCPFlow
-			if err := g.objs.Flows.LookupWithFlags(uint32(i), &f, ebpf.LookupLock); err != nil {
-				errs = append(errs, fmt.Errorf("read flow %d: %w", i, err), c.abandon())
-				continue
-			}
-			switch {
-			case f.State == bpf.TCPFlowReset:
-				errs = append(errs, c.abandon())
-			case f.SndMax == 0 && f.RcvNxt == c.rcvNxt:
-				errs = append(errs, passing(), c.closeUntouched())
-			default:
-				final := tcpFinal{
-					sndNxt: f.Iss + uint32(f.SndMax), rcvNxt: f.RcvNxt, acked: f.SndUna >= f.SndMax,
-					peerWindow: f.PeerWnd, tsval: tcpClockMs() + f.TsOffset + 1,
-				}
-				errs = append(errs, c.handBack(g.target.Ifindex, final, passing))
-			}
-		}
-		return errors.Join(errs...)
-	})
-}
-
-// closeAllUntouched closes connections made before the programs were loaded.
-func (g *TCPGenerator) closeAllUntouched() error {
-	var errs []error
-	for _, c := range g.conns {
-		errs = append(errs, c.closeUntouched())
-	}
-	return errors.Join(errs...)
 }
 
 // Close closes the connections that are still open (with a FIN: see Run), detaches the ACK program and

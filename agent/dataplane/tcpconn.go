@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"sync/atomic"
@@ -11,7 +12,11 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
+
+	"github.com/xdpgen/xdpgen/agent/dataplane/netnsthread"
+	"github.com/xdpgen/xdpgen/bpf"
 )
 
 // A TCP flow's connection lives in three stages. The kernel makes it: a real socket, a real three-way handshake.
@@ -384,4 +389,90 @@ func sockaddr(ap netip.AddrPort) unix.Sockaddr {
 		return &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
 	}
 	return &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
+}
+
+// connect makes the connections and takes them over.
+func (g *TCPGenerator) connect(ctx context.Context) error {
+	dst := netip.AddrPortFrom(g.cfg.DstAddr, g.cfg.DstPort)
+	for range g.cfg.Flows {
+		c, err := dialTCP(ctx, g.target.Link.Attrs().Name, g.target.SrcAddr, dst, g.cfg.ConnectTimeout)
+		if err != nil {
+			return err
+		}
+		t, err := takeOver(c)
+		if err != nil {
+			c.Close()
+			return fmt.Errorf("take over the connection to %s: %w", dst, err)
+		}
+		g.conns = append(g.conns, &tcpConn{conn: c, tcpTakeover: t})
+	}
+	first := g.conns[0]
+	for _, c := range g.conns[1:] {
+		if c.timestamps != first.timestamps {
+			return fmt.Errorf("connections to %s disagree on timestamps: the server's settings changed between handshakes", dst)
+		}
+	}
+	return nil
+}
+
+// initialFlow is the flow's state at takeover: nothing sent, the handshake's window and RTT.
+func (c *tcpConn) initialFlow(now uint64) bpf.TCPFlow {
+	f := bpf.TCPFlow{
+		State: bpf.TCPFlowRunning, Iss: c.sndNxt, RcvNxt: c.rcvNxt, TsOffset: c.tsOffset,
+		PeerWnd: c.window.SndWnd, Cwnd: tcpInitialWindow, Ssthresh: math.MaxUint32, Wscale: c.sndWscale,
+		Port: networkOrder(c.local.Port()), ProgressAt: now,
+		Rto: uint64(min(max(c.rto, tcpMinRTO), tcpMaxRTO)), Srtt: uint64(c.rtt), Rttvar: uint64(c.rttvar),
+	}
+	return f
+}
+
+// networkOrder is v as its bytes sit in a packet, read back in this (little-endian) machine's order.
+func networkOrder(v uint16) uint16 {
+	return v>>8 | v<<8
+}
+
+// handBackAll gives every connection back to the kernel, which closes it (see handBack), in the generator's
+// network namespace. A connection the peer reset is closed without a word; one never sent on just closes.
+func (g *TCPGenerator) handBackAll() error {
+	if g.objs == nil {
+		return g.closeAllUntouched()
+	}
+	return netnsthread.Do(g.host.ns, func() error {
+		var errs []error
+		for i, c := range g.conns {
+			if c.done.Load() {
+				continue
+			}
+			passing := func() error {
+				return g.setControl(i, bpf.TCPFlowCtl{End: g.flowEnd(i), Stop: 1, HandedBack: 1})
+			}
+			var f bpf.TCPFlow
+			if err := g.objs.Flows.LookupWithFlags(uint32(i), &f, ebpf.LookupLock); err != nil {
+				errs = append(errs, fmt.Errorf("read flow %d: %w", i, err), c.abandon())
+				continue
+			}
+			switch {
+			case f.State == bpf.TCPFlowReset:
+				errs = append(errs, c.abandon())
+			case f.SndMax == 0 && f.RcvNxt == c.rcvNxt:
+				errs = append(errs, passing(), c.closeUntouched())
+			default:
+				final := tcpFinal{
+					sndNxt: f.Iss + uint32(f.SndMax), rcvNxt: f.RcvNxt, acked: f.SndUna >= f.SndMax,
+					peerWindow: f.PeerWnd, tsval: tcpClockMs() + f.TsOffset + 1,
+				}
+				errs = append(errs, c.handBack(g.target.Ifindex, final, passing))
+			}
+		}
+		return errors.Join(errs...)
+	})
+}
+
+// closeAllUntouched closes connections made before the programs were loaded.
+func (g *TCPGenerator) closeAllUntouched() error {
+	var errs []error
+	for _, c := range g.conns {
+		errs = append(errs, c.closeUntouched())
+	}
+	return errors.Join(errs...)
 }

@@ -1,7 +1,10 @@
 package dataplane
 
 import (
+	"fmt"
 	"time"
+
+	"github.com/cilium/ebpf"
 
 	"github.com/xdpgen/xdpgen/bpf"
 )
@@ -132,4 +135,46 @@ func flowStats(f bpf.TCPFlow, mss uint64) TCPFlowStats {
 		s.State = "reset"
 	}
 	return s
+}
+
+// Stats reads the counters. Safe to call while Run is going.
+func (g *TCPGenerator) Stats() (TCPStats, error) {
+	flows, err := g.readFlows()
+	if err != nil {
+		return TCPStats{}, err
+	}
+	var workers []bpf.TCPWorker
+	if err := g.objs.Workers.Lookup(uint32(0), &workers); err != nil {
+		return TCPStats{}, fmt.Errorf("read worker counters: %w", err)
+	}
+	egress, err := g.host.egressSinceStart()
+	if err != nil {
+		return TCPStats{}, err
+	}
+	s := TCPStats{At: time.Now(), Egress: egress}
+	for i, f := range flows {
+		fs := flowStats(f, uint64(g.mss))
+		if g.conns[i].done.Load() && fs.State == "running" {
+			fs.State = "closed"
+		}
+		s.Flows = append(s.Flows, fs)
+		s.Total = s.Total.add(fs.TCPCounters)
+	}
+	for _, w := range workers {
+		s.Idle += w.Idle
+		for a, c := range w.Actions {
+			s.Actions[a] = s.Actions[a].add(Counter{Packets: c.Packets, Bytes: c.Bytes})
+		}
+	}
+	return s, nil
+}
+
+func (g *TCPGenerator) readFlows() ([]bpf.TCPFlow, error) {
+	flows := make([]bpf.TCPFlow, len(g.conns))
+	for i := range flows {
+		if err := g.objs.Flows.LookupWithFlags(uint32(i), &flows[i], ebpf.LookupLock); err != nil {
+			return nil, fmt.Errorf("read flow %d: %w", i, err)
+		}
+	}
+	return flows, nil
 }

@@ -56,7 +56,7 @@ func LoadTCPFullChecksum() (*ebpf.Program, error) {
 }
 
 // LoadRedirectNoTouch loads the no-touch ceiling: it redirects every frame to ifindex untouched and counts it
-// in workers, a UDP generator's worker map (bpf.UDPGenerator.Workers), where the generator's statistics read it.
+// in workers, a UDP generator's worker map (bpf.UDP.Workers), where the generator's statistics read it.
 func LoadRedirectNoTouch(ifindex uint32, workers *ebpf.Map) (*ebpf.Program, error) {
 	spec, err := loadNotouch()
 	if err != nil {

@@ -1,5 +1,5 @@
-// Package app is the xdpgen command line: flags in, a dataplane.Config out, and the engine's counters printed
-// while it runs.
+// Package app is the xdpgen command line: flags in, a dataplane.UDPConfig or TCPConfig out, and the engine's counters
+// printed while it runs.
 package app
 
 import (
@@ -145,8 +145,8 @@ func newUDPCommand() *cobra.Command {
 }
 
 // config turns the flags into an engine configuration, refusing what cannot be right before touching the host.
-func (f *udpFlags) config(ifname string, cmd *cobra.Command) (dataplane.Config, time.Duration, error) {
-	var cfg dataplane.Config
+func (f *udpFlags) config(ifname string, cmd *cobra.Command) (dataplane.UDPConfig, time.Duration, error) {
+	var cfg dataplane.UDPConfig
 	if err := f.out.check(); err != nil {
 		return cfg, 0, err
 	}
@@ -157,7 +157,7 @@ func (f *udpFlags) config(ifname string, cmd *cobra.Command) (dataplane.Config, 
 	if f.dstAddr == "" {
 		return cfg, 0, &flagError{"--dst-addr", "", "required: the IPv4 or IPv6 address to send to (-a 192.0.2.10)"}
 	}
-	cfg = dataplane.Config{
+	cfg = dataplane.UDPConfig{
 		Interface: ifname, DstPort: f.dstPort, DstPortCount: f.dynPorts, SrcPort: f.srcPort, VLAN: f.vlan,
 		FrameSize: f.size, Threads: f.threads, Packets: f.numPackets, Duration: f.duration,
 	}

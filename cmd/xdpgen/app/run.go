@@ -13,8 +13,8 @@ import (
 
 // runUDP generates until the engine stops (count, duration) or ctx ends (Ctrl-C), printing the counters every
 // interval and a summary at the end. The generator is closed, and its XDP programs detached, on every path.
-func runUDP(ctx context.Context, w io.Writer, cfg dataplane.Config, interval time.Duration, format string) error {
-	g, err := dataplane.NewGenerator(cfg)
+func runUDP(ctx context.Context, w io.Writer, cfg dataplane.UDPConfig, interval time.Duration, format string) error {
+	g, err := dataplane.NewUDPGenerator(cfg)
 	if err != nil {
 		return engineError(err)
 	}

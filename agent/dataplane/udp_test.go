@@ -45,12 +45,12 @@ func newRig(t *testing.T, opts netnstest.Options, first, last uint16, pass bool)
 	return r
 }
 
-// generator makes a Generator on the local end and checks, when the test ends, that it left nothing attached.
-func (r *rig) generator(t *testing.T, cfg Config) *Generator {
+// generator makes a UDPGenerator on the local end and checks, when the test ends, that it left nothing attached.
+func (r *rig) generator(t *testing.T, cfg UDPConfig) *UDPGenerator {
 	t.Helper()
 	g, err := r.tryGenerator(cfg)
 	if err != nil {
-		t.Fatalf("NewGenerator: %v", err)
+		t.Fatalf("NewUDPGenerator: %v", err)
 	}
 	t.Cleanup(func() {
 		if err := g.Close(); err != nil {
@@ -61,9 +61,9 @@ func (r *rig) generator(t *testing.T, cfg Config) *Generator {
 	return g
 }
 
-func (r *rig) tryGenerator(cfg Config) (g *Generator, err error) {
+func (r *rig) tryGenerator(cfg UDPConfig) (g *UDPGenerator, err error) {
 	err = netnstest.Do(r.Local.NS, func() error {
-		g, err = NewGenerator(cfg)
+		g, err = NewUDPGenerator(cfg)
 		return err
 	})
 	return g, err
@@ -85,7 +85,7 @@ func (r *rig) received(t *testing.T) Counter {
 	return matched
 }
 
-func run(t *testing.T, g *Generator) Stats {
+func run(t *testing.T, g *UDPGenerator) Stats {
 	t.Helper()
 	if err := g.Run(t.Context()); err != nil {
 		t.Fatalf("Run: %v", err)
@@ -122,7 +122,7 @@ func TestFramesArriveOnASocket(t *testing.T) {
 			before := netnstest.ReadUDPStats(t, r.Remote.NS)
 
 			// No interface, MAC or source address given: the route and the neighbour table supply them.
-			g := r.generator(t, Config{DstAddr: dst, DstPort: dport, SrcPort: sport, FrameSize: tc.size, Packets: count})
+			g := r.generator(t, UDPConfig{DstAddr: dst, DstPort: dport, SrcPort: sport, FrameSize: tc.size, Packets: count})
 			s := run(t, g)
 			if sent := s.Actions[ActionRedirect]; sent.Packets != count || sent.Bytes != count*uint64(tc.size) {
 				t.Fatalf("engine counted %+v, want %d frames of %d bytes", sent, count, tc.size)
@@ -175,7 +175,7 @@ func TestVLANTaggedFrames(t *testing.T) {
 				src, dst = r.Local.IPv6, r.Remote.IPv6
 			}
 			capture := netnstest.NewCapture(t, r.Remote.NS, r.Remote.Interface)
-			g := r.generator(t, Config{Interface: r.Local.Interface, DstAddr: dst, DstPort: dport, SrcPort: sport, VLAN: tc.vlan,
+			g := r.generator(t, UDPConfig{Interface: r.Local.Interface, DstAddr: dst, DstPort: dport, SrcPort: sport, VLAN: tc.vlan,
 				FrameSize: tc.size, Packets: count})
 			run(t, g)
 
@@ -228,7 +228,7 @@ func TestDynamicPortsCoverTheRange(t *testing.T) {
 				conns[i] = netnstest.ListenUDP(t, r.Remote.NS, dst, first+uint16(i), "")
 			}
 			before := netnstest.ReadUDPStats(t, r.Remote.NS)
-			g := r.generator(t, Config{DstAddr: dst, DstPort: first, DstPortCount: ports, SrcPort: sport, SrcPortCount: sports,
+			g := r.generator(t, UDPConfig{DstAddr: dst, DstPort: first, DstPortCount: ports, SrcPort: sport, SrcPortCount: sports,
 				Packets: ports * sports * rounds})
 			run(t, g)
 
@@ -266,7 +266,7 @@ func TestCountsReconcile(t *testing.T) {
 	threads := min(runtime.NumCPU(), 4)
 	r := newRig(t, netnstest.Options{Queues: threads}, 9, 9, false)
 	const count = 300_001 // not a multiple of the thread count
-	g := r.generator(t, Config{DstAddr: r.Remote.IPv4, Threads: threads, Packets: count})
+	g := r.generator(t, UDPConfig{DstAddr: r.Remote.IPv4, Threads: threads, Packets: count})
 	s := run(t, g)
 	if got := s.Sent().Packets; got != count {
 		t.Fatalf("engine sent %d, want %d", got, count)
@@ -303,7 +303,7 @@ func TestRateLimit(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t, netnstest.Options{Queues: threads}, 9, 9, false)
 			const d = time.Second
-			g := r.generator(t, Config{DstAddr: r.Remote.IPv4, Threads: tc.threads, RatePPS: tc.pps, RateBPS: tc.bps,
+			g := r.generator(t, UDPConfig{DstAddr: r.Remote.IPv4, Threads: tc.threads, RatePPS: tc.pps, RateBPS: tc.bps,
 				FrameSize: tc.frameSize, Duration: d})
 			s := run(t, g)
 			got := float64(r.received(t).Packets) / d.Seconds()
@@ -320,7 +320,7 @@ func TestStops(t *testing.T) {
 	r := newRig(t, netnstest.Options{}, 9, 9, false)
 
 	t.Run("duration", func(t *testing.T) {
-		g := r.generator(t, Config{DstAddr: r.Remote.IPv4, Duration: 300 * time.Millisecond})
+		g := r.generator(t, UDPConfig{DstAddr: r.Remote.IPv4, Duration: 300 * time.Millisecond})
 		began := time.Now()
 		run(t, g)
 		if took := time.Since(began); took < 300*time.Millisecond || took > 500*time.Millisecond {
@@ -328,17 +328,17 @@ func TestStops(t *testing.T) {
 		}
 	})
 	t.Run("count", func(t *testing.T) {
-		g := r.generator(t, Config{DstAddr: r.Remote.IPv4, Packets: 12345, RatePPS: 1e6})
+		g := r.generator(t, UDPConfig{DstAddr: r.Remote.IPv4, Packets: 12345, RatePPS: 1e6})
 		if s := run(t, g); s.Sent().Packets != 12345 {
 			t.Fatalf("sent %d, want 12345", s.Sent().Packets)
 		}
 	})
 	for _, tc := range []struct {
 		name string
-		cfg  Config
+		cfg  UDPConfig
 	}{
-		{"cancel at full speed", Config{DstAddr: r.Remote.IPv4, Threads: min(runtime.NumCPU(), 2)}},
-		{"cancel while rate limited to 1 pps", Config{DstAddr: r.Remote.IPv4, RatePPS: 1}},
+		{"cancel at full speed", UDPConfig{DstAddr: r.Remote.IPv4, Threads: min(runtime.NumCPU(), 2)}},
+		{"cancel while rate limited to 1 pps", UDPConfig{DstAddr: r.Remote.IPv4, RatePPS: 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := r.generator(t, tc.cfg)
@@ -369,22 +369,22 @@ func TestBadInputFailsClearly(t *testing.T) {
 	r := newRig(t, netnstest.Options{}, 9, 9, false)
 	for _, tc := range []struct {
 		name  string
-		cfg   Config
+		cfg   UDPConfig
 		field Field
 		hint  string
 	}{
-		{"unknown interface", Config{Interface: "nope0", DstAddr: r.Remote.IPv4}, FieldInterface, "no such interface here; these exist: lo, " + r.Local.Interface},
-		{"frame over mtu", Config{DstAddr: r.Remote.IPv4, FrameSize: 1515}, FieldFrameSize, "at most 1514"},
-		{"too many threads", Config{DstAddr: r.Remote.IPv4, Threads: runtime.NumCPU() + 1}, FieldThreads, "use at most"},
-		{"unresolvable mac", Config{DstAddr: netip.MustParseAddr("10.200.0.99")}, FieldDstMAC, "ARP/ND got no answer"},
-		{"no route", Config{DstAddr: netip.MustParseAddr("10.99.0.1")}, FieldDstAddr, "no route"},
-		{"no ipv6 source", Config{DstAddr: netip.MustParseAddr("fd00:200::99"), SrcAddr: netip.MustParseAddr("10.200.0.1")}, FieldSrcAddr, "same IP family"},
+		{"unknown interface", UDPConfig{Interface: "nope0", DstAddr: r.Remote.IPv4}, FieldInterface, "no such interface here; these exist: lo, " + r.Local.Interface},
+		{"frame over mtu", UDPConfig{DstAddr: r.Remote.IPv4, FrameSize: 1515}, FieldFrameSize, "at most 1514"},
+		{"too many threads", UDPConfig{DstAddr: r.Remote.IPv4, Threads: runtime.NumCPU() + 1}, FieldThreads, "use at most"},
+		{"unresolvable mac", UDPConfig{DstAddr: netip.MustParseAddr("10.200.0.99")}, FieldDstMAC, "ARP/ND got no answer"},
+		{"no route", UDPConfig{DstAddr: netip.MustParseAddr("10.99.0.1")}, FieldDstAddr, "no route"},
+		{"no ipv6 source", UDPConfig{DstAddr: netip.MustParseAddr("fd00:200::99"), SrcAddr: netip.MustParseAddr("10.200.0.1")}, FieldSrcAddr, "same IP family"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := r.tryGenerator(tc.cfg)
 			var ce *ConfigError
 			if !errors.As(err, &ce) || ce.Field != tc.field || !strings.Contains(err.Error(), tc.hint) {
-				t.Fatalf("NewGenerator = %v, want a %s error saying %q", err, tc.field, tc.hint)
+				t.Fatalf("NewUDPGenerator = %v, want a %s error saying %q", err, tc.field, tc.hint)
 			}
 			r.requireNoLocalXDP(t)
 		})
@@ -403,9 +403,9 @@ func TestVethPeerWithoutReceiver(t *testing.T) {
 		if res.CanTransmit || !res.LiveFrames || !strings.Contains(res.Summary(), "ethtool -K <peer> gro on") {
 			return fmt.Errorf("probe = %+v, want live frames but no transmit, with the fix", res)
 		}
-		_, err = NewGenerator(Config{DstAddr: p.Remote.IPv4})
+		_, err = NewUDPGenerator(UDPConfig{DstAddr: p.Remote.IPv4})
 		if err == nil || !strings.Contains(err.Error(), "has no XDP program and GRO off") {
-			return fmt.Errorf("NewGenerator = %v, want the veth peer explained", err)
+			return fmt.Errorf("NewUDPGenerator = %v, want the veth peer explained", err)
 		}
 		return nil
 	})
@@ -455,10 +455,10 @@ func TestEgressThatCannotTransmit(t *testing.T) {
 		if err := vnl.LinkSetUp(br); err != nil {
 			return err
 		}
-		_, err := NewGenerator(Config{Interface: "xgbr0", DstAddr: netip.MustParseAddr("10.203.0.2"),
+		_, err := NewUDPGenerator(UDPConfig{Interface: "xgbr0", DstAddr: netip.MustParseAddr("10.203.0.2"),
 			DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}})
 		if err == nil || !strings.Contains(err.Error(), "not even with an XDP program attached") {
-			return fmt.Errorf("NewGenerator on a bridge = %v, want the driver explained", err)
+			return fmt.Errorf("NewUDPGenerator on a bridge = %v, want the driver explained", err)
 		}
 		l, err := vnl.LinkByName("xgbr0")
 		if err != nil {

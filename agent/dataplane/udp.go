@@ -5,44 +5,47 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"runtime"
-	"sync/atomic"
 	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/rlimit"
-	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
 
-	"github.com/xdpgen/xdpgen/agent/dataplane/netnsthread"
 	"github.com/xdpgen/xdpgen/bpf"
 )
 
-// Generator sends one UDP flow (or a range of ports) as XDP live frames from pinned workers.
-// Make one with NewGenerator, Run it once, and Close it.
-type Generator struct {
-	cfg      Config
+// UDPGenerator sends one UDP flow (or a range of ports) as XDP live frames from pinned workers.
+// Make one with NewUDPGenerator, Run it once, and Close it.
+type UDPGenerator struct {
+	cfg      UDPConfig
 	target   target
+	flow     udpFlow
 	template udpTemplate
-	objs     *bpf.Generator
+	objs     *bpf.UDP
 	// program is what the workers run: the UDP generator, or in benchmarks the no-touch ceiling (package bpftest).
 	program *ebpf.Program
 	// host is the namespace, netlink sockets and egress interface state the generator holds.
 	host *sendingHost
 }
 
-// NewGenerator validates cfg against this host, builds the frame, loads the programs and readies the egress
+// NewUDPGenerator validates cfg against this host, builds the frame, loads the programs and readies the egress
 // interface. It works in the calling thread's network namespace (netnsthread.Do picks another).
-func NewGenerator(cfg Config) (*Generator, error) {
+func NewUDPGenerator(cfg UDPConfig) (*UDPGenerator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	tgt, err := resolveTarget(cfg)
+	tgt, err := resolveTarget(cfg.targetSpec())
 	if err != nil {
 		return nil, err
 	}
-	tmpl, err := buildUDPTemplate(tgt.Flow)
+	flow := udpFlow{
+		SrcMAC: tgt.SrcMAC, DstMAC: tgt.DstMAC,
+		SrcAddr: tgt.SrcAddr, DstAddr: cfg.DstAddr,
+		SrcPort: cfg.SrcPort, DstPort: cfg.DstPort,
+		VLAN:      tgt.VLAN,
+		FrameSize: cfg.FrameSize,
+	}
+	tmpl, err := buildUDPTemplate(flow)
 	if err != nil {
 		return nil, err
 	}
@@ -52,7 +55,7 @@ func NewGenerator(cfg Config) (*Generator, error) {
 	_ = rlimit.RemoveMemlock() // only kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK
 
 	clockBase := monotonicNow()
-	objs, err := bpf.LoadGenerator(bpf.UDPConfig{
+	objs, err := bpf.LoadUDP(bpf.UDPConfig{
 		Ifindex:      uint32(tgt.Ifindex),
 		UdpOffset:    uint16(tmpl.UDPOffset),
 		UdpCheck:     tmpl.UDPCheck,
@@ -66,12 +69,12 @@ func NewGenerator(cfg Config) (*Generator, error) {
 	if err != nil {
 		return nil, privilegeHint(err)
 	}
-	g := &Generator{cfg: cfg, target: tgt, template: tmpl, objs: objs, program: objs.UDP}
+	g := &UDPGenerator{cfg: cfg, target: tgt, flow: flow, template: tmpl, objs: objs, program: objs.Send}
 	if g.host, err = openSendingHost(tgt); err != nil {
 		g.Close()
 		return nil, err
 	}
-	if err := g.host.prepareEgress(objs.Pass); err != nil {
+	if err := g.host.readyEgress(objs.Pass); err != nil {
 		g.Close()
 		return nil, err
 	}
@@ -79,13 +82,13 @@ func NewGenerator(cfg Config) (*Generator, error) {
 }
 
 // Interface is the egress interface's name and index.
-func (g *Generator) Interface() (string, int) {
+func (g *UDPGenerator) Interface() (string, int) {
 	return g.target.Link.Attrs().Name, g.target.Ifindex
 }
 
 // Flow describes what is sent, for a human.
-func (g *Generator) Flow() string {
-	f := g.target.Flow
+func (g *UDPGenerator) Flow() string {
+	f := g.flow
 	ports := func(p, n uint16) string {
 		if n <= 1 {
 			return fmt.Sprint(p)
@@ -102,7 +105,7 @@ func (g *Generator) Flow() string {
 }
 
 // Close detaches what the generator attached and releases its programs. Safe to call more than once.
-func (g *Generator) Close() error {
+func (g *UDPGenerator) Close() error {
 	var errs []error
 	if g.objs != nil {
 		errs = append(errs, g.objs.Close())
@@ -113,7 +116,7 @@ func (g *Generator) Close() error {
 }
 
 // Stats reads the counters, summed over CPUs. Safe to call while Run is going.
-func (g *Generator) Stats() (Stats, error) {
+func (g *UDPGenerator) Stats() (Stats, error) {
 	states, err := g.workerStates()
 	if err != nil {
 		return Stats{}, err
@@ -131,7 +134,7 @@ func (g *Generator) Stats() (Stats, error) {
 	return s, nil
 }
 
-func (g *Generator) workerStates() ([]bpf.WorkerState, error) {
+func (g *UDPGenerator) workerStates() ([]bpf.WorkerState, error) {
 	var states []bpf.WorkerState
 	if err := g.objs.Workers.Lookup(uint32(0), &states); err != nil {
 		return nil, fmt.Errorf("read worker counters: %w", err)
@@ -141,7 +144,7 @@ func (g *Generator) workerStates() ([]bpf.WorkerState, error) {
 
 // Run generates until the packet count is reached, the duration is up, or ctx is cancelled, and returns
 // promptly (a few milliseconds) after any of them. It returns ctx's error when ctx ended the run.
-func (g *Generator) Run(ctx context.Context) error {
+func (g *UDPGenerator) Run(ctx context.Context) error {
 	if err := g.initWorkers(); err != nil {
 		return err
 	}
@@ -165,7 +168,7 @@ func (g *Generator) Run(ctx context.Context) error {
 }
 
 // budget is how many frames the worker on cpu may run in its next call: none once its share is sent.
-func (g *Generator) budget(cpu int) (uint64, error) {
+func (g *UDPGenerator) budget(cpu int) (uint64, error) {
 	states, err := g.workerStates()
 	if err != nil {
 		return 0, err
@@ -179,125 +182,6 @@ func (g *Generator) budget(cpu int) (uint64, error) {
 		return min(maxRepeat, st.Limit-st.Emitted), nil
 	}
 	return maxRepeat, nil
-}
-
-// liveFrameJob is what pinned workers run: one program over one frame, in one network namespace.
-type liveFrameJob struct {
-	program *ebpf.Program
-	frame   []byte
-	ns      netns.NsHandle
-	// budget is how many frames the worker on cpu may run in its next call; 0 ends the worker.
-	budget func(cpu int) (uint64, error)
-}
-
-// startWorkers starts one worker per CPU.
-func startWorkers(cpus []int, job liveFrameJob) []*liveFrameWorker {
-	workers := make([]*liveFrameWorker, len(cpus))
-	for i, cpu := range cpus {
-		workers[i] = &liveFrameWorker{cpu: cpu, done: make(chan struct{})}
-		go workers[i].run(job)
-	}
-	return workers
-}
-
-// supervise waits for the workers. Every superviseInterval (and at once when ctx ends) it polls, and stops
-// each worker the poll says to stop; a poll error or a worker's error stops all of them, and is returned once
-// they are done. What ctx ending means is the poll's business: it may stop everything, or wind down first.
-func supervise(ctx context.Context, workers []*liveFrameWorker, poll func() (stop func(*liveFrameWorker) bool, err error)) error {
-	tick := time.NewTicker(superviseInterval)
-	defer tick.Stop()
-	cancelled := ctx.Done()
-	stopAll := false
-	var pollErr error
-	for {
-		select {
-		case <-cancelled:
-			cancelled = nil // wakes the loop once; the poll sees ctx.Err() from then on
-		case <-tick.C:
-		}
-		stop := stopEvery
-		if !stopAll {
-			var err error
-			if stop, err = poll(); err != nil {
-				pollErr, stopAll, stop = err, true, stopEvery
-			}
-		}
-		running := 0
-		var errs []error
-		for _, w := range workers {
-			select {
-			case <-w.done:
-				errs = append(errs, w.err)
-				continue
-			default:
-			}
-			running++
-			if stop(w) {
-				w.stop()
-			}
-		}
-		if err := errors.Join(append(errs, pollErr)...); err != nil {
-			stopAll = true
-			if running == 0 {
-				return err
-			}
-		}
-		if running == 0 {
-			return nil
-		}
-	}
-}
-
-// stopEvery is a poll's answer that stops every worker.
-func stopEvery(*liveFrameWorker) bool { return true }
-
-// superviseInterval is how often a run checks its workers: the bound on how late a stop is.
-const superviseInterval = 2 * time.Millisecond
-
-// maxRepeat bounds one BPF_PROG_RUN call; calls are ended by a signal long before it is reached.
-const maxRepeat = 1 << 30
-
-// liveFrameWorker loops BPF_PROG_RUN on one pinned CPU until it is stopped or its share is sent.
-type liveFrameWorker struct {
-	cpu int
-	// firstFrame is when the supervisor first saw this worker's counters move.
-	firstFrame time.Time
-	tid        atomic.Int32
-	stopping   atomic.Bool
-	done       chan struct{}
-	err        error
-}
-
-func (w *liveFrameWorker) run(job liveFrameJob) {
-	defer close(w.done)
-	// The thread's affinity and namespace are changed for good: it stays locked and dies with the goroutine.
-	runtime.LockOSThread()
-	var set unix.CPUSet
-	set.Set(w.cpu)
-	if err := unix.SchedSetaffinity(0, &set); err != nil {
-		w.err = fmt.Errorf("pin worker to cpu %d: %w", w.cpu, err)
-		return
-	}
-	if err := netnsthread.Enter(job.ns); err != nil {
-		w.err = err
-		return
-	}
-	w.tid.Store(int32(unix.Gettid()))
-
-	for !w.stopping.Load() {
-		repeat, err := job.budget(w.cpu)
-		if err != nil {
-			w.err = err
-			return
-		}
-		if repeat == 0 {
-			return
-		}
-		if err := runLiveFrames(job.program, job.frame, uint32(min(repeat, maxRepeat))); err != nil && !errors.Is(err, errInterrupted) {
-			w.err = fmt.Errorf("live-frame run on cpu %d: %w", w.cpu, err)
-			return
-		}
-	}
 }
 
 // finished reports whether the worker has sent its share or, with a duration, run for it since its first frame.
@@ -320,17 +204,8 @@ func (w *liveFrameWorker) finished(st bpf.WorkerState, d time.Duration) bool {
 	return time.Since(w.firstFrame) >= d
 }
 
-// stop ends the worker's run: the flag stops the loop, the signal interrupts the call it is in. The supervisor
-// calls it again until the worker is done, in case the signal came before the call.
-func (w *liveFrameWorker) stop() {
-	w.stopping.Store(true)
-	if tid := w.tid.Load(); tid != 0 {
-		_ = unix.Tgkill(unix.Getpid(), int(tid), unix.SIGURG) // the Go runtime ignores a SIGURG it did not ask for
-	}
-}
-
 // initWorkers gives each worker's CPU its share of the packet count (all of it: no limit).
-func (g *Generator) initWorkers() error {
+func (g *UDPGenerator) initWorkers() error {
 	states := make([]bpf.WorkerState, ebpf.MustPossibleCPU())
 	for i, cpu := range g.target.CPUs {
 		states[cpu].Limit = math.MaxUint64
@@ -358,10 +233,3 @@ func paceInterval(ratePPS float64, threads int) uint64 {
 
 // paceShift is PACE_SHIFT in xdpgen.h.
 const paceShift = 8
-
-// monotonicNow is CLOCK_MONOTONIC in ns, the clock bpf_ktime_get_ns reads.
-func monotonicNow() uint64 {
-	var ts unix.Timespec
-	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	return uint64(ts.Nano())
-}

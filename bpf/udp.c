@@ -2,7 +2,7 @@
 //go:build ignore
 
 /*
- * The live-frame programs. Userspace hands a packet template to BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES
+ * The UDP live-frame programs. Userspace hands a packet template to BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES
  * and a large repeat; the kernel runs one of these programs on each copy and acts on the verdict.
  */
 #include <linux/bpf.h>

@@ -1,0 +1,67 @@
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
+
+// Field names a field of UDPConfig or TCPConfig in errors, so that each front end can name it its own way (a CLI flag, a spec path).
+type Field string
+
+// The fields a ConfigError can name.
+const (
+	FieldInterface Field = "interface"
+	FieldDstMAC    Field = "dst-mac"
+	FieldSrcMAC    Field = "src-mac"
+	FieldDstAddr   Field = "dst-addr"
+	FieldSrcAddr   Field = "src-addr"
+	FieldDstPort   Field = "dst-port"
+	FieldSrcPort   Field = "src-port"
+	FieldVLAN      Field = "vlan"
+	FieldFrameSize Field = "size"
+	FieldThreads   Field = "threads"
+	FieldRate      Field = "rate"
+)
+
+// Fields only TCPConfig has.
+const (
+	FieldFlows          Field = "flows"
+	FieldConnectTimeout Field = "connect-timeout"
+)
+
+// ConfigError is bad input: which field, the value given, and what would work.
+type ConfigError struct {
+	Field Field
+	Value string
+	// Problem says what is wrong with the value and what would work instead.
+	Problem string
+}
+
+func (e *ConfigError) Error() string {
+	if e.Value == "" {
+		return fmt.Sprintf("%s: %s", e.Field, e.Problem)
+	}
+	return fmt.Sprintf("%s %s: %s", e.Field, e.Value, e.Problem)
+}
+
+func fieldError(f Field, value any, format string, args ...any) *ConfigError {
+	v := fmt.Sprint(value)
+	if value == nil {
+		v = ""
+	}
+	return &ConfigError{Field: f, Value: v, Problem: fmt.Sprintf(format, args...)}
+}
+
+// ErrPeerReset is returned (wrapped, with the flow) when the peer resets a connection during a run.
+var ErrPeerReset = errors.New("the peer reset the connection")
+
+var errNoLiveFrames = errors.New("this kernel cannot run XDP live frames (BPF_F_TEST_XDP_LIVE_FRAMES needs Linux 5.18 or newer)")
+
+func privilegeHint(err error) error {
+	if errors.Is(err, unix.EPERM) {
+		return fmt.Errorf("%w: run as root, or with CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON", err)
+	}
+	return err
+}

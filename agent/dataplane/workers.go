@@ -1,0 +1,146 @@
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/xdpgen/xdpgen/agent/dataplane/netnsthread"
+)
+
+// liveFrameJob is what pinned workers run: one program over one frame, in one network namespace.
+type liveFrameJob struct {
+	program *ebpf.Program
+	frame   []byte
+	ns      netns.NsHandle
+	// budget is how many frames the worker on cpu may run in its next call; 0 ends the worker.
+	budget func(cpu int) (uint64, error)
+}
+
+// startWorkers starts one worker per CPU.
+func startWorkers(cpus []int, job liveFrameJob) []*liveFrameWorker {
+	workers := make([]*liveFrameWorker, len(cpus))
+	for i, cpu := range cpus {
+		workers[i] = &liveFrameWorker{cpu: cpu, done: make(chan struct{})}
+		go workers[i].run(job)
+	}
+	return workers
+}
+
+// supervise waits for the workers. Every superviseInterval (and at once when ctx ends) it polls, and stops
+// each worker the poll says to stop; a poll error or a worker's error stops all of them, and is returned once
+// they are done. What ctx ending means is the poll's business: it may stop everything, or wind down first.
+func supervise(ctx context.Context, workers []*liveFrameWorker, poll func() (stop func(*liveFrameWorker) bool, err error)) error {
+	tick := time.NewTicker(superviseInterval)
+	defer tick.Stop()
+	cancelled := ctx.Done()
+	stopAll := false
+	var pollErr error
+	for {
+		select {
+		case <-cancelled:
+			cancelled = nil // wakes the loop once; the poll sees ctx.Err() from then on
+		case <-tick.C:
+		}
+		stop := stopEvery
+		if !stopAll {
+			var err error
+			if stop, err = poll(); err != nil {
+				pollErr, stopAll, stop = err, true, stopEvery
+			}
+		}
+		running := 0
+		var errs []error
+		for _, w := range workers {
+			select {
+			case <-w.done:
+				errs = append(errs, w.err)
+				continue
+			default:
+			}
+			running++
+			if stop(w) {
+				w.stop()
+			}
+		}
+		if err := errors.Join(append(errs, pollErr)...); err != nil {
+			stopAll = true
+			if running == 0 {
+				return err
+			}
+		}
+		if running == 0 {
+			return nil
+		}
+	}
+}
+
+// stopEvery is a poll's answer that stops every worker.
+func stopEvery(*liveFrameWorker) bool { return true }
+
+func keepRunning(*liveFrameWorker) bool { return false }
+
+// superviseInterval is how often a run checks its workers: the bound on how late a stop is.
+const superviseInterval = 2 * time.Millisecond
+
+// maxRepeat bounds one BPF_PROG_RUN call; calls are ended by a signal long before it is reached.
+const maxRepeat = 1 << 30
+
+// liveFrameWorker loops BPF_PROG_RUN on one pinned CPU until it is stopped or its share is sent.
+type liveFrameWorker struct {
+	cpu int
+	// firstFrame is when the supervisor first saw this worker's counters move.
+	firstFrame time.Time
+	tid        atomic.Int32
+	stopping   atomic.Bool
+	done       chan struct{}
+	err        error
+}
+
+func (w *liveFrameWorker) run(job liveFrameJob) {
+	defer close(w.done)
+	// The thread's affinity and namespace are changed for good: it stays locked and dies with the goroutine.
+	runtime.LockOSThread()
+	var set unix.CPUSet
+	set.Set(w.cpu)
+	if err := unix.SchedSetaffinity(0, &set); err != nil {
+		w.err = fmt.Errorf("pin worker to cpu %d: %w", w.cpu, err)
+		return
+	}
+	if err := netnsthread.Enter(job.ns); err != nil {
+		w.err = err
+		return
+	}
+	w.tid.Store(int32(unix.Gettid()))
+
+	for !w.stopping.Load() {
+		repeat, err := job.budget(w.cpu)
+		if err != nil {
+			w.err = err
+			return
+		}
+		if repeat == 0 {
+			return
+		}
+		if err := runLiveFrames(job.program, job.frame, uint32(min(repeat, maxRepeat))); err != nil && !errors.Is(err, errInterrupted) {
+			w.err = fmt.Errorf("live-frame run on cpu %d: %w", w.cpu, err)
+			return
+		}
+	}
+}
+
+// stop ends the worker's run: the flag stops the loop, the signal interrupts the call it is in. The supervisor
+// calls it again until the worker is done, in case the signal came before the call.
+func (w *liveFrameWorker) stop() {
+	w.stopping.Store(true)
+	if tid := w.tid.Load(); tid != 0 {
+		_ = unix.Tgkill(unix.Getpid(), int(tid), unix.SIGURG) // the Go runtime ignores a SIGURG it did not ask for
+	}
+}
