@@ -4,7 +4,6 @@ package agent
 
 import (
 	"errors"
-	"fmt"
 	"net/netip"
 	"time"
 
@@ -41,28 +40,9 @@ func specPath(f dataplane.Field) string {
 	return string(f)
 }
 
-// userError rewrites the engine's field errors with spec paths.
+// userError names the engine's fields by their spec paths.
 func userError(err error) error {
-	var errs []error
-	for _, e := range splitJoined(err) {
-		var ce *dataplane.ConfigError
-		if errors.As(e, &ce) {
-			if ce.Value != "" {
-				e = fmt.Errorf("%s %s: %s", specPath(ce.Field), ce.Value, ce.Problem)
-			} else {
-				e = fmt.Errorf("%s: %s", specPath(ce.Field), ce.Problem)
-			}
-		}
-		errs = append(errs, e)
-	}
-	return errors.Join(errs...)
-}
-
-func splitJoined(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
-	}
-	return []error{err}
+	return dataplane.RenameFields(err, specPath)
 }
 
 // progress is what this node already did for a generation before the agent (re)started.
@@ -73,7 +53,7 @@ type progress struct {
 }
 
 // udpConfig is what this node runs for a udp TrafficGenerator: its spec, less what an earlier incarnation of
-// the agent already sent (a restarted agent finishes the run, it does not start over).
+// the agent already sent (a restarted agent finishes the run, it does not start over). The engine checks it.
 func udpConfig(spec *xdpgenv1alpha1.TrafficGeneratorSpec, done progress) (dataplane.UDPConfig, error) {
 	cfg := dataplane.UDPConfig{
 		DstPort:      uint16(spec.Destination.Port),
@@ -108,7 +88,7 @@ func udpConfig(spec *xdpgenv1alpha1.TrafficGeneratorSpec, done progress) (datapl
 	if cfg.Packets, cfg.Duration, err = remaining(spec, done); err != nil {
 		return cfg, err
 	}
-	return cfg, userError(cfg.Validate())
+	return cfg, nil
 }
 
 // tcpConfig is udpConfig for a tcp TrafficGenerator: packets count data segments.
@@ -129,7 +109,7 @@ func tcpConfig(spec *xdpgenv1alpha1.TrafficGeneratorSpec, done progress) (datapl
 	if cfg.Segments, cfg.Duration, err = remaining(spec, done); err != nil {
 		return cfg, err
 	}
-	return cfg, userError(cfg.Validate())
+	return cfg, nil
 }
 
 func specInterface(spec *xdpgenv1alpha1.TrafficGeneratorSpec) string {

@@ -93,9 +93,10 @@ func (c UDPConfig) withDefaults() UDPConfig {
 	return c
 }
 
-// Validate checks what can be checked without looking at the machine: addresses, ranges, sizes, rates.
-// Everything that depends on the host (interface, MTU, CPUs, MACs) is checked when a UDPGenerator is made.
-func (c UDPConfig) Validate() error {
+// validated is c with its defaults filled in, or what is wrong with it as far as can be told without looking at
+// the machine: addresses, ranges, sizes, rates. NewUDPGenerator calls it, the one place a UDPConfig is checked;
+// what depends on the host (interface, MTU, CPUs, MACs) is checked when it resolves the target.
+func (c UDPConfig) validated() (UDPConfig, error) {
 	c = c.withDefaults()
 	var errs []error
 	if !c.DstAddr.IsValid() {
@@ -148,7 +149,7 @@ func (c UDPConfig) Validate() error {
 		errs = append(errs, fieldError(FieldRate, fmt.Sprintf("%d bit/s", c.RateBPS), "below one %d-byte frame per second: use at least %d bit/s",
 			c.FrameSize, c.FrameSize*8))
 	}
-	return errors.Join(errs...)
+	return c, errors.Join(errs...)
 }
 
 // targetSpec is what resolveTarget needs of c.
@@ -224,8 +225,9 @@ func (c TCPConfig) targetSpec() targetSpec {
 	return targetSpec{Interface: c.Interface, DstAddr: c.DstAddr, SrcAddr: c.SrcAddr, FrameSize: size, Threads: c.Threads}
 }
 
-// Validate checks what can be checked without looking at the machine.
-func (c TCPConfig) Validate() error {
+// validated is c with its defaults filled in, or what is wrong with it as far as can be told without looking at
+// the machine. NewTCPGenerator calls it, the one place a TCPConfig is checked.
+func (c TCPConfig) validated() (TCPConfig, error) {
 	c = c.withDefaults()
 	var errs []error
 	if !c.DstAddr.IsValid() {
@@ -262,7 +264,7 @@ func (c TCPConfig) Validate() error {
 	if c.ConnectTimeout < 0 {
 		errs = append(errs, fieldError(FieldConnectTimeout, c.ConnectTimeout, "must be positive"))
 	}
-	return errors.Join(errs...)
+	return c, errors.Join(errs...)
 }
 
 func family(a netip.Addr) string {

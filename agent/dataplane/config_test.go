@@ -30,13 +30,13 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"negative threads", UDPConfig{DstAddr: v4, Threads: -1}, FieldThreads, "at least 1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := tc.cfg.Validate()
+			_, err := tc.cfg.validated()
 			var ce *ConfigError
 			if !errors.As(err, &ce) {
-				t.Fatalf("Validate() = %v, want a ConfigError", err)
+				t.Fatalf("validated() = %v, want a ConfigError", err)
 			}
 			if ce.Field != tc.field || !strings.Contains(err.Error(), tc.hint) {
-				t.Fatalf("Validate() = %q (field %s), want field %s and %q", err, ce.Field, tc.field, tc.hint)
+				t.Fatalf("validated() = %q (field %s), want field %s and %q", err, ce.Field, tc.field, tc.hint)
 			}
 		})
 	}
@@ -48,8 +48,8 @@ func TestValidateAcceptsGoodConfigs(t *testing.T) {
 		{DstAddr: netip.MustParseAddr("fd00::2"), VLAN: 4094},
 		{DstAddr: netip.MustParseAddr("10.0.0.2"), DstPort: 65436, DstPortCount: 100, FrameSize: MaxLiveFrameSize, RateBPS: 1e9},
 	} {
-		if err := cfg.Validate(); err != nil {
-			t.Errorf("Validate(%+v) = %v", cfg, err)
+		if _, err := cfg.validated(); err != nil {
+			t.Errorf("validated(%+v) = %v", cfg, err)
 		}
 	}
 }

@@ -40,11 +40,47 @@ type ConfigError struct {
 }
 
 func (e *ConfigError) Error() string {
-	if e.Value == "" {
-		return fmt.Sprintf("%s: %s", e.Field, e.Problem)
-	}
-	return fmt.Sprintf("%s %s: %s", e.Field, e.Value, e.Problem)
+	return e.message(string(e.Field))
 }
+
+// message is the error with its field called name.
+func (e *ConfigError) message(name string) string {
+	if e.Value == "" {
+		return fmt.Sprintf("%s: %s", name, e.Problem)
+	}
+	return fmt.Sprintf("%s %s: %s", name, e.Value, e.Problem)
+}
+
+// RenameFields calls the field of each ConfigError in err (one, or several joined) what name says, so that a
+// front end's errors point at what its user wrote (a flag, a spec path). Other errors pass as they are.
+func RenameFields(err error, name func(Field) string) error {
+	if err == nil {
+		return nil
+	}
+	errs := []error{err}
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = joined.Unwrap()
+	}
+	renamed := make([]error, len(errs))
+	for i, e := range errs {
+		renamed[i] = e
+		var ce *ConfigError
+		if errors.As(e, &ce) {
+			renamed[i] = &renamedFieldError{name: name(ce.Field), err: ce}
+		}
+	}
+	return errors.Join(renamed...)
+}
+
+// renamedFieldError is a ConfigError with its field called what a front end calls it.
+type renamedFieldError struct {
+	name string
+	err  *ConfigError
+}
+
+func (e *renamedFieldError) Error() string { return e.err.message(e.name) }
+
+func (e *renamedFieldError) Unwrap() error { return e.err }
 
 func fieldError(f Field, value any, format string, args ...any) *ConfigError {
 	v := fmt.Sprint(value)

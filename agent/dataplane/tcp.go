@@ -47,10 +47,10 @@ const (
 // attaches the one that takes the peer's ACKs to the egress interface. It works in the calling thread's network
 // namespace; ctx bounds the connecting.
 func NewTCPGenerator(ctx context.Context, cfg TCPConfig) (*TCPGenerator, error) {
-	if err := cfg.Validate(); err != nil {
+	cfg, err := cfg.validated()
+	if err != nil {
 		return nil, err
 	}
-	cfg = cfg.withDefaults()
 	tgt, err := resolveTarget(cfg.targetSpec())
 	if err != nil {
 		return nil, err

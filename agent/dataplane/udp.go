@@ -30,10 +30,10 @@ type UDPGenerator struct {
 // NewUDPGenerator validates cfg against this host, builds the frame, loads the programs and readies the egress
 // interface. It works in the calling thread's network namespace (netnsthread.Do picks another).
 func NewUDPGenerator(cfg UDPConfig) (*UDPGenerator, error) {
-	if err := cfg.Validate(); err != nil {
+	cfg, err := cfg.validated()
+	if err != nil {
 		return nil, err
 	}
-	cfg = cfg.withDefaults()
 	tgt, err := resolveTarget(cfg.targetSpec())
 	if err != nil {
 		return nil, err

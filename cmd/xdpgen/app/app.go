@@ -72,7 +72,7 @@ func newProbeCommand() *cobra.Command {
 			}
 			res, err := dataplane.Probe(args[0])
 			if err != nil {
-				return engineError(err)
+				return dataplane.RenameFields(err, flagFor)
 			}
 			if out.format == "json" {
 				if err := json.NewEncoder(cmd.OutOrStdout()).Encode(res); err != nil {
@@ -144,7 +144,8 @@ func newUDPCommand() *cobra.Command {
 	return cmd
 }
 
-// config turns the flags into an engine configuration, refusing what cannot be right before touching the host.
+// config turns the flags into an engine configuration, refusing what the flags alone show to be wrong (the
+// engine checks the configuration before it touches the host).
 func (f *udpFlags) config(ifname string, cmd *cobra.Command) (dataplane.UDPConfig, time.Duration, error) {
 	var cfg dataplane.UDPConfig
 	if err := f.out.check(); err != nil {
@@ -162,16 +163,16 @@ func (f *udpFlags) config(ifname string, cmd *cobra.Command) (dataplane.UDPConfi
 		FrameSize: f.size, Threads: f.threads, Packets: f.numPackets, Duration: f.duration,
 	}
 	if cfg.DstAddr, err = dataplane.ParseAddr(dataplane.FieldDstAddr, f.dstAddr); err != nil {
-		return cfg, 0, engineError(err)
+		return cfg, 0, dataplane.RenameFields(err, flagFor)
 	}
 	if cfg.SrcAddr, err = dataplane.ParseAddr(dataplane.FieldSrcAddr, f.srcAddr); err != nil {
-		return cfg, 0, engineError(err)
+		return cfg, 0, dataplane.RenameFields(err, flagFor)
 	}
 	if cfg.DstMAC, err = dataplane.ParseMAC(dataplane.FieldDstMAC, f.dstMAC); err != nil {
-		return cfg, 0, engineError(err)
+		return cfg, 0, dataplane.RenameFields(err, flagFor)
 	}
 	if cfg.SrcMAC, err = dataplane.ParseMAC(dataplane.FieldSrcMAC, f.srcMAC); err != nil {
-		return cfg, 0, engineError(err)
+		return cfg, 0, dataplane.RenameFields(err, flagFor)
 	}
 	if f.srcPortRange != "" {
 		if cmd.Flags().Changed("src-port") {
@@ -190,29 +191,5 @@ func (f *udpFlags) config(ifname string, cmd *cobra.Command) (dataplane.UDPConfi
 	if f.duration < 0 {
 		return cfg, 0, &flagError{"--duration", f.duration.String(), "must be positive"}
 	}
-	if err := cfg.Validate(); err != nil {
-		return cfg, 0, engineError(err)
-	}
 	return cfg, interval, nil
-}
-
-// engineError renames the engine's fields as the flags a user typed.
-func engineError(err error) error {
-	var msgs []error
-	for _, e := range unwrapAll(err) {
-		var ce *dataplane.ConfigError
-		if errors.As(e, &ce) {
-			msgs = append(msgs, &flagError{flagFor(ce.Field), ce.Value, ce.Problem})
-		} else {
-			msgs = append(msgs, e)
-		}
-	}
-	return errors.Join(msgs...)
-}
-
-func unwrapAll(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
-	}
-	return []error{err}
 }

@@ -16,7 +16,7 @@ import (
 func runUDP(ctx context.Context, w io.Writer, cfg dataplane.UDPConfig, interval time.Duration, format string) error {
 	g, err := dataplane.NewUDPGenerator(cfg)
 	if err != nil {
-		return engineError(err)
+		return dataplane.RenameFields(err, flagFor)
 	}
 	defer g.Close()
 

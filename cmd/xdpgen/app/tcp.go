@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -93,28 +92,20 @@ func (f *tcpFlags) config(ifname string) (dataplane.TCPConfig, time.Duration, er
 		FrameSize: f.size, Duration: f.duration, ConnectTimeout: f.connectTimeout, StallTimeout: f.stallTimeout,
 	}
 	if cfg.DstAddr, err = dataplane.ParseAddr(dataplane.FieldDstAddr, f.dstAddr); err != nil {
-		return cfg, 0, tcpEngineError(err)
+		return cfg, 0, dataplane.RenameFields(err, tcpFlagFor)
 	}
 	if cfg.SrcAddr, err = dataplane.ParseAddr(dataplane.FieldSrcAddr, f.srcAddr); err != nil {
-		return cfg, 0, tcpEngineError(err)
-	}
-	if err := cfg.Validate(); err != nil {
-		return cfg, 0, tcpEngineError(err)
+		return cfg, 0, dataplane.RenameFields(err, tcpFlagFor)
 	}
 	return cfg, interval, nil
 }
 
-// tcpEngineError names the engine's fields as the tcp command's flags (it has no --dyn-ports).
-func tcpEngineError(err error) error {
-	var msgs []error
-	for _, e := range unwrapAll(engineError(err)) {
-		var fe *flagError
-		if errors.As(e, &fe) && fe.flag == flagFor(dataplane.FieldDstPort) {
-			fe.flag = "--dst-port"
-		}
-		msgs = append(msgs, e)
+// tcpFlagFor is flagFor for the tcp command, which has no --dyn-ports.
+func tcpFlagFor(f dataplane.Field) string {
+	if f == dataplane.FieldDstPort {
+		return "--dst-port"
 	}
-	return errors.Join(msgs...)
+	return flagFor(f)
 }
 
 // runTCP connects, generates until the engine stops (count, duration, a failure) or ctx ends (Ctrl-C, which
@@ -122,7 +113,7 @@ func tcpEngineError(err error) error {
 func runTCP(ctx context.Context, w io.Writer, cfg dataplane.TCPConfig, interval time.Duration, format string) error {
 	g, err := dataplane.NewTCPGenerator(ctx, cfg)
 	if err != nil {
-		return tcpEngineError(err)
+		return dataplane.RenameFields(err, tcpFlagFor)
 	}
 	defer g.Close()
 
