@@ -10,24 +10,11 @@
 #include <bpf_endian.h>
 
 #include "xdpgen.h"
+#include "workers.h"
 
 char __license[] SEC("license") = "Dual BSD/GPL";
 
 const volatile struct udp_config config;
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct worker_state);
-} workers SEC(".maps");
-
-static __always_inline struct worker_state *this_worker(void)
-{
-	__u32 zero = 0;
-
-	return bpf_map_lookup_elem(&workers, &zero);
-}
 
 /*
  * Writes this packet's ports and recomputes the UDP checksum incrementally from the template's (RFC 1624),

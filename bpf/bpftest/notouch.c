@@ -10,24 +10,17 @@
 #include <bpf_helpers.h>
 
 #include "xdpgen.h"
+#include "workers.h"
 
 char __license[] SEC("license") = "Dual BSD/GPL";
 
 /* The egress interface. */
 const volatile __u32 ifindex;
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct worker_state);
-} workers SEC(".maps");
-
 SEC("xdp")
 int xdpgen_redirect_notouch(struct xdp_md *ctx)
 {
-	__u32 zero = 0;
-	struct worker_state *w = bpf_map_lookup_elem(&workers, &zero);
+	struct worker_state *w = this_worker();
 
 	if (!w)
 		return XDP_ABORTED;
