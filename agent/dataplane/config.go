@@ -98,16 +98,7 @@ func (c UDPConfig) withDefaults() UDPConfig {
 // what depends on the host (interface, MTU, CPUs, MACs) is checked when it resolves the target.
 func (c UDPConfig) validated() (UDPConfig, error) {
 	c = c.withDefaults()
-	var errs []error
-	if !c.DstAddr.IsValid() {
-		errs = append(errs, fieldError(FieldDstAddr, nil, "required: the IPv4 or IPv6 address to send to"))
-	} else if c.DstAddr.Zone() != "" {
-		errs = append(errs, fieldError(FieldDstAddr, c.DstAddr, "zoned addresses are not supported: give the interface separately"))
-	}
-	if c.SrcAddr.IsValid() && c.DstAddr.IsValid() && c.SrcAddr.Is4() != c.DstAddr.Is4() {
-		errs = append(errs, fieldError(FieldSrcAddr, c.SrcAddr, "is %s but the destination %s is %s: use the same IP family for both",
-			family(c.SrcAddr), c.DstAddr, family(c.DstAddr)))
-	}
+	errs := addrErrors(c.DstAddr, c.SrcAddr, "the IPv4 or IPv6 address to send to")
 	for _, m := range []struct {
 		field Field
 		mac   net.HardwareAddr
@@ -229,16 +220,7 @@ func (c TCPConfig) targetSpec() targetSpec {
 // the machine. NewTCPGenerator calls it, the one place a TCPConfig is checked.
 func (c TCPConfig) validated() (TCPConfig, error) {
 	c = c.withDefaults()
-	var errs []error
-	if !c.DstAddr.IsValid() {
-		errs = append(errs, fieldError(FieldDstAddr, nil, "required: the IPv4 or IPv6 address of the TCP server"))
-	} else if c.DstAddr.Zone() != "" {
-		errs = append(errs, fieldError(FieldDstAddr, c.DstAddr, "zoned addresses are not supported: give the interface separately"))
-	}
-	if c.SrcAddr.IsValid() && c.DstAddr.IsValid() && c.SrcAddr.Is4() != c.DstAddr.Is4() {
-		errs = append(errs, fieldError(FieldSrcAddr, c.SrcAddr, "is %s but the destination %s is %s: use the same IP family for both",
-			family(c.SrcAddr), c.DstAddr, family(c.DstAddr)))
-	}
+	errs := addrErrors(c.DstAddr, c.SrcAddr, "the IPv4 or IPv6 address of the TCP server")
 	if c.DstPort == 0 {
 		errs = append(errs, fieldError(FieldDstPort, nil, "required: the port the TCP server listens on"))
 	}
@@ -265,6 +247,21 @@ func (c TCPConfig) validated() (TCPConfig, error) {
 		errs = append(errs, fieldError(FieldConnectTimeout, c.ConnectTimeout, "must be positive"))
 	}
 	return c, errors.Join(errs...)
+}
+
+// addrErrors checks a run's addresses: dst (what, required) and src (optional) of one IP family.
+func addrErrors(dst, src netip.Addr, what string) []error {
+	var errs []error
+	if !dst.IsValid() {
+		errs = append(errs, fieldError(FieldDstAddr, nil, "required: %s", what))
+	} else if dst.Zone() != "" {
+		errs = append(errs, fieldError(FieldDstAddr, dst, "zoned addresses are not supported: give the interface separately"))
+	}
+	if src.IsValid() && dst.IsValid() && src.Is4() != dst.Is4() {
+		errs = append(errs, fieldError(FieldSrcAddr, src, "is %s but the destination %s is %s: use the same IP family for both",
+			family(src), dst, family(dst)))
+	}
+	return errs
 }
 
 func family(a netip.Addr) string {
