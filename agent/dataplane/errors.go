@@ -95,6 +95,7 @@ var ErrPeerReset = errors.New("the peer reset the connection")
 
 var errNoLiveFrames = errors.New("this kernel cannot run XDP live frames (BPF_F_TEST_XDP_LIVE_FRAMES needs Linux 5.18 or newer)")
 
+// privilegeHint adds to a permission error what would grant the permission.
 func privilegeHint(err error) error {
 	if errors.Is(err, unix.EPERM) {
 		return fmt.Errorf("%w: run as root, or with CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON", err)
