@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -208,7 +209,7 @@ func (h *runHarness) requireWrites(want ...xdpgenv1alpha1.NodeReportStatus) []xd
 		h.t.Fatalf("written statuses (-want +got):\n%s", diff)
 	}
 	for _, st := range got {
-		if (st.Phase == xdpgenv1alpha1.PhaseRunning || st.Phase.Terminal()) && st.Phase != xdpgenv1alpha1.PhaseFailed && st.StartTime == nil {
+		if (st.Phase == xdpgenv1alpha1.PhaseRunning || st.Phase == xdpgenv1alpha1.PhaseCompleted) && st.StartTime == nil {
 			h.t.Errorf("a %s status without a start time", st.Phase)
 		}
 		if st.Phase.Terminal() != (st.CompletionTime != nil) {
@@ -353,6 +354,18 @@ func TestUnitResume(t *testing.T) {
 func TestUnitRunEndsWithoutSending(t *testing.T) {
 	started := metav1.NewTime(time.Now().Add(-time.Minute))
 	finished := metav1.NewTime(time.Now().Add(-time.Second))
+	// stoppedAfter is the report of an agent stopped after sending packets; nothingLeftAfter is what the next
+	// agent writes when those were the whole run.
+	stoppedAfter := func(packets int64) *xdpgenv1alpha1.NodeReportStatus {
+		return ptr.To(sentStatus(xdpgenv1alpha1.NodeReportStatus{Generation: 1, Phase: xdpgenv1alpha1.PhaseRunning, StartTime: &started}, packets))
+	}
+	nothingLeftAfter := func(packets int64) []xdpgenv1alpha1.NodeReportStatus {
+		resumed := xdpgenv1alpha1.NodeReportStatus{Generation: 1, Phase: xdpgenv1alpha1.PhaseRunning, Restarts: 1,
+			Message: fmt.Sprintf("agent restarted (pod-u) after %d packets: finishing the run", packets)}
+		completed := resumed
+		completed.Phase, completed.Message = xdpgenv1alpha1.PhaseCompleted, "sent everything before the agent restarted"
+		return []xdpgenv1alpha1.NodeReportStatus{sentStatus(resumed, packets), sentStatus(completed, packets)}
+	}
 	for _, tc := range []struct {
 		name      string
 		spec      func(*xdpgenv1alpha1.TrafficGeneratorSpec)
@@ -365,25 +378,15 @@ func TestUnitRunEndsWithoutSending(t *testing.T) {
 			CompletionTime: &finished, Message: "sent 1000 packets (64000 bytes) on eth0"},
 	}, {
 		name:    "every packet sent before the restart",
-		earlier: ptr.To(sentStatus(xdpgenv1alpha1.NodeReportStatus{Generation: 1, Phase: xdpgenv1alpha1.PhaseRunning, StartTime: &started}, 1000)),
-		want: []xdpgenv1alpha1.NodeReportStatus{
-			sentStatus(xdpgenv1alpha1.NodeReportStatus{Generation: 1, Phase: xdpgenv1alpha1.PhaseRunning, Restarts: 1,
-				Message: "agent restarted (pod-u) after 1000 packets: finishing the run"}, 1000),
-			sentStatus(xdpgenv1alpha1.NodeReportStatus{Generation: 1, Phase: xdpgenv1alpha1.PhaseCompleted, Restarts: 1,
-				Message: "sent everything before the agent restarted"}, 1000),
-		},
+		earlier: stoppedAfter(1000),
+		want:    nothingLeftAfter(1000),
 	}, {
 		name: "the whole duration run before the restart",
 		spec: func(s *xdpgenv1alpha1.TrafficGeneratorSpec) {
 			s.Packets, s.Duration = nil, &metav1.Duration{Duration: 30 * time.Second}
 		},
-		earlier: ptr.To(sentStatus(xdpgenv1alpha1.NodeReportStatus{Generation: 1, Phase: xdpgenv1alpha1.PhaseRunning, StartTime: &started}, 500)),
-		want: []xdpgenv1alpha1.NodeReportStatus{
-			sentStatus(xdpgenv1alpha1.NodeReportStatus{Generation: 1, Phase: xdpgenv1alpha1.PhaseRunning, Restarts: 1,
-				Message: "agent restarted (pod-u) after 500 packets: finishing the run"}, 500),
-			sentStatus(xdpgenv1alpha1.NodeReportStatus{Generation: 1, Phase: xdpgenv1alpha1.PhaseCompleted, Restarts: 1,
-				Message: "sent everything before the agent restarted"}, 500),
-		},
+		earlier: stoppedAfter(500),
+		want:    nothingLeftAfter(500),
 	}, {
 		name:      "the engine cannot be made",
 		engineErr: &dataplane.ConfigError{Field: dataplane.FieldInterface, Value: "nope0", Problem: "no such interface here"},
