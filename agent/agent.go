@@ -47,6 +47,8 @@ type Agent struct {
 	opts    Options
 	client  client.Client
 	metrics *metrics
+	// newEngine readies the data plane for a run: the package's newEngine, or a fake in the run's unit tests.
+	newEngine func(context.Context, *xdpgenv1alpha1.TrafficGeneratorSpec, progress) (engine, error)
 
 	// base is the agent's lifetime: runs outlive the reconcile that starts them.
 	base   context.Context
@@ -67,7 +69,8 @@ func New(opts Options, c client.Client) *Agent {
 	if opts.ReportInterval <= 0 {
 		opts.ReportInterval = DefaultReportInterval
 	}
-	return &Agent{opts: opts, client: c, metrics: newMetrics(opts.Generator, opts.NodeName), ready: make(chan struct{})}
+	return &Agent{opts: opts, client: c, metrics: newMetrics(opts.Generator, opts.NodeName), newEngine: newEngine,
+		ready: make(chan struct{})}
 }
 
 // SetupWithManager watches the agent's TrafficGenerator and runs the agent's lifetime with the manager's.

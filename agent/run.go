@@ -65,7 +65,7 @@ func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator
 
 	var gen engine
 	err := a.inEngineNetNS(func() (err error) {
-		gen, err = newEngine(ctx, &tg.Spec, done)
+		gen, err = a.newEngine(ctx, &tg.Spec, done)
 		return err
 	})
 	if errors.Is(err, errNothingLeft) {

@@ -1,0 +1,488 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/xdpgen/xdpgen/agent/dataplane"
+	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
+	"github.com/xdpgen/xdpgen/test/k8senv"
+)
+
+// These tests drive the agent's runs (Reconcile, execute, stop) with a fake engine and controller-runtime's fake
+// client: no root, no veth, no API server. The tests in agent_test check the same runs with the real data plane.
+
+// fakeFrameSize is the size of every frame a fake engine sends.
+const fakeFrameSize = 64
+
+// fakeEngine stands in for the data plane: its Run sends what the test tells it to, and ends when told to.
+type fakeEngine struct {
+	// done is what the run was handed: what earlier incarnations of the agent did.
+	done progress
+	// packets and duration are what is left of the run, as the real engine is configured.
+	packets  uint64
+	duration time.Duration
+
+	send   chan uint64 // Run sends each count it receives
+	finish chan error  // Run returns what it receives
+	closed chan struct{}
+
+	mu   sync.Mutex
+	sent uint64
+}
+
+func (e *fakeEngine) Interface() (string, int) { return "fake0", 7 }
+func (e *fakeEngine) Flow() string             { return "fake flow" }
+func (e *fakeEngine) Progress() string         { return "" }
+func (e *fakeEngine) Close() error             { close(e.closed); return nil }
+
+func (e *fakeEngine) Run(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case n := <-e.send:
+			e.mu.Lock()
+			e.sent += n
+			e.mu.Unlock()
+		case err := <-e.finish:
+			return err
+		}
+	}
+}
+
+func (e *fakeEngine) Stats() (dataplane.Stats, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := dataplane.Stats{At: time.Now()}
+	s.Actions[dataplane.ActionRedirect] = dataplane.Counter{Packets: e.sent, Bytes: e.sent * fakeFrameSize}
+	return s, nil
+}
+
+func (e *fakeEngine) isClosed() bool {
+	select {
+	case <-e.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// runHarness is one agent on node "node-u" with a fake data plane and a fake API server that records every
+// status the agent writes.
+type runHarness struct {
+	t       *testing.T
+	agent   *Agent
+	client  client.Client
+	key     types.NamespacedName
+	engines chan *fakeEngine
+	// engineErr, if set, is what making an engine fails with.
+	engineErr error
+
+	mu     sync.Mutex
+	writes []xdpgenv1alpha1.NodeReportStatus
+
+	stopAgent func()
+}
+
+func newRunHarness(t *testing.T, tg *xdpgenv1alpha1.TrafficGenerator, existing ...client.Object) *runHarness {
+	h := &runHarness{t: t, key: client.ObjectKeyFromObject(tg), engines: make(chan *fakeEngine, 4)}
+	h.client = fake.NewClientBuilder().
+		WithScheme(k8senv.Scheme).
+		WithStatusSubresource(&xdpgenv1alpha1.NodeReport{}).
+		WithObjects(append([]client.Object{tg}, existing...)...).
+		WithInterceptorFuncs(interceptor.Funcs{SubResourcePatch: h.recordWrite}).
+		Build()
+	// An hour between progress reports: the writes a test sees are the run's own steps.
+	h.agent = New(Options{Generator: tg.Name, Namespace: tg.Namespace, NodeName: "node-u", PodName: "pod-u",
+		ReportInterval: time.Hour}, h.client)
+	h.agent.newEngine = h.newEngine
+	ctx, cancel := context.WithCancel(context.Background())
+	started := make(chan error, 1)
+	go func() { started <- h.agent.Start(ctx) }()
+	h.stopAgent = sync.OnceFunc(func() {
+		cancel()
+		if err := <-started; err != nil {
+			t.Errorf("agent: %v", err)
+		}
+	})
+	t.Cleanup(h.stopAgent)
+	return h
+}
+
+func (h *runHarness) recordWrite(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch,
+	opts ...client.SubResourcePatchOption) error {
+	if rep, ok := obj.(*xdpgenv1alpha1.NodeReport); ok && sub == "status" {
+		h.mu.Lock()
+		h.writes = append(h.writes, *rep.Status.DeepCopy())
+		h.mu.Unlock()
+	}
+	return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
+}
+
+// newEngine makes an engine as the real one does, with what is left of the run.
+func (h *runHarness) newEngine(_ context.Context, spec *xdpgenv1alpha1.TrafficGeneratorSpec, done progress) (engine, error) {
+	if h.engineErr != nil {
+		return nil, h.engineErr
+	}
+	packets, duration, err := remaining(spec, done)
+	if err != nil {
+		return nil, err
+	}
+	e := &fakeEngine{done: done, packets: packets, duration: duration,
+		send: make(chan uint64), finish: make(chan error), closed: make(chan struct{})}
+	h.engines <- e
+	return e, nil
+}
+
+func (h *runHarness) reconcile() {
+	h.t.Helper()
+	if _, err := h.agent.Reconcile(h.t.Context(), reconcile.Request{NamespacedName: h.key}); err != nil {
+		h.t.Fatalf("reconcile: %v", err)
+	}
+}
+
+// engine is the engine the run made.
+func (h *runHarness) engine() *fakeEngine {
+	h.t.Helper()
+	select {
+	case e := <-h.engines:
+		return e
+	case <-time.After(5 * time.Second):
+		h.t.Fatal("the run made no engine")
+		return nil
+	}
+}
+
+func (h *runHarness) requireNoEngine() {
+	h.t.Helper()
+	select {
+	case <-h.engines:
+		h.t.Fatal("the run made an engine")
+	default:
+	}
+}
+
+// waitRun waits for the active run to end.
+func (h *runHarness) waitRun() {
+	h.t.Helper()
+	h.agent.mu.Lock()
+	r := h.agent.active
+	h.agent.mu.Unlock()
+	select {
+	case <-r.done:
+	case <-time.After(5 * time.Second):
+		h.t.Fatal("the run did not end")
+	}
+}
+
+// takeWrites returns the statuses written since the last call.
+func (h *runHarness) takeWrites() []xdpgenv1alpha1.NodeReportStatus {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	w := h.writes
+	h.writes = nil
+	return w
+}
+
+// requireWrites compares the statuses written since the last call with want, times aside; the times are checked
+// for being set when they should be.
+func (h *runHarness) requireWrites(want ...xdpgenv1alpha1.NodeReportStatus) []xdpgenv1alpha1.NodeReportStatus {
+	h.t.Helper()
+	got := h.takeWrites()
+	if diff := cmp.Diff(want, got, cmpopts.EquateEmpty(),
+		cmpopts.IgnoreFields(xdpgenv1alpha1.NodeReportStatus{}, "StartTime", "CompletionTime", "LastUpdateTime")); diff != "" {
+		h.t.Fatalf("written statuses (-want +got):\n%s", diff)
+	}
+	for _, st := range got {
+		if (st.Phase == xdpgenv1alpha1.PhaseRunning || st.Phase == xdpgenv1alpha1.PhaseCompleted) && st.StartTime == nil {
+			h.t.Errorf("a %s status without a start time", st.Phase)
+		}
+		if st.Phase.Terminal() != (st.CompletionTime != nil) {
+			h.t.Errorf("a %s status with completion time %v", st.Phase, st.CompletionTime)
+		}
+	}
+	return got
+}
+
+func unitGenerator(name string, spec func(*xdpgenv1alpha1.TrafficGeneratorSpec)) *xdpgenv1alpha1.TrafficGenerator {
+	tg := &xdpgenv1alpha1.TrafficGenerator{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "unit", UID: types.UID(name + "-uid"), Generation: 1},
+		Spec: xdpgenv1alpha1.TrafficGeneratorSpec{
+			Destination: xdpgenv1alpha1.Destination{Address: "192.0.2.1"},
+			Packets:     ptr.To[int64](1000),
+		},
+	}
+	if spec != nil {
+		spec(&tg.Spec)
+	}
+	return tg
+}
+
+// earlierReport is the report an earlier incarnation of the agent left for tg's generation.
+func earlierReport(tg *xdpgenv1alpha1.TrafficGenerator, st xdpgenv1alpha1.NodeReportStatus) *xdpgenv1alpha1.NodeReport {
+	rep := nodeReportFor(tg, "node-u")
+	rep.Status = st
+	return rep
+}
+
+// sentStatus is the counters of a status after packets were sent.
+func sentStatus(st xdpgenv1alpha1.NodeReportStatus, packets int64) xdpgenv1alpha1.NodeReportStatus {
+	st.Packets, st.Bytes = packets, packets*fakeFrameSize
+	st.Actions = []xdpgenv1alpha1.ActionCount{{Action: xdpgenv1alpha1.XDPRedirect, Packets: packets, Bytes: packets * fakeFrameSize}}
+	return st
+}
+
+const (
+	preparing = "preparing: resolving the interface, the addresses and the destination MAC"
+	sending   = "sending on fake0 (ifindex 7): fake flow"
+)
+
+// TestUnitFreshRun: a run reports Pending, then Running, then what the engine's Run ended with, with its counts.
+func TestUnitFreshRun(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		runErr error
+		want   xdpgenv1alpha1.NodeReportStatus
+	}{
+		{"completed", nil, xdpgenv1alpha1.NodeReportStatus{Phase: xdpgenv1alpha1.PhaseCompleted,
+			Message: "sent 1000 packets (64000 bytes) on fake0"}},
+		{"failed", errors.New("the interface went away"), xdpgenv1alpha1.NodeReportStatus{Phase: xdpgenv1alpha1.PhaseFailed,
+			Message: "the interface went away"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newRunHarness(t, unitGenerator("fresh-"+tc.name, nil))
+			h.reconcile()
+			e := h.engine()
+			if diff := cmp.Diff(progress{}, e.done, cmp.AllowUnexported(progress{})); diff != "" {
+				t.Errorf("a fresh run was handed progress (-want +got):\n%s", diff)
+			}
+			if e.packets != 1000 {
+				t.Errorf("the engine was asked for %d packets, want 1000", e.packets)
+			}
+			e.send <- 400
+			e.send <- 600
+			e.finish <- tc.runErr
+			h.waitRun()
+			tc.want.Generation = 1
+			h.requireWrites(
+				xdpgenv1alpha1.NodeReportStatus{Generation: 1, Phase: xdpgenv1alpha1.PhasePending, Message: preparing},
+				xdpgenv1alpha1.NodeReportStatus{Generation: 1, Phase: xdpgenv1alpha1.PhaseRunning, Message: sending},
+				sentStatus(tc.want, 1000),
+			)
+			if !e.isClosed() {
+				t.Error("the engine was not closed")
+			}
+		})
+	}
+}
+
+// TestUnitProgressReports: while sending, the run reports the engine's counts every report interval.
+func TestUnitProgressReports(t *testing.T) {
+	h := newRunHarness(t, unitGenerator("progress", nil))
+	h.agent.opts.ReportInterval = 10 * time.Millisecond
+	h.reconcile()
+	e := h.engine()
+	e.send <- 300
+	deadline := time.Now().Add(5 * time.Second)
+	for seen := false; !seen; {
+		if time.Now().After(deadline) {
+			t.Fatal("no report of the 300 packets sent")
+		}
+		for _, st := range h.takeWrites() {
+			seen = seen || (st.Phase == xdpgenv1alpha1.PhaseRunning && st.Packets == 300 && st.Bytes == 300*fakeFrameSize)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	e.finish <- nil
+	h.waitRun()
+}
+
+// TestUnitResume: a report of the same generation with a start time is an earlier incarnation's run: the agent
+// finishes it, counting the restart, instead of starting over.
+func TestUnitResume(t *testing.T) {
+	tg := unitGenerator("resume", func(s *xdpgenv1alpha1.TrafficGeneratorSpec) {
+		s.Packets = ptr.To[int64](10000)
+		s.Duration = &metav1.Duration{Duration: time.Hour}
+	})
+	started := metav1.NewTime(time.Now().Add(-10 * time.Minute).Truncate(time.Second))
+	earlier := sentStatus(xdpgenv1alpha1.NodeReportStatus{Generation: 1, Phase: xdpgenv1alpha1.PhaseRunning, StartTime: &started,
+		Restarts: 1, Message: "agent pod-t stopped after 3000 packets (pod terminating); the next agent on this node finishes the run"}, 3000)
+	h := newRunHarness(t, tg, earlierReport(tg, earlier))
+	h.reconcile()
+	e := h.engine()
+
+	if e.done.packets != 3000 || e.done.running < 10*time.Minute || e.done.running > 11*time.Minute {
+		t.Errorf("the run was handed %d packets in %s, want 3000 in about 10m", e.done.packets, e.done.running)
+	}
+	if e.packets != 7000 || e.duration > 50*time.Minute || e.duration < 49*time.Minute {
+		t.Errorf("the engine was asked for %d packets in %s, want 7000 in about 50m", e.packets, e.duration)
+	}
+	e.send <- 7000
+	e.finish <- nil
+	h.waitRun()
+
+	resumed := earlier
+	resumed.Restarts = 2
+	resumed.Message = "agent restarted (pod-u) after 3000 packets: finishing the run"
+	completed := sentStatus(resumed, 10000)
+	completed.Phase = xdpgenv1alpha1.PhaseCompleted
+	completed.Message = "sent 10000 packets (640000 bytes) on fake0; the agent restarted 2 time(s) during the run and resumed each time"
+	got := h.requireWrites(resumed, resumed, completed)
+	for _, st := range got {
+		if !st.StartTime.Equal(&started) {
+			t.Errorf("the start time moved from %s to %s", started, st.StartTime)
+		}
+	}
+}
+
+// TestUnitRunEndsWithoutSending: what the run finds in the report, or the engine's making, ends it before it sends.
+func TestUnitRunEndsWithoutSending(t *testing.T) {
+	started := metav1.NewTime(time.Now().Add(-time.Minute))
+	finished := metav1.NewTime(time.Now().Add(-time.Second))
+	// stoppedAfter is the report of an agent stopped after sending packets; nothingLeftAfter is what the next
+	// agent writes when those were the whole run.
+	stoppedAfter := func(packets int64) *xdpgenv1alpha1.NodeReportStatus {
+		return ptr.To(sentStatus(xdpgenv1alpha1.NodeReportStatus{Generation: 1, Phase: xdpgenv1alpha1.PhaseRunning, StartTime: &started}, packets))
+	}
+	nothingLeftAfter := func(packets int64) []xdpgenv1alpha1.NodeReportStatus {
+		resumed := xdpgenv1alpha1.NodeReportStatus{Generation: 1, Phase: xdpgenv1alpha1.PhaseRunning, Restarts: 1,
+			Message: fmt.Sprintf("agent restarted (pod-u) after %d packets: finishing the run", packets)}
+		completed := resumed
+		completed.Phase, completed.Message = xdpgenv1alpha1.PhaseCompleted, "sent everything before the agent restarted"
+		return []xdpgenv1alpha1.NodeReportStatus{sentStatus(resumed, packets), sentStatus(completed, packets)}
+	}
+	for _, tc := range []struct {
+		name      string
+		spec      func(*xdpgenv1alpha1.TrafficGeneratorSpec)
+		earlier   *xdpgenv1alpha1.NodeReportStatus
+		engineErr error
+		want      []xdpgenv1alpha1.NodeReportStatus
+	}{{
+		name: "terminal report of this generation is not run again",
+		earlier: &xdpgenv1alpha1.NodeReportStatus{Generation: 1, Phase: xdpgenv1alpha1.PhaseCompleted, StartTime: &started,
+			CompletionTime: &finished, Message: "sent 1000 packets (64000 bytes) on eth0"},
+	}, {
+		name:    "every packet sent before the restart",
+		earlier: stoppedAfter(1000),
+		want:    nothingLeftAfter(1000),
+	}, {
+		name: "the whole duration run before the restart",
+		spec: func(s *xdpgenv1alpha1.TrafficGeneratorSpec) {
+			s.Packets, s.Duration = nil, &metav1.Duration{Duration: 30 * time.Second}
+		},
+		earlier: stoppedAfter(500),
+		want:    nothingLeftAfter(500),
+	}, {
+		name:      "the engine cannot be made",
+		engineErr: &dataplane.ConfigError{Field: dataplane.FieldInterface, Value: "nope0", Problem: "no such interface here"},
+		want: []xdpgenv1alpha1.NodeReportStatus{
+			{Generation: 1, Phase: xdpgenv1alpha1.PhasePending, Message: preparing},
+			{Generation: 1, Phase: xdpgenv1alpha1.PhaseFailed, Message: "spec.interface nope0: no such interface here"},
+		},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			tg := unitGenerator("ends", tc.spec)
+			var existing []client.Object
+			if tc.earlier != nil {
+				existing = append(existing, earlierReport(tg, *tc.earlier))
+			}
+			h := newRunHarness(t, tg, existing...)
+			h.engineErr = tc.engineErr
+			h.reconcile()
+			h.waitRun()
+			h.requireNoEngine()
+			h.requireWrites(tc.want...)
+		})
+	}
+}
+
+// TestUnitSpecChange: a new generation stops the old run, which writes nothing more, and starts a run from zero
+// even though the report holds the old generation's progress.
+func TestUnitSpecChange(t *testing.T) {
+	tg := unitGenerator("change", nil)
+	h := newRunHarness(t, tg)
+	h.reconcile()
+	old := h.engine()
+	old.send <- 500
+	h.reconcile() // the same generation again: nothing changes
+	h.requireNoEngine()
+	h.takeWrites()
+
+	var changed xdpgenv1alpha1.TrafficGenerator
+	if err := h.client.Get(t.Context(), h.key, &changed); err != nil {
+		t.Fatal(err)
+	}
+	changed.Generation, changed.Spec.Packets = 2, ptr.To[int64](200)
+	if err := h.client.Update(t.Context(), &changed); err != nil {
+		t.Fatal(err)
+	}
+	h.reconcile()
+	if !old.isClosed() {
+		t.Error("the old generation's engine was not closed")
+	}
+	e := h.engine()
+	if diff := cmp.Diff(progress{}, e.done, cmp.AllowUnexported(progress{})); diff != "" {
+		t.Errorf("the new generation's run was handed progress (-want +got):\n%s", diff)
+	}
+	e.send <- 200
+	e.finish <- nil
+	h.waitRun()
+	h.requireWrites(
+		xdpgenv1alpha1.NodeReportStatus{Generation: 2, Phase: xdpgenv1alpha1.PhasePending, Message: preparing},
+		xdpgenv1alpha1.NodeReportStatus{Generation: 2, Phase: xdpgenv1alpha1.PhaseRunning, Message: sending},
+		sentStatus(xdpgenv1alpha1.NodeReportStatus{Generation: 2, Phase: xdpgenv1alpha1.PhaseCompleted,
+			Message: "sent 200 packets (12800 bytes) on fake0"}, 200),
+	)
+}
+
+// TestUnitStop: a run stopped from outside closes its engine; only an agent shutting down reports what it sent,
+// for the next agent on the node to finish.
+func TestUnitStop(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		stop func(*runHarness)
+		want []xdpgenv1alpha1.NodeReportStatus
+	}{{
+		name: "deleted",
+		stop: func(h *runHarness) {
+			if err := h.client.Delete(h.t.Context(), &xdpgenv1alpha1.TrafficGenerator{
+				ObjectMeta: metav1.ObjectMeta{Name: h.key.Name, Namespace: h.key.Namespace}}); err != nil {
+				h.t.Fatal(err)
+			}
+			h.reconcile()
+		},
+	}, {
+		name: "shutdown",
+		stop: func(h *runHarness) { h.stopAgent() },
+		want: []xdpgenv1alpha1.NodeReportStatus{sentStatus(xdpgenv1alpha1.NodeReportStatus{Generation: 1, Phase: xdpgenv1alpha1.PhaseRunning,
+			Message: "agent pod-u stopped after 500 packets (pod terminating); the next agent on this node finishes the run"}, 500)},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newRunHarness(t, unitGenerator("stop-"+tc.name, nil))
+			h.reconcile()
+			e := h.engine()
+			e.send <- 500
+			h.takeWrites()
+			tc.stop(h)
+			if !e.isClosed() {
+				t.Error("the engine was not closed")
+			}
+			h.requireWrites(tc.want...)
+		})
+	}
+}
