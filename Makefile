@@ -67,7 +67,11 @@ manager: ## Build the controller manager into bin/manager.
 # etcd and the Kubernetes binaries, built from the Go module proxy by hack/build-k8s.sh (the wrapper modules
 # hack/etcd and hack/kube pin the versions; the script fails if these disagree with their go.mod files). Cached in
 # bin/ by version: the first build takes ~15 min on 2 cores (kube-apiserver alone ~8), later runs well under 1 s.
-K8S_VERSION := v1.37.2
+# The Kubernetes version is written once, in test/k8sversion, which the tests and the cluster harness import.
+K8S_VERSION := $(shell sed -n 's/^const Version = "\(v[0-9.]*\)"$$/\1/p' test/k8sversion/k8sversion.go)
+ifeq ($(K8S_VERSION),)
+$(error test/k8sversion/k8sversion.go names no Kubernetes version)
+endif
 ETCD_VERSION := v3.7.3
 K8S_BIN := $(BIN)/k8s/$(K8S_VERSION)
 ENVTEST_ASSETS := $(K8S_BIN)
