@@ -24,6 +24,7 @@ import (
 	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
 	"github.com/xdpgen/xdpgen/test/k8senv"
 	"github.com/xdpgen/xdpgen/test/netnstest"
+	"github.com/xdpgen/xdpgen/test/poll"
 )
 
 // These tests run agents in this process against a real API server; each agent sends from a veth pair of its
@@ -156,17 +157,16 @@ func (f *fixture) report(tg *xdpgenv1alpha1.TrafficGenerator, node string, withi
 	f.t.Helper()
 	key := client.ObjectKey{Namespace: tg.Namespace, Name: xdpgenv1alpha1.NodeReportName(tg.Name, node)}
 	var rep xdpgenv1alpha1.NodeReport
-	deadline := time.Now().Add(within)
-	for {
-		err := k8s.Get(f.t.Context(), key, &rep)
-		if err == nil && cond(&rep) {
-			return &rep
+	poll.Until(f.t, within, 50*time.Millisecond, "NodeReport "+key.Name+" "+what, func() error {
+		if err := k8s.Get(f.t.Context(), key, &rep); err != nil {
+			return fmt.Errorf("%+v (err %v)", rep.Status, err)
 		}
-		if time.Now().After(deadline) {
-			f.t.Fatalf("NodeReport %s never %s within %s; last: %+v (err %v)", key.Name, what, within, rep.Status, err)
+		if !cond(&rep) {
+			return fmt.Errorf("%+v", rep.Status)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
+	return &rep
 }
 
 func (f *fixture) received() uint64 {

@@ -1,10 +1,9 @@
 package agent_test
 
 import (
-	"io"
-	"net"
+	"fmt"
+	"net/netip"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,34 +11,14 @@ import (
 
 	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
 	"github.com/xdpgen/xdpgen/test/netnstest"
+	"github.com/xdpgen/xdpgen/test/poll"
 )
 
 // TestTCPRun: a tcp TrafficGenerator connects to a real server on the far end, sends its segments over two
 // connections, and completes once the server has acknowledged them; the server read what the report says.
 func TestTCPRun(t *testing.T) {
 	f := newFixture(t)
-	var received atomic.Int64
-	var ln net.Listener
-	if err := netnstest.Do(f.pair.Remote.NS, func() (err error) {
-		ln, err = net.Listen("tcp", net.JoinHostPort(f.pair.Remote.IPv4.String(), "5201"))
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				n, _ := io.Copy(io.Discard, c)
-				received.Add(n)
-			}()
-		}
-	}()
+	sink := netnstest.ListenTCP(t, f.pair.Remote.NS, netip.AddrPortFrom(f.pair.Remote.IPv4, 5201), nil)
 
 	const segments = 20000
 	tg := f.generator("tcp", func(s *xdpgenv1alpha1.TrafficGeneratorSpec) {
@@ -53,13 +32,12 @@ func TestTCPRun(t *testing.T) {
 	if done.Status.Packets < segments || !strings.Contains(done.Status.Message, "bytes acknowledged by the server") {
 		t.Fatalf("completed report %+v, want at least %d segments and the acknowledged bytes", done.Status, segments)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for received.Load() < int64(segments)*1000 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	if got := received.Load(); got < int64(segments)*1000 {
-		t.Fatalf("the server read %d bytes for %d segments", got, segments)
-	}
+	poll.Until(t, 5*time.Second, 50*time.Millisecond, "the server's streams", func() error {
+		if got := sink.Bytes(); got < segments*1000 {
+			return fmt.Errorf("the server read %d bytes for %d segments", got, segments)
+		}
+		return nil
+	})
 	t.Logf("report: %s", done.Status.Message)
 	f.requireNoXDP()
 }

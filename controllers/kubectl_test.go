@@ -24,6 +24,8 @@ import (
 	"testing"
 
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/xdpgen/xdpgen/test/k8sversion"
 )
 
 // kubectlBinary is the kubectl the tests drive: $XDPGEN_KUBECTL, or the one `make kubectl` builds next to the
@@ -32,7 +34,7 @@ func kubectlBinary(t *testing.T) string {
 	t.Helper()
 	p := os.Getenv("XDPGEN_KUBECTL")
 	if p == "" {
-		p = filepath.Join("..", "bin", "k8s", k8sVersion, "kubectl")
+		p = filepath.Join("..", "bin", "k8s", k8sversion.Version, "kubectl")
 	}
 	abs, err := filepath.Abs(p)
 	if err == nil {

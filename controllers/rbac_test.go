@@ -36,12 +36,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
+	"github.com/xdpgen/xdpgen/test/manifest"
 )
 
 // applyClusterRole creates the ClusterRole of a config/rbac file (or leaves the one another test created).
 func applyClusterRole(t *testing.T, file string) string {
 	t.Helper()
-	objs := decodeYAML(t, filepath.Join("..", "config", "rbac", file))
+	objs := manifest.DecodeFile(t, filepath.Join("..", "config", "rbac", file))
 	var role *unstructured.Unstructured
 	for _, o := range objs {
 		if o.GetKind() == "ClusterRole" {

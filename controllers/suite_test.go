@@ -52,9 +52,6 @@ var (
 	testScheme = k8senv.Scheme
 )
 
-// k8sVersion is the version of the Kubernetes binaries the tests use (the Makefile's K8S_VERSION).
-const k8sVersion = k8senv.K8sVersion
-
 func TestMain(m *testing.M) {
 	os.Exit(runTests(m))
 }

@@ -18,10 +18,7 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -30,11 +27,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	sigsyaml "sigs.k8s.io/yaml"
 
 	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
+	"github.com/xdpgen/xdpgen/test/manifest"
 )
 
 // baseSpec is a valid spec that each validation case patches (JSON merge patch, written as YAML).
@@ -237,7 +234,7 @@ func TestSamplesAccepted(t *testing.T) {
 		t.Fatalf("no samples in config/samples: %v", err)
 	}
 	for _, f := range files {
-		for _, u := range decodeYAML(t, f) {
+		for _, u := range manifest.DecodeFile(t, f) {
 			u.SetNamespace(ns)
 			if err := k8sClient.Create(context.Background(), u); err != nil {
 				t.Errorf("%s: %s %s refused: %v", f, u.GetKind(), u.GetName(), err)
@@ -264,29 +261,4 @@ func TestNodeReportSpecImmutable(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("changing spec.nodeName: error = %v, want it to contain %q", err, want)
 	}
-}
-
-// decodeYAML reads the objects of a (multi-document) YAML file.
-func decodeYAML(t *testing.T, path string) []*unstructured.Unstructured {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var objs []*unstructured.Unstructured
-	dec := yaml.NewYAMLOrJSONDecoder(f, 4096)
-	for {
-		u := &unstructured.Unstructured{}
-		if err := dec.Decode(&u.Object); err != nil {
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			t.Fatalf("%s: %v", path, err)
-		}
-		if len(u.Object) > 0 {
-			objs = append(objs, u)
-		}
-	}
-	return objs
 }

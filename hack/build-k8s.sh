@@ -4,15 +4,15 @@
 #
 #   hack/build-k8s.sh [binary...]    (default: all of them)
 #
-# The versions are pinned by hack/etcd/go.mod and hack/kube/go.mod; K8S_VERSION and ETCD_VERSION (set by the
-# Makefile) must match them, so a folder named after one version never holds another. Binaries are cached by that
+# The versions are pinned by hack/etcd/go.mod and hack/kube/go.mod; K8S_VERSION (test/k8sversion's Version, read by
+# the Makefile) and ETCD_VERSION (set by the Makefile) must match them, so a folder named after one version never holds another. Binaries are cached by that
 # version only: after editing a wrapper's main.go without a version bump, delete the folder to rebuild.
 #
-# Environment: K8S_VERSION (v1.37.2), ETCD_VERSION (v3.7.3), K8S_BIN (bin/k8s/$K8S_VERSION).
+# Environment: K8S_VERSION (test/k8sversion), ETCD_VERSION (v3.7.3), K8S_BIN (bin/k8s/$K8S_VERSION).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-K8S_VERSION=${K8S_VERSION:-v1.37.2}
+K8S_VERSION=${K8S_VERSION:-$(sed -n 's/^const Version = "\(v[0-9.]*\)"$/\1/p' "$root/test/k8sversion/k8sversion.go")}
 ETCD_VERSION=${ETCD_VERSION:-v3.7.3}
 K8S_BIN=${K8S_BIN:-$root/bin/k8s/$K8S_VERSION}
 GO=${GO:-go}

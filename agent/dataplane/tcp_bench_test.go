@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"context"
 	"net"
 	"net/netip"
 	"sync"
@@ -217,41 +218,25 @@ func (r *tcpRig) arrivedBytes(b *testing.B) uint64 {
 
 // countingServer reads every connection to its end and counts the bytes, and when the first and last arrived.
 type countingServer struct {
-	ln          net.Listener
+	sink        *netnstest.TCPSink
 	mu          sync.Mutex
 	bytes       uint64
 	first, last time.Time
-	ended       chan struct{}
 }
 
 func newCountingServer(b testing.TB, r *tcpRig, addr netip.Addr) *countingServer {
-	s := &countingServer{ended: make(chan struct{}, bpf.TCPMaxFlows)}
-	err := netnstest.Do(r.Remote.NS, func() (err error) {
-		s.ln, err = net.Listen("tcp", netip.AddrPortFrom(addr, tcpTestPort).String())
-		return err
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { s.ln.Close() })
-	go func() {
-		for {
-			c, err := s.ln.Accept()
-			if err != nil {
-				return
-			}
-			go s.read(c)
-		}
-	}()
+	s := &countingServer{}
+	s.sink = netnstest.ListenTCP(b, r.Remote.NS, netip.AddrPortFrom(addr, tcpTestPort), s.read)
 	return s
 }
 
-func (s *countingServer) read(c net.Conn) {
-	defer c.Close()
+func (s *countingServer) read(_ context.Context, c *net.TCPConn) (uint64, error) {
 	buf := make([]byte, 1<<20)
+	var total uint64
 	for {
 		n, err := c.Read(buf)
 		if n > 0 {
+			total += uint64(n)
 			now := time.Now()
 			s.mu.Lock()
 			if s.first.IsZero() {
@@ -262,8 +247,7 @@ func (s *countingServer) read(c net.Conn) {
 			s.mu.Unlock()
 		}
 		if err != nil {
-			s.ended <- struct{}{}
-			return
+			return total, nil
 		}
 	}
 }
@@ -277,11 +261,7 @@ func (s *countingServer) reset() {
 // wait waits for n connections to end, and returns what they delivered and over how long.
 func (s *countingServer) wait(b *testing.B, n int) (uint64, float64) {
 	for range n {
-		select {
-		case <-s.ended:
-		case <-time.After(10 * time.Second):
-			b.Fatal("a connection did not end")
-		}
+		s.sink.Next(b, 10*time.Second)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

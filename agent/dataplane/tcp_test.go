@@ -13,7 +13,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -110,42 +109,28 @@ func (r *tcpRig) lossCounts(t testing.TB) (passed, dropped Counter) {
 	return read(bpftest.TCPLossPassed), read(bpftest.TCPLossDropped)
 }
 
-// tcpSink accepts connections and reads each one until EOF, checking every segment against the pattern: the
-// segment's stream offset in 8 big-endian bytes, then byte i of the segment is byte(i).
+// tcpSink is the server of the remote namespace: it reads each connection until EOF, checking every segment
+// against the pattern: the segment's stream offset in 8 big-endian bytes, then byte i of the segment is byte(i).
 type tcpSink struct {
-	ln net.Listener
+	*netnstest.TCPSink
 	// segment is the segment size, known once the generator has connected: readers wait for ready.
 	segment int
 	ready   chan struct{}
-	mu      sync.Mutex
-	streams map[uint16]*sinkStream // by the client's port
-	wg      sync.WaitGroup
-}
-
-type sinkStream struct {
-	bytes uint64
-	// err is the first thing wrong with the stream; io.EOF never (a FIN ends a stream cleanly).
-	err  error
-	done chan struct{}
 }
 
 // listen starts a sink on addr in the remote namespace; it reads once start says how long segments are.
 func (r *tcpRig) listen(t testing.TB, addr netip.Addr) *tcpSink {
 	t.Helper()
-	s := &tcpSink{ready: make(chan struct{}), streams: map[uint16]*sinkStream{}}
-	err := netnstest.Do(r.Remote.NS, func() (err error) {
-		s.ln, err = net.Listen("tcp", netip.AddrPortFrom(addr, tcpTestPort).String())
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.accept()
-	t.Cleanup(func() {
-		s.ln.Close()
-		s.start(TCPOffsetLen) // release readers of connections that never sent
-		s.wg.Wait()
-	})
+	s := &tcpSink{ready: make(chan struct{})}
+	s.TCPSink = netnstest.ListenTCP(t, r.Remote.NS, netip.AddrPortFrom(addr, tcpTestPort),
+		func(ctx context.Context, c *net.TCPConn) (uint64, error) {
+			select {
+			case <-s.ready:
+				return readPattern(c, s.segment)
+			case <-ctx.Done(): // the test ended before it started the readers
+				return 0, nil
+			}
+		})
 	r.sink = s
 	return s
 }
@@ -157,27 +142,6 @@ func (s *tcpSink) start(n int) {
 	default:
 		s.segment = n
 		close(s.ready)
-	}
-}
-
-func (s *tcpSink) accept() {
-	for {
-		c, err := s.ln.Accept()
-		if err != nil {
-			return
-		}
-		st := &sinkStream{done: make(chan struct{})}
-		s.mu.Lock()
-		s.streams[uint16(c.RemoteAddr().(*net.TCPAddr).Port)] = st
-		s.mu.Unlock()
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			defer close(st.done)
-			defer c.Close()
-			<-s.ready
-			st.bytes, st.err = readPattern(c, s.segment)
-		}()
 	}
 }
 
@@ -206,24 +170,6 @@ func readPattern(r io.Reader, segment int) (uint64, error) {
 		}
 		off += uint64(segment)
 	}
-}
-
-// stream waits (up to timeout) for the connection from port to end, and returns what the server read.
-func (s *tcpSink) stream(t testing.TB, port uint16, timeout time.Duration) (uint64, error) {
-	t.Helper()
-	s.mu.Lock()
-	st := s.streams[port]
-	s.mu.Unlock()
-	if st == nil {
-		t.Fatalf("the server never accepted a connection from port %d", port)
-	}
-	select {
-	case <-st.done:
-		return st.bytes, st.err
-	case <-time.After(timeout):
-		t.Fatalf("the connection from port %d did not end (no FIN) within %s", port, timeout)
-	}
-	return 0, nil
 }
 
 // tcpGenerator makes a TCPGenerator in the local namespace, and checks when the test ends that it left no
@@ -265,12 +211,12 @@ func (r *tcpRig) addrs(v6 bool) (local, remote netip.Addr) {
 func checkStreams(t *testing.T, g *TCPGenerator, sink *tcpSink, s TCPStats) {
 	t.Helper()
 	for i, port := range g.LocalPorts() {
-		got, err := sink.stream(t, port, 5*time.Second)
-		if err != nil {
-			t.Errorf("flow %d: the server's stream: %v", i, err)
+		got := sink.Stream(t, port, 5*time.Second)
+		if got.Err != nil {
+			t.Errorf("flow %d: the server's stream: %v", i, got.Err)
 		}
-		if acked := s.Flows[i].BytesAcked; got != acked {
-			t.Errorf("flow %d: the server read %d bytes, the generator says %d were acknowledged", i, got, acked)
+		if acked := s.Flows[i].BytesAcked; got.Bytes != acked {
+			t.Errorf("flow %d: the server read %d bytes, the generator says %d were acknowledged", i, got.Bytes, acked)
 		}
 	}
 }
@@ -473,8 +419,8 @@ func TestTCPClosesUnusedConnections(t *testing.T) {
 		t.Fatalf("Close: %v", err)
 	}
 	for _, port := range g.LocalPorts() {
-		if n, err := sink.stream(t, port, 5*time.Second); n != 0 || err != nil {
-			t.Fatalf("the connection from port %d: %d bytes, %v; want an empty stream ended by a FIN", port, n, err)
+		if got := sink.Stream(t, port, 5*time.Second); got.Bytes != 0 || got.Err != nil {
+			t.Fatalf("the connection from port %d: %d bytes, %v; want an empty stream ended by a FIN", port, got.Bytes, got.Err)
 		}
 	}
 	if r.Local.XDPAttached(t) {
@@ -520,7 +466,7 @@ func TestTCPBadPeers(t *testing.T) {
 		if !errors.Is(err, ErrPeerReset) || !strings.Contains(err.Error(), fmt.Sprintf("flow 0 (10.200.0.1:%d -> 10.200.0.2:5201)", g.LocalPorts()[0])) {
 			t.Fatalf("Run = %v, want the peer's reset of flow 0", err)
 		}
-		if got := <-resetAfter; got < 1<<20 {
+		if got := resetAfter.Next(t, 5*time.Second).Bytes; got < 1<<20 {
 			t.Fatalf("the server reset after reading %d bytes", got)
 		}
 	})
@@ -590,53 +536,23 @@ func (r *tcpRig) fullListener(t *testing.T, addr netip.Addr) {
 	}
 }
 
-// resettingListener accepts one connection, reads n bytes, and resets it (SO_LINGER 0); it sends how much it
-// read.
-func (r *tcpRig) resettingListener(t *testing.T, addr netip.Addr, n int64) <-chan int64 {
+// resettingListener reads n bytes of each connection and resets it (SO_LINGER 0); Next says how much it read.
+func (r *tcpRig) resettingListener(t *testing.T, addr netip.Addr, n int64) *netnstest.TCPSink {
 	t.Helper()
-	var ln net.Listener
-	err := netnstest.Do(r.Remote.NS, func() (err error) {
-		ln, err = net.Listen("tcp", netip.AddrPortFrom(addr, tcpTestPort).String())
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	read := make(chan int64, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			read <- 0
-			return
-		}
-		got, _ := io.CopyN(io.Discard, c, n)
-		_ = c.(*net.TCPConn).SetLinger(0)
-		c.Close()
-		read <- got
-	}()
-	return read
+	return netnstest.ListenTCP(t, r.Remote.NS, netip.AddrPortFrom(addr, tcpTestPort),
+		func(_ context.Context, c *net.TCPConn) (uint64, error) {
+			got, _ := io.CopyN(io.Discard, c, n)
+			_ = c.SetLinger(0)
+			return uint64(got), nil
+		})
 }
 
 // idleListener accepts connections and never reads them.
 func (r *tcpRig) idleListener(t *testing.T, addr netip.Addr) {
 	t.Helper()
-	var ln net.Listener
-	err := netnstest.Do(r.Remote.NS, func() (err error) {
-		ln, err = net.Listen("tcp", netip.AddrPortFrom(addr, tcpTestPort).String())
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			t.Cleanup(func() { c.Close() })
-		}
-	}()
+	netnstest.ListenTCP(t, r.Remote.NS, netip.AddrPortFrom(addr, tcpTestPort),
+		func(ctx context.Context, _ *net.TCPConn) (uint64, error) {
+			<-ctx.Done()
+			return 0, nil
+		})
 }

@@ -42,6 +42,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
+	"github.com/xdpgen/xdpgen/test/k8sversion"
+	"github.com/xdpgen/xdpgen/test/poll"
 )
 
 // The test binary doubles as the manager: run with XDPGEN_RUN_MANAGER=1 it is the manager, so that the tests
@@ -118,29 +120,13 @@ func httpGet(url string) (int, string, error) {
 	return resp.StatusCode, string(b), err
 }
 
-// eventually polls f until it returns nil or the timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // TestManagerProcess runs the manager as a process against a real API server: it serves its probes and metrics,
 // takes the leader election Lease, runs the controller with the agent image of its flag, and exits cleanly on
 // SIGTERM.
 func TestManagerProcess(t *testing.T) {
 	assets := os.Getenv("KUBEBUILDER_ASSETS")
 	if assets == "" {
-		assets = filepath.Join("..", "..", "bin", "k8s", "v1.37.2")
+		assets = filepath.Join("..", "..", "bin", "k8s", k8sversion.Version)
 	}
 	if _, err := os.Stat(filepath.Join(assets, "kube-apiserver")); err != nil {
 		msg := fmt.Sprintf("no kube-apiserver in KUBEBUILDER_ASSETS=%s (make envtest-assets builds it)", assets)
@@ -205,7 +191,7 @@ func TestManagerProcess(t *testing.T) {
 	t.Cleanup(func() {
 		if !stopped {
 			_ = cmd.Process.Kill()
-			<-exited
+			<-exited //nolint:errcheck // killed: its exit status says nothing
 		}
 		if t.Failed() {
 			t.Logf("manager output:\n%s", out)
@@ -214,7 +200,7 @@ func TestManagerProcess(t *testing.T) {
 
 	for _, path := range []string{"/healthz", "/readyz"} {
 		url := fmt.Sprintf("http://127.0.0.1:%d%s", health, path)
-		eventually(t, 30*time.Second, "GET "+url, func() error {
+		poll.Until(t, 30*time.Second, 100*time.Millisecond, "GET "+url, func() error {
 			code, body, err := httpGet(url)
 			if err == nil && code != http.StatusOK {
 				err = fmt.Errorf("status %d: %s", code, body)
@@ -234,7 +220,7 @@ func TestManagerProcess(t *testing.T) {
 	if err := c.Create(ctx, tg); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "the agent DaemonSet with the --agent-image", func() error {
+	poll.Until(t, 30*time.Second, 100*time.Millisecond, "the agent DaemonSet with the --agent-image", func() error {
 		ds := &appsv1.DaemonSet{}
 		if err := c.Get(ctx, client.ObjectKey{Namespace: "default", Name: "xdpgen-udp"}, ds); err != nil {
 			return err
@@ -244,11 +230,11 @@ func TestManagerProcess(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, 10*time.Second, "the leader election Lease", func() error {
+	poll.Until(t, 10*time.Second, 100*time.Millisecond, "the leader election Lease", func() error {
 		return c.Get(ctx, client.ObjectKey{Namespace: "default", Name: "xdpgen-manager.xdpgen.io"}, &coordinationv1.Lease{})
 	})
 	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", metrics)
-	eventually(t, 10*time.Second, "GET "+metricsURL, func() error {
+	poll.Until(t, 10*time.Second, 100*time.Millisecond, "GET "+metricsURL, func() error {
 		_, body, err := httpGet(metricsURL)
 		if err != nil {
 			return err

@@ -41,6 +41,7 @@ import (
 
 	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
 	"github.com/xdpgen/xdpgen/test/k8senv"
+	"github.com/xdpgen/xdpgen/test/k8sversion"
 )
 
 // The envtest tests share one control plane: a real etcd and kube-apiserver (make envtest-assets), started without
@@ -95,7 +96,7 @@ func runTests(m *testing.M) int {
 func startControlPlane() (*k8senv.Env, error) {
 	assets := os.Getenv("KUBEBUILDER_ASSETS")
 	if assets == "" {
-		assets = filepath.Join(repoRoot, "bin", "k8s", k8senv.K8sVersion)
+		assets = filepath.Join(repoRoot, "bin", "k8s", k8sversion.Version)
 	}
 	for _, bin := range []string{"etcd", "kube-apiserver"} {
 		if _, err := os.Stat(filepath.Join(assets, bin)); err != nil {

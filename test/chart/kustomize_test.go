@@ -24,6 +24,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/xdpgen/xdpgen/test/manifest"
 )
 
 // managerFlagDefaults are the manager's flag defaults (cmd/manager) that the chart spells out and config/manager
@@ -49,7 +51,7 @@ func TestKustomizeInstallsTheSame(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			kustomized := index(t, decode(t, out))
+			kustomized := index(t, manifest.Decode(t, out))
 			args := []string{"--include-crds"}
 			if tc.values != "" {
 				args = append(args, "-f", filepath.Join(repoRoot, tc.values))

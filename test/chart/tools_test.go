@@ -19,10 +19,7 @@ limitations under the License.
 package chart
 
 import (
-	"bufio"
 	"bytes"
-	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,10 +27,9 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/util/yaml"
-	sigsyaml "sigs.k8s.io/yaml"
 
-	"github.com/xdpgen/xdpgen/test/k8senv"
+	"github.com/xdpgen/xdpgen/test/k8sversion"
+	"github.com/xdpgen/xdpgen/test/manifest"
 )
 
 const (
@@ -76,7 +72,7 @@ func helmBinary(t testing.TB) string {
 }
 
 func kubectlBinary(t testing.TB) string {
-	return tool(t, "XDPGEN_KUBECTL", filepath.Join("bin", "k8s", k8senv.K8sVersion, "kubectl"), "make kubectl")
+	return tool(t, "XDPGEN_KUBECTL", filepath.Join("bin", "k8s", k8sversion.Version, "kubectl"), "make kubectl")
 }
 
 // run runs a tool and returns its standard output, and its standard error in the error.
@@ -110,36 +106,7 @@ func helmTemplate(t testing.TB, args ...string) []*unstructured.Unstructured {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return decode(t, out)
-}
-
-// decode decodes a multi-document YAML stream, leaving out empty documents. Numbers decode as int64, as the API
-// machinery does.
-func decode(t testing.TB, s string) []*unstructured.Unstructured {
-	t.Helper()
-	var objs []*unstructured.Unstructured
-	r := yaml.NewYAMLReader(bufio.NewReader(strings.NewReader(s)))
-	for {
-		doc, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			return objs
-		}
-		if err != nil {
-			t.Fatalf("read rendered YAML: %v", err)
-		}
-		js, err := sigsyaml.YAMLToJSON(doc)
-		if err != nil {
-			t.Fatalf("rendered YAML: %v\n%s", err, doc)
-		}
-		if s := strings.TrimSpace(string(js)); s == "null" || s == "{}" {
-			continue
-		}
-		u := &unstructured.Unstructured{}
-		if err := u.UnmarshalJSON(js); err != nil {
-			t.Fatalf("rendered object: %v\n%s", err, doc)
-		}
-		objs = append(objs, u)
-	}
+	return manifest.Decode(t, out)
 }
 
 // key names an object: Kind namespace/name (namespace empty for cluster-scoped objects).

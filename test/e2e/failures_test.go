@@ -18,6 +18,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -29,6 +30,7 @@ import (
 
 	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
 	"github.com/xdpgen/xdpgen/test/cluster"
+	"github.com/xdpgen/xdpgen/test/poll"
 )
 
 // checkFailed checks a run that failed on the node: phase Failed, the node's error naming what is wrong in the
@@ -204,13 +206,16 @@ func TestDeletedMidRun(t *testing.T) {
 		t.Errorf("kubectl get tg after the deletion: %v, %s", err, out)
 	}
 	e.waitAgentsGone(t, name, 60*time.Second)
-	waitFor(t, 30*time.Second, "the NodeReport removed with its TrafficGenerator", func() (bool, string) {
+	poll.Until(t, 30*time.Second, pollInterval, "the NodeReport removed with its TrafficGenerator", func() error {
 		var nrs xdpgenv1alpha1.NodeReportList
 		if err := e.client.List(context.Background(), &nrs, client.InNamespace(namespace),
 			client.MatchingLabels{xdpgenv1alpha1.LabelGenerator: name}); err != nil {
-			return false, err.Error()
+			return err
 		}
-		return len(nrs.Items) == 0, strconv.Itoa(len(nrs.Items)) + " reports"
+		if len(nrs.Items) > 0 {
+			return fmt.Errorf("%d reports", len(nrs.Items))
+		}
+		return nil
 	})
 	a, _ := far.counts(t)
 	time.Sleep(2 * time.Second)

@@ -17,11 +17,8 @@ limitations under the License.
 package e2e
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,12 +31,12 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	sigsyaml "sigs.k8s.io/yaml"
 
 	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
+	"github.com/xdpgen/xdpgen/test/manifest"
+	"github.com/xdpgen/xdpgen/test/poll"
 )
 
 // helmVersion is the Makefile's HELM_VERSION: helm comes from bin/helm/<version> (make helm).
@@ -97,7 +94,7 @@ func TestInstallUninstall(t *testing.T) {
 	})
 
 	// kubectl delete -k: everything goes, the CRDs too.
-	kustomized := decodeObjects(t, kubectl("kustomize", kustomization))
+	kustomized := manifest.Decode(t, kubectl("kustomize", kustomization))
 	kubectl("delete", "-k", kustomization, "--wait=true", "--timeout=120s")
 	e.waitGone(t, kustomized, 2*time.Minute)
 
@@ -106,7 +103,7 @@ func TestInstallUninstall(t *testing.T) {
 	if !strings.Contains(out, "STATUS: deployed") || !strings.Contains(out, "kubectl -n "+namespace+" get tg -w") {
 		t.Errorf("helm install: want the release deployed and the NOTES")
 	}
-	charted := decodeObjects(t, runHelm("template", "xdpgen", chart, "-f", localValues, "--include-crds"))
+	charted := manifest.Decode(t, runHelm("template", "xdpgen", chart, "-f", localValues, "--include-crds"))
 	e.waitPresent(t, charted)
 	var ns corev1.Namespace
 	if err := e.client.Get(context.Background(), client.ObjectKey{Name: namespace}, &ns); err != nil {
@@ -219,9 +216,8 @@ func (e *clusterEnv) checkAgentOwnReportOnly(t *testing.T, pod *corev1.Pod) {
 func (e *clusterEnv) waitPresent(t *testing.T, objs []*unstructured.Unstructured) {
 	t.Helper()
 	for _, o := range objs {
-		waitFor(t, time.Minute, describeObject(o)+" present", func() (bool, string) {
-			err := e.client.Get(context.Background(), client.ObjectKeyFromObject(o), emptyLike(o))
-			return err == nil, fmt.Sprint(err)
+		poll.Until(t, time.Minute, pollInterval, describeObject(o)+" present", func() error {
+			return e.client.Get(context.Background(), client.ObjectKeyFromObject(o), emptyLike(o))
 		})
 	}
 }
@@ -231,12 +227,12 @@ func (e *clusterEnv) waitGone(t *testing.T, objs []*unstructured.Unstructured, t
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for _, o := range objs {
-		waitFor(t, time.Until(deadline), describeObject(o)+" gone", func() (bool, string) {
+		poll.Until(t, time.Until(deadline), pollInterval, describeObject(o)+" gone", func() error {
 			err := e.client.Get(context.Background(), client.ObjectKeyFromObject(o), emptyLike(o))
 			if apierrors.IsNotFound(err) {
-				return true, ""
+				return nil
 			}
-			return false, fmt.Sprintf("still there (%v)", err)
+			return fmt.Errorf("still there (%v)", err)
 		})
 	}
 }
@@ -260,32 +256,4 @@ func namespaceObject() *unstructured.Unstructured {
 	u.SetKind("Namespace")
 	u.SetName(namespace)
 	return u
-}
-
-// decodeObjects decodes the objects of a multi-document YAML stream (helm template, kubectl kustomize).
-func decodeObjects(t *testing.T, s string) []*unstructured.Unstructured {
-	t.Helper()
-	var objs []*unstructured.Unstructured
-	r := yaml.NewYAMLReader(bufio.NewReader(strings.NewReader(s)))
-	for {
-		doc, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			return objs
-		}
-		if err != nil {
-			t.Fatalf("read YAML: %v", err)
-		}
-		js, err := sigsyaml.YAMLToJSON(doc)
-		if err != nil {
-			t.Fatalf("YAML: %v", err)
-		}
-		if s := strings.TrimSpace(string(js)); s == "null" || s == "{}" {
-			continue
-		}
-		u := &unstructured.Unstructured{}
-		if err := u.UnmarshalJSON(js); err != nil {
-			t.Fatalf("object: %v\n%s", err, doc)
-		}
-		objs = append(objs, u)
-	}
 }

@@ -18,6 +18,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -38,6 +39,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
+	"github.com/xdpgen/xdpgen/test/poll"
 )
 
 // agentServiceAccount is the identity config/default gives the agents (manager flag --agent-service-account).
@@ -128,35 +130,20 @@ func (r *phaseRecorder) seenUntil(final xdpgenv1alpha1.Phase) []xdpgenv1alpha1.P
 	return seen
 }
 
-// waitFor polls cond until it holds or timeout passes; cond says what it saw, for the failure message.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for {
-		ok, seen := cond()
-		if ok {
-			return
-		}
-		last = seen
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after %s; last seen: %s", what, timeout, last)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 // waitPhase waits until the TrafficGenerator reaches phase (or another terminal phase, which fails the test).
 func (e *clusterEnv) waitPhase(t *testing.T, name string, phase xdpgenv1alpha1.Phase, timeout time.Duration) *xdpgenv1alpha1.TrafficGenerator {
 	t.Helper()
 	var tg *xdpgenv1alpha1.TrafficGenerator
-	waitFor(t, timeout, fmt.Sprintf("TrafficGenerator %s phase %s", name, phase), func() (bool, string) {
+	poll.Until(t, timeout, pollInterval, fmt.Sprintf("TrafficGenerator %s phase %s", name, phase), func() error {
 		tg = e.trafficGenerator(t, name)
 		if p := tg.Status.Phase; p.Terminal() && p != phase {
 			out, _ := e.run("-n", namespace, "describe", "tg", name)
 			t.Fatalf("TrafficGenerator %s ended %s, want %s:\n%s", name, p, phase, out)
 		}
-		return tg.Status.Phase == phase, fmt.Sprintf("phase %q, totals %+v, nodes %+v", tg.Status.Phase, tg.Status.Totals, tg.Status.Nodes)
+		if tg.Status.Phase != phase {
+			return fmt.Errorf("phase %q, totals %+v, nodes %+v", tg.Status.Phase, tg.Status.Totals, tg.Status.Nodes)
+		}
+		return nil
 	})
 	return tg
 }
@@ -165,13 +152,16 @@ func (e *clusterEnv) waitPhase(t *testing.T, name string, phase xdpgenv1alpha1.P
 func (e *clusterEnv) waitPackets(t *testing.T, name string, n int64, timeout time.Duration) *xdpgenv1alpha1.TrafficGenerator {
 	t.Helper()
 	var tg *xdpgenv1alpha1.TrafficGenerator
-	waitFor(t, timeout, fmt.Sprintf("TrafficGenerator %s to report %d packets", name, n), func() (bool, string) {
+	poll.Until(t, timeout, pollInterval, fmt.Sprintf("TrafficGenerator %s to report %d packets", name, n), func() error {
 		tg = e.trafficGenerator(t, name)
 		if tg.Status.Phase.Terminal() {
 			out, _ := e.run("-n", namespace, "describe", "tg", name)
 			t.Fatalf("TrafficGenerator %s ended %s before %d packets:\n%s", name, tg.Status.Phase, n, out)
 		}
-		return tg.Status.Totals.Packets >= n, fmt.Sprintf("phase %q, totals %+v", tg.Status.Phase, tg.Status.Totals)
+		if tg.Status.Totals.Packets < n {
+			return fmt.Errorf("phase %q, totals %+v", tg.Status.Phase, tg.Status.Totals)
+		}
+		return nil
 	})
 	return tg
 }
@@ -191,7 +181,7 @@ func (e *clusterEnv) agentPods(t *testing.T, name string) []corev1.Pod {
 func (e *clusterEnv) waitAgentRunning(t *testing.T, name string, timeout time.Duration) *corev1.Pod {
 	t.Helper()
 	var pod *corev1.Pod
-	waitFor(t, timeout, fmt.Sprintf("an agent pod of %s running", name), func() (bool, string) {
+	poll.Until(t, timeout, pollInterval, fmt.Sprintf("an agent pod of %s running", name), func() error {
 		pods := e.agentPods(t, name)
 		var seen []string
 		for i := range pods {
@@ -199,7 +189,7 @@ func (e *clusterEnv) waitAgentRunning(t *testing.T, name string, timeout time.Du
 			for _, cs := range p.Status.ContainerStatuses {
 				if cs.State.Running != nil && cs.ContainerID != "" && p.DeletionTimestamp == nil {
 					pod = p
-					return true, ""
+					return nil
 				}
 				seen = append(seen, fmt.Sprintf("%s: %+v", p.Name, cs.State))
 			}
@@ -207,7 +197,7 @@ func (e *clusterEnv) waitAgentRunning(t *testing.T, name string, timeout time.Du
 				seen = append(seen, fmt.Sprintf("%s: %s", p.Name, p.Status.Phase))
 			}
 		}
-		return false, strings.Join(seen, "; ")
+		return errors.New(strings.Join(seen, "; "))
 	})
 	return pod
 }
@@ -215,19 +205,19 @@ func (e *clusterEnv) waitAgentRunning(t *testing.T, name string, timeout time.Du
 // waitAgentsGone waits until a TrafficGenerator's DaemonSet and agent pods are gone.
 func (e *clusterEnv) waitAgentsGone(t *testing.T, name string, timeout time.Duration) {
 	t.Helper()
-	waitFor(t, timeout, fmt.Sprintf("the agent DaemonSet and pods of %s removed", name), func() (bool, string) {
+	poll.Until(t, timeout, pollInterval, fmt.Sprintf("the agent DaemonSet and pods of %s removed", name), func() error {
 		var ds appsv1.DaemonSet
 		err := e.client.Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: "xdpgen-" + name}, &ds)
 		if err == nil {
-			return false, "DaemonSet xdpgen-" + name + " still there"
+			return errors.New("DaemonSet xdpgen-" + name + " still there")
 		}
 		if !apierrors.IsNotFound(err) {
-			return false, err.Error()
+			return err
 		}
 		if pods := e.agentPods(t, name); len(pods) > 0 {
-			return false, fmt.Sprintf("%d agent pods still there", len(pods))
+			return fmt.Errorf("%d agent pods still there", len(pods))
 		}
-		return true, ""
+		return nil
 	})
 }
 

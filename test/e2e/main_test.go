@@ -48,11 +48,12 @@ import (
 
 	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
 	"github.com/xdpgen/xdpgen/test/cluster"
+	"github.com/xdpgen/xdpgen/test/k8sversion"
 )
 
 const (
-	// k8sVersion is the Makefile's K8S_VERSION: the binaries come from bin/k8s/<version> (make k8s-bins).
-	k8sVersion = "v1.37.2"
+	// pollInterval is how often the tests look at the cluster while they wait for it.
+	pollInterval = 200 * time.Millisecond
 	// clusterDir is the e2e cluster's run folder, apart from `make cluster-up`'s.
 	clusterDir = "/run/xdpgen-e2e"
 	// namespace is where config/local installs xdpgen, and where the agents' service account is bound.
@@ -85,7 +86,7 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
-	binDir := filepath.Join(root, "bin", "k8s", k8sVersion)
+	binDir := filepath.Join(root, "bin", "k8s", k8sversion.Version)
 	if reason := missingPrerequisite(binDir); reason != "" {
 		if os.Getenv("XDPGEN_REQUIRE_PRIVILEGED") == "1" {
 			fmt.Fprintf(os.Stderr, "e2e: XDPGEN_REQUIRE_PRIVILEGED=1 but %s\n", reason)

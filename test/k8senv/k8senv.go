@@ -16,10 +16,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
+	"github.com/xdpgen/xdpgen/test/k8sversion"
 )
-
-// K8sVersion is the version of the binaries (the Makefile's K8S_VERSION).
-const K8sVersion = "v1.37.2"
 
 // Scheme knows the built-in kinds and xdpgen's.
 var Scheme = runtime.NewScheme()
@@ -38,12 +36,12 @@ type Env struct {
 	Config *rest.Config
 }
 
-// Start starts a control plane from KUBEBUILDER_ASSETS (default <repoRoot>/bin/k8s/<K8sVersion>) with the CRDs
+// Start starts a control plane from KUBEBUILDER_ASSETS (default <repoRoot>/bin/k8s/<k8sversion.Version>) with the CRDs
 // of <repoRoot>/config/crd/bases. It returns an error wrapping ErrMissing when the binaries are not there.
 func Start(repoRoot string) (*Env, error) {
 	assets := os.Getenv("KUBEBUILDER_ASSETS")
 	if assets == "" {
-		assets = filepath.Join(repoRoot, "bin", "k8s", K8sVersion)
+		assets = filepath.Join(repoRoot, "bin", "k8s", k8sversion.Version)
 	}
 	for _, bin := range []string{"etcd", "kube-apiserver"} {
 		if _, err := os.Stat(filepath.Join(assets, bin)); err != nil {

@@ -4,11 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"io"
-	"net"
 	"net/netip"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -46,51 +43,11 @@ func TestTCPBadFlagsNameTheFlag(t *testing.T) {
 	}
 }
 
-// tcpServer accepts connections in the remote namespace and counts what each delivers until EOF.
-type tcpServer struct {
-	ln net.Listener
-	mu sync.Mutex
-	// got is bytes read per connection, by the client's port; ended is closed when a connection reached EOF.
-	got   map[uint16]int64
-	ended chan uint16
-}
-
-func (r *cliRig) tcpServer(t *testing.T, port uint16) *tcpServer {
-	t.Helper()
-	s := &tcpServer{got: map[uint16]int64{}, ended: make(chan uint16, 64)}
-	err := netnstest.Do(r.Remote.NS, func() (err error) {
-		s.ln, err = net.Listen("tcp", netip.AddrPortFrom(r.Remote.IPv4, port).String())
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.ln.Close() })
-	go func() {
-		for {
-			c, err := s.ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				n, _ := io.Copy(io.Discard, c)
-				port := uint16(c.RemoteAddr().(*net.TCPAddr).Port)
-				s.mu.Lock()
-				s.got[port] = n
-				s.mu.Unlock()
-				s.ended <- port
-			}()
-		}
-	}()
-	return s
-}
-
 // TestCLITCPSendsACount sends a count over two connections and reads the JSON: the summary's acknowledged
 // bytes are what the server read, per flow, and both connections ended with a FIN.
 func TestCLITCPSendsACount(t *testing.T) {
 	r := newCLIRig(t)
-	srv := r.tcpServer(t, 5201)
+	srv := netnstest.ListenTCP(t, r.Remote.NS, netip.AddrPortFrom(r.Remote.IPv4, 5201), nil)
 	out, err := r.command("tcp", r.Local.Interface, "-a", r.Remote.IPv4.String(), "-p", "5201", "--flows", "2", "-n", "3001",
 		"-o", "json", "-I", "100ms").Output()
 	if err != nil {
@@ -112,18 +69,12 @@ func TestCLITCPSendsACount(t *testing.T) {
 		t.Fatalf("last record %+v, want a summary of 2 flows and at least 3001 segments\n%s", last, out)
 	}
 	for range 2 {
-		select {
-		case <-srv.ended:
-		case <-time.After(5 * time.Second):
-			t.Fatal("a connection did not end with a FIN")
-		}
+		srv.Next(t, 5*time.Second)
 	}
 	var total uint64
 	for _, f := range last.Flows {
-		srv.mu.Lock()
-		got := srv.got[f.LocalPort]
-		srv.mu.Unlock()
-		if uint64(got) != f.BytesAcked || f.State != "closed" {
+		got := srv.Stream(t, f.LocalPort, 5*time.Second).Bytes
+		if got != f.BytesAcked || f.State != "closed" {
 			t.Fatalf("flow from port %d: server read %d bytes, xdpgen says %d were acknowledged (state %s)", f.LocalPort, got, f.BytesAcked, f.State)
 		}
 		total += f.BytesAcked
@@ -138,7 +89,7 @@ func TestCLITCPSendsACount(t *testing.T) {
 // with a FIN, exits 0 and leaves no XDP program attached.
 func TestCLITCPStopsCleanlyOnCtrlC(t *testing.T) {
 	r := newCLIRig(t)
-	srv := r.tcpServer(t, 5201)
+	srv := netnstest.ListenTCP(t, r.Remote.NS, netip.AddrPortFrom(r.Remote.IPv4, 5201), nil)
 	cmd := r.command("tcp", r.Local.Interface, "-a", r.Remote.IPv4.String(), "-p", "5201")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -166,11 +117,7 @@ func TestCLITCPStopsCleanlyOnCtrlC(t *testing.T) {
 			t.Fatalf("output lacks %q:\n%s", want, out)
 		}
 	}
-	select {
-	case <-srv.ended:
-	case <-time.After(5 * time.Second):
-		t.Fatalf("the connection did not end with a FIN\n%s", out)
-	}
+	srv.Next(t, 5*time.Second)
 
 	r.requireNoXDP(t)
 }

@@ -16,7 +16,7 @@ limitations under the License.
 
 // Command xdpgen-cluster brings the local single-node Kubernetes (package test/cluster) up and down.
 //
-//	xdpgen-cluster up --bin-dir bin/k8s/v1.37.2 --image bin/xdpgen-image.tar --image bin/pause-image.tar
+//	xdpgen-cluster up --bin-dir bin/k8s/<version> --image bin/xdpgen-image.tar --image bin/pause-image.tar
 //	xdpgen-cluster down
 //	xdpgen-cluster stop|start kube-apiserver     (outage tests)
 //	xdpgen-cluster fingerprint                  (what teardown must restore, one fact per line)
@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/xdpgen/xdpgen/test/cluster"
+	"github.com/xdpgen/xdpgen/test/k8sversion"
 )
 
 type images []string
@@ -57,7 +58,7 @@ func run() error {
 	var imgs images
 	fs.StringVar(&opts.Dir, "dir", cluster.DefaultDir, "Run folder: state, logs, certificates, containerd and kubelet data.")
 	if cmd == "up" {
-		fs.StringVar(&opts.BinDir, "bin-dir", "bin/k8s/v1.37.2", "Folder with etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet.")
+		fs.StringVar(&opts.BinDir, "bin-dir", "bin/k8s/"+k8sversion.Version, "Folder with etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet.")
 		fs.Var(&imgs, "image", "Image tarball to import into containerd (repeatable).")
 		fs.StringVar(&opts.NodeName, "node-name", "", "Node name (default: the host name).")
 		fs.IntVar(&opts.APIServerPort, "apiserver-port", 6443, "API server port on 127.0.0.1.")
