@@ -93,18 +93,13 @@ func newProbeCommand() *cobra.Command {
 
 // udpFlags are xdp-trafficgen's flags where they overlap, and a few more.
 type udpFlags struct {
-	dstMAC, srcMAC, dstAddr, srcAddr string
-	dstPort, srcPort                 uint16
-	dynPorts                         uint16
-	srcPortRange                     string
-	numPackets                       uint64
-	threads                          int
-	interval                         string
-	size                             int
-	duration                         time.Duration
-	rate, rateBPS                    string
-	vlan                             uint16
-	out                              outputFlag
+	sendFlags
+	dstMAC, srcMAC   string
+	dstPort, srcPort uint16
+	dynPorts         uint16
+	srcPortRange     string
+	rate, rateBPS    string
+	vlan             uint16
 }
 
 func newUDPCommand() *cobra.Command {
@@ -126,47 +121,32 @@ func newUDPCommand() *cobra.Command {
 	fl := cmd.Flags()
 	fl.StringVarP(&f.dstMAC, "dst-mac", "m", "", "destination MAC (default: resolved from the neighbour table)")
 	fl.StringVarP(&f.srcMAC, "src-mac", "M", "", "source MAC (default: the interface's)")
-	fl.StringVarP(&f.dstAddr, "dst-addr", "a", "", "destination IPv4 or IPv6 address (required)")
-	fl.StringVarP(&f.srcAddr, "src-addr", "A", "", "source address (default: the route's preferred source)")
+	f.sendFlags.register(cmd, sendHelp{
+		dstAddr:    "destination IPv4 or IPv6 address (required)",
+		numPackets: "stop after this many packets in total (default: no limit)",
+		size:       "Ethernet frame size in bytes without FCS (default 64)",
+		duration:   "stop after this long (default: no limit)",
+	})
 	fl.Uint16VarP(&f.dstPort, "dst-port", "p", 9, "destination port (the first of the range with --dyn-ports)")
 	fl.Uint16VarP(&f.srcPort, "src-port", "P", 9, "source port")
 	fl.Uint16VarP(&f.dynPorts, "dyn-ports", "d", 0, "spray destination ports over N ports from --dst-port")
 	fl.StringVar(&f.srcPortRange, "src-port-range", "", "spray source ports over FIRST-LAST (instead of --src-port)")
-	fl.Uint64VarP(&f.numPackets, "num-packets", "n", 0, "stop after this many packets in total (default: no limit)")
-	fl.IntVarP(&f.threads, "threads", "t", 1, "worker threads, each pinned to its own CPU")
-	fl.StringVarP(&f.interval, "interval", "I", "1", "statistics interval: seconds or a duration")
-	fl.IntVarP(&f.size, "size", "s", 0, "Ethernet frame size in bytes without FCS (default 64)")
-	fl.DurationVar(&f.duration, "duration", 0, "stop after this long (default: no limit)")
 	fl.StringVar(&f.rate, "rate", "", "packets per second for the whole run, with k/M/G suffixes (default: as fast as possible)")
 	fl.StringVar(&f.rateBPS, "rate-bps", "", "bits per second of Ethernet frames for the whole run, with k/M/G suffixes")
 	fl.Uint16Var(&f.vlan, "vlan", 0, "tag frames with this 802.1Q VLAN ID")
-	f.out.register(cmd)
 	return cmd
 }
 
 // config turns the flags into an engine configuration, refusing what the flags alone show to be wrong (the
 // engine checks the configuration before it touches the host).
 func (f *udpFlags) config(ifname string, cmd *cobra.Command) (dataplane.UDPConfig, time.Duration, error) {
-	var cfg dataplane.UDPConfig
-	if err := f.out.check(); err != nil {
-		return cfg, 0, err
-	}
-	interval, err := parseInterval("--interval", f.interval)
-	if err != nil {
-		return cfg, 0, err
-	}
-	if f.dstAddr == "" {
-		return cfg, 0, &flagError{"--dst-addr", "", "required: the IPv4 or IPv6 address to send to (-a 192.0.2.10)"}
-	}
-	cfg = dataplane.UDPConfig{
+	cfg := dataplane.UDPConfig{
 		Interface: ifname, DstPort: f.dstPort, DstPortCount: f.dynPorts, SrcPort: f.srcPort, VLAN: f.vlan,
 		FrameSize: f.size, Threads: f.threads, Packets: f.numPackets, Duration: f.duration,
 	}
-	if cfg.DstAddr, err = dataplane.ParseAddr(dataplane.FieldDstAddr, f.dstAddr); err != nil {
-		return cfg, 0, dataplane.RenameFields(err, flagFor)
-	}
-	if cfg.SrcAddr, err = dataplane.ParseAddr(dataplane.FieldSrcAddr, f.srcAddr); err != nil {
-		return cfg, 0, dataplane.RenameFields(err, flagFor)
+	interval, err := f.sendFlags.parse("the IPv4 or IPv6 address to send to (-a 192.0.2.10)", flagFor, &cfg.DstAddr, &cfg.SrcAddr)
+	if err != nil {
+		return cfg, 0, err
 	}
 	if cfg.DstMAC, err = dataplane.ParseMAC(dataplane.FieldDstMAC, f.dstMAC); err != nil {
 		return cfg, 0, dataplane.RenameFields(err, flagFor)
@@ -187,9 +167,6 @@ func (f *udpFlags) config(ifname string, cmd *cobra.Command) (dataplane.UDPConfi
 	}
 	if cfg.RateBPS, err = parseRate("--rate-bps", f.rateBPS); err != nil {
 		return cfg, 0, err
-	}
-	if f.duration < 0 {
-		return cfg, 0, &flagError{"--duration", f.duration.String(), "must be positive"}
 	}
 	return cfg, interval, nil
 }

@@ -9,10 +9,7 @@ import (
 // TestBadFlagsNameTheFlag checks input that is wrong whatever the host: each is refused before anything is
 // loaded, with the flag and what would work.
 func TestBadFlagsNameTheFlag(t *testing.T) {
-	for _, tc := range []struct {
-		args []string
-		want string
-	}{
+	requireRefused(t, []refusal{
 		{[]string{"udp", "eth0"}, "--dst-addr: required"},
 		{[]string{"udp", "eth0", "-a", "10.0.0"}, "--dst-addr 10.0.0: not an IP address"},
 		{[]string{"udp", "eth0", "-a", "10.0.0.1", "-A", "fd00::1"}, "--src-addr fd00::1: is IPv6 but the destination 10.0.0.1 is IPv4"},
@@ -29,7 +26,19 @@ func TestBadFlagsNameTheFlag(t *testing.T) {
 		{[]string{"udp", "eth0", "-a", "10.0.0.1", "-o", "yaml"}, "--output yaml: use text or json"},
 		{[]string{"udp", "eth0", "-a", "10.0.0.1", "--bogus"}, "unknown flag: --bogus"},
 		{[]string{"udp"}, "accepts 1 arg(s)"},
-	} {
+	})
+}
+
+// refusal is a command line that must fail, and what its error must say.
+type refusal struct {
+	args []string
+	want string
+}
+
+// requireRefused runs each command line and checks that it fails with its message.
+func requireRefused(t *testing.T, cases []refusal) {
+	t.Helper()
+	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			if code := Main(tc.args, &stdout, &stderr); code == 0 {

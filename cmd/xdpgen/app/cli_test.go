@@ -45,6 +45,35 @@ func (r *cliRig) command(args ...string) *exec.Cmd {
 	return exec.Command("ip", append([]string{"netns", "exec", r.Local.NSName, r.bin}, args...)...)
 }
 
+// interruptAfter runs xdpgen, sends it SIGINT (Ctrl-C) after run, and returns its standard output once it has
+// exited 0, failing the test if it exits otherwise or not within exit.
+func (r *cliRig) interruptAfter(t *testing.T, run, exit time.Duration, args ...string) string {
+	t.Helper()
+	cmd := r.command(args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	time.Sleep(run)
+	// ip netns exec execs xdpgen in place, so the signal reaches it directly.
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("xdpgen exited with %v after Ctrl-C\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+		}
+	case <-time.After(exit):
+		t.Fatalf("xdpgen did not exit within %s of Ctrl-C", exit)
+	}
+	return stdout.String()
+}
+
 func (r *cliRig) requireNoXDP(t *testing.T) {
 	t.Helper()
 	if r.Local.XDPAttached(t) {
@@ -83,29 +112,7 @@ func TestCLISendsACountAsJSON(t *testing.T) {
 // program attached.
 func TestCLIStopsCleanlyOnCtrlC(t *testing.T) {
 	r := newCLIRig(t)
-	cmd := r.command("udp", r.Local.Interface, "-a", r.Remote.IPv4.String(), "-d", "10", "-p", "1")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	time.Sleep(1500 * time.Millisecond)
-	// ip netns exec execs xdpgen in place, so the signal reaches it directly.
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("xdpgen exited with %v after Ctrl-C\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
-		}
-	case <-time.After(3 * time.Second):
-		t.Fatal("xdpgen did not exit within 3s of Ctrl-C")
-	}
-	out := stdout.String()
+	out := r.interruptAfter(t, 1500*time.Millisecond, 3*time.Second, "udp", r.Local.Interface, "-a", r.Remote.IPv4.String(), "-d", "10", "-p", "1")
 	for _, want := range []string{"Transmitting on " + r.Local.Interface, "Period of", "XDP_REDIRECT", "Summary:"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("output lacks %q:\n%s", want, out)

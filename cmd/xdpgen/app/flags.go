@@ -2,9 +2,12 @@ package app
 
 import (
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/xdpgen/xdpgen/agent/dataplane"
 )
@@ -83,4 +86,57 @@ func parseInterval(flag, s string) (time.Duration, error) {
 		return 0, &flagError{flag, s, "too short: use at least 10ms"}
 	}
 	return d, nil
+}
+
+// sendFlags are the flags udp and tcp share: where to send, how much, on how many threads, and how to print.
+type sendFlags struct {
+	dstAddr, srcAddr string
+	numPackets       uint64
+	threads          int
+	interval         string
+	size             int
+	duration         time.Duration
+	out              outputFlag
+}
+
+// sendHelp is the help text of the shared flags whose meaning differs between the commands.
+type sendHelp struct {
+	dstAddr, numPackets, size, duration string
+}
+
+func (f *sendFlags) register(cmd *cobra.Command, help sendHelp) {
+	fl := cmd.Flags()
+	fl.StringVarP(&f.dstAddr, "dst-addr", "a", "", help.dstAddr)
+	fl.StringVarP(&f.srcAddr, "src-addr", "A", "", "source address (default: the route's preferred source)")
+	fl.Uint64VarP(&f.numPackets, "num-packets", "n", 0, help.numPackets)
+	fl.IntVarP(&f.threads, "threads", "t", 1, "worker threads, each pinned to its own CPU")
+	fl.StringVarP(&f.interval, "interval", "I", "1", "statistics interval: seconds or a duration")
+	fl.IntVarP(&f.size, "size", "s", 0, help.size)
+	fl.DurationVar(&f.duration, "duration", 0, help.duration)
+	f.out.register(cmd)
+}
+
+// parse checks the shared flags and reads the addresses into dst and src; dstAddrHint says what --dst-addr is
+// when it is missing, and name maps the engine's fields to this command's flags.
+func (f *sendFlags) parse(dstAddrHint string, name func(dataplane.Field) string, dst, src *netip.Addr) (time.Duration, error) {
+	if err := f.out.check(); err != nil {
+		return 0, err
+	}
+	interval, err := parseInterval("--interval", f.interval)
+	if err != nil {
+		return 0, err
+	}
+	if f.dstAddr == "" {
+		return 0, &flagError{"--dst-addr", "", "required: " + dstAddrHint}
+	}
+	if f.duration < 0 {
+		return 0, &flagError{"--duration", f.duration.String(), "must be positive"}
+	}
+	if *dst, err = dataplane.ParseAddr(dataplane.FieldDstAddr, f.dstAddr); err != nil {
+		return 0, dataplane.RenameFields(err, name)
+	}
+	if *src, err = dataplane.ParseAddr(dataplane.FieldSrcAddr, f.srcAddr); err != nil {
+		return 0, dataplane.RenameFields(err, name)
+	}
+	return interval, nil
 }

@@ -14,17 +14,11 @@ import (
 
 // tcpFlags are the udp command's flags where they make sense for TCP, and the TCP-only ones.
 type tcpFlags struct {
-	dstAddr, srcAddr string
-	dstPort          uint16
-	flows            int
-	numPackets       uint64
-	threads          int
-	interval         string
-	size             int
-	duration         time.Duration
-	connectTimeout   time.Duration
-	stallTimeout     time.Duration
-	out              outputFlag
+	sendFlags
+	dstPort        uint16
+	flows          int
+	connectTimeout time.Duration
+	stallTimeout   time.Duration
 }
 
 func newTCPCommand() *cobra.Command {
@@ -49,32 +43,27 @@ func newTCPCommand() *cobra.Command {
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVarP(&f.dstAddr, "dst-addr", "a", "", "the TCP server's IPv4 or IPv6 address (required)")
-	fl.StringVarP(&f.srcAddr, "src-addr", "A", "", "source address (default: the route's preferred source)")
+	f.sendFlags.register(cmd, sendHelp{
+		dstAddr:    "the TCP server's IPv4 or IPv6 address (required)",
+		numPackets: "send this many data segments in total, and stop once they are acknowledged (default: no limit)",
+		size:       "Ethernet frame size of a segment in bytes (default: as large as the MSS allows)",
+		duration:   "stop sending new data after this long (default: no limit)",
+	})
 	fl.Uint16VarP(&f.dstPort, "dst-port", "p", 0, "the port the server listens on (required)")
 	fl.IntVar(&f.flows, "flows", 0, "connections, spread over the threads (default: one per thread)")
-	fl.Uint64VarP(&f.numPackets, "num-packets", "n", 0, "send this many data segments in total, and stop once they are acknowledged (default: no limit)")
-	fl.IntVarP(&f.threads, "threads", "t", 1, "worker threads, each pinned to its own CPU")
-	fl.StringVarP(&f.interval, "interval", "I", "1", "statistics interval: seconds or a duration")
-	fl.IntVarP(&f.size, "size", "s", 0, "Ethernet frame size of a segment in bytes (default: as large as the MSS allows)")
-	fl.DurationVar(&f.duration, "duration", 0, "stop sending new data after this long (default: no limit)")
 	fl.DurationVar(&f.connectTimeout, "connect-timeout", 3*time.Second, "give up on a handshake after this long")
 	fl.DurationVar(&f.stallTimeout, "stall-timeout", 10*time.Second, "fail when a connection gets no acknowledgement for this long")
-	f.out.register(cmd)
 	return cmd
 }
 
 func (f *tcpFlags) config(ifname string) (dataplane.TCPConfig, time.Duration, error) {
-	var cfg dataplane.TCPConfig
-	if err := f.out.check(); err != nil {
-		return cfg, 0, err
+	cfg := dataplane.TCPConfig{
+		Interface: ifname, DstPort: f.dstPort, Flows: f.flows, Threads: f.threads, Segments: f.numPackets,
+		FrameSize: f.size, Duration: f.duration, ConnectTimeout: f.connectTimeout, StallTimeout: f.stallTimeout,
 	}
-	interval, err := parseInterval("--interval", f.interval)
+	interval, err := f.sendFlags.parse("the TCP server's IPv4 or IPv6 address (-a 192.0.2.10)", tcpFlagFor, &cfg.DstAddr, &cfg.SrcAddr)
 	if err != nil {
 		return cfg, 0, err
-	}
-	if f.dstAddr == "" {
-		return cfg, 0, &flagError{"--dst-addr", "", "required: the TCP server's IPv4 or IPv6 address (-a 192.0.2.10)"}
 	}
 	if f.dstPort == 0 {
 		return cfg, 0, &flagError{"--dst-port", "", "required: the port the TCP server listens on (-p 5201)"}
@@ -82,20 +71,10 @@ func (f *tcpFlags) config(ifname string) (dataplane.TCPConfig, time.Duration, er
 	for _, d := range []struct {
 		flag string
 		v    time.Duration
-	}{{"--duration", f.duration}, {"--connect-timeout", f.connectTimeout}, {"--stall-timeout", f.stallTimeout}} {
+	}{{"--connect-timeout", f.connectTimeout}, {"--stall-timeout", f.stallTimeout}} {
 		if d.v < 0 {
 			return cfg, 0, &flagError{d.flag, d.v.String(), "must be positive"}
 		}
-	}
-	cfg = dataplane.TCPConfig{
-		Interface: ifname, DstPort: f.dstPort, Flows: f.flows, Threads: f.threads, Segments: f.numPackets,
-		FrameSize: f.size, Duration: f.duration, ConnectTimeout: f.connectTimeout, StallTimeout: f.stallTimeout,
-	}
-	if cfg.DstAddr, err = dataplane.ParseAddr(dataplane.FieldDstAddr, f.dstAddr); err != nil {
-		return cfg, 0, dataplane.RenameFields(err, tcpFlagFor)
-	}
-	if cfg.SrcAddr, err = dataplane.ParseAddr(dataplane.FieldSrcAddr, f.srcAddr); err != nil {
-		return cfg, 0, dataplane.RenameFields(err, tcpFlagFor)
 	}
 	return cfg, interval, nil
 }

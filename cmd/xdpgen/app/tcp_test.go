@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"net/netip"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -15,10 +14,7 @@ import (
 )
 
 func TestTCPBadFlagsNameTheFlag(t *testing.T) {
-	for _, tc := range []struct {
-		args []string
-		want string
-	}{
+	requireRefused(t, []refusal{
 		{[]string{"tcp", "eth0", "-p", "5201"}, "--dst-addr: required"},
 		{[]string{"tcp", "eth0", "-a", "10.0.0.1"}, "--dst-port: required"},
 		{[]string{"tcp", "eth0", "-a", "10.0.0", "-p", "5201"}, "--dst-addr 10.0.0: not an IP address"},
@@ -30,17 +26,7 @@ func TestTCPBadFlagsNameTheFlag(t *testing.T) {
 		{[]string{"tcp", "eth0", "-a", "10.0.0.1", "-p", "5201", "--connect-timeout", "-1s"}, "--connect-timeout -1s: must be positive"},
 		{[]string{"tcp", "eth0", "-a", "10.0.0.1", "-p", "5201", "-o", "yaml"}, "--output yaml: use text or json"},
 		{[]string{"tcp", "eth0", "-a", "10.0.0.1", "-p", "5201", "--rate", "1k"}, "unknown flag: --rate"},
-	} {
-		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			if code := Main(tc.args, &stdout, &stderr); code == 0 {
-				t.Fatalf("exit code 0, want failure; stdout %q", stdout.String())
-			}
-			if !strings.Contains(stderr.String(), tc.want) {
-				t.Fatalf("stderr %q, want %q", stderr.String(), tc.want)
-			}
-		})
-	}
+	})
 }
 
 // TestCLITCPSendsACount sends a count over two connections and reads the JSON: the summary's acknowledged
@@ -90,28 +76,7 @@ func TestCLITCPSendsACount(t *testing.T) {
 func TestCLITCPStopsCleanlyOnCtrlC(t *testing.T) {
 	r := newCLIRig(t)
 	srv := netnstest.ListenTCP(t, r.Remote.NS, netip.AddrPortFrom(r.Remote.IPv4, 5201), nil)
-	cmd := r.command("tcp", r.Local.Interface, "-a", r.Remote.IPv4.String(), "-p", "5201")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	time.Sleep(1500 * time.Millisecond)
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("xdpgen exited with %v after Ctrl-C\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("xdpgen did not exit within 5s of Ctrl-C")
-	}
-	out := stdout.String()
+	out := r.interruptAfter(t, 1500*time.Millisecond, 5*time.Second, "tcp", r.Local.Interface, "-a", r.Remote.IPv4.String(), "-p", "5201")
 	for _, want := range []string{"Transmitting on " + r.Local.Interface, "Period of", "XDP_REDIRECT", "TCP", "goodput", "Summary:", "flow 0", "closed"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("output lacks %q:\n%s", want, out)
