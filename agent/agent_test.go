@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"go.uber.org/zap/zapcore"
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -62,13 +64,19 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// fixture is one node: a veth pair whose far end counts the generator's frames, and a namespace for objects.
+// fixture is one node: a veth pair whose far end counts the generator's frames, a namespace for objects, and a
+// bpffs directory for the agents' pins. Its nodes carry a label of the fixture, which its generators select: an
+// agent of one test never runs the generators of another.
 type fixture struct {
 	t         *testing.T
 	pair      *netnstest.Pair
 	rx        *dataplane.RxCounter
 	namespace string
+	pinDir    string
 }
+
+// fixtureLabel is the label a fixture's nodes carry and its generators select.
+const fixtureLabel = "test.xdpgen.io/fixture"
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
@@ -87,7 +95,57 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	f.namespace = ns.Name
+	f.pinDir = bpffsDir(t)
 	return f
+}
+
+// bpffsDir is a directory on a bpffs for the test's pins, under /sys/fs/bpf when a bpffs is mounted there, else
+// on a bpffs mounted for the test. The test fails if a pin is left in it.
+func bpffsDir(t *testing.T) string {
+	t.Helper()
+	var fs unix.Statfs_t
+	if err := unix.Statfs("/sys/fs/bpf", &fs); err == nil && fs.Type == unix.BPF_FS_MAGIC {
+		dir, err := os.MkdirTemp("/sys/fs/bpf", "xdpgen-test-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { requireNoPins(t, dir); os.RemoveAll(dir) })
+		return dir
+	}
+	dir, err := os.MkdirTemp("", "xdpgen-bpffs-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("bpf", dir, "bpf", 0, "mode=0700"); err != nil {
+		os.Remove(dir)
+		t.Fatalf("mount a bpffs for the test's pins: %v", err)
+	}
+	t.Cleanup(func() {
+		requireNoPins(t, dir)
+		if err := unix.Unmount(dir, 0); err != nil {
+			t.Errorf("unmount the test's bpffs: %v", err)
+		}
+		os.Remove(dir)
+	})
+	return dir
+}
+
+// requireNoPins fails the test if a run left its pins in dir. It runs after the test's agents stopped.
+func requireNoPins(t *testing.T, dir string) {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		t.Errorf("pins left behind: %s", e.Name())
+	}
+}
+
+// node is the fixture's node called name (made once, labelled for the fixture): where an agent runs.
+func (f *fixture) node(name string) string {
+	f.t.Helper()
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: f.namespace + "-" + name, Labels: map[string]string{fixtureLabel: f.namespace}}}
+	if err := k8s.Create(f.t.Context(), node); err != nil && !apierrors.IsAlreadyExists(err) {
+		f.t.Fatal(err)
+	}
+	return node.Name
 }
 
 // generator creates a TrafficGenerator aimed at the far end of the pair.
@@ -96,8 +154,9 @@ func (f *fixture) generator(name string, spec func(*xdpgenv1alpha1.TrafficGenera
 	tg := &xdpgenv1alpha1.TrafficGenerator{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: f.namespace},
 		Spec: xdpgenv1alpha1.TrafficGeneratorSpec{
-			Destination: xdpgenv1alpha1.Destination{Address: f.pair.Remote.IPv4.String()},
-			Packets:     ptr.To[int64](5000),
+			Destination:  xdpgenv1alpha1.Destination{Address: f.pair.Remote.IPv4.String()},
+			Packets:      ptr.To[int64](5000),
+			NodeSelector: map[string]string{fixtureLabel: f.namespace},
 		},
 	}
 	if spec != nil {
@@ -109,9 +168,15 @@ func (f *fixture) generator(name string, spec func(*xdpgenv1alpha1.TrafficGenera
 	return tg
 }
 
-// startAgent runs an agent for tg as node `node` until the returned stop is called (or the test ends). restCfg
-// is the API server to talk to (nil: the test's).
-func (f *fixture) startAgent(tg *xdpgenv1alpha1.TrafficGenerator, node string, restCfg *rest.Config) (stop func()) {
+// startAgent runs an agent on the fixture's node `node` until the returned stop is called (or the test ends).
+// restCfg is the API server to talk to (nil: the test's).
+func (f *fixture) startAgent(node string, restCfg *rest.Config) (stop func()) {
+	f.t.Helper()
+	_, stop = f.startAgentOf(node, restCfg)
+	return stop
+}
+
+func (f *fixture) startAgentOf(node string, restCfg *rest.Config) (a *agent.Agent, stop func()) {
 	f.t.Helper()
 	if restCfg == nil {
 		restCfg = env.Config
@@ -127,8 +192,11 @@ func (f *fixture) startAgent(tg *xdpgenv1alpha1.TrafficGenerator, node string, r
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	a := agent.New(agent.Options{Generator: tg.Name, Namespace: tg.Namespace, NodeName: node, PodName: "pod-of-" + node,
-		ReportInterval: 300 * time.Millisecond, NetNS: f.pair.Local.NS}, mgr.GetClient())
+	a, err = agent.New(agent.Options{NodeName: f.node(node), PodName: "pod-of-" + node,
+		ReportInterval: 300 * time.Millisecond, NetNS: f.pair.Local.NS, PinDir: f.pinDir}, mgr.GetClient())
+	if err != nil {
+		f.t.Fatal(err)
+	}
 	if err := a.SetupWithManager(mgr); err != nil {
 		f.t.Fatal(err)
 	}
@@ -147,14 +215,14 @@ func (f *fixture) startAgent(tg *xdpgenv1alpha1.TrafficGenerator, node string, r
 		}
 	}
 	f.t.Cleanup(stop)
-	return stop
+	return a, stop
 }
 
 // report waits until the node's report satisfies cond, and returns it.
 func (f *fixture) report(tg *xdpgenv1alpha1.TrafficGenerator, node string, within time.Duration, what string,
 	cond func(*xdpgenv1alpha1.NodeReport) bool) *xdpgenv1alpha1.NodeReport {
 	f.t.Helper()
-	key := client.ObjectKey{Namespace: tg.Namespace, Name: xdpgenv1alpha1.NodeReportName(tg.Name, node)}
+	key := client.ObjectKey{Namespace: tg.Namespace, Name: xdpgenv1alpha1.NodeReportName(tg.Name, f.node(node))}
 	var rep xdpgenv1alpha1.NodeReport
 	deadline := time.Now().Add(within)
 	for {

@@ -90,7 +90,7 @@ func TestAPIServerOutage(t *testing.T) {
 	proxy := newAPIProxy(t, u.Host)
 	viaProxy := rest.CopyConfig(env.Config)
 	viaProxy.Host = "https://" + proxy.listener.Addr().String()
-	f.startAgent(tg, "node-a", viaProxy)
+	f.startAgent("node-a", viaProxy)
 	f.report(tg, "node-a", 10*time.Second, "sending", func(r *xdpgenv1alpha1.NodeReport) bool { return r.Status.Packets > 0 })
 
 	proxy.setCut(true)

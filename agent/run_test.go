@@ -20,9 +20,9 @@ func TestRunToCompletion(t *testing.T) {
 		s.Rate = &xdpgenv1alpha1.Rate{PacketsPerSecond: ptr.To[int64](20000)}
 		s.Destination.PortCount = 10
 	})
-	f.startAgent(tg, "node-a", nil)
+	f.startAgent("node-a", nil)
 	running := f.report(tg, "node-a", 10*time.Second, "Running", phase(xdpgenv1alpha1.PhaseRunning))
-	if running.Status.Generation != tg.Generation || running.Status.StartTime == nil || running.Spec.NodeName != "node-a" {
+	if running.Status.Generation != tg.Generation || running.Status.StartTime == nil || running.Spec.NodeName != f.node("node-a") {
 		t.Fatalf("running report %+v", running)
 	}
 	if owner := running.OwnerReferences; len(owner) != 1 || owner[0].UID != tg.UID {
@@ -47,6 +47,7 @@ func TestRunToCompletion(t *testing.T) {
 // TestFailureReasons: what cannot work on the node fails the node with the spec field and the fix.
 func TestFailureReasons(t *testing.T) {
 	f := newFixture(t)
+	f.startAgent("node-a", nil)
 	for _, tc := range []struct {
 		name string
 		spec func(*xdpgenv1alpha1.TrafficGeneratorSpec)
@@ -59,7 +60,6 @@ func TestFailureReasons(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tg := f.generator(tc.name, tc.spec)
-			f.startAgent(tg, "node-a", nil)
 			rep := f.report(tg, "node-a", 10*time.Second, "Failed", phase(xdpgenv1alpha1.PhaseFailed))
 			if !strings.Contains(rep.Status.Message, tc.want) {
 				t.Fatalf("message %q, want %q", rep.Status.Message, tc.want)
@@ -78,7 +78,7 @@ func TestRestartFinishesTheRun(t *testing.T) {
 		s.Packets = ptr.To[int64](total)
 		s.Rate = &xdpgenv1alpha1.Rate{PacketsPerSecond: ptr.To[int64](10000)}
 	})
-	stop := f.startAgent(tg, "node-a", nil)
+	stop := f.startAgent("node-a", nil)
 	f.report(tg, "node-a", 10*time.Second, "sending", func(r *xdpgenv1alpha1.NodeReport) bool { return r.Status.Packets > 5000 })
 	stop()
 	stopped := f.report(tg, "node-a", time.Second, "stopped", phase(xdpgenv1alpha1.PhaseRunning))
@@ -86,7 +86,7 @@ func TestRestartFinishesTheRun(t *testing.T) {
 		t.Fatalf("stopped agent reported %d packets (%q), the far end counted %d", stopped.Status.Packets, stopped.Status.Message, got)
 	}
 
-	f.startAgent(tg, "node-a", nil)
+	f.startAgent("node-a", nil)
 	done := f.report(tg, "node-a", 10*time.Second, "Completed", phase(xdpgenv1alpha1.PhaseCompleted))
 	if done.Status.Packets != total || done.Status.Restarts != 1 || !strings.Contains(done.Status.Message, "restarted 1 time(s)") {
 		t.Fatalf("completed report %+v, want %d packets and 1 restart", done.Status, total)
@@ -107,7 +107,7 @@ func TestSpecChangeAndDeletion(t *testing.T) {
 		s.Packets, s.Continuous = nil, true
 		s.Rate = &xdpgenv1alpha1.Rate{PacketsPerSecond: ptr.To[int64](5000)}
 	})
-	f.startAgent(tg, "node-a", nil)
+	f.startAgent("node-a", nil)
 	f.report(tg, "node-a", 10*time.Second, "Running", phase(xdpgenv1alpha1.PhaseRunning))
 
 	tg.Spec.Rate.PacketsPerSecond = ptr.To[int64](20000)
@@ -145,12 +145,12 @@ func TestSynchronizedStart(t *testing.T) {
 	at := metav1.NewTime(time.Now().Add(4 * time.Second).Truncate(time.Second))
 	firstFrame := make([]time.Time, len(nodes))
 	for i, f := range nodes {
-		tg := f.generator("sync", func(s *xdpgenv1alpha1.TrafficGeneratorSpec) {
+		f.generator("sync", func(s *xdpgenv1alpha1.TrafficGeneratorSpec) {
 			s.Packets = ptr.To[int64](100000)
 			s.Rate = &xdpgenv1alpha1.Rate{PacketsPerSecond: ptr.To[int64](100000)}
 			s.Start = xdpgenv1alpha1.Start{Policy: xdpgenv1alpha1.StartAt, At: &at}
 		})
-		f.startAgent(tg, []string{"node-a", "node-b"}[i], nil)
+		f.startAgent([]string{"node-a", "node-b"}[i], nil)
 	}
 	for time.Now().Before(at.Add(2 * time.Second)) {
 		for i, f := range nodes {

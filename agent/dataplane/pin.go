@@ -36,7 +36,9 @@ func PinnedCounters(path string) (Stats, error) {
 	}
 	// The UDP and TCP workers' values are the same size: the map's name tells which it is.
 	var s Stats
-	count := func(a int, packets, bytes uint64) { s.Actions[a] = s.Actions[a].add(Counter{Packets: packets, Bytes: bytes}) }
+	count := func(a int, packets, bytes uint64) {
+		s.Actions[a] = s.Actions[a].add(Counter{Packets: packets, Bytes: bytes})
+	}
 	switch info.Name {
 	case "workers":
 		var states []bpf.WorkerState
