@@ -414,6 +414,13 @@ func TestUnitRunEndsWithoutSending(t *testing.T) {
 		earlier: stoppedAfter(500),
 		want:    nothingLeftAfter(500),
 	}, {
+		name: "more threads than the node has CPUs",
+		spec: func(s *xdpgenv1alpha1.TrafficGeneratorSpec) { s.Threads = 5 },
+		want: []xdpgenv1alpha1.NodeReportStatus{
+			{Generation: 1, Phase: xdpgenv1alpha1.PhasePending, Message: preparing},
+			{Generation: 1, Phase: xdpgenv1alpha1.PhaseFailed, Message: "spec.threads 5: this node's agent may use 4 CPUs (0-3): use at most 4 threads"},
+		},
+	}, {
 		name:      "the engine cannot be made",
 		engineErr: &dataplane.ConfigError{Field: dataplane.FieldInterface, Value: "nope0", Problem: "no such interface here"},
 		want: []xdpgenv1alpha1.NodeReportStatus{
