@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -99,9 +100,19 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-// bpffsDir is a directory on a bpffs for the test's pins, under /sys/fs/bpf when a bpffs is mounted there, else
-// on a bpffs mounted for the test. The test fails if a pin is left in it.
+// bpffsDir is a directory on a bpffs for the test's pins: under /sys/fs/bpf when a bpffs is mounted there, else
+// on a bpffs mounted for the test. What runs the test stopped mid-run left in it goes with it. Like the agent's
+// own, it is a directory of its own on the bpffs.
 func bpffsDir(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(bpffsRoot(t), "xdpgen")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func bpffsRoot(t *testing.T) string {
 	t.Helper()
 	var fs unix.Statfs_t
 	if err := unix.Statfs("/sys/fs/bpf", &fs); err == nil && fs.Type == unix.BPF_FS_MAGIC {
@@ -109,7 +120,7 @@ func bpffsDir(t *testing.T) string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { requireNoPins(t, dir); os.RemoveAll(dir) })
+		t.Cleanup(func() { os.RemoveAll(dir) })
 		return dir
 	}
 	dir, err := os.MkdirTemp("", "xdpgen-bpffs-")
@@ -121,7 +132,6 @@ func bpffsDir(t *testing.T) string {
 		t.Fatalf("mount a bpffs for the test's pins: %v", err)
 	}
 	t.Cleanup(func() {
-		requireNoPins(t, dir)
 		if err := unix.Unmount(dir, 0); err != nil {
 			t.Errorf("unmount the test's bpffs: %v", err)
 		}
@@ -130,11 +140,29 @@ func bpffsDir(t *testing.T) string {
 	return dir
 }
 
-// requireNoPins fails the test if a run left its pins in dir. It runs after the test's agents stopped.
-func requireNoPins(t *testing.T, dir string) {
-	entries, _ := os.ReadDir(dir)
+// pins lists the run directories in the fixture's pin directory.
+func (f *fixture) pins() []string {
+	f.t.Helper()
+	entries, err := os.ReadDir(f.pinDir)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var names []string
 	for _, e := range entries {
-		t.Errorf("pins left behind: %s", e.Name())
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// requireNoPins waits for the runs' pins to be removed.
+func (f *fixture) requireNoPins() {
+	f.t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for len(f.pins()) > 0 {
+		if time.Now().After(deadline) {
+			f.t.Fatalf("pins left behind: %v", f.pins())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -109,7 +109,7 @@ func (a *Agent) removeStalePins(ctx context.Context) error {
 		current[pinDirName(tg.UID, tg.Generation)] = true
 	}
 	for _, e := range entries {
-		if !current[e.Name()] {
+		if e.IsDir() && !current[e.Name()] {
 			runPins{dir: filepath.Join(a.opts.PinDir, e.Name())}.remove(ctx)
 		}
 	}

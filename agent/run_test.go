@@ -1,6 +1,8 @@
 package agent_test
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -42,6 +44,7 @@ func TestRunToCompletion(t *testing.T) {
 		t.Fatalf("the far end counted %d, the report says %d", got, done.Status.Packets)
 	}
 	f.requireNoXDP()
+	f.requireNoPins()
 }
 
 // TestFailureReasons: what cannot work on the node fails the node with the spec field and the fix.
@@ -99,6 +102,41 @@ func TestRestartFinishesTheRun(t *testing.T) {
 	}
 }
 
+// TestKillFinishesTheRunExactly: an agent killed mid-run (SIGKILL: no last report, nothing cleaned up) leaves
+// its counters pinned; the next agent on the node takes them up and finishes the run, and the final report is
+// exactly what the far end counted, although the killed agent's last report was behind. Pins of runs that are
+// over are removed.
+func TestKillFinishesTheRunExactly(t *testing.T) {
+	f := newFixture(t)
+	const total = 30000
+	tg := f.generator("kill", func(s *xdpgenv1alpha1.TrafficGeneratorSpec) {
+		s.Packets = ptr.To[int64](total)
+		s.Rate = &xdpgenv1alpha1.Rate{PacketsPerSecond: ptr.To[int64](10000)}
+	})
+	killed, stop := f.startAgentOf("node-a", nil)
+	f.report(tg, "node-a", 10*time.Second, "sending", func(r *xdpgenv1alpha1.NodeReport) bool { return r.Status.Packets > 5000 })
+	killed.Kill()
+	stop()
+	left := f.report(tg, "node-a", time.Second, "left running", phase(xdpgenv1alpha1.PhaseRunning))
+	t.Logf("the killed agent last reported %d packets; the far end counted %d", left.Status.Packets, f.received())
+	if len(f.pins()) != 1 {
+		t.Fatalf("pins after the kill: %v, want the run's", f.pins())
+	}
+	// A run whose generator went while no agent ran.
+	stale := filepath.Join(f.pinDir, "deleted-generator-uid-1")
+	if err := os.Mkdir(stale, 0o700); err != nil {
+		t.Fatal(err)
+	}
+
+	f.startAgent("node-a", nil)
+	done := f.report(tg, "node-a", 10*time.Second, "Completed", phase(xdpgenv1alpha1.PhaseCompleted))
+	if got := f.received(); done.Status.Packets != total || got != total || done.Status.Restarts != 1 {
+		t.Fatalf("completed report %d packets (%d restarts), the far end counted %d, want %d and 1 restart",
+			done.Status.Packets, done.Status.Restarts, got, total)
+	}
+	f.requireNoPins()
+}
+
 // TestSpecChangeAndDeletion: a spec change restarts the run for the new generation; deleting the
 // TrafficGenerator stops the traffic and detaches the programs.
 func TestSpecChangeAndDeletion(t *testing.T) {
@@ -135,6 +173,7 @@ func TestSpecChangeAndDeletion(t *testing.T) {
 			t.Fatal("traffic did not stop within 5s of the deletion")
 		}
 	}
+	f.requireNoPins()
 }
 
 // TestSynchronizedStart: two agents (two nodes, each with its own veth pair) given one start time begin
