@@ -209,19 +209,25 @@ func (a *Agent) selectsThisNode(ctx context.Context, tg *xdpgenv1alpha1.TrafficG
 	return labels.SelectorFromSet(tg.Spec.NodeSelector).Matches(labels.Set(node.Labels)), nil
 }
 
-// stop ends the generator's run, if it has one, and waits for its last report; it says whether there was one.
-// The run is forgotten: a generator made again under the same name, or selecting the node again, starts afresh.
-func (a *Agent) stop(key types.NamespacedName, cause error) bool {
+// stop ends the generator's run, if it has one, and waits for its last report; it says whether the run was
+// still going. The run is forgotten: a generator made again under the same name, or selecting the node again,
+// starts afresh.
+func (a *Agent) stop(key types.NamespacedName, cause error) (wasGoing bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	r := a.runs[key]
 	if r == nil {
 		return false
 	}
+	select {
+	case <-r.done:
+	default:
+		wasGoing = true
+	}
 	r.cancel(cause)
 	<-r.done
 	delete(a.runs, key)
-	return true
+	return wasGoing
 }
 
 // stopAll ends every run at once, and waits for their last reports.

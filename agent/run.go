@@ -68,6 +68,9 @@ func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator
 		st.Restarts++
 		st.Message = fmt.Sprintf("agent restarted (%s) after %d packets: finishing the run", a.opts.PodName, st.Packets)
 	default:
+		if havePins {
+			pins.remove(ctx) // of an incarnation that never reported this generation: it sent nothing
+		}
 		st = xdpgenv1alpha1.NodeReportStatus{Generation: tg.Generation, Phase: xdpgenv1alpha1.PhasePending,
 			Message: "preparing: resolving the interface, the addresses and the destination MAC"}
 	}
