@@ -196,6 +196,15 @@ func (f *fixture) generator(name string, spec func(*xdpgenv1alpha1.TrafficGenera
 	return tg
 }
 
+// pacedGenerator creates a TrafficGenerator of total packets at pps.
+func (f *fixture) pacedGenerator(name string, total, pps int64) *xdpgenv1alpha1.TrafficGenerator {
+	f.t.Helper()
+	return f.generator(name, func(s *xdpgenv1alpha1.TrafficGeneratorSpec) {
+		s.Packets = ptr.To(total)
+		s.Rate = &xdpgenv1alpha1.Rate{PacketsPerSecond: ptr.To(pps)}
+	})
+}
+
 // startAgent runs an agent on the fixture's node `node` until the returned stop is called (or the test ends).
 // restCfg is the API server to talk to (nil: the test's).
 func (f *fixture) startAgent(node string, restCfg *rest.Config) (stop func()) {

@@ -77,10 +77,7 @@ func TestFailureReasons(t *testing.T) {
 func TestRestartFinishesTheRun(t *testing.T) {
 	f := newFixture(t)
 	const total = 30000
-	tg := f.generator("restart", func(s *xdpgenv1alpha1.TrafficGeneratorSpec) {
-		s.Packets = ptr.To[int64](total)
-		s.Rate = &xdpgenv1alpha1.Rate{PacketsPerSecond: ptr.To[int64](10000)}
-	})
+	tg := f.pacedGenerator("restart", total, 10000)
 	stop := f.startAgent("node-a", nil)
 	f.report(tg, "node-a", 10*time.Second, "sending", func(r *xdpgenv1alpha1.NodeReport) bool { return r.Status.Packets > 5000 })
 	stop()
@@ -109,10 +106,7 @@ func TestRestartFinishesTheRun(t *testing.T) {
 func TestKillFinishesTheRunExactly(t *testing.T) {
 	f := newFixture(t)
 	const total = 30000
-	tg := f.generator("kill", func(s *xdpgenv1alpha1.TrafficGeneratorSpec) {
-		s.Packets = ptr.To[int64](total)
-		s.Rate = &xdpgenv1alpha1.Rate{PacketsPerSecond: ptr.To[int64](10000)}
-	})
+	tg := f.pacedGenerator("kill", total, 10000)
 	killed, stop := f.startAgentOf("node-a", nil)
 	f.report(tg, "node-a", 10*time.Second, "sending", func(r *xdpgenv1alpha1.NodeReport) bool { return r.Status.Packets > 5000 })
 	killed.Kill()

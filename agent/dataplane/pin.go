@@ -35,32 +35,35 @@ func PinnedCounters(path string) (Stats, error) {
 		return Stats{}, fmt.Errorf("pinned counters %s: %w", path, err)
 	}
 	// The UDP and TCP workers' values are the same size: the map's name tells which it is.
-	var s Stats
-	count := func(a int, packets, bytes uint64) {
-		s.Actions[a] = s.Actions[a].add(Counter{Packets: packets, Bytes: bytes})
-	}
+	var perCPU [][numActions]bpf.Counter
 	switch info.Name {
 	case "workers":
 		var states []bpf.WorkerState
 		err = m.Lookup(uint32(0), &states)
 		for _, st := range states {
-			for a, c := range st.Actions {
-				count(a, c.Packets, c.Bytes)
-			}
+			perCPU = append(perCPU, st.Actions)
 		}
 	case "tcp_workers":
 		var workers []bpf.TCPWorker
 		err = m.Lookup(uint32(0), &workers)
 		for _, w := range workers {
+			var actions [numActions]bpf.Counter
 			for a, c := range w.Actions {
-				count(a, c.Packets, c.Bytes)
+				actions[a] = bpf.Counter(c)
 			}
+			perCPU = append(perCPU, actions)
 		}
 	default:
 		return Stats{}, fmt.Errorf("%s holds map %q, not a generator's counters", path, info.Name)
 	}
 	if err != nil {
 		return Stats{}, fmt.Errorf("read the pinned counters %s: %w", path, err)
+	}
+	var s Stats
+	for _, actions := range perCPU {
+		for a, c := range actions {
+			s.Actions[a] = s.Actions[a].add(Counter{Packets: c.Packets, Bytes: c.Bytes})
+		}
 	}
 	return s, nil
 }
