@@ -7,8 +7,10 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
 )
@@ -167,6 +169,36 @@ func TestSpecChangeAndDeletion(t *testing.T) {
 			t.Fatal("traffic did not stop within 5s of the deletion")
 		}
 	}
+	f.requireNoPins()
+}
+
+// TestRelabelStopsTheRun: when the node's labels change so that the generator no longer selects it, the run
+// stops, its report says why, and the traffic stops.
+func TestRelabelStopsTheRun(t *testing.T) {
+	f := newFixture(t)
+	tg := f.generator("relabel", func(s *xdpgenv1alpha1.TrafficGeneratorSpec) {
+		s.Packets, s.Continuous = nil, true
+		s.Rate = &xdpgenv1alpha1.Rate{PacketsPerSecond: ptr.To[int64](5000)}
+	})
+	f.startAgent("node-a", nil)
+	f.report(tg, "node-a", 10*time.Second, "Running", phase(xdpgenv1alpha1.PhaseRunning))
+
+	var node corev1.Node
+	if err := k8s.Get(t.Context(), client.ObjectKey{Name: f.node("node-a")}, &node); err != nil {
+		t.Fatal(err)
+	}
+	node.Labels = nil
+	if err := k8s.Update(t.Context(), &node); err != nil {
+		t.Fatal(err)
+	}
+	rep := f.report(tg, "node-a", 10*time.Second, "Failed", phase(xdpgenv1alpha1.PhaseFailed))
+	if !strings.Contains(rep.Status.Message, "the node's labels no longer match spec.nodeSelector") {
+		t.Fatalf("message %q, want the node selector named", rep.Status.Message)
+	}
+	if got := f.received(); uint64(rep.Status.Packets) != got {
+		t.Fatalf("the stopped run reported %d packets, the far end counted %d", rep.Status.Packets, got)
+	}
+	f.requireNoXDP()
 	f.requireNoPins()
 }
 
