@@ -133,16 +133,24 @@ func TestKillFinishesTheRunExactly(t *testing.T) {
 	f.requireNoPins()
 }
 
+// runningContinuously creates a continuous TrafficGenerator at 5000 pps and an agent on node, and waits for the
+// run to be Running.
+func (f *fixture) runningContinuously(name, node string) *xdpgenv1alpha1.TrafficGenerator {
+	f.t.Helper()
+	tg := f.generator(name, func(s *xdpgenv1alpha1.TrafficGeneratorSpec) {
+		s.Packets, s.Continuous = nil, true
+		s.Rate = &xdpgenv1alpha1.Rate{PacketsPerSecond: ptr.To[int64](5000)}
+	})
+	f.startAgent(node, nil)
+	f.report(tg, node, 10*time.Second, "Running", phase(xdpgenv1alpha1.PhaseRunning))
+	return tg
+}
+
 // TestSpecChangeAndDeletion: a spec change restarts the run for the new generation; deleting the
 // TrafficGenerator stops the traffic and detaches the programs.
 func TestSpecChangeAndDeletion(t *testing.T) {
 	f := newFixture(t)
-	tg := f.generator("change", func(s *xdpgenv1alpha1.TrafficGeneratorSpec) {
-		s.Packets, s.Continuous = nil, true
-		s.Rate = &xdpgenv1alpha1.Rate{PacketsPerSecond: ptr.To[int64](5000)}
-	})
-	f.startAgent("node-a", nil)
-	f.report(tg, "node-a", 10*time.Second, "Running", phase(xdpgenv1alpha1.PhaseRunning))
+	tg := f.runningContinuously("change", "node-a")
 
 	tg.Spec.Rate.PacketsPerSecond = ptr.To[int64](20000)
 	if err := k8s.Update(t.Context(), tg); err != nil {
@@ -176,12 +184,7 @@ func TestSpecChangeAndDeletion(t *testing.T) {
 // stops, its report says why, and the traffic stops.
 func TestRelabelStopsTheRun(t *testing.T) {
 	f := newFixture(t)
-	tg := f.generator("relabel", func(s *xdpgenv1alpha1.TrafficGeneratorSpec) {
-		s.Packets, s.Continuous = nil, true
-		s.Rate = &xdpgenv1alpha1.Rate{PacketsPerSecond: ptr.To[int64](5000)}
-	})
-	f.startAgent("node-a", nil)
-	f.report(tg, "node-a", 10*time.Second, "Running", phase(xdpgenv1alpha1.PhaseRunning))
+	tg := f.runningContinuously("relabel", "node-a")
 
 	var node corev1.Node
 	if err := k8s.Get(t.Context(), client.ObjectKey{Name: f.node("node-a")}, &node); err != nil {
