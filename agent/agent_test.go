@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"go.uber.org/zap/zapcore"
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -63,13 +66,19 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// fixture is one node: a veth pair whose far end counts the generator's frames, and a namespace for objects.
+// fixture is one node: a veth pair whose far end counts the generator's frames, a namespace for objects, and a
+// bpffs directory for the agents' pins. Its nodes carry a label of the fixture, which its generators select: an
+// agent of one test never runs the generators of another.
 type fixture struct {
 	t         *testing.T
 	pair      *netnstest.Pair
 	rx        *dataplane.RxCounter
 	namespace string
+	pinDir    string
 }
+
+// fixtureLabel is the label a fixture's nodes carry and its generators select.
+const fixtureLabel = "test.xdpgen.io/fixture"
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
@@ -88,7 +97,84 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	f.namespace = ns.Name
+	f.pinDir = bpffsDir(t)
 	return f
+}
+
+// bpffsDir is a directory on a bpffs for the test's pins: under /sys/fs/bpf when a bpffs is mounted there, else
+// on a bpffs mounted for the test. What runs the test stopped mid-run left in it goes with it. Like the agent's
+// own, it is a directory of its own on the bpffs.
+func bpffsDir(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(bpffsRoot(t), "xdpgen")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func bpffsRoot(t *testing.T) string {
+	t.Helper()
+	var fs unix.Statfs_t
+	if err := unix.Statfs("/sys/fs/bpf", &fs); err == nil && fs.Type == unix.BPF_FS_MAGIC {
+		dir, err := os.MkdirTemp("/sys/fs/bpf", "xdpgen-test-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		return dir
+	}
+	dir, err := os.MkdirTemp("", "xdpgen-bpffs-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("bpf", dir, "bpf", 0, "mode=0700"); err != nil {
+		os.Remove(dir)
+		t.Fatalf("mount a bpffs for the test's pins: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(dir, 0); err != nil {
+			t.Errorf("unmount the test's bpffs: %v", err)
+		}
+		os.Remove(dir)
+	})
+	return dir
+}
+
+// pins lists the run directories in the fixture's pin directory.
+func (f *fixture) pins() []string {
+	f.t.Helper()
+	entries, err := os.ReadDir(f.pinDir)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// requireNoPins waits for the runs' pins to be removed.
+func (f *fixture) requireNoPins() {
+	f.t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for len(f.pins()) > 0 {
+		if time.Now().After(deadline) {
+			f.t.Fatalf("pins left behind: %v", f.pins())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// node is the fixture's node called name (made once, labelled for the fixture): where an agent runs.
+func (f *fixture) node(name string) string {
+	f.t.Helper()
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: f.namespace + "-" + name, Labels: map[string]string{fixtureLabel: f.namespace}}}
+	if err := k8s.Create(f.t.Context(), node); err != nil && !apierrors.IsAlreadyExists(err) {
+		f.t.Fatal(err)
+	}
+	return node.Name
 }
 
 // generator creates a TrafficGenerator aimed at the far end of the pair.
@@ -97,8 +183,9 @@ func (f *fixture) generator(name string, spec func(*xdpgenv1alpha1.TrafficGenera
 	tg := &xdpgenv1alpha1.TrafficGenerator{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: f.namespace},
 		Spec: xdpgenv1alpha1.TrafficGeneratorSpec{
-			Destination: xdpgenv1alpha1.Destination{Address: f.pair.Remote.IPv4.String()},
-			Packets:     ptr.To[int64](5000),
+			Destination:  xdpgenv1alpha1.Destination{Address: f.pair.Remote.IPv4.String()},
+			Packets:      ptr.To[int64](5000),
+			NodeSelector: map[string]string{fixtureLabel: f.namespace},
 		},
 	}
 	if spec != nil {
@@ -110,9 +197,24 @@ func (f *fixture) generator(name string, spec func(*xdpgenv1alpha1.TrafficGenera
 	return tg
 }
 
-// startAgent runs an agent for tg as node `node` until the returned stop is called (or the test ends). restCfg
-// is the API server to talk to (nil: the test's).
-func (f *fixture) startAgent(tg *xdpgenv1alpha1.TrafficGenerator, node string, restCfg *rest.Config) (stop func()) {
+// pacedGenerator creates a TrafficGenerator of total packets at pps.
+func (f *fixture) pacedGenerator(name string, total, pps int64) *xdpgenv1alpha1.TrafficGenerator {
+	f.t.Helper()
+	return f.generator(name, func(s *xdpgenv1alpha1.TrafficGeneratorSpec) {
+		s.Packets = ptr.To(total)
+		s.Rate = &xdpgenv1alpha1.Rate{PacketsPerSecond: ptr.To(pps)}
+	})
+}
+
+// startAgent runs an agent on the fixture's node `node` until the returned stop is called (or the test ends).
+// restCfg is the API server to talk to (nil: the test's).
+func (f *fixture) startAgent(node string, restCfg *rest.Config) (stop func()) {
+	f.t.Helper()
+	_, stop = f.startAgentOf(node, restCfg)
+	return stop
+}
+
+func (f *fixture) startAgentOf(node string, restCfg *rest.Config) (a *agent.Agent, stop func()) {
 	f.t.Helper()
 	if restCfg == nil {
 		restCfg = env.Config
@@ -128,8 +230,11 @@ func (f *fixture) startAgent(tg *xdpgenv1alpha1.TrafficGenerator, node string, r
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	a := agent.New(agent.Options{Generator: tg.Name, Namespace: tg.Namespace, NodeName: node, PodName: "pod-of-" + node,
-		ReportInterval: 300 * time.Millisecond, NetNS: f.pair.Local.NS}, mgr.GetClient())
+	a, err = agent.New(agent.Options{NodeName: f.node(node), PodName: "pod-of-" + node,
+		ReportInterval: 300 * time.Millisecond, NetNS: f.pair.Local.NS, PinDir: f.pinDir}, mgr.GetClient())
+	if err != nil {
+		f.t.Fatal(err)
+	}
 	if err := a.SetupWithManager(mgr); err != nil {
 		f.t.Fatal(err)
 	}
@@ -148,14 +253,14 @@ func (f *fixture) startAgent(tg *xdpgenv1alpha1.TrafficGenerator, node string, r
 		}
 	}
 	f.t.Cleanup(stop)
-	return stop
+	return a, stop
 }
 
 // report waits until the node's report satisfies cond, and returns it.
 func (f *fixture) report(tg *xdpgenv1alpha1.TrafficGenerator, node string, within time.Duration, what string,
 	cond func(*xdpgenv1alpha1.NodeReport) bool) *xdpgenv1alpha1.NodeReport {
 	f.t.Helper()
-	key := client.ObjectKey{Namespace: tg.Namespace, Name: xdpgenv1alpha1.NodeReportName(tg.Name, node)}
+	key := client.ObjectKey{Namespace: tg.Namespace, Name: xdpgenv1alpha1.NodeReportName(tg.Name, f.node(node))}
 	var rep xdpgenv1alpha1.NodeReport
 	poll.Until(f.t, within, 50*time.Millisecond, "NodeReport "+key.Name+" "+what, func() error {
 		if err := k8s.Get(f.t.Context(), key, &rep); err != nil {

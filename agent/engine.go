@@ -16,16 +16,20 @@ type engine interface {
 	Stats() (dataplane.Stats, error)
 	// Progress says what the protocol adds to the frame counters, for the report's message; may be empty.
 	Progress() string
+	// PinCounters pins the frame counters at path on a bpffs, for an agent that takes the run over (pins.go).
+	PinCounters(path string) error
 	Close() error
 }
 
-// newEngine readies the data plane for the spec: resolving, loading, attaching, and for tcp connecting.
-func newEngine(ctx context.Context, spec *xdpgenv1alpha1.TrafficGeneratorSpec, done progress) (engine, error) {
+// newEngine readies the data plane for the spec, its threads pinned to cpus: resolving, loading, attaching,
+// and for tcp connecting.
+func newEngine(ctx context.Context, spec *xdpgenv1alpha1.TrafficGeneratorSpec, done progress, cpus []int) (engine, error) {
 	if spec.Protocol == xdpgenv1alpha1.ProtocolTCP {
 		cfg, err := tcpConfig(spec, done)
 		if err != nil {
 			return nil, err
 		}
+		cfg.CPUs = cpus
 		g, err := dataplane.NewTCPGenerator(ctx, cfg)
 		if err != nil {
 			return nil, err
@@ -36,6 +40,7 @@ func newEngine(ctx context.Context, spec *xdpgenv1alpha1.TrafficGeneratorSpec, d
 	if err != nil {
 		return nil, err
 	}
+	cfg.CPUs = cpus
 	g, err := dataplane.NewUDPGenerator(cfg)
 	if err != nil {
 		return nil, err

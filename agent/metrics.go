@@ -1,44 +1,102 @@
 package agent
 
 import (
+	"maps"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/types"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
 )
 
-// The agent's Prometheus metrics, served on its metrics endpoint by controller-runtime.
+// The agent's Prometheus metrics, served on its metrics endpoint by controller-runtime. A generator's series
+// outlive its runs (the last run's totals stay), and go some minutes after the generator does.
 var (
 	packetsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "xdpgen_agent_packets_total", Help: "Frames given each XDP verdict by the generator on this node.",
-	}, []string{"generator", "node", "action"})
+	}, []string{"namespace", "generator", "node", "action"})
 	bytesTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "xdpgen_agent_bytes_total", Help: "Bytes of frames given each XDP verdict by the generator on this node.",
-	}, []string{"generator", "node", "action"})
+	}, []string{"namespace", "generator", "node", "action"})
 	packetsPerSecond = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "xdpgen_agent_packets_per_second", Help: "Frames sent per second over the last reporting interval.",
-	}, []string{"generator", "node"})
+	}, []string{"namespace", "generator", "node"})
 	bitsPerSecond = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "xdpgen_agent_bits_per_second", Help: "Bits of frames sent per second over the last reporting interval.",
-	}, []string{"generator", "node"})
+	}, []string{"namespace", "generator", "node"})
 )
 
 func init() {
 	ctrlmetrics.Registry.MustRegister(packetsTotal, bytesTotal, packetsPerSecond, bitsPerSecond)
 }
 
-// metrics follows one generator on one node. Reports carry totals; Prometheus counters take increments.
-type metrics struct {
-	generator, node string
-	mu              sync.Mutex
-	last            map[xdpgenv1alpha1.XDPAction]xdpgenv1alpha1.ActionCount
-	generation      int64
+// metricsRetention is how long a deleted generator's series stay: long enough for Prometheus to scrape the
+// last values.
+const metricsRetention = 5 * time.Minute
+
+// generatorMetrics are the metrics of every generator that ran on this node.
+type generatorMetrics struct {
+	node      string
+	retention time.Duration
+	mu        sync.Mutex
+	of        map[types.NamespacedName]*metrics
 }
 
-func newMetrics(generator, node string) *metrics {
-	return &metrics{generator: generator, node: node, last: map[xdpgenv1alpha1.XDPAction]xdpgenv1alpha1.ActionCount{}}
+func newGeneratorMetrics(node string) *generatorMetrics {
+	return &generatorMetrics{node: node, retention: metricsRetention, of: map[types.NamespacedName]*metrics{}}
+}
+
+// forGenerator returns the metrics of the generator named key, keeping them if they were to be forgotten.
+func (g *generatorMetrics) forGenerator(key types.NamespacedName) *metrics {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	m := g.of[key]
+	if m == nil {
+		m = &metrics{labels: prometheus.Labels{"namespace": key.Namespace, "generator": key.Name, "node": g.node},
+			last: map[xdpgenv1alpha1.XDPAction]xdpgenv1alpha1.ActionCount{}}
+		g.of[key] = m
+	}
+	if m.forget != nil {
+		m.forget.Stop()
+		m.forget = nil
+	}
+	return m
+}
+
+// forgetLater removes the generator's series after the retention, unless it is run again before.
+func (g *generatorMetrics) forgetLater(key types.NamespacedName) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	m := g.of[key]
+	if m == nil || m.forget != nil {
+		return
+	}
+	var t *time.Timer
+	t = time.AfterFunc(g.retention, func() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if m.forget != t {
+			return // run again in the meantime
+		}
+		delete(g.of, key)
+		for _, v := range []*prometheus.MetricVec{packetsTotal.MetricVec, bytesTotal.MetricVec, packetsPerSecond.MetricVec, bitsPerSecond.MetricVec} {
+			v.DeletePartialMatch(m.labels)
+		}
+	})
+	m.forget = t
+}
+
+// metrics follows one generator on one node. Reports carry totals; Prometheus counters take increments.
+type metrics struct {
+	labels prometheus.Labels
+	// forget removes the series once the generator is deleted; guarded by generatorMetrics.mu.
+	forget     *time.Timer
+	mu         sync.Mutex
+	last       map[xdpgenv1alpha1.XDPAction]xdpgenv1alpha1.ActionCount
+	generation int64
 }
 
 // set brings the metrics to a report's status. A new generation starts its totals from zero, and its counts
@@ -52,11 +110,12 @@ func (m *metrics) set(st xdpgenv1alpha1.NodeReportStatus) {
 	}
 	for _, ac := range st.Actions {
 		prev := m.last[ac.Action]
-		labels := prometheus.Labels{"generator": m.generator, "node": m.node, "action": string(ac.Action)}
+		labels := prometheus.Labels{"action": string(ac.Action)}
+		maps.Copy(labels, m.labels)
 		packetsTotal.With(labels).Add(float64(max(ac.Packets-prev.Packets, 0)))
 		bytesTotal.With(labels).Add(float64(max(ac.Bytes-prev.Bytes, 0)))
 		m.last[ac.Action] = ac
 	}
-	packetsPerSecond.WithLabelValues(m.generator, m.node).Set(float64(st.PacketsPerSecond))
-	bitsPerSecond.WithLabelValues(m.generator, m.node).Set(float64(st.BitsPerSecond))
+	packetsPerSecond.With(m.labels).Set(float64(st.PacketsPerSecond))
+	bitsPerSecond.With(m.labels).Set(float64(st.BitsPerSecond))
 }

@@ -3,34 +3,61 @@ package agent
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"k8s.io/apimachinery/pkg/types"
 
 	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
 )
 
+func metricsReport(gen, packets, pps int64) xdpgenv1alpha1.NodeReportStatus {
+	return xdpgenv1alpha1.NodeReportStatus{Generation: gen, PacketsPerSecond: pps, BitsPerSecond: pps * 512,
+		Actions: []xdpgenv1alpha1.ActionCount{{Action: xdpgenv1alpha1.XDPRedirect, Packets: packets, Bytes: packets * 64}}}
+}
+
 // TestMetricsFollowReports: reports carry running totals per generation; the counters only ever add what is new.
 func TestMetricsFollowReports(t *testing.T) {
-	m := newMetrics("metrics-test", "node-m")
-	report := func(gen, packets, pps int64) xdpgenv1alpha1.NodeReportStatus {
-		return xdpgenv1alpha1.NodeReportStatus{Generation: gen, PacketsPerSecond: pps, BitsPerSecond: pps * 512,
-			Actions: []xdpgenv1alpha1.ActionCount{{Action: xdpgenv1alpha1.XDPRedirect, Packets: packets, Bytes: packets * 64}}}
-	}
-	m.set(report(1, 100, 50))
-	m.set(report(1, 300, 200))
-	m.set(report(2, 40, 40)) // a new generation starts from zero and adds to the counters
+	m := newGeneratorMetrics("node-m").forGenerator(types.NamespacedName{Namespace: "ns-m", Name: "metrics-test"})
+	m.set(metricsReport(1, 100, 50))
+	m.set(metricsReport(1, 300, 200))
+	m.set(metricsReport(2, 40, 40)) // a new generation starts from zero and adds to the counters
 	want := `
 # HELP xdpgen_agent_packets_total Frames given each XDP verdict by the generator on this node.
 # TYPE xdpgen_agent_packets_total counter
-xdpgen_agent_packets_total{action="XDP_REDIRECT",generator="metrics-test",node="node-m"} 340
+xdpgen_agent_packets_total{action="XDP_REDIRECT",generator="metrics-test",namespace="ns-m",node="node-m"} 340
 `
 	if err := testutil.CollectAndCompare(packetsTotal, strings.NewReader(want), "xdpgen_agent_packets_total"); err != nil {
 		t.Fatal(err)
 	}
-	if got := testutil.ToFloat64(packetsPerSecond.WithLabelValues("metrics-test", "node-m")); got != 40 {
+	if got := testutil.ToFloat64(packetsPerSecond.WithLabelValues("ns-m", "metrics-test", "node-m")); got != 40 {
 		t.Fatalf("packets per second %v, want the last report's 40", got)
 	}
-	if got := testutil.ToFloat64(bytesTotal.WithLabelValues("metrics-test", "node-m", "XDP_REDIRECT")); got != 340*64 {
+	if got := testutil.ToFloat64(bytesTotal.WithLabelValues("ns-m", "metrics-test", "node-m", "XDP_REDIRECT")); got != 340*64 {
 		t.Fatalf("bytes %v, want %d", got, 340*64)
+	}
+}
+
+// TestMetricsOutliveRuns: a generator's series stay after its run; they go a retention after the generator is
+// deleted, unless it runs again first.
+func TestMetricsOutliveRuns(t *testing.T) {
+	g := newGeneratorMetrics("node-r")
+	g.retention = 50 * time.Millisecond
+	gone := types.NamespacedName{Namespace: "ns-r", Name: "gone"}
+	back := types.NamespacedName{Namespace: "ns-r", Name: "back"}
+	g.forGenerator(gone).set(metricsReport(1, 10, 0))
+	g.forGenerator(back).set(metricsReport(1, 20, 0))
+	g.forgetLater(gone)
+	g.forgetLater(back)
+	g.forGenerator(back) // made again and run before the retention passed
+	if got := testutil.ToFloat64(packetsTotal.WithLabelValues("ns-r", "gone", "node-r", "XDP_REDIRECT")); got != 10 {
+		t.Fatalf("the deleted generator's counter is %v before the retention passed, want its last 10", got)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if packetsTotal.DeleteLabelValues("ns-r", "gone", "node-r", "XDP_REDIRECT") {
+		t.Fatal("the deleted generator's series are still there after the retention")
+	}
+	if !packetsTotal.DeleteLabelValues("ns-r", "back", "node-r", "XDP_REDIRECT") {
+		t.Fatal("the series of the generator made again are gone")
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/ptr"
 
 	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
 )
@@ -79,10 +78,7 @@ func (p *apiProxy) setCut(cut bool) {
 func TestAPIServerOutage(t *testing.T) {
 	f := newFixture(t)
 	const total = 140000
-	tg := f.generator("outage", func(s *xdpgenv1alpha1.TrafficGeneratorSpec) {
-		s.Packets = ptr.To[int64](total)
-		s.Rate = &xdpgenv1alpha1.Rate{PacketsPerSecond: ptr.To[int64](10000)}
-	})
+	tg := f.pacedGenerator("outage", total, 10000)
 	u, err := url.Parse(env.Config.Host)
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +86,7 @@ func TestAPIServerOutage(t *testing.T) {
 	proxy := newAPIProxy(t, u.Host)
 	viaProxy := rest.CopyConfig(env.Config)
 	viaProxy.Host = "https://" + proxy.listener.Addr().String()
-	f.startAgent(tg, "node-a", viaProxy)
+	f.startAgent("node-a", viaProxy)
 	f.report(tg, "node-a", 10*time.Second, "sending", func(r *xdpgenv1alpha1.NodeReport) bool { return r.Status.Packets > 0 })
 
 	proxy.setCut(true)

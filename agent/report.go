@@ -110,16 +110,24 @@ func (w *reportWriter) writeFinal(ctx context.Context, st xdpgenv1alpha1.NodeRep
 	}
 }
 
-// stopped reports a run that was stopped from outside. Only a shutting-down agent writes: after a spec change
-// the next run writes, after a deletion there is no report left to write.
+// stopped reports a run that was stopped from outside. A shutting-down agent reports what it sent, for the next
+// agent on the node to finish the run; a run whose generator no longer selects the node ends Failed, saying so.
+// Other stops write nothing: after a spec change the next run writes, after a deletion there is no report left
+// to write.
 func (w *reportWriter) stopped(ctx context.Context, st xdpgenv1alpha1.NodeReportStatus, base counters, gen engine, podName string) {
-	if !errors.Is(context.Cause(ctx), errShutdown) {
+	cause := context.Cause(ctx)
+	if !errors.Is(cause, errShutdown) && !errors.Is(cause, errUnselected) {
 		return
 	}
 	if cur, err := gen.Stats(); err == nil {
 		st = statusWith(st, base, cur, cur)
 	}
-	st.Message = fmt.Sprintf("agent %s stopped after %d packets (pod terminating); the next agent on this node finishes the run", podName, st.Packets)
+	if errors.Is(cause, errShutdown) {
+		st.Message = fmt.Sprintf("agent %s stopped after %d packets (pod terminating); the next agent on this node finishes the run", podName, st.Packets)
+	} else {
+		st.Phase, st.CompletionTime = xdpgenv1alpha1.PhaseFailed, now()
+		st.Message = fmt.Sprintf("stopped after %d packets: the node's labels no longer match spec.nodeSelector", st.Packets)
+	}
 	last, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalWriteTimeout)
 	defer cancel()
 	w.writeFinal(last, st)

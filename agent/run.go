@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/xdpgen/xdpgen/agent/dataplane"
 	"github.com/xdpgen/xdpgen/agent/dataplane/netnsthread"
 	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
 )
@@ -20,8 +21,14 @@ import (
 const finalWriteTimeout = 5 * time.Second
 
 // execute is one run of one generation on this node, from the first report to the last.
-func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator) {
+func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator, m *metrics) {
 	logger := log.FromContext(ctx).WithValues("generation", tg.Generation)
+	pins := a.pinsOf(tg)
+	defer func() {
+		if runIsOver(context.Cause(ctx)) {
+			pins.remove(ctx)
+		}
+	}()
 	var rep *xdpgenv1alpha1.NodeReport
 	for backoff := time.Second; ; backoff = min(2*backoff, 30*time.Second) {
 		var err error
@@ -36,20 +43,34 @@ func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator
 		case <-time.After(backoff):
 		}
 	}
-	w := &reportWriter{client: a.client, report: rep, metrics: a.metrics}
+	w := &reportWriter{client: a.client, report: rep, metrics: m}
 	st := rep.Status
+	pinned, havePins, err := pins.counters()
+	if err != nil {
+		logger.Error(err, "cannot read the counters pinned by an earlier agent: resuming from the report")
+	}
 	var done progress
 	switch {
 	case st.Generation == tg.Generation && st.Phase.Terminal():
 		logger.Info("this node already finished this generation", "phase", st.Phase)
-		a.metrics.set(st)
+		m.set(st)
 		return
-	case st.Generation == tg.Generation && st.StartTime != nil:
-		// An earlier incarnation of the agent was sending: finish its run instead of starting over.
-		done = progress{packets: uint64(st.Packets), running: time.Since(st.StartTime.Time)}
+	case st.Generation == tg.Generation && (st.StartTime != nil || havePins):
+		// An earlier incarnation of the agent was sending: finish its run instead of starting over. What it
+		// pinned is exact; its report may be up to an interval behind.
+		if havePins {
+			st = statusWith(st, pinned, dataplane.Stats{}, dataplane.Stats{})
+		}
+		done = progress{packets: uint64(st.Packets)}
+		if st.StartTime != nil {
+			done.running = time.Since(st.StartTime.Time)
+		}
 		st.Restarts++
 		st.Message = fmt.Sprintf("agent restarted (%s) after %d packets: finishing the run", a.opts.PodName, st.Packets)
 	default:
+		if havePins {
+			pins.remove(ctx) // of an incarnation that never reported this generation: it sent nothing
+		}
 		st = xdpgenv1alpha1.NodeReportStatus{Generation: tg.Generation, Phase: xdpgenv1alpha1.PhasePending,
 			Message: "preparing: resolving the interface, the addresses and the destination MAC"}
 	}
@@ -63,9 +84,15 @@ func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator
 		logger.Info("run failed", "reason", err.Error())
 	}
 
+	cpus, shared, err := a.cpus.take(max(1, int(tg.Spec.Threads)))
+	if err != nil {
+		fail(err)
+		return
+	}
+	defer a.cpus.release(cpus)
 	var gen engine
-	err := a.inEngineNetNS(func() (err error) {
-		gen, err = a.newEngine(ctx, &tg.Spec, done)
+	err = a.inEngineNetNS(func() (err error) {
+		gen, err = a.newEngine(ctx, &tg.Spec, done, cpus)
 		return err
 	})
 	if errors.Is(err, errNothingLeft) {
@@ -78,6 +105,10 @@ func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator
 		return
 	}
 	defer gen.Close()
+	st.CPUs, st.CPUsShared = cpuList(cpus), shared
+	if err := pins.pin(gen); err != nil {
+		logger.Error(err, "cannot pin the run's counters: an agent killed mid-run would lose the counts of up to one report interval")
+	}
 
 	if at := tg.Spec.Start; at.Policy == xdpgenv1alpha1.StartAt && at.At != nil && st.StartTime == nil {
 		st.Message = "ready: waiting to start at " + at.At.UTC().Format(time.RFC3339Nano)
@@ -93,12 +124,12 @@ func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator
 		st.StartTime = now()
 	}
 	st.Phase = xdpgenv1alpha1.PhaseRunning
-	sending := fmt.Sprintf("sending on %s (ifindex %d): %s", name, index, gen.Flow())
+	sending := joinNonEmpty(fmt.Sprintf("sending on %s (ifindex %d): %s", name, index, gen.Flow()), sharedCPUsNote(cpus, shared))
 	if st.Restarts == 0 {
 		st.Message = sending
 	}
 	w.write(ctx, st)
-	logger.Info("sending", "interface", name, "flow", gen.Flow())
+	logger.Info("sending", "interface", name, "flow", gen.Flow(), "cpus", st.CPUs)
 
 	prev, err := gen.Stats()
 	if err != nil {
@@ -126,7 +157,7 @@ func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator
 			st.Phase, st.CompletionTime = xdpgenv1alpha1.PhaseCompleted, now()
 			st.PacketsPerSecond, st.BitsPerSecond = 0, 0
 			st.Message = joinNonEmpty(fmt.Sprintf("sent %d packets (%d bytes) on %s", st.Packets, st.Bytes, name), gen.Progress(),
-				restartNote(st.Restarts))
+				sharedCPUsNote(cpus, shared), restartNote(st.Restarts))
 			w.writeFinal(ctx, st)
 			logger.Info("run completed", "packets", st.Packets)
 			return

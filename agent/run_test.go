@@ -1,12 +1,16 @@
 package agent_test
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
 )
@@ -20,9 +24,9 @@ func TestRunToCompletion(t *testing.T) {
 		s.Rate = &xdpgenv1alpha1.Rate{PacketsPerSecond: ptr.To[int64](20000)}
 		s.Destination.PortCount = 10
 	})
-	f.startAgent(tg, "node-a", nil)
+	f.startAgent("node-a", nil)
 	running := f.report(tg, "node-a", 10*time.Second, "Running", phase(xdpgenv1alpha1.PhaseRunning))
-	if running.Status.Generation != tg.Generation || running.Status.StartTime == nil || running.Spec.NodeName != "node-a" {
+	if running.Status.Generation != tg.Generation || running.Status.StartTime == nil || running.Spec.NodeName != f.node("node-a") {
 		t.Fatalf("running report %+v", running)
 	}
 	if owner := running.OwnerReferences; len(owner) != 1 || owner[0].UID != tg.UID {
@@ -42,11 +46,13 @@ func TestRunToCompletion(t *testing.T) {
 		t.Fatalf("the far end counted %d, the report says %d", got, done.Status.Packets)
 	}
 	f.requireNoXDP()
+	f.requireNoPins()
 }
 
 // TestFailureReasons: what cannot work on the node fails the node with the spec field and the fix.
 func TestFailureReasons(t *testing.T) {
 	f := newFixture(t)
+	f.startAgent("node-a", nil)
 	for _, tc := range []struct {
 		name string
 		spec func(*xdpgenv1alpha1.TrafficGeneratorSpec)
@@ -59,7 +65,6 @@ func TestFailureReasons(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tg := f.generator(tc.name, tc.spec)
-			f.startAgent(tg, "node-a", nil)
 			rep := f.report(tg, "node-a", 10*time.Second, "Failed", phase(xdpgenv1alpha1.PhaseFailed))
 			if !strings.Contains(rep.Status.Message, tc.want) {
 				t.Fatalf("message %q, want %q", rep.Status.Message, tc.want)
@@ -74,11 +79,8 @@ func TestFailureReasons(t *testing.T) {
 func TestRestartFinishesTheRun(t *testing.T) {
 	f := newFixture(t)
 	const total = 30000
-	tg := f.generator("restart", func(s *xdpgenv1alpha1.TrafficGeneratorSpec) {
-		s.Packets = ptr.To[int64](total)
-		s.Rate = &xdpgenv1alpha1.Rate{PacketsPerSecond: ptr.To[int64](10000)}
-	})
-	stop := f.startAgent(tg, "node-a", nil)
+	tg := f.pacedGenerator("restart", total, 10000)
+	stop := f.startAgent("node-a", nil)
 	f.report(tg, "node-a", 10*time.Second, "sending", func(r *xdpgenv1alpha1.NodeReport) bool { return r.Status.Packets > 5000 })
 	stop()
 	stopped := f.report(tg, "node-a", time.Second, "stopped", phase(xdpgenv1alpha1.PhaseRunning))
@@ -86,7 +88,7 @@ func TestRestartFinishesTheRun(t *testing.T) {
 		t.Fatalf("stopped agent reported %d packets (%q), the far end counted %d", stopped.Status.Packets, stopped.Status.Message, got)
 	}
 
-	f.startAgent(tg, "node-a", nil)
+	f.startAgent("node-a", nil)
 	done := f.report(tg, "node-a", 10*time.Second, "Completed", phase(xdpgenv1alpha1.PhaseCompleted))
 	if done.Status.Packets != total || done.Status.Restarts != 1 || !strings.Contains(done.Status.Message, "restarted 1 time(s)") {
 		t.Fatalf("completed report %+v, want %d packets and 1 restart", done.Status, total)
@@ -99,16 +101,56 @@ func TestRestartFinishesTheRun(t *testing.T) {
 	}
 }
 
+// TestKillFinishesTheRunExactly: an agent killed mid-run (SIGKILL: no last report, nothing cleaned up) leaves
+// its counters pinned; the next agent on the node takes them up and finishes the run, and the final report is
+// exactly what the far end counted, although the killed agent's last report was behind. Pins of runs that are
+// over are removed.
+func TestKillFinishesTheRunExactly(t *testing.T) {
+	f := newFixture(t)
+	const total = 30000
+	tg := f.pacedGenerator("kill", total, 10000)
+	killed, stop := f.startAgentOf("node-a", nil)
+	f.report(tg, "node-a", 10*time.Second, "sending", func(r *xdpgenv1alpha1.NodeReport) bool { return r.Status.Packets > 5000 })
+	killed.Kill()
+	stop()
+	left := f.report(tg, "node-a", time.Second, "left running", phase(xdpgenv1alpha1.PhaseRunning))
+	t.Logf("the killed agent last reported %d packets; the far end counted %d", left.Status.Packets, f.received())
+	if len(f.pins()) != 1 {
+		t.Fatalf("pins after the kill: %v, want the run's", f.pins())
+	}
+	// A run whose generator went while no agent ran.
+	stale := filepath.Join(f.pinDir, "deleted-generator-uid-1")
+	if err := os.Mkdir(stale, 0o700); err != nil {
+		t.Fatal(err)
+	}
+
+	f.startAgent("node-a", nil)
+	done := f.report(tg, "node-a", 10*time.Second, "Completed", phase(xdpgenv1alpha1.PhaseCompleted))
+	if got := f.received(); done.Status.Packets != total || got != total || done.Status.Restarts != 1 {
+		t.Fatalf("completed report %d packets (%d restarts), the far end counted %d, want %d and 1 restart",
+			done.Status.Packets, done.Status.Restarts, got, total)
+	}
+	f.requireNoPins()
+}
+
+// runningContinuously creates a continuous TrafficGenerator at 5000 pps and an agent on node, and waits for the
+// run to be Running.
+func (f *fixture) runningContinuously(name, node string) *xdpgenv1alpha1.TrafficGenerator {
+	f.t.Helper()
+	tg := f.generator(name, func(s *xdpgenv1alpha1.TrafficGeneratorSpec) {
+		s.Packets, s.Continuous = nil, true
+		s.Rate = &xdpgenv1alpha1.Rate{PacketsPerSecond: ptr.To[int64](5000)}
+	})
+	f.startAgent(node, nil)
+	f.report(tg, node, 10*time.Second, "Running", phase(xdpgenv1alpha1.PhaseRunning))
+	return tg
+}
+
 // TestSpecChangeAndDeletion: a spec change restarts the run for the new generation; deleting the
 // TrafficGenerator stops the traffic and detaches the programs.
 func TestSpecChangeAndDeletion(t *testing.T) {
 	f := newFixture(t)
-	tg := f.generator("change", func(s *xdpgenv1alpha1.TrafficGeneratorSpec) {
-		s.Packets, s.Continuous = nil, true
-		s.Rate = &xdpgenv1alpha1.Rate{PacketsPerSecond: ptr.To[int64](5000)}
-	})
-	f.startAgent(tg, "node-a", nil)
-	f.report(tg, "node-a", 10*time.Second, "Running", phase(xdpgenv1alpha1.PhaseRunning))
+	tg := f.runningContinuously("change", "node-a")
 
 	tg.Spec.Rate.PacketsPerSecond = ptr.To[int64](20000)
 	if err := k8s.Update(t.Context(), tg); err != nil {
@@ -135,6 +177,32 @@ func TestSpecChangeAndDeletion(t *testing.T) {
 			t.Fatal("traffic did not stop within 5s of the deletion")
 		}
 	}
+	f.requireNoPins()
+}
+
+// TestRelabelStopsTheRun: when the node's labels change so that the generator no longer selects it, the run
+// stops, its report says why, and the traffic stops.
+func TestRelabelStopsTheRun(t *testing.T) {
+	f := newFixture(t)
+	tg := f.runningContinuously("relabel", "node-a")
+
+	var node corev1.Node
+	if err := k8s.Get(t.Context(), client.ObjectKey{Name: f.node("node-a")}, &node); err != nil {
+		t.Fatal(err)
+	}
+	node.Labels = nil
+	if err := k8s.Update(t.Context(), &node); err != nil {
+		t.Fatal(err)
+	}
+	rep := f.report(tg, "node-a", 10*time.Second, "Failed", phase(xdpgenv1alpha1.PhaseFailed))
+	if !strings.Contains(rep.Status.Message, "the node's labels no longer match spec.nodeSelector") {
+		t.Fatalf("message %q, want the node selector named", rep.Status.Message)
+	}
+	if got := f.received(); uint64(rep.Status.Packets) != got {
+		t.Fatalf("the stopped run reported %d packets, the far end counted %d", rep.Status.Packets, got)
+	}
+	f.requireNoXDP()
+	f.requireNoPins()
 }
 
 // TestSynchronizedStart: two agents (two nodes, each with its own veth pair) given one start time begin
@@ -145,12 +213,12 @@ func TestSynchronizedStart(t *testing.T) {
 	at := metav1.NewTime(time.Now().Add(4 * time.Second).Truncate(time.Second))
 	firstFrame := make([]time.Time, len(nodes))
 	for i, f := range nodes {
-		tg := f.generator("sync", func(s *xdpgenv1alpha1.TrafficGeneratorSpec) {
+		f.generator("sync", func(s *xdpgenv1alpha1.TrafficGeneratorSpec) {
 			s.Packets = ptr.To[int64](100000)
 			s.Rate = &xdpgenv1alpha1.Rate{PacketsPerSecond: ptr.To[int64](100000)}
 			s.Start = xdpgenv1alpha1.Start{Policy: xdpgenv1alpha1.StartAt, At: &at}
 		})
-		f.startAgent(tg, []string{"node-a", "node-b"}[i], nil)
+		f.startAgent([]string{"node-a", "node-b"}[i], nil)
 	}
 	for time.Now().Before(at.Add(2 * time.Second)) {
 		for i, f := range nodes {

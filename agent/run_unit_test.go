@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
@@ -37,6 +38,9 @@ type fakeEngine struct {
 	packets  uint64
 	duration time.Duration
 
+	// cpus are the CPUs the run was given.
+	cpus []int
+
 	send   chan uint64 // Run sends each count it receives
 	finish chan error  // Run returns what it receives
 	closed chan struct{}
@@ -49,6 +53,8 @@ func (e *fakeEngine) Interface() (string, int) { return "fake0", 7 }
 func (e *fakeEngine) Flow() string             { return "fake flow" }
 func (e *fakeEngine) Progress() string         { return "" }
 func (e *fakeEngine) Close() error             { close(e.closed); return nil }
+
+func (e *fakeEngine) PinCounters(string) error { return errors.New("a fake engine pins nothing") }
 
 func (e *fakeEngine) Run(ctx context.Context) error {
 	for {
@@ -82,8 +88,8 @@ func (e *fakeEngine) isClosed() bool {
 	}
 }
 
-// runHarness is one agent on node "node-u" with a fake data plane and a fake API server that records every
-// status the agent writes.
+// runHarness is one agent on node "node-u" (labelled unitNodeLabels, four CPUs) with a fake data plane and a
+// fake API server that records every status the agent writes.
 type runHarness struct {
 	t       *testing.T
 	agent   *Agent
@@ -99,17 +105,24 @@ type runHarness struct {
 	stopAgent func()
 }
 
+// unitNodeLabels are node-u's labels.
+var unitNodeLabels = map[string]string{"pool": "unit"}
+
 func newRunHarness(t *testing.T, tg *xdpgenv1alpha1.TrafficGenerator, existing ...client.Object) *runHarness {
 	h := &runHarness{t: t, key: client.ObjectKeyFromObject(tg), engines: make(chan *fakeEngine, 4)}
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-u", Labels: unitNodeLabels}}
 	h.client = fake.NewClientBuilder().
 		WithScheme(k8senv.Scheme).
 		WithStatusSubresource(&xdpgenv1alpha1.NodeReport{}).
-		WithObjects(append([]client.Object{tg}, existing...)...).
+		WithObjects(append([]client.Object{tg, node}, existing...)...).
 		WithInterceptorFuncs(interceptor.Funcs{SubResourcePatch: h.recordWrite}).
 		Build()
 	// An hour between progress reports: the writes a test sees are the run's own steps.
-	h.agent = New(Options{Generator: tg.Name, Namespace: tg.Namespace, NodeName: "node-u", PodName: "pod-u",
-		ReportInterval: time.Hour}, h.client)
+	var err error
+	h.agent, err = New(Options{NodeName: "node-u", PodName: "pod-u", ReportInterval: time.Hour, CPUs: []int{0, 1, 2, 3}}, h.client)
+	if err != nil {
+		t.Fatal(err)
+	}
 	h.agent.newEngine = h.newEngine
 	ctx, cancel := context.WithCancel(context.Background())
 	started := make(chan error, 1)
@@ -135,7 +148,7 @@ func (h *runHarness) recordWrite(ctx context.Context, c client.Client, sub strin
 }
 
 // newEngine makes an engine as the real one does, with what is left of the run.
-func (h *runHarness) newEngine(_ context.Context, spec *xdpgenv1alpha1.TrafficGeneratorSpec, done progress) (engine, error) {
+func (h *runHarness) newEngine(_ context.Context, spec *xdpgenv1alpha1.TrafficGeneratorSpec, done progress, cpus []int) (engine, error) {
 	if h.engineErr != nil {
 		return nil, h.engineErr
 	}
@@ -143,7 +156,7 @@ func (h *runHarness) newEngine(_ context.Context, spec *xdpgenv1alpha1.TrafficGe
 	if err != nil {
 		return nil, err
 	}
-	e := &fakeEngine{done: done, packets: packets, duration: duration,
+	e := &fakeEngine{done: done, packets: packets, duration: duration, cpus: cpus,
 		send: make(chan uint64), finish: make(chan error), closed: make(chan struct{})}
 	h.engines <- e
 	return e, nil
@@ -151,8 +164,13 @@ func (h *runHarness) newEngine(_ context.Context, spec *xdpgenv1alpha1.TrafficGe
 
 func (h *runHarness) reconcile() {
 	h.t.Helper()
-	if _, err := h.agent.Reconcile(h.t.Context(), reconcile.Request{NamespacedName: h.key}); err != nil {
-		h.t.Fatalf("reconcile: %v", err)
+	h.reconcileOf(h.key)
+}
+
+func (h *runHarness) reconcileOf(key types.NamespacedName) {
+	h.t.Helper()
+	if _, err := h.agent.Reconcile(h.t.Context(), reconcile.Request{NamespacedName: key}); err != nil {
+		h.t.Fatalf("reconcile %s: %v", key, err)
 	}
 }
 
@@ -177,11 +195,16 @@ func (h *runHarness) requireNoEngine() {
 	}
 }
 
-// waitRun waits for the active run to end.
+// waitRun waits for the run of the harness's generator to end.
 func (h *runHarness) waitRun() {
 	h.t.Helper()
+	h.waitRunOf(h.key)
+}
+
+func (h *runHarness) waitRunOf(key types.NamespacedName) {
+	h.t.Helper()
 	h.agent.mu.Lock()
-	r := h.agent.active
+	r := h.agent.runs[key]
 	h.agent.mu.Unlock()
 	select {
 	case <-r.done:
@@ -278,10 +301,10 @@ func TestUnitFreshRun(t *testing.T) {
 			e.send <- 600
 			e.finish <- tc.runErr
 			h.waitRun()
-			tc.want.Generation = 1
+			tc.want.Generation, tc.want.CPUs = 1, "0"
 			h.requireWrites(
 				xdpgenv1alpha1.NodeReportStatus{Generation: 1, Phase: xdpgenv1alpha1.PhasePending, Message: preparing},
-				xdpgenv1alpha1.NodeReportStatus{Generation: 1, Phase: xdpgenv1alpha1.PhaseRunning, Message: sending},
+				xdpgenv1alpha1.NodeReportStatus{Generation: 1, Phase: xdpgenv1alpha1.PhaseRunning, Message: sending, CPUs: "0"},
 				sentStatus(tc.want, 1000),
 			)
 			if !e.isClosed() {
@@ -339,10 +362,13 @@ func TestUnitResume(t *testing.T) {
 	resumed := earlier
 	resumed.Restarts = 2
 	resumed.Message = "agent restarted (pod-u) after 3000 packets: finishing the run"
-	completed := sentStatus(resumed, 10000)
+	// From the engine on, the run reports its CPUs.
+	sendingResumed := resumed
+	sendingResumed.CPUs = "0"
+	completed := sentStatus(sendingResumed, 10000)
 	completed.Phase = xdpgenv1alpha1.PhaseCompleted
 	completed.Message = "sent 10000 packets (640000 bytes) on fake0; the agent restarted 2 time(s) during the run and resumed each time"
-	got := h.requireWrites(resumed, resumed, completed)
+	got := h.requireWrites(resumed, sendingResumed, completed)
 	for _, st := range got {
 		if !st.StartTime.Equal(&started) {
 			t.Errorf("the start time moved from %s to %s", started, st.StartTime)
@@ -387,6 +413,13 @@ func TestUnitRunEndsWithoutSending(t *testing.T) {
 		},
 		earlier: stoppedAfter(500),
 		want:    nothingLeftAfter(500),
+	}, {
+		name: "more threads than the node has CPUs",
+		spec: func(s *xdpgenv1alpha1.TrafficGeneratorSpec) { s.Threads = 5 },
+		want: []xdpgenv1alpha1.NodeReportStatus{
+			{Generation: 1, Phase: xdpgenv1alpha1.PhasePending, Message: preparing},
+			{Generation: 1, Phase: xdpgenv1alpha1.PhaseFailed, Message: "spec.threads 5: this node's agent may use 4 CPUs (0-3): use at most 4 threads"},
+		},
 	}, {
 		name:      "the engine cannot be made",
 		engineErr: &dataplane.ConfigError{Field: dataplane.FieldInterface, Value: "nope0", Problem: "no such interface here"},
@@ -444,8 +477,8 @@ func TestUnitSpecChange(t *testing.T) {
 	h.waitRun()
 	h.requireWrites(
 		xdpgenv1alpha1.NodeReportStatus{Generation: 2, Phase: xdpgenv1alpha1.PhasePending, Message: preparing},
-		xdpgenv1alpha1.NodeReportStatus{Generation: 2, Phase: xdpgenv1alpha1.PhaseRunning, Message: sending},
-		sentStatus(xdpgenv1alpha1.NodeReportStatus{Generation: 2, Phase: xdpgenv1alpha1.PhaseCompleted,
+		xdpgenv1alpha1.NodeReportStatus{Generation: 2, Phase: xdpgenv1alpha1.PhaseRunning, Message: sending, CPUs: "0"},
+		sentStatus(xdpgenv1alpha1.NodeReportStatus{Generation: 2, Phase: xdpgenv1alpha1.PhaseCompleted, CPUs: "0",
 			Message: "sent 200 packets (12800 bytes) on fake0"}, 200),
 	)
 }
@@ -469,7 +502,7 @@ func TestUnitStop(t *testing.T) {
 	}, {
 		name: "shutdown",
 		stop: func(h *runHarness) { h.stopAgent() },
-		want: []xdpgenv1alpha1.NodeReportStatus{sentStatus(xdpgenv1alpha1.NodeReportStatus{Generation: 1, Phase: xdpgenv1alpha1.PhaseRunning,
+		want: []xdpgenv1alpha1.NodeReportStatus{sentStatus(xdpgenv1alpha1.NodeReportStatus{Generation: 1, Phase: xdpgenv1alpha1.PhaseRunning, CPUs: "0",
 			Message: "agent pod-u stopped after 500 packets (pod terminating); the next agent on this node finishes the run"}, 500)},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {

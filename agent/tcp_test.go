@@ -27,7 +27,7 @@ func TestTCPRun(t *testing.T) {
 		s.Packets = ptr.To[int64](segments)
 		s.TCP = &xdpgenv1alpha1.TCPOptions{Flows: ptr.To[int32](2)}
 	})
-	f.startAgent(tg, "node-a", nil)
+	f.startAgent("node-a", nil)
 	done := f.report(tg, "node-a", 30*time.Second, "Completed", phase(xdpgenv1alpha1.PhaseCompleted))
 	if done.Status.Packets < segments || !strings.Contains(done.Status.Message, "bytes acknowledged by the server") {
 		t.Fatalf("completed report %+v, want at least %d segments and the acknowledged bytes", done.Status, segments)

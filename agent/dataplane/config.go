@@ -29,8 +29,10 @@ type UDPConfig struct {
 	// FrameSize is the Ethernet frame length without FCS. 0: 64 bytes, or the smallest frame the headers fit.
 	FrameSize int
 
-	// Threads is the number of workers, each pinned to its own CPU. 0 means 1.
+	// Threads is the number of workers, each pinned to its own CPU. 0 means 1, or len(CPUs).
 	Threads int
+	// CPUs are the CPUs the workers are pinned to, one each. Empty: the first Threads CPUs this process may run on.
+	CPUs []int
 	// Packets stops the run after this many frames in total; 0: no limit.
 	Packets uint64
 	// Duration stops the run after this long; 0: no limit.
@@ -85,7 +87,7 @@ func (c UDPConfig) withDefaults() UDPConfig {
 		c.SrcPortCount = 1
 	}
 	if c.Threads == 0 {
-		c.Threads = 1
+		c.Threads = max(1, len(c.CPUs))
 	}
 	if c.FrameSize == 0 {
 		c.FrameSize = max(defaultFrameSize, minFrameSize(c.DstAddr.Is6(), c.VLAN))
@@ -130,9 +132,7 @@ func (c UDPConfig) validated() (UDPConfig, error) {
 		errs = append(errs, fieldError(FieldFrameSize, c.FrameSize, "live frames hold at most %d bytes (one page): use a smaller size",
 			MaxLiveFrameSize))
 	}
-	if c.Threads < 1 {
-		errs = append(errs, fieldError(FieldThreads, c.Threads, "use at least 1 thread"))
-	}
+	errs = append(errs, threadErrors(c.Threads, c.CPUs)...)
 	if c.RatePPS != 0 && c.RateBPS != 0 {
 		errs = append(errs, fieldError(FieldRate, nil, "give a rate in packets/s or in bits/s, not both"))
 	}
@@ -146,7 +146,7 @@ func (c UDPConfig) validated() (UDPConfig, error) {
 // targetSpec is what resolveTarget needs of c.
 func (c UDPConfig) targetSpec() targetSpec {
 	return targetSpec{Interface: c.Interface, DstMAC: c.DstMAC, SrcMAC: c.SrcMAC, DstAddr: c.DstAddr, SrcAddr: c.SrcAddr,
-		VLAN: c.VLAN, FrameSize: c.FrameSize, Threads: c.Threads}
+		VLAN: c.VLAN, FrameSize: c.FrameSize, Threads: c.Threads, CPUs: c.CPUs}
 }
 
 // ratePPS is the whole run's target rate in frames per second; 0 is unlimited.
@@ -172,8 +172,10 @@ type TCPConfig struct {
 
 	// Flows is the number of connections, spread over the workers. 0: one per thread.
 	Flows int
-	// Threads is the number of workers, each pinned to its own CPU. 0 means 1.
+	// Threads is the number of workers, each pinned to its own CPU. 0 means 1, or len(CPUs).
 	Threads int
+	// CPUs are the CPUs the workers are pinned to, one each. Empty: the first Threads CPUs this process may run on.
+	CPUs []int
 	// Segments stops new data after this many data segments in total, split over the flows; the run ends when
 	// the peer has acknowledged them all. 0: no limit.
 	Segments uint64
@@ -192,7 +194,7 @@ const (
 
 func (c TCPConfig) withDefaults() TCPConfig {
 	if c.Threads == 0 {
-		c.Threads = 1
+		c.Threads = max(1, len(c.CPUs))
 	}
 	if c.Flows == 0 {
 		c.Flows = c.Threads
@@ -213,7 +215,7 @@ func (c TCPConfig) targetSpec() targetSpec {
 	if size == 0 {
 		size = minFrameSize(c.DstAddr.Is6(), 0)
 	}
-	return targetSpec{Interface: c.Interface, DstAddr: c.DstAddr, SrcAddr: c.SrcAddr, FrameSize: size, Threads: c.Threads}
+	return targetSpec{Interface: c.Interface, DstAddr: c.DstAddr, SrcAddr: c.SrcAddr, FrameSize: size, Threads: c.Threads, CPUs: c.CPUs}
 }
 
 // validated is c with its defaults filled in, or what is wrong with it as far as can be told without looking at
@@ -224,9 +226,7 @@ func (c TCPConfig) validated() (TCPConfig, error) {
 	if c.DstPort == 0 {
 		errs = append(errs, fieldError(FieldDstPort, nil, "required: the port the TCP server listens on"))
 	}
-	if c.Threads < 1 {
-		errs = append(errs, fieldError(FieldThreads, c.Threads, "use at least 1 thread"))
-	}
+	errs = append(errs, threadErrors(c.Threads, c.CPUs)...)
 	switch {
 	case c.Flows < 1 || c.Flows > bpf.TCPMaxFlows:
 		errs = append(errs, fieldError(FieldFlows, c.Flows, "use 1 to %d connections", bpf.TCPMaxFlows))
@@ -262,6 +262,27 @@ func addrErrors(dst, src netip.Addr, what string) []error {
 			family(src), dst, family(dst)))
 	}
 	return errs
+}
+
+// threadErrors checks a run's thread count and, when given, the CPUs its threads are pinned to: one each.
+func threadErrors(threads int, cpus []int) []error {
+	if threads < 1 {
+		return []error{fieldError(FieldThreads, threads, "use at least 1 thread")}
+	}
+	if len(cpus) == 0 {
+		return nil
+	}
+	if len(cpus) != threads {
+		return []error{fieldError(FieldThreads, threads, "%d CPUs were given for the threads: give one CPU per thread", len(cpus))}
+	}
+	seen := map[int]bool{}
+	for _, cpu := range cpus {
+		if cpu < 0 || seen[cpu] {
+			return []error{fieldError(FieldThreads, cpus, "CPU %d is given twice or is not a CPU: give each thread a CPU of its own", cpu)}
+		}
+		seen[cpu] = true
+	}
+	return nil
 }
 
 func family(a netip.Addr) string {

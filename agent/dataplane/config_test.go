@@ -28,6 +28,8 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"bps below a frame", UDPConfig{DstAddr: v4, RateBPS: 8}, FieldRate, "at least 512"},
 		{"bad mac", UDPConfig{DstAddr: v4, DstMAC: net.HardwareAddr{1, 2}}, FieldDstMAC, "six bytes"},
 		{"negative threads", UDPConfig{DstAddr: v4, Threads: -1}, FieldThreads, "at least 1"},
+		{"a CPU per thread", UDPConfig{DstAddr: v4, Threads: 2, CPUs: []int{3}}, FieldThreads, "one CPU per thread"},
+		{"a CPU twice", UDPConfig{DstAddr: v4, CPUs: []int{3, 3}}, FieldThreads, "CPU 3 is given twice"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := tc.cfg.validated()
@@ -46,6 +48,7 @@ func TestValidateAcceptsGoodConfigs(t *testing.T) {
 	for _, cfg := range []UDPConfig{
 		{DstAddr: netip.MustParseAddr("10.0.0.2")},
 		{DstAddr: netip.MustParseAddr("fd00::2"), VLAN: 4094},
+		{DstAddr: netip.MustParseAddr("10.0.0.2"), CPUs: []int{2, 5}},
 		{DstAddr: netip.MustParseAddr("10.0.0.2"), DstPort: 65436, DstPortCount: 100, FrameSize: MaxLiveFrameSize, RateBPS: 1e9},
 	} {
 		if _, err := cfg.validated(); err != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -20,6 +21,8 @@ type targetSpec struct {
 	// FrameSize is checked against the interface's MTU and the smallest frame its VLAN allows.
 	FrameSize int
 	Threads   int
+	// CPUs are the CPUs asked for, one per thread; empty: any.
+	CPUs []int
 }
 
 // target is a targetSpec made concrete on this host: the egress link, both MACs, the source address, the VLAN
@@ -97,7 +100,7 @@ func resolveTarget(c targetSpec) (target, error) {
 		return target{}, fieldError(FieldFrameSize, c.FrameSize, "below the smallest VLAN-tagged %s frame: use at least %d bytes", family(c.DstAddr), lo)
 	}
 
-	cpus, err := workerCPUs(c.Threads)
+	cpus, err := workerCPUs(c.Threads, c.CPUs)
 	if err != nil {
 		return target{}, err
 	}
@@ -226,20 +229,37 @@ func lookupNeighbour(index, fam int, ip netip.Addr) net.HardwareAddr {
 	return nil
 }
 
-// workerCPUs picks the first n CPUs this process may run on.
-func workerCPUs(n int) ([]int, error) {
+// AllowedCPUs are the CPUs this process may run on, in order: where workers can be pinned.
+func AllowedCPUs() ([]int, error) {
 	var set unix.CPUSet
 	if err := unix.SchedGetaffinity(0, &set); err != nil {
 		return nil, fmt.Errorf("cpu affinity: %w", err)
 	}
 	var cpus []int
-	for cpu := 0; cpu < len(set)*64 && len(cpus) < n; cpu++ {
+	for cpu := 0; cpu < len(set)*64; cpu++ {
 		if set.IsSet(cpu) {
 			cpus = append(cpus, cpu)
 		}
 	}
-	if len(cpus) < n {
-		return nil, fieldError(FieldThreads, n, "only %d CPUs are available to this process: use at most %d threads", set.Count(), set.Count())
-	}
 	return cpus, nil
+}
+
+// workerCPUs checks that this process may run on the CPUs asked for, or picks the first n it may run on.
+func workerCPUs(n int, asked []int) ([]int, error) {
+	allowed, err := AllowedCPUs()
+	if err != nil {
+		return nil, err
+	}
+	for _, cpu := range asked {
+		if !slices.Contains(allowed, cpu) {
+			return nil, fieldError(FieldThreads, asked, "CPU %d is not one this process may run on", cpu)
+		}
+	}
+	if len(asked) > 0 {
+		return asked, nil
+	}
+	if len(allowed) < n {
+		return nil, fieldError(FieldThreads, n, "only %d CPUs are available to this process: use at most %d threads", len(allowed), len(allowed))
+	}
+	return allowed[:n], nil
 }

@@ -151,6 +151,16 @@ type NodeReportStatus struct {
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	Restarts int32 `json:"restarts,omitempty"`
+
+	// CPUs are the CPUs the node's sending threads are pinned to, as a list such as "2-3" or "0,4-5".
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	CPUs string `json:"cpus,omitempty"`
+
+	// CPUsShared is true when the node had too few CPUs free of other runs for this run's threads: it runs on
+	// the least used CPUs, shared with other TrafficGenerators, and each run gets less of them.
+	// +optional
+	CPUsShared bool `json:"cpusShared,omitempty"`
 }
 
 // NodeReport is what one node's agent reports about its run of a TrafficGenerator: one small object per

@@ -1,12 +1,14 @@
-// Command agent is xdpgen's node agent, run by each TrafficGenerator's DaemonSet: it sends live frames on its
-// node as the TrafficGenerator asks and reports in its own NodeReport.
+// Command agent is xdpgen's node agent, one per node (a DaemonSet): it runs every TrafficGenerator whose node
+// selector picks its node, sending live frames as each asks, and reports each run in a NodeReport of its own.
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -31,25 +33,22 @@ func main() {
 
 func run() error {
 	opts := agent.Options{
-		Namespace: os.Getenv("POD_NAMESPACE"),
-		NodeName:  os.Getenv("NODE_NAME"),
-		PodName:   os.Getenv("POD_NAME"),
+		NodeName: os.Getenv("NODE_NAME"),
+		PodName:  os.Getenv("POD_NAME"),
 	}
 	var metricsAddr, probeAddr string
-	flag.StringVar(&opts.Generator, "generator", "", "Name of the TrafficGenerator to run (required).")
-	flag.StringVar(&opts.Namespace, "namespace", opts.Namespace, "Namespace of the TrafficGenerator (default $POD_NAMESPACE).")
 	flag.StringVar(&opts.NodeName, "node-name", opts.NodeName, "This node's name (default $NODE_NAME, from the downward API).")
-	flag.DurationVar(&opts.ReportInterval, "report-interval", agent.DefaultReportInterval, "How often to write this node's NodeReport while sending.")
+	flag.DurationVar(&opts.ReportInterval, "report-interval", agent.DefaultReportInterval, "How often to write a run's NodeReport while sending.")
+	flag.StringVar(&opts.PinDir, "pin-dir", agent.DefaultPinDir, "Directory on a bpffs where runs pin their counters, so that "+
+		"a restarted agent resumes them exactly; empty pins nothing.")
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":9441", "Address of the Prometheus metrics endpoint; 0 disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":9440", "Address of the /healthz and /readyz endpoints.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
-	for name, v := range map[string]string{"--generator": opts.Generator, "--namespace": opts.Namespace, "--node-name": opts.NodeName} {
-		if v == "" {
-			return fmt.Errorf("%s is required", name)
-		}
+	if opts.NodeName == "" {
+		return errors.New("--node-name is required")
 	}
 
 	scheme := runtime.NewScheme()
@@ -59,11 +58,11 @@ func run() error {
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: metricsAddr},
 		HealthProbeBindAddress: probeAddr,
-		// The agent watches one object: its TrafficGenerator. Reports are written, never cached.
+		// The agent caches the TrafficGenerators (few, in every namespace) and its own Node, no other. Reports are
+		// written, never cached.
 		Cache: cache.Options{
-			DefaultNamespaces: map[string]cache.Config{opts.Namespace: {}},
 			ByObject: map[client.Object]cache.ByObject{
-				&xdpgenv1alpha1.TrafficGenerator{}: {Field: fields.OneTermEqualSelector("metadata.name", opts.Generator)},
+				&corev1.Node{}: {Field: fields.OneTermEqualSelector("metadata.name", opts.NodeName)},
 			},
 		},
 		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&xdpgenv1alpha1.NodeReport{}}}},
@@ -71,7 +70,11 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("manager: %w", err)
 	}
-	if err := agent.New(opts, mgr.GetClient()).SetupWithManager(mgr); err != nil {
+	a, err := agent.New(opts, mgr.GetClient())
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	if err := a.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

@@ -1,0 +1,69 @@
+package dataplane
+
+import (
+	"fmt"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/xdpgen/xdpgen/bpf"
+)
+
+// PinCounters pins the workers' map, which holds the run's frame counters, at path on a bpffs: there it outlives
+// the process, so that a process that takes the run over after a crash reads exactly what was sent
+// (PinnedCounters). Whoever pins removes the pin when the run is over.
+func (g *UDPGenerator) PinCounters(path string) error { return pinMap(g.objs.Workers, path) }
+
+// PinCounters is UDPGenerator.PinCounters for a TCP run.
+func (g *TCPGenerator) PinCounters(path string) error { return pinMap(g.objs.Workers, path) }
+
+func pinMap(m *ebpf.Map, path string) error {
+	if err := m.Pin(path); err != nil {
+		return fmt.Errorf("pin the counters at %s: %w", path, err)
+	}
+	return nil
+}
+
+// PinnedCounters reads the frame counters a UDP or TCP generator pinned at path, summed over CPUs.
+func PinnedCounters(path string) (Stats, error) {
+	m, err := ebpf.LoadPinnedMap(path, &ebpf.LoadPinOptions{ReadOnly: true})
+	if err != nil {
+		return Stats{}, fmt.Errorf("open the pinned counters %s: %w", path, err)
+	}
+	defer m.Close()
+	info, err := m.Info()
+	if err != nil {
+		return Stats{}, fmt.Errorf("pinned counters %s: %w", path, err)
+	}
+	// The UDP and TCP workers' values are the same size: the map's name tells which it is.
+	var perCPU [][numActions]bpf.Counter
+	switch info.Name {
+	case "workers":
+		var states []bpf.WorkerState
+		err = m.Lookup(uint32(0), &states)
+		for _, st := range states {
+			perCPU = append(perCPU, st.Actions)
+		}
+	case "tcp_workers":
+		var workers []bpf.TCPWorker
+		err = m.Lookup(uint32(0), &workers)
+		for _, w := range workers {
+			var actions [numActions]bpf.Counter
+			for a, c := range w.Actions {
+				actions[a] = bpf.Counter(c)
+			}
+			perCPU = append(perCPU, actions)
+		}
+	default:
+		return Stats{}, fmt.Errorf("%s holds map %q, not a generator's counters", path, info.Name)
+	}
+	if err != nil {
+		return Stats{}, fmt.Errorf("read the pinned counters %s: %w", path, err)
+	}
+	var s Stats
+	for _, actions := range perCPU {
+		for a, c := range actions {
+			s.Actions[a] = s.Actions[a].add(Counter{Packets: c.Packets, Bytes: c.Bytes})
+		}
+	}
+	return s, nil
+}
