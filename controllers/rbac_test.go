@@ -37,10 +37,10 @@ import (
 	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
 )
 
-// applyClusterRole creates the ClusterRole of a config/rbac file (or leaves the one another test created).
+// applyClusterRole creates the ClusterRole of a file under config/ (or leaves the one another test created).
 func applyClusterRole(t *testing.T, file string) string {
 	t.Helper()
-	objs := decodeYAML(t, filepath.Join("..", "config", "rbac", file))
+	objs := decodeYAML(t, filepath.Join("..", "config", file))
 	var role *unstructured.Unstructured
 	for _, o := range objs {
 		if o.GetKind() == "ClusterRole" {
@@ -48,7 +48,7 @@ func applyClusterRole(t *testing.T, file string) string {
 		}
 	}
 	if role == nil {
-		t.Fatalf("no ClusterRole in config/rbac/%s", file)
+		t.Fatalf("no ClusterRole in config/%s", file)
 	}
 	if err := k8sClient.Create(context.Background(), role); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatalf("create ClusterRole %s: %v", role.GetName(), err)
@@ -84,18 +84,18 @@ func bindUser(t *testing.T, name, role, ns string) {
 	}
 }
 
-// TestAgentRole checks the agents' roles as config/rbac binds them: config/rbac/agent_role.yaml in one namespace
-// and config/rbac/agent_cluster_role.yaml cluster-wide. An agent reads every TrafficGenerator and its Node, writes
+// TestAgentRole checks the agents' roles as config/agent binds them: config/agent/role.yaml in one namespace and
+// config/agent/cluster_role.yaml cluster-wide. An agent reads every TrafficGenerator and its Node, writes
 // its NodeReport and events in its namespace, and can write neither the TrafficGenerator nor outside the namespace.
 func TestAgentRole(t *testing.T) {
 	requireEnvtest(t)
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns, other := testNamespace(t, "agent-rbac"), testNamespace(t, "agent-rbac-other")
-	role := applyClusterRole(t, "agent_role.yaml")
+	role := applyClusterRole(t, "agent/role.yaml")
 	user := "agent-" + ns
 	agentConfig := userBoundTo(t, user, role, ns)
-	bindUser(t, user, applyClusterRole(t, "agent_cluster_role.yaml"), "")
+	bindUser(t, user, applyClusterRole(t, "agent/cluster_role.yaml"), "")
 	agent, err := client.New(agentConfig, client.Options{Scheme: testScheme})
 	g.Expect(err).NotTo(HaveOccurred())
 	createNodes(t, ns, ns+"-node")
@@ -155,7 +155,7 @@ func TestManagerRole(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := testNamespace(t, "manager-rbac")
-	role := applyClusterRole(t, "role.yaml")
+	role := applyClusterRole(t, "rbac/role.yaml")
 	startManagerAs(t, userBoundTo(t, "manager-"+ns, role, ""), ns, 100*time.Millisecond, 0, nil)
 	node := ns + "-a"
 	createNodes(t, ns, node)

@@ -156,7 +156,7 @@ func (e *clusterEnv) waitPhase(t *testing.T, name string, phase xdpgenv1alpha1.P
 			out, _ := e.run("-n", namespace, "describe", "tg", name)
 			t.Fatalf("TrafficGenerator %s ended %s, want %s:\n%s", name, p, phase, out)
 		}
-		return tg.Status.Phase == phase, fmt.Sprintf("phase %q, totals %+v, nodes %+v", tg.Status.Phase, tg.Status.Totals, tg.Status.Nodes)
+		return tg.Status.Phase == phase, fmt.Sprintf("phase %q, totals %+v, nodes %+v", tg.Status.Phase, tg.Status.Totals, tg.Status.NodesOfInterest)
 	})
 	return tg
 }
