@@ -357,20 +357,23 @@ type TrafficGeneratorStatus struct {
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 
 	// NodesTotal is the number of nodes of the run: the Nodes spec.nodeSelector matches, and any other node that
-	// reported for the current generation.
+	// reported for the current generation. The counts by phase below add up to it.
 	// +optional
 	NodesTotal int32 `json:"nodesTotal,omitempty"`
 
-	// NodesPending, NodesRunning, NodesCompleted, NodesFailed and NodesLost count the nodes by phase; they add up
-	// to NodesTotal.
+	// NodesPending counts the nodes that have not started sending (or not reported yet).
 	// +optional
 	NodesPending int32 `json:"nodesPending,omitempty"`
+	// NodesRunning counts the nodes sending now.
 	// +optional
 	NodesRunning int32 `json:"nodesRunning,omitempty"`
+	// NodesCompleted counts the nodes that finished their run as asked.
 	// +optional
 	NodesCompleted int32 `json:"nodesCompleted,omitempty"`
+	// NodesFailed counts the nodes whose agent reported a failure.
 	// +optional
 	NodesFailed int32 `json:"nodesFailed,omitempty"`
+	// NodesLost counts the nodes the controller gave up on (phase Lost).
 	// +optional
 	NodesLost int32 `json:"nodesLost,omitempty"`
 
