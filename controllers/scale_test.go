@@ -105,14 +105,7 @@ func TestScaleThousandNodes(t *testing.T) {
 	writes := &statusWriteLog{}
 	startManager(t, ns, scaleStatusInterval, writes.wrap)
 
-	tg := &xdpgenv1alpha1.TrafficGenerator{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "scale"},
-		Spec: xdpgenv1alpha1.TrafficGeneratorSpec{
-			NodeSelector: testNodeSelector(ns),
-			Destination:  xdpgenv1alpha1.Destination{Address: "10.200.0.2"},
-			Duration:     &metav1.Duration{Duration: time.Minute},
-		},
-	}
+	tg := generatorOnTestNodes(ns, "scale", func(s *xdpgenv1alpha1.TrafficGeneratorSpec) { s.Duration = &metav1.Duration{Duration: time.Minute} })
 	createNodes(t, ns, scaleNodeNames(scaleNodes)...)
 	g.Expect(k8sClient.Create(ctx, tg)).To(Succeed())
 	agents := agentsClient(t)
@@ -321,14 +314,7 @@ func TestScaleStatusSize(t *testing.T) {
 	startManager(t, ns, scaleStatusInterval, nil)
 	names := scaleNodeNames(sizeNodes)
 	createNodes(t, ns, names...)
-	tg := &xdpgenv1alpha1.TrafficGenerator{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "size"},
-		Spec: xdpgenv1alpha1.TrafficGeneratorSpec{
-			NodeSelector: testNodeSelector(ns),
-			Destination:  xdpgenv1alpha1.Destination{Address: "10.200.0.2"},
-			Packets:      ptr.To[int64](1000),
-		},
-	}
+	tg := generatorOnTestNodes(ns, "size", func(s *xdpgenv1alpha1.TrafficGeneratorSpec) { s.Packets = ptr.To[int64](1000) })
 	g.Expect(k8sClient.Create(ctx, tg)).To(Succeed())
 	agents := agentsClient(t)
 	long := xdpgenv1alpha1.ShortenMessage("attach XDP: "+strings.Repeat("driver said no; ", 100), xdpgenv1alpha1.MaxMessageLength)

@@ -38,6 +38,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
 	"github.com/xdpgen/xdpgen/test/k8senv"
 )
 
@@ -209,4 +210,18 @@ const testNodeLabel = "xdpgen.io/test"
 // testNodeSelector selects the Nodes createNodes made for namespace ns.
 func testNodeSelector(ns string) map[string]string {
 	return map[string]string{testNodeLabel: ns}
+}
+
+// generatorOnTestNodes is a TrafficGenerator of namespace ns that selects the Nodes createNodes made for ns, with
+// the run's bound (duration, packets or continuous) set by bound.
+func generatorOnTestNodes(ns, name string, bound func(*xdpgenv1alpha1.TrafficGeneratorSpec)) *xdpgenv1alpha1.TrafficGenerator {
+	tg := &xdpgenv1alpha1.TrafficGenerator{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: xdpgenv1alpha1.TrafficGeneratorSpec{
+			NodeSelector: testNodeSelector(ns),
+			Destination:  xdpgenv1alpha1.Destination{Address: "10.200.0.2"},
+		},
+	}
+	bound(&tg.Spec)
+	return tg
 }

@@ -111,14 +111,9 @@ func TestControllerLifecycle(t *testing.T) {
 	startManager(t, ns, 200*time.Millisecond, nil)
 	createNodes(t, ns, "node-a", "node-b")
 
-	tg := &xdpgenv1alpha1.TrafficGenerator{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "udp"},
-		Spec: xdpgenv1alpha1.TrafficGeneratorSpec{
-			NodeSelector: testNodeSelector(ns),
-			Destination:  xdpgenv1alpha1.Destination{Address: "10.200.0.2"},
-			Duration:     &metav1.Duration{Duration: 30 * time.Second},
-		},
-	}
+	tg := generatorOnTestNodes(ns, "udp", func(s *xdpgenv1alpha1.TrafficGeneratorSpec) {
+		s.Duration = &metav1.Duration{Duration: 30 * time.Second}
+	})
 	g.Expect(k8sClient.Create(ctx, tg)).To(Succeed())
 	tgKey := client.ObjectKeyFromObject(tg)
 	get := func(g Gomega) *xdpgenv1alpha1.TrafficGenerator {
@@ -306,14 +301,7 @@ func TestNodeLost(t *testing.T) {
 	silent, stale, gone, done := ns+"-silent", ns+"-stale", ns+"-gone", ns+"-done"
 	createNodes(t, ns, silent, stale, gone, done)
 
-	tg := &xdpgenv1alpha1.TrafficGenerator{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "udp"},
-		Spec: xdpgenv1alpha1.TrafficGeneratorSpec{
-			NodeSelector: testNodeSelector(ns),
-			Destination:  xdpgenv1alpha1.Destination{Address: "10.200.0.2"},
-			Duration:     &metav1.Duration{Duration: time.Minute},
-		},
-	}
+	tg := generatorOnTestNodes(ns, "udp", func(s *xdpgenv1alpha1.TrafficGeneratorSpec) { s.Duration = &metav1.Duration{Duration: time.Minute} })
 	g.Expect(k8sClient.Create(ctx, tg)).To(Succeed())
 	for node, st := range map[string]xdpgenv1alpha1.NodeReportStatus{
 		stale: nodeStatus(1, xdpgenv1alpha1.PhaseRunning, 100, 10, ""),
@@ -374,14 +362,7 @@ func TestLongFailureMessage(t *testing.T) {
 	ns := testNamespace(t, "long-message")
 	startManager(t, ns, 200*time.Millisecond, nil)
 	createNodes(t, ns, ns+"-a")
-	tg := &xdpgenv1alpha1.TrafficGenerator{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "udp"},
-		Spec: xdpgenv1alpha1.TrafficGeneratorSpec{
-			NodeSelector: testNodeSelector(ns),
-			Destination:  xdpgenv1alpha1.Destination{Address: "10.200.0.2"},
-			Packets:      ptr.To[int64](10),
-		},
-	}
+	tg := generatorOnTestNodes(ns, "udp", func(s *xdpgenv1alpha1.TrafficGeneratorSpec) { s.Packets = ptr.To[int64](10) })
 	g.Expect(k8sClient.Create(ctx, tg)).To(Succeed())
 	long := "load the XDP program: " + strings.Repeat("verifier line; ", 5000/15)
 	g.Expect(len(long)).To(BeNumerically(">=", 5000))
@@ -416,14 +397,7 @@ func TestRecreatedGeneratorStartsFromZero(t *testing.T) {
 	node := ns + "-a"
 	createNodes(t, ns, node)
 	newTG := func() *xdpgenv1alpha1.TrafficGenerator {
-		return &xdpgenv1alpha1.TrafficGenerator{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "udp"},
-			Spec: xdpgenv1alpha1.TrafficGeneratorSpec{
-				NodeSelector: testNodeSelector(ns),
-				Destination:  xdpgenv1alpha1.Destination{Address: "10.200.0.2"},
-				Continuous:   true,
-			},
-		}
+		return generatorOnTestNodes(ns, "udp", func(s *xdpgenv1alpha1.TrafficGeneratorSpec) { s.Continuous = true })
 	}
 	get := func(g Gomega) *xdpgenv1alpha1.TrafficGenerator {
 		cur := &xdpgenv1alpha1.TrafficGenerator{}
