@@ -342,14 +342,23 @@ func (r *TrafficGeneratorReconciler) writeStatus(ctx context.Context, tg *xdpgen
 	return ctrl.Result{}, nil
 }
 
-// maxNodeEventsPerWrite bounds the NodeFailed events of one status write.
+// maxEventNote is the longest note the events API takes.
+const maxEventNote = 1024
+
+// runEvent records an event about a TrafficGenerator's run, its note shortened to what the events API takes (a
+// node's message alone may fill it).
+func (r *TrafficGeneratorReconciler) runEvent(tg *xdpgenv1alpha1.TrafficGenerator, eventType, reason, note string, args ...any) {
+	r.Recorder.Eventf(tg, nil, eventType, reason, "Run", "%s", xdpgenv1alpha1.ShortenMessage(fmt.Sprintf(note, args...), maxEventNote))
+}
+
+// maxNodeEventsPerWrite bounds the node events (failed, lost, restarted) of one status write.
 const maxNodeEventsPerWrite = 10
 
 // recordTransitions emits events for the transitions between two written statuses.
 func (r *TrafficGeneratorReconciler) recordTransitions(tg *xdpgenv1alpha1.TrafficGenerator, old, cur xdpgenv1alpha1.TrafficGeneratorStatus) {
 	sameRun := old.ObservedGeneration == cur.ObservedGeneration
 	if cur.Phase == xdpgenv1alpha1.PhaseRunning && (!sameRun || old.Phase != xdpgenv1alpha1.PhaseRunning) {
-		r.Recorder.Eventf(tg, nil, corev1.EventTypeNormal, xdpgenv1alpha1.ReasonRunStarted, "Run",
+		r.runEvent(tg, corev1.EventTypeNormal, xdpgenv1alpha1.ReasonRunStarted,
 			"generation %d: %s nodes sending", tg.Generation, cur.NodesSummary)
 	}
 	if cur.Phase.Terminal() && (!sameRun || !old.Phase.Terminal()) {
@@ -358,10 +367,10 @@ func (r *TrafficGeneratorReconciler) recordTransitions(tg *xdpgenv1alpha1.Traffi
 			if c := meta.FindStatusCondition(cur.Conditions, xdpgenv1alpha1.ConditionDegraded); c != nil {
 				msg = c.Message
 			}
-			r.Recorder.Eventf(tg, nil, corev1.EventTypeWarning, xdpgenv1alpha1.ReasonRunFailed, "Run",
+			r.runEvent(tg, corev1.EventTypeWarning, xdpgenv1alpha1.ReasonRunFailed,
 				"generation %d failed: %s", tg.Generation, msg)
 		} else {
-			r.Recorder.Eventf(tg, nil, corev1.EventTypeNormal, xdpgenv1alpha1.ReasonRunCompleted, "Run",
+			r.runEvent(tg, corev1.EventTypeNormal, xdpgenv1alpha1.ReasonRunCompleted,
 				"generation %d completed on %d nodes: %d packets, %d bytes", tg.Generation, cur.NodesTotal, cur.Totals.Packets, cur.Totals.Bytes)
 		}
 	}
@@ -380,17 +389,17 @@ func (r *TrafficGeneratorReconciler) recordTransitions(tg *xdpgenv1alpha1.Traffi
 		was := before[n.Node]
 		if n.Phase == xdpgenv1alpha1.PhaseFailed && was.Phase != xdpgenv1alpha1.PhaseFailed {
 			emitted++
-			r.Recorder.Eventf(tg, nil, corev1.EventTypeWarning, xdpgenv1alpha1.ReasonNodeFailed, "Run",
+			r.runEvent(tg, corev1.EventTypeWarning, xdpgenv1alpha1.ReasonNodeFailed,
 				"node %s failed: %s", n.Node, n.LastError)
 		}
 		if n.Phase == xdpgenv1alpha1.PhaseLost && was.Phase != xdpgenv1alpha1.PhaseLost {
 			emitted++
-			r.Recorder.Eventf(tg, nil, corev1.EventTypeWarning, xdpgenv1alpha1.ReasonNodeLost, "Run",
+			r.runEvent(tg, corev1.EventTypeWarning, xdpgenv1alpha1.ReasonNodeLost,
 				"node %s lost: %s", n.Node, n.LastError)
 		}
 		if n.Restarts > was.Restarts {
 			emitted++
-			r.Recorder.Eventf(tg, nil, corev1.EventTypeWarning, xdpgenv1alpha1.ReasonAgentRestarted, "Run",
+			r.runEvent(tg, corev1.EventTypeWarning, xdpgenv1alpha1.ReasonAgentRestarted,
 				"the agent on node %s restarted mid-run (%d restarts); it resumed after %d packets without counting any twice",
 				n.Node, n.Restarts, n.Packets)
 		}
