@@ -99,7 +99,9 @@ kubectl: ## Build kubectl (matching the control plane's version) into bin/k8s/<v
 HELM_VERSION := v4.3.1
 HELM := $(BIN)/helm/$(HELM_VERSION)/helm
 CHART := charts/xdpgen
-CHART_RBAC := role.yaml leader_election_role.yaml agent_role.yaml
+# The chart's copies of the RBAC rules (files/rbac/<name>) and where they come from in config/.
+CHART_RBAC := role.yaml=rbac/role.yaml leader_election_role.yaml=rbac/leader_election_role.yaml \
+	agent_role.yaml=agent/role.yaml agent_cluster_role.yaml=agent/cluster_role.yaml
 
 .PHONY: helm
 helm: ## Build helm (pinned in hack/helm/go.mod) into bin/helm/<version> (first time ~4 min).
@@ -111,8 +113,8 @@ helm-crds: ## Copy the CRDs from config/crd/bases into the chart (charts/xdpgen/
 	cp config/crd/bases/*.yaml $(CHART)/crds/
 
 .PHONY: helm-rbac
-helm-rbac: ## Copy the manager's generated role and the agents' role from config/rbac into the chart.
-	cd config/rbac && cp $(CHART_RBAC) $(CURDIR)/$(CHART)/files/rbac/
+helm-rbac: ## Copy the manager's generated role and the agents' roles from config/ into the chart.
+	@for p in $(CHART_RBAC); do cp config/$${p#*=} $(CHART)/files/rbac/$${p%%=*}; done
 
 .PHONY: helm-sync
 helm-sync: helm-crds helm-rbac ## Copy what the chart shares with config/ (run after `make manifests`).
@@ -120,8 +122,8 @@ helm-sync: helm-crds helm-rbac ## Copy what the chart shares with config/ (run a
 .PHONY: verify-helm
 verify-helm: helm ## Fail when the chart's CRDs or RBAC rules differ from config/, or `helm lint --strict` finds a problem.
 	@diff -r config/crd/bases $(CHART)/crds || { echo "$(CHART)/crds differs from config/crd/bases: run make helm-sync"; exit 1; }
-	@for f in $(CHART_RBAC); do diff config/rbac/$$f $(CHART)/files/rbac/$$f || \
-		{ echo "$(CHART)/files/rbac/$$f differs from config/rbac/$$f: run make helm-sync"; exit 1; }; done
+	@for p in $(CHART_RBAC); do diff config/$${p#*=} $(CHART)/files/rbac/$${p%%=*} || \
+		{ echo "$(CHART)/files/rbac/$${p%%=*} differs from config/$${p#*=}: run make helm-sync"; exit 1; }; done
 	$(HELM) lint --strict $(CHART)
 
 .PHONY: crd-ref

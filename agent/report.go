@@ -70,7 +70,10 @@ const writeTimeout = 5 * time.Second
 func (w *reportWriter) patch(ctx context.Context, st xdpgenv1alpha1.NodeReportStatus) error {
 	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
 	defer cancel()
+	// The heartbeat: the controller loses a node whose report stops moving.
 	st.LastUpdateTime = now()
+	// A message longer than the API takes would get the whole report rejected.
+	st.Message = xdpgenv1alpha1.ShortenMessage(st.Message, xdpgenv1alpha1.MaxMessageLength)
 	obj := w.report.DeepCopy()
 	obj.Status = st
 	if err := w.client.Status().Patch(ctx, obj, client.MergeFrom(w.report)); err != nil {

@@ -197,12 +197,18 @@ func (a *Agent) ensureReport(ctx context.Context, tg *xdpgenv1alpha1.TrafficGene
 	if owned := have.OwnerReferences; len(owned) == 1 && owned[0].UID == tg.UID {
 		return &have, nil
 	}
-	// Left by a deleted generator of the same name that the garbage collector has not removed yet.
+	// Left by a deleted generator of the same name that the garbage collector has not removed yet. Clear its
+	// status on the server first: the agent's writes are merge patches, which would keep whatever of the old run
+	// (start time, packets, restarts) they do not overwrite. The controller ignores the report until it carries
+	// the new owner, by then with an empty status.
+	have.Status = xdpgenv1alpha1.NodeReportStatus{}
+	if err := a.client.Status().Update(ctx, &have); err != nil {
+		return nil, err
+	}
 	have.OwnerReferences = want.OwnerReferences
 	if err := a.client.Update(ctx, &have); err != nil {
 		return nil, err
 	}
-	have.Status = xdpgenv1alpha1.NodeReportStatus{}
 	return &have, nil
 }
 

@@ -241,3 +241,39 @@ func TestSynchronizedStart(t *testing.T) {
 		t.Fatalf("a node started %s before the start time", -lag)
 	}
 }
+
+// TestRecreatedGeneratorStartsFromZero: a TrafficGenerator made again under the name of a deleted one, whose
+// report the garbage collector has not removed yet, starts from zero: nothing of the old run (packets, start time,
+// restarts) is left on the server, although the agent only ever patches what it changes.
+func TestRecreatedGeneratorStartsFromZero(t *testing.T) {
+	f := newFixture(t)
+	tg := f.generator("recreated", func(s *xdpgenv1alpha1.TrafficGeneratorSpec) { s.Packets = ptr.To[int64](1000) })
+	node := f.node("node-a")
+	old := metav1.NewTime(time.Now().Add(-time.Hour).Truncate(time.Second))
+	left := &xdpgenv1alpha1.NodeReport{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: tg.Namespace, Name: xdpgenv1alpha1.NodeReportName(tg.Name, node),
+			Labels: map[string]string{xdpgenv1alpha1.LabelGenerator: tg.Name, xdpgenv1alpha1.LabelNode: node},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: xdpgenv1alpha1.GroupVersion.String(), Kind: "TrafficGenerator",
+				Name: tg.Name, UID: "uid-of-the-deleted-one"}},
+		},
+		Spec: xdpgenv1alpha1.NodeReportSpec{Generator: tg.Name, NodeName: node},
+	}
+	if err := k8s.Create(t.Context(), left); err != nil {
+		t.Fatal(err)
+	}
+	left.Status = xdpgenv1alpha1.NodeReportStatus{Generation: tg.Generation, Phase: xdpgenv1alpha1.PhaseRunning,
+		StartTime: &old, LastUpdateTime: &old, Packets: 99999, Bytes: 99999 * 64, Restarts: 3}
+	if err := k8s.Status().Update(t.Context(), left); err != nil {
+		t.Fatal(err)
+	}
+
+	f.startAgent("node-a", nil)
+	done := f.report(tg, "node-a", 10*time.Second, "Completed", phase(xdpgenv1alpha1.PhaseCompleted))
+	if owner := done.OwnerReferences; len(owner) != 1 || owner[0].UID != tg.UID {
+		t.Fatalf("report owners %+v, want the new TrafficGenerator", owner)
+	}
+	if st := done.Status; st.Packets != 1000 || st.Restarts != 0 || st.StartTime == nil || !st.StartTime.After(old.Time) {
+		t.Fatalf("report of the new run %+v: want 1000 packets, no restarts, a new start time", st)
+	}
+}

@@ -30,7 +30,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -39,10 +38,10 @@ import (
 	"github.com/xdpgen/xdpgen/test/manifest"
 )
 
-// applyClusterRole creates the ClusterRole of a config/rbac file (or leaves the one another test created).
+// applyClusterRole creates the ClusterRole of a file under config/ (or leaves the one another test created).
 func applyClusterRole(t *testing.T, file string) string {
 	t.Helper()
-	objs := manifest.DecodeFile(t, filepath.Join("..", "config", "rbac", file))
+	objs := manifest.DecodeFile(t, filepath.Join("..", "config", file))
 	var role *unstructured.Unstructured
 	for _, o := range objs {
 		if o.GetKind() == "ClusterRole" {
@@ -50,7 +49,7 @@ func applyClusterRole(t *testing.T, file string) string {
 		}
 	}
 	if role == nil {
-		t.Fatalf("no ClusterRole in config/rbac/%s", file)
+		t.Fatalf("no ClusterRole in config/%s", file)
 	}
 	if err := k8sClient.Create(context.Background(), role); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatalf("create ClusterRole %s: %v", role.GetName(), err)
@@ -62,34 +61,45 @@ func applyClusterRole(t *testing.T, file string) string {
 // when ns is empty).
 func userBoundTo(t *testing.T, name, role, ns string) *rest.Config {
 	t.Helper()
-	ctx := context.Background()
 	user, err := testEnv.AddUser(envtest.User{Name: name}, nil)
 	if err != nil {
 		t.Fatalf("add user %s: %v", name, err)
 	}
-	subjects := []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: name}}
-	roleRef := rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role}
-	var binding client.Object = &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name}, Subjects: subjects, RoleRef: roleRef}
-	if ns != "" {
-		binding = &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Subjects: subjects, RoleRef: roleRef}
-	}
-	if err := k8sClient.Create(ctx, binding); err != nil {
-		t.Fatalf("bind %s to %s: %v", name, role, err)
-	}
+	bindUser(t, name, role, ns)
 	return user.Config()
 }
 
-// TestAgentRole checks config/rbac/agent_role.yaml, bound in one namespace as the agents' is: an agent reads
-// TrafficGenerators and writes its NodeReport and events, and can write neither the TrafficGenerator nor outside
-// its namespace.
+// bindUser binds user name to ClusterRole role in namespace ns (or cluster-wide when ns is empty).
+func bindUser(t *testing.T, name, role, ns string) {
+	t.Helper()
+	subjects := []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: name}}
+	roleRef := rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role}
+	meta := metav1.ObjectMeta{Name: name + "-" + role}
+	var binding client.Object = &rbacv1.ClusterRoleBinding{ObjectMeta: meta, Subjects: subjects, RoleRef: roleRef}
+	if ns != "" {
+		meta.Namespace = ns
+		binding = &rbacv1.RoleBinding{ObjectMeta: meta, Subjects: subjects, RoleRef: roleRef}
+	}
+	if err := k8sClient.Create(context.Background(), binding); err != nil {
+		t.Fatalf("bind %s to %s: %v", name, role, err)
+	}
+}
+
+// TestAgentRole checks the agents' roles as config/agent binds them: config/agent/role.yaml in one namespace and
+// config/agent/cluster_role.yaml cluster-wide. An agent reads every TrafficGenerator and its Node, writes
+// its NodeReport and events in its namespace, and can write neither the TrafficGenerator nor outside the namespace.
 func TestAgentRole(t *testing.T) {
 	requireEnvtest(t)
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns, other := testNamespace(t, "agent-rbac"), testNamespace(t, "agent-rbac-other")
-	role := applyClusterRole(t, "agent_role.yaml")
-	agent, err := client.New(userBoundTo(t, "agent-"+ns, role, ns), client.Options{Scheme: testScheme})
+	role := applyClusterRole(t, "agent/role.yaml")
+	user := "agent-" + ns
+	agentConfig := userBoundTo(t, user, role, ns)
+	bindUser(t, user, applyClusterRole(t, "agent/cluster_role.yaml"), "")
+	agent, err := client.New(agentConfig, client.Options{Scheme: testScheme})
 	g.Expect(err).NotTo(HaveOccurred())
+	createNodes(t, ns, ns+"-node")
 
 	tg := generatorFromPatch(t, ns, "udp", "")
 	g.Expect(k8sClient.Create(ctx, tg)).To(Succeed())
@@ -126,33 +136,43 @@ func TestAgentRole(t *testing.T) {
 	forbidden("agent writes the TrafficGenerator", agent.Update(ctx, tgTyped))
 	forbidden("agent deletes the TrafficGenerator", agent.Delete(ctx, tgTyped))
 	forbidden("agent deletes a NodeReport", agent.Delete(ctx, nr))
-	forbidden("agent reads another namespace", agent.List(ctx, &xdpgenv1alpha1.TrafficGeneratorList{}, client.InNamespace(other)))
+	forbidden("agent writes a NodeReport in another namespace", agent.Create(ctx, newReport(&xdpgenv1alpha1.TrafficGenerator{
+		ObjectMeta: metav1.ObjectMeta{Namespace: other, Name: "udp", UID: tgTyped.UID},
+	}, "node-a")))
 	forbidden("agent reads DaemonSets", agent.List(ctx, &appsv1.DaemonSetList{}, client.InNamespace(ns)))
+	forbidden("agent lists Nodes", agent.List(ctx, &corev1.NodeList{}))
+	forbidden("agent writes its Node", agent.Delete(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: ns + "-node"}}))
+
+	// One agent per node runs the TrafficGenerators of every namespace: it reads them all, and its Node.
+	g.Expect(agent.List(ctx, &xdpgenv1alpha1.TrafficGeneratorList{}, client.InNamespace(other))).To(Succeed())
+	g.Expect(agent.List(ctx, &xdpgenv1alpha1.TrafficGeneratorList{})).To(Succeed())
+	g.Expect(agent.Get(ctx, client.ObjectKey{Name: ns + "-node"}, &corev1.Node{})).To(Succeed())
 }
 
 // TestManagerRole runs the controller with only the generated config/rbac/role.yaml: the RBAC markers must cover
-// all it does (watch, create the DaemonSet, write the status, record events).
+// all it does (watch the TrafficGenerators, NodeReports and Nodes, write the status, record events).
 func TestManagerRole(t *testing.T) {
 	requireEnvtest(t)
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := testNamespace(t, "manager-rbac")
-	role := applyClusterRole(t, "role.yaml")
-	startManagerAs(t, userBoundTo(t, "manager-"+ns, role, ""), ns, 100*time.Millisecond, nil)
+	role := applyClusterRole(t, "rbac/role.yaml")
+	startManagerAs(t, userBoundTo(t, "manager-"+ns, role, ""), ns, 100*time.Millisecond, 0, nil)
+	node := ns + "-a"
+	createNodes(t, ns, node)
 
-	tg := generatorFromPatch(t, ns, "udp", "")
+	tg := generatorFromPatch(t, ns, "udp", "nodeSelector: {"+testNodeLabel+": "+ns+"}")
 	g.Expect(k8sClient.Create(ctx, tg)).To(Succeed())
-	dsKey := types.NamespacedName{Namespace: ns, Name: "xdpgen-udp"}
-	g.Eventually(func() error { return setDaemonSetStatus(ctx, dsKey, 1, 1) }).WithTimeout(eventually).WithPolling(poll).Should(Succeed())
 	cur := &xdpgenv1alpha1.TrafficGenerator{}
-	g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(tg), cur)).To(Succeed())
-	_, err := putReport(ctx, k8sClient, cur, "node-a", nodeStatus(1, xdpgenv1alpha1.PhaseCompleted, 10, 0, ""))
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(tg), cur)).To(Succeed())
+		g.Expect(cur.Status.NodesTotal).To(Equal(int32(1)), "the manager must read the Nodes")
+	}).WithTimeout(eventually).WithPolling(poll).Should(Succeed())
+	_, err := putReport(ctx, k8sClient, cur, node, nodeStatus(1, xdpgenv1alpha1.PhaseCompleted, 10, 0, ""))
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Eventually(func(g Gomega) {
 		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(tg), cur)).To(Succeed())
 		g.Expect(cur.Status.Phase).To(Equal(xdpgenv1alpha1.PhaseCompleted))
-		err := k8sClient.Get(ctx, dsKey, &appsv1.DaemonSet{})
-		g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "DaemonSet not deleted: %v", err)
 		var events eventsv1.EventList
 		g.Expect(k8sClient.List(ctx, &events, client.InNamespace(ns))).To(Succeed())
 		g.Expect(events.Items).NotTo(BeEmpty())

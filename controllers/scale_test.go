@@ -20,7 +20,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -28,8 +28,8 @@ import (
 
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
@@ -42,6 +42,9 @@ const (
 	scaleRounds         = 5 // running reports per node, then one final report
 	scaleWorkers        = 128
 	scaleStatusInterval = 2 * time.Second
+	// scaleLostTimeout keeps nodes from being lost when a loaded test machine writes their reports late: these
+	// tests are about the status, TestNodeLost about lost nodes.
+	scaleLostTimeout = 10 * time.Minute
 )
 
 // statusWriteLog records when the controller wrote a TrafficGenerator's status.
@@ -103,25 +106,12 @@ func TestScaleThousandNodes(t *testing.T) {
 	ctx := context.Background()
 	ns := testNamespace(t, "scale")
 	writes := &statusWriteLog{}
-	startManager(t, ns, scaleStatusInterval, writes.wrap)
+	startManagerAs(t, cfg, ns, scaleStatusInterval, scaleLostTimeout, writes.wrap)
 
-	tg := &xdpgenv1alpha1.TrafficGenerator{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "scale"},
-		Spec: xdpgenv1alpha1.TrafficGeneratorSpec{
-			Destination: xdpgenv1alpha1.Destination{Address: "10.200.0.2"},
-			Duration:    &metav1.Duration{Duration: time.Minute},
-		},
-	}
+	tg := generatorOnTestNodes(ns, "scale", func(s *xdpgenv1alpha1.TrafficGeneratorSpec) { s.Duration = &metav1.Duration{Duration: time.Minute} })
+	createNodes(t, ns, scaleNodeNames(scaleNodes)...)
 	g.Expect(k8sClient.Create(ctx, tg)).To(Succeed())
-	dsKey := types.NamespacedName{Namespace: ns, Name: DaemonSetName(tg)}
-	g.Eventually(func() error { return setDaemonSetStatus(ctx, dsKey, scaleNodes, scaleNodes) }).
-		WithTimeout(eventually).WithPolling(poll).Should(Succeed())
-
-	// The agents' client: many nodes share it, so it must not throttle them.
-	agentCfg := rest.CopyConfig(cfg)
-	agentCfg.QPS, agentCfg.Burst = 5000, 5000
-	agents, err := client.New(agentCfg, client.Options{Scheme: testScheme})
-	g.Expect(err).NotTo(HaveOccurred())
+	agents := agentsClient(t)
 
 	type node struct {
 		name    string
@@ -133,7 +123,7 @@ func TestScaleThousandNodes(t *testing.T) {
 	nodes := make([]*node, scaleNodes)
 	for i := range nodes {
 		nodes[i] = &node{
-			name:   fmt.Sprintf("node-%04d", i),
+			name:   scaleNodeNames(scaleNodes)[i],
 			offset: time.Duration(i) * scaleReportInterval / scaleNodes,
 			pps:    1000 + int64(i),
 		}
@@ -243,8 +233,8 @@ func TestScaleThousandNodes(t *testing.T) {
 		g.Expect(final.Status.Phase).To(Equal(xdpgenv1alpha1.PhaseCompleted))
 		g.Expect(final.Status.Totals).To(Equal(xdpgenv1alpha1.Totals{Packets: wantPackets, Bytes: wantPackets * 64}))
 		g.Expect(final.Status.NodesTotal).To(Equal(int32(scaleNodes)))
-		g.Expect(final.Status.Nodes).To(HaveLen(scaleNodes))
-		g.Expect(sort.SliceIsSorted(final.Status.Nodes, func(i, j int) bool { return final.Status.Nodes[i].Node < final.Status.Nodes[j].Node })).To(BeTrue())
+		g.Expect(final.Status.NodesCompleted).To(Equal(int32(scaleNodes)))
+		g.Expect(final.Status.NodesOfInterest).To(BeEmpty())
 	}).WithTimeout(eventually).WithPolling(100 * time.Millisecond).Should(Succeed())
 	settled := time.Now()
 
@@ -264,7 +254,7 @@ func TestScaleThousandNodes(t *testing.T) {
 		"final status %d bytes of JSON for %d nodes, settled %s after the last report",
 		reportWrites.Load(), reportsDone.Sub(begin).Round(time.Millisecond), reportRate, time.Duration(maxLag.Load()).Round(time.Millisecond),
 		len(ws), elapsed.Round(time.Millisecond), writeRate, scaleStatusInterval, minGap.Round(time.Millisecond),
-		jsonSize(t, final.Status), len(final.Status.Nodes), settled.Sub(reportsDone).Round(time.Millisecond))
+		jsonSize(t, final.Status), scaleNodes, settled.Sub(reportsDone).Round(time.Millisecond))
 
 	if maxWrites := int(elapsed/scaleStatusInterval) + 2; len(ws) > maxWrites {
 		t.Errorf("the controller wrote the status %d times in %s; want at most %d (one per %s, plus slack)", len(ws), elapsed, maxWrites, scaleStatusInterval)
@@ -282,4 +272,117 @@ func jsonSize(t *testing.T, v any) int {
 		t.Fatal(err)
 	}
 	return len(b)
+}
+
+// scaleNodeNames are the names of n simulated nodes.
+func scaleNodeNames(n int) []string {
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("node-%04d", i)
+	}
+	return names
+}
+
+// agentsClient is the simulated agents' client: many nodes share it, so it must not throttle them.
+func agentsClient(t *testing.T) client.Client {
+	t.Helper()
+	agentCfg := rest.CopyConfig(cfg)
+	agentCfg.QPS, agentCfg.Burst = 5000, 5000
+	agents, err := client.New(agentCfg, client.Options{Scheme: testScheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return agents
+}
+
+// Status size test parameters: the TrafficGenerator must stay well within what the API server and kubectl handle
+// however many nodes send.
+const (
+	sizeNodes       = 5000
+	sizeFailEvery   = 50 // one node in sizeFailEvery fails, with a message as long as a NodeReport takes
+	maxGeneratorLen = 256 << 10
+)
+
+// TestScaleStatusSize runs a TrafficGenerator on five thousand simulated Nodes, a hundred of which fail with the
+// longest message a NodeReport takes: the TrafficGenerator's JSON stays under 256 KiB while they run and when the
+// run has failed, and its counts are right.
+func TestScaleStatusSize(t *testing.T) {
+	requireEnvtest(t)
+	if testing.Short() {
+		t.Skip("scale test skipped in -short mode")
+	}
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := testNamespace(t, "size")
+	startManagerAs(t, cfg, ns, scaleStatusInterval, scaleLostTimeout, nil)
+	names := scaleNodeNames(sizeNodes)
+	createNodes(t, ns, names...)
+	tg := generatorOnTestNodes(ns, "size", func(s *xdpgenv1alpha1.TrafficGeneratorSpec) { s.Packets = ptr.To[int64](1000) })
+	g.Expect(k8sClient.Create(ctx, tg)).To(Succeed())
+	agents := agentsClient(t)
+	long := xdpgenv1alpha1.ShortenMessage("attach XDP: "+strings.Repeat("driver said no; ", 100), xdpgenv1alpha1.MaxMessageLength)
+
+	reports := make([]*xdpgenv1alpha1.NodeReport, sizeNodes)
+	forEachNode := func(write func(i int) error) {
+		t.Helper()
+		var wg sync.WaitGroup
+		var firstErr atomic.Value
+		for w := range scaleWorkers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := w; i < sizeNodes; i += scaleWorkers {
+					if err := write(i); err != nil {
+						firstErr.CompareAndSwap(nil, fmt.Errorf("%s: %w", names[i], err))
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if err := firstErr.Load(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	size := func(g Gomega) *xdpgenv1alpha1.TrafficGenerator {
+		cur := &xdpgenv1alpha1.TrafficGenerator{}
+		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(tg), cur)).To(Succeed())
+		g.Expect(jsonSize(t, cur)).To(BeNumerically("<", maxGeneratorLen))
+		g.Expect(len(cur.Status.NodesOfInterest)).To(BeNumerically("<=", xdpgenv1alpha1.MaxNodesOfInterest))
+		return cur
+	}
+
+	t.Logf("%d nodes report running", sizeNodes)
+	forEachNode(func(i int) error {
+		reports[i] = newReport(tg, names[i])
+		if err := agents.Create(ctx, reports[i]); err != nil {
+			return err
+		}
+		reports[i].Status = nodeStatus(1, xdpgenv1alpha1.PhaseRunning, int64(i), 100, "sending on eth0")
+		return agents.Status().Update(ctx, reports[i])
+	})
+	g.Eventually(func(g Gomega) {
+		cur := size(g)
+		g.Expect(cur.Status.NodesSummary).To(Equal(fmt.Sprintf("%d/%d", sizeNodes, sizeNodes)))
+		g.Expect(cur.Status.NodesOfInterest).To(HaveLen(xdpgenv1alpha1.MaxNodesOfInterest))
+		g.Expect(cur.Status.NodesOfInterest[0].Node).To(Equal(names[0]), "the slowest running node first")
+	}).WithTimeout(2 * eventually).WithPolling(200 * time.Millisecond).Should(Succeed())
+
+	t.Logf("%d nodes finish, %d of them failing", sizeNodes, sizeNodes/sizeFailEvery)
+	forEachNode(func(i int) error {
+		st := nodeStatus(1, xdpgenv1alpha1.PhaseCompleted, 1000, 0, "sent 1000 packets")
+		if i%sizeFailEvery == 0 {
+			st = nodeStatus(1, xdpgenv1alpha1.PhaseFailed, 0, 0, long)
+		}
+		reports[i].Status = st
+		return agents.Status().Update(ctx, reports[i])
+	})
+	var final *xdpgenv1alpha1.TrafficGenerator
+	g.Eventually(func(g Gomega) {
+		final = size(g)
+		g.Expect(final.Status.Phase).To(Equal(xdpgenv1alpha1.PhaseFailed))
+		g.Expect(final.Status.NodesFailed).To(Equal(int32(sizeNodes / sizeFailEvery)))
+		g.Expect(final.Status.NodesCompleted).To(Equal(int32(sizeNodes - sizeNodes/sizeFailEvery)))
+	}).WithTimeout(2 * eventually).WithPolling(200 * time.Millisecond).Should(Succeed())
+	t.Logf("final TrafficGenerator: %d bytes of JSON for %d nodes", jsonSize(t, final), sizeNodes)
 }

@@ -17,22 +17,28 @@ limitations under the License.
 package controllers
 
 import (
+	"cmp"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
+	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
 )
 
-// maxFailuresInMessage bounds how many failed nodes a condition message names.
-const maxFailuresInMessage = 5
+const (
+	// maxFailuresInMessage bounds how many failed nodes a condition message names.
+	maxFailuresInMessage = 5
+	// maxNodeMessageInCondition bounds each node's message in a condition message, so that the condition stays
+	// far below the API's limit of 32768 bytes.
+	maxNodeMessageInCondition = 256
+)
 
-// finished reports whether the status records the end of the run of the current generation. The DaemonSet is
-// deleted only after such a status was written, and never created again for that generation.
+// finished reports whether the status records the end of the run of the current generation. The verdict of a
+// finished run is kept; only a new generation starts another run.
 func finished(tg *xdpgenv1alpha1.TrafficGenerator) bool {
 	return tg.Status.ObservedGeneration == tg.Generation && tg.Status.Phase.Terminal()
 }
@@ -45,24 +51,47 @@ func currentReports(tg *xdpgenv1alpha1.TrafficGenerator, reports []xdpgenv1alpha
 			current = append(current, r)
 		}
 	}
-	sort.Slice(current, func(i, j int) bool { return current[i].Spec.NodeName < current[j].Spec.NodeName })
+	slices.SortFunc(current, func(a, b xdpgenv1alpha1.NodeReport) int { return cmp.Compare(a.Spec.NodeName, b.Spec.NodeName) })
 	return current
 }
 
-// statusFor computes a TrafficGenerator's status from what the controller observed: the agent DaemonSet (nil when
-// there is none) and the NodeReports of this generator. It is a pure function of its arguments; conditions keep
-// their lastTransitionTime unless their status changes, so an unchanged world gives an unchanged status.
-func statusFor(tg *xdpgenv1alpha1.TrafficGenerator, ds *appsv1.DaemonSet, reports []xdpgenv1alpha1.NodeReport, now metav1.Time) xdpgenv1alpha1.TrafficGeneratorStatus {
-	old := tg.Status
-	st := xdpgenv1alpha1.TrafficGeneratorStatus{
-		ObservedGeneration: tg.Generation,
-		Conditions:         cloneConditions(old.Conditions),
-	}
-	current := currentReports(tg, reports)
+// noReportReason is why a node that never reported, or stopped reporting, is lost.
+func noReportReason(timeout time.Duration) string {
+	return fmt.Sprintf("no report for %s (is the xdpgen agent running there?)", timeout)
+}
 
-	var running, completed int32
-	var failed []string
+// nodeGoneReason is why a node that went away before it finished is lost.
+const nodeGoneReason = "the Node was deleted or no longer matches spec.nodeSelector before it finished"
+
+// runNodes is every node of a run, as statusFor sees it.
+type runNodes struct {
+	all []xdpgenv1alpha1.NodeSummary
+	// reporting counts the nodes that reported for the current generation and are not lost.
+	reporting int32
+	// recheck is the earliest time at which a node that is not lost yet would become lost; zero if none can.
+	recheck time.Time
+}
+
+// nodesOfRun sums up each node of the run: every node that reported for the current generation, and every
+// expected node (the Nodes spec.nodeSelector matches). A node whose run is not over is lost when the Node is no
+// longer expected, or when it has not reported for lostAfter: since the run began for a node without a report,
+// since its report's lastUpdateTime otherwise (or since start.at, for a node waiting for it).
+func nodesOfRun(tg *xdpgenv1alpha1.TrafficGenerator, expected map[string]bool, current []xdpgenv1alpha1.NodeReport,
+	begun, now time.Time, lostAfter time.Duration) runNodes {
+	var rn runNodes
+	due := func(last time.Time) bool {
+		deadline := last.Add(lostAfter)
+		if !now.Before(deadline) {
+			return true
+		}
+		if rn.recheck.IsZero() || deadline.Before(rn.recheck) {
+			rn.recheck = deadline
+		}
+		return false
+	}
+	reported := make(map[string]bool, len(current))
 	for _, r := range current {
+		reported[r.Spec.NodeName] = true
 		n := xdpgenv1alpha1.NodeSummary{
 			Node:             r.Spec.NodeName,
 			Phase:            r.Status.Phase,
@@ -75,20 +104,121 @@ func statusFor(tg *xdpgenv1alpha1.TrafficGenerator, ds *appsv1.DaemonSet, report
 		if n.Phase == "" {
 			n.Phase = xdpgenv1alpha1.PhasePending
 		}
-		st.Totals.Packets += r.Status.Packets
-		st.Totals.Bytes += r.Status.Bytes
-		switch n.Phase {
-		case xdpgenv1alpha1.PhaseRunning:
-			running++
-			st.Totals.PacketsPerSecond += r.Status.PacketsPerSecond
-			st.Totals.BitsPerSecond += r.Status.BitsPerSecond
-		case xdpgenv1alpha1.PhaseCompleted:
-			completed++
-		case xdpgenv1alpha1.PhaseFailed:
-			n.LastError = r.Status.Message
-			failed = append(failed, fmt.Sprintf("%s: %s", r.Spec.NodeName, orDefault(r.Status.Message, "no message")))
+		if n.Phase == xdpgenv1alpha1.PhaseFailed {
+			n.LastError = xdpgenv1alpha1.ShortenMessage(orDefault(r.Status.Message, "no message"), xdpgenv1alpha1.MaxMessageLength)
 		}
-		st.Nodes = append(st.Nodes, n)
+		if !n.Phase.Terminal() {
+			last := begun
+			if t := r.Status.LastUpdateTime; t != nil {
+				last = t.Time
+			}
+			if at := tg.Spec.Start.At; n.Phase == xdpgenv1alpha1.PhasePending && at != nil && at.After(last) {
+				last = at.Time // the agent waits for start.at without writing
+			}
+			switch {
+			case !expected[n.Node]:
+				n.Phase, n.LastError, n.PacketsPerSecond, n.BitsPerSecond = xdpgenv1alpha1.PhaseLost, nodeGoneReason, 0, 0
+			case due(last):
+				n.Phase, n.LastError, n.PacketsPerSecond, n.BitsPerSecond = xdpgenv1alpha1.PhaseLost, noReportReason(lostAfter), 0, 0
+			}
+		}
+		if n.Phase != xdpgenv1alpha1.PhaseLost {
+			rn.reporting++
+		}
+		rn.all = append(rn.all, n)
+	}
+	for node := range expected {
+		if reported[node] {
+			continue
+		}
+		n := xdpgenv1alpha1.NodeSummary{Node: node, Phase: xdpgenv1alpha1.PhasePending}
+		if due(begun) {
+			n.Phase, n.LastError = xdpgenv1alpha1.PhaseLost, noReportReason(lostAfter)
+		}
+		rn.all = append(rn.all, n)
+	}
+	return rn
+}
+
+// nodesOfInterest picks at most MaxNodesOfInterest nodes to show in the status: the failed and lost ones by name,
+// then the running ones that sent the least.
+func nodesOfInterest(all []xdpgenv1alpha1.NodeSummary) []xdpgenv1alpha1.NodeSummary {
+	var bad, running []xdpgenv1alpha1.NodeSummary
+	for _, n := range all {
+		switch n.Phase {
+		case xdpgenv1alpha1.PhaseFailed, xdpgenv1alpha1.PhaseLost:
+			bad = append(bad, n)
+		case xdpgenv1alpha1.PhaseRunning:
+			running = append(running, n)
+		}
+	}
+	slices.SortFunc(bad, func(a, b xdpgenv1alpha1.NodeSummary) int { return cmp.Compare(a.Node, b.Node) })
+	slices.SortFunc(running, func(a, b xdpgenv1alpha1.NodeSummary) int {
+		return cmp.Or(cmp.Compare(a.Packets, b.Packets), cmp.Compare(a.Node, b.Node))
+	})
+	picked := append(bad, running...)
+	return picked[:min(len(picked), xdpgenv1alpha1.MaxNodesOfInterest)]
+}
+
+// failureOf is how a condition message names a failed or lost node.
+func failureOf(n xdpgenv1alpha1.NodeSummary) string {
+	msg := xdpgenv1alpha1.ShortenMessage(n.LastError, maxNodeMessageInCondition)
+	if n.Phase == xdpgenv1alpha1.PhaseLost {
+		return fmt.Sprintf("node %s lost: %s", n.Node, msg)
+	}
+	return fmt.Sprintf("%s: %s", n.Node, msg)
+}
+
+// statusFor computes a TrafficGenerator's status from what the controller observed: the nodes the run expects
+// (the Nodes spec.nodeSelector matches) and the NodeReports of this generator. It is a pure function of its
+// arguments; conditions keep their lastTransitionTime unless their status changes, so an unchanged world gives an
+// unchanged status. It also returns when a node may next become lost (zero if none can), for the controller to
+// look again then without any other event.
+func statusFor(tg *xdpgenv1alpha1.TrafficGenerator, expected map[string]bool, reports []xdpgenv1alpha1.NodeReport,
+	now metav1.Time, lostAfter time.Duration) (xdpgenv1alpha1.TrafficGeneratorStatus, time.Time) {
+	old := tg.Status
+	current := currentReports(tg, reports)
+	if finished(tg) && len(current) == 0 {
+		// The run is over and its reports are gone: keep what was recorded when it ended.
+		return *old.DeepCopy(), time.Time{}
+	}
+	st := xdpgenv1alpha1.TrafficGeneratorStatus{
+		ObservedGeneration:     tg.Generation,
+		ObservedGenerationTime: now.DeepCopy(),
+		Conditions:             cloneConditions(old.Conditions),
+	}
+	if old.ObservedGeneration == tg.Generation && old.ObservedGenerationTime != nil {
+		st.ObservedGenerationTime = old.ObservedGenerationTime.DeepCopy()
+	}
+	run := nodesOfRun(tg, expected, current, st.ObservedGenerationTime.Time, now.Time, lostAfter)
+
+	var failures []string
+	for _, n := range run.all {
+		switch n.Phase {
+		case xdpgenv1alpha1.PhasePending:
+			st.NodesPending++
+		case xdpgenv1alpha1.PhaseRunning:
+			st.NodesRunning++
+			st.Totals.PacketsPerSecond += n.PacketsPerSecond
+			st.Totals.BitsPerSecond += n.BitsPerSecond
+		case xdpgenv1alpha1.PhaseCompleted:
+			st.NodesCompleted++
+		case xdpgenv1alpha1.PhaseFailed:
+			st.NodesFailed++
+		case xdpgenv1alpha1.PhaseLost:
+			st.NodesLost++
+		}
+		st.Totals.Packets += n.Packets
+		st.Totals.Bytes += n.Bytes
+	}
+	// The failed and lost nodes come first among the nodes of interest, by name: the message names the first few.
+	for _, n := range nodesOfInterest(run.all) {
+		if n.Phase == xdpgenv1alpha1.PhaseFailed || n.Phase == xdpgenv1alpha1.PhaseLost {
+			failures = append(failures, failureOf(n))
+		}
+		st.NodesOfInterest = append(st.NodesOfInterest, n)
+	}
+	for _, r := range current {
 		if t := r.Status.StartTime; t != nil && (st.StartTime == nil || t.Before(st.StartTime)) {
 			st.StartTime = t.DeepCopy()
 		}
@@ -96,36 +226,27 @@ func statusFor(tg *xdpgenv1alpha1.TrafficGenerator, ds *appsv1.DaemonSet, report
 			st.CompletionTime = t.DeepCopy()
 		}
 	}
-	terminal := completed + int32(len(failed))
-
-	// How many nodes the agents are scheduled on, once the DaemonSet controller has looked at the DaemonSet.
-	var desired, ready int32
-	dsObserved := ds != nil && ds.Status.ObservedGeneration >= ds.Generation
-	if ds != nil {
-		desired, ready = ds.Status.DesiredNumberScheduled, ds.Status.NumberReady
-	}
-	st.NodesTotal = max(desired, int32(len(current)))
-	st.NodesRunning = running
+	st.NodesTotal = int32(len(run.all))
+	failed := st.NodesFailed + st.NodesLost
+	terminal := st.NodesCompleted + failed
 
 	switch {
 	case finished(tg):
-		// The run of this generation is over and recorded; the DaemonSet is (being) removed. Keep the verdict and,
-		// if the reports are gone, what was recorded about them.
+		// The run of this generation is over and recorded: keep the verdict. Nothing is lost any more.
 		st.Phase = old.Phase
 		st.CompletionTime = old.CompletionTime
-		if len(current) == 0 {
-			st.Nodes, st.Totals, st.StartTime, st.NodesTotal = old.Nodes, old.Totals, old.StartTime, old.NodesTotal
-		}
 		st.NodesRunning = 0
-	case dsObserved && desired > 0 && terminal >= desired && terminal == int32(len(current)):
+		run.recheck = time.Time{}
+	case st.NodesTotal > 0 && terminal == st.NodesTotal:
 		st.Phase = xdpgenv1alpha1.PhaseCompleted
-		if len(failed) > 0 {
+		if failed > 0 {
 			st.Phase = xdpgenv1alpha1.PhaseFailed
 		}
-		if st.CompletionTime == nil {
+		if st.CompletionTime == nil || st.NodesLost > 0 {
+			// A lost node's run ended when the controller gave up on it.
 			st.CompletionTime = now.DeepCopy()
 		}
-	case running > 0 || terminal > 0:
+	case st.NodesRunning > 0 || terminal > 0:
 		st.Phase = xdpgenv1alpha1.PhaseRunning
 		st.CompletionTime = nil
 	default:
@@ -145,25 +266,20 @@ func statusFor(tg *xdpgenv1alpha1.TrafficGenerator, ds *appsv1.DaemonSet, report
 		})
 	}
 
+	reported := run.reporting
 	switch {
-	case st.Phase.Terminal() && ds == nil:
-		set(xdpgenv1alpha1.ConditionReady, metav1.ConditionFalse, xdpgenv1alpha1.ReasonAgentsRemoved,
-			"the run is over and the agents are removed")
-	case ds == nil:
-		set(xdpgenv1alpha1.ConditionReady, metav1.ConditionFalse, xdpgenv1alpha1.ReasonWaitingForAgents,
-			"the agent DaemonSet %s is not created yet", DaemonSetName(tg))
-	case !dsObserved:
-		set(xdpgenv1alpha1.ConditionReady, metav1.ConditionFalse, xdpgenv1alpha1.ReasonWaitingForAgents,
-			"waiting for the DaemonSet controller to schedule the agents")
-	case desired == 0:
+	case st.NodesTotal == 0:
 		set(xdpgenv1alpha1.ConditionReady, metav1.ConditionFalse, xdpgenv1alpha1.ReasonNoMatchingNodes,
-			"no node matches spec.nodeSelector and spec.tolerations: label a node or change the selector")
-	case ready < desired:
-		set(xdpgenv1alpha1.ConditionReady, metav1.ConditionFalse, xdpgenv1alpha1.ReasonAgentsNotReady,
-			"%d/%d agents ready", ready, desired)
+			"no node matches spec.nodeSelector: label a node or change the selector")
+	case st.NodesLost > 0:
+		set(xdpgenv1alpha1.ConditionReady, metav1.ConditionFalse, xdpgenv1alpha1.ReasonNodesLost,
+			"%d of %d nodes lost", st.NodesLost, st.NodesTotal)
+	case reported < st.NodesTotal:
+		set(xdpgenv1alpha1.ConditionReady, metav1.ConditionFalse, xdpgenv1alpha1.ReasonWaitingForAgents,
+			"%d/%d nodes reported for generation %d", reported, st.NodesTotal, tg.Generation)
 	default:
 		set(xdpgenv1alpha1.ConditionReady, metav1.ConditionTrue, xdpgenv1alpha1.ReasonAgentsReady,
-			"%d/%d agents ready", ready, desired)
+			"%d/%d nodes reported", reported, st.NodesTotal)
 	}
 
 	switch st.Phase {
@@ -172,38 +288,42 @@ func statusFor(tg *xdpgenv1alpha1.TrafficGenerator, ds *appsv1.DaemonSet, report
 			"waiting for the nodes to start sending: %d/%d reported for generation %d", len(current), st.NodesTotal, tg.Generation)
 	case xdpgenv1alpha1.PhaseRunning:
 		set(xdpgenv1alpha1.ConditionProgressing, metav1.ConditionTrue, xdpgenv1alpha1.ReasonRunning,
-			"%d/%d nodes sending, %d finished", running, st.NodesTotal, terminal)
+			"%d/%d nodes sending, %d finished", st.NodesRunning, st.NodesTotal, terminal)
 	case xdpgenv1alpha1.PhaseCompleted:
 		set(xdpgenv1alpha1.ConditionProgressing, metav1.ConditionFalse, xdpgenv1alpha1.ReasonRunCompleted,
 			"all %d nodes completed", st.NodesTotal)
 	case xdpgenv1alpha1.PhaseFailed:
-		if len(failed) > 0 { // else the reports are gone: keep what was recorded when the run ended
+		if failed > 0 { // else the nodes changed after the run ended: keep what was recorded then
 			set(xdpgenv1alpha1.ConditionProgressing, metav1.ConditionFalse, xdpgenv1alpha1.ReasonRunFailed,
-				"%d of %d nodes failed: %s", len(failed), st.NodesTotal, summarize(failed))
+				"%d of %d nodes failed: %s", failed, st.NodesTotal, summarize(failures, failed))
 		}
 	}
 
 	switch {
-	case len(failed) > 0:
-		set(xdpgenv1alpha1.ConditionDegraded, metav1.ConditionTrue, xdpgenv1alpha1.ReasonNodeFailed,
-			"%d of %d nodes failed: %s", len(failed), st.NodesTotal, summarize(failed))
-	case finished(tg) && len(current) == 0:
+	case failed > 0:
+		reason := xdpgenv1alpha1.ReasonNodeFailed
+		if st.NodesFailed == 0 {
+			reason = xdpgenv1alpha1.ReasonNodeLost
+		}
+		set(xdpgenv1alpha1.ConditionDegraded, metav1.ConditionTrue, reason,
+			"%d of %d nodes failed: %s", failed, st.NodesTotal, summarize(failures, failed))
+	case finished(tg):
 		// Keep whatever was recorded when the run ended.
 	default:
 		set(xdpgenv1alpha1.ConditionDegraded, metav1.ConditionFalse, xdpgenv1alpha1.ReasonAsExpected,
 			"no node failed")
 	}
-	return st
+	return st, run.recheck
 }
 
-// summarize joins the first few node failures and says how many more there are.
-func summarize(failures []string) string {
-	if len(failures) <= maxFailuresInMessage {
-		return strings.Join(failures, "; ")
+// summarize joins the first few of the total node failures and says how many more there are.
+func summarize(failures []string, total int32) string {
+	named := failures[:min(len(failures), maxFailuresInMessage)]
+	if more := int(total) - len(named); more > 0 {
+		return fmt.Sprintf("%s; and %d more", strings.Join(named, "; "), more)
 	}
-	return fmt.Sprintf("%s; and %d more", strings.Join(failures[:maxFailuresInMessage], "; "), len(failures)-maxFailuresInMessage)
+	return strings.Join(named, "; ")
 }
-
 func orDefault(s, def string) string {
 	if s == "" {
 		return def

@@ -23,7 +23,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	appsv1 "k8s.io/api/apps/v1"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
@@ -37,13 +38,30 @@ var (
 	now = metav1.NewTime(t0.Add(time.Minute))
 )
 
-// observedDaemonSet is an agent DaemonSet the DaemonSet controller has looked at.
-func observedDaemonSet(desired, ready int32) *appsv1.DaemonSet {
-	return &appsv1.DaemonSet{
-		ObjectMeta: metav1.ObjectMeta{Name: "xdpgen-udp", Generation: 2},
-		Status:     appsv1.DaemonSetStatus{ObservedGeneration: 2, DesiredNumberScheduled: desired, NumberReady: ready},
+func testGenerator() *xdpgenv1alpha1.TrafficGenerator {
+	return &xdpgenv1alpha1.TrafficGenerator{
+		ObjectMeta: metav1.ObjectMeta{Name: "udp", Namespace: "load", UID: "uid-1", Generation: 1},
+		Spec: xdpgenv1alpha1.TrafficGeneratorSpec{
+			Protocol:    xdpgenv1alpha1.ProtocolUDP,
+			Destination: xdpgenv1alpha1.Destination{Address: "10.200.0.2", Port: 9, PortCount: 1},
+			FrameSize:   64,
+			Threads:     1,
+			Duration:    &metav1.Duration{Duration: 30e9},
+		},
 	}
 }
+
+// nodes is the set of expected nodes of the given names.
+func nodes(names ...string) map[string]bool {
+	m := map[string]bool{}
+	for _, n := range names {
+		m[n] = true
+	}
+	return m
+}
+
+// lostAfter is the node-lost timeout of the pure status tests: longer than any of their reports' age.
+const lostAfter = time.Hour
 
 type reportOpt func(*xdpgenv1alpha1.NodeReport)
 
@@ -68,6 +86,9 @@ func report(node string, gen int64, phase xdpgenv1alpha1.Phase, packets int64, o
 
 func started(t metav1.Time) reportOpt {
 	return func(r *xdpgenv1alpha1.NodeReport) { r.Status.StartTime = t.DeepCopy() }
+}
+func heartbeat(t metav1.Time) reportOpt {
+	return func(r *xdpgenv1alpha1.NodeReport) { r.Status.LastUpdateTime = t.DeepCopy() }
 }
 func completedAt(t metav1.Time) reportOpt {
 	return func(r *xdpgenv1alpha1.NodeReport) { r.Status.CompletionTime = t.DeepCopy() }
@@ -106,16 +127,17 @@ func TestStatusFor(t *testing.T) {
 	failC := report("c", 2, xdpgenv1alpha1.PhaseFailed, 10, started(t0), completedAt(t10), message("interface eth9 not found"))
 
 	completedStatus := xdpgenv1alpha1.TrafficGeneratorStatus{
-		Phase:              xdpgenv1alpha1.PhaseCompleted,
-		ObservedGeneration: 2,
-		NodesTotal:         3,
-		NodesSummary:       "0/3",
-		Totals:             xdpgenv1alpha1.Totals{Packets: 18000, Bytes: 18000 * 64},
-		Nodes:              []xdpgenv1alpha1.NodeSummary{summary(doneA), summary(doneB), summary(doneC)},
-		StartTime:          &t0,
-		CompletionTime:     &t30,
+		Phase:                  xdpgenv1alpha1.PhaseCompleted,
+		ObservedGeneration:     2,
+		ObservedGenerationTime: &now,
+		NodesTotal:             3,
+		NodesCompleted:         3,
+		NodesSummary:           "0/3",
+		Totals:                 xdpgenv1alpha1.Totals{Packets: 18000, Bytes: 18000 * 64},
+		StartTime:              &t0,
+		CompletionTime:         &t30,
 		Conditions: []metav1.Condition{
-			cond(ready, yes, xdpgenv1alpha1.ReasonAgentsReady, "3/3 agents ready"),
+			cond(ready, yes, xdpgenv1alpha1.ReasonAgentsReady, "3/3 nodes reported"),
 			cond(progressing, no, xdpgenv1alpha1.ReasonRunCompleted, "all 3 nodes completed"),
 			notDegraded,
 		},
@@ -125,135 +147,116 @@ func TestStatusFor(t *testing.T) {
 		name       string
 		generation int64
 		old        xdpgenv1alpha1.TrafficGeneratorStatus
-		ds         *appsv1.DaemonSet
+		expected   map[string]bool
 		reports    []xdpgenv1alpha1.NodeReport
 		want       xdpgenv1alpha1.TrafficGeneratorStatus
 	}{
 		{
-			name: "nothing yet",
-			want: xdpgenv1alpha1.TrafficGeneratorStatus{
-				Phase: xdpgenv1alpha1.PhasePending, ObservedGeneration: 2, NodesSummary: "0/0",
-				Conditions: []metav1.Condition{
-					cond(ready, no, xdpgenv1alpha1.ReasonWaitingForAgents, "the agent DaemonSet xdpgen-udp is not created yet"),
-					cond(progressing, yes, xdpgenv1alpha1.ReasonWaitingForAgents, "waiting for the nodes to start sending: 0/0 reported for generation 2"),
-					notDegraded,
-				},
-			},
-		},
-		{
-			name: "DaemonSet not yet seen by the DaemonSet controller",
-			ds:   &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Generation: 1}},
-			want: xdpgenv1alpha1.TrafficGeneratorStatus{
-				Phase: xdpgenv1alpha1.PhasePending, ObservedGeneration: 2, NodesSummary: "0/0",
-				Conditions: []metav1.Condition{
-					cond(ready, no, xdpgenv1alpha1.ReasonWaitingForAgents, "waiting for the DaemonSet controller to schedule the agents"),
-					cond(progressing, yes, xdpgenv1alpha1.ReasonWaitingForAgents, "waiting for the nodes to start sending: 0/0 reported for generation 2"),
-					notDegraded,
-				},
-			},
-		},
-		{
 			name: "no node matches",
-			ds:   observedDaemonSet(0, 0),
 			want: xdpgenv1alpha1.TrafficGeneratorStatus{
-				Phase: xdpgenv1alpha1.PhasePending, ObservedGeneration: 2, NodesSummary: "0/0",
+				Phase: xdpgenv1alpha1.PhasePending, ObservedGeneration: 2, ObservedGenerationTime: &now, NodesSummary: "0/0",
 				Conditions: []metav1.Condition{
-					cond(ready, no, xdpgenv1alpha1.ReasonNoMatchingNodes, "no node matches spec.nodeSelector and spec.tolerations: label a node or change the selector"),
+					cond(ready, no, xdpgenv1alpha1.ReasonNoMatchingNodes, "no node matches spec.nodeSelector: label a node or change the selector"),
 					cond(progressing, yes, xdpgenv1alpha1.ReasonWaitingForAgents, "waiting for the nodes to start sending: 0/0 reported for generation 2"),
 					notDegraded,
 				},
 			},
 		},
 		{
-			name: "agents starting",
-			ds:   observedDaemonSet(3, 1),
+			name:     "agents starting: expected nodes not reported yet",
+			expected: nodes("a", "b", "c"),
 			want: xdpgenv1alpha1.TrafficGeneratorStatus{
-				Phase: xdpgenv1alpha1.PhasePending, ObservedGeneration: 2, NodesTotal: 3, NodesSummary: "0/3",
+				Phase: xdpgenv1alpha1.PhasePending, ObservedGeneration: 2, ObservedGenerationTime: &now, NodesTotal: 3, NodesPending: 3, NodesSummary: "0/3",
 				Conditions: []metav1.Condition{
-					cond(ready, no, xdpgenv1alpha1.ReasonAgentsNotReady, "1/3 agents ready"),
+					cond(ready, no, xdpgenv1alpha1.ReasonWaitingForAgents, "0/3 nodes reported for generation 2"),
 					cond(progressing, yes, xdpgenv1alpha1.ReasonWaitingForAgents, "waiting for the nodes to start sending: 0/3 reported for generation 2"),
 					notDegraded,
 				},
 			},
 		},
 		{
-			name:    "running: rates of running nodes, reports of other generations ignored",
-			ds:      observedDaemonSet(3, 3),
-			reports: []xdpgenv1alpha1.NodeReport{pendC, oldD, runB, runA},
+			name:     "running: rates of running nodes, reports of other generations ignored",
+			expected: nodes("a", "b", "c"),
+			reports:  []xdpgenv1alpha1.NodeReport{pendC, oldD, runB, runA},
 			want: xdpgenv1alpha1.TrafficGeneratorStatus{
-				Phase: xdpgenv1alpha1.PhaseRunning, ObservedGeneration: 2, NodesRunning: 2, NodesTotal: 3, NodesSummary: "2/3",
-				Totals:    xdpgenv1alpha1.Totals{Packets: 4000, Bytes: 4000 * 64, PacketsPerSecond: 400, BitsPerSecond: 400 * 64 * 8},
-				Nodes:     []xdpgenv1alpha1.NodeSummary{summary(runA), summary(runB), {Node: "c", Phase: xdpgenv1alpha1.PhasePending}},
-				StartTime: &t0,
+				Phase: xdpgenv1alpha1.PhaseRunning, ObservedGeneration: 2, ObservedGenerationTime: &now,
+				NodesRunning: 2, NodesPending: 1, NodesTotal: 3, NodesSummary: "2/3",
+				Totals:          xdpgenv1alpha1.Totals{Packets: 4000, Bytes: 4000 * 64, PacketsPerSecond: 400, BitsPerSecond: 400 * 64 * 8},
+				NodesOfInterest: []xdpgenv1alpha1.NodeSummary{summary(runA), summary(runB)},
+				StartTime:       &t0,
 				Conditions: []metav1.Condition{
-					cond(ready, yes, xdpgenv1alpha1.ReasonAgentsReady, "3/3 agents ready"),
+					cond(ready, yes, xdpgenv1alpha1.ReasonAgentsReady, "3/3 nodes reported"),
 					cond(progressing, yes, xdpgenv1alpha1.ReasonRunning, "2/3 nodes sending, 0 finished"),
 					notDegraded,
 				},
 			},
 		},
 		{
-			name:    "some nodes done, one still to report: running",
-			ds:      observedDaemonSet(3, 3),
-			reports: []xdpgenv1alpha1.NodeReport{doneA, doneB},
+			name:     "some nodes done, one still to report: running",
+			expected: nodes("a", "b", "c"),
+			reports:  []xdpgenv1alpha1.NodeReport{doneA, doneB},
 			want: xdpgenv1alpha1.TrafficGeneratorStatus{
-				Phase: xdpgenv1alpha1.PhaseRunning, ObservedGeneration: 2, NodesTotal: 3, NodesSummary: "0/3",
+				Phase: xdpgenv1alpha1.PhaseRunning, ObservedGeneration: 2, ObservedGenerationTime: &now,
+				NodesTotal: 3, NodesCompleted: 2, NodesPending: 1, NodesSummary: "0/3",
 				Totals:    xdpgenv1alpha1.Totals{Packets: 12000, Bytes: 12000 * 64},
-				Nodes:     []xdpgenv1alpha1.NodeSummary{summary(doneA), summary(doneB)},
 				StartTime: &t0, CompletionTime: nil,
 				Conditions: []metav1.Condition{
-					cond(ready, yes, xdpgenv1alpha1.ReasonAgentsReady, "3/3 agents ready"),
+					cond(ready, no, xdpgenv1alpha1.ReasonWaitingForAgents, "2/3 nodes reported for generation 2"),
 					cond(progressing, yes, xdpgenv1alpha1.ReasonRunning, "0/3 nodes sending, 2 finished"),
 					notDegraded,
 				},
 			},
 		},
 		{
-			name:    "every node completed",
-			ds:      observedDaemonSet(3, 3),
-			reports: []xdpgenv1alpha1.NodeReport{doneC, doneB, doneA},
-			want:    completedStatus,
+			name:     "every node completed",
+			expected: nodes("a", "b", "c"),
+			reports:  []xdpgenv1alpha1.NodeReport{doneC, doneB, doneA},
+			want:     completedStatus,
 		},
 		{
-			name:    "a node failed",
-			ds:      observedDaemonSet(3, 3),
-			reports: []xdpgenv1alpha1.NodeReport{doneA, doneB, failC},
+			name:     "a node failed",
+			expected: nodes("a", "b", "c"),
+			reports:  []xdpgenv1alpha1.NodeReport{doneA, doneB, failC},
 			want: xdpgenv1alpha1.TrafficGeneratorStatus{
-				Phase: xdpgenv1alpha1.PhaseFailed, ObservedGeneration: 2, NodesTotal: 3, NodesSummary: "0/3",
+				Phase: xdpgenv1alpha1.PhaseFailed, ObservedGeneration: 2, ObservedGenerationTime: &now,
+				NodesTotal: 3, NodesCompleted: 2, NodesFailed: 1, NodesSummary: "0/3",
 				Totals: xdpgenv1alpha1.Totals{Packets: 12010, Bytes: 12010 * 64},
-				Nodes: []xdpgenv1alpha1.NodeSummary{summary(doneA), summary(doneB), func() xdpgenv1alpha1.NodeSummary {
+				NodesOfInterest: []xdpgenv1alpha1.NodeSummary{func() xdpgenv1alpha1.NodeSummary {
 					s := summary(failC)
 					s.LastError = "interface eth9 not found"
 					return s
 				}()},
 				StartTime: &t0, CompletionTime: &t30,
 				Conditions: []metav1.Condition{
-					cond(ready, yes, xdpgenv1alpha1.ReasonAgentsReady, "3/3 agents ready"),
+					cond(ready, yes, xdpgenv1alpha1.ReasonAgentsReady, "3/3 nodes reported"),
 					cond(progressing, no, xdpgenv1alpha1.ReasonRunFailed, "1 of 3 nodes failed: c: interface eth9 not found"),
 					cond(degraded, yes, xdpgenv1alpha1.ReasonNodeFailed, "1 of 3 nodes failed: c: interface eth9 not found"),
 				},
 			},
 		},
 		{
-			name: "finished and agents removed: the verdict and the totals stay",
-			old:  completedStatus,
-			want: func() xdpgenv1alpha1.TrafficGeneratorStatus {
-				s := *completedStatus.DeepCopy()
-				s.Conditions[0] = cond(ready, no, xdpgenv1alpha1.ReasonAgentsRemoved, "the run is over and the agents are removed")
-				return s
-			}(),
+			name:     "finished and the reports gone: the verdict and the totals stay",
+			old:      completedStatus,
+			expected: nodes("a", "b", "c"),
+			want:     completedStatus,
 		},
 		{
 			name:       "a new generation after a finished run starts over",
 			generation: 3,
-			old:        completedStatus,
-			reports:    []xdpgenv1alpha1.NodeReport{doneA, doneB, doneC},
+			old: func() xdpgenv1alpha1.TrafficGeneratorStatus {
+				s := *completedStatus.DeepCopy()
+				s.ObservedGenerationTime = &t0
+				return s
+			}(),
+			expected: nodes("a", "b", "c"),
+			reports:  []xdpgenv1alpha1.NodeReport{doneA, doneB, doneC},
 			want: xdpgenv1alpha1.TrafficGeneratorStatus{
-				Phase: xdpgenv1alpha1.PhasePending, ObservedGeneration: 3, NodesSummary: "0/0",
+				Phase: xdpgenv1alpha1.PhasePending, ObservedGeneration: 3, ObservedGenerationTime: &now,
+				NodesTotal: 3, NodesPending: 3, NodesSummary: "0/3",
 				Conditions: func() []metav1.Condition {
 					c := []metav1.Condition{
-						cond(ready, no, xdpgenv1alpha1.ReasonWaitingForAgents, "the agent DaemonSet xdpgen-udp is not created yet"),
-						cond(progressing, yes, xdpgenv1alpha1.ReasonWaitingForAgents, "waiting for the nodes to start sending: 0/0 reported for generation 3"),
+						cond(ready, no, xdpgenv1alpha1.ReasonWaitingForAgents, "0/3 nodes reported for generation 3"),
+						cond(progressing, yes, xdpgenv1alpha1.ReasonWaitingForAgents, "waiting for the nodes to start sending: 0/3 reported for generation 3"),
 						notDegraded,
 					}
 					for i := range c {
@@ -272,11 +275,152 @@ func TestStatusFor(t *testing.T) {
 				tg.Generation = tc.generation
 			}
 			tg.Status = *tc.old.DeepCopy()
-			got := statusFor(tg, tc.ds, tc.reports, now)
+			got, recheck := statusFor(tg, tc.expected, tc.reports, now, lostAfter)
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("statusFor mismatch (-want +got):\n%s", diff)
 			}
+			if !got.Phase.Terminal() && got.NodesTotal > got.NodesCompleted && recheck.IsZero() {
+				t.Errorf("statusFor gives no time to look for lost nodes again, with %d nodes to finish", got.NodesTotal-got.NodesCompleted)
+			}
 		})
+	}
+}
+
+// TestStatusForLostNodes: a node that does not finish is lost when it never reported, when its reports stopped, or
+// when its Node went away; and statusFor says when to look again for a node that may still be lost.
+func TestStatusForLostNodes(t *testing.T) {
+	const timeout = 30 * time.Second
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	startAt := metav1.NewTime(at(2 * time.Minute))
+	tests := []struct {
+		name     string
+		startAt  *metav1.Time
+		expected map[string]bool
+		reports  []xdpgenv1alpha1.NodeReport
+		lost     map[string]string // node: why
+		phase    xdpgenv1alpha1.Phase
+		recheck  time.Time
+	}{
+		{
+			name:     "a node that never reported, after the timeout since the run began",
+			expected: nodes("a", "b"),
+			reports:  []xdpgenv1alpha1.NodeReport{report("a", 1, xdpgenv1alpha1.PhaseCompleted, 10, heartbeat(t30))},
+			lost:     map[string]string{"b": "no report for 30s (is the xdpgen agent running there?)"},
+			phase:    xdpgenv1alpha1.PhaseFailed,
+		},
+		{
+			name:     "a running node whose reports stopped",
+			expected: nodes("a"),
+			reports:  []xdpgenv1alpha1.NodeReport{report("a", 1, xdpgenv1alpha1.PhaseRunning, 10, heartbeat(t10))},
+			lost:     map[string]string{"a": "no report for 30s (is the xdpgen agent running there?)"},
+			phase:    xdpgenv1alpha1.PhaseFailed,
+		},
+		{
+			name:     "a running node that reported recently: look again when it would be lost",
+			expected: nodes("a"),
+			reports:  []xdpgenv1alpha1.NodeReport{report("a", 1, xdpgenv1alpha1.PhaseRunning, 10, heartbeat(metav1.NewTime(at(45*time.Second))))},
+			phase:    xdpgenv1alpha1.PhaseRunning,
+			recheck:  at(75 * time.Second),
+		},
+		{
+			name:     "a running node whose Node is gone",
+			expected: nodes("b"),
+			reports: []xdpgenv1alpha1.NodeReport{
+				report("a", 1, xdpgenv1alpha1.PhaseRunning, 10, heartbeat(now)),
+				report("b", 1, xdpgenv1alpha1.PhaseCompleted, 10, heartbeat(now)),
+			},
+			lost:  map[string]string{"a": nodeGoneReason},
+			phase: xdpgenv1alpha1.PhaseFailed,
+		},
+		{
+			name:     "a finished node whose Node is gone counts as it finished",
+			expected: nodes(),
+			reports:  []xdpgenv1alpha1.NodeReport{report("a", 1, xdpgenv1alpha1.PhaseCompleted, 10, heartbeat(t10))},
+			phase:    xdpgenv1alpha1.PhaseCompleted,
+		},
+		{
+			name:     "a node waiting for start.at is not lost before start.at and the timeout",
+			startAt:  &startAt,
+			expected: nodes("a"),
+			reports:  []xdpgenv1alpha1.NodeReport{report("a", 1, xdpgenv1alpha1.PhasePending, 0, heartbeat(t0))},
+			phase:    xdpgenv1alpha1.PhasePending,
+			recheck:  at(2*time.Minute + timeout),
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tg := testGenerator()
+			tg.Spec.Start.At = tc.startAt
+			tg.Status = xdpgenv1alpha1.TrafficGeneratorStatus{ObservedGeneration: 1, ObservedGenerationTime: &t0}
+			st, recheck := statusFor(tg, tc.expected, tc.reports, now, timeout)
+			if st.Phase != tc.phase {
+				t.Errorf("phase = %s, want %s", st.Phase, tc.phase)
+			}
+			lost := map[string]string{}
+			for _, n := range st.NodesOfInterest {
+				if n.Phase == xdpgenv1alpha1.PhaseLost {
+					lost[n.Node] = n.LastError
+				}
+			}
+			if diff := cmp.Diff(tc.lost, lost, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("lost nodes (-want +got):\n%s", diff)
+			}
+			if int(st.NodesLost) != len(tc.lost) {
+				t.Errorf("nodesLost = %d, want %d", st.NodesLost, len(tc.lost))
+			}
+			if !recheck.Equal(tc.recheck) {
+				t.Errorf("recheck at %s, want %s", recheck, tc.recheck)
+			}
+			if len(tc.lost) > 0 {
+				d := meta.FindStatusCondition(st.Conditions, xdpgenv1alpha1.ConditionDegraded)
+				for node, why := range tc.lost {
+					if want := "node " + node + " lost: " + why; d == nil || !strings.Contains(d.Message, want) {
+						t.Errorf("Degraded = %+v, want it to say %q", d, want)
+					}
+				}
+				if !st.CompletionTime.Equal(&now) {
+					t.Errorf("completionTime = %v, want the time the controller gave up, %s", st.CompletionTime, now)
+				}
+			}
+		})
+	}
+}
+
+// TestNodesOfInterestBounded: whatever the number of nodes, the status names at most MaxNodesOfInterest, the failed
+// and lost ones first, then the slowest running ones.
+func TestNodesOfInterestBounded(t *testing.T) {
+	tg := testGenerator()
+	expected := map[string]bool{}
+	var reports []xdpgenv1alpha1.NodeReport
+	for i := range 100 {
+		name := fmt.Sprintf("n%03d", i)
+		expected[name] = true
+		switch {
+		case i%10 == 0:
+			reports = append(reports, report(name, 1, xdpgenv1alpha1.PhaseFailed, 0, message(strings.Repeat("x", 2000))))
+		default:
+			reports = append(reports, report(name, 1, xdpgenv1alpha1.PhaseRunning, int64(1000-i), heartbeat(now)))
+		}
+	}
+	st, _ := statusFor(tg, expected, reports, now, lostAfter)
+	if len(st.NodesOfInterest) != xdpgenv1alpha1.MaxNodesOfInterest {
+		t.Fatalf("%d nodes of interest, want %d", len(st.NodesOfInterest), xdpgenv1alpha1.MaxNodesOfInterest)
+	}
+	for i, n := range st.NodesOfInterest[:10] {
+		if want := fmt.Sprintf("n%03d", i*10); n.Node != want || n.Phase != xdpgenv1alpha1.PhaseFailed || len(n.LastError) > xdpgenv1alpha1.MaxMessageLength {
+			t.Errorf("node of interest %d = %s (%s, %d bytes of error), want failed node %s", i, n.Node, n.Phase, len(n.LastError), want)
+		}
+	}
+	if n := st.NodesOfInterest[10]; n.Node != "n099" {
+		t.Errorf("first running node of interest = %s, want n099, the one that sent the least", n.Node)
+	}
+	if st.NodesFailed != 10 || st.NodesRunning != 90 || st.NodesTotal != 100 {
+		t.Errorf("counts failed %d running %d total %d, want 10, 90, 100", st.NodesFailed, st.NodesRunning, st.NodesTotal)
+	}
+	for _, c := range st.Conditions {
+		if len(c.Message) > 2000 {
+			t.Errorf("%s message of %d bytes: the controller's copies of node messages must be bounded", c.Type, len(c.Message))
+		}
 	}
 }
 
@@ -284,22 +428,20 @@ func TestStatusFor(t *testing.T) {
 // controller does not write it again.
 func TestStatusForKeepsTransitionTimes(t *testing.T) {
 	tg := testGenerator()
-	ds := observedDaemonSet(2, 2)
-	reports := []xdpgenv1alpha1.NodeReport{report("a", 1, xdpgenv1alpha1.PhaseRunning, 10, started(t0))}
-	first := statusFor(tg, ds, reports, t10)
+	expected := nodes("a")
+	reports := []xdpgenv1alpha1.NodeReport{report("a", 1, xdpgenv1alpha1.PhaseRunning, 10, started(t0), heartbeat(t10))}
+	first, _ := statusFor(tg, expected, reports, t10, lostAfter)
 	tg.Status = first
-	second := statusFor(tg, ds, reports, t20)
+	second, _ := statusFor(tg, expected, reports, t20, lostAfter)
 	if diff := cmp.Diff(first, second); diff != "" {
 		t.Errorf("status changed although nothing did (-first +second):\n%s", diff)
 	}
-	// One more agent becomes ready: Ready goes True and only Ready's transition time moves.
-	ds.Status.NumberReady = 2
-	ds.Status.DesiredNumberScheduled = 3
-	third := statusFor(tg, ds, reports, t30)
+	// One more node is selected: Ready goes False and only Ready's transition time moves.
+	third, _ := statusFor(tg, nodes("a", "b"), reports, t30, lostAfter)
 	for _, c := range third.Conditions {
 		want := t10
 		if c.Type == xdpgenv1alpha1.ConditionReady && c.Status != metav1.ConditionFalse {
-			t.Fatalf("Ready = %s, want False with 2/3 agents ready", c.Status)
+			t.Fatalf("Ready = %s, want False with 1/2 nodes reported", c.Status)
 		}
 		if c.Type == xdpgenv1alpha1.ConditionReady {
 			want = t30
@@ -313,10 +455,12 @@ func TestStatusForKeepsTransitionTimes(t *testing.T) {
 func TestStatusForNamesFewFailures(t *testing.T) {
 	tg := testGenerator()
 	var reports []xdpgenv1alpha1.NodeReport
+	expected := map[string]bool{}
 	for i := range 8 {
+		expected[fmt.Sprintf("n%d", i)] = true
 		reports = append(reports, report(fmt.Sprintf("n%d", i), 1, xdpgenv1alpha1.PhaseFailed, 0, message("no route to 10.200.0.2")))
 	}
-	st := statusFor(tg, observedDaemonSet(8, 8), reports, now)
+	st, _ := statusFor(tg, expected, reports, now, lostAfter)
 	if st.Phase != xdpgenv1alpha1.PhaseFailed {
 		t.Fatalf("phase = %s, want Failed", st.Phase)
 	}

@@ -38,6 +38,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
 	"github.com/xdpgen/xdpgen/test/k8senv"
 )
 
@@ -111,17 +112,16 @@ func testNamespace(t *testing.T, prefix string) string {
 // the test ends. wrap, when not nil, wraps the controller's client (to count its writes).
 func startManager(t *testing.T, ns string, interval time.Duration, wrap func(client.Client) client.Client) *TrafficGeneratorReconciler {
 	t.Helper()
-	return startManagerAs(t, cfg, ns, interval, wrap)
+	return startManagerAs(t, cfg, ns, interval, 0, wrap)
 }
 
-// startManagerAs is startManager with the manager's credentials in restConfig.
-func startManagerAs(t *testing.T, restConfig *rest.Config, ns string, interval time.Duration, wrap func(client.Client) client.Client) *TrafficGeneratorReconciler {
+// startManagerAs is startManager with the manager's credentials in restConfig and a node-lost timeout (zero: the
+// default).
+func startManagerAs(t *testing.T, restConfig *rest.Config, ns string, interval, lostAfter time.Duration, wrap func(client.Client) client.Client) *TrafficGeneratorReconciler {
 	t.Helper()
-	cacheOpts := CacheOptions()
-	cacheOpts.DefaultNamespaces = map[string]cache.Config{ns: {}}
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                 testScheme,
-		Cache:                  cacheOpts,
+		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{ns: {}}},
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		// Every test has a manager of its own with a controller of the same name.
@@ -135,11 +135,10 @@ func startManagerAs(t *testing.T, restConfig *rest.Config, ns string, interval t
 		c = wrap(c)
 	}
 	r := &TrafficGeneratorReconciler{
-		Client:         c,
-		APIReader:      mgr.GetAPIReader(),
-		Recorder:       mgr.GetEventRecorder("xdpgen-manager"),
-		Agent:          DefaultAgentConfig(),
-		StatusInterval: interval,
+		Client:          c,
+		Recorder:        mgr.GetEventRecorder("xdpgen-manager"),
+		StatusInterval:  interval,
+		NodeLostTimeout: lostAfter,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
@@ -159,4 +158,67 @@ func startManagerAs(t *testing.T, restConfig *rest.Config, ns string, interval t
 		wg.Wait()
 	})
 	return r
+}
+
+// createNodes creates Linux Nodes of the given names, labelled so that a selector of {testNodeLabel: ns} picks
+// exactly them, and deletes them when the test ends. Nodes are cluster-wide and the tests share one control plane:
+// every test gives its TrafficGenerators such a selector of its own.
+func createNodes(t *testing.T, ns string, names ...string) {
+	t.Helper()
+	ctx := context.Background()
+	t.Cleanup(func() {
+		_ = k8sClient.DeleteAllOf(context.Background(), &corev1.Node{}, client.MatchingLabels(testNodeSelector(ns)))
+	})
+	// Many Nodes: a client that does not throttle itself.
+	fast := rest.CopyConfig(cfg)
+	fast.QPS, fast.Burst = 5000, 5000
+	c, err := client.New(fast, client.Options{Scheme: testScheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const workers = 64
+	errs := make(chan error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(names); i += workers {
+				n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: names[i], Labels: map[string]string{
+					corev1.LabelOSStable: "linux", testNodeLabel: ns,
+				}}}
+				if err := c.Create(ctx, n); err != nil {
+					errs <- fmt.Errorf("create Node %s: %w", names[i], err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// testNodeLabel labels a test's Nodes with the test's namespace.
+const testNodeLabel = "xdpgen.io/test"
+
+// testNodeSelector selects the Nodes createNodes made for namespace ns.
+func testNodeSelector(ns string) map[string]string {
+	return map[string]string{testNodeLabel: ns}
+}
+
+// generatorOnTestNodes is a TrafficGenerator of namespace ns that selects the Nodes createNodes made for ns, with
+// the run's bound (duration, packets or continuous) set by bound.
+func generatorOnTestNodes(ns, name string, bound func(*xdpgenv1alpha1.TrafficGeneratorSpec)) *xdpgenv1alpha1.TrafficGenerator {
+	tg := &xdpgenv1alpha1.TrafficGenerator{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: xdpgenv1alpha1.TrafficGeneratorSpec{
+			NodeSelector: testNodeSelector(ns),
+			Destination:  xdpgenv1alpha1.Destination{Address: "10.200.0.2"},
+		},
+	}
+	bound(&tg.Spec)
+	return tg
 }

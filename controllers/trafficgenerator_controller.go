@@ -15,17 +15,17 @@ limitations under the License.
 */
 
 // Package controllers holds the reconcilers of the xdpgen operator. It imports no eBPF: the controller computes
-// the agent DaemonSet and the TrafficGenerator status from what it observes in the API server.
+// the TrafficGenerator status from what it observes in the API server (Nodes and NodeReports).
 package controllers
 
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -37,7 +37,6 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -66,22 +65,26 @@ func init() {
 	metrics.Registry.MustRegister(statusWrites)
 }
 
-// TrafficGeneratorReconciler runs the agents of each TrafficGenerator as a DaemonSet and sums the agents'
-// NodeReports into the TrafficGenerator's status.
+// DefaultNodeLostTimeout is how long a node of a run may go without reporting before the controller gives up on it.
+const DefaultNodeLostTimeout = 60 * time.Second
+
+// TrafficGeneratorReconciler sums the NodeReports of each TrafficGenerator into its status. The agents are not
+// its business: one long-lived agent per node (the xdpgen-agent DaemonSet, installed with xdpgen) runs every
+// TrafficGenerator that selects its node. The controller only knows which nodes a run expects, the Nodes that
+// spec.nodeSelector matches, and ends a bounded run once each of them has finished or is lost.
 //
-// A thousand nodes reporting every few seconds must not turn into a thousand status writes: NodeReport events are
-// queued no sooner than StatusInterval after the generator's status was last computed, and a reconcile writes the
-// status at most once, only when it changed, and no sooner than StatusInterval after the last write. Each
-// TrafficGenerator's status is thus written at most once per StatusInterval, whatever the number of nodes.
+// A thousand nodes reporting every few seconds must not turn into a thousand status writes: NodeReport and Node
+// events are queued no sooner than StatusInterval after the generator's status was last computed, and a reconcile
+// writes the status at most once, only when it changed, and no sooner than StatusInterval after the last write.
+// Each TrafficGenerator's status is thus written at most once per StatusInterval, whatever the number of nodes.
 type TrafficGeneratorReconciler struct {
-	Client client.Client
-	// APIReader reads from the API server, not the cache: used before starting agents, where a stale cache could
-	// start a run that has already ended.
-	APIReader client.Reader
-	Recorder  events.EventRecorder
-	Agent     AgentConfig
+	Client   client.Client
+	Recorder events.EventRecorder
 	// StatusInterval is the least time between two status writes of one TrafficGenerator.
 	StatusInterval time.Duration
+	// NodeLostTimeout is how long an expected node may go without a report for the current generation (since the
+	// run began, or since its last report) before it is lost.
+	NodeLostTimeout time.Duration
 
 	mu   sync.Mutex
 	last map[types.NamespacedName]*lastTimes
@@ -92,20 +95,13 @@ type lastTimes struct {
 	computed, written time.Time
 }
 
-// CacheOptions restricts the manager's cache of DaemonSets to the agent DaemonSets, so that the controller does
-// not hold every DaemonSet of the cluster in memory.
-func CacheOptions() cache.Options {
-	return cache.Options{
-		ByObject: map[client.Object]cache.ByObject{
-			&appsv1.DaemonSet{}: {Label: labels.SelectorFromSet(labels.Set{labelManagedBy: managedBy})},
-		},
-	}
-}
-
 // SetupWithManager registers the NodeReport index and the controller with mgr.
 func (r *TrafficGeneratorReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
 	if r.StatusInterval <= 0 {
 		r.StatusInterval = DefaultStatusInterval
+	}
+	if r.NodeLostTimeout <= 0 {
+		r.NodeLostTimeout = DefaultNodeLostTimeout
 	}
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &xdpgenv1alpha1.NodeReport{}, generatorIndex,
 		func(o client.Object) []string { return []string{o.(*xdpgenv1alpha1.NodeReport).Spec.Generator} },
@@ -116,7 +112,6 @@ func (r *TrafficGeneratorReconciler) SetupWithManager(ctx context.Context, mgr c
 		Named("trafficgenerator").
 		// The controller writes the status itself; only spec changes (and deletions) need a reconcile.
 		For(&xdpgenv1alpha1.TrafficGenerator{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Owns(&appsv1.DaemonSet{}).
 		Watches(&xdpgenv1alpha1.NodeReport{}, handler.Funcs{
 			CreateFunc: func(_ context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 				r.enqueueForReport(e.Object, q)
@@ -128,7 +123,50 @@ func (r *TrafficGeneratorReconciler) SetupWithManager(ctx context.Context, mgr c
 				r.enqueueForReport(e.Object, q)
 			},
 		}).
+		// Only the Nodes' names and labels matter: cache their metadata, not their status, and look only at the
+		// events that change which nodes a run expects (the kubelet's status updates change nothing here).
+		Watches(&corev1.Node{}, handler.Funcs{
+			CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+				r.enqueueForNode(ctx, q, e.Object.GetLabels())
+			},
+			UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+				if !maps.Equal(e.ObjectOld.GetLabels(), e.ObjectNew.GetLabels()) {
+					r.enqueueForNode(ctx, q, e.ObjectOld.GetLabels(), e.ObjectNew.GetLabels())
+				}
+			},
+			DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+				r.enqueueForNode(ctx, q, e.Object.GetLabels())
+			},
+		}, builder.OnlyMetadata).
 		Complete(r)
+}
+
+// nodeSelectorOf selects the Nodes a TrafficGenerator's run expects: those spec.nodeSelector matches, among the
+// Linux nodes (where the agents run; a selector may still ask for another kubernetes.io/os).
+func nodeSelectorOf(tg *xdpgenv1alpha1.TrafficGenerator) labels.Selector {
+	set := labels.Set{corev1.LabelOSStable: "linux"}
+	maps.Copy(set, tg.Spec.NodeSelector)
+	return labels.SelectorFromSet(set)
+}
+
+// enqueueForNode queues the TrafficGenerators whose selector matches any of a Node's label sets (before and after
+// a change). Its cost is one pass over the cached TrafficGenerators per Node creation, deletion or label change.
+func (r *TrafficGeneratorReconciler) enqueueForNode(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request], nodeLabels ...map[string]string) {
+	var list xdpgenv1alpha1.TrafficGeneratorList
+	if err := r.Client.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
+		logf.FromContext(ctx).Error(err, "list TrafficGenerators for a Node event")
+		return
+	}
+	for i := range list.Items {
+		tg := &list.Items[i]
+		sel := nodeSelectorOf(tg)
+		for _, l := range nodeLabels {
+			if sel.Matches(labels.Set(l)) {
+				r.enqueue(client.ObjectKeyFromObject(tg), q)
+				break
+			}
+		}
+	}
 }
 
 // enqueueForReport queues the report's TrafficGenerator (found through its label) for one status interval after
@@ -144,7 +182,11 @@ func (r *TrafficGeneratorReconciler) enqueueForReport(o client.Object, q workque
 	if name == "" {
 		return
 	}
-	key := types.NamespacedName{Namespace: o.GetNamespace(), Name: name}
+	r.enqueue(types.NamespacedName{Namespace: o.GetNamespace(), Name: name}, q)
+}
+
+// enqueue queues a TrafficGenerator for one status interval after its status was last computed.
+func (r *TrafficGeneratorReconciler) enqueue(key types.NamespacedName, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 	req := reconcile.Request{NamespacedName: key}
 	if wait := r.until(key, func(l *lastTimes) time.Time { return l.computed }, time.Now()); wait > 0 {
 		q.AddAfter(req, wait)
@@ -187,17 +229,14 @@ func (r *TrafficGeneratorReconciler) forget(key types.NamespacedName) {
 
 // +kubebuilder:rbac:groups=xdpgen.io,resources=trafficgenerators,verbs=get;list;watch
 // +kubebuilder:rbac:groups=xdpgen.io,resources=trafficgenerators/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=xdpgen.io,resources=trafficgenerators/finalizers,verbs=update
 // +kubebuilder:rbac:groups=xdpgen.io,resources=nodereports,verbs=get;list;watch
-// +kubebuilder:rbac:groups=apps,resources=daemonsets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 
-// Reconcile observes a TrafficGenerator's DaemonSet and NodeReports, computes the status from them, creates,
-// updates or (once the run is over) deletes the DaemonSet, and writes the status at most once.
+// Reconcile observes a TrafficGenerator's expected nodes and NodeReports, computes the status from them, and
+// writes it at most once. While a node may still become lost, it comes back when that would happen.
 func (r *TrafficGeneratorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	log := logf.FromContext(ctx)
-
 	tg := &xdpgenv1alpha1.TrafficGenerator{}
 	if err := r.Client.Get(ctx, req.NamespacedName, tg); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -207,64 +246,45 @@ func (r *TrafficGeneratorReconciler) Reconcile(ctx context.Context, req ctrl.Req
 		return ctrl.Result{}, fmt.Errorf("get TrafficGenerator: %w", err)
 	}
 	if !tg.DeletionTimestamp.IsZero() {
-		// Everything the controller created carries an owner reference: the garbage collector removes it.
+		// The NodeReports carry an owner reference: the garbage collector removes them.
 		return ctrl.Result{}, nil
 	}
 
-	ds, err := r.daemonSet(ctx, tg)
+	expected, err := r.expectedNodes(ctx, tg)
 	if err != nil {
-		r.Recorder.Eventf(tg, nil, corev1.EventTypeWarning, xdpgenv1alpha1.ReasonReconcileFailed, "Reconcile", err.Error())
 		return ctrl.Result{}, err
 	}
 	reports, err := r.reports(ctx, tg)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	now := metav1.Now().Rfc3339Copy()
-	status := statusFor(tg, ds, reports, now)
+	status, recheck := statusFor(tg, expected, reports, metav1.Now().Rfc3339Copy(), r.NodeLostTimeout)
 	r.mark(req.NamespacedName, func(l *lastTimes, t time.Time) { l.computed = t }, time.Now())
 
-	if !status.Phase.Terminal() {
-		if err := r.syncDaemonSet(ctx, tg, ds); err != nil {
-			return ctrl.Result{}, err
-		}
-		return r.writeStatus(ctx, tg, status)
+	res, err := r.writeStatus(ctx, tg, status)
+	if err != nil || recheck.IsZero() {
+		return res, err
 	}
-
-	// The run is over. Record that before removing the agents, so that a later reconcile, seeing no DaemonSet,
-	// knows not to start them again.
-	if !finished(tg) {
-		res, err := r.writeStatus(ctx, tg, status)
-		if err != nil || !finished(tg) {
-			return res, err
-		}
+	// The status holds times to the second: look again just after the deadline, not just before it.
+	if wait := time.Until(recheck) + 100*time.Millisecond; res.RequeueAfter == 0 || wait < res.RequeueAfter {
+		res.RequeueAfter = wait
 	}
-	if ds != nil {
-		log.Info("run finished, deleting the agents", "daemonSet", ds.Name, "phase", tg.Status.Phase)
-		if err := r.Client.Delete(ctx, ds, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
-			return ctrl.Result{}, fmt.Errorf("delete DaemonSet %s: %w", ds.Name, err)
-		}
-		r.Recorder.Eventf(tg, ds, corev1.EventTypeNormal, xdpgenv1alpha1.ReasonDaemonSetDeleted, "Delete",
-			"run %s: deleted the agent DaemonSet %s", tg.Status.Phase, ds.Name)
-		return ctrl.Result{}, nil
-	}
-	return r.writeStatus(ctx, tg, status)
+	return res, nil
 }
 
-// daemonSet returns the TrafficGenerator's agent DaemonSet from the cache, or nil when there is none.
-func (r *TrafficGeneratorReconciler) daemonSet(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator) (*appsv1.DaemonSet, error) {
-	ds := &appsv1.DaemonSet{}
-	err := r.Client.Get(ctx, types.NamespacedName{Namespace: tg.Namespace, Name: DaemonSetName(tg)}, ds)
-	if apierrors.IsNotFound(err) {
-		return nil, nil
+// expectedNodes returns the names of the Nodes the TrafficGenerator's run expects, from the cache of the Nodes'
+// metadata.
+func (r *TrafficGeneratorReconciler) expectedNodes(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator) (map[string]bool, error) {
+	list := &metav1.PartialObjectMetadataList{}
+	list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NodeList"))
+	if err := r.Client.List(ctx, list, client.MatchingLabelsSelector{Selector: nodeSelectorOf(tg)}, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, fmt.Errorf("list Nodes: %w", err)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("get DaemonSet %s: %w", DaemonSetName(tg), err)
+	names := make(map[string]bool, len(list.Items))
+	for _, n := range list.Items {
+		names[n.Name] = true
 	}
-	if !metav1.IsControlledBy(ds, tg) {
-		return nil, fmt.Errorf("DaemonSet %s/%s exists and is not controlled by this TrafficGenerator: delete it or rename the TrafficGenerator", ds.Namespace, ds.Name)
-	}
-	return ds, nil
+	return names, nil
 }
 
 // reports returns the NodeReports of a TrafficGenerator. Reports owned by another object of the same name (an
@@ -296,63 +316,6 @@ func ownedByAnother(o metav1.Object, tg *xdpgenv1alpha1.TrafficGenerator) bool {
 	return false
 }
 
-// syncDaemonSet creates the agent DaemonSet, or updates it when the desired one changed.
-func (r *TrafficGeneratorReconciler) syncDaemonSet(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator, ds *appsv1.DaemonSet) error {
-	desired := daemonSetFor(tg, r.Agent)
-	if ds == nil {
-		// The cache may lag behind a status write that ended this generation's run; ask the API server.
-		fresh := &xdpgenv1alpha1.TrafficGenerator{}
-		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(tg), fresh); err != nil {
-			return client.IgnoreNotFound(err)
-		}
-		if finished(fresh) || fresh.Generation != tg.Generation {
-			return nil // the event of that write queues another reconcile
-		}
-		if err := r.Client.Create(ctx, desired); err != nil {
-			if apierrors.IsAlreadyExists(err) {
-				return r.checkExisting(ctx, tg, desired)
-			}
-			return fmt.Errorf("create DaemonSet %s: %w", desired.Name, err)
-		}
-		r.Recorder.Eventf(tg, desired, corev1.EventTypeNormal, xdpgenv1alpha1.ReasonDaemonSetCreated, "Create",
-			"created the agent DaemonSet %s", desired.Name)
-		return nil
-	}
-	if ds.Annotations[annotationTemplateHash] == desired.Annotations[annotationTemplateHash] {
-		return nil
-	}
-	updated := ds.DeepCopy()
-	updated.Labels = desired.Labels
-	if updated.Annotations == nil {
-		updated.Annotations = map[string]string{}
-	}
-	updated.Annotations[annotationTemplateHash] = desired.Annotations[annotationTemplateHash]
-	// The selector is immutable and agentSelectorLabels never change; everything else is ours.
-	updated.Spec.Template = desired.Spec.Template
-	updated.Spec.UpdateStrategy = desired.Spec.UpdateStrategy
-	if err := r.Client.Update(ctx, updated); err != nil {
-		return fmt.Errorf("update DaemonSet %s: %w", ds.Name, err)
-	}
-	r.Recorder.Eventf(tg, updated, corev1.EventTypeNormal, xdpgenv1alpha1.ReasonDaemonSetUpdated, "Update",
-		"updated the agent DaemonSet %s to the new spec", ds.Name)
-	return nil
-}
-
-// checkExisting decides about a DaemonSet that exists although the cache did not show it: the controller's own
-// (the cache has not caught up) is fine, anything else is a name clash.
-func (r *TrafficGeneratorReconciler) checkExisting(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator, desired *appsv1.DaemonSet) error {
-	existing := &appsv1.DaemonSet{}
-	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(desired), existing); err != nil {
-		return client.IgnoreNotFound(err)
-	}
-	if metav1.IsControlledBy(existing, tg) {
-		return nil
-	}
-	err := fmt.Errorf("DaemonSet %s/%s exists and is not controlled by this TrafficGenerator: delete it or rename the TrafficGenerator", existing.Namespace, existing.Name)
-	r.Recorder.Eventf(tg, nil, corev1.EventTypeWarning, xdpgenv1alpha1.ReasonReconcileFailed, "Create", err.Error())
-	return err
-}
-
 // writeStatus writes status when it differs from the stored one and the generator's status interval has passed
 // since its last write; otherwise it asks to be called again when the interval has passed.
 func (r *TrafficGeneratorReconciler) writeStatus(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator, status xdpgenv1alpha1.TrafficGeneratorStatus) (ctrl.Result, error) {
@@ -379,14 +342,23 @@ func (r *TrafficGeneratorReconciler) writeStatus(ctx context.Context, tg *xdpgen
 	return ctrl.Result{}, nil
 }
 
-// maxNodeEventsPerWrite bounds the NodeFailed events of one status write.
+// maxEventNote is the longest note the events API takes.
+const maxEventNote = 1024
+
+// runEvent records an event about a TrafficGenerator's run, its note shortened to what the events API takes (a
+// node's message alone may fill it).
+func (r *TrafficGeneratorReconciler) runEvent(tg *xdpgenv1alpha1.TrafficGenerator, eventType, reason, note string, args ...any) {
+	r.Recorder.Eventf(tg, nil, eventType, reason, "Run", "%s", xdpgenv1alpha1.ShortenMessage(fmt.Sprintf(note, args...), maxEventNote))
+}
+
+// maxNodeEventsPerWrite bounds the node events (failed, lost, restarted) of one status write.
 const maxNodeEventsPerWrite = 10
 
 // recordTransitions emits events for the transitions between two written statuses.
 func (r *TrafficGeneratorReconciler) recordTransitions(tg *xdpgenv1alpha1.TrafficGenerator, old, cur xdpgenv1alpha1.TrafficGeneratorStatus) {
 	sameRun := old.ObservedGeneration == cur.ObservedGeneration
 	if cur.Phase == xdpgenv1alpha1.PhaseRunning && (!sameRun || old.Phase != xdpgenv1alpha1.PhaseRunning) {
-		r.Recorder.Eventf(tg, nil, corev1.EventTypeNormal, xdpgenv1alpha1.ReasonRunStarted, "Run",
+		r.runEvent(tg, corev1.EventTypeNormal, xdpgenv1alpha1.ReasonRunStarted,
 			"generation %d: %s nodes sending", tg.Generation, cur.NodesSummary)
 	}
 	if cur.Phase.Terminal() && (!sameRun || !old.Phase.Terminal()) {
@@ -395,33 +367,39 @@ func (r *TrafficGeneratorReconciler) recordTransitions(tg *xdpgenv1alpha1.Traffi
 			if c := meta.FindStatusCondition(cur.Conditions, xdpgenv1alpha1.ConditionDegraded); c != nil {
 				msg = c.Message
 			}
-			r.Recorder.Eventf(tg, nil, corev1.EventTypeWarning, xdpgenv1alpha1.ReasonRunFailed, "Run",
+			r.runEvent(tg, corev1.EventTypeWarning, xdpgenv1alpha1.ReasonRunFailed,
 				"generation %d failed: %s", tg.Generation, msg)
 		} else {
-			r.Recorder.Eventf(tg, nil, corev1.EventTypeNormal, xdpgenv1alpha1.ReasonRunCompleted, "Run",
+			r.runEvent(tg, corev1.EventTypeNormal, xdpgenv1alpha1.ReasonRunCompleted,
 				"generation %d completed on %d nodes: %d packets, %d bytes", tg.Generation, cur.NodesTotal, cur.Totals.Packets, cur.Totals.Bytes)
 		}
 	}
+	// Node events for the nodes of interest only: a bounded number per write, whatever the number of nodes.
 	before := map[string]xdpgenv1alpha1.NodeSummary{}
 	if sameRun {
-		for _, n := range old.Nodes {
+		for _, n := range old.NodesOfInterest {
 			before[n.Node] = n
 		}
 	}
 	emitted := 0
-	for _, n := range cur.Nodes {
+	for _, n := range cur.NodesOfInterest {
 		if emitted == maxNodeEventsPerWrite {
 			break
 		}
 		was := before[n.Node]
 		if n.Phase == xdpgenv1alpha1.PhaseFailed && was.Phase != xdpgenv1alpha1.PhaseFailed {
 			emitted++
-			r.Recorder.Eventf(tg, nil, corev1.EventTypeWarning, xdpgenv1alpha1.ReasonNodeFailed, "Run",
-				"node %s failed: %s", n.Node, orDefault(n.LastError, "no message"))
+			r.runEvent(tg, corev1.EventTypeWarning, xdpgenv1alpha1.ReasonNodeFailed,
+				"node %s failed: %s", n.Node, n.LastError)
+		}
+		if n.Phase == xdpgenv1alpha1.PhaseLost && was.Phase != xdpgenv1alpha1.PhaseLost {
+			emitted++
+			r.runEvent(tg, corev1.EventTypeWarning, xdpgenv1alpha1.ReasonNodeLost,
+				"node %s lost: %s", n.Node, n.LastError)
 		}
 		if n.Restarts > was.Restarts {
 			emitted++
-			r.Recorder.Eventf(tg, nil, corev1.EventTypeWarning, xdpgenv1alpha1.ReasonAgentRestarted, "Run",
+			r.runEvent(tg, corev1.EventTypeWarning, xdpgenv1alpha1.ReasonAgentRestarted,
 				"the agent on node %s restarted mid-run (%d restarts); it resumed after %d packets without counting any twice",
 				n.Node, n.Restarts, n.Packets)
 		}

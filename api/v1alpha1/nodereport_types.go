@@ -19,7 +19,9 @@ package v1alpha1
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -61,6 +63,27 @@ func fitWithHash(s string, max int) string {
 	sum := sha256.Sum256([]byte(s))
 	prefix := strings.TrimRight(s[:max-hashLength-1], "-.")
 	return prefix + "-" + hex.EncodeToString(sum[:])[:hashLength]
+}
+
+// MaxMessageLength is the longest status.message of a NodeReport (and lastError of a node in a TrafficGenerator's
+// status) the API server accepts.
+const MaxMessageLength = 1024
+
+// ShortenMessage returns msg if it has at most max bytes, or its head followed by a note of how much was cut, in
+// max bytes at most. It cuts on a UTF-8 character boundary, so the result stays valid text.
+func ShortenMessage(msg string, max int) string {
+	if len(msg) <= max {
+		return msg
+	}
+	note := fmt.Sprintf(" [... %d bytes cut]", len(msg))
+	keep := max - len(note)
+	if keep <= 0 {
+		return note[:max]
+	}
+	for keep > 0 && !utf8.RuneStart(msg[keep]) {
+		keep--
+	}
+	return msg[:keep] + fmt.Sprintf(" [... %d bytes cut]", len(msg)-keep)
 }
 
 // XDPAction is the verdict of the XDP program on a frame.
@@ -115,7 +138,9 @@ type NodeReportStatus struct {
 	// +optional
 	StartTime *metav1.Time `json:"startTime,omitempty"`
 
-	// LastUpdateTime is when the agent last wrote this status.
+	// LastUpdateTime is when the agent last wrote this status: its heartbeat. An agent writes its report at least
+	// every report interval while its run is not over; the controller considers a node lost when this is older
+	// than its --node-lost-timeout.
 	// +optional
 	LastUpdateTime *metav1.Time `json:"lastUpdateTime,omitempty"`
 
@@ -142,7 +167,7 @@ type NodeReportStatus struct {
 	// +kubebuilder:validation:MaxItems=5
 	Actions []ActionCount `json:"actions,omitempty"`
 
-	// Message says what the node is doing or, when it failed, why.
+	// Message says what the node is doing or, when it failed, why. Writers fit it with ShortenMessage.
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024
 	Message string `json:"message,omitempty"`

@@ -17,8 +17,10 @@ limitations under the License.
 package v1alpha1
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 )
@@ -75,9 +77,29 @@ func TestLabelValue(t *testing.T) {
 }
 
 func TestPhaseTerminal(t *testing.T) {
-	for p, want := range map[Phase]bool{"": false, PhasePending: false, PhaseRunning: false, PhaseCompleted: true, PhaseFailed: true} {
+	for p, want := range map[Phase]bool{"": false, PhasePending: false, PhaseRunning: false, PhaseCompleted: true, PhaseFailed: true, PhaseLost: true} {
 		if got := p.Terminal(); got != want {
 			t.Errorf("Phase(%q).Terminal() = %v, want %v", p, got, want)
 		}
+	}
+}
+
+func TestShortenMessage(t *testing.T) {
+	if got := ShortenMessage("short", 10); got != "short" {
+		t.Errorf("ShortenMessage(short, 10) = %q, want it unchanged", got)
+	}
+	long := strings.Repeat("x", 5000)
+	got := ShortenMessage(long, MaxMessageLength)
+	if len(got) > MaxMessageLength || !strings.HasPrefix(got, "xxxx") || !strings.HasSuffix(got, " bytes cut]") {
+		t.Errorf("ShortenMessage of 5000 bytes = %q (%d bytes), want the head and a note of the cut in %d bytes", got, len(got), MaxMessageLength)
+	}
+	kept := strings.Count(got, "x")
+	if want := fmt.Sprintf("[... %d bytes cut]", 5000-kept); !strings.HasSuffix(got, want) {
+		t.Errorf("ShortenMessage note = %q, want it to end in %q", got, want)
+	}
+	// A multi-byte character is never split.
+	wide := strings.Repeat("é", 600)
+	if got := ShortenMessage(wide, MaxMessageLength); !utf8.ValidString(got) || len(got) > MaxMessageLength {
+		t.Errorf("ShortenMessage of %d bytes of é = %q: not valid UTF-8 or too long", len(wide), got)
 	}
 }

@@ -44,8 +44,9 @@ const (
 	StartAt StartPolicy = "At"
 )
 
-// Phase is the phase of a run, both of a whole TrafficGenerator and of one node's NodeReport.
-// +kubebuilder:validation:Enum=Pending;Running;Completed;Failed
+// Phase is the phase of a run, both of a whole TrafficGenerator and of one node's NodeReport, and of a node in the
+// TrafficGenerator's status (which adds Lost).
+// +kubebuilder:validation:Enum=Pending;Running;Completed;Failed;Lost
 type Phase string
 
 const (
@@ -57,37 +58,41 @@ const (
 	PhaseCompleted Phase = "Completed"
 	// PhaseFailed: the run ended with an error; the message says why.
 	PhaseFailed Phase = "Failed"
+	// PhaseLost: the controller gave up on a node: it did not report for the current generation, its report's
+	// lastUpdateTime stopped moving, or the Node went away (or stopped matching spec.nodeSelector) before it
+	// finished. Only the controller sets it, on a node of the TrafficGenerator's status; an agent never writes it.
+	// A lost node ends the run as a failed one does.
+	PhaseLost Phase = "Lost"
 )
 
 // Terminal reports whether a run in this phase is over.
-func (p Phase) Terminal() bool { return p == PhaseCompleted || p == PhaseFailed }
+func (p Phase) Terminal() bool { return p == PhaseCompleted || p == PhaseFailed || p == PhaseLost }
 
 // Condition types of a TrafficGenerator.
 const (
-	// ConditionReady is True when every scheduled agent is ready (or the run is over and the agents are removed).
+	// ConditionReady is True when every expected node (the Nodes spec.nodeSelector matches) has reported for the
+	// current generation and none is lost.
 	ConditionReady = "Ready"
 	// ConditionProgressing is True while the run has not ended.
 	ConditionProgressing = "Progressing"
-	// ConditionDegraded is True when at least one node failed; the message names the nodes and their errors.
+	// ConditionDegraded is True when at least one node failed or was lost; the message names the first few nodes
+	// and why.
 	ConditionDegraded = "Degraded"
 )
 
 // Condition reasons of a TrafficGenerator.
 const (
 	ReasonAgentsReady        = "AgentsReady"
-	ReasonAgentsNotReady     = "AgentsNotReady"
 	ReasonNoMatchingNodes    = "NoMatchingNodes"
-	ReasonAgentsRemoved      = "AgentsRemoved"
 	ReasonWaitingForAgents   = "WaitingForAgents"
+	ReasonNodesLost          = "NodesLost"
 	ReasonRunning            = "Running"
 	ReasonRunCompleted       = "RunCompleted"
 	ReasonRunFailed          = "RunFailed"
 	ReasonNodeFailed         = "NodeFailed"
+	ReasonNodeLost           = "NodeLost"
 	ReasonAgentRestarted     = "AgentRestarted"
 	ReasonAsExpected         = "AsExpected"
-	ReasonDaemonSetCreated   = "DaemonSetCreated"
-	ReasonDaemonSetUpdated   = "DaemonSetUpdated"
-	ReasonDaemonSetDeleted   = "DaemonSetDeleted"
 	ReasonReconcileFailed    = "ReconcileFailed"
 	ReasonRunStarted         = "RunStarted"
 	ReasonNodeReportRejected = "NodeReportRejected"
@@ -206,11 +211,15 @@ type Start struct {
 // +kubebuilder:validation:XValidation:rule="has(self.duration) || has(self.packets) || (has(self.continuous) && self.continuous)",message="set duration or packets to bound the run, or set continuous: true to send until the TrafficGenerator is deleted"
 // +kubebuilder:validation:XValidation:rule="!(has(self.continuous) && self.continuous) || !(has(self.duration) || has(self.packets))",message="continuous: true sends until the TrafficGenerator is deleted: remove duration and packets, or set continuous: false",fieldPath=".continuous"
 type TrafficGeneratorSpec struct {
-	// NodeSelector picks the nodes that send. Empty: every Linux node the tolerations allow.
+	// NodeSelector picks the nodes that send: the agent on every Node whose labels match runs this generator, and
+	// the run waits for each of them. Only Linux nodes (kubernetes.io/os=linux) unless the selector says otherwise.
+	// Empty: every Linux node.
 	// +optional
 	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
 
-	// Tolerations let the agents run on tainted nodes (control-plane nodes, dedicated traffic nodes).
+	// Tolerations are not used to pick the nodes: the agents run wherever the xdpgen agent DaemonSet runs (by
+	// default on every node, tainted or not; Helm value agent.tolerations), and the run's nodes are those
+	// nodeSelector matches. Kept so that existing objects stay valid.
 	// +optional
 	// +listType=atomic
 	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
@@ -290,7 +299,8 @@ type TrafficGeneratorSpec struct {
 	Start Start `json:"start,omitempty"`
 }
 
-// NodeSummary is one node's part of a run, copied from its NodeReport.
+// NodeSummary is one node's part of a run, copied from its NodeReport (or, for a lost node, what the controller
+// knows about it).
 type NodeSummary struct {
 	// Node is the node's name.
 	Node string `json:"node"`
@@ -302,8 +312,9 @@ type NodeSummary struct {
 	// PacketsPerSecond and BitsPerSecond are the node's current rates.
 	PacketsPerSecond int64 `json:"packetsPerSecond"`
 	BitsPerSecond    int64 `json:"bitsPerSecond"`
-	// LastError is the node's message when it failed.
+	// LastError is the node's message when it failed, or why the controller considers it lost.
 	// +optional
+	// +kubebuilder:validation:MaxLength=1024
 	LastError string `json:"lastError,omitempty"`
 	// Restarts counts the node's agent restarts during this run (pod deleted, crash, node reboot): each resumed
 	// the run where the last report left it.
@@ -319,16 +330,25 @@ type Totals struct {
 	BitsPerSecond    int64 `json:"bitsPerSecond"`
 }
 
-// TrafficGeneratorStatus is computed by the controller from the agent DaemonSet and the NodeReports.
+// MaxNodesOfInterest bounds status.nodesOfInterest, so that the status has the same size on five nodes and on
+// five thousand.
+const MaxNodesOfInterest = 20
+
+// TrafficGeneratorStatus is computed by the controller from the Nodes that spec.nodeSelector matches and the
+// NodeReports. Its size does not grow with the number of nodes: per-node detail is in the NodeReports.
 type TrafficGeneratorStatus struct {
 	// Phase is Pending until a node runs, Running while any node runs or nodes are still to finish, and
-	// Completed (or Failed, when a node failed) once every scheduled node has finished.
+	// Completed (or Failed, when a node failed or was lost) once every expected node has finished.
 	// +optional
 	Phase Phase `json:"phase,omitempty"`
 
 	// ObservedGeneration is the generation of the spec this status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// ObservedGenerationTime is when the controller first saw observedGeneration: the start of the run, from
+	// which the node-lost timeout counts for a node that never reports.
+	// +optional
+	ObservedGenerationTime *metav1.Time `json:"observedGenerationTime,omitempty"`
 
 	// Conditions are Ready, Progressing and Degraded.
 	// +optional
@@ -336,13 +356,26 @@ type TrafficGeneratorStatus struct {
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 
-	// NodesRunning is the number of nodes sending now.
-	// +optional
-	NodesRunning int32 `json:"nodesRunning,omitempty"`
-
-	// NodesTotal is the number of nodes the agents are scheduled on (or that reported, if more).
+	// NodesTotal is the number of nodes of the run: the Nodes spec.nodeSelector matches, and any other node that
+	// reported for the current generation. The counts by phase below add up to it.
 	// +optional
 	NodesTotal int32 `json:"nodesTotal,omitempty"`
+
+	// NodesPending counts the nodes that have not started sending (or not reported yet).
+	// +optional
+	NodesPending int32 `json:"nodesPending,omitempty"`
+	// NodesRunning counts the nodes sending now.
+	// +optional
+	NodesRunning int32 `json:"nodesRunning,omitempty"`
+	// NodesCompleted counts the nodes that finished their run as asked.
+	// +optional
+	NodesCompleted int32 `json:"nodesCompleted,omitempty"`
+	// NodesFailed counts the nodes whose agent reported a failure.
+	// +optional
+	NodesFailed int32 `json:"nodesFailed,omitempty"`
+	// NodesLost counts the nodes the controller gave up on (phase Lost).
+	// +optional
+	NodesLost int32 `json:"nodesLost,omitempty"`
 
 	// NodesSummary is "running/total", for kubectl get.
 	// +optional
@@ -352,11 +385,14 @@ type TrafficGeneratorStatus struct {
 	// +optional
 	Totals Totals `json:"totals,omitempty"`
 
-	// Nodes has one entry per node that reported for the current generation, sorted by node name.
+	// NodesOfInterest are the nodes to look at first, at most MaxNodesOfInterest: the failed and lost nodes
+	// (sorted by name), then the running nodes that sent the fewest packets. Every node's detail is in its
+	// NodeReport (kubectl get nodereports -l xdpgen.io/generator=NAME).
 	// +optional
 	// +listType=map
 	// +listMapKey=node
-	Nodes []NodeSummary `json:"nodes,omitempty"`
+	// +kubebuilder:validation:MaxItems=20
+	NodesOfInterest []NodeSummary `json:"nodesOfInterest,omitempty"`
 
 	// StartTime is when the first node started sending.
 	// +optional
@@ -367,13 +403,14 @@ type TrafficGeneratorStatus struct {
 	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
 }
 
-// TrafficGenerator sends XDP live frames from a set of nodes: the controller runs an agent on each selected node
-// (a DaemonSet) and sums what the agents report into the status.
+// TrafficGenerator sends XDP live frames from a set of nodes: the xdpgen agent on each selected node (one
+// long-lived agent per node, installed with xdpgen) runs it, and the controller sums what the agents report into
+// the status.
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=tg,categories=xdpgen
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
-// +kubebuilder:printcolumn:name="Nodes",type=string,JSONPath=`.status.nodesSummary`,description="nodes running/nodes scheduled"
+// +kubebuilder:printcolumn:name="Nodes",type=string,JSONPath=`.status.nodesSummary`,description="nodes running/nodes of the run"
 // +kubebuilder:printcolumn:name="PPS",type=integer,JSONPath=`.status.totals.packetsPerSecond`,description="packets per second, all nodes"
 // +kubebuilder:printcolumn:name="Packets",type=integer,JSONPath=`.status.totals.packets`,description="packets sent, all nodes"
 // +kubebuilder:printcolumn:name="Destination",type=string,JSONPath=`.spec.destination.address`,priority=1

@@ -14,8 +14,8 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Command manager runs the xdpgen controller: for each TrafficGenerator it runs the node agents as a DaemonSet
-// and sums their NodeReports into the TrafficGenerator's status. Flags and wiring only; the logic is in
+// Command manager runs the xdpgen controller: it sums the NodeReports of each TrafficGenerator's nodes (written by
+// the xdpgen agent on each node, a DaemonSet of its own) into the TrafficGenerator's status. Flags and wiring only; the logic is in
 // controllers/.
 package main
 
@@ -23,9 +23,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"strings"
+	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -46,59 +45,28 @@ func main() {
 }
 
 func run() error {
-	agent := controllers.DefaultAgentConfig()
-	if img := os.Getenv("XDPGEN_AGENT_IMAGE"); img != "" {
-		agent.Image = img
-	}
 	var (
-		metricsAddr, probeAddr  string
-		leaderElect             bool
-		leaderElectionNS        string
-		pullPolicy              string
-		healthPort, metricsPort int
-		statusInterval          = controllers.DefaultStatusInterval
+		metricsAddr, probeAddr string
+		leaderElect            bool
+		leaderElectionNS       string
+		statusInterval         = controllers.DefaultStatusInterval
+		nodeLostTimeout        = controllers.DefaultNodeLostTimeout
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so that only one of several managers reconciles.")
 	flag.StringVar(&leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election Lease; empty: the manager's own namespace (in a cluster).")
-	flag.StringVar(&agent.Image, "agent-image", agent.Image, "Container image of the node agent (default from $XDPGEN_AGENT_IMAGE).")
-	flag.StringVar(&pullPolicy, "agent-image-pull-policy", string(corev1.PullIfNotPresent), "Pull policy of the agent image: Always, IfNotPresent or Never.")
-	flag.StringVar(&agent.ServiceAccount, "agent-service-account", agent.ServiceAccount, "Service account of the agent pods, in each TrafficGenerator's namespace.")
-	flag.IntVar(&healthPort, "agent-health-port", int(agent.HealthPort), "Host port of the agents' /healthz and /readyz (agents use the host network).")
-	flag.IntVar(&metricsPort, "agent-metrics-port", int(agent.MetricsPort), "Host port of the agents' metrics.")
-	flag.Func("agent-env", "NAME=VALUE added to the agents' environment (repeatable), such as KUBERNETES_SERVICE_HOST=127.0.0.1 where host-network pods cannot reach the kubernetes Service.", func(v string) error {
-		name, value, ok := strings.Cut(v, "=")
-		if !ok || name == "" {
-			return fmt.Errorf("%q: want NAME=VALUE", v)
-		}
-		agent.Env = append(agent.Env, corev1.EnvVar{Name: name, Value: value})
-		return nil
-	})
-	flag.BoolVar(&agent.Privileged, "agent-privileged", false, "Run agents privileged instead of with CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON (for container runtimes that do not know CAP_BPF).")
 	flag.DurationVar(&statusInterval, "status-interval", statusInterval, "Least time between two status writes of one TrafficGenerator.")
+	flag.DurationVar(&nodeLostTimeout, "node-lost-timeout", nodeLostTimeout, "How long a node of a run may go without reporting (since the run began, or since its last report) before the run counts it lost and fails.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 
-	switch p := corev1.PullPolicy(pullPolicy); p {
-	case corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:
-		agent.ImagePullPolicy = p
-	default:
-		return fmt.Errorf("--agent-image-pull-policy=%s: want Always, IfNotPresent or Never", pullPolicy)
-	}
-	for name, port := range map[string]int{"--agent-health-port": healthPort, "--agent-metrics-port": metricsPort} {
-		if port < 1 || port > 65535 {
-			return fmt.Errorf("%s=%d: want a port in 1..65535", name, port)
+	for name, d := range map[string]time.Duration{"--status-interval": statusInterval, "--node-lost-timeout": nodeLostTimeout} {
+		if d <= 0 {
+			return fmt.Errorf("%s=%s: want a positive duration", name, d)
 		}
-	}
-	agent.HealthPort, agent.MetricsPort = int32(healthPort), int32(metricsPort)
-	if agent.Image == "" {
-		return fmt.Errorf("--agent-image is empty: give the agent's container image")
-	}
-	if statusInterval <= 0 {
-		return fmt.Errorf("--status-interval=%s: want a positive duration", statusInterval)
 	}
 
 	scheme := runtime.NewScheme()
@@ -107,7 +75,6 @@ func run() error {
 
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
 		Scheme:                        scheme,
-		Cache:                         controllers.CacheOptions(),
 		Metrics:                       metricsserver.Options{BindAddress: metricsAddr},
 		HealthProbeBindAddress:        probeAddr,
 		LeaderElection:                leaderElect,
@@ -120,11 +87,10 @@ func run() error {
 	}
 	ctx := ctrl.SetupSignalHandler()
 	r := &controllers.TrafficGeneratorReconciler{
-		Client:         mgr.GetClient(),
-		APIReader:      mgr.GetAPIReader(),
-		Recorder:       mgr.GetEventRecorder("xdpgen-manager"),
-		Agent:          agent,
-		StatusInterval: statusInterval,
+		Client:          mgr.GetClient(),
+		Recorder:        mgr.GetEventRecorder("xdpgen-manager"),
+		StatusInterval:  statusInterval,
+		NodeLostTimeout: nodeLostTimeout,
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("set up the TrafficGenerator controller: %w", err)
@@ -135,6 +101,6 @@ func run() error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return fmt.Errorf("add readiness check: %w", err)
 	}
-	ctrl.Log.WithName("setup").Info("starting manager", "agentImage", agent.Image, "statusInterval", statusInterval)
+	ctrl.Log.WithName("setup").Info("starting manager", "statusInterval", statusInterval, "nodeLostTimeout", nodeLostTimeout)
 	return mgr.Start(ctx)
 }

@@ -32,8 +32,8 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -87,10 +87,9 @@ func TestManagerRejectsBadFlags(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--agent-image-pull-policy=Sometimes"}, "--agent-image-pull-policy=Sometimes: want Always, IfNotPresent or Never"},
-		{[]string{"--agent-health-port=0"}, "--agent-health-port=0: want a port in 1..65535"},
-		{[]string{"--agent-image="}, "--agent-image is empty"},
 		{[]string{"--status-interval=0s"}, "--status-interval=0s: want a positive duration"},
+		{[]string{"--node-lost-timeout=-1s"}, "--node-lost-timeout=-1s: want a positive duration"},
+		{[]string{"--agent-image=x"}, "flag provided but not defined: -agent-image"},
 	} {
 		cmd, out := managerCommand(tc.args...)
 		err := cmd.Run()
@@ -121,8 +120,8 @@ func httpGet(url string) (int, string, error) {
 }
 
 // TestManagerProcess runs the manager as a process against a real API server: it serves its probes and metrics,
-// takes the leader election Lease, runs the controller with the agent image of its flag, and exits cleanly on
-// SIGTERM.
+// takes the leader election Lease, runs the controller (which expects the run on the Nodes the selector matches and
+// loses a node that never reports after its --node-lost-timeout), and exits cleanly on SIGTERM.
 func TestManagerProcess(t *testing.T) {
 	assets := os.Getenv("KUBEBUILDER_ASSETS")
 	if assets == "" {
@@ -179,8 +178,8 @@ func TestManagerProcess(t *testing.T) {
 		"--leader-elect", "--leader-election-namespace=default",
 		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", health),
 		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", metrics),
-		"--agent-image=registry.example/xdpgen:test",
 		"--status-interval=500ms",
+		"--node-lost-timeout=2s",
 	)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -210,23 +209,30 @@ func TestManagerProcess(t *testing.T) {
 	}
 
 	ctx := context.Background()
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "sender-1", Labels: map[string]string{
+		corev1.LabelOSStable: "linux", "xdpgen.io/sender": "true",
+	}}}
+	if err := c.Create(ctx, node); err != nil {
+		t.Fatal(err)
+	}
 	tg := &xdpgenv1alpha1.TrafficGenerator{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "udp"},
 		Spec: xdpgenv1alpha1.TrafficGeneratorSpec{
-			Destination: xdpgenv1alpha1.Destination{Address: "10.200.0.2"},
-			Continuous:  true,
+			NodeSelector: map[string]string{"xdpgen.io/sender": "true"},
+			Destination:  xdpgenv1alpha1.Destination{Address: "10.200.0.2"},
+			Duration:     &metav1.Duration{Duration: time.Minute},
 		},
 	}
 	if err := c.Create(ctx, tg); err != nil {
 		t.Fatal(err)
 	}
-	poll.Until(t, 30*time.Second, 100*time.Millisecond, "the agent DaemonSet with the --agent-image", func() error {
-		ds := &appsv1.DaemonSet{}
-		if err := c.Get(ctx, client.ObjectKey{Namespace: "default", Name: "xdpgen-udp"}, ds); err != nil {
+	poll.Until(t, 30*time.Second, 100*time.Millisecond, "the run expecting the selected Node, which never reports and is lost after --node-lost-timeout", func() error {
+		cur := &xdpgenv1alpha1.TrafficGenerator{}
+		if err := c.Get(ctx, client.ObjectKeyFromObject(tg), cur); err != nil {
 			return err
 		}
-		if img := ds.Spec.Template.Spec.Containers[0].Image; img != "registry.example/xdpgen:test" {
-			return fmt.Errorf("image %q", img)
+		if st := cur.Status; st.NodesTotal != 1 || st.NodesLost != 1 || st.Phase != xdpgenv1alpha1.PhaseFailed {
+			return fmt.Errorf("status %+v", st)
 		}
 		return nil
 	})

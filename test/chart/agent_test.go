@@ -41,8 +41,8 @@ const nodeNameExtra = "authentication.kubernetes.io/node-name"
 
 // testAgentReach checks, as the agents' service account sa of namespace ns with the token a pod on node-a gets
 // (a real bound token, as the kubelet projects it), that the installed RBAC and admission policy let an agent read
-// its TrafficGenerator and write its own node's NodeReport, and nothing else: not another node's NodeReport, not
-// the TrafficGenerator, nothing in another namespace.
+// every TrafficGenerator and its Node and write its own node's NodeReport, and nothing else: not another node's
+// NodeReport, not the TrafficGenerator, no report in a namespace not allowed.
 func testAgentReach(t *testing.T, ns, sa string) {
 	g := NewWithT(t)
 	ctx := context.Background()
@@ -57,7 +57,7 @@ func testAgentReach(t *testing.T, ns, sa string) {
 	other := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "not-the-agents-"}}
 	g.Expect(k8sClient.Create(ctx, other)).To(Succeed())
 
-	// The agent pod, as the agent DaemonSet makes it (envtest has no kubelet: it is only ever bound to node-a).
+	// An agent pod, as the agent DaemonSet makes it (envtest has no kubelet: it is only ever bound to node-a).
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "xdpgen-udp-agent"},
 		Spec: corev1.PodSpec{
@@ -185,12 +185,14 @@ func testAgentReach(t *testing.T, ns, sa string) {
 	forbidden("agent writes the TrafficGenerator status", agent.Status().Update(ctx, tgAgent), "cannot update")
 	forbidden("agent deletes the TrafficGenerator", agent.Delete(ctx, tgAgent), "cannot delete")
 	// Nothing outside its namespace, and nothing but its own kinds inside it.
-	forbidden("agent reads a TrafficGenerator of another namespace", agent.Get(ctx, client.ObjectKeyFromObject(tgOther), &xdpgenv1alpha1.TrafficGenerator{}), "cannot get")
+	// One agent per node runs the TrafficGenerators of every namespace: it reads them all, and its Node.
+	g.Expect(agent.Get(ctx, client.ObjectKeyFromObject(tgOther), &xdpgenv1alpha1.TrafficGenerator{})).To(Succeed())
+	g.Expect(agent.Get(ctx, client.ObjectKey{Name: "node-a"}, &corev1.Node{})).To(Succeed())
 	forbidden("agent writes a NodeReport in another namespace", agent.Create(ctx, report(other.Name, "node-a")), "cannot create")
 	forbidden("agent lists pods", agent.List(ctx, &corev1.PodList{}, client.InNamespace(ns)), "cannot list")
 	forbidden("agent reads secrets", agent.List(ctx, &corev1.SecretList{}, client.InNamespace(ns)), "cannot list")
 	forbidden("agent writes DaemonSets", agent.Create(ctx, &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "x"}}), "cannot create")
-	forbidden("agent reads nodes", agent.Get(ctx, client.ObjectKey{Name: "node-a"}, &corev1.Node{}), "cannot get")
+	forbidden("agent lists nodes", agent.List(ctx, &corev1.NodeList{}), "cannot list")
 
 	// A token of the service account that no pod holds names no node: such a client writes no report at all.
 	unbound, err := client.New(configWith(token(false)), client.Options{Scheme: scheme})

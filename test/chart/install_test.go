@@ -29,6 +29,7 @@ import (
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -193,7 +194,12 @@ manager:
     requests: {cpu: 50m, memory: 96Mi}
     limits: {memory: 300Mi}
   nodeSelector: {node-role.example.com/infra: "true"}
-agent: {extraNamespaces: [default]}
+agent:
+  extraNamespaces: [default]
+  imagePullSecrets: [{name: agent-registry}]
+  resources:
+    requests: {cpu: 200m, memory: 128Mi}
+  priorityClassName: system-node-critical
 `), 0o644)).To(Succeed())
 	rendered = helmTemplate(t, "-f", values)
 	helmRun("install", "traffic", chartDir, "-f", values)
@@ -203,11 +209,24 @@ agent: {extraNamespaces: [default]}
 	pod := deploy.Spec.Template.Spec
 	g.Expect(pod.Containers[0].Image).To(Equal("registry.example.com/xdpgen:v9.9.9"))
 	g.Expect(pod.Containers[0].ImagePullPolicy).To(Equal(corev1.PullNever))
-	g.Expect(pod.Containers[0].Args).To(ContainElement("--agent-image=registry.example.com/xdpgen:v9.9.9"))
 	g.Expect(pod.Containers[0].Resources.Requests.Cpu().Cmp(resource.MustParse("50m"))).To(Equal(0))
 	g.Expect(pod.Containers[0].Resources.Limits.Memory().Cmp(resource.MustParse("300Mi"))).To(Equal(0))
 	g.Expect(pod.NodeSelector).To(HaveKeyWithValue("node-role.example.com/infra", "true"))
-	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: "default", Name: "xdpgen-agent"}, &corev1.ServiceAccount{})).To(Succeed())
+	// The agent DaemonSet as the API server took it: the manager's image, and the agent values.
+	var ds appsv1.DaemonSet
+	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: "traffic-gen", Name: "xdpgen-agent"}, &ds)).To(Succeed())
+	agentPod := ds.Spec.Template.Spec
+	g.Expect(agentPod.Containers[0].Image).To(Equal("registry.example.com/xdpgen:v9.9.9"))
+	g.Expect(agentPod.Containers[0].ImagePullPolicy).To(Equal(corev1.PullNever))
+	g.Expect(agentPod.ImagePullSecrets).To(Equal([]corev1.LocalObjectReference{{Name: "agent-registry"}}))
+	g.Expect(agentPod.PriorityClassName).To(Equal("system-node-critical"))
+	g.Expect(agentPod.Containers[0].Resources.Requests.Cpu().Cmp(resource.MustParse("200m"))).To(Equal(0))
+	g.Expect(agentPod.HostNetwork).To(BeTrue())
+	g.Expect(agentPod.Tolerations).To(Equal([]corev1.Toleration{{Operator: corev1.TolerationOpExists}}))
+	// The agents (service account in traffic-gen) may report in default.
+	var rb rbacv1.RoleBinding
+	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: "default", Name: "xdpgen-agent"}, &rb)).To(Succeed())
+	g.Expect(rb.Subjects).To(Equal([]rbacv1.Subject{{Kind: "ServiceAccount", Name: "xdpgen-agent", Namespace: "traffic-gen"}}))
 	helmRun("uninstall", "traffic")
 	expectOnlyCRDsLeft(t, rendered)
 }

@@ -31,15 +31,12 @@ import (
 // managerFlagDefaults are the manager's flag defaults (cmd/manager) that the chart spells out and config/manager
 // may leave out.
 var managerFlagDefaults = map[string]string{
-	"--agent-image-pull-policy": "IfNotPresent",
-	"--agent-health-port":       "9440",
-	"--agent-metrics-port":      "9441",
-	"--zap-log-level":           "info",
+	"--zap-log-level": "info",
 }
 
 // TestKustomizeInstallsTheSame: `kubectl kustomize config/default` and the chart with default values produce the
 // same objects, with the same content where it matters (everything but the chart's extra labels): the same CRDs,
-// RBAC, namespace labels, manager Deployment, Services and admission policy. So do config/local and the chart with
+// RBAC, namespace labels, manager Deployment, agent DaemonSet, Services and admission policy. So do config/local and the chart with
 // hack/helm/local-cluster-values.yaml, the two ways to install on the local cluster.
 func TestKustomizeInstallsTheSame(t *testing.T) {
 	for _, tc := range []struct{ kustomization, values string }{
@@ -83,8 +80,9 @@ func TestKustomizeInstallsTheSame(t *testing.T) {
 }
 
 // comparable is what must agree between the two installations: an object without its labels and annotations (the
-// chart adds its own), except the CRDs whole and the namespace's pod-security labels; the manager's flags and pull
-// policy with the defaults filled in.
+// chart adds its own), except the CRDs whole and the namespace's pod-security labels; the manager's flags and the
+// pull policies with the defaults filled in, environment variables in name order (a kustomize patch puts its own
+// first).
 func comparable(t *testing.T, o *unstructured.Unstructured) map[string]any {
 	t.Helper()
 	c := o.DeepCopy()
@@ -99,13 +97,21 @@ func comparable(t *testing.T, o *unstructured.Unstructured) map[string]any {
 	}
 	c.SetLabels(psa)
 	c.SetAnnotations(nil)
-	if c.GetKind() == "Deployment" {
+	if c.GetKind() == "Deployment" || c.GetKind() == "DaemonSet" {
 		unstructured.RemoveNestedField(c.Object, "spec", "template", "metadata")
 		containers, _ := nested(c, "spec", "template", "spec", "containers").([]any)
 		for _, ci := range containers {
 			cm := ci.(map[string]any)
 			if _, ok := cm["imagePullPolicy"]; !ok {
 				cm["imagePullPolicy"] = "IfNotPresent" // the API server's default for a tag other than latest
+			}
+			if env, ok := cm["env"].([]any); ok {
+				sort.Slice(env, func(i, j int) bool {
+					return env[i].(map[string]any)["name"].(string) < env[j].(map[string]any)["name"].(string)
+				})
+			}
+			if c.GetKind() == "DaemonSet" {
+				continue // the agents' flags are all spelled out
 			}
 			args, _ := cm["args"].([]any)
 			have := flags(cm)

@@ -59,8 +59,13 @@ func TestCopiesInSync(t *testing.T) {
 	if len(copied) != len(crds) {
 		t.Errorf("chart has %d CRDs, config/crd/bases %d: run make helm-sync", len(copied), len(crds))
 	}
-	for _, f := range []string{"role.yaml", "leader_election_role.yaml", "agent_role.yaml"} {
-		pairs[filepath.Join(repoRoot, "config", "rbac", f)] = filepath.Join(chartDir, "files", "rbac", f)
+	for copied, src := range map[string]string{
+		"role.yaml":                 "rbac/role.yaml",
+		"leader_election_role.yaml": "rbac/leader_election_role.yaml",
+		"agent_role.yaml":           "agent/role.yaml",
+		"agent_cluster_role.yaml":   "agent/cluster_role.yaml",
+	} {
+		pairs[filepath.Join(repoRoot, "config", src)] = filepath.Join(chartDir, "files", "rbac", copied)
 	}
 	for src, dst := range pairs {
 		a, errA := os.ReadFile(src)
@@ -82,10 +87,13 @@ func TestTemplateDefaults(t *testing.T) {
 	sort.Strings(got)
 	want := []string{
 		"ClusterRole /xdpgen-agent",
+		"ClusterRole /xdpgen-agent-reader",
 		"ClusterRole /xdpgen-manager",
+		"ClusterRoleBinding /xdpgen-agent-reader",
 		"ClusterRoleBinding /xdpgen-manager",
 		"CustomResourceDefinition /nodereports.xdpgen.io",
 		"CustomResourceDefinition /trafficgenerators.xdpgen.io",
+		"DaemonSet " + ns + "/xdpgen-agent",
 		"Deployment " + ns + "/xdpgen-controller-manager",
 		"Namespace /" + ns,
 		"Role " + ns + "/xdpgen-leader-election",
@@ -110,7 +118,7 @@ func TestTemplateDefaults(t *testing.T) {
 	}
 
 	deploy := get(t, objs, "Deployment "+ns+"/xdpgen-controller-manager")
-	c := managerContainer(t, deploy)
+	c := onlyContainer(t, deploy)
 	if c["image"] != "ghcr.io/xdpgen/xdpgen:dev" || c["imagePullPolicy"] != "IfNotPresent" {
 		t.Errorf("manager image %v (%v), want ghcr.io/xdpgen/xdpgen:dev (IfNotPresent)", c["image"], c["imagePullPolicy"])
 	}
@@ -118,12 +126,8 @@ func TestTemplateDefaults(t *testing.T) {
 		"--leader-elect":              "",
 		"--health-probe-bind-address": ":8081",
 		"--metrics-bind-address":      ":8080",
-		"--agent-image":               "ghcr.io/xdpgen/xdpgen:dev",
-		"--agent-image-pull-policy":   "IfNotPresent",
-		"--agent-service-account":     "xdpgen-agent",
-		"--agent-health-port":         "9440",
-		"--agent-metrics-port":        "9441",
 		"--status-interval":           "2s",
+		"--node-lost-timeout":         "60s",
 		"--zap-log-level":             "info",
 	}
 	if d := cmp.Diff(wantFlags, flags(c)); d != "" {
@@ -144,6 +148,49 @@ func TestTemplateDefaults(t *testing.T) {
 	}
 	if got := nested(deploy, "spec", "template", "spec", "serviceAccountName"); got != "xdpgen-manager" {
 		t.Errorf("manager serviceAccountName %v, want xdpgen-manager", got)
+	}
+
+	// The agents: one per node, every node by default, with the manager's image and the least privilege.
+	ds := get(t, objs, "DaemonSet "+ns+"/xdpgen-agent")
+	agentPod := &unstructured.Unstructured{Object: nested(ds, "spec", "template", "spec").(map[string]any)}
+	ac := onlyContainer(t, ds)
+	if ac["image"] != "ghcr.io/xdpgen/xdpgen:dev" || ac["imagePullPolicy"] != "IfNotPresent" {
+		t.Errorf("agent image %v (%v), want the manager's, ghcr.io/xdpgen/xdpgen:dev (IfNotPresent)", ac["image"], ac["imagePullPolicy"])
+	}
+	if d := cmp.Diff(map[string]string{"--health-probe-bind-address": ":9440", "--metrics-bind-address": ":9441"}, flags(ac)); d != "" {
+		t.Errorf("agent flags (-want +got):\n%s", d)
+	}
+	for field, want := range map[string]any{
+		"hostNetwork":        true,
+		"dnsPolicy":          "ClusterFirstWithHostNet",
+		"serviceAccountName": "xdpgen-agent",
+		"tolerations":        []any{map[string]any{"operator": "Exists"}},
+		"nodeSelector":       map[string]any{"kubernetes.io/os": "linux"},
+	} {
+		if d := cmp.Diff(want, nested(agentPod, field)); d != "" {
+			t.Errorf("agent pod %s (-want +got):\n%s", field, d)
+		}
+	}
+	if got := nested(agentPod, "imagePullSecrets"); got != nil {
+		t.Errorf("agent imagePullSecrets %v, want none by default", got)
+	}
+	wantSecurity := map[string]any{
+		"capabilities":             map[string]any{"drop": []any{"ALL"}, "add": []any{"BPF", "NET_ADMIN", "PERFMON"}},
+		"privileged":               false,
+		"allowPrivilegeEscalation": false,
+		"readOnlyRootFilesystem":   true,
+		"runAsUser":                int64(0),
+		"runAsNonRoot":             false,
+	}
+	if d := cmp.Diff(wantSecurity, ac["securityContext"]); d != "" {
+		t.Errorf("agent securityContext (-want +got):\n%s", d)
+	}
+	var envNames []any
+	for _, e := range ac["env"].([]any) {
+		envNames = append(envNames, e.(map[string]any)["name"])
+	}
+	if d := cmp.Diff([]any{"NODE_NAME", "POD_NAME", "POD_NAMESPACE", "POD_UID"}, envNames); d != "" {
+		t.Errorf("agent env (-want +got):\n%s", d)
 	}
 
 	binding := get(t, objs, "RoleBinding "+ns+"/xdpgen-agent")
@@ -183,12 +230,22 @@ manager:
   env: [{name: KUBERNETES_SERVICE_HOST, value: 127.0.0.1}]
   extraArgs: [--leader-election-namespace=traffic]
 agent:
+  image: {repository: registry.example.com/net/xdpgen-agent, tag: v0.2.1}
+  imagePullSecrets: [{name: agent-credentials}]
   serviceAccountName: traffic-agent
   extraNamespaces: [team-a, team-b]
   healthPort: 19440
   metricsPort: 19441
   privileged: true
   env: {KUBERNETES_SERVICE_HOST: 127.0.0.1}
+  resources:
+    requests: {cpu: 500m, memory: 256Mi}
+    limits: {memory: 1Gi}
+  priorityClassName: system-node-critical
+  nodeSelector: {node-role.example.com/sender: "true"}
+  tolerations: [{key: dedicated, operator: Equal, value: load, effect: NoSchedule}]
+  podLabels: {team: net}
+  podAnnotations: {example.com/scrape: "true"}
 metrics:
   serviceMonitor:
     enabled: true
@@ -202,8 +259,8 @@ metrics:
 		switch n := o.GetNamespace(); n {
 		case "", ns:
 		case "team-a", "team-b":
-			if k != "ServiceAccount "+n+"/traffic-agent" && k != "RoleBinding "+n+"/xdpgen-agent" {
-				t.Errorf("%s: only the agents' service account and RoleBinding belong in an extra namespace", k)
+			if k != "RoleBinding "+n+"/xdpgen-agent" {
+				t.Errorf("%s: only the agents' RoleBinding belongs in an extra namespace", k)
 			}
 		default:
 			t.Errorf("%s is not in namespace %s", k, ns)
@@ -212,7 +269,7 @@ metrics:
 	get(t, objs, "Namespace /"+ns)
 
 	deploy := get(t, objs, "Deployment "+ns+"/xdpgen-controller-manager")
-	c := managerContainer(t, deploy)
+	c := onlyContainer(t, deploy)
 	const image = "registry.example.com/net/xdpgen:v0.2.0"
 	if c["image"] != image || c["imagePullPolicy"] != "Never" {
 		t.Errorf("manager image %v (%v), want %s (Never)", c["image"], c["imagePullPolicy"], image)
@@ -220,15 +277,9 @@ metrics:
 	wantFlags := map[string]string{
 		"--health-probe-bind-address": ":8081",
 		"--metrics-bind-address":      ":8080",
-		"--agent-image":               image,
-		"--agent-image-pull-policy":   "Never",
-		"--agent-service-account":     "traffic-agent",
-		"--agent-health-port":         "19440",
-		"--agent-metrics-port":        "19441",
-		"--agent-privileged":          "",
 		"--status-interval":           "5s",
+		"--node-lost-timeout":         "60s",
 		"--zap-log-level":             "debug",
-		"--agent-env":                 "KUBERNETES_SERVICE_HOST=127.0.0.1",
 		"--leader-election-namespace": "traffic",
 	}
 	if d := cmp.Diff(wantFlags, flags(c)); d != "" {
@@ -260,12 +311,50 @@ metrics:
 		t.Errorf("leader election off, but its Role is rendered")
 	}
 
-	// The agents' service account and binding in the chart's namespace and in each extra namespace; the admission
-	// policy matches the renamed service account.
+	// The agent DaemonSet with the agent values.
+	ds := get(t, objs, "DaemonSet "+ns+"/xdpgen-agent")
+	ac := onlyContainer(t, ds)
+	if want := "registry.example.com/net/xdpgen-agent:v0.2.1"; ac["image"] != want || ac["imagePullPolicy"] != "Never" {
+		t.Errorf("agent image %v (%v), want %s (Never, the manager's)", ac["image"], ac["imagePullPolicy"], want)
+	}
+	if d := cmp.Diff(map[string]string{"--health-probe-bind-address": ":19440", "--metrics-bind-address": ":19441"}, flags(ac)); d != "" {
+		t.Errorf("agent flags (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff(map[string]any{"requests": map[string]any{"cpu": "500m", "memory": "256Mi"}, "limits": map[string]any{"memory": "1Gi"}}, ac["resources"]); d != "" {
+		t.Errorf("agent resources (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff(map[string]any{"privileged": true, "readOnlyRootFilesystem": true, "runAsUser": int64(0)}, ac["securityContext"]); d != "" {
+		t.Errorf("privileged agent securityContext (-want +got):\n%s", d)
+	}
+	if env := ac["env"].([]any); !cmp.Equal(env[len(env)-1], map[string]any{"name": "KUBERNETES_SERVICE_HOST", "value": "127.0.0.1"}) {
+		t.Errorf("agent env %v, want KUBERNETES_SERVICE_HOST after the downward API", env)
+	}
+	agentPod := &unstructured.Unstructured{Object: nested(ds, "spec", "template", "spec").(map[string]any)}
+	for field, want := range map[string]any{
+		"imagePullSecrets":   []any{map[string]any{"name": "agent-credentials"}},
+		"priorityClassName":  "system-node-critical",
+		"serviceAccountName": "traffic-agent",
+		"nodeSelector":       map[string]any{"kubernetes.io/os": "linux", "node-role.example.com/sender": "true"},
+		// Lists are replaced, not merged: the default toleration of every taint is gone.
+		"tolerations": []any{map[string]any{"key": "dedicated", "operator": "Equal", "value": "load", "effect": "NoSchedule"}},
+	} {
+		if d := cmp.Diff(want, nested(agentPod, field)); d != "" {
+			t.Errorf("agent pod %s (-want +got):\n%s", field, d)
+		}
+	}
+	if got := nested(ds, "spec", "template", "metadata", "labels", "team"); got != "net" {
+		t.Errorf("agent pod label team = %v, want net", got)
+	}
+	if got := nested(ds, "spec", "template", "metadata", "annotations", "example.com/scrape"); got != "true" {
+		t.Errorf("agent pod annotation example.com/scrape = %v, want true", got)
+	}
+
+	// The agents' service account in the chart's namespace, their RoleBinding there and in each extra namespace;
+	// the admission policy matches the renamed service account.
+	get(t, objs, "ServiceAccount "+ns+"/traffic-agent")
 	for _, n := range []string{ns, "team-a", "team-b"} {
-		get(t, objs, "ServiceAccount "+n+"/traffic-agent")
 		rb := get(t, objs, "RoleBinding "+n+"/xdpgen-agent")
-		want := []any{map[string]any{"kind": "ServiceAccount", "name": "traffic-agent", "namespace": n}}
+		want := []any{map[string]any{"kind": "ServiceAccount", "name": "traffic-agent", "namespace": ns}}
 		if d := cmp.Diff(want, nested(rb, "subjects")); d != "" {
 			t.Errorf("RoleBinding in %s (-want +got):\n%s", n, d)
 		}
@@ -320,6 +409,11 @@ func TestSchemaRefusesBadValues(t *testing.T) {
 		{[]string{"--set", "manager.resources.request.cpu=1"}, []string{"/manager/resources", "'request' not allowed"}},
 		{[]string{"--set", "manager.statusInterval=soon"}, []string{"/manager/statusInterval"}},
 		{[]string{"--set", "manager.logLevel=chatty"}, []string{"/manager/logLevel"}},
+		{[]string{"--set", "manager.nodeLostTimeout=a-minute"}, []string{"/manager/nodeLostTimeout"}},
+		{[]string{"--set", "agent.image.pullPolicy=Sometimes"}, []string{"/agent/image/pullPolicy"}},
+		{[]string{"--set", "agent.resources.requests.cpu=lots"}, []string{"/agent/resources/requests/cpu", "'lots'"}},
+		{[]string{"--set", "agent.nodeSelector.zone=1"}, []string{"/agent/nodeSelector/zone", "want string"}},
+		{[]string{"--set", "agent.imagePullSecrets[0].nam=x"}, []string{"/agent/imagePullSecrets/0"}},
 		{[]string{"--set", "manager.nodeSelector.zone=1"}, []string{"/manager/nodeSelector/zone", "want string"}},
 		{[]string{"--set", "namespace.name=Traffic_Gen"}, []string{"/namespace/name", "'Traffic_Gen'"}},
 		{[]string{"--set", "agent.extraNamespaces[0]=Team A"}, []string{"/agent/extraNamespaces/0"}},

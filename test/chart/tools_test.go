@@ -144,7 +144,7 @@ func nested(o *unstructured.Unstructured, fields ...string) any {
 }
 
 // managerContainer returns the manager's container of a rendered Deployment.
-func managerContainer(t testing.TB, deploy *unstructured.Unstructured) map[string]any {
+func onlyContainer(t testing.TB, deploy *unstructured.Unstructured) map[string]any {
 	t.Helper()
 	cs, _ := nested(deploy, "spec", "template", "spec", "containers").([]any)
 	if len(cs) != 1 {

@@ -86,9 +86,8 @@ func TestRunCompletes(t *testing.T) {
 	if int64(matched.Bytes) != tg.Status.Totals.Bytes {
 		t.Errorf("status totals %d bytes, far end %d", tg.Status.Totals.Bytes, matched.Bytes)
 	}
-	if n := tg.Status.Nodes; len(n) != 1 || n[0].Node != e.cluster.NodeName() || n[0].Phase != xdpgenv1alpha1.PhaseCompleted ||
-		n[0].Packets != packets {
-		t.Errorf("status.nodes = %+v, want one entry for node %s, Completed with %d packets", n, e.cluster.NodeName(), packets)
+	if st := tg.Status; st.NodesTotal != 1 || st.NodesCompleted != 1 {
+		t.Errorf("status counts %d nodes, %d completed, want node %s alone, Completed", st.NodesTotal, st.NodesCompleted, e.cluster.NodeName())
 	}
 	if tg.Status.StartTime == nil || tg.Status.CompletionTime == nil {
 		t.Errorf("status start and completion times: %v, %v", tg.Status.StartTime, tg.Status.CompletionTime)

@@ -42,12 +42,12 @@ func (e *clusterEnv) checkFailed(t *testing.T, name string, phases *phaseRecorde
 		phases.seenUntil(tg.Status.Phase)); diff != "" {
 		t.Errorf("phases (-want +got):\n%s", diff)
 	}
-	if n := tg.Status.Nodes; len(n) != 1 || n[0].Phase != xdpgenv1alpha1.PhaseFailed {
-		t.Fatalf("status.nodes = %+v, want this node Failed", n)
+	if n := tg.Status.NodesOfInterest; len(n) != 1 || n[0].Phase != xdpgenv1alpha1.PhaseFailed {
+		t.Fatalf("status.nodesOfInterest = %+v, want this node Failed", n)
 	}
 	for _, r := range reason {
-		if !strings.Contains(tg.Status.Nodes[0].LastError, r) {
-			t.Errorf("the node's error %q does not mention %q", tg.Status.Nodes[0].LastError, r)
+		if !strings.Contains(tg.Status.NodesOfInterest[0].LastError, r) {
+			t.Errorf("the node's error %q does not mention %q", tg.Status.NodesOfInterest[0].LastError, r)
 		}
 	}
 	if matched, _ := far.counts(t); matched.Packets != 0 || tg.Status.Totals.Packets != 0 {

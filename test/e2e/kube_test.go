@@ -141,7 +141,7 @@ func (e *clusterEnv) waitPhase(t *testing.T, name string, phase xdpgenv1alpha1.P
 			t.Fatalf("TrafficGenerator %s ended %s, want %s:\n%s", name, p, phase, out)
 		}
 		if tg.Status.Phase != phase {
-			return fmt.Errorf("phase %q, totals %+v, nodes %+v", tg.Status.Phase, tg.Status.Totals, tg.Status.Nodes)
+			return fmt.Errorf("phase %q, totals %+v, nodes %+v", tg.Status.Phase, tg.Status.Totals, tg.Status.NodesOfInterest)
 		}
 		return nil
 	})

@@ -13,6 +13,12 @@ cluster-wide, so there is one xdpgen per cluster, and the names match the kustom
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) -}}
 {{- end -}}
 
+{{/* The image of the node agents: agent.image's fields, each defaulting to the manager's. */}}
+{{- define "xdpgen.agentImage" -}}
+{{- $i := .Values.agent.image -}}
+{{- printf "%s:%s" ($i.repository | default .Values.image.repository) ($i.tag | default .Values.image.tag | default .Chart.AppVersion) -}}
+{{- end -}}
+
 {{/* Labels of every object of the release. */}}
 {{- define "xdpgen.labels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
@@ -33,11 +39,15 @@ app.kubernetes.io/component: manager
 {{ include "xdpgen.managerSelectorLabels" . }}
 {{- end -}}
 
-{{/* Labels of the agents' objects. The agent pods carry app.kubernetes.io/name: xdpgen-agent (controllers/daemonset.go). */}}
-{{- define "xdpgen.agentLabels" -}}
-{{ include "xdpgen.labels" . }}
+{{/* Labels of the agents' objects; the selector labels are those the kustomize installation (config/agent) uses. */}}
+{{- define "xdpgen.agentSelectorLabels" -}}
 app.kubernetes.io/name: xdpgen-agent
 app.kubernetes.io/component: agent
+{{- end -}}
+
+{{- define "xdpgen.agentLabels" -}}
+{{ include "xdpgen.labels" . }}
+{{ include "xdpgen.agentSelectorLabels" . }}
 {{- end -}}
 
 {{/*
