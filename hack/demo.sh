@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The cluster demo (`make demo`): a local single-node Kubernetes (test/cluster), xdpgen installed with the
-# project's manifests (config/local on top of config/default), a veth pair from the node into a network namespace
-# standing in for a remote host, config/samples/trafficgen.yaml aimed at that host, `kubectl get tg` live until the
-# run ends, the final status beside the packets counted on the far side, and everything torn down on exit, also
-# on failure or Ctrl-C.
+# The cluster demo (`make demo`): a local two-node Kubernetes (test/cluster: the host, and node2 in network
+# namespaces of its own), xdpgen installed with the project's manifests (config/local on top of config/default), a
+# veth pair from the first node into a network namespace standing in for a remote host,
+# config/samples/trafficgen.yaml aimed at that host and kept on the first node (node2 has no way to that host),
+# `kubectl get tg` live until the run ends, the final status beside the packets counted on the far side, and
+# everything torn down on exit, also on failure or Ctrl-C.
 #
 #   hack/demo.sh path/to/xdpgen-cluster path/to/xdpgen
 #
@@ -42,9 +43,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-echo "== starting a single-node Kubernetes (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, containerd)"
+echo "== starting a two-node Kubernetes (etcd, kube-apiserver, kube-controller-manager, kube-scheduler; a kubelet and a containerd per node)"
 "$cluster" up --dir "$CLUSTER_DIR" --bin-dir "$K8S_BIN" --image "$IMAGE_TAR" --image "$PAUSE_TAR" >/dev/null
 "$K8S_BIN/kubectl" --kubeconfig "$CLUSTER_DIR/kubeconfig" get nodes -o wide
+# The first node is the host, named as the harness names it by default.
+node1=$(hostname | tr '[:upper:]' '[:lower:]')
 
 echo
 echo "== installing xdpgen: kubectl apply -k config/local"
@@ -71,9 +74,10 @@ counter=$!
 sleep 1
 
 echo
-echo "== kubectl apply: $sample, destination set to $far_ip"
+echo "== kubectl apply: $sample, destination set to $far_ip, on node $node1 only"
 "${kubectl[@]}" patch --local -f "$sample" --type merge -o yaml \
-	-p "{\"spec\":{\"destination\":{\"address\":\"$far_ip\"}}}" >"$tmp/trafficgen.yaml"
+	-p "{\"spec\":{\"destination\":{\"address\":\"$far_ip\"},\"nodeSelector\":{\"kubernetes.io/hostname\":\"$node1\"}}}" \
+	>"$tmp/trafficgen.yaml"
 "${kubectl[@]}" apply -f "$tmp/trafficgen.yaml"
 echo
 "${kubectl[@]}" get tg "$tg" -o wide --watch &
