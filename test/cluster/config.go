@@ -42,8 +42,6 @@ const (
 	nodeLinkHostIP = "10.251.0.1"
 	nodeLinkNodeIP = "10.251.0.2"
 	nodeLinkPrefix = 24
-	// nodeNetnsPrefix names the network namespaces of the nodes after the first (/run/netns/xdpgen-cluster-node2).
-	nodeNetnsPrefix = "xdpgen-cluster-"
 	// secondNodeName is the second node's name: it is no host name, so nothing may ever look it up (see
 	// apiserverArgs).
 	secondNodeName = "node2"
@@ -321,7 +319,7 @@ func (c *Cluster) containerdArgs(n Node) []string {
 	if n.Netns == "" {
 		return args
 	}
-	return append([]string{"nsenter", "--net=" + n.NetnsPath(), "--", "unshare", "--mount", "--propagation", "slave", "--",
+	return append([]string{"nsenter", "--net=" + n.Netns, "--", "unshare", "--mount", "--propagation", "slave", "--",
 		"sh", "-c", `mount --bind "$1" ` + devicePluginsDir + ` && shift && exec "$@"`, "sh", p.devicePlugins()}, args...)
 }
 
@@ -332,7 +330,7 @@ func (c *Cluster) loopbackProxyArgs(n Node) []string {
 		exe = "/proc/self/exe"
 	}
 	api := net.JoinHostPort("127.0.0.1", strconv.Itoa(c.opts.APIServerPort))
-	return []string{exe, loopbackProxyArg, n.NetnsPath(), api, api}
+	return []string{exe, loopbackProxyArg, n.Netns, api, api}
 }
 
 func writeFile(path, content string) error {

@@ -136,9 +136,9 @@ func recordHost() (*hostState, error) {
 }
 
 // Fingerprint lists what the cluster may change on the host, one line per fact: network interfaces (the second
-// node's veth among them), iptables rules of every table, mount points (the nodes' network namespaces among them),
-// the sysctls it changes, top-level cgroups (a node's own among them), the folders in createdDirs, and the
-// network namespaces of the CRI and of the nodes.
+// node's veth among them), iptables rules of every table, mount points (the second node's network namespace
+// among them), the sysctls it changes, top-level cgroups (the second node's among them), the folders in
+// createdDirs, and the CRI's network namespaces.
 // Two fingerprints taken before and after a cluster's life should be equal.
 func Fingerprint() []string {
 	var out []string
@@ -191,12 +191,11 @@ func Fingerprint() []string {
 	return out
 }
 
-// ownNetns is false for named network namespaces the cluster does not make (the CRI names its own cni-*, the
-// harness its nodes' xdpgen-cluster-*): tests running meanwhile make and remove theirs, and they are no concern of
-// the cluster's teardown.
+// ownNetns is false for named network namespaces the cluster does not make (the CRI names its own cni-*):
+// tests running meanwhile make and remove theirs, and they are no concern of the cluster's teardown.
 func ownNetns(path string) bool {
 	name, ok := strings.CutPrefix(path, "/run/netns/")
-	return !ok || strings.HasPrefix(name, "cni-") || strings.HasPrefix(name, nodeNetnsPrefix)
+	return !ok || strings.HasPrefix(name, "cni-")
 }
 
 // DiffFingerprints returns the lines only before has ("-") and only after has ("+").

@@ -40,7 +40,9 @@ const devicePluginsDir = "/var/lib/kubelet/device-plugins"
 // the API server through a loopback proxy on its own 127.0.0.1.
 type Node struct {
 	Name string `json:"name"`
-	// Netns is the name of the node's network namespace in /run/netns; "" for the first node.
+	// Netns is the path of the node's network namespace; "" for the first node. It is a file of the run folder,
+	// not of /run/netns: `ip netns add` bind-mounts /run/netns over itself, which would hide a namespace mounted
+	// there before and leave it busy at teardown.
 	Netns string `json:"netns,omitempty"`
 	// IP is the node's InternalIP, where its kubelet serves; "" on a single-node cluster (the kubelet picks one
 	// and serves on 127.0.0.1).
@@ -50,14 +52,6 @@ type Node struct {
 	HostIP   string `json:"hostIP,omitempty"`
 	// PodCIDR is the /24 of the node's CNI bridge.
 	PodCIDR string `json:"podCIDR"`
-}
-
-// NetnsPath is the path of the node's network namespace, "" for the first node.
-func (n Node) NetnsPath() string {
-	if n.Netns == "" {
-		return ""
-	}
-	return filepath.Join("/run/netns", n.Netns)
 }
 
 // nodes lays out the cluster's nodes from its options.
@@ -76,7 +70,7 @@ func nodes(o Options) ([]Node, error) {
 	first.IP = nodeLinkHostIP
 	return []Node{first, {
 		Name:     secondNodeName,
-		Netns:    nodeNetnsPrefix + secondNodeName,
+		Netns:    paths{o.Dir}.join("nodes", secondNodeName, "netns"),
 		IP:       nodeLinkNodeIP,
 		HostLink: "xdpgen-" + secondNodeName,
 		HostIP:   nodeLinkHostIP,
@@ -146,17 +140,17 @@ func (c *Cluster) setUpNodeHost(n Node) error {
 	if err := makeNodeCgroups(n.Name); err != nil {
 		return err
 	}
-	if err := os.MkdirAll("/run/netns", 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(n.Netns), 0o755); err != nil {
 		return err
 	}
 	// unshare keeps the namespace by bind-mounting it on the file; a new thread of ours would do the same with more code.
-	if err := os.WriteFile(n.NetnsPath(), nil, 0o444); err != nil {
+	if err := os.WriteFile(n.Netns, nil, 0o444); err != nil {
 		return err
 	}
-	if out, err := exec.Command("unshare", "--net="+n.NetnsPath(), "true").CombinedOutput(); err != nil {
+	if out, err := exec.Command("unshare", "--net="+n.Netns, "true").CombinedOutput(); err != nil {
 		return fmt.Errorf("create network namespace %s: %w: %s", n.Netns, err, strings.TrimSpace(string(out)))
 	}
-	ns, err := netns.GetFromPath(n.NetnsPath())
+	ns, err := netns.GetFromPath(n.Netns)
 	if err != nil {
 		return err
 	}
@@ -242,10 +236,10 @@ func makeNodeCgroups(name string) error {
 // veth. Its cgroups and folders go with the others' (hostState). Nothing there is no error.
 func removeNodeHost(n Node) error {
 	errs := []error{removeLink(n.HostLink)}
-	if err := unix.Unmount(n.NetnsPath(), unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-		errs = append(errs, fmt.Errorf("unmount %s: %w", n.NetnsPath(), err))
+	if err := unix.Unmount(n.Netns, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		errs = append(errs, fmt.Errorf("unmount %s: %w", n.Netns, err))
 	}
-	if err := os.Remove(n.NetnsPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := os.Remove(n.Netns); err != nil && !errors.Is(err, os.ErrNotExist) {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

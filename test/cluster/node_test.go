@@ -23,21 +23,18 @@ import (
 )
 
 func TestNodes(t *testing.T) {
-	opts := Options{NodeName: "host", PodCIDR: "10.244.0.0/24", Nodes: 2}
+	opts := Options{Dir: "/run/c", NodeName: "host", PodCIDR: "10.244.0.0/24", Nodes: 2}
 	got, err := nodes(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []Node{
 		{Name: "host", IP: "10.251.0.1", PodCIDR: "10.244.0.0/24"},
-		{Name: "node2", Netns: "xdpgen-cluster-node2", IP: "10.251.0.2", HostLink: "xdpgen-node2", HostIP: "10.251.0.1",
+		{Name: "node2", Netns: "/run/c/nodes/node2/netns", IP: "10.251.0.2", HostLink: "xdpgen-node2", HostIP: "10.251.0.1",
 			PodCIDR: "10.244.1.0/24"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("two nodes (-want +got):\n%s", diff)
-	}
-	if p := got[1].NetnsPath(); p != "/run/netns/xdpgen-cluster-node2" {
-		t.Errorf("node2's network namespace at %s", p)
 	}
 
 	opts.Nodes = 1
@@ -74,7 +71,7 @@ func TestNextSubnet(t *testing.T) {
 }
 
 func TestNodeComponent(t *testing.T) {
-	first, second := Node{Name: "host"}, Node{Name: "node2", Netns: "xdpgen-cluster-node2"}
+	first, second := Node{Name: "host"}, Node{Name: "node2", Netns: "/run/c/nodes/node2/netns"}
 	if got := nodeComponent(first, Kubelet); got != "kubelet" {
 		t.Errorf("the first node's kubelet is %q", got)
 	}

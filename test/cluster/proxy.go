@@ -96,7 +96,7 @@ func forward(in net.Conn, target string) {
 
 // loopbackListening checks that a node's loopback proxy accepts connections on the node's 127.0.0.1.
 func loopbackListening(n Node, port int) error {
-	ns, err := netns.GetFromPath(n.NetnsPath())
+	ns, err := netns.GetFromPath(n.Netns)
 	if err != nil {
 		return err
 	}

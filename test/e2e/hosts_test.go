@@ -162,7 +162,7 @@ func nodeNetlink(node cluster.Node) (*netlink.Handle, error) {
 	if node.Netns == "" {
 		return netlink.NewHandle()
 	}
-	ns, err := netns.GetFromPath(node.NetnsPath())
+	ns, err := netns.GetFromPath(node.Netns)
 	if err != nil {
 		return nil, err
 	}
