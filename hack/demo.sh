@@ -18,6 +18,8 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 [ "$(id -u)" = 0 ] || { echo "demo: needs root (a kubelet, containers, network namespaces and BPF)" >&2; exit 1; }
 
 # The "remote host": a namespace behind a veth pair, on a /24 of its own. The sample's destination is set to it.
+# The namespace is a file of the demo's own (not `ip netns add`, whose bind mount of /run/netns over itself would
+# hide the namespaces others have there, and stay).
 ns=xdpgen-demo-far
 node_if=xdpgen-demo0 far_if=eth0
 node_ip=10.250.0.1 far_ip=10.250.0.2
@@ -27,6 +29,8 @@ kubectl=("$K8S_BIN/kubectl" --kubeconfig "$CLUSTER_DIR/kubeconfig" -n "$namespac
 
 counter= watcher=
 tmp=$(mktemp -d)
+far_ns=$tmp/$ns
+in_far() { nsenter --net="$far_ns" "$@"; }
 cleanup() {
 	local rc=$?
 	trap '' INT TERM
@@ -35,7 +39,7 @@ cleanup() {
 	echo
 	echo "== tearing down: the veth pair and the namespace, then the cluster (pods first)"
 	ip link del "$node_if" 2>/dev/null || true
-	ip netns del "$ns" 2>/dev/null || true
+	umount "$far_ns" 2>/dev/null || true
 	"$cluster" down --dir "$CLUSTER_DIR" || rc=1
 	rm -rf "$tmp"
 	exit "$rc"
@@ -56,20 +60,22 @@ echo "== installing xdpgen: kubectl apply -k config/local"
 
 echo
 echo "== a veth pair from the node ($node_if, $node_ip) into namespace $ns ($far_if, $far_ip), the remote host"
-ip netns add "$ns"
-ip link add "$node_if" type veth peer name "$far_if" netns "$ns"
+touch "$far_ns"
+unshare --net="$far_ns" true
+# Made inside the namespace, the node's end moved out to this shell's namespace: ip knows namespaces by name or PID.
+in_far ip link add "$far_if" type veth peer name "$node_if" netns $$
 ip addr add "$node_ip/24" dev "$node_if"
-ip -n "$ns" addr add "$far_ip/24" dev "$far_if"
+in_far ip addr add "$far_ip/24" dev "$far_if"
 ip link set "$node_if" up
-ip -n "$ns" link set "$far_if" up
-ip -n "$ns" link set lo up
+in_far ip link set "$far_if" up
+in_far ip link set lo up
 
 # The sample's destination port range, so that the far side counts exactly what the sample sends.
 port=$("${kubectl[@]}" create --dry-run=client -o jsonpath='{.spec.destination.port}' -f "$sample")
 ports=$("${kubectl[@]}" create --dry-run=client -o jsonpath='{.spec.destination.portCount}' -f "$sample")
 port=${port:-9} ports=${ports:-1}
 echo "== the remote host counts UDP to ports $port..$((port + ports - 1)) with an XDP program on $far_if"
-ip netns exec "$ns" "$xdpgen" count "$far_if" -p "$port" -d "$ports" -I 3600 >"$tmp/count" 2>&1 &
+nsenter --net="$far_ns" "$xdpgen" count "$far_if" -p "$port" -d "$ports" -I 3600 >"$tmp/count" 2>&1 &
 counter=$!
 sleep 1
 
