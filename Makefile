@@ -174,11 +174,14 @@ test: k8s-bins ## Run every test: unit, BPF in the real kernel, netns traffic, a
 
 ##@ Local cluster
 
-# A single-node Kubernetes on this host (test/cluster, root): the binaries of k8s-bins, Debian's containerd, runc,
-# iptables and CNI plugins (installed when missing), and our images imported into containerd (nothing is pulled).
-# Its run folder holds everything it writes; what it changes outside (sysctls, iptables chains, cgroups, the CNI
-# bridge, a few fixed folders) is recorded first and restored by cluster-down, which is safe to run any time.
+# A two-node Kubernetes on this host (test/cluster, root): the host is the first node, node2 has network and mount
+# namespaces and a cgroup of its own; the binaries of k8s-bins, Debian's containerd, runc, iptables and CNI plugins
+# (installed when missing), and our images imported into each node's containerd (nothing is pulled). Its run
+# folder holds everything it writes; what it changes outside (sysctls, iptables chains, cgroups, node2's network
+# namespace and veth, the CNI bridge, a few fixed folders) is recorded first and restored by cluster-down, which is
+# safe to run any time. CLUSTER_NODES=1: the host alone.
 CLUSTER_DIR ?= /run/xdpgen-cluster
+CLUSTER_NODES ?= 2
 IMAGE ?= ghcr.io/xdpgen/xdpgen:dev
 IMAGE_TAR := $(BIN)/xdpgen-image.tar
 PAUSE_TAR := $(BIN)/pause-image.tar
@@ -200,7 +203,7 @@ xdpgen-cluster: ## Build the local cluster's harness (up, down, stop/start a com
 
 .PHONY: cluster-up
 cluster-up: k8s-bins image pause-image xdpgen-cluster ## Start the local cluster with our images (root; ~15 s once built).
-	$(XDPGEN_CLUSTER) up --dir $(CLUSTER_DIR) --bin-dir $(K8S_BIN) --image $(IMAGE_TAR) --image $(PAUSE_TAR)
+	$(XDPGEN_CLUSTER) up --dir $(CLUSTER_DIR) --nodes $(CLUSTER_NODES) --bin-dir $(K8S_BIN) --image $(IMAGE_TAR) --image $(PAUSE_TAR)
 
 .PHONY: cluster-down
 cluster-down: xdpgen-cluster ## Stop the local cluster and restore the host (also after a failure; safe to run twice).
@@ -213,7 +216,7 @@ cluster-install: ## Install xdpgen on the running local cluster from config/loca
 
 .PHONY: e2e
 e2e: k8s-bins ## Only the end-to-end tests, on a local cluster of their own (root; ~5 min once built).
-	$(GO) test -count=1 -v -timeout 20m ./test/e2e
+	$(GO) test -count=1 -v -timeout 25m ./test/e2e
 
 .PHONY: demo
 demo: demo-banner k8s-bins image pause-image xdpgen-cluster xdpgen ## Bring up a local cluster, install xdpgen, run config/samples/trafficgen.yaml into a namespace, count it there, tear down.

@@ -14,14 +14,16 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package cluster runs a single-node Kubernetes on this host for the end-to-end tests and the demo: etcd,
-// kube-apiserver, kube-controller-manager, kube-scheduler and kubelet built from the pinned k8s.io/kubernetes
-// (make k8s-bins), Debian's containerd and CNI plugins, images imported from tarballs (nothing is pulled).
+// Package cluster runs a Kubernetes of one or two nodes on this host for the end-to-end tests and the demo: etcd,
+// kube-apiserver, kube-controller-manager, kube-scheduler and a kubelet per node built from the pinned
+// k8s.io/kubernetes (make k8s-bins), Debian's containerd (one per node) and CNI plugins, images imported from
+// tarballs (nothing is pulled). The first node is the host itself; the second lives in network and mount
+// namespaces of its own (Node).
 //
 // Everything it writes lives in one run folder. What it cannot keep there (sysctls, iptables chains, cgroups,
-// network namespaces, the CNI bridge, a few fixed paths) it records before it starts anything, and Down puts
-// back, also after a failed Up or a killed harness: Down reads the record from the run folder, and is a no-op
-// the second time.
+// network namespaces, the second node's veth, the CNI bridge, a few fixed paths) it records before it starts
+// anything, and Down puts back, also after a failed Up or a killed harness: Down reads the record from the run
+// folder, and is a no-op the second time.
 package cluster
 
 import (
@@ -36,6 +38,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -56,11 +59,15 @@ type Options struct {
 	BinDir string `json:"binDir"`
 	// Images are image tarballs (docker or OCI archives) imported into containerd for the kubelet.
 	Images []string `json:"images"`
-	// NodeName is the node's name (default: this host's name, which must resolve to 127.0.0.1 for `kubectl logs`).
+	// NodeName is the first node's name (default: this host's name, which must resolve to 127.0.0.1 for
+	// `kubectl logs` on a single-node cluster). The second node is node2.
 	NodeName string `json:"nodeName"`
+	// Nodes is how many nodes: 1 or 2 (default 2).
+	Nodes int `json:"nodes"`
 	// APIServerPort is the API server's port on 127.0.0.1 (default 6443).
 	APIServerPort int `json:"apiServerPort"`
-	// PodCIDR is the /24 of the CNI bridge (default 10.244.0.0/24); Bridge its name (default xdpgen-cni0).
+	// PodCIDR is the /24 of the first node's CNI bridge (default 10.244.0.0/24; the second node's is the next
+	// one); Bridge its name on every node (default xdpgen-cni0).
 	PodCIDR string `json:"podCIDR"`
 	Bridge  string `json:"bridge"`
 	// InstallPackages installs the Debian packages the cluster needs when they are missing.
@@ -73,15 +80,17 @@ type Options struct {
 const DefaultDir = "/run/xdpgen-cluster"
 
 // Packages are the Debian packages the cluster needs.
-var Packages = []string{"containerd", "runc", "iptables", "containernetworking-plugins"}
+var Packages = []string{"containerd", "runc", "iptables", "containernetworking-plugins", "ethtool"}
 
-// Components in start order; Down stops them in reverse, the kubelet's pods first.
+// Components in start order; Down stops them in reverse, the kubelets' pods first. Containerd, LoopbackProxy and
+// Kubelet run once per node (LoopbackProxy on the nodes after the first only).
 const (
 	Containerd        = "containerd"
 	Etcd              = "etcd"
 	APIServer         = "kube-apiserver"
 	ControllerManager = "kube-controller-manager"
 	Scheduler         = "kube-scheduler"
+	LoopbackProxy     = "apiserver-proxy"
 	Kubelet           = "kubelet"
 )
 
@@ -97,6 +106,9 @@ func (o *Options) defaults() {
 	}
 	if o.Bridge == "" {
 		o.Bridge = "xdpgen-cni0"
+	}
+	if o.Nodes == 0 {
+		o.Nodes = 2
 	}
 	if o.NodeName == "" {
 		h, _ := os.Hostname()
@@ -114,6 +126,7 @@ type state struct {
 	Options Options             `json:"options"`
 	Host    *hostState          `json:"host"`
 	Procs   map[string]*process `json:"procs"`
+	Nodes   []Node              `json:"nodes"`
 }
 
 // Cluster is a running (or partly started) local cluster.
@@ -130,7 +143,7 @@ func (c *Cluster) Kubeconfig() string { return c.paths.kubeconfig() }
 // Dir is the run folder.
 func (c *Cluster) Dir() string { return c.opts.Dir }
 
-// NodeName is the node's name.
+// NodeName is the first node's name: the host's.
 func (c *Cluster) NodeName() string { return c.opts.NodeName }
 
 // APIServerPort is the API server's port on 127.0.0.1.
@@ -201,6 +214,9 @@ func Open(dir string, log io.Writer) (*Cluster, error) {
 		return nil, fmt.Errorf("read %s: %w", p.state(), err)
 	}
 	st.Options.Log = log
+	if len(st.Nodes) == 0 { // recorded by a harness that knew only one node
+		st.Nodes = []Node{{Name: st.Options.NodeName, PodCIDR: st.Options.PodCIDR}}
+	}
 	return &Cluster{opts: st.Options, paths: p, st: st, log: log}, nil
 }
 
@@ -208,6 +224,10 @@ func Open(dir string, log io.Writer) (*Cluster, error) {
 // run folder is torn down first. When Up fails (or ctx ends), it tears down what it started before returning.
 func Up(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	opts.defaults()
+	nodeList, err := nodes(opts)
+	if err != nil {
+		return nil, err
+	}
 	if os.Geteuid() != 0 {
 		return nil, errors.New("the local cluster needs root (containers, cgroups, iptables, network namespaces)")
 	}
@@ -230,7 +250,7 @@ func Up(ctx context.Context, opts Options) (_ *Cluster, err error) {
 			return nil, err
 		}
 	}
-	for _, bin := range []string{"containerd", "ctr", "runc", "iptables", "/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "/usr/lib/cni/loopback"} {
+	for _, bin := range []string{"containerd", "ctr", "runc", "iptables", "nsenter", "unshare", "ethtool", "/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "/usr/lib/cni/loopback"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			return nil, fmt.Errorf("%s not found: install the Debian packages %s", bin, strings.Join(Packages, " "))
 		}
@@ -242,7 +262,7 @@ func Up(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		return nil, fmt.Errorf("record the host's state: %w", err)
 	}
 	c := &Cluster{opts: opts, paths: paths{opts.Dir}, log: opts.Log,
-		st: &state{Options: opts, Host: host, Procs: map[string]*process{}}}
+		st: &state{Options: opts, Host: host, Procs: map[string]*process{}, Nodes: nodeList}}
 	if err := os.MkdirAll(c.paths.logs(), 0o755); err != nil {
 		return nil, err
 	}
@@ -262,28 +282,45 @@ func Up(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		return nil, err
 	}
 	lap := time.Now()
-	if err := c.startComponent(ctx, Containerd); err != nil {
-		return nil, err
-	}
-	for _, img := range opts.Images {
-		if err := c.importImage(ctx, img); err != nil {
+	for _, n := range c.st.Nodes {
+		if n.Netns != "" {
+			if err := c.setUpNodeHost(n); err != nil {
+				return nil, fmt.Errorf("node %s: %w", n.Name, err)
+			}
+		}
+		if err := c.startComponent(ctx, nodeComponent(n, Containerd)); err != nil {
 			return nil, err
+		}
+		for _, img := range opts.Images {
+			if err := c.importImage(ctx, n, img); err != nil {
+				return nil, err
+			}
 		}
 	}
 	tContainerd := time.Since(lap)
 	lap = time.Now()
-	for _, comp := range []string{Etcd, APIServer, ControllerManager, Scheduler, Kubelet} {
+	for _, comp := range []string{Etcd, APIServer, ControllerManager, Scheduler} {
 		if err := c.startComponent(ctx, comp); err != nil {
+			return nil, err
+		}
+	}
+	for _, n := range c.st.Nodes {
+		if n.Netns != "" {
+			if err := c.startComponent(ctx, nodeComponent(n, LoopbackProxy)); err != nil {
+				return nil, err
+			}
+		}
+		if err := c.startComponent(ctx, nodeComponent(n, Kubelet)); err != nil {
 			return nil, err
 		}
 	}
 	tControlPlane := time.Since(lap)
 	lap = time.Now()
-	if err := c.waitNodeReady(ctx); err != nil {
+	if err := c.waitNodesReady(ctx); err != nil {
 		return nil, err
 	}
-	c.logf("up in %.1f s (containerd and images %.1f s, control plane and kubelet %.1f s, node Ready and default ServiceAccount %.1f s)",
-		time.Since(start).Seconds(), tContainerd.Seconds(), tControlPlane.Seconds(), time.Since(lap).Seconds())
+	c.logf("up in %.1f s (containerds and images %.1f s, control plane and kubelets %.1f s, %d nodes Ready and default ServiceAccount %.1f s)",
+		time.Since(start).Seconds(), tContainerd.Seconds(), tControlPlane.Seconds(), len(c.st.Nodes), time.Since(lap).Seconds())
 	c.logf("kubeconfig: %s", c.Kubeconfig())
 	return c, nil
 }
@@ -293,21 +330,28 @@ func (c *Cluster) writeConfigs() error {
 	if err != nil {
 		return fmt.Errorf("create the CA: %w", err)
 	}
-	node := c.opts.NodeName
-	certs := []struct {
+	type cert struct {
 		name, cn string
 		orgs     []string
 		hosts    []string
 		server   bool
-	}{
+	}
+	certs := []cert{
 		{"apiserver", "kube-apiserver", nil, []string{"127.0.0.1", "localhost", serviceIP, "kubernetes",
 			"kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"}, true},
 		{"admin", "xdpgen-admin", []string{"system:masters"}, nil, false},
 		{"apiserver-kubelet-client", "kube-apiserver-kubelet-client", []string{"system:masters"}, nil, false},
 		{"kube-controller-manager", "system:kube-controller-manager", nil, nil, false},
 		{"kube-scheduler", "system:kube-scheduler", nil, nil, false},
-		{"kubelet", "system:node:" + node, []string{"system:nodes"}, nil, false},
-		{"kubelet-serving", "system:node:" + node, []string{"system:nodes"}, []string{node, "localhost", "127.0.0.1"}, true},
+	}
+	for _, n := range c.st.Nodes {
+		hosts := []string{n.Name, "localhost", "127.0.0.1"}
+		if n.IP != "" {
+			hosts = append(hosts, n.IP)
+		}
+		certs = append(certs,
+			cert{nodeCert(n, "kubelet"), "system:node:" + n.Name, []string{"system:nodes"}, nil, false},
+			cert{nodeCert(n, "kubelet-serving"), "system:node:" + n.Name, []string{"system:nodes"}, hosts, true})
 	}
 	for _, ct := range certs {
 		if err := pk.issue(ct.name, ct.cn, ct.orgs, ct.hosts, ct.server); err != nil {
@@ -318,29 +362,47 @@ func (c *Cluster) writeConfigs() error {
 		return err
 	}
 	server := fmt.Sprintf("https://127.0.0.1:%d", c.opts.APIServerPort)
-	for file, user := range map[string]string{
+	kubeconfigs := map[string]string{
 		c.paths.kubeconfig(): "admin",
 		c.paths.join("kube-controller-manager.kubeconfig"): "kube-controller-manager",
 		c.paths.join("kube-scheduler.kubeconfig"):          "kube-scheduler",
-		c.paths.join("kubelet.kubeconfig"):                 "kubelet",
-	} {
+	}
+	for _, n := range c.st.Nodes {
+		kubeconfigs[c.paths.join(nodeCert(n, "kubelet")+".kubeconfig")] = nodeCert(n, "kubelet")
+	}
+	for file, user := range kubeconfigs {
 		if err := pk.kubeconfig(file, server, user); err != nil {
 			return err
 		}
 	}
-	if err := writeContainerdConfig(c.paths); err != nil {
-		return err
+	for _, n := range c.st.Nodes {
+		p := c.nodePaths(n)
+		if err := writeContainerdConfig(p); err != nil {
+			return err
+		}
+		if err := writeCNIConfig(p, c.opts.Bridge, n.PodCIDR); err != nil {
+			return err
+		}
+		if err := c.writeKubeletConfig(n); err != nil {
+			return err
+		}
 	}
-	if err := writeCNIConfig(c.paths, c.opts.Bridge, c.opts.PodCIDR); err != nil {
-		return err
-	}
-	return writeKubeletConfig(c.paths)
+	return nil
 }
 
 func (c *Cluster) args(component string) []string {
+	for _, n := range c.st.Nodes {
+		switch component {
+		case nodeComponent(n, Containerd):
+			return c.containerdArgs(n)
+		case nodeComponent(n, Kubelet):
+			return c.kubeletArgs(n)
+		}
+		if n.Netns != "" && component == nodeComponent(n, LoopbackProxy) {
+			return c.loopbackProxyArgs(n)
+		}
+	}
 	switch component {
-	case Containerd:
-		return c.containerdArgs()
 	case Etcd:
 		return c.etcdArgs()
 	case APIServer:
@@ -349,8 +411,6 @@ func (c *Cluster) args(component string) []string {
 		return c.controllerManagerArgs()
 	case Scheduler:
 		return c.schedulerArgs()
-	case Kubelet:
-		return c.kubeletArgs()
 	}
 	return nil
 }
@@ -390,7 +450,8 @@ func (c *Cluster) startComponent(ctx context.Context, component string) error {
 }
 
 // Stop stops one component (for tests of outages): SIGTERM, and SIGKILL if it is still there after grace.
-// Start starts it again with the same arguments.
+// Start starts it again with the same arguments. A component of the first node goes by its own name (kubelet),
+// one of another node by NodeComponent's name for it.
 func (c *Cluster) Stop(component string, grace time.Duration) error {
 	p := c.st.Procs[component]
 	if p == nil {
@@ -409,10 +470,25 @@ func (c *Cluster) Start(ctx context.Context, component string) error {
 	return c.startComponent(ctx, component)
 }
 
+// NodeComponent is the name Stop, Start and LogFile know a node's component by (kubelet, node2-kubelet).
+func (c *Cluster) NodeComponent(node, component string) (string, error) {
+	n, err := c.node(node)
+	if err != nil {
+		return "", err
+	}
+	return nodeComponent(n, component), nil
+}
+
 func (c *Cluster) readyCheck(component string) func(context.Context) error {
+	for _, n := range c.st.Nodes {
+		switch component {
+		case nodeComponent(n, Containerd):
+			return func(ctx context.Context) error { _, err := c.ctr(ctx, n, "version"); return err }
+		case nodeComponent(n, LoopbackProxy):
+			return func(context.Context) error { return loopbackListening(n, c.opts.APIServerPort) }
+		}
+	}
 	switch component {
-	case Containerd:
-		return func(ctx context.Context) error { _, err := c.ctr(ctx, "version"); return err }
 	case Etcd:
 		return func(ctx context.Context) error {
 			return httpOK(ctx, http.DefaultClient, fmt.Sprintf("http://127.0.0.1:%d/health", etcdClientPort))
@@ -426,10 +502,9 @@ func (c *Cluster) readyCheck(component string) func(context.Context) error {
 			_, err = cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
 			return err
 		}
-	case ControllerManager, Scheduler, Kubelet:
-		// Their health endpoints answer before they have done anything useful; waitNodeReady checks the outcome.
-		return func(context.Context) error { return nil }
 	}
+	// The controller manager's, the scheduler's and the kubelets' health endpoints answer before they have done
+	// anything useful; waitNodesReady checks the outcome.
 	return func(context.Context) error { return nil }
 }
 
@@ -473,9 +548,9 @@ func (c *Cluster) clientset() (*kubernetes.Clientset, error) {
 	return kubernetes.NewForConfig(cfg)
 }
 
-// waitNodeReady waits for the node to be Ready (the CNI configuration is in place) and for the default
+// waitNodesReady waits for every node to be Ready (the CNI configuration is in place) and for the default
 // ServiceAccount, without which pods are refused.
-func (c *Cluster) waitNodeReady(ctx context.Context) error {
+func (c *Cluster) waitNodesReady(ctx context.Context) error {
 	cs, err := c.clientset()
 	if err != nil {
 		return err
@@ -487,7 +562,11 @@ func (c *Cluster) waitNodeReady(ctx context.Context) error {
 		if last == "" {
 			return nil
 		}
-		for _, comp := range []string{ControllerManager, Scheduler, Kubelet} {
+		comps := []string{ControllerManager, Scheduler}
+		for _, n := range c.st.Nodes {
+			comps = append(comps, nodeComponent(n, Kubelet))
+		}
+		for _, comp := range comps {
 			if !c.st.Procs[comp].alive() {
 				return fmt.Errorf("%s exited: %s", comp, c.logTail(comp))
 			}
@@ -496,28 +575,31 @@ func (c *Cluster) waitNodeReady(ctx context.Context) error {
 			return ctx.Err()
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("node %s not ready after 120 s: %s; kubelet log: %s", c.opts.NodeName, last, c.logTail(Kubelet))
+			return fmt.Errorf("not ready after 120 s: %s", last)
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
 }
 
 func (c *Cluster) nodeNotReadyReason(ctx context.Context, cs *kubernetes.Clientset) string {
-	node, err := cs.CoreV1().Nodes().Get(ctx, c.opts.NodeName, metav1.GetOptions{})
-	if err != nil {
-		return fmt.Sprintf("node: %v", err)
-	}
-	ready := false
-	for _, cond := range node.Status.Conditions {
-		if cond.Type == corev1.NodeReady {
-			ready = cond.Status == corev1.ConditionTrue
-			if !ready {
-				return fmt.Sprintf("node Ready=%s: %s", cond.Status, cond.Message)
+	for _, n := range c.st.Nodes {
+		node, err := cs.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
+		if err != nil {
+			return fmt.Sprintf("node %s: %v", n.Name, err)
+		}
+		ready := false
+		for _, cond := range node.Status.Conditions {
+			if cond.Type == corev1.NodeReady {
+				ready = cond.Status == corev1.ConditionTrue
+				if !ready {
+					return fmt.Sprintf("node %s Ready=%s: %s; kubelet log: %s", n.Name, cond.Status, cond.Message,
+						c.logTail(nodeComponent(n, Kubelet)))
+				}
 			}
 		}
-	}
-	if !ready {
-		return "node has no Ready condition yet"
+		if !ready {
+			return fmt.Sprintf("node %s has no Ready condition yet", n.Name)
+		}
 	}
 	if _, err := cs.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{}); err != nil {
 		return fmt.Sprintf("default ServiceAccount: %v", err)
@@ -525,21 +607,23 @@ func (c *Cluster) nodeNotReadyReason(ctx context.Context, cs *kubernetes.Clients
 	return ""
 }
 
-// importImage loads an image tarball into the namespace the CRI uses, unpacked for its snapshotter.
-func (c *Cluster) importImage(ctx context.Context, tarball string) error {
+// importImage loads an image tarball into the namespace a node's CRI uses, unpacked for its snapshotter.
+func (c *Cluster) importImage(ctx context.Context, n Node, tarball string) error {
 	t := time.Now()
-	out, err := c.ctr(ctx, "-n", "k8s.io", "images", "import", "--snapshotter", "overlayfs", tarball)
+	out, err := c.ctr(ctx, n, "-n", "k8s.io", "images", "import", "--snapshotter", "overlayfs", tarball)
 	if err != nil {
-		return fmt.Errorf("import %s: %w", tarball, err)
+		return fmt.Errorf("import %s on %s: %w", tarball, n.Name, err)
 	}
-	c.logf("imported %s in %.1f s: %s", tarball, time.Since(t).Seconds(), strings.Join(strings.Fields(out), " "))
+	c.logf("imported %s on %s in %.1f s: %s", tarball, n.Name, time.Since(t).Seconds(), strings.Join(strings.Fields(out), " "))
 	return nil
 }
 
-func (c *Cluster) ctr(ctx context.Context, args ...string) (string, error) {
+// ctr runs ctr against a node's containerd. Its socket is a file in the run folder: the host reaches it whatever
+// the node's namespaces.
+func (c *Cluster) ctr(ctx context.Context, n Node, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ctr", append([]string{"--address", c.paths.containerdSocket()}, args...)...)
+	cmd := exec.CommandContext(ctx, "ctr", append([]string{"--address", c.nodePaths(n).containerdSocket()}, args...)...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
@@ -617,13 +701,23 @@ func (c *Cluster) down() error {
 	// Nothing may recreate pods while they go: the DaemonSet and ReplicaSet controllers stop first.
 	step("stop kube-controller-manager", stop(ControllerManager, 10*time.Second))
 	step("stop kube-scheduler", stop(Scheduler, 10*time.Second))
-	step("delete every pod and wait for the kubelet to stop it", func() error { return c.drainPods(ctx) })
-	step("stop kubelet", stop(Kubelet, 20*time.Second))
-	step("kill containers left running", func() error { return c.killContainers(ctx) })
+	step("delete every pod and wait for the kubelets to stop them", func() error { return c.drainPods(ctx) })
+	for _, n := range c.st.Nodes {
+		step("stop "+nodeComponent(n, Kubelet), stop(nodeComponent(n, Kubelet), 20*time.Second))
+	}
+	for _, n := range c.st.Nodes {
+		step("kill containers left running on "+n.Name, func() error { return c.killContainers(ctx, n) })
+	}
 	step("stop kube-apiserver", stop(APIServer, 20*time.Second))
 	step("stop etcd", stop(Etcd, 10*time.Second))
-	shims := c.shimPIDs()
-	step("stop containerd", stop(Containerd, 20*time.Second))
+	var shims []int
+	for _, n := range c.st.Nodes {
+		shims = append(shims, c.shimPIDs(n)...)
+		step("stop "+nodeComponent(n, Containerd), stop(nodeComponent(n, Containerd), 20*time.Second))
+		if n.Netns != "" {
+			step("stop "+nodeComponent(n, LoopbackProxy), stop(nodeComponent(n, LoopbackProxy), 5*time.Second))
+		}
+	}
 	step("stop container shims left running", func() error {
 		for _, pid := range shims {
 			killPID(pid)
@@ -636,6 +730,11 @@ func (c *Cluster) down() error {
 	}
 	step("remove cgroups", h.removeCgroups)
 	step("unmount", func() error { return unmountUnder(c.opts.Dir, "/var/lib/kubelet", "/run/containerd") })
+	for _, n := range c.st.Nodes {
+		if n.Netns != "" {
+			step("remove the network namespace and veth of "+n.Name, func() error { return removeNodeHost(n) })
+		}
+	}
 	step("remove network namespaces", h.removeNetns)
 	step("remove the CNI bridge", func() error { return removeLink(c.opts.Bridge) })
 	step("remove iptables chains", h.removeIptablesChains)
@@ -655,30 +754,40 @@ func (c *Cluster) down() error {
 			c.logf("the host differs from before the cluster started (a concurrent change, or something left over):\n    %s",
 				strings.Join(d, "\n    "))
 		} else {
-			c.logf("host restored: links, iptables rules, mounts, sysctls, cgroups and folders as before")
+			c.logf("host restored: links, iptables rules, mounts, sysctls, cgroups, network namespaces and folders as before")
 		}
 	}
 	c.logf("down in %.1f s", time.Since(start).Seconds())
 	return errors.Join(errs...)
 }
 
-// drainPods deletes every pod and waits until the kubelet has stopped them: the pod objects go away only once
-// their containers are stopped and their sandboxes' networks torn down.
+// drainPods deletes every pod and waits until the kubelets have stopped them: the pod objects go away only once
+// their containers are stopped and their sandboxes' networks torn down. Pods of a node whose kubelet is stopped
+// are deleted at once (killContainers stops them the hard way).
 func (c *Cluster) drainPods(ctx context.Context) error {
-	if !c.st.Procs[APIServer].alive() || !c.st.Procs[Kubelet].alive() {
+	if !c.st.Procs[APIServer].alive() {
 		return nil // nothing can drain them: killContainers does it the hard way
 	}
 	cs, err := c.clientset()
 	if err != nil {
 		return err
 	}
-	nss, err := cs.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+	var live []Node
+	for _, n := range c.st.Nodes {
+		if c.st.Procs[nodeComponent(n, Kubelet)].alive() {
+			live = append(live, n)
+		}
+	}
+	pods, err := cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return err
 	}
-	for _, ns := range nss.Items {
-		err := cs.CoreV1().Pods(ns.Name).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: ptrTo[int64](5)},
-			metav1.ListOptions{})
+	for _, p := range pods.Items {
+		grace := int64(5)
+		if !slices.ContainsFunc(live, func(n Node) bool { return n.Name == p.Spec.NodeName }) {
+			grace = 0
+		}
+		err := cs.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &grace})
 		if err != nil && !apierrors.IsNotFound(err) {
 			return err
 		}
@@ -698,40 +807,42 @@ func (c *Cluster) drainPods(ctx context.Context) error {
 		time.Sleep(250 * time.Millisecond)
 	}
 	// The pod objects are gone; wait for the sandboxes' tasks too.
-	for time.Now().Before(deadline) {
-		out, err := c.ctr(ctx, "-n", "k8s.io", "tasks", "ls", "-q")
-		if err != nil || strings.TrimSpace(out) == "" {
-			return nil
+	for _, n := range live {
+		for time.Now().Before(deadline) {
+			out, err := c.ctr(ctx, n, "-n", "k8s.io", "tasks", "ls", "-q")
+			if err != nil || strings.TrimSpace(out) == "" {
+				break
+			}
+			time.Sleep(250 * time.Millisecond)
 		}
-		time.Sleep(250 * time.Millisecond)
 	}
 	return nil
 }
 
-// killContainers kills and deletes every container task containerd still has (after a kubelet that could not
-// drain, or died).
-func (c *Cluster) killContainers(ctx context.Context) error {
-	if !c.st.Procs[Containerd].alive() {
+// killContainers kills and deletes every container task a node's containerd still has (after a kubelet that
+// could not drain, or died).
+func (c *Cluster) killContainers(ctx context.Context, n Node) error {
+	if !c.st.Procs[nodeComponent(n, Containerd)].alive() {
 		return nil
 	}
-	out, err := c.ctr(ctx, "-n", "k8s.io", "tasks", "ls", "-q")
+	out, err := c.ctr(ctx, n, "-n", "k8s.io", "tasks", "ls", "-q")
 	if err != nil {
 		return err
 	}
 	var errs []error
 	for _, id := range strings.Fields(out) {
-		_, _ = c.ctr(ctx, "-n", "k8s.io", "tasks", "kill", "-a", "-s", "SIGKILL", id)
+		_, _ = c.ctr(ctx, n, "-n", "k8s.io", "tasks", "kill", "-a", "-s", "SIGKILL", id)
 		// The CRI plugin deletes a task as soon as it exits: "not found" means it is gone already.
-		if out, err := c.ctr(ctx, "-n", "k8s.io", "tasks", "rm", "-f", id); err != nil && !strings.Contains(out, "not found") {
+		if out, err := c.ctr(ctx, n, "-n", "k8s.io", "tasks", "rm", "-f", id); err != nil && !strings.Contains(out, "not found") {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// shimPIDs are the container shims containerd started, from their pid files in our state folder.
-func (c *Cluster) shimPIDs() []int {
-	files, _ := filepath.Glob(filepath.Join(c.paths.containerdState(), "io.containerd.runtime.v2.task", "*", "*", "shim.pid"))
+// shimPIDs are the container shims a node's containerd started, from their pid files in its state folder.
+func (c *Cluster) shimPIDs(n Node) []int {
+	files, _ := filepath.Glob(filepath.Join(c.nodePaths(n).containerdState(), "io.containerd.runtime.v2.task", "*", "*", "shim.pid"))
 	var pids []int
 	for _, f := range files {
 		b, err := os.ReadFile(f)
@@ -771,5 +882,3 @@ func installPackages(log io.Writer) error {
 	}
 	return run(append([]string{"install", "-y", "-qq", "--no-install-recommends"}, missing...)...)
 }
-
-func ptrTo[T any](v T) *T { return &v }

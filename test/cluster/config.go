@@ -18,6 +18,7 @@ package cluster
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -35,6 +36,15 @@ const (
 	serviceIP         = "10.96.0.1" // the kubernetes Service: the first address of serviceCIDR
 	// PauseImage is the sandbox image containerd 1.6 asks for; the harness imports a local build under this name.
 	PauseImage = "registry.k8s.io/pause:3.6"
+
+	// The second node's link to the host: a veth on a /24 of its own, the host's side .1, the node's .2. The first
+	// node's kubelet serves on the host's side, so that the API server reaches both kubelets by InternalIP.
+	nodeLinkHostIP = "10.251.0.1"
+	nodeLinkNodeIP = "10.251.0.2"
+	nodeLinkPrefix = 24
+	// secondNodeName is the second node's name: it is no host name, so nothing may ever look it up (see
+	// apiserverArgs).
+	secondNodeName = "node2"
 )
 
 // paths are the files of one cluster, all under its run folder.
@@ -53,6 +63,7 @@ func (p paths) cniConfDir() string         { return p.join("cni", "net.d") }
 func (p paths) kubeletDir() string         { return p.join("kubelet") }
 func (p paths) kubeletConfig() string      { return p.join("kubelet-config.yaml") }
 func (p paths) etcdData() string           { return p.join("etcd") }
+func (p paths) devicePlugins() string      { return p.join("device-plugins") }
 
 // writeContainerdConfig: containerd with its root, state and sockets in the run folder. restrict_oom_score_adj
 // because this VM lacks CAP_SYS_RESOURCE (without it every sandbox fails: "can't get final child's PID from
@@ -121,17 +132,27 @@ func writeCNIConfig(p paths, bridge, podCIDR string) error {
 	return writeFile(filepath.Join(p.cniConfDir(), "10-xdpgen-local.conflist"), cfg)
 }
 
-// writeKubeletConfig: cgroup v1 allowed (1.35+ refuse it by default), cgroupfs, our containerd, everything on
-// 127.0.0.1, x509 client authentication with our CA. Image garbage collection off: the imported images cannot be
-// pulled again. Eviction only on real memory pressure: the run folder shares the host's disk.
-func writeKubeletConfig(p paths) error {
-	pk := paths{p.pki()}
+// writeKubeletConfig: cgroup v1 allowed (1.35+ refuse it by default), cgroupfs, the node's containerd, serving
+// on the node's IP (127.0.0.1 on a single-node cluster), x509 client authentication with our CA. Image garbage
+// collection off: the imported images cannot be pulled again. Eviction only on real memory pressure: the run folder
+// shares the host's disk. A node after the first has a cgroup of its own (cgroupRoot), so that its pods are apart
+// from the first node's.
+func (c *Cluster) writeKubeletConfig(n Node) error {
+	p, pk := c.nodePaths(n), paths{c.paths.pki()}
+	address := n.IP
+	if address == "" {
+		address = "127.0.0.1"
+	}
+	cgroupRoot := ""
+	if n.Netns != "" {
+		cgroupRoot = "cgroupRoot: /" + n.Name + "\n"
+	}
 	cfg := fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 failCgroupV1: false
 cgroupDriver: cgroupfs
-containerRuntimeEndpoint: unix://%[1]s
-address: 127.0.0.1
+%[8]scontainerRuntimeEndpoint: unix://%[1]s
+address: %[9]s
 port: %[2]d
 readOnlyPort: 0
 healthzBindAddress: 127.0.0.1
@@ -162,8 +183,8 @@ evictionHard:
 syncFrequency: 10s
 fileCheckFrequency: 10s
 nodeStatusUpdateFrequency: 5s
-`, p.containerdSocket(), kubeletPort, kubeletHealthPort, pk.join("kubelet-serving.crt"),
-		pk.join("kubelet-serving.key"), pk.join("ca.crt"), p.join("pod-logs"))
+`, p.containerdSocket(), kubeletPort, kubeletHealthPort, pk.join(nodeCert(n, "kubelet-serving")+".crt"),
+		pk.join(nodeCert(n, "kubelet-serving")+".key"), pk.join("ca.crt"), p.join("pod-logs"), cgroupRoot, address)
 	return writeFile(p.kubeletConfig(), cfg)
 }
 
@@ -208,8 +229,7 @@ func (c *Cluster) apiserverArgs() []string {
 		"--kubelet-client-certificate=" + pk.join("apiserver-kubelet-client.crt"),
 		"--kubelet-client-key=" + pk.join("apiserver-kubelet-client.key"),
 		"--kubelet-certificate-authority=" + pk.join("ca.crt"),
-		// The node's name resolves to 127.0.0.1, where the kubelet listens: `kubectl logs` works over loopback.
-		"--kubelet-preferred-address-types=Hostname,InternalIP",
+		"--kubelet-preferred-address-types=" + c.kubeletAddressTypes(),
 		"--profiling=false",
 		"--v=1",
 	}
@@ -254,20 +274,63 @@ func (c *Cluster) schedulerArgs() []string {
 	}
 }
 
-func (c *Cluster) kubeletArgs() []string {
-	return []string{
-		filepath.Join(c.opts.BinDir, "kubelet"),
-		"--config=" + c.paths.kubeletConfig(),
-		"--kubeconfig=" + c.paths.join("kubelet.kubeconfig"),
-		"--hostname-override=" + c.opts.NodeName,
-		"--root-dir=" + c.paths.kubeletDir(),
-		"--cert-dir=" + c.paths.join("kubelet", "pki"),
-		"--v=1",
+// kubeletAddressTypes: on a single node, the node's name resolves to 127.0.0.1, where the kubelet listens, and
+// `kubectl logs` works over loopback. With a second node, InternalIP only: the API server would look the name
+// node2 up in DNS, a query that leaves the machine; each kubelet serves on its node's IP instead.
+func (c *Cluster) kubeletAddressTypes() string {
+	if c.opts.Nodes > 1 {
+		return "InternalIP"
 	}
+	return "Hostname,InternalIP"
 }
 
-func (c *Cluster) containerdArgs() []string {
-	return []string{"containerd", "--config", c.paths.containerdConfig(), "--log-level", "warn"}
+// kubeletArgs: a node after the first runs in the namespaces of its containerd (network, and the private mount
+// namespace with its own device-plugins folder), entered by the containerd's PID.
+func (c *Cluster) kubeletArgs(n Node) []string {
+	p := c.nodePaths(n)
+	args := []string{
+		filepath.Join(c.opts.BinDir, "kubelet"),
+		"--config=" + p.kubeletConfig(),
+		"--kubeconfig=" + c.paths.join(nodeCert(n, "kubelet")+".kubeconfig"),
+		"--hostname-override=" + n.Name,
+		"--root-dir=" + p.kubeletDir(),
+		"--cert-dir=" + p.join("kubelet", "pki"),
+		"--v=1",
+	}
+	if n.IP != "" {
+		args = append(args, "--node-ip="+n.IP)
+	}
+	if n.Netns == "" {
+		return args
+	}
+	pid := 0
+	if p := c.st.Procs[nodeComponent(n, Containerd)]; p != nil {
+		pid = p.PID
+	}
+	return append([]string{"nsenter", "--target", strconv.Itoa(pid), "--mount", "--net", "--"}, args...)
+}
+
+// containerdArgs: a node after the first gets its network namespace, and a private mount namespace (slave: the
+// host's mounts still reach it, its own stay in it) in which the kubelet's fixed device-plugins folder is the
+// node's own. Without it the second kubelet deletes the first one's registration socket.
+func (c *Cluster) containerdArgs(n Node) []string {
+	p := c.nodePaths(n)
+	args := []string{"containerd", "--config", p.containerdConfig(), "--log-level", "warn"}
+	if n.Netns == "" {
+		return args
+	}
+	return append([]string{"nsenter", "--net=" + n.Netns, "--", "unshare", "--mount", "--propagation", "slave", "--",
+		"sh", "-c", `mount --bind "$1" ` + devicePluginsDir + ` && shift && exec "$@"`, "sh", p.devicePlugins()}, args...)
+}
+
+// loopbackProxyArgs: the harness's own executable, in its loopback-proxy mode (proxy.go).
+func (c *Cluster) loopbackProxyArgs(n Node) []string {
+	exe, err := os.Executable()
+	if err != nil {
+		exe = "/proc/self/exe"
+	}
+	api := net.JoinHostPort("127.0.0.1", strconv.Itoa(c.opts.APIServerPort))
+	return []string{exe, loopbackProxyArg, n.Netns, api, api}
 }
 
 func writeFile(path, content string) error {

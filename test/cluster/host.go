@@ -135,8 +135,10 @@ func recordHost() (*hostState, error) {
 	return h, nil
 }
 
-// Fingerprint lists what the cluster may change on the host, one line per fact: network interfaces, iptables
-// rules of every table, mount points, the sysctls it changes, top-level cgroups, and the folders in createdDirs.
+// Fingerprint lists what the cluster may change on the host, one line per fact: network interfaces (the second
+// node's veth among them), iptables rules of every table, mount points (the second node's network namespace
+// among them), the sysctls it changes, top-level cgroups (the second node's among them), the folders in
+// createdDirs, and the CRI's network namespaces.
 // Two fingerprints taken before and after a cluster's life should be equal.
 func Fingerprint() []string {
 	var out []string

@@ -45,6 +45,12 @@ func udpSpec(dst string, port, ports int, pps, packets int64, extra string) stri
 %s`, dst, port, ports, pps, packets, extra)
 }
 
+// onFirstNode is the spec's nodeSelector for the first node (the host), where newFarHost's far hosts are: the
+// second node has no route to them.
+func (e *clusterEnv) onFirstNode() string {
+	return fmt.Sprintf("  nodeSelector:\n    kubernetes.io/hostname: %s\n", e.cluster.NodeName())
+}
+
 // TestRunCompletes is the whole path a user takes: kubectl apply a TrafficGenerator; the controller's DaemonSet
 // runs our image on the node as the agents' service account with the declared capabilities; the agent sends a
 // bounded number of frames over the node's veth; the far end counts exactly what the status says; the phase goes
@@ -60,7 +66,7 @@ func TestRunCompletes(t *testing.T) {
 	)
 	far := newFarHost(t, 1, port, port+ports-1)
 	phases := e.recordPhases(t, name)
-	e.applyTrafficGenerator(t, name, udpSpec(far.farIP.String(), port, ports, rate, packets, ""))
+	e.applyTrafficGenerator(t, name, udpSpec(far.farIP.String(), port, ports, rate, packets, e.onFirstNode()))
 
 	pod := e.waitAgentRunning(t, name, 60*time.Second)
 	e.checkAgentProcess(t, pod)

@@ -66,7 +66,7 @@ func TestNonexistentInterface(t *testing.T) {
 	const name = "e2e-no-interface"
 	far := newFarHost(t, 2, 9, 9)
 	phases := e.recordPhases(t, name)
-	e.applyTrafficGenerator(t, name, udpSpec(far.farIP.String(), 9, 1, 1000, 1000, "  interface: nosuch0\n"))
+	e.applyTrafficGenerator(t, name, udpSpec(far.farIP.String(), 9, 1, 1000, 1000, "  interface: nosuch0\n"+e.onFirstNode()))
 	e.checkFailed(t, name, phases, far, "spec.interface", "nosuch0")
 }
 
@@ -77,7 +77,7 @@ func TestUnresolvableMAC(t *testing.T) {
 	far := newFarHost(t, 3, 9, 9)
 	silent := far.farIP.Next() // 10.251.3.3: nobody there
 	phases := e.recordPhases(t, name)
-	e.applyTrafficGenerator(t, name, udpSpec(silent.String(), 9, 1, 1000, 1000, ""))
+	e.applyTrafficGenerator(t, name, udpSpec(silent.String(), 9, 1, 1000, 1000, e.onFirstNode()))
 	e.checkFailed(t, name, phases, far, "spec.destination.mac", "cannot resolve the MAC", "ARP")
 }
 
@@ -91,7 +91,7 @@ func TestAgentPodDeletedMidRun(t *testing.T) {
 	)
 	far := newFarHost(t, 4, 9, 9)
 	phases := e.recordPhases(t, name)
-	e.applyTrafficGenerator(t, name, udpSpec(far.farIP.String(), 9, 1, 20_000, packets, ""))
+	e.applyTrafficGenerator(t, name, udpSpec(far.farIP.String(), 9, 1, 20_000, packets, e.onFirstNode()))
 	first := e.waitAgentRunning(t, name, 60*time.Second)
 	e.waitPackets(t, name, 40_000, 60*time.Second)
 
@@ -145,7 +145,7 @@ func TestAPIServerOutage(t *testing.T) {
 		packets = 500_000
 	)
 	far := newFarHost(t, 5, 9, 9)
-	e.applyTrafficGenerator(t, name, udpSpec(far.farIP.String(), 9, 1, 20_000, packets, ""))
+	e.applyTrafficGenerator(t, name, udpSpec(far.farIP.String(), 9, 1, 20_000, packets, e.onFirstNode()))
 	e.waitAgentRunning(t, name, 60*time.Second)
 	e.waitPackets(t, name, 40_000, 60*time.Second)
 
@@ -193,7 +193,7 @@ func TestDeletedMidRun(t *testing.T) {
 	e := requireCluster(t)
 	const name = "e2e-deleted"
 	far := newFarHost(t, 6, 9, 9)
-	e.applyTrafficGenerator(t, name, udpSpec(far.farIP.String(), 9, 1, 20_000, 10_000_000, ""))
+	e.applyTrafficGenerator(t, name, udpSpec(far.farIP.String(), 9, 1, 20_000, 10_000_000, e.onFirstNode()))
 	e.waitAgentRunning(t, name, 60*time.Second)
 	e.waitPackets(t, name, 40_000, 60*time.Second)
 

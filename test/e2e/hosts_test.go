@@ -28,15 +28,18 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/xdpgen/xdpgen/agent/dataplane"
+	"github.com/xdpgen/xdpgen/test/cluster"
 	"github.com/xdpgen/xdpgen/test/netnstest"
 )
 
-// farHost is a "remote host" for the node: a network namespace behind a veth pair from the node's (the root)
-// namespace, with an XDP program on its end that counts the generator's frames (and lets the veth take
-// redirected frames at all).
+// farHost is a "remote host" for a node: a network namespace behind a veth pair from the node's namespace (the
+// root one for the first node), with an XDP program on its end that counts the generator's frames (and lets the
+// veth take redirected frames at all). The far host is on the node's own link: the node reaches it without
+// anything routing its frames.
 type farHost struct {
 	nsName        string
 	ns            netns.NsHandle
+	node          cluster.Node
 	nodeIf, farIf string
 	nodeIP, farIP netip.Addr
 	counter       *dataplane.RxCounter
@@ -58,16 +61,31 @@ func removeFarHosts() {
 	}
 }
 
-// newFarHost makes far host number index (1-254) on 10.251.<index>.0/24, counting UDP to ports
+// newFarHost makes far host number index (1-254) of the first node on 10.251.<index>.0/24, counting UDP to ports
 // [firstPort, lastPort].
 func newFarHost(t *testing.T, index int, firstPort, lastPort uint16) *farHost {
 	t.Helper()
+	return newFarHostOf(t, env.cluster.Nodes()[0], index, firstPort, lastPort)
+}
+
+// newFarHostOf makes far host number index of a node: the same addresses on every node, each node's its own.
+func newFarHostOf(t *testing.T, node cluster.Node, index int, firstPort, lastPort uint16) *farHost {
+	t.Helper()
+	nsName := fmt.Sprintf("xdpgen-e2e-far%d", index)
+	if node.Netns != "" {
+		nsName += "-" + node.Name
+	}
 	h := &farHost{
-		nsName: fmt.Sprintf("xdpgen-e2e-far%d", index),
+		nsName: nsName,
+		node:   node,
 		nodeIf: fmt.Sprintf("xge2e%d", index),
 		farIf:  "far0",
 		nodeIP: netip.AddrFrom4([4]byte{10, 251, byte(index), 1}),
 		farIP:  netip.AddrFrom4([4]byte{10, 251, byte(index), 2}),
+	}
+	nodeNL, err := nodeNetlink(node)
+	if err != nil {
+		t.Fatalf("the netlink of node %s: %v", node.Name, err)
 	}
 	var once sync.Once
 	remove := func() {
@@ -75,9 +93,10 @@ func newFarHost(t *testing.T, index int, firstPort, lastPort uint16) *farHost {
 			if h.counter != nil {
 				h.counter.Close()
 			}
-			if l, err := netlink.LinkByName(h.nodeIf); err == nil {
-				_ = netlink.LinkDel(l)
+			if l, err := nodeNL.LinkByName(h.nodeIf); err == nil {
+				_ = nodeNL.LinkDel(l)
 			}
+			nodeNL.Close()
 			if h.ns.IsOpen() {
 				h.ns.Close()
 			}
@@ -95,23 +114,22 @@ func newFarHost(t *testing.T, index int, firstPort, lastPort uint16) *farHost {
 	})
 
 	_ = netns.DeleteNamed(h.nsName) // left by a killed run
-	if l, err := netlink.LinkByName(h.nodeIf); err == nil {
-		_ = netlink.LinkDel(l)
+	if l, err := nodeNL.LinkByName(h.nodeIf); err == nil {
+		_ = nodeNL.LinkDel(l)
 	}
-	var err error
 	if h.ns, err = newNamedNS(h.nsName); err != nil {
 		t.Fatalf("create namespace %s: %v", h.nsName, err)
 	}
 	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: h.nodeIf}, PeerName: h.farIf, PeerNamespace: netlink.NsFd(h.ns)}
-	if err := netlink.LinkAdd(veth); err != nil {
-		t.Fatalf("create veth pair %s-%s: %v", h.nodeIf, h.farIf, err)
+	if err := nodeNL.LinkAdd(veth); err != nil {
+		t.Fatalf("create veth pair %s-%s on node %s: %v", h.nodeIf, h.farIf, node.Name, err)
 	}
-	nodeLink, err := netlink.LinkByName(h.nodeIf)
+	nodeLink, err := nodeNL.LinkByName(h.nodeIf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	addAddr(t, nil, nodeLink, h.nodeIP)
-	if err := netlink.LinkSetUp(nodeLink); err != nil {
+	addAddr(t, nodeNL, nodeLink, h.nodeIP)
+	if err := nodeNL.LinkSetUp(nodeLink); err != nil {
 		t.Fatal(err)
 	}
 	farNL, err := netlink.NewHandleAt(h.ns)
@@ -139,6 +157,19 @@ func newFarHost(t *testing.T, index int, firstPort, lastPort uint16) *farHost {
 	return h
 }
 
+// nodeNetlink is a netlink handle in a node's network namespace.
+func nodeNetlink(node cluster.Node) (*netlink.Handle, error) {
+	if node.Netns == "" {
+		return netlink.NewHandle()
+	}
+	ns, err := netns.GetFromPath(node.Netns)
+	if err != nil {
+		return nil, err
+	}
+	defer ns.Close()
+	return netlink.NewHandleAt(ns)
+}
+
 // counts is what arrived on the far end: frames to the counted ports, and all other frames.
 func (h *farHost) counts(t *testing.T) (matched, other dataplane.Counter) {
 	t.Helper()
@@ -152,13 +183,7 @@ func (h *farHost) counts(t *testing.T) (matched, other dataplane.Counter) {
 func addAddr(t *testing.T, h *netlink.Handle, l netlink.Link, ip netip.Addr) {
 	t.Helper()
 	a := &netlink.Addr{IPNet: &net.IPNet{IP: ip.AsSlice(), Mask: net.CIDRMask(24, 32)}}
-	var err error
-	if h == nil {
-		err = netlink.AddrAdd(l, a)
-	} else {
-		err = h.AddrAdd(l, a)
-	}
-	if err != nil {
+	if err := h.AddrAdd(l, a); err != nil {
 		t.Fatalf("add %s to %s: %v", ip, l.Attrs().Name, err)
 	}
 }

@@ -149,7 +149,7 @@ func (e *clusterEnv) runToCompletion(t *testing.T, name string, index int, check
 	t.Helper()
 	const packets = 100_000
 	far := newFarHost(t, index, 9, 12)
-	e.applyTrafficGenerator(t, name, udpSpec(far.farIP.String(), 9, 4, 20_000, packets, ""))
+	e.applyTrafficGenerator(t, name, udpSpec(far.farIP.String(), 9, 4, 20_000, packets, e.onFirstNode()))
 	pod := e.waitAgentRunning(t, name, 60*time.Second)
 	if checkPolicy {
 		e.checkAgentOwnReportOnly(t, pod)

@@ -221,11 +221,17 @@ func (e *clusterEnv) waitAgentsGone(t *testing.T, name string, timeout time.Dura
 	})
 }
 
-// nodeReport reads this node's report of a TrafficGenerator.
+// nodeReport reads the first node's report of a TrafficGenerator.
 func (e *clusterEnv) nodeReport(t *testing.T, name string) *xdpgenv1alpha1.NodeReport {
 	t.Helper()
+	return e.nodeReportOf(t, name, e.cluster.NodeName())
+}
+
+// nodeReportOf reads node's report of a TrafficGenerator.
+func (e *clusterEnv) nodeReportOf(t *testing.T, name, node string) *xdpgenv1alpha1.NodeReport {
+	t.Helper()
 	var nr xdpgenv1alpha1.NodeReport
-	key := client.ObjectKey{Namespace: namespace, Name: xdpgenv1alpha1.NodeReportName(name, e.cluster.NodeName())}
+	key := client.ObjectKey{Namespace: namespace, Name: xdpgenv1alpha1.NodeReportName(name, node)}
 	if err := e.client.Get(context.Background(), key, &nr); err != nil {
 		t.Fatalf("get NodeReport %s: %v", key.Name, err)
 	}

@@ -14,9 +14,11 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package e2e tests xdpgen as a user runs it: on a real single-node Kubernetes (test/cluster) with the kubelet
-// running our image, installed with the project's manifests (config/local), driven with kubectl, sending over a
-// veth pair into a network namespace that stands in for a remote host and counts what arrives.
+// Package e2e tests xdpgen as a user runs it: on a real two-node Kubernetes (test/cluster: the host, and node2 in
+// network namespaces of its own) with the kubelets running our image, installed with the project's manifests
+// (config/local), driven with kubectl, sending over a veth pair into a network namespace that stands in for a
+// remote host and counts what arrives. Most tests keep their agents on the first node; TestEveryNodeSends uses
+// both.
 //
 // The tests need root and the Kubernetes binaries of `make k8s-bins`; without them they skip, unless
 // XDPGEN_REQUIRE_PRIVILEGED=1 (CI), which makes that a failure. TestMain brings the cluster up once and tears it

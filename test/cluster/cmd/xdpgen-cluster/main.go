@@ -14,11 +14,12 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Command xdpgen-cluster brings the local single-node Kubernetes (package test/cluster) up and down.
+// Command xdpgen-cluster brings the local two-node Kubernetes (package test/cluster) up and down.
 //
-//	xdpgen-cluster up --bin-dir bin/k8s/<version> --image bin/xdpgen-image.tar --image bin/pause-image.tar
+//	xdpgen-cluster up --bin-dir bin/k8s/<version> --image bin/xdpgen-image.tar --image bin/pause-image.tar [--nodes 1]
 //	xdpgen-cluster down
 //	xdpgen-cluster stop|start kube-apiserver     (outage tests)
+//	xdpgen-cluster stop|start kubelet --node node2
 //	xdpgen-cluster fingerprint                  (what teardown must restore, one fact per line)
 package main
 
@@ -62,9 +63,20 @@ func run() error {
 		fs.Var(&imgs, "image", "Image tarball to import into containerd (repeatable).")
 		fs.StringVar(&opts.NodeName, "node-name", "", "Node name (default: the host name).")
 		fs.IntVar(&opts.APIServerPort, "apiserver-port", 6443, "API server port on 127.0.0.1.")
+		fs.IntVar(&opts.Nodes, "nodes", 2, "Number of nodes: 1 (the host) or 2 (and node2 in network namespace of its own).")
 		fs.BoolVar(&opts.InstallPackages, "install-packages", true, "apt-get install "+strings.Join(cluster.Packages, ", ")+" when missing.")
 	}
+	var node string
+	if cmd == "stop" || cmd == "start" {
+		fs.StringVar(&node, "node", "", "The node whose component (containerd, kubelet, apiserver-proxy) to stop or start (default: the first).")
+	}
 	_ = fs.Parse(args)
+	// Flags may follow the component too (stop kubelet --node node2): the flag package stops at the first argument.
+	var positional []string
+	for fs.NArg() > 0 {
+		positional = append(positional, fs.Arg(0))
+		_ = fs.Parse(fs.Args()[1:])
+	}
 
 	switch cmd {
 	case "up":
@@ -83,17 +95,23 @@ func run() error {
 		signal.Ignore(os.Interrupt, syscall.SIGTERM)
 		return cluster.Down(opts.Dir, os.Stderr)
 	case "stop", "start":
-		if fs.NArg() != 1 {
-			return fmt.Errorf("usage: xdpgen-cluster %s COMPONENT", cmd)
+		if len(positional) != 1 {
+			return fmt.Errorf("usage: xdpgen-cluster %s COMPONENT [--node NODE]", cmd)
 		}
 		c, err := cluster.Open(opts.Dir, os.Stderr)
 		if err != nil {
 			return err
 		}
-		if cmd == "stop" {
-			return c.Stop(fs.Arg(0), 20*time.Second)
+		component := positional[0]
+		if node != "" {
+			if component, err = c.NodeComponent(node, component); err != nil {
+				return err
+			}
 		}
-		return c.Start(context.Background(), fs.Arg(0))
+		if cmd == "stop" {
+			return c.Stop(component, 20*time.Second)
+		}
+		return c.Start(context.Background(), component)
 	case "fingerprint":
 		for _, l := range cluster.Fingerprint() {
 			fmt.Println(l)
