@@ -36,15 +36,23 @@ type UDP struct {
 	Workers *ebpf.Map
 }
 
-// HeadersMax is the most header bytes a template may have (HEADERS_MAX): the programs write them over every
+// headersMax is the most header bytes a template may have (HEADERS_MAX): the programs write them over every
 // frame, because a live frame's page comes back holding what the stack that received it wrote there.
-const HeadersMax = 96
+const headersMax = 96
+
+// Header lengths the loaders need, as the programs count them, to know which of a template's bytes are headers.
+const (
+	udpHeaderLen = 8
+	tcpHeaderLen = 20
+	// tsOptionLen is NOP, NOP, TS: what segments carry when timestamps were negotiated.
+	tsOptionLen = 12
+)
 
 // templateHeaders is what a program restores on each frame: frame's first n bytes, and frame's length.
-func templateHeaders(frame []byte, n int) (headers [HeadersMax]byte, frameLen uint16, err error) {
-	if n > HeadersMax || n > len(frame) || n%2 != 0 {
+func templateHeaders(frame []byte, n int) (headers [headersMax]byte, frameLen uint16, err error) {
+	if n > headersMax || n > len(frame) || n%2 != 0 {
 		return headers, 0, fmt.Errorf("a template's headers are %d bytes: want an even number, at most %d and at most the frame's %d",
-			n, HeadersMax, len(frame))
+			n, headersMax, len(frame))
 	}
 	copy(headers[:], frame[:n])
 	return headers, uint16(len(frame)), nil
@@ -139,14 +147,6 @@ type TCP struct {
 	// Workers is a per-CPU array with one TCPWorker.
 	Workers *ebpf.Map
 }
-
-// Header lengths the loaders need to know which of a template's bytes are headers.
-const (
-	udpHeaderLen = 8
-	tcpHeaderLen = 20
-	// tsOptionLen is NOP, NOP, TS: what segments carry when timestamps were negotiated.
-	tsOptionLen = 12
-)
 
 // LoadTCP loads the TCP programs with cfg baked in as read-only data, and frame, the segment template
 // BPF_PROG_RUN sends, whose headers (up to the end of the TCP header and its options) the send program restores
