@@ -66,19 +66,9 @@ func TestUDPThroughARouter(t *testing.T) {
 
 // TestTCPThroughARouter: TCP streams through a router arrive intact, IPv4 and IPv6, one flow and several.
 func TestTCPThroughARouter(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		v6    bool
-		flows int
-	}{
-		{"ipv4 one flow", false, 1},
-		{"ipv6 one flow", true, 1},
-		{"ipv4 4 flows", false, 4},
-		{"ipv6 4 flows", true, 4},
-	} {
+	for _, tc := range tcpPathCases {
 		t.Run(tc.name, func(t *testing.T) {
-			r := &tcpRig{Pair: routedEnds(t)}
-			goodput := runTCPStream(t, r, tc.v6, tc.flows, 20_000)
+			goodput := runTCPStream(t, &tcpRig{Pair: routedEnds(t)}, tc.v6, tc.flows, tcpPathSegments)
 			t.Logf("goodput through the router: %.0f Mbit/s", goodput/1e6)
 		})
 	}

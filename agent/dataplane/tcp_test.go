@@ -314,20 +314,10 @@ func TestTCPStreamArrivesIntact(t *testing.T) {
 // later segments. Every stream still arrives intact, with few retransmissions, and with goodput comparable to
 // that of a receiver whose XDP program keeps its veth from merging.
 func TestTCPThroughGRO(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		v6    bool
-		flows int
-	}{
-		{"ipv4 one flow", false, 1},
-		{"ipv6 one flow", true, 1},
-		{"ipv4 4 flows", false, 4},
-		{"ipv6 4 flows", true, 4},
-	} {
+	for _, tc := range tcpPathCases {
 		t.Run(tc.name, func(t *testing.T) {
-			const segments = 20_000
-			gro := runTCPStream(t, newGROTCPRig(t, netnstest.Options{}), tc.v6, tc.flows, segments)
-			xdp := runTCPStream(t, newTCPRig(t, netnstest.Options{}, 0), tc.v6, tc.flows, segments)
+			gro := runTCPStream(t, newGROTCPRig(t, netnstest.Options{}), tc.v6, tc.flows, tcpPathSegments)
+			xdp := runTCPStream(t, newTCPRig(t, netnstest.Options{}, 0), tc.v6, tc.flows, tcpPathSegments)
 			t.Logf("goodput: %.0f Mbit/s into GRO, %.0f Mbit/s into an XDP receiver", gro/1e6, xdp/1e6)
 			if gro < xdp/4 {
 				t.Fatalf("goodput into GRO is %.0f Mbit/s, under a quarter of the %.0f Mbit/s into an XDP receiver", gro/1e6, xdp/1e6)
@@ -335,6 +325,21 @@ func TestTCPThroughGRO(t *testing.T) {
 		})
 	}
 }
+
+// tcpPathCases are the runs a path between sender and receiver is tried with: IPv4 and IPv6, one flow and
+// several, each tcpPathSegments long.
+var tcpPathCases = []struct {
+	name  string
+	v6    bool
+	flows int
+}{
+	{"ipv4 one flow", false, 1},
+	{"ipv6 one flow", true, 1},
+	{"ipv4 4 flows", false, 4},
+	{"ipv6 4 flows", true, 4},
+}
+
+const tcpPathSegments = 20_000
 
 // runTCPStream sends segments over flows connections through r to its sink and checks that every stream
 // arrived whole and in order, with less than 1% of the segments sent twice; it returns the goodput, in bit/s.
