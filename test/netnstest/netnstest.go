@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -107,6 +108,26 @@ func join(t testing.TB, a, b *Host, opts Options) {
 		up(t, nh, link)
 		if lo, err := nh.LinkByName("lo"); err == nil {
 			up(t, nh, lo)
+		}
+	}
+	for _, h := range []*Host{a, b} {
+		waitIPv6Local(t, handle(t, h.NS), *h)
+	}
+}
+
+// waitIPv6Local waits until the host routes its own IPv6 address locally. The kernel brings the address up
+// from a work queue once the link has a carrier, even without duplicate address detection, and later still
+// while namespaces are being torn down; until then the host's own connections to it go out the veth (a
+// neighbour solicitation for its own address) and fail with "no route to host".
+func waitIPv6Local(t testing.TB, nh *netlink.Handle, h Host) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		routes, err := nh.RouteGet(h.IPv6.AsSlice())
+		if err == nil && len(routes) > 0 && routes[0].Type == unix.RTN_LOCAL {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is not routed locally in %s after 5s: %v %v", h.IPv6, h.NSName, routes, err)
 		}
 	}
 }
