@@ -36,8 +36,36 @@ type UDP struct {
 	Workers *ebpf.Map
 }
 
-// LoadUDP loads the UDP programs with cfg baked in as read-only data.
-func LoadUDP(cfg UDPConfig) (*UDP, error) {
+// headersMax is the most header bytes a template may have (HEADERS_MAX): the programs write them over every
+// frame, because a live frame's page comes back holding what the stack that received it wrote there.
+const headersMax = 96
+
+// Header lengths the loaders need, as the programs count them, to know which of a template's bytes are headers.
+const (
+	udpHeaderLen = 8
+	tcpHeaderLen = 20
+	// tsOptionLen is NOP, NOP, TS: what segments carry when timestamps were negotiated.
+	tsOptionLen = 12
+)
+
+// templateHeaders is what a program restores on each frame: frame's first n bytes, and frame's length.
+func templateHeaders(frame []byte, n int) (headers [headersMax]byte, frameLen uint16, err error) {
+	if n > headersMax || n > len(frame) || n%2 != 0 {
+		return headers, 0, fmt.Errorf("a template's headers are %d bytes: want an even number, at most %d and at most the frame's %d",
+			n, headersMax, len(frame))
+	}
+	copy(headers[:], frame[:n])
+	return headers, uint16(len(frame)), nil
+}
+
+// LoadUDP loads the UDP programs with cfg baked in as read-only data, and frame, the template BPF_PROG_RUN
+// sends, whose headers (up to the end of the UDP header at cfg.UdpOffset) the send program restores on each
+// frame.
+func LoadUDP(cfg UDPConfig, frame []byte) (*UDP, error) {
+	var err error
+	if cfg.Headers, cfg.FrameLen, err = templateHeaders(frame, int(cfg.UdpOffset)+udpHeaderLen); err != nil {
+		return nil, err
+	}
 	spec, err := loadUdp()
 	if err != nil {
 		return nil, fmt.Errorf("load udp spec: %w", err)
@@ -120,8 +148,18 @@ type TCP struct {
 	Workers *ebpf.Map
 }
 
-// LoadTCP loads the TCP programs with cfg baked in as read-only data.
-func LoadTCP(cfg TCPConfig) (*TCP, error) {
+// LoadTCP loads the TCP programs with cfg baked in as read-only data, and frame, the segment template
+// BPF_PROG_RUN sends, whose headers (up to the end of the TCP header and its options) the send program restores
+// on each segment.
+func LoadTCP(cfg TCPConfig, frame []byte) (*TCP, error) {
+	n := int(cfg.TcpOffset) + tcpHeaderLen
+	if cfg.Timestamps != 0 {
+		n += tsOptionLen
+	}
+	var err error
+	if cfg.Headers, cfg.FrameLen, err = templateHeaders(frame, n); err != nil {
+		return nil, err
+	}
 	spec, err := loadTcp()
 	if err != nil {
 		return nil, fmt.Errorf("load tcp spec: %w", err)

@@ -83,10 +83,10 @@ func onOneCPU(t *testing.T) int {
 	return cpu
 }
 
-func loadUDP(t *testing.T, cfg bpf.UDPConfig, limit uint64, cpu int) *bpf.UDP {
+func loadUDP(t *testing.T, cfg bpf.UDPConfig, frame []byte, limit uint64, cpu int) *bpf.UDP {
 	t.Helper()
 	netnstest.RequirePrivileges(t)
-	g, err := bpf.LoadUDP(cfg)
+	g, err := bpf.LoadUDP(cfg, frame)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,9 +131,10 @@ func TestUDPStampsPortsAndChecksums(t *testing.T) {
 			g := loadUDP(t, bpf.UDPConfig{
 				Ifindex: 1, UdpOffset: uint16(udpOff), UdpCheck: binary.BigEndian.Uint16(frame[udpOff+6:]),
 				DstPort: dport, DstPortCount: dcount, SrcPort: sport, SrcPortCount: scount,
-			}, math.MaxUint64, cpu)
+			}, frame, math.MaxUint64, cpu)
 
-			// Feed the previous output back in, as a recycled page would: the result must not depend on it.
+			// Feed the previous output back in, as a recycled page would, or it with every header byte
+			// scrambled, as the receiving stack may leave it: the result must not depend on it.
 			in := frame
 			for i := 0; i < dcount*scount*2; i++ {
 				ret, out := run(t, g.Send, in)
@@ -153,9 +154,12 @@ func TestUDPStampsPortsAndChecksums(t *testing.T) {
 				if string(out[:udpOff]) != string(frame[:udpOff]) || string(out[udpOff+8:len(frame)]) != string(frame[udpOff+8:]) {
 					t.Fatalf("packet %d: bytes outside the UDP ports and checksum changed", i)
 				}
-				if i%2 == 1 {
+				switch i % 3 {
+				case 0:
 					in = out[:len(frame)]
-				} else {
+				case 1:
+					in = scrambledHeaders(out[:len(frame)], udpOff+8)
+				default:
 					in = frame
 				}
 			}
@@ -163,22 +167,40 @@ func TestUDPStampsPortsAndChecksums(t *testing.T) {
 	}
 }
 
-// TestUDPFixedFlowUntouched checks that a single-port flow is redirected byte for byte.
+// TestUDPFixedFlowUntouched checks that a single-port flow is redirected byte for byte, as the template, even
+// from a page whose headers the receiving stack rewrote; a frame of another length is aborted.
 func TestUDPFixedFlowUntouched(t *testing.T) {
-	frame := udpFrame(t, netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2"), 9, 9, 0, 18)
-	cpu := onOneCPU(t)
-	g := loadUDP(t, bpf.UDPConfig{Ifindex: 1, UdpOffset: 34, DstPort: 9, DstPortCount: 1, SrcPort: 9, SrcPortCount: 1}, math.MaxUint64, cpu)
-	ret, out := run(t, g.Send, frame)
-	if ret != xdpRedirect || string(out[:len(frame)]) != string(frame) {
-		t.Fatalf("verdict %d, frame changed: %v", ret, string(out[:len(frame)]) != string(frame))
+	for _, vlan := range []uint16{0, 7} {
+		frame := udpFrame(t, netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2"), 9, 9, vlan, 18)
+		udpOff := len(frame) - 18 - 8
+		cpu := onOneCPU(t)
+		g := loadUDP(t, bpf.UDPConfig{Ifindex: 1, UdpOffset: uint16(udpOff), DstPort: 9, DstPortCount: 1, SrcPort: 9, SrcPortCount: 1}, frame, math.MaxUint64, cpu)
+		for _, in := range [][]byte{frame, scrambledHeaders(frame, udpOff+8)} {
+			ret, out := run(t, g.Send, in)
+			if ret != xdpRedirect || string(out[:len(frame)]) != string(frame) {
+				t.Fatalf("vlan %d: verdict %d, frame changed: %v", vlan, ret, string(out[:len(frame)]) != string(frame))
+			}
+		}
+		if ret, _ := run(t, g.Send, append(frame[:len(frame):len(frame)], 0, 0)); ret != xdpAborted {
+			t.Fatalf("vlan %d: a frame 2 bytes long: verdict %d, want XDP_ABORTED", vlan, ret)
+		}
 	}
+}
+
+// scrambledHeaders is frame with its first n bytes changed, as a recycled page may hold them.
+func scrambledHeaders(frame []byte, n int) []byte {
+	in := append([]byte(nil), frame...)
+	for j := range n {
+		in[j] ^= byte(0x5a + 7*j)
+	}
+	return in
 }
 
 // TestUDPLimitAndCounters checks the per-CPU limit and the per-verdict counters.
 func TestUDPLimitAndCounters(t *testing.T) {
 	frame := udpFrame(t, netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2"), 9, 9, 0, 100)
 	cpu := onOneCPU(t)
-	g := loadUDP(t, bpf.UDPConfig{Ifindex: 1, UdpOffset: 34, DstPort: 9, DstPortCount: 1, SrcPort: 9, SrcPortCount: 1}, 3, cpu)
+	g := loadUDP(t, bpf.UDPConfig{Ifindex: 1, UdpOffset: 34, DstPort: 9, DstPortCount: 1, SrcPort: 9, SrcPortCount: 1}, frame, 3, cpu)
 	var verdicts []uint32
 	for range 5 {
 		ret, _ := run(t, g.Send, frame)

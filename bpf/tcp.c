@@ -222,16 +222,20 @@ static __always_inline __u32 add_words32(__u32 v)
 }
 
 /*
- * Writes the segment into the frame. Every stamped field is zero in the template, so the checksum is the
- * template's plus the one's complement sum of the stamped 16-bit words (RFC 1624), whatever the recycled page
- * held before.
+ * Writes the segment into the frame: the template's headers first (restore_headers), then the segment's fields.
+ * Every stamped field is zero in the template, so the checksum is the template's plus the one's complement sum
+ * of the stamped 16-bit words (RFC 1624), whatever the recycled page held before.
  */
 static __always_inline int stamp_segment(struct xdp_md *ctx, struct segment *seg, __u64 now)
 {
+	__u32 hdr_len = tcp_config.timestamps ? sizeof(struct tcphdr) + TS_OPTION_LEN : sizeof(struct tcphdr);
+
+	if (restore_headers(ctx, tcp_config.headers, tcp_config.tcp_offset + hdr_len, tcp_config.frame_len) < 0)
+		return -1;
+
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	__u16 *th = data + tcp_config.tcp_offset;
-	__u32 hdr_len = tcp_config.timestamps ? sizeof(struct tcphdr) + TS_OPTION_LEN : sizeof(struct tcphdr);
 	__u16 *payload = (void *)th + hdr_len;
 	__u32 sum = (__u16)~bpf_htons(tcp_config.tcp_check);
 

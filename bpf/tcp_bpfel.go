@@ -35,6 +35,9 @@ type tcpTcpConfig struct {
 	MaxCwnd    uint32
 	MinRto     uint64
 	MaxRto     uint64
+	FrameLen   uint16
+	Pad2       [6]uint8
+	Headers    [96]uint8
 }
 
 type tcpTcpFlow struct {

@@ -86,7 +86,7 @@ func newTCPRig(t *testing.T, src, dst netip.Addr) *tcpRig {
 	cfg.TcpCheck = binary.BigEndian.Uint16(tmpl[r.tcpOff+16:])
 	copy(cfg.SrcAddr[:], src.AsSlice())
 	copy(cfg.DstAddr[:], dst.AsSlice())
-	objs, err := bpf.LoadTCP(cfg)
+	objs, err := bpf.LoadTCP(cfg, tmpl)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,13 +204,15 @@ func TestTCPSendStampsSegments(t *testing.T) {
 				if off := binary.BigEndian.Uint64(tcp.Payload); off != uint64(i*tcpMSS) || string(tcp.Payload[8:]) != string(r.template[len(r.template)-tcpMSS+8:]) {
 					t.Fatalf("segment %d: payload at offset %d, want %d, and the pattern", i, off, i*tcpMSS)
 				}
-				// Feed back the segment with every stamped field scrambled, as a recycled page holds whatever an
-				// earlier segment (of any flow) put there.
+				if unstamped := unstampedBytes(r.template, r.tcpOff); string(unstampedBytes(out, r.tcpOff)) != string(unstamped) {
+					t.Fatalf("segment %d: a header byte the program does not stamp differs from the template's", i)
+				}
+				// Feed back the segment with every header byte and the stream offset scrambled: a recycled page
+				// holds whatever an earlier segment (of any flow) put there, and whatever the receiver's stack
+				// wrote (a router's MACs and TTL, GRO's merged length, flags and checksums).
 				in = append([]byte(nil), out...)
-				for _, field := range [][2]int{{0, 2}, {4, 12}, {16, 18}, {24, 32}, {32, 40}} {
-					for j := r.tcpOff + field[0]; j < r.tcpOff+field[1]; j++ {
-						in[j] ^= byte(0xa5 + 3*j)
-					}
+				for j := range r.tcpOff + 40 {
+					in[j] ^= byte(0xa5 + 3*j)
 				}
 			}
 			if ret, _ := r.send(t, r.template); ret != xdpDrop {
@@ -221,6 +223,26 @@ func TestTCPSendStampsSegments(t *testing.T) {
 				t.Fatalf("flow after 6 segments: %+v", f)
 			}
 		})
+	}
+}
+
+// unstampedBytes is a segment's headers (with timestamps) without the fields the send program stamps: source
+// port, sequence and acknowledgement numbers, checksum, TSval and TSecr.
+func unstampedBytes(seg []byte, tcpOff int) []byte {
+	var b []byte
+	b = append(b, seg[:tcpOff]...)
+	b = append(b, seg[tcpOff+2:tcpOff+4]...)
+	b = append(b, seg[tcpOff+12:tcpOff+16]...)
+	b = append(b, seg[tcpOff+18:tcpOff+24]...)
+	return b
+}
+
+// TestTCPSendRefusesAnotherLength: a frame that is not the template's length is aborted, not stamped.
+func TestTCPSendRefusesAnotherLength(t *testing.T) {
+	r := newTCPRig(t, netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2"))
+	r.setFlow(t, flow(6))
+	if ret, _ := run(t, r.Send, r.template[:len(r.template)-2]); ret != xdpAborted {
+		t.Fatalf("a frame 2 bytes short: verdict %d, want XDP_ABORTED", ret)
 	}
 }
 

@@ -17,8 +17,8 @@ char __license[] SEC("license") = "Dual BSD/GPL";
 const volatile struct udp_config config;
 
 /*
- * Writes this packet's ports and recomputes the UDP checksum incrementally from the template's (RFC 1624),
- * so the result never depends on what a recycled page held before. Destination ports advance every packet,
+ * Writes this packet's ports and recomputes the UDP checksum incrementally from the template's (RFC 1624), over
+ * the headers restore_headers wrote. Destination ports advance every packet,
  * source ports every time the destination range wraps, so a run covers every combination.
  */
 static __always_inline int stamp_ports(struct xdp_md *ctx, struct worker_state *w)
@@ -80,6 +80,8 @@ int xdpgen_udp(struct xdp_md *ctx)
 		return XDP_DROP;
 	w->emitted++;
 
+	if (restore_headers(ctx, config.headers, config.udp_offset + 8, config.frame_len) < 0)
+		return count_verdict(ctx, w->actions, XDP_ABORTED);
 	if (config.dst_port_count > 1 || config.src_port_count > 1) {
 		if (stamp_ports(ctx, w) < 0)
 			return count_verdict(ctx, w->actions, XDP_ABORTED);

@@ -30,6 +30,9 @@ type udpUdpConfig struct {
 	SrcPortCount uint16
 	PaceInterval uint64
 	ClockBase    uint64
+	FrameLen     uint16
+	Pad          [6]uint8
+	Headers      [96]uint8
 }
 
 type udpWorkerState struct {

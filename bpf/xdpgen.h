@@ -47,6 +47,43 @@ static __always_inline __u16 csum_fold(__u32 sum)
 	return (__u16)~sum;
 }
 
+/* The most header bytes a template has: Ethernet, an 802.1Q tag, IPv6, TCP with the timestamp option (90),
+ * rounded up to whole 8-byte words. */
+#define HEADERS_MAX 96
+
+/*
+ * Writes the template's first len bytes over the frame. A live frame's page is recycled with whatever the
+ * stack that received it wrote into it: a router's MACs and TTL, GRO's merged IP length, checksums and TCP
+ * flags. So every header byte comes from the template on every frame, before the per-frame fields are stamped.
+ * len and frame_len are load-time constants: the verifier keeps only the copies this configuration makes.
+ * Returns -1, and writes nothing, when the frame is not the template's length.
+ */
+static __always_inline int restore_headers(struct xdp_md *ctx, const volatile __u8 *template, __u32 len,
+					   __u32 frame_len)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+
+	if (ctx->data_end - ctx->data != frame_len || len > HEADERS_MAX || data + len > data_end)
+		return -1;
+#pragma unroll
+	for (__u32 i = 0; i < HEADERS_MAX; i += 8) {
+		if (i + 8 > len)
+			break;
+		*(__u64 *)(data + i) = *(const volatile __u64 *)(template + i);
+	}
+	/* Headers are a whole number of 16-bit words: what is left is 2, 4 or 6 bytes. */
+	__u32 done = len & ~7;
+
+	if (len & 4) {
+		*(__u32 *)(data + done) = *(const volatile __u32 *)(template + done);
+		done += 4;
+	}
+	if (len & 2)
+		*(__u16 *)(data + done) = *(const volatile __u16 *)(template + done);
+	return 0;
+}
+
 /* Next value of a position that cycles over [0, count). */
 static __always_inline __u32 cycle(__u32 position, __u32 count)
 {
@@ -76,7 +113,7 @@ struct worker_state {
 #define PACE_SHIFT 8
 
 /* The UDP generator's configuration: fixed at load time as a const volatile so the verifier prunes what a
- * run does not use (a fixed flow never touches the packet). Every field is in host byte order. */
+ * run does not use (a fixed flow only restores the headers). Every field is in host byte order. */
 struct udp_config {
 	__u32 ifindex;
 	/* Offset of the UDP header in the frame (Ethernet, optional 802.1Q tag, IPv4 or IPv6). */
@@ -92,6 +129,10 @@ struct udp_config {
 	__u64 pace_interval;
 	/* Boot time (ns) at load: pacing clocks count from here, so PACE_SHIFT cannot overflow them. */
 	__u64 clock_base;
+	/* The template's length, and its headers up to the end of the UDP header (udp_offset + 8 bytes). */
+	__u16 frame_len;
+	__u8 pad[6];
+	__u8 headers[HEADERS_MAX];
 };
 
 /* The receive counter's filter: UDP to destination ports [dst_port_first, dst_port_last]. */
@@ -236,4 +277,8 @@ struct tcp_config {
 	__u32 max_cwnd;
 	__u64 min_rto;
 	__u64 max_rto;
+	/* The template's length, and its headers up to the end of the TCP header and its options. */
+	__u16 frame_len;
+	__u8 pad2[6];
+	__u8 headers[HEADERS_MAX];
 };

@@ -122,7 +122,7 @@ func (g *TCPGenerator) load() error {
 	}
 	copy(cfg.SrcAddr[:], g.target.SrcAddr.AsSlice())
 	copy(cfg.DstAddr[:], g.cfg.DstAddr.AsSlice())
-	if g.objs, err = bpf.LoadTCP(cfg); err != nil {
+	if g.objs, err = bpf.LoadTCP(cfg, tmpl.Frame); err != nil {
 		return privilegeHint(err)
 	}
 	now := monotonicNow()

@@ -283,7 +283,7 @@ func BenchmarkTCPChecksum(b *testing.B) {
 		b.Fatal(err)
 	}
 	objs, err := bpf.LoadTCP(bpf.TCPConfig{TcpOffset: uint16(tmpl.TCPOffset), TcpCheck: tmpl.TCPCheck, Mss: 1448, DstPort: tcpTestPort,
-		Timestamps: 1, MaxCwnd: tcpMaxCwnd, MinRto: uint64(time.Hour), MaxRto: uint64(time.Hour)})
+		Timestamps: 1, MaxCwnd: tcpMaxCwnd, MinRto: uint64(time.Hour), MaxRto: uint64(time.Hour)}, tmpl.Frame)
 	if err != nil {
 		b.Fatal(err)
 	}

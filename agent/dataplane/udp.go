@@ -65,7 +65,7 @@ func NewUDPGenerator(cfg UDPConfig) (*UDPGenerator, error) {
 		SrcPortCount: cfg.SrcPortCount,
 		PaceInterval: paceInterval(cfg.ratePPS(), cfg.Threads),
 		ClockBase:    clockBase,
-	})
+	}, tmpl.Frame)
 	if err != nil {
 		return nil, privilegeHint(err)
 	}

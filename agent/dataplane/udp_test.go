@@ -28,7 +28,13 @@ type rig struct {
 // newRig counts UDP to ports [first, last] on the remote veth; pass lets the frames reach sockets.
 func newRig(t *testing.T, opts netnstest.Options, first, last uint16, pass bool) *rig {
 	t.Helper()
-	r := &rig{Pair: netnstest.NewPair(t, opts)}
+	return countOn(t, netnstest.NewPair(t, opts), first, last, pass)
+}
+
+// countOn is newRig on the ends of p, which may be more than a veth apart.
+func countOn(t *testing.T, p *netnstest.Pair, first, last uint16, pass bool) *rig {
+	t.Helper()
+	r := &rig{Pair: p}
 	err := netnstest.Do(r.Remote.NS, func() (err error) {
 		r.rx, err = AttachRxCounter(r.Remote.Interface, first, last, pass)
 		return err
@@ -83,6 +89,17 @@ func (r *rig) received(t *testing.T) Counter {
 		t.Fatal(err)
 	}
 	return matched
+}
+
+// receivedAll waits up to two seconds for the counter to reach want packets (the receive side may still be
+// draining its ring when Run returns), and returns what it counted.
+func (r *rig) receivedAll(t *testing.T, want uint64) Counter {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for r.received(t).Packets < want && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return r.received(t)
 }
 
 func run(t *testing.T, g *UDPGenerator) Stats {
@@ -271,12 +288,7 @@ func TestCountsReconcile(t *testing.T) {
 	if got := s.Sent().Packets; got != count {
 		t.Fatalf("engine sent %d, want %d", got, count)
 	}
-	// The receive side may still be draining its ring when Run returns.
-	deadline := time.Now().Add(2 * time.Second)
-	for r.received(t).Packets < count && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if got := r.received(t); got.Packets != count || got.Bytes != s.Sent().Bytes {
+	if got := r.receivedAll(t, count); got.Packets != count || got.Bytes != s.Sent().Bytes {
 		t.Fatalf("peer counted %+v, engine sent %+v", got, s.Sent())
 	}
 	if e := s.Egress; e.TxPackets < count || e.TxDropped != 0 {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -58,36 +59,45 @@ func NewPair(t testing.TB, opts Options) *Pair {
 	RequirePrivileges(t)
 	id := randomID()
 	p := &Pair{}
-	p.Local = Host{NSName: "xdpgen-" + id + "-l", Interface: "xg" + id[:4] + "l",
-		IPv4: netip.MustParseAddr("10.200.0.1"), IPv6: netip.MustParseAddr("fd00:200::1")}
-	p.Remote = Host{NSName: "xdpgen-" + id + "-r", Interface: "xg" + id[:4] + "r",
-		IPv4: netip.MustParseAddr("10.200.0.2"), IPv6: netip.MustParseAddr("fd00:200::2")}
-	for _, h := range []*Host{&p.Local, &p.Remote} {
-		ns, err := newNamed(h.NSName)
-		if err != nil {
-			t.Fatalf("create namespace %s: %v", h.NSName, err)
-		}
-		h.NS = ns
-		name := h.NSName
-		t.Cleanup(func() {
-			ns.Close()
-			if err := netns.DeleteNamed(name); err != nil {
-				t.Errorf("delete namespace %s: %v", name, err)
-			}
-		})
-	}
+	p.Local = newHost(t, "xdpgen-"+id+"-l", "xg"+id[:4]+"l", "10.200.0.1", "fd00:200::1")
+	p.Remote = newHost(t, "xdpgen-"+id+"-r", "xg"+id[:4]+"r", "10.200.0.2", "fd00:200::2")
+	join(t, &p.Local, &p.Remote, opts)
+	return p
+}
 
-	local := handle(t, p.Local.NS)
-	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: p.Local.Interface}, PeerName: p.Remote.Interface,
-		PeerNamespace: netlink.NsFd(p.Remote.NS)}
+// newHost makes a named namespace for a host whose veth will be ifname with addresses v4/24 and v6/64, and
+// registers the namespace's removal.
+func newHost(t testing.TB, nsName, ifname, v4, v6 string) Host {
+	t.Helper()
+	h := Host{NSName: nsName, Interface: ifname, IPv4: netip.MustParseAddr(v4), IPv6: netip.MustParseAddr(v6)}
+	ns, err := newNamed(nsName)
+	if err != nil {
+		t.Fatalf("create namespace %s: %v", nsName, err)
+	}
+	h.NS = ns
+	t.Cleanup(func() {
+		ns.Close()
+		if err := netns.DeleteNamed(nsName); err != nil {
+			t.Errorf("delete namespace %s: %v", nsName, err)
+		}
+	})
+	return h
+}
+
+// join makes the veth pair between a and b (each end named and addressed as its host says, in its host's
+// namespace), brings both ends and each namespace's loopback up, and notes the ends' MACs.
+func join(t testing.TB, a, b *Host, opts Options) {
+	t.Helper()
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: a.Interface}, PeerName: b.Interface,
+		PeerNamespace: netlink.NsFd(b.NS)}
 	if opts.Queues > 0 {
 		veth.NumTxQueues, veth.NumRxQueues = opts.Queues, opts.Queues
 		veth.PeerNumTxQueues, veth.PeerNumRxQueues = uint32(opts.Queues), uint32(opts.Queues)
 	}
-	if err := local.LinkAdd(veth); err != nil {
-		t.Fatalf("create veth pair: %v", err)
+	if err := handle(t, a.NS).LinkAdd(veth); err != nil {
+		t.Fatalf("create veth pair %s-%s: %v", a.Interface, b.Interface, err)
 	}
-	for _, h := range []*Host{&p.Local, &p.Remote} {
+	for _, h := range []*Host{a, b} {
 		nh := handle(t, h.NS)
 		link, err := nh.LinkByName(h.Interface)
 		if err != nil {
@@ -100,8 +110,26 @@ func NewPair(t testing.TB, opts Options) *Pair {
 			up(t, nh, lo)
 		}
 	}
+	for _, h := range []*Host{a, b} {
+		waitIPv6Local(t, handle(t, h.NS), *h)
+	}
+}
 
-	return p
+// waitIPv6Local waits until the host routes its own IPv6 address locally. The kernel brings the address up
+// from a work queue once the link has a carrier, even without duplicate address detection, and later still
+// while namespaces are being torn down; until then the host's own connections to it go out the veth (a
+// neighbour solicitation for its own address) and fail with "no route to host".
+func waitIPv6Local(t testing.TB, nh *netlink.Handle, h Host) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		routes, err := nh.RouteGet(h.IPv6.AsSlice())
+		if err == nil && len(routes) > 0 && routes[0].Type == unix.RTN_LOCAL {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is not routed locally in %s after 5s: %v %v", h.IPv6, h.NSName, routes, err)
+		}
+	}
 }
 
 // Do runs fn on a thread that is in ns, and waits for it.

@@ -1,0 +1,114 @@
+package netnstest
+
+import (
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Routed is three hosts in a line, Sender - Router - Receiver, each link a veth pair: the router forwards IPv4
+// and IPv6 between its two veths, and the sender and the receiver route the other's subnet through it.
+type Routed struct {
+	Sender, Receiver Host
+	// RouterIn faces the sender, RouterOut the receiver; both are in the router's namespace.
+	RouterIn, RouterOut Host
+}
+
+// NewRouted makes the three namespaces, the two veth pairs, the routes and the router's forwarding, and
+// registers their removal with t.Cleanup. Every host knows its neighbours' MACs (permanent entries), so no
+// address resolution delays the first frames.
+func NewRouted(t testing.TB, opts Options) *Routed {
+	t.Helper()
+	RequirePrivileges(t)
+	id := randomID()
+	r := &Routed{}
+	r.Sender = newHost(t, "xdpgen-"+id+"-s", "xg"+id[:4]+"s", "10.201.0.1", "fd00:201::1")
+	r.RouterIn = newHost(t, "xdpgen-"+id+"-f", "xg"+id[:4]+"a", "10.201.0.2", "fd00:201::2")
+	r.RouterOut = r.RouterIn
+	r.RouterOut.Interface, r.RouterOut.IPv4, r.RouterOut.IPv6 = "xg"+id[:4]+"b", netip.MustParseAddr("10.202.0.1"), netip.MustParseAddr("fd00:202::1")
+	r.Receiver = newHost(t, "xdpgen-"+id+"-r", "xg"+id[:4]+"r", "10.202.0.2", "fd00:202::2")
+	join(t, &r.Sender, &r.RouterIn, opts)
+	join(t, &r.RouterOut, &r.Receiver, opts)
+	KnowEachOther(t, r.Sender, r.RouterIn)
+	KnowEachOther(t, r.RouterOut, r.Receiver)
+	route(t, r.Sender, r.Receiver, r.RouterIn)
+	route(t, r.Receiver, r.Sender, r.RouterOut)
+
+	err := Do(r.RouterIn.NS, func() error {
+		for _, knob := range []string{"/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding"} {
+			if err := os.WriteFile(knob, []byte("1"), 0); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("turn on forwarding in %s: %v", r.RouterIn.NSName, err)
+	}
+	return r
+}
+
+// route sends from's traffic to to's subnets (/24 and /64) through the gateway via.
+func route(t testing.TB, from, to, via Host) {
+	t.Helper()
+	nh := handle(t, from.NS)
+	link, err := nh.LinkByName(from.Interface)
+	if err != nil {
+		t.Fatalf("find %s: %v", from.Interface, err)
+	}
+	for _, r := range []struct {
+		dst, gw netip.Addr
+		bits    int
+	}{{to.IPv4, via.IPv4, 24}, {to.IPv6, via.IPv6, 64}} {
+		dst := netip.PrefixFrom(r.dst, r.bits).Masked()
+		rt := &netlink.Route{LinkIndex: link.Attrs().Index, Gw: r.gw.AsSlice(),
+			Dst: &net.IPNet{IP: dst.Addr().AsSlice(), Mask: net.CIDRMask(r.bits, r.dst.BitLen())}}
+		if err := nh.RouteAdd(rt); err != nil {
+			t.Fatalf("route %s via %s in %s: %v", dst, r.gw, from.NSName, err)
+		}
+	}
+}
+
+// KnowEachOther gives each of two hosts on one link a permanent neighbour entry for the other's addresses:
+// IPv6 neighbour discovery waits for the link-local address's duplicate address detection (about two
+// seconds), which has nothing to do with what the tests look at.
+func KnowEachOther(t testing.TB, a, b Host) {
+	t.Helper()
+	for _, ends := range [][2]Host{{a, b}, {b, a}} {
+		here, there := ends[0], ends[1]
+		nh := handle(t, here.NS)
+		link, err := nh.LinkByName(here.Interface)
+		if err != nil {
+			t.Fatalf("find %s: %v", here.Interface, err)
+		}
+		for _, addr := range []netip.Addr{there.IPv4, there.IPv6} {
+			fam := unix.AF_INET
+			if addr.Is6() {
+				fam = unix.AF_INET6
+			}
+			if err := nh.NeighSet(&netlink.Neigh{LinkIndex: link.Attrs().Index, Family: fam, State: netlink.NUD_PERMANENT,
+				IP: addr.AsSlice(), HardwareAddr: there.MAC}); err != nil {
+				t.Fatalf("neighbour %s in %s: %v", addr, here.NSName, err)
+			}
+		}
+	}
+}
+
+// SetGRO turns GRO on the host's veth on or off (with ethtool, which netlink does not replace here). A veth
+// with GRO on receives redirected frames without an XDP program, and coalesces TCP segments in place.
+func (h Host) SetGRO(t testing.TB, on bool) {
+	t.Helper()
+	state := "off"
+	if on {
+		state = "on"
+	}
+	out, err := exec.Command("ip", "netns", "exec", h.NSName, "ethtool", "-K", h.Interface, "gro", state).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ethtool -K %s gro %s in %s: %v: %s", h.Interface, state, h.NSName, err, out)
+	}
+}
