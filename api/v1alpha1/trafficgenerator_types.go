@@ -17,7 +17,6 @@ limitations under the License.
 package v1alpha1
 
 import (
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -216,13 +215,6 @@ type TrafficGeneratorSpec struct {
 	// Empty: every Linux node.
 	// +optional
 	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
-
-	// Tolerations are not used to pick the nodes: the agents run wherever the xdpgen agent DaemonSet runs (by
-	// default on every node, tainted or not; Helm value agent.tolerations), and the run's nodes are those
-	// nodeSelector matches. Kept so that existing objects stay valid.
-	// +optional
-	// +listType=atomic
-	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
 
 	// Interface is the network interface to send on: a name such as eth0, or auto for the interface of each
 	// node's route to the destination.

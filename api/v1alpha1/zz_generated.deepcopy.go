@@ -21,8 +21,7 @@ limitations under the License.
 package v1alpha1
 
 import (
-	"k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
@@ -340,13 +339,6 @@ func (in *TrafficGeneratorSpec) DeepCopyInto(out *TrafficGeneratorSpec) {
 			(*out)[key] = val
 		}
 	}
-	if in.Tolerations != nil {
-		in, out := &in.Tolerations, &out.Tolerations
-		*out = make([]v1.Toleration, len(*in))
-		for i := range *in {
-			(*in)[i].DeepCopyInto(&(*out)[i])
-		}
-	}
 	out.Destination = in.Destination
 	out.Source = in.Source
 	if in.VLAN != nil {
@@ -361,7 +353,7 @@ func (in *TrafficGeneratorSpec) DeepCopyInto(out *TrafficGeneratorSpec) {
 	}
 	if in.Duration != nil {
 		in, out := &in.Duration, &out.Duration
-		*out = new(metav1.Duration)
+		*out = new(v1.Duration)
 		**out = **in
 	}
 	if in.Packets != nil {
@@ -396,7 +388,7 @@ func (in *TrafficGeneratorStatus) DeepCopyInto(out *TrafficGeneratorStatus) {
 	}
 	if in.Conditions != nil {
 		in, out := &in.Conditions, &out.Conditions
-		*out = make([]metav1.Condition, len(*in))
+		*out = make([]v1.Condition, len(*in))
 		for i := range *in {
 			(*in)[i].DeepCopyInto(&(*out)[i])
 		}

@@ -183,8 +183,6 @@ func upstreamType(s *apiextensionsv1.JSONSchemaProps) string {
 		return true
 	}
 	switch {
-	case has("key", "operator", "value", "effect", "tolerationSeconds"):
-		return "[Toleration](https://kubernetes.io/docs/concepts/scheduling-eviction/taint-and-toleration/)"
 	case has("type", "status", "reason", "message", "lastTransitionTime", "observedGeneration"):
 		return "[Condition](https://github.com/kubernetes/community/blob/master/contributors/devel/sig-architecture/api-conventions.md#typical-status-properties)"
 	}

@@ -61,7 +61,7 @@ func TestReference(t *testing.T) {
 		"| `spec.start` | object | `{policy: WhenReady}` |",
 		"start.policy At needs start.at",
 		"set frameSize to at least …",
-		"`spec.tolerations` | [][Toleration]",
+		"`status.conditions` | [][Condition]",
 		"(short: `tg`)",
 		"\nafter\n",
 	} {
