@@ -189,7 +189,7 @@ func TestTemplateDefaults(t *testing.T) {
 	for _, e := range ac["env"].([]any) {
 		envNames = append(envNames, e.(map[string]any)["name"])
 	}
-	if d := cmp.Diff([]any{"NODE_NAME", "POD_NAME", "POD_NAMESPACE", "POD_UID"}, envNames); d != "" {
+	if d := cmp.Diff([]any{"NODE_NAME", "POD_NAME"}, envNames); d != "" {
 		t.Errorf("agent env (-want +got):\n%s", d)
 	}
 
