@@ -41,6 +41,22 @@ type target struct {
 // neighbourTimeout bounds how long a missing neighbour entry may take to resolve.
 const neighbourTimeout = 3 * time.Second
 
+// sendConfig is a generator's configuration: checked and defaulted once, and naming where it sends.
+type sendConfig[C any] interface {
+	validated() (C, error)
+	targetSpec() targetSpec
+}
+
+// checkedTarget checks and defaults cfg, then resolves its target on this host: what every generator does first.
+func checkedTarget[C sendConfig[C]](cfg C) (C, target, error) {
+	cfg, err := cfg.validated()
+	if err != nil {
+		return cfg, target{}, err
+	}
+	tgt, err := resolveTarget(cfg.targetSpec())
+	return cfg, tgt, err
+}
+
 // resolveTarget fills in what c leaves to the host: interface, MACs, source address, CPUs; and checks the frame
 // against the interface's MTU.
 func resolveTarget(c targetSpec) (target, error) {

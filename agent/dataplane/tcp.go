@@ -47,11 +47,7 @@ const (
 // attaches the one that takes the peer's ACKs to the egress interface. It works in the calling thread's network
 // namespace; ctx bounds the connecting.
 func NewTCPGenerator(ctx context.Context, cfg TCPConfig) (*TCPGenerator, error) {
-	cfg, err := cfg.validated()
-	if err != nil {
-		return nil, err
-	}
-	tgt, err := resolveTarget(cfg.targetSpec())
+	cfg, tgt, err := checkedTarget(cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -223,19 +223,7 @@ func TestTCPStreamArrivesIntact(t *testing.T) {
 			g := r.tcpGenerator(t, TCPConfig{DstAddr: dst, DstPort: tcpTestPort, Flows: tc.flows, Threads: tc.threads, Segments: tc.segments})
 			sink.start(g.SegmentSize())
 			localBefore, remoteBefore := readTCPStats(t, r.Local.NS), readTCPStats(t, r.Remote.NS)
-			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-			defer cancel()
-			if err := g.Run(ctx); err != nil {
-				t.Fatalf("Run: %v", err)
-			}
-			s, err := g.Stats()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if want := tc.segments * uint64(g.SegmentSize()); s.Total.BytesAcked != want {
-				t.Fatalf("%d bytes acknowledged, want %d", s.Total.BytesAcked, want)
-			}
-			checkStreams(t, g, sink, s)
+			s, _ := sendAll(t, g, sink, tc.segments)
 			passed, dropped := r.lossCounts(t)
 			t.Logf("%s: %d segments sent (%d retransmitted), server got %d data segments, %d idle frames",
 				g.Flow(), s.Total.SegmentsSent, s.Total.SegmentsRetransmitted, passed.Packets, s.Idle)
@@ -287,15 +275,10 @@ var tcpPathCases = []struct {
 
 const tcpPathSegments = 20_000
 
-// runTCPStream sends segments over flows connections through r to its sink and checks that every stream
-// arrived whole and in order, with less than 1% of the segments sent twice; it returns the goodput, in bit/s.
-func runTCPStream(t *testing.T, r *tcpRig, v6 bool, flows int, segments uint64) float64 {
+// sendAll runs g until the segments it was asked for are acknowledged (20 s at most), checks that every stream
+// arrived whole at sink, and returns the counters and how long the run took.
+func sendAll(t *testing.T, g *TCPGenerator, sink *tcpSink, segments uint64) (TCPStats, time.Duration) {
 	t.Helper()
-	_, dst := r.addrs(v6)
-	sink := r.listen(t, dst)
-	g := r.tcpGenerator(t, TCPConfig{DstAddr: dst, DstPort: tcpTestPort, Flows: flows, Segments: segments})
-	sink.start(g.SegmentSize())
-	remoteBefore := readTCPStats(t, r.Remote.NS)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	began := time.Now()
@@ -311,6 +294,19 @@ func runTCPStream(t *testing.T, r *tcpRig, v6 bool, flows int, segments uint64) 
 		t.Fatalf("%d bytes acknowledged, want %d: %+v", s.Total.BytesAcked, want, s.Total)
 	}
 	checkStreams(t, g, sink, s)
+	return s, took
+}
+
+// runTCPStream sends segments over flows connections through r to its sink and checks that every stream
+// arrived whole and in order, with less than 1% of the segments sent twice; it returns the goodput, in bit/s.
+func runTCPStream(t *testing.T, r *tcpRig, v6 bool, flows int, segments uint64) float64 {
+	t.Helper()
+	_, dst := r.addrs(v6)
+	sink := r.listen(t, dst)
+	g := r.tcpGenerator(t, TCPConfig{DstAddr: dst, DstPort: tcpTestPort, Flows: flows, Segments: segments})
+	sink.start(g.SegmentSize())
+	remoteBefore := readTCPStats(t, r.Remote.NS)
+	s, took := sendAll(t, g, sink, segments)
 	if s.Total.SegmentsRetransmitted*100 > segments {
 		t.Errorf("%d of %d segments retransmitted on a path that loses none: %+v", s.Total.SegmentsRetransmitted, segments, s.Total)
 	}
@@ -370,19 +366,7 @@ func TestTCPRecoversFromLoss(t *testing.T) {
 			sink := r.listen(t, dst)
 			g := r.tcpGenerator(t, TCPConfig{DstAddr: dst, DstPort: tcpTestPort, Flows: tc.flows, Segments: segments})
 			sink.start(g.SegmentSize())
-			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-			defer cancel()
-			if err := g.Run(ctx); err != nil {
-				t.Fatalf("Run: %v", err)
-			}
-			s, err := g.Stats()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if want := uint64(segments) * uint64(g.SegmentSize()); s.Total.BytesAcked != want {
-				t.Fatalf("%d bytes acknowledged, want %d", s.Total.BytesAcked, want)
-			}
-			checkStreams(t, g, sink, s)
+			s, _ := sendAll(t, g, sink, segments)
 			_, dropped := r.lossCounts(t)
 			tot := s.Total
 			t.Logf("%d segments sent, %d dropped on the way, %d retransmitted (%d fast retransmits, %d timeouts)",

@@ -30,11 +30,7 @@ type UDPGenerator struct {
 // NewUDPGenerator validates cfg against this host, builds the frame, loads the programs and readies the egress
 // interface. It works in the calling thread's network namespace (netnsthread.Do picks another).
 func NewUDPGenerator(cfg UDPConfig) (*UDPGenerator, error) {
-	cfg, err := cfg.validated()
-	if err != nil {
-		return nil, err
-	}
-	tgt, err := resolveTarget(cfg.targetSpec())
+	cfg, tgt, err := checkedTarget(cfg)
 	if err != nil {
 		return nil, err
 	}
