@@ -395,10 +395,9 @@ func TestNodesOfInterestBounded(t *testing.T) {
 	for i := range 100 {
 		name := fmt.Sprintf("n%03d", i)
 		expected[name] = true
-		switch {
-		case i%10 == 0:
+		if i%10 == 0 {
 			reports = append(reports, report(name, 1, xdpgenv1alpha1.PhaseFailed, 0, message(strings.Repeat("x", 2000))))
-		default:
+		} else {
 			reports = append(reports, report(name, 1, xdpgenv1alpha1.PhaseRunning, int64(1000-i), heartbeat(now)))
 		}
 	}

@@ -121,7 +121,7 @@ func newUDPCommand() *cobra.Command {
 	fl := cmd.Flags()
 	fl.StringVarP(&f.dstMAC, "dst-mac", "m", "", "destination MAC (default: resolved from the neighbour table)")
 	fl.StringVarP(&f.srcMAC, "src-mac", "M", "", "source MAC (default: the interface's)")
-	f.sendFlags.register(cmd, sendHelp{
+	f.register(cmd, sendHelp{
 		dstAddr:    "destination IPv4 or IPv6 address (required)",
 		numPackets: "stop after this many packets in total (default: no limit)",
 		size:       "Ethernet frame size in bytes without FCS (default 64)",
@@ -144,7 +144,7 @@ func (f *udpFlags) config(ifname string, cmd *cobra.Command) (dataplane.UDPConfi
 		Interface: ifname, DstPort: f.dstPort, DstPortCount: f.dynPorts, SrcPort: f.srcPort, VLAN: f.vlan,
 		FrameSize: f.size, Threads: f.threads, Packets: f.numPackets, Duration: f.duration,
 	}
-	interval, err := f.sendFlags.parse("the IPv4 or IPv6 address to send to (-a 192.0.2.10)", flagFor, &cfg.DstAddr, &cfg.SrcAddr)
+	interval, err := f.parse("the IPv4 or IPv6 address to send to (-a 192.0.2.10)", flagFor, &cfg.DstAddr, &cfg.SrcAddr)
 	if err != nil {
 		return cfg, 0, err
 	}

@@ -43,7 +43,7 @@ func newTCPCommand() *cobra.Command {
 		},
 	}
 	fl := cmd.Flags()
-	f.sendFlags.register(cmd, sendHelp{
+	f.register(cmd, sendHelp{
 		dstAddr:    "the TCP server's IPv4 or IPv6 address (required)",
 		numPackets: "send this many data segments in total, and stop once they are acknowledged (default: no limit)",
 		size:       "Ethernet frame size of a segment in bytes (default: as large as the MSS allows)",
@@ -61,7 +61,7 @@ func (f *tcpFlags) config(ifname string) (dataplane.TCPConfig, time.Duration, er
 		Interface: ifname, DstPort: f.dstPort, Flows: f.flows, Threads: f.threads, Segments: f.numPackets,
 		FrameSize: f.size, Duration: f.duration, ConnectTimeout: f.connectTimeout, StallTimeout: f.stallTimeout,
 	}
-	interval, err := f.sendFlags.parse("the TCP server's IPv4 or IPv6 address (-a 192.0.2.10)", tcpFlagFor, &cfg.DstAddr, &cfg.SrcAddr)
+	interval, err := f.parse("the TCP server's IPv4 or IPv6 address (-a 192.0.2.10)", tcpFlagFor, &cfg.DstAddr, &cfg.SrcAddr)
 	if err != nil {
 		return cfg, 0, err
 	}
