@@ -4,6 +4,7 @@
 package dataplane
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -185,6 +186,12 @@ type TCPConfig struct {
 	ConnectTimeout time.Duration
 	// StallTimeout fails the run when a flow with data to send gets no acknowledgement for this long. 0: 10s.
 	StallTimeout time.Duration
+	// BeforeConnect, when set, is called once the configuration is checked and before the first connection, with
+	// the number of connections about to be made and a dial that reaches the server the way they will. The bytes
+	// it returns are what every connection sends first, through the kernel: the server has acknowledged them
+	// before the takeover, and the stream offsets and byte counters start after them. (An iperf3 client makes its
+	// control connection here and returns the cookie the data streams start with.)
+	BeforeConnect func(ctx context.Context, dial func(context.Context) (net.Conn, error), flows int) (greeting []byte, err error)
 }
 
 const (

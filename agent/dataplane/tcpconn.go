@@ -107,6 +107,42 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
+// greet sends b through the kernel and waits until the peer has acknowledged all of it: a taken-over socket
+// never retransmits, so whatever it still held unacknowledged would be lost.
+func greet(ctx context.Context, c *net.TCPConn, b []byte, timeout time.Duration) error {
+	if len(b) == 0 {
+		return nil
+	}
+	if _, err := c.Write(b); err != nil {
+		return fmt.Errorf("send its first %d bytes: %w", len(b), err)
+	}
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		var unacked int
+		var ierr error
+		if err := raw.Control(func(fd uintptr) { unacked, ierr = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ) }); err != nil {
+			return err
+		}
+		switch {
+		case ierr != nil:
+			return fmt.Errorf("SIOCOUTQ: %w", ierr)
+		case unacked == 0:
+			return nil
+		case time.Now().After(deadline):
+			return fmt.Errorf("the server did not acknowledge its first %d bytes in %s", len(b), timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
 // takeOver puts the connection's socket into repair mode and reads its state. From here the socket neither
 // sends nor answers: what the peer sends to it must be taken by the ack program, and closing it is silent.
 func takeOver(c *net.TCPConn) (tcpTakeover, error) {
@@ -391,13 +427,28 @@ func sockaddr(ap netip.AddrPort) unix.Sockaddr {
 	return &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
 }
 
-// connect makes the connections and takes them over.
+// connect makes the connections, sends each its greeting (see TCPConfig.BeforeConnect), and takes them over.
 func (g *TCPGenerator) connect(ctx context.Context) error {
 	dst := netip.AddrPortFrom(g.cfg.DstAddr, g.cfg.DstPort)
-	for range g.cfg.Flows {
-		c, err := dialTCP(ctx, g.target.Link.Attrs().Name, g.target.SrcAddr, dst, g.cfg.ConnectTimeout)
+	dial := func(ctx context.Context) (*net.TCPConn, error) {
+		return dialTCP(ctx, g.target.Link.Attrs().Name, g.target.SrcAddr, dst, g.cfg.ConnectTimeout)
+	}
+	var greeting []byte
+	if g.cfg.BeforeConnect != nil {
+		var err error
+		greeting, err = g.cfg.BeforeConnect(ctx, func(ctx context.Context) (net.Conn, error) { return dial(ctx) }, g.cfg.Flows)
 		if err != nil {
 			return err
+		}
+	}
+	for range g.cfg.Flows {
+		c, err := dial(ctx)
+		if err != nil {
+			return err
+		}
+		if err := greet(ctx, c, greeting, g.cfg.ConnectTimeout); err != nil {
+			c.Close()
+			return fmt.Errorf("connection to %s: %w", dst, err)
 		}
 		t, err := takeOver(c)
 		if err != nil {

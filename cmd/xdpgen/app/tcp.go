@@ -2,14 +2,17 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/xdpgen/xdpgen/agent/dataplane"
+	"github.com/xdpgen/xdpgen/agent/dataplane/iperf3"
 )
 
 // tcpFlags are the udp command's flags where they make sense for TCP, and the TCP-only ones.
@@ -19,6 +22,7 @@ type tcpFlags struct {
 	flows          int
 	connectTimeout time.Duration
 	stallTimeout   time.Duration
+	iperf3         bool
 }
 
 func newTCPCommand() *cobra.Command {
@@ -30,8 +34,12 @@ func newTCPCommand() *cobra.Command {
 			"their data segments as XDP live frames. An XDP program on <ifname> takes the server's ACKs; congestion\n" +
 			"control (slow start, congestion avoidance, fast retransmit, retransmission timeouts) runs in BPF. Each\n" +
 			"segment's payload starts with its 8-byte big-endian stream offset, then byte i of a segment is i mod 256,\n" +
-			"so the server can check the stream. At the end the connections close with a FIN.",
-		Example: "  xdpgen tcp eth0 -a 192.0.2.10 -p 5201 --duration 10s\n" +
+			"so the server can check the stream. At the end the connections close with a FIN.\n\n" +
+			"With --iperf3 the server is an iperf3 server (iperf3 -s): xdpgen speaks its control protocol (a control\n" +
+			"connection, the cookie each data stream starts with, the results exchange at the end), and the summary\n" +
+			"shows the bytes the server says it received beside the bytes xdpgen saw acknowledged, which exclude the\n" +
+			"cookies.",
+		Example: "  xdpgen tcp eth0 -a 192.0.2.10 -p 5201 --iperf3 --duration 10s\n" +
 			"  xdpgen tcp eth0 -a 2001:db8::10 -p 5201 --flows 8 -t 2 -n 1000000 --output json",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -39,7 +47,7 @@ func newTCPCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return runTCP(cmd.Context(), cmd.OutOrStdout(), cfg, interval, f.out.format)
+			return runTCP(cmd.Context(), cmd.OutOrStdout(), cfg, interval, f.out.format, f.iperf3)
 		},
 	}
 	fl := cmd.Flags()
@@ -53,6 +61,7 @@ func newTCPCommand() *cobra.Command {
 	fl.IntVar(&f.flows, "flows", 0, "connections, spread over the threads (default: one per thread)")
 	fl.DurationVar(&f.connectTimeout, "connect-timeout", 3*time.Second, "give up on a handshake after this long")
 	fl.DurationVar(&f.stallTimeout, "stall-timeout", 10*time.Second, "fail when a connection gets no acknowledgement for this long")
+	fl.BoolVar(&f.iperf3, "iperf3", false, "the server is an iperf3 server (iperf3 -s): run an iperf3 test with it, and report what it received")
 	return cmd
 }
 
@@ -87,21 +96,91 @@ func tcpFlagFor(f dataplane.Field) string {
 	return flagFor(f)
 }
 
+// iperf3EndTimeout bounds the end of an iperf3 test: the results exchange, after the data is acknowledged.
+const iperf3EndTimeout = 10 * time.Second
+
 // runTCP connects, generates until the engine stops (count, duration, a failure) or ctx ends (Ctrl-C, which
 // still lets the connections close cleanly), printing the counters every interval and a summary at the end.
-func runTCP(ctx context.Context, w io.Writer, cfg dataplane.TCPConfig, interval time.Duration, format string) error {
+// With withIperf3 the run is an iperf3 test, and the summary has the server's report.
+func runTCP(ctx context.Context, w io.Writer, cfg dataplane.TCPConfig, interval time.Duration, format string, withIperf3 bool) error {
+	var session *iperf3.Session
+	if withIperf3 {
+		cfg.BeforeConnect = func(ctx context.Context, dial func(context.Context) (net.Conn, error), flows int) ([]byte, error) {
+			s, err := iperf3.Start(ctx, dial, iperf3.Params{Streams: flows, Duration: cfg.Duration})
+			if err != nil {
+				return nil, err
+			}
+			session = s
+			return s.Cookie(), nil
+		}
+	}
 	g, err := dataplane.NewTCPGenerator(ctx, cfg)
 	if err != nil {
+		if session != nil {
+			session.Close()
+		}
 		return dataplane.RenameFields(err, tcpFlagFor)
 	}
 	defer g.Close()
+	if session != nil {
+		if err := session.WaitRunning(ctx); err != nil {
+			session.Close()
+			return err
+		}
+	}
 
 	p := &tcpPrinter{printer: newPrinter(w, format)}
 	name, index := g.Interface()
 	p.start(name, index, g.Flow())
-	return runAndReport(ctx, g, interval, func(kind string, from, to dataplane.TCPStats) {
-		p.report(kind, to.Since(from), to)
+	var endErr error
+	err = runAndReport(ctx, g, interval, func(kind string, from, to dataplane.TCPStats) {
+		var server *iperf3Report
+		if kind == "summary" && session != nil {
+			server, endErr = endIperf3(ctx, session, from, to)
+		}
+		p.report(kind, to.Since(from), to, server)
 	})
+	return errors.Join(err, endErr)
+}
+
+// endIperf3 ends the test with the flows' acknowledged bytes as what was sent, and pairs the server's count of
+// each stream with them. A cancelled ctx (Ctrl-C) still lets the test end properly.
+func endIperf3(ctx context.Context, s *iperf3.Session, from, to dataplane.TCPStats) (*iperf3Report, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), iperf3EndTimeout)
+	defer cancel()
+	sent := make([]iperf3.Sent, len(to.Flows))
+	for i, f := range to.Flows {
+		sent[i] = iperf3.Sent{Bytes: f.BytesAcked, Segments: f.SegmentsSent, Retransmits: f.SegmentsRetransmitted}
+	}
+	received, err := s.End(ctx, sent, to.At.Sub(from.At))
+	if err != nil {
+		return nil, err
+	}
+	r := &iperf3Report{AckedBytes: to.Total.BytesAcked}
+	for i, st := range received {
+		r.ReceivedBytes += st.Bytes
+		r.Streams = append(r.Streams, iperf3StreamReport{
+			ID: st.ID, LocalPort: to.Flows[i].LocalPort, ReceivedBytes: st.Bytes, AckedBytes: to.Flows[i].BytesAcked,
+		})
+	}
+	return r, nil
+}
+
+// iperf3Report is the iperf3 server's count of what it received beside the bytes xdpgen saw acknowledged. Both
+// exclude the cookie each data stream starts with: they are the bytes after it, which the server reads while
+// the test runs.
+type iperf3Report struct {
+	ReceivedBytes uint64               `json:"receivedBytes"`
+	AckedBytes    uint64               `json:"ackedBytes"`
+	Streams       []iperf3StreamReport `json:"streams"`
+}
+
+// iperf3StreamReport is one data stream's: the server's stream id and xdpgen's flow, in flow order.
+type iperf3StreamReport struct {
+	ID            int    `json:"id"`
+	LocalPort     uint16 `json:"localPort"`
+	ReceivedBytes uint64 `json:"receivedBytes"`
+	AckedBytes    uint64 `json:"ackedBytes"`
 }
 
 type tcpPrinter struct {
@@ -113,6 +192,8 @@ type tcpRecord struct {
 	jsonRecord
 	TCP   *tcpJSON                 `json:"tcp,omitempty"`
 	Flows []dataplane.TCPFlowStats `json:"flows,omitempty"`
+	// Iperf3 is the iperf3 server's report, in the summary of an --iperf3 run.
+	Iperf3 *iperf3Report `json:"iperf3,omitempty"`
 }
 
 type tcpJSON struct {
@@ -124,7 +205,7 @@ type tcpJSON struct {
 	Idle uint64 `json:"idle"`
 }
 
-func (p *tcpPrinter) report(kind string, d dataplane.TCPDelta, total dataplane.TCPStats) {
+func (p *tcpPrinter) report(kind string, d dataplane.TCPDelta, total dataplane.TCPStats, server *iperf3Report) {
 	secs := d.Period.Seconds()
 	retransRate := 0.0
 	if secs > 0 {
@@ -141,7 +222,7 @@ func (p *tcpPrinter) report(kind string, d dataplane.TCPDelta, total dataplane.T
 			}
 		}
 		if kind == "summary" {
-			rec.Flows = total.Flows
+			rec.Flows, rec.Iperf3 = total.Flows, server
 		}
 		_ = p.json.Encode(rec)
 		return
@@ -166,6 +247,13 @@ func (p *tcpPrinter) report(kind string, d dataplane.TCPDelta, total dataplane.T
 			fmt.Fprintf(p.w, "  flow %-3d port %-5d %12d KiB acked, %d segments sent, %d retransmitted, cwnd %d, srtt %s, %s%s\n",
 				i, f.LocalPort, f.BytesAcked/1024, f.SegmentsSent, f.SegmentsRetransmitted, f.CongestionWindow,
 				f.SRTT.Round(time.Microsecond), f.State, strings.Join(append([]string{""}, notes...), ", "))
+		}
+	}
+	if server != nil {
+		fmt.Fprintf(p.w, "%-13s %d bytes received by the server, %d acknowledged to xdpgen (after the cookies)\n",
+			"iperf3", server.ReceivedBytes, server.AckedBytes)
+		for _, s := range server.Streams {
+			fmt.Fprintf(p.w, "  stream %-3d port %-5d %d bytes received, %d acknowledged\n", s.ID, s.LocalPort, s.ReceivedBytes, s.AckedBytes)
 		}
 	}
 }
