@@ -81,7 +81,7 @@ func Start(ctx context.Context, dial func(context.Context) (net.Conn, error), p 
 		return nil, err
 	}
 	s := &Session{conn: conn, r: bufio.NewReader(conn), streams: p.Streams}
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
+	stop := unblockOnDone(ctx, conn)
 	defer stop()
 	if err := s.start(p); err != nil {
 		conn.Close()
@@ -129,7 +129,7 @@ func (s *Session) Cookie() []byte {
 
 // WaitRunning returns once the server has accepted every data stream and counts what they carry (TEST_RUNNING).
 func (s *Session) WaitRunning(ctx context.Context) error {
-	stop := context.AfterFunc(ctx, func() { s.conn.SetDeadline(time.Now()) })
+	stop := unblockOnDone(ctx, s.conn)
 	defer stop()
 	if err := s.expect(testStart); err != nil {
 		return err
@@ -184,7 +184,7 @@ type Sent struct {
 // connection.
 func (s *Session) End(ctx context.Context, sent []Sent, elapsed time.Duration) ([]Received, error) {
 	defer s.conn.Close()
-	stop := context.AfterFunc(ctx, func() { s.conn.SetDeadline(time.Now()) })
+	stop := unblockOnDone(ctx, s.conn)
 	defer stop()
 	select {
 	case <-time.After(ReadGrace):
@@ -283,4 +283,10 @@ func (s *Session) readJSON(v any) error {
 		return err
 	}
 	return json.Unmarshal(text, v)
+}
+
+// unblockOnDone makes conn's pending and future reads and writes fail once ctx is done, so that a cancelled test
+// never hangs on a silent server; the returned stop undoes that.
+func unblockOnDone(ctx context.Context, conn net.Conn) (stop func() bool) {
+	return context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
 }

@@ -49,9 +49,9 @@ func startIperf3(t *testing.T, r *cliRig) *iperf3Server {
 		t.Skipf("iperf3: %v", err)
 	}
 	s.exited = make(chan struct{})
-	go func() { s.cmd.Wait(); close(s.exited) }()
+	go func() { _ = s.cmd.Wait(); close(s.exited) }()
 	t.Cleanup(func() {
-		s.cmd.Process.Kill()
+		_ = s.cmd.Process.Kill()
 		<-s.exited
 	})
 	deadline := time.Now().Add(5 * time.Second)
