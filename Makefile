@@ -43,6 +43,22 @@ verify-bpf: generate-bpf ## Fail when the committed BPF objects differ from what
 xdpgen: ## Build the standalone CLI into bin/xdpgen.
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/xdpgen ./cmd/xdpgen
 
+# The CLI's man pages, one per command, generated from its cobra commands and committed. Their date is fixed, not
+# the time of the run, so that verify-man finds only real changes; move it forward with a release.
+MAN_DIR := docs/man
+MAN_DATE := 2026-11-29
+
+.PHONY: man
+man: ## Generate the CLI's man pages (docs/man/*.1) from its commands.
+	rm -f $(MAN_DIR)/*.1
+	$(GO) run ./hack/man -dir $(MAN_DIR) -date $(MAN_DATE)
+
+.PHONY: verify-man
+verify-man: man ## Fail when the committed man pages differ from what the commands generate.
+	git diff --exit-code -- $(MAN_DIR)
+	@untracked="$$(git ls-files --others --exclude-standard -- $(MAN_DIR))"; \
+	if [ -n "$$untracked" ]; then echo "generated files not committed:"; echo "$$untracked"; exit 1; fi
+
 .PHONY: bench
 bench: ## Measure Mpps against the no-touch bpf_redirect ceiling and thread scaling on a veth pair (root; ~1 min).
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 10m ./agent/dataplane

@@ -25,7 +25,7 @@ import (
 func Main(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cmd := newRootCommand()
+	cmd := NewRootCommand()
 	cmd.SetArgs(args)
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
@@ -36,7 +36,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func newRootCommand() *cobra.Command {
+func NewRootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "xdpgen",
 		Short: "Generate packets at millions per second with XDP live frames",
