@@ -8,6 +8,17 @@ SHELL := /usr/bin/env bash -o pipefail
 GO ?= go
 BIN := $(CURDIR)/bin
 
+# What `--version` prints, stamped into cmd/internal/version by every binary built here. BUILD_DATE is UTC RFC 3339,
+# SOURCE_DATE_EPOCH's time when that is set (reproducible builds). Each is evaluated once and may be overridden.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+BUILD_DATE ?= $(shell date -u -d "@$${SOURCE_DATE_EPOCH:-$$(date +%s)}" +%Y-%m-%dT%H:%M:%SZ)
+VERSION := $(VERSION)
+COMMIT := $(COMMIT)
+BUILD_DATE := $(BUILD_DATE)
+VERSION_PKG := github.com/xdpgen/xdpgen/cmd/internal/version
+LDFLAGS := -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Commit=$(COMMIT) -X $(VERSION_PKG).BuildDate=$(BUILD_DATE)
+
 ##@ General
 
 .PHONY: help
@@ -30,7 +41,23 @@ verify-bpf: generate-bpf ## Fail when the committed BPF objects differ from what
 
 .PHONY: xdpgen
 xdpgen: ## Build the standalone CLI into bin/xdpgen.
-	CGO_ENABLED=0 $(GO) build -o $(BIN)/xdpgen ./cmd/xdpgen
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/xdpgen ./cmd/xdpgen
+
+# The CLI's man pages, one per command, generated from its cobra commands and committed. Their date is fixed, not
+# the time of the run, so that verify-man finds only real changes; move it forward with a release.
+MAN_DIR := docs/man
+MAN_DATE := 2026-11-29
+
+.PHONY: man
+man: ## Generate the CLI's man pages (docs/man/*.1) from its commands.
+	rm -f $(MAN_DIR)/*.1
+	$(GO) run ./hack/man -dir $(MAN_DIR) -date $(MAN_DATE)
+
+.PHONY: verify-man
+verify-man: man ## Fail when the committed man pages differ from what the commands generate.
+	git diff --exit-code -- $(MAN_DIR)
+	@untracked="$$(git ls-files --others --exclude-standard -- $(MAN_DIR))"; \
+	if [ -n "$$untracked" ]; then echo "generated files not committed:"; echo "$$untracked"; exit 1; fi
 
 .PHONY: bench
 bench: ## Measure Mpps against the no-touch bpf_redirect ceiling and thread scaling on a veth pair (root; ~1 min).
@@ -62,7 +89,11 @@ verify-manifests: manifests generate ## Fail when the generated API code or mani
 
 .PHONY: manager
 manager: ## Build the controller manager into bin/manager.
-	CGO_ENABLED=0 $(GO) build -o $(BIN)/manager ./cmd/manager
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/manager ./cmd/manager
+
+.PHONY: agent
+agent: ## Build the node agent into bin/agent.
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/agent ./cmd/agent
 
 ##@ Kubernetes binaries
 
@@ -191,7 +222,7 @@ LOCAL_KUBECTL := $(KUBECTL) --kubeconfig $(CLUSTER_DIR)/kubeconfig
 
 .PHONY: image
 image: ## Build the image with /manager and /agent (static, BPF objects embedded; no Docker) into bin/xdpgen-image.tar.
-	$(GO) run ./hack/image -o $(IMAGE_TAR) -tag $(IMAGE) manager=./cmd/manager agent=./cmd/agent
+	$(GO) run ./hack/image -o $(IMAGE_TAR) -tag $(IMAGE) -ldflags '$(LDFLAGS)' manager=./cmd/manager agent=./cmd/agent
 
 .PHONY: pause-image
 pause-image: ## Build the local cluster's pod sandbox image (registry.k8s.io/pause:3.6) into bin/pause-image.tar.

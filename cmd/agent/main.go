@@ -22,6 +22,7 @@ import (
 
 	"github.com/xdpgen/xdpgen/agent"
 	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
+	"github.com/xdpgen/xdpgen/cmd/internal/version"
 )
 
 func main() {
@@ -43,9 +44,14 @@ func run() error {
 		"a restarted agent resumes them exactly; empty pins nothing.")
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":9441", "Address of the Prometheus metrics endpoint; 0 disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":9440", "Address of the /healthz and /readyz endpoints.")
+	printVersion := version.Flag(flag.CommandLine)
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
+	if *printVersion {
+		fmt.Println("agent", version.String())
+		return nil
+	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	if opts.NodeName == "" {
 		return errors.New("--node-name is required")

@@ -34,6 +34,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
+	"github.com/xdpgen/xdpgen/cmd/internal/version"
 	"github.com/xdpgen/xdpgen/controllers"
 )
 
@@ -58,9 +59,14 @@ func run() error {
 	flag.StringVar(&leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election Lease; empty: the manager's own namespace (in a cluster).")
 	flag.DurationVar(&statusInterval, "status-interval", statusInterval, "Least time between two status writes of one TrafficGenerator.")
 	flag.DurationVar(&nodeLostTimeout, "node-lost-timeout", nodeLostTimeout, "How long a node of a run may go without reporting (since the run began, or since its last report) before the run counts it lost and fails.")
+	printVersion := version.Flag(flag.CommandLine)
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
+	if *printVersion {
+		fmt.Println("manager", version.String())
+		return nil
+	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 
 	for name, d := range map[string]time.Duration{"--status-interval": statusInterval, "--node-lost-timeout": nodeLostTimeout} {
@@ -101,6 +107,6 @@ func run() error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return fmt.Errorf("add readiness check: %w", err)
 	}
-	ctrl.Log.WithName("setup").Info("starting manager", "statusInterval", statusInterval, "nodeLostTimeout", nodeLostTimeout)
+	ctrl.Log.WithName("setup").Info("starting manager", "version", version.String(), "statusInterval", statusInterval, "nodeLostTimeout", nodeLostTimeout)
 	return mgr.Start(ctx)
 }

@@ -54,12 +54,13 @@ func main() {
 type binary struct{ name, pkg string }
 
 func run() error {
-	var out, tag, entrypoint string
+	var out, tag, entrypoint, ldflags string
 	flag.StringVar(&out, "o", "", "Image tarball to write.")
 	flag.StringVar(&tag, "tag", "", "Image reference, such as ghcr.io/xdpgen/xdpgen:dev.")
 	flag.StringVar(&entrypoint, "entrypoint", "", "Entrypoint (default: the first binary).")
+	flag.StringVar(&ldflags, "ldflags", "", "Linker flags for every binary, after -s -w, such as the -X flags that stamp the version.")
 	flag.Usage = func() {
-		fmt.Fprintln(flag.CommandLine.Output(), "usage: image -o OUT.tar -tag REF [-entrypoint /NAME] NAME=PACKAGE...")
+		fmt.Fprintln(flag.CommandLine.Output(), "usage: image -o OUT.tar -tag REF [-entrypoint /NAME] [-ldflags FLAGS] NAME=PACKAGE...")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -91,7 +92,7 @@ func run() error {
 	files := map[string]string{}
 	for _, b := range bins {
 		path := filepath.Join(tmp, b.name)
-		if err := build(b.pkg, path); err != nil {
+		if err := build(b.pkg, path, ldflags); err != nil {
 			return err
 		}
 		files[b.name] = path
@@ -138,9 +139,9 @@ func run() error {
 	return nil
 }
 
-// build compiles pkg as a static binary: the image has no libc.
-func build(pkg, out string) error {
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
+// build compiles pkg as a static binary (the image has no libc), without symbols, with the caller's ldflags after.
+func build(pkg, out, ldflags string) error {
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w "+ldflags, "-o", out, pkg)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {

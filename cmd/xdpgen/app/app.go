@@ -8,21 +8,24 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/xdpgen/xdpgen/agent/dataplane"
+	"github.com/xdpgen/xdpgen/cmd/internal/version"
 )
 
 // Main runs the command line and returns the process exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cmd := newRootCommand()
+	cmd := NewRootCommand()
 	cmd.SetArgs(args)
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
@@ -33,18 +36,38 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func newRootCommand() *cobra.Command {
+func NewRootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "xdpgen",
 		Short: "Generate packets at millions per second with XDP live frames",
 		Long: "xdpgen sends packets built in userspace through the kernel's XDP live-frame mode (BPF_PROG_RUN with\n" +
 			"BPF_F_TEST_XDP_LIVE_FRAMES): no DPDK, no NIC unbinding, no hugepages. Needs root (or CAP_BPF,\n" +
 			"CAP_NET_ADMIN and CAP_PERFMON) and Linux 5.18 or newer.",
+		Version:       version.String(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetVersionTemplate("{{.Name}} {{.Version}}\n")
 	root.AddCommand(newUDPCommand(), newTCPCommand(), newProbeCommand(), newCountCommand())
 	return root
+}
+
+// completeInterface offers the host's interface names for the <ifname> argument, and never files.
+func completeInterface(_ *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	if len(args) > 0 {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveError
+	}
+	var names []cobra.Completion
+	for _, iface := range ifaces {
+		if strings.HasPrefix(iface.Name, toComplete) {
+			names = append(names, iface.Name)
+		}
+	}
+	return names, cobra.ShellCompDirectiveNoFileComp
 }
 
 type outputFlag struct{ format string }
@@ -63,9 +86,10 @@ func (o *outputFlag) check() error {
 func newProbeCommand() *cobra.Command {
 	var out outputFlag
 	cmd := &cobra.Command{
-		Use:   "probe <ifname>",
-		Short: "Say whether this kernel and an interface can generate live frames",
-		Args:  cobra.ExactArgs(1),
+		Use:               "probe <ifname>",
+		Short:             "Say whether this kernel and an interface can generate live frames",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeInterface,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := out.check(); err != nil {
 				return err
@@ -109,7 +133,8 @@ func newUDPCommand() *cobra.Command {
 		Short: "Send UDP on an interface, optionally spraying destination and source ports",
 		Example: "  xdpgen udp eth0 -a 192.0.2.10 -d 100 -t 2 --duration 10s\n" +
 			"  xdpgen udp eth0 -a 2001:db8::10 --rate 1M -n 5000000 --output json",
-		Args: cobra.ExactArgs(1),
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeInterface,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, interval, err := f.config(args[0], cmd)
 			if err != nil {

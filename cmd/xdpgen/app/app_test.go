@@ -2,8 +2,12 @@ package app
 
 import (
 	"bytes"
+	"fmt"
+	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
 )
 
 // TestBadFlagsNameTheFlag checks input that is wrong whatever the host: each is refused before anything is
@@ -56,5 +60,67 @@ func TestParseRate(t *testing.T) {
 		if got, err := parseRate("--rate", in); err != nil || got != want {
 			t.Errorf("parseRate(%q) = %d, %v; want %d", in, got, err, want)
 		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := Main([]string{"--version"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit code %d; stderr %q", code, stderr.String())
+	}
+	if want := "xdpgen dev (commit unknown, built unknown)\n"; stdout.String() != want {
+		t.Fatalf("--version printed %q, want %q", stdout.String(), want)
+	}
+}
+
+// TestPktSizeIsSize checks that xdp-trafficgen's --pkt-size sets the frame size of udp and tcp, and that the help
+// names it once, in --size's line.
+func TestPktSizeIsSize(t *testing.T) {
+	for _, newCommand := range []func() *cobra.Command{newUDPCommand, newTCPCommand} {
+		cmd := newCommand()
+		t.Run(cmd.Name(), func(t *testing.T) {
+			if err := cmd.ParseFlags([]string{"--pkt-size", "128"}); err != nil {
+				t.Fatal(err)
+			}
+			if size, err := cmd.Flags().GetInt("size"); err != nil || size != 128 {
+				t.Fatalf("--pkt-size 128 set the size to %d (%v), want 128", size, err)
+			}
+			var stdout, stderr bytes.Buffer
+			if code := Main([]string{cmd.Name(), "--help"}, &stdout, &stderr); code != 0 {
+				t.Fatalf("--help: exit code %d; stderr %q", code, stderr.String())
+			}
+			sizeLine := regexp.MustCompile(`(?m)^ *-s, --size .*alias --pkt-size`)
+			if n := strings.Count(stdout.String(), "pkt-size"); n != 1 || !sizeLine.MatchString(stdout.String()) {
+				t.Fatalf("help names pkt-size %d times, want once in --size's line:\n%s", n, stdout.String())
+			}
+		})
+	}
+	requireRefused(t, []refusal{
+		{[]string{"udp", "eth0", "-a", "10.0.0.1", "--pkt-size", "20"}, "--size 20: below the smallest IPv4 frame"},
+	})
+}
+
+// TestCompleteInterface asks for completions as the shells do (the hidden __complete command): the <ifname> of
+// each command completes to the host's interfaces, and nothing completes to files.
+func TestCompleteInterface(t *testing.T) {
+	// __complete prints one candidate a line, then the directive as ":N".
+	noFiles := fmt.Sprintf(":%d\n", cobra.ShellCompDirectiveNoFileComp)
+	for _, command := range []string{"udp", "tcp", "probe", "count"} {
+		t.Run(command, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := Main([]string{"__complete", command, "l"}, &stdout, &stderr); code != 0 {
+				t.Fatalf("exit code %d; stderr %q", code, stderr.String())
+			}
+			if got := stdout.String(); !strings.HasPrefix(got, "lo\n") || !strings.Contains(got, "\n"+noFiles) {
+				t.Fatalf("completing %q gave %q, want lo among the interfaces and no files (%q)", command+" l", got, noFiles)
+			}
+			stdout.Reset()
+			if code := Main([]string{"__complete", command, "lo", ""}, &stdout, &stderr); code != 0 {
+				t.Fatalf("exit code %d; stderr %q", code, stderr.String())
+			}
+			if !strings.HasPrefix(stdout.String(), noFiles) {
+				t.Fatalf("completing after <ifname> gave %q, want nothing and no files", stdout.String())
+			}
+		})
 	}
 }

@@ -26,7 +26,8 @@ func newCountCommand() *cobra.Command {
 		Long: "count attaches an XDP program that counts UDP frames to the given destination ports (IPv4 or IPv6,\n" +
 			"802.1Q-tagged or not) and prints what arrived until Ctrl-C or --duration. On a veth it also makes\n" +
 			"the interface able to receive redirected frames. Counted frames are dropped unless --pass is given.",
-		Args: cobra.ExactArgs(1),
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeInterface,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := out.check(); err != nil {
 				return err

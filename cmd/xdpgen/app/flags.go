@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/xdpgen/xdpgen/agent/dataplane"
 )
@@ -111,9 +112,19 @@ func (f *sendFlags) register(cmd *cobra.Command, help sendHelp) {
 	fl.Uint64VarP(&f.numPackets, "num-packets", "n", 0, help.numPackets)
 	fl.IntVarP(&f.threads, "threads", "t", 1, "worker threads, each pinned to its own CPU")
 	fl.StringVarP(&f.interval, "interval", "I", "1", "statistics interval: seconds or a duration")
-	fl.IntVarP(&f.size, "size", "s", 0, help.size)
+	fl.IntVarP(&f.size, "size", "s", 0, help.size+"; alias --pkt-size, as in xdp-trafficgen")
+	fl.SetNormalizeFunc(pktSizeIsSize)
 	fl.DurationVar(&f.duration, "duration", 0, help.duration)
 	f.out.register(cmd)
+}
+
+// pktSizeIsSize makes --pkt-size, xdp-trafficgen's name for the frame size, another name for --size, so that its
+// command lines work unchanged; the help lists --size alone.
+func pktSizeIsSize(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+	if name == "pkt-size" {
+		name = "size"
+	}
+	return pflag.NormalizedName(name)
 }
 
 // parse checks the shared flags and reads the addresses into dst and src; dstAddrHint says what --dst-addr is

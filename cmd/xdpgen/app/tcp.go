@@ -41,7 +41,8 @@ func newTCPCommand() *cobra.Command {
 			"cookies.",
 		Example: "  xdpgen tcp eth0 -a 192.0.2.10 -p 5201 --iperf3 --duration 10s\n" +
 			"  xdpgen tcp eth0 -a 2001:db8::10 -p 5201 --flows 8 -t 2 -n 1000000 --output json",
-		Args: cobra.ExactArgs(1),
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeInterface,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, interval, err := f.config(args[0])
 			if err != nil {

@@ -1,0 +1,67 @@
+package version
+
+import (
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestString(t *testing.T) {
+	defer func(v, c, d string) { Version, Commit, BuildDate = v, c, d }(Version, Commit, BuildDate)
+	if want := "dev (commit unknown, built unknown)"; String() != want {
+		t.Errorf("unstamped String() = %q, want %q", String(), want)
+	}
+	Version, Commit, BuildDate = "v0.1.0", "1a2b3c4", "2026-11-29T00:00:00Z"
+	if want := "v0.1.0 (commit 1a2b3c4, built 2026-11-29T00:00:00Z)"; String() != want {
+		t.Errorf("String() = %q, want %q", String(), want)
+	}
+}
+
+// TestMakeStampsEveryBinary builds the binaries as the Makefile does and checks that each prints what was stamped:
+// a wrong package path in the Makefile's -X flags would silently leave the defaults.
+func TestMakeStampsEveryBinary(t *testing.T) {
+	root, bin := filepath.Join("..", "..", ".."), t.TempDir()
+	runMake(t, root, nil, "xdpgen", "manager", "agent", "BIN="+bin,
+		"VERSION=v1.2.3-test", "COMMIT=0123abc", "BUILD_DATE=2026-01-02T03:04:05Z")
+	for _, name := range []string{"xdpgen", "manager", "agent"} {
+		requireVersion(t, filepath.Join(bin, name), name+" v1.2.3-test (commit 0123abc, built 2026-01-02T03:04:05Z)")
+	}
+
+	// Unset, the commit comes from git and the build date from SOURCE_DATE_EPOCH.
+	head, err := exec.Command("git", "-C", root, "rev-parse", "HEAD").Output()
+	if err != nil {
+		t.Skipf("not a git checkout: %v", err)
+	}
+	runMake(t, root, []string{"SOURCE_DATE_EPOCH=86400"}, "xdpgen", "BIN="+bin, "VERSION=v1.2.3-test")
+	requireVersion(t, filepath.Join(bin, "xdpgen"),
+		"xdpgen v1.2.3-test (commit "+strings.TrimSpace(string(head))+", built 1970-01-02T00:00:00Z)")
+}
+
+func runMake(t *testing.T, dir string, env []string, args ...string) {
+	t.Helper()
+	cmd := exec.Command("make", append([]string{"-s", "-C", dir}, args...)...)
+	// Only the test stamps the binaries, never this process's environment.
+	for _, kv := range cmd.Environ() {
+		switch name, _, _ := strings.Cut(kv, "="); name {
+		case "VERSION", "COMMIT", "BUILD_DATE", "SOURCE_DATE_EPOCH":
+		default:
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, env...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+func requireVersion(t *testing.T, binary, want string) {
+	t.Helper()
+	out, err := exec.Command(binary, "--version").CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s --version: %v\n%s", binary, err, out)
+	}
+	if got := strings.TrimSpace(string(out)); got != want {
+		t.Errorf("%s --version printed %q, want %q", binary, got, want)
+	}
+}
