@@ -8,11 +8,12 @@ SHELL := /usr/bin/env bash -o pipefail
 GO ?= go
 BIN := $(CURDIR)/bin
 
-# What `--version` prints, stamped into cmd/internal/version by every binary built here. BUILD_DATE is UTC RFC 3339,
-# SOURCE_DATE_EPOCH's time when that is set (reproducible builds). Each is evaluated once and may be overridden.
+# What `--version` prints, stamped into cmd/internal/version by every binary built here. BUILD_DATE is UTC RFC 3339:
+# SOURCE_DATE_EPOCH's time when that is set, else the commit's, so that one commit always builds the same image.
+# Each is evaluated once and may be overridden.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
-BUILD_DATE ?= $(shell date -u -d "@$${SOURCE_DATE_EPOCH:-$$(date +%s)}" +%Y-%m-%dT%H:%M:%SZ)
+BUILD_DATE ?= $(shell date -u -d "@$${SOURCE_DATE_EPOCH:-$$(git log -1 --format=%ct 2>/dev/null || date +%s)}" +%Y-%m-%dT%H:%M:%SZ)
 VERSION := $(VERSION)
 COMMIT := $(COMMIT)
 BUILD_DATE := $(BUILD_DATE)
