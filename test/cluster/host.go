@@ -75,8 +75,8 @@ var (
 	iptablesTables = []string{"filter", "nat", "mangle", "raw", "security"}
 	// bpffsDir is where the agents pin their runs' counters (their DaemonSet mounts it from the host): the
 	// harness mounts a bpffs there when the host has none.
-	bpffsDir = "/sys/fs/bpf"
-	iptablesCmds   = []string{"iptables", "ip6tables"}
+	bpffsDir     = "/sys/fs/bpf"
+	iptablesCmds = []string{"iptables", "ip6tables"}
 )
 
 // hostState is what the harness records about the host before the cluster starts.

@@ -17,20 +17,13 @@ limitations under the License.
 package e2e
 
 import (
-	"errors"
-	"fmt"
-	"slices"
-	"strings"
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-
 	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
-	"github.com/xdpgen/xdpgen/test/poll"
 )
 
-// TestEveryNodeSends: a TrafficGenerator without a nodeSelector gets an agent on each of the two nodes, each
+// TestEveryNodeSends: a TrafficGenerator without a nodeSelector runs on the agent of each of the two nodes, each
 // sending from its own node's network namespace, and both nodes report. Each node has a far host of its own with
 // the same addresses on a veth from that node, so the one destination is on every node's own link: no frame is
 // routed on its way (routed live frames come back to the page pool rewritten, a bug of its own).
@@ -52,19 +45,8 @@ func TestEveryNodeSends(t *testing.T) {
 	dst := fars[nodes[0].Name].farIP.String()
 	e.applyTrafficGenerator(t, name, udpSpec(dst, port, 1, 20_000, packets, ""))
 
-	poll.Until(t, 60*time.Second, pollInterval, "an agent pod on each node", func() error {
-		pods := e.agentPods(t, name)
-		var on []string
-		for _, p := range pods {
-			on = append(on, fmt.Sprintf("%s on %q (%s)", p.Name, p.Spec.NodeName, p.Status.Phase))
-		}
-		for _, n := range nodes {
-			if !slices.ContainsFunc(pods, func(p corev1.Pod) bool { return p.Spec.NodeName == n.Name }) {
-				return errors.New(strings.Join(on, "; "))
-			}
-		}
-		return nil
-	})
+	agentPod := e.waitAgentRunning(t, nodes[0].Name, 60*time.Second)
+	e.waitAgentRunning(t, nodes[1].Name, 60*time.Second)
 
 	tg := e.waitPhase(t, name, xdpgenv1alpha1.PhaseCompleted, 90*time.Second)
 	t.Logf("status.totals %+v, nodes completed %d of %d", tg.Status.Totals, tg.Status.NodesCompleted, tg.Status.NodesTotal)
@@ -81,5 +63,5 @@ func TestEveryNodeSends(t *testing.T) {
 	if tg.Status.Totals.Packets != 2*packets {
 		t.Errorf("status.totals.packets %d, want %d (two nodes of %d)", tg.Status.Totals.Packets, 2*packets, packets)
 	}
-	e.waitAgentsGone(t, name, 60*time.Second)
+	e.checkRunCleanedUp(t, tg, agentPod)
 }
