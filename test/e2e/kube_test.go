@@ -418,11 +418,12 @@ func agentPID(t *testing.T, pod *corev1.Pod) int {
 	return pid
 }
 
-// containerPID finds a container's process through its cgroup (the kubelet uses cgroupfs: kubepods/.../<id>).
+// containerPID finds a container's process through its cgroup (the kubelets use cgroupfs: kubepods/.../<id> for the
+// first node, node2/kubepods/.../<id> for the second).
 func containerPID(t *testing.T, id string) int {
 	t.Helper()
 	var pid int
-	root := "/sys/fs/cgroup/pids/kubepods"
+	root := "/sys/fs/cgroup/pids"
 	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || !d.IsDir() || d.Name() != id {
 			return nil
