@@ -16,9 +16,10 @@ limitations under the License.
 
 // Package e2e tests xdpgen as a user runs it: on a real two-node Kubernetes (test/cluster: the host, and node2 in
 // network namespaces of its own) with the kubelets running our image, installed with the project's manifests
-// (config/local, through test/e2e/install), driven with kubectl, sending over a veth pair into a network namespace that stands in for a
-// remote host and counts what arrives. Most tests keep their agents on the first node; TestEveryNodeSends uses
-// both.
+// (config/local, through test/e2e/install), driven with kubectl, sending over a veth pair into a network namespace
+// that stands in for a remote host and counts what arrives. Each node has one long-lived agent (the DaemonSet
+// xdpgen-agent) that runs every TrafficGenerator selecting the node. Most tests run on the first node;
+// TestEveryNodeSends and TestNodeLost use both.
 //
 // The tests need root and the Kubernetes binaries of `make k8s-bins`; without them they skip, unless
 // XDPGEN_REQUIRE_PRIVILEGED=1 (CI), which makes that a failure. TestMain brings the cluster up once and tears it

@@ -34,6 +34,20 @@ import (
 	"github.com/xdpgen/xdpgen/test/poll"
 )
 
+// farHostOfEachNode makes far host number index on each of the two nodes, counting UDP to port, by node name.
+func (e *clusterEnv) farHostOfEachNode(t *testing.T, index int, port uint16) ([]cluster.Node, map[string]*farHost) {
+	t.Helper()
+	nodes := e.cluster.Nodes()
+	if len(nodes) != 2 {
+		t.Fatalf("the cluster has %d nodes, want 2", len(nodes))
+	}
+	fars := map[string]*farHost{}
+	for _, n := range nodes {
+		fars[n.Name] = newFarHostOf(t, n, index, port, port)
+	}
+	return nodes, fars
+}
+
 // TestEveryNodeSends: a TrafficGenerator without a nodeSelector runs on the agent of each of the two nodes, each
 // sending from its own node's network namespace, and both nodes report. Each node has a far host of its own with
 // the same addresses on a veth from that node, so the one destination is on every node's own link: no frame is
@@ -45,14 +59,7 @@ func TestEveryNodeSends(t *testing.T) {
 		packets = 100_000
 		port    = 9
 	)
-	nodes := e.cluster.Nodes()
-	if len(nodes) != 2 {
-		t.Fatalf("the cluster has %d nodes, want 2", len(nodes))
-	}
-	fars := map[string]*farHost{}
-	for _, n := range nodes {
-		fars[n.Name] = newFarHostOf(t, n, 30, port, port)
-	}
+	nodes, fars := e.farHostOfEachNode(t, 30, port)
 	dst := fars[nodes[0].Name].farIP.String()
 	e.applyTrafficGenerator(t, name, udpSpec(dst, port, 1, 20_000, packets, ""))
 
@@ -88,15 +95,8 @@ func TestNodeLost(t *testing.T) {
 		packets = 600_000 // 30 s at 20 kpps: the first node is still sending when the second is lost
 		port    = 9
 	)
-	nodes := e.cluster.Nodes()
-	if len(nodes) != 2 {
-		t.Fatalf("the cluster has %d nodes, want 2", len(nodes))
-	}
+	nodes, fars := e.farHostOfEachNode(t, 32, port)
 	first, second := nodes[0].Name, nodes[1].Name
-	fars := map[string]*farHost{}
-	for _, n := range nodes {
-		fars[n.Name] = newFarHostOf(t, n, 32, port, port)
-	}
 	agentPod := e.waitAgentRunning(t, first, 60*time.Second)
 	secondPod := e.waitAgentRunning(t, second, 60*time.Second)
 	e.applyTrafficGenerator(t, name, udpSpec(fars[first].farIP.String(), port, 1, 20_000, packets, ""))
