@@ -192,7 +192,7 @@ func testAgentReach(t *testing.T, ns, sa string) {
 	forbidden("agent lists pods", agent.List(ctx, &corev1.PodList{}, client.InNamespace(ns)), "cannot list")
 	forbidden("agent reads secrets", agent.List(ctx, &corev1.SecretList{}, client.InNamespace(ns)), "cannot list")
 	forbidden("agent writes DaemonSets", agent.Create(ctx, &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "x"}}), "cannot create")
-	forbidden("agent lists nodes", agent.List(ctx, &corev1.NodeList{}), "cannot list")
+	forbidden("agent writes nodes", agent.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-x"}}), "cannot create")
 
 	// A token of the service account that no pod holds names no node: such a client writes no report at all.
 	unbound, err := client.New(configWith(token(false)), client.Options{Scheme: scheme})

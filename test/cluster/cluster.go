@@ -281,6 +281,14 @@ func Up(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if err := c.writeConfigs(); err != nil {
 		return nil, err
 	}
+	// Before the second node's mount namespace is made, which copies it.
+	host.MountedBPFFS, err = mountBPFFS()
+	if serr := c.save(); err == nil {
+		err = serr
+	}
+	if err != nil {
+		return nil, err
+	}
 	lap := time.Now()
 	for _, n := range c.st.Nodes {
 		if n.Netns != "" {
@@ -730,6 +738,7 @@ func (c *Cluster) down() error {
 	}
 	step("remove cgroups", h.removeCgroups)
 	step("unmount", func() error { return unmountUnder(c.opts.Dir, "/var/lib/kubelet", "/run/containerd") })
+	step("unmount the bpffs", h.unmountBPFFS)
 	for _, n := range c.st.Nodes {
 		if n.Netns != "" {
 			step("remove the network namespace and veth of "+n.Name, func() error { return removeNodeHost(n) })

@@ -73,7 +73,10 @@ var (
 		"/etc/kubernetes",
 	}
 	iptablesTables = []string{"filter", "nat", "mangle", "raw", "security"}
-	iptablesCmds   = []string{"iptables", "ip6tables"}
+	// bpffsDir is where the agents pin their runs' counters (their DaemonSet mounts it from the host): the
+	// harness mounts a bpffs there when the host has none.
+	bpffsDir     = "/sys/fs/bpf"
+	iptablesCmds = []string{"iptables", "ip6tables"}
 )
 
 // hostState is what the harness records about the host before the cluster starts.
@@ -90,6 +93,8 @@ type hostState struct {
 	NetnsDir bool     `json:"netnsDir"`
 	// Links are the network interfaces of the root namespace.
 	Links []string `json:"links"`
+	// MountedBPFFS says that the harness mounted the bpffs on bpffsDir (the host had none), to unmount on teardown.
+	MountedBPFFS bool `json:"mountedBPFFS"`
 	// Fingerprint is everything above and more (every rule, every mount), to diff against after teardown.
 	Fingerprint []string `json:"fingerprint"`
 }
@@ -136,8 +141,8 @@ func recordHost() (*hostState, error) {
 }
 
 // Fingerprint lists what the cluster may change on the host, one line per fact: network interfaces (the second
-// node's veth among them), iptables rules of every table, mount points (the second node's network namespace
-// among them), the sysctls it changes, top-level cgroups (the second node's among them), the folders in
+// node's veth among them), iptables rules of every table, mount points (the second node's network namespace and
+// the bpffs among them) with their file system, the pins on the bpffs, the sysctls it changes, top-level cgroups (the second node's among them), the folders in
 // createdDirs, and the CRI's network namespaces.
 // Two fingerprints taken before and after a cluster's life should be equal.
 func Fingerprint() []string {
@@ -161,9 +166,17 @@ func Fingerprint() []string {
 	if ms, err := mountPoints(); err == nil {
 		for _, m := range ms {
 			if ownNetns(m) {
-				out = append(out, "mount "+m)
+				out = append(out, "mount "+m+" "+fsType(m))
 			}
 		}
+	}
+	if fsType(bpffsDir) == "bpf" {
+		_ = filepath.WalkDir(bpffsDir, func(p string, _ os.DirEntry, err error) error {
+			if err == nil && p != bpffsDir {
+				out = append(out, "pin "+p)
+			}
+			return nil
+		})
 	}
 	for _, k := range restoredSysctls {
 		if v, err := readSysctl(k); err == nil {
@@ -441,6 +454,49 @@ func underAny(p string, roots []string) bool {
 		}
 	}
 	return false
+}
+
+// mountBPFFS mounts a bpffs on bpffsDir when the host has none there, and makes it shared: containerd mounts a
+// hostPath into a container with HostToContainer propagation only from a shared (or slave) mount, and the second
+// node's mount namespace, made after this, gets it as a slave, the same file system (its agent's pins are the
+// host's). It reports whether it mounted one.
+func mountBPFFS() (bool, error) {
+	if fsType(bpffsDir) == "bpf" {
+		return false, nil
+	}
+	if err := unix.Mount("bpffs", bpffsDir, "bpf", 0, "mode=0700"); err != nil {
+		return false, fmt.Errorf("mount a bpffs on %s: %w", bpffsDir, err)
+	}
+	if err := unix.Mount("", bpffsDir, "", unix.MS_SHARED, ""); err != nil {
+		return true, fmt.Errorf("make %s a shared mount: %w", bpffsDir, err)
+	}
+	return true, nil
+}
+
+// unmountBPFFS unmounts the bpffs that mountBPFFS mounted, and with it whatever runs left pinned there.
+func (h *hostState) unmountBPFFS() error {
+	if !h.MountedBPFFS || fsType(bpffsDir) != "bpf" {
+		return nil
+	}
+	if err := unix.Unmount(bpffsDir, 0); err != nil {
+		return fmt.Errorf("unmount %s: %w", bpffsDir, err)
+	}
+	return nil
+}
+
+// fsType names the file system mounted on path ("bpf", "sysfs", ...), or the statfs magic number in hex.
+func fsType(path string) string {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return "?"
+	}
+	switch st.Type {
+	case unix.BPF_FS_MAGIC:
+		return "bpf"
+	case unix.SYSFS_MAGIC:
+		return "sysfs"
+	}
+	return fmt.Sprintf("%#x", st.Type)
 }
 
 // mountPoints lists this mount namespace's mount points in /proc/self/mountinfo order (parents before children).

@@ -28,15 +28,17 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/xdpgen/xdpgen/agent"
 	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
 	"github.com/xdpgen/xdpgen/test/cluster"
 	"github.com/xdpgen/xdpgen/test/poll"
 )
 
 // checkFailed checks a run that failed on the node: phase Failed, the node's error naming what is wrong in the
-// status, in `kubectl get tg` and `kubectl describe tg`; the agents removed, no XDP program left.
+// status, in `kubectl get tg` and `kubectl describe tg`; no XDP program and no pin left, the agent running on.
 func (e *clusterEnv) checkFailed(t *testing.T, name string, phases *phaseRecorder, far *farHost, reason ...string) {
 	t.Helper()
+	pod := e.waitAgentRunning(t, e.cluster.NodeName(), 60*time.Second)
 	tg := e.waitPhase(t, name, xdpgenv1alpha1.PhaseFailed, 90*time.Second)
 	if diff := cmp.Diff([]xdpgenv1alpha1.Phase{xdpgenv1alpha1.PhasePending, xdpgenv1alpha1.PhaseFailed},
 		phases.seenUntil(tg.Status.Phase)); diff != "" {
@@ -54,10 +56,7 @@ func (e *clusterEnv) checkFailed(t *testing.T, name string, phases *phaseRecorde
 		t.Errorf("a failed run sent: far end %d packets, status %d", matched.Packets, tg.Status.Totals.Packets)
 	}
 	e.kubectlShows(t, name, []string{"Failed"}, append([]string{"Failed", "Degraded"}, reason...))
-	e.waitAgentsGone(t, name, 60*time.Second)
-	if x := xdpAttached(t); len(x) > 0 {
-		t.Errorf("XDP programs left attached on the node: %v", x)
-	}
+	e.checkRunCleanedUp(t, tg, pod)
 }
 
 // TestNonexistentInterface: spec.interface names no interface on the node.
@@ -81,7 +80,7 @@ func TestUnresolvableMAC(t *testing.T) {
 	e.checkFailed(t, name, phases, far, "spec.destination.mac", "cannot resolve the MAC", "ARP")
 }
 
-// TestAgentPodDeletedMidRun: the agent pod is deleted while it sends; the DaemonSet starts another, which
+// TestAgentPodDeletedMidRun: the node's agent pod is deleted while it sends; the DaemonSet starts another, which
 // finishes the run without sending twice what the first one sent.
 func TestAgentPodDeletedMidRun(t *testing.T) {
 	e := requireCluster(t)
@@ -92,7 +91,7 @@ func TestAgentPodDeletedMidRun(t *testing.T) {
 	far := newFarHost(t, 4, 9, 9)
 	phases := e.recordPhases(t, name)
 	e.applyTrafficGenerator(t, name, udpSpec(far.farIP.String(), 9, 1, 20_000, packets, e.onFirstNode()))
-	first := e.waitAgentRunning(t, name, 60*time.Second)
+	first := e.waitAgentRunning(t, e.cluster.NodeName(), 60*time.Second)
 	e.waitPackets(t, name, 40_000, 60*time.Second)
 
 	if out, err := e.run("-n", namespace, "delete", "pod", first.Name, "--wait=true"); err != nil {
@@ -103,7 +102,7 @@ func TestAgentPodDeletedMidRun(t *testing.T) {
 	if atDelete.Packets >= packets {
 		t.Fatalf("the run was over (%d packets) before the pod was deleted: slow the rate down", atDelete.Packets)
 	}
-	second := e.waitAgentRunning(t, name, 60*time.Second)
+	second := e.waitAgentRunning(t, e.cluster.NodeName(), 60*time.Second)
 	if second.UID == first.UID {
 		t.Fatalf("the same pod %s still runs", first.Name)
 	}
@@ -130,10 +129,7 @@ func TestAgentPodDeletedMidRun(t *testing.T) {
 		t.Errorf("kubectl describe tg %s does not say that the node's agent restarted mid-run (the NodeReport has restarts %d)",
 			name, nr.Status.Restarts)
 	}
-	e.waitAgentsGone(t, name, 60*time.Second)
-	if x := xdpAttached(t); len(x) > 0 {
-		t.Errorf("XDP programs left attached on the node: %v", x)
-	}
+	e.checkRunCleanedUp(t, tg, second)
 }
 
 // TestAPIServerOutage: the API server stops for ten seconds mid-run. The traffic goes on meanwhile, and the
@@ -146,7 +142,7 @@ func TestAPIServerOutage(t *testing.T) {
 	)
 	far := newFarHost(t, 5, 9, 9)
 	e.applyTrafficGenerator(t, name, udpSpec(far.farIP.String(), 9, 1, 20_000, packets, e.onFirstNode()))
-	e.waitAgentRunning(t, name, 60*time.Second)
+	pod := e.waitAgentRunning(t, e.cluster.NodeName(), 60*time.Second)
 	e.waitPackets(t, name, 40_000, 60*time.Second)
 
 	before, _ := far.counts(t)
@@ -184,18 +180,21 @@ func TestAPIServerOutage(t *testing.T) {
 			matched.Packets, tg.Status.Totals.Packets, packets)
 	}
 	e.kubectlShows(t, name, []string{"Completed", strconv.Itoa(packets)}, []string{"Completed"})
-	e.waitAgentsGone(t, name, 60*time.Second)
+	e.checkRunCleanedUp(t, tg, pod)
 }
 
-// TestDeletedMidRun: the TrafficGenerator is deleted while its agent sends. The agent stops sending, the
-// DaemonSet, its pods and the node's report go, and no XDP program is left.
+// TestDeletedMidRun: the TrafficGenerator is deleted while the node's agent sends for it. The agent stops sending,
+// the node's report and the run's pins go, no XDP program is left, and the agent runs on.
 func TestDeletedMidRun(t *testing.T) {
 	e := requireCluster(t)
 	const name = "e2e-deleted"
 	far := newFarHost(t, 6, 9, 9)
 	e.applyTrafficGenerator(t, name, udpSpec(far.farIP.String(), 9, 1, 20_000, 10_000_000, e.onFirstNode()))
-	e.waitAgentRunning(t, name, 60*time.Second)
-	e.waitPackets(t, name, 40_000, 60*time.Second)
+	pod := e.waitAgentRunning(t, e.cluster.NodeName(), 60*time.Second)
+	tg := e.waitPackets(t, name, 40_000, 60*time.Second)
+	if len(runPins(t, tg)) == 0 {
+		t.Errorf("the run pinned no counters in %s", agent.DefaultPinDir)
+	}
 
 	if out, err := e.run("-n", namespace, "delete", "tg", name, "--wait=true"); err != nil {
 		t.Fatalf("kubectl delete tg: %v\n%s", err, out)
@@ -205,7 +204,6 @@ func TestDeletedMidRun(t *testing.T) {
 	if err == nil || !strings.Contains(out, "not found") {
 		t.Errorf("kubectl get tg after the deletion: %v, %s", err, out)
 	}
-	e.waitAgentsGone(t, name, 60*time.Second)
 	poll.Until(t, 30*time.Second, pollInterval, "the NodeReport removed with its TrafficGenerator", func() error {
 		var nrs xdpgenv1alpha1.NodeReportList
 		if err := e.client.List(context.Background(), &nrs, client.InNamespace(namespace),
@@ -221,15 +219,13 @@ func TestDeletedMidRun(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	b, _ := far.counts(t)
 	if b.Packets != a.Packets {
-		t.Errorf("frames still arrive after the TrafficGenerator and its agents are gone: %d in 2 s", b.Packets-a.Packets)
+		t.Errorf("frames still arrive after the TrafficGenerator and its report are gone: %d in 2 s", b.Packets-a.Packets)
 	}
-	if x := xdpAttached(t); len(x) > 0 {
-		t.Errorf("XDP programs left attached on the node: %v", x)
-	}
+	e.checkRunCleanedUp(t, tg, pod)
 	var events corev1.EventList
 	_ = e.client.List(context.Background(), &events, client.InNamespace(namespace))
 	for _, ev := range events.Items {
-		if ev.InvolvedObject.Name == name || strings.HasPrefix(ev.InvolvedObject.Name, "xdpgen-"+name) {
+		if ev.InvolvedObject.Name == name || strings.HasPrefix(ev.InvolvedObject.Name, name+"-") {
 			t.Logf("event %s %s/%s: %s %s", ev.LastTimestamp.Format(time.TimeOnly), ev.InvolvedObject.Kind,
 				ev.InvolvedObject.Name, ev.Reason, ev.Message)
 		}

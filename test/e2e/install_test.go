@@ -29,9 +29,11 @@ import (
 	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
@@ -46,17 +48,19 @@ const helmVersion = "v4.3.1"
 //
 //   - kubectl delete -k of the kustomize installation TestMain made leaves nothing of it behind, CRDs included;
 //   - helm install of charts/xdpgen (with hack/helm/local-cluster-values.yaml, the chart's counterpart of
-//     config/local) brings up a manager whose agent runs a TrafficGenerator to completion, counted at the far end;
+//     config/local, and the agents' image pull secrets, resources and PriorityClass set, which the running agent
+//     pods show) brings up a manager whose agent runs a TrafficGenerator to completion, counted at the far end;
 //     the agent's real token carries its node, and the admission policy refuses it another node's NodeReport;
 //     helm uninstall leaves only the CRDs (the namespace and everything in it are gone);
-//   - kubectl apply -k installs it again, and a run completes again (the state the other tests expect).
+//   - kubectl apply -k installs it again, with the overlay's patch of the agent pods, which the running agent
+//     pods show, and a run completes again (the state the other tests expect).
 func TestInstallUninstall(t *testing.T) {
 	e := requireCluster(t)
 	helm := filepath.Join(e.root, "bin", "helm", helmVersion, "helm")
 	if _, err := os.Stat(helm); err != nil {
 		t.Fatalf("no helm at %s: make helm builds it (make e2e does)", helm)
 	}
-	kustomization := filepath.Join(e.root, "config", "local")
+	kustomization := filepath.Join(e.root, kustomization)
 	chart := filepath.Join(e.root, "charts", "xdpgen")
 	localValues := filepath.Join(e.root, "hack", "helm", "local-cluster-values.yaml")
 	runHelm := func(args ...string) string {
@@ -98,12 +102,24 @@ func TestInstallUninstall(t *testing.T) {
 	kubectl("delete", "-k", kustomization, "--wait=true", "--timeout=120s")
 	e.waitGone(t, kustomized, 2*time.Minute)
 
-	// helm install, with the local cluster's values.
-	out := runHelm("install", "xdpgen", chart, "-f", localValues, "--wait", "--timeout=2m")
+	// helm install, with the local cluster's values and the agent pods configured.
+	helmAgents := agentPodSettings{pullSecret: "xdpgen-e2e-helm-registry", priorityClass: "xdpgen-e2e-helm-agent",
+		priority: 900_000, cpu: "60m", memory: "40Mi"}
+	agentValues := filepath.Join(t.TempDir(), "agent-values.yaml")
+	if err := os.WriteFile(agentValues, []byte(fmt.Sprintf(`agent:
+  imagePullSecrets: [{name: %s}]
+  priorityClassName: %s
+  resources: {requests: {cpu: %s, memory: %s}}
+`, helmAgents.pullSecret, helmAgents.priorityClass, helmAgents.cpu, helmAgents.memory)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	kubectl("create", "priorityclass", helmAgents.priorityClass, fmt.Sprintf("--value=%d", helmAgents.priority))
+	defer func() { _, _ = e.run("delete", "priorityclass", helmAgents.priorityClass, "--ignore-not-found") }()
+	out := runHelm("install", "xdpgen", chart, "-f", localValues, "-f", agentValues, "--wait", "--timeout=2m")
 	if !strings.Contains(out, "STATUS: deployed") || !strings.Contains(out, "kubectl -n "+namespace+" get tg -w") {
 		t.Errorf("helm install: want the release deployed and the NOTES")
 	}
-	charted := manifest.Decode(t, runHelm("template", "xdpgen", chart, "-f", localValues, "--include-crds"))
+	charted := manifest.Decode(t, runHelm("template", "xdpgen", chart, "-f", localValues, "-f", agentValues, "--include-crds"))
 	e.waitPresent(t, charted)
 	var ns corev1.Namespace
 	if err := e.client.Get(context.Background(), client.ObjectKey{Name: namespace}, &ns); err != nil {
@@ -113,6 +129,7 @@ func TestInstallUninstall(t *testing.T) {
 		t.Errorf("namespace %s pod-security enforce = %q, want privileged", namespace, l)
 	}
 
+	e.checkAgentPods(t, helmAgents)
 	e.runToCompletion(t, "e2e-helm", 20, true)
 
 	// helm uninstall: only the CRDs are left.
@@ -139,7 +156,39 @@ func TestInstallUninstall(t *testing.T) {
 	kubectl("apply", "--server-side", "-k", kustomization)
 	kubectl("-n", namespace, "rollout", "status", "deployment/xdpgen-controller-manager", "--timeout=120s")
 	e.waitPresent(t, kustomized)
+	// As test/e2e/install/agent_pods.yaml and agent_priority_class.yaml configure them.
+	e.checkAgentPods(t, agentPodSettings{pullSecret: "xdpgen-e2e-registry", priorityClass: "xdpgen-e2e-agent",
+		priority: 1_000_000, cpu: "50m", memory: "48Mi"})
 	e.runToCompletion(t, "e2e-kustomize", 21, false)
+}
+
+// agentPodSettings is what a user configures on the agent pods.
+type agentPodSettings struct {
+	pullSecret, priorityClass string
+	priority                  int32
+	cpu, memory               string
+}
+
+// checkAgentPods checks each node's running agent pod against the settings the installation gave them.
+func (e *clusterEnv) checkAgentPods(t *testing.T, want agentPodSettings) {
+	t.Helper()
+	for _, n := range e.cluster.Nodes() {
+		pod := e.waitAgentRunning(t, n.Name, 2*time.Minute)
+		spec := pod.Spec
+		req := spec.Containers[0].Resources.Requests
+		t.Logf("agent pod %s on %s: imagePullSecrets %v, priorityClassName %q (priority %v), requests cpu %s memory %s",
+			pod.Name, n.Name, spec.ImagePullSecrets, spec.PriorityClassName, ptr.Deref(spec.Priority, 0), req.Cpu(), req.Memory())
+		if len(spec.ImagePullSecrets) != 1 || spec.ImagePullSecrets[0].Name != want.pullSecret {
+			t.Errorf("agent pod %s imagePullSecrets %v, want [%s]", pod.Name, spec.ImagePullSecrets, want.pullSecret)
+		}
+		if spec.PriorityClassName != want.priorityClass || ptr.Deref(spec.Priority, 0) != want.priority {
+			t.Errorf("agent pod %s priorityClassName %q, priority %d, want %q, %d", pod.Name, spec.PriorityClassName,
+				ptr.Deref(spec.Priority, 0), want.priorityClass, want.priority)
+		}
+		if req.Cpu().Cmp(resource.MustParse(want.cpu)) != 0 || req.Memory().Cmp(resource.MustParse(want.memory)) != 0 {
+			t.Errorf("agent pod %s requests cpu %s, memory %s, want %s, %s", pod.Name, req.Cpu(), req.Memory(), want.cpu, want.memory)
+		}
+	}
 }
 
 // runToCompletion runs a bounded UDP run to far host index and checks that it completes with the far end's count
@@ -150,9 +199,9 @@ func (e *clusterEnv) runToCompletion(t *testing.T, name string, index int, check
 	const packets = 100_000
 	far := newFarHost(t, index, 9, 12)
 	e.applyTrafficGenerator(t, name, udpSpec(far.farIP.String(), 9, 4, 20_000, packets, e.onFirstNode()))
-	pod := e.waitAgentRunning(t, name, 60*time.Second)
+	pod := e.waitAgentRunning(t, e.cluster.NodeName(), 60*time.Second)
 	if checkPolicy {
-		e.checkAgentOwnReportOnly(t, pod)
+		e.checkAgentOwnReportOnly(t, pod, name)
 	}
 	tg := e.waitPhase(t, name, xdpgenv1alpha1.PhaseCompleted, 90*time.Second)
 	matched, _ := far.counts(t)
@@ -160,18 +209,17 @@ func (e *clusterEnv) runToCompletion(t *testing.T, name string, index int, check
 		t.Errorf("%s: status totals %d packets, far end %d, spec %d: all three must be equal", name,
 			tg.Status.Totals.Packets, matched.Packets, packets)
 	}
-	e.waitAgentsGone(t, name, 60*time.Second)
+	e.checkRunCleanedUp(t, tg, pod)
 }
 
 // checkAgentOwnReportOnly takes the token the kubelet projected into the running agent's container and checks
 // what the API server makes of it (the agents' service account, and this node in the extra
 // authentication.kubernetes.io/node-name), and that with it the admission policy refuses a NodeReport of another
 // node, which the agents' RBAC alone would allow.
-func (e *clusterEnv) checkAgentOwnReportOnly(t *testing.T, pod *corev1.Pod) {
+func (e *clusterEnv) checkAgentOwnReportOnly(t *testing.T, pod *corev1.Pod, generator string) {
 	t.Helper()
 	ctx := context.Background()
-	_, id, _ := strings.Cut(pod.Status.ContainerStatuses[0].ContainerID, "://")
-	token, err := os.ReadFile(fmt.Sprintf("/proc/%d/root/var/run/secrets/kubernetes.io/serviceaccount/token", containerPID(t, id)))
+	token, err := os.ReadFile(fmt.Sprintf("/proc/%d/root/var/run/secrets/kubernetes.io/serviceaccount/token", agentPID(t, pod)))
 	if err != nil {
 		t.Fatalf("the agent's token: %v", err)
 	}
@@ -195,7 +243,6 @@ func (e *clusterEnv) checkAgentOwnReportOnly(t *testing.T, pod *corev1.Pod) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	generator := pod.Labels[xdpgenv1alpha1.LabelGenerator]
 	other := &xdpgenv1alpha1.NodeReport{
 		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: xdpgenv1alpha1.NodeReportName(generator, "another-node")},
 		Spec:       xdpgenv1alpha1.NodeReportSpec{Generator: generator, NodeName: "another-node"},

@@ -30,14 +30,13 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	authnv1 "k8s.io/api/authentication/v1"
 	authzv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/xdpgen/xdpgen/agent"
 	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
 	"github.com/xdpgen/xdpgen/test/poll"
 )
@@ -45,29 +44,54 @@ import (
 // agentServiceAccount is the identity config/default gives the agents (manager flag --agent-service-account).
 const agentServiceAccount = "xdpgen-agent"
 
-// applyTrafficGenerator applies a TrafficGenerator with kubectl, as a user would: spec is YAML, indented by two.
+// otherNamespace is the second namespace of test/e2e/install, where the agents' RoleBinding lets them report too.
+const otherNamespace = "xdpgen-e2e-other"
+
+// trafficGeneratorManifest is a TrafficGenerator as a user writes it: spec is YAML, indented by two.
+func trafficGeneratorManifest(ns, name, spec string) string {
+	return fmt.Sprintf("apiVersion: xdpgen.io/v1alpha1\nkind: TrafficGenerator\nmetadata:\n  name: %s\n  namespace: %s\nspec:\n%s",
+		name, ns, spec)
+}
+
+// applyTrafficGenerator applies a TrafficGenerator in the agents' namespace with kubectl, as a user would.
 func (e *clusterEnv) applyTrafficGenerator(t *testing.T, name, spec string) {
 	t.Helper()
-	manifest := fmt.Sprintf("apiVersion: xdpgen.io/v1alpha1\nkind: TrafficGenerator\nmetadata:\n  name: %s\n  namespace: %s\nspec:\n%s",
-		name, namespace, spec)
+	e.applyManifest(t, trafficGeneratorManifest(namespace, name, spec))
+	e.deleteAfterTest(t, client.ObjectKey{Namespace: namespace, Name: name})
+}
+
+// applyManifest applies a manifest with kubectl.
+func (e *clusterEnv) applyManifest(t *testing.T, manifest string) {
+	t.Helper()
 	out, err := e.runStdin([]byte(manifest), "apply", "-f", "-")
 	if err != nil {
 		t.Fatalf("kubectl apply:\n%s\n%v: %s", manifest, err, out)
 	}
 	t.Logf("kubectl apply:\n%s%s", manifest, out)
+}
+
+// deleteAfterTest leaves nothing of a TrafficGenerator for the next test: the generator, its reports (garbage
+// collected) and its runs' pins on the nodes.
+func (e *clusterEnv) deleteAfterTest(t *testing.T, key client.ObjectKey) {
+	t.Helper()
+	tg := e.trafficGeneratorAt(t, key)
 	t.Cleanup(func() {
-		// Leave nothing for the next test: the generator, its agents (garbage collected) and their reports.
-		_, _ = e.run("-n", namespace, "delete", "tg", name, "--ignore-not-found", "--wait=true", "--timeout=60s")
-		e.waitAgentsGone(t, name, time.Minute)
+		_, _ = e.run("-n", key.Namespace, "delete", "tg", key.Name, "--ignore-not-found", "--wait=true", "--timeout=60s")
+		e.waitPinsGone(t, tg, time.Minute)
 	})
 }
 
-// trafficGenerator reads a TrafficGenerator.
+// trafficGenerator reads a TrafficGenerator of the agents' namespace.
 func (e *clusterEnv) trafficGenerator(t *testing.T, name string) *xdpgenv1alpha1.TrafficGenerator {
 	t.Helper()
+	return e.trafficGeneratorAt(t, client.ObjectKey{Namespace: namespace, Name: name})
+}
+
+func (e *clusterEnv) trafficGeneratorAt(t *testing.T, key client.ObjectKey) *xdpgenv1alpha1.TrafficGenerator {
+	t.Helper()
 	var tg xdpgenv1alpha1.TrafficGenerator
-	if err := e.client.Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: name}, &tg); err != nil {
-		t.Fatalf("get TrafficGenerator %s: %v", name, err)
+	if err := e.client.Get(context.Background(), key, &tg); err != nil {
+		t.Fatalf("get TrafficGenerator %s: %v", key, err)
 	}
 	return &tg
 }
@@ -133,12 +157,17 @@ func (r *phaseRecorder) seenUntil(final xdpgenv1alpha1.Phase) []xdpgenv1alpha1.P
 // waitPhase waits until the TrafficGenerator reaches phase (or another terminal phase, which fails the test).
 func (e *clusterEnv) waitPhase(t *testing.T, name string, phase xdpgenv1alpha1.Phase, timeout time.Duration) *xdpgenv1alpha1.TrafficGenerator {
 	t.Helper()
+	return e.waitPhaseAt(t, client.ObjectKey{Namespace: namespace, Name: name}, phase, timeout)
+}
+
+func (e *clusterEnv) waitPhaseAt(t *testing.T, key client.ObjectKey, phase xdpgenv1alpha1.Phase, timeout time.Duration) *xdpgenv1alpha1.TrafficGenerator {
+	t.Helper()
 	var tg *xdpgenv1alpha1.TrafficGenerator
-	poll.Until(t, timeout, pollInterval, fmt.Sprintf("TrafficGenerator %s phase %s", name, phase), func() error {
-		tg = e.trafficGenerator(t, name)
+	poll.Until(t, timeout, pollInterval, fmt.Sprintf("TrafficGenerator %s phase %s", key, phase), func() error {
+		tg = e.trafficGeneratorAt(t, key)
 		if p := tg.Status.Phase; p.Terminal() && p != phase {
-			out, _ := e.run("-n", namespace, "describe", "tg", name)
-			t.Fatalf("TrafficGenerator %s ended %s, want %s:\n%s", name, p, phase, out)
+			out, _ := e.run("-n", key.Namespace, "describe", "tg", key.Name)
+			t.Fatalf("TrafficGenerator %s ended %s, want %s:\n%s", key, p, phase, out)
 		}
 		if tg.Status.Phase != phase {
 			return fmt.Errorf("phase %q, totals %+v, nodes %+v", tg.Status.Phase, tg.Status.Totals, tg.Status.NodesOfInterest)
@@ -166,29 +195,30 @@ func (e *clusterEnv) waitPackets(t *testing.T, name string, n int64, timeout tim
 	return tg
 }
 
-// agentPods lists the agent pods of a TrafficGenerator.
-func (e *clusterEnv) agentPods(t *testing.T, name string) []corev1.Pod {
+// agentPods lists the pods of the agents' DaemonSet.
+func (e *clusterEnv) agentPods(t *testing.T) []corev1.Pod {
 	t.Helper()
 	var pods corev1.PodList
 	if err := e.client.List(context.Background(), &pods, client.InNamespace(namespace),
-		client.MatchingLabels{xdpgenv1alpha1.LabelGenerator: name}); err != nil {
+		client.MatchingLabels{"app.kubernetes.io/name": "xdpgen-agent"}); err != nil {
 		t.Fatalf("list agent pods: %v", err)
 	}
 	return pods.Items
 }
 
-// waitAgentRunning waits for the agent pod's container to run and returns the pod.
-func (e *clusterEnv) waitAgentRunning(t *testing.T, name string, timeout time.Duration) *corev1.Pod {
+// waitAgentRunning waits for the container of node's agent pod to run and returns the pod.
+func (e *clusterEnv) waitAgentRunning(t *testing.T, node string, timeout time.Duration) *corev1.Pod {
 	t.Helper()
 	var pod *corev1.Pod
-	poll.Until(t, timeout, pollInterval, fmt.Sprintf("an agent pod of %s running", name), func() error {
-		pods := e.agentPods(t, name)
+	poll.Until(t, timeout, pollInterval, "the agent pod of node "+node+" running", func() error {
 		var seen []string
-		for i := range pods {
-			p := &pods[i]
+		for _, p := range e.agentPods(t) {
+			if p.Spec.NodeName != node {
+				continue
+			}
 			for _, cs := range p.Status.ContainerStatuses {
 				if cs.State.Running != nil && cs.ContainerID != "" && p.DeletionTimestamp == nil {
-					pod = p
+					pod = &p
 					return nil
 				}
 				seen = append(seen, fmt.Sprintf("%s: %+v", p.Name, cs.State))
@@ -202,23 +232,43 @@ func (e *clusterEnv) waitAgentRunning(t *testing.T, name string, timeout time.Du
 	return pod
 }
 
-// waitAgentsGone waits until a TrafficGenerator's DaemonSet and agent pods are gone.
-func (e *clusterEnv) waitAgentsGone(t *testing.T, name string, timeout time.Duration) {
+// runPins lists the directories in which the agents pinned the counters of a TrafficGenerator's runs (every node's
+// agent pins on the host's bpffs: the second node's mount namespace has the same).
+func runPins(t *testing.T, tg *xdpgenv1alpha1.TrafficGenerator) []string {
 	t.Helper()
-	poll.Until(t, timeout, pollInterval, fmt.Sprintf("the agent DaemonSet and pods of %s removed", name), func() error {
-		var ds appsv1.DaemonSet
-		err := e.client.Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: "xdpgen-" + name}, &ds)
-		if err == nil {
-			return errors.New("DaemonSet xdpgen-" + name + " still there")
-		}
-		if !apierrors.IsNotFound(err) {
-			return err
-		}
-		if pods := e.agentPods(t, name); len(pods) > 0 {
-			return fmt.Errorf("%d agent pods still there", len(pods))
+	pins, err := filepath.Glob(filepath.Join(agent.DefaultPinDir, string(tg.UID)+"-*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pins
+}
+
+// waitPinsGone waits until no pin of a TrafficGenerator's runs is left.
+func (e *clusterEnv) waitPinsGone(t *testing.T, tg *xdpgenv1alpha1.TrafficGenerator, timeout time.Duration) {
+	t.Helper()
+	poll.Until(t, timeout, pollInterval, "the pins of "+tg.Name+"'s runs removed", func() error {
+		if pins := runPins(t, tg); len(pins) > 0 {
+			return fmt.Errorf("still pinned: %v", pins)
 		}
 		return nil
 	})
+}
+
+// checkRunCleanedUp checks what a run leaves on the first node once it is over: neither its pins nor any XDP
+// program, while the node's long-lived agent (pod) goes on running.
+func (e *clusterEnv) checkRunCleanedUp(t *testing.T, tg *xdpgenv1alpha1.TrafficGenerator, agentPod *corev1.Pod) {
+	t.Helper()
+	e.waitPinsGone(t, tg, 30*time.Second)
+	poll.Until(t, 30*time.Second, pollInterval, "no XDP program attached on the node", func() error {
+		if x := xdpAttached(t); len(x) > 0 {
+			return fmt.Errorf("XDP programs left attached: %v", x)
+		}
+		return nil
+	})
+	now := e.waitAgentRunning(t, agentPod.Spec.NodeName, 10*time.Second)
+	if now.UID != agentPod.UID {
+		t.Errorf("the agent pod of node %s is %s now, was %s: it must outlive the runs", agentPod.Spec.NodeName, now.Name, agentPod.Name)
+	}
 }
 
 // nodeReport reads the first node's report of a TrafficGenerator.
@@ -230,8 +280,13 @@ func (e *clusterEnv) nodeReport(t *testing.T, name string) *xdpgenv1alpha1.NodeR
 // nodeReportOf reads node's report of a TrafficGenerator.
 func (e *clusterEnv) nodeReportOf(t *testing.T, name, node string) *xdpgenv1alpha1.NodeReport {
 	t.Helper()
+	return e.nodeReportAt(t, client.ObjectKey{Namespace: namespace, Name: name}, node)
+}
+
+func (e *clusterEnv) nodeReportAt(t *testing.T, tg client.ObjectKey, node string) *xdpgenv1alpha1.NodeReport {
+	t.Helper()
 	var nr xdpgenv1alpha1.NodeReport
-	key := client.ObjectKey{Namespace: namespace, Name: xdpgenv1alpha1.NodeReportName(name, node)}
+	key := client.ObjectKey{Namespace: tg.Namespace, Name: xdpgenv1alpha1.NodeReportName(tg.Name, node)}
 	if err := e.client.Get(context.Background(), key, &nr); err != nil {
 		t.Fatalf("get NodeReport %s: %v", key.Name, err)
 	}
@@ -284,9 +339,7 @@ func (e *clusterEnv) checkAgentProcess(t *testing.T, pod *corev1.Pod) {
 		t.Errorf("agent container is privileged (securityContext %+v); it must run with capabilities only", sc)
 	}
 
-	id := pod.Status.ContainerStatuses[0].ContainerID
-	_, id, _ = strings.Cut(id, "://")
-	pid := containerPID(t, id)
+	pid := agentPID(t, pod)
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		t.Fatalf("agent process %d: %v", pid, err)
@@ -354,11 +407,23 @@ func (e *clusterEnv) checkAgentProcess(t *testing.T, pod *corev1.Pod) {
 	}
 }
 
-// containerPID finds a container's process through its cgroup (the kubelet uses cgroupfs: kubepods/.../<id>).
+// agentPID is the host's PID of the agent process in a running agent pod.
+func agentPID(t *testing.T, pod *corev1.Pod) int {
+	t.Helper()
+	_, id, _ := strings.Cut(pod.Status.ContainerStatuses[0].ContainerID, "://")
+	pid := containerPID(t, id)
+	if cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err != nil || !strings.HasPrefix(string(cmd), "/agent\x00") {
+		t.Fatalf("process %d of the agent's container runs %q (%v), want /agent", pid, cmd, err)
+	}
+	return pid
+}
+
+// containerPID finds a container's process through its cgroup (the kubelets use cgroupfs: kubepods/.../<id> for the
+// first node, node2/kubepods/.../<id> for the second).
 func containerPID(t *testing.T, id string) int {
 	t.Helper()
 	var pid int
-	root := "/sys/fs/cgroup/pids/kubepods"
+	root := "/sys/fs/cgroup/pids"
 	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || !d.IsDir() || d.Name() != id {
 			return nil

@@ -16,9 +16,10 @@ limitations under the License.
 
 // Package e2e tests xdpgen as a user runs it: on a real two-node Kubernetes (test/cluster: the host, and node2 in
 // network namespaces of its own) with the kubelets running our image, installed with the project's manifests
-// (config/local), driven with kubectl, sending over a veth pair into a network namespace that stands in for a
-// remote host and counts what arrives. Most tests keep their agents on the first node; TestEveryNodeSends uses
-// both.
+// (config/local, through test/e2e/install), driven with kubectl, sending over a veth pair into a network namespace
+// that stands in for a remote host and counts what arrives. Each node has one long-lived agent (the DaemonSet
+// xdpgen-agent) that runs every TrafficGenerator selecting the node. Most tests run on the first node;
+// TestEveryNodeSends and TestNodeLost use both.
 //
 // The tests need root and the Kubernetes binaries of `make k8s-bins`; without them they skip, unless
 // XDPGEN_REQUIRE_PRIVILEGED=1 (CI), which makes that a failure. TestMain brings the cluster up once and tears it
@@ -60,7 +61,10 @@ const (
 	clusterDir = "/run/xdpgen-e2e"
 	// namespace is where config/local installs xdpgen, and where the agents' service account is bound.
 	namespace = "xdpgen-system"
-	image     = "ghcr.io/xdpgen/xdpgen:dev"
+	// kustomization is what the tests install (config/local with a short node-lost timeout, a second namespace
+	// for generators, and agent pods configured by a patch), relative to the repository.
+	kustomization = "test/e2e/install"
+	image         = "ghcr.io/xdpgen/xdpgen:dev"
 )
 
 // env is the running cluster, or nil when the tests skip (skipReason says why).
@@ -266,8 +270,8 @@ func newClusterEnv(ctx context.Context, root, binDir string, c *cluster.Cluster)
 
 	// Install as a user would: the project's manifests, applied with kubectl.
 	start := time.Now()
-	if out, err := e.run("apply", "-k", filepath.Join(root, "config", "local")); err != nil {
-		return nil, fmt.Errorf("kubectl apply -k config/local: %w\n%s", err, out)
+	if out, err := e.run("apply", "-k", filepath.Join(root, kustomization)); err != nil {
+		return nil, fmt.Errorf("kubectl apply -k %s: %w\n%s", kustomization, err, out)
 	}
 	if out, err := e.run("-n", namespace, "rollout", "status", "deployment/xdpgen-controller-manager", "--timeout=120s"); err != nil {
 		e.dumpState()
