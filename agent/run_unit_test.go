@@ -238,6 +238,20 @@ func (h *runHarness) takeWrites() []xdpgenv1alpha1.NodeReportStatus {
 	return w
 }
 
+// awaitWrite waits for the run to write a status that matches, and returns it; the writes before it are taken.
+func (h *runHarness) awaitWrite(what string, matches func(xdpgenv1alpha1.NodeReportStatus) bool) xdpgenv1alpha1.NodeReportStatus {
+	h.t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		for _, st := range h.takeWrites() {
+			if matches(st) {
+				return st
+			}
+		}
+	}
+	h.t.Fatalf("no write of %s", what)
+	return xdpgenv1alpha1.NodeReportStatus{}
+}
+
 // requireWrites compares the statuses written since the last call with want, times aside; the times are checked
 // for being set when they should be.
 func (h *runHarness) requireWrites(want ...xdpgenv1alpha1.NodeReportStatus) []xdpgenv1alpha1.NodeReportStatus {
@@ -337,18 +351,25 @@ func TestUnitProgressReports(t *testing.T) {
 	h.reconcile()
 	e := h.engine()
 	e.send <- 300
-	deadline := time.Now().Add(5 * time.Second)
-	for seen := false; !seen; {
-		if time.Now().After(deadline) {
-			t.Fatal("no report of the 300 packets sent")
-		}
-		for _, st := range h.takeWrites() {
-			seen = seen || (st.Phase == xdpgenv1alpha1.PhaseRunning && st.Packets == 300 && st.Bytes == 300*fakeFrameSize)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	h.awaitWrite("a report of the 300 packets sent", func(st xdpgenv1alpha1.NodeReportStatus) bool {
+		return st.Phase == xdpgenv1alpha1.PhaseRunning && st.Packets == 300 && st.Bytes == 300*fakeFrameSize
+	})
 	e.finish <- nil
 	h.waitRun()
+}
+
+// resumedWrites are the statuses a run resumed from an earlier incarnation's report writes when it completes
+// with total packets: the resumption, the sending (from the engine on, the run reports its CPUs), and the
+// completion with message.
+func resumedWrites(earlier xdpgenv1alpha1.NodeReportStatus, total int64, message string) []xdpgenv1alpha1.NodeReportStatus {
+	resumed := earlier
+	resumed.Restarts++
+	resumed.Message = fmt.Sprintf("agent restarted (pod-u) after %d packets: finishing the run", earlier.Packets)
+	sendingResumed := resumed
+	sendingResumed.CPUs = "0"
+	completed := sentStatus(sendingResumed, total)
+	completed.Phase, completed.Message = xdpgenv1alpha1.PhaseCompleted, message
+	return []xdpgenv1alpha1.NodeReportStatus{resumed, sendingResumed, completed}
 }
 
 // TestUnitResume: a report of the same generation with a start time is an earlier incarnation's run: the agent
@@ -375,16 +396,8 @@ func TestUnitResume(t *testing.T) {
 	e.finish <- nil
 	h.waitRun()
 
-	resumed := earlier
-	resumed.Restarts = 2
-	resumed.Message = "agent restarted (pod-u) after 3000 packets: finishing the run"
-	// From the engine on, the run reports its CPUs.
-	sendingResumed := resumed
-	sendingResumed.CPUs = "0"
-	completed := sentStatus(sendingResumed, 10000)
-	completed.Phase = xdpgenv1alpha1.PhaseCompleted
-	completed.Message = "sent 10000 packets (640000 bytes) on fake0; the agent restarted 2 time(s) during the run and resumed each time"
-	got := h.requireWrites(resumed, sendingResumed, completed)
+	got := h.requireWrites(resumedWrites(earlier, 10000,
+		"sent 10000 packets (640000 bytes) on fake0; the agent restarted 2 time(s) during the run and resumed each time")...)
 	for _, st := range got {
 		if !st.StartTime.Equal(&started) {
 			t.Errorf("the start time moved from %s to %s", started, st.StartTime)
@@ -432,26 +445,16 @@ func TestUnitTCPProgressReports(t *testing.T) {
 	h.reconcile()
 	e := h.engine()
 	e.send <- 300
-	deadline := time.Now().Add(5 * time.Second)
-	for seen := false; !seen; {
-		if time.Now().After(deadline) {
-			t.Fatal("no report of the 300 segments' counts and goodput")
-		}
-		for _, st := range h.takeWrites() {
-			if st.Phase != xdpgenv1alpha1.PhaseRunning || st.TCP == nil || st.TCP.GoodputBitsPerSecond == 0 {
-				continue
-			}
-			want := *tcpSent(300)
-			want.GoodputBitsPerSecond = st.TCP.GoodputBitsPerSecond
-			if diff := cmp.Diff(&want, st.TCP); diff != "" {
-				t.Fatalf("reported tcp counts (-want +got):\n%s", diff)
-			}
-			if note := "3000 bytes acknowledged by the server, 30 segments retransmitted"; !strings.Contains(st.Message, note) {
-				t.Fatalf("message %q does not say %q", st.Message, note)
-			}
-			seen = true
-		}
-		time.Sleep(10 * time.Millisecond)
+	st := h.awaitWrite("a report of the 300 segments' counts and goodput", func(st xdpgenv1alpha1.NodeReportStatus) bool {
+		return st.Phase == xdpgenv1alpha1.PhaseRunning && st.TCP != nil && st.TCP.GoodputBitsPerSecond != 0
+	})
+	want := *tcpSent(300)
+	want.GoodputBitsPerSecond = st.TCP.GoodputBitsPerSecond
+	if diff := cmp.Diff(&want, st.TCP); diff != "" {
+		t.Fatalf("reported tcp counts (-want +got):\n%s", diff)
+	}
+	if note := "3000 bytes acknowledged by the server, 30 segments retransmitted"; !strings.Contains(st.Message, note) {
+		t.Fatalf("message %q does not say %q", st.Message, note)
 	}
 	e.send <- 700
 	e.finish <- nil
@@ -480,18 +483,11 @@ func TestUnitTCPResume(t *testing.T) {
 	e.finish <- nil
 	h.waitRun()
 
-	resumed := earlier
-	resumed.Restarts = 1
-	resumed.Message = "agent restarted (pod-u) after 3000 packets: finishing the run"
-	sendingResumed := resumed
-	sendingResumed.CPUs = "0"
-	completed := sentStatus(sendingResumed, 10000)
-	completed.Phase = xdpgenv1alpha1.PhaseCompleted
-	completed.TCP = &xdpgenv1alpha1.TCPStatus{BytesAcknowledged: 30000 + 70000, SegmentsSent: 3500 + 7700,
+	want := resumedWrites(earlier, 10000, "sent 10000 packets (640000 bytes) on fake0; "+
+		"100000 bytes acknowledged by the server, 1200 segments retransmitted; the agent restarted 1 time(s) during the run and resumed each time")
+	want[2].TCP = &xdpgenv1alpha1.TCPStatus{BytesAcknowledged: 30000 + 70000, SegmentsSent: 3500 + 7700,
 		SegmentsRetransmitted: 500 + 700, BytesRetransmitted: 5000 + 7000}
-	completed.Message = "sent 10000 packets (640000 bytes) on fake0; 100000 bytes acknowledged by the server, 1200 segments retransmitted; " +
-		"the agent restarted 1 time(s) during the run and resumed each time"
-	h.requireWrites(resumed, sendingResumed, completed)
+	h.requireWrites(want...)
 }
 
 // TestUnitRunEndsWithoutSending: what the run finds in the report, or the engine's making, ends it before it sends.
