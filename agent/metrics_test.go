@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -65,6 +66,11 @@ func TestMetricsOutliveRuns(t *testing.T) {
 // TestMetricsTCP: a tcp run's connection counts add to their counters as the frames' do; its goodput is a gauge.
 // A udp run has no tcp series.
 func TestMetricsTCP(t *testing.T) {
+	t.Cleanup(func() { // the series are global: a test run again starts without them
+		for _, v := range allMetrics {
+			v.DeletePartialMatch(prometheus.Labels{"node": "node-t"})
+		}
+	})
 	g := newGeneratorMetrics("node-t")
 	m := g.forGenerator(types.NamespacedName{Namespace: "ns-t", Name: "tcp"})
 	report := func(gen, acked, retransmitted, goodput int64) xdpgenv1alpha1.NodeReportStatus {
