@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/xdpgen/xdpgen/agent/dataplane"
 	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
@@ -13,12 +12,19 @@ type engine interface {
 	Interface() (name string, ifindex int)
 	Flow() string
 	Run(context.Context) error
-	Stats() (dataplane.Stats, error)
-	// Progress says what the protocol adds to the frame counters, for the report's message; may be empty.
-	Progress() string
+	// Stats reads what the run counted so far. Safe to call while Run is going.
+	Stats() (stats, error)
 	// PinCounters pins the frame counters at path on a bpffs, for an agent that takes the run over (pins.go).
 	PinCounters(path string) error
 	Close() error
+}
+
+// stats is a snapshot of what a run counted: its frames, whatever the protocol, and what the protocol counts
+// besides.
+type stats struct {
+	frames dataplane.Stats
+	// tcp is the snapshot of a tcp run's connections; nil for udp.
+	tcp *dataplane.TCPStats
 }
 
 // newEngine readies the data plane for the spec, its threads pinned to cpus: resolving, loading, attaching,
@@ -50,19 +56,17 @@ func newEngine(ctx context.Context, spec *xdpgenv1alpha1.TrafficGeneratorSpec, d
 
 type udpEngine struct{ *dataplane.UDPGenerator }
 
-func (udpEngine) Progress() string { return "" }
+func (e udpEngine) Stats() (stats, error) {
+	s, err := e.UDPGenerator.Stats()
+	return stats{frames: s}, err
+}
 
 type tcpEngine struct{ *dataplane.TCPGenerator }
 
-func (e tcpEngine) Stats() (dataplane.Stats, error) {
-	s, err := e.TCPGenerator.Stats()
-	return s.Frames(), err
-}
-
-func (e tcpEngine) Progress() string {
+func (e tcpEngine) Stats() (stats, error) {
 	s, err := e.TCPGenerator.Stats()
 	if err != nil {
-		return ""
+		return stats{}, err
 	}
-	return fmt.Sprintf("%d bytes acknowledged by the server, %d segments retransmitted", s.Total.BytesAcked, s.Total.SegmentsRetransmitted)
+	return stats{frames: s.Frames(), tcp: &s}, nil
 }

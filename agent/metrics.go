@@ -27,10 +27,33 @@ var (
 	bitsPerSecond = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "xdpgen_agent_bits_per_second", Help: "Bits of frames sent per second over the last reporting interval.",
 	}, []string{"namespace", "generator", "node"})
+
+	// The connections' counters of tcp runs.
+	tcpAcknowledgedBytesTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "xdpgen_agent_tcp_acknowledged_bytes_total", Help: "Payload bytes the server acknowledged to the generator's connections on this node.",
+	}, []string{"namespace", "generator", "node"})
+	tcpSentSegmentsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "xdpgen_agent_tcp_sent_segments_total", Help: "Data segments the generator's connections on this node sent, retransmissions included.",
+	}, []string{"namespace", "generator", "node"})
+	tcpRetransmittedSegmentsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "xdpgen_agent_tcp_retransmitted_segments_total", Help: "Data segments the generator's connections on this node sent again.",
+	}, []string{"namespace", "generator", "node"})
+	tcpRetransmittedBytesTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "xdpgen_agent_tcp_retransmitted_bytes_total", Help: "Payload bytes of the data segments the generator's connections on this node sent again.",
+	}, []string{"namespace", "generator", "node"})
+	tcpGoodputBitsPerSecond = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "xdpgen_agent_tcp_goodput_bits_per_second", Help: "Payload bits the server acknowledged per second over the last reporting interval.",
+	}, []string{"namespace", "generator", "node"})
+
+	allMetrics = []*prometheus.MetricVec{packetsTotal.MetricVec, bytesTotal.MetricVec, packetsPerSecond.MetricVec, bitsPerSecond.MetricVec,
+		tcpAcknowledgedBytesTotal.MetricVec, tcpSentSegmentsTotal.MetricVec, tcpRetransmittedSegmentsTotal.MetricVec,
+		tcpRetransmittedBytesTotal.MetricVec, tcpGoodputBitsPerSecond.MetricVec}
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(packetsTotal, bytesTotal, packetsPerSecond, bitsPerSecond)
+	for _, v := range allMetrics {
+		ctrlmetrics.Registry.MustRegister(v)
+	}
 }
 
 // metricsRetention is how long a deleted generator's series stay: long enough for Prometheus to scrape the
@@ -82,7 +105,7 @@ func (g *generatorMetrics) forgetLater(key types.NamespacedName) {
 			return // run again in the meantime
 		}
 		delete(g.of, key)
-		for _, v := range []*prometheus.MetricVec{packetsTotal.MetricVec, bytesTotal.MetricVec, packetsPerSecond.MetricVec, bitsPerSecond.MetricVec} {
+		for _, v := range allMetrics {
 			v.DeletePartialMatch(m.labels)
 		}
 	})
@@ -96,6 +119,7 @@ type metrics struct {
 	forget     *time.Timer
 	mu         sync.Mutex
 	last       map[xdpgenv1alpha1.XDPAction]xdpgenv1alpha1.ActionCount
+	lastTCP    xdpgenv1alpha1.TCPStatus
 	generation int64
 }
 
@@ -107,6 +131,7 @@ func (m *metrics) set(st xdpgenv1alpha1.NodeReportStatus) {
 	if st.Generation != m.generation {
 		m.generation = st.Generation
 		clear(m.last)
+		m.lastTCP = xdpgenv1alpha1.TCPStatus{}
 	}
 	for _, ac := range st.Actions {
 		prev := m.last[ac.Action]
@@ -118,4 +143,13 @@ func (m *metrics) set(st xdpgenv1alpha1.NodeReportStatus) {
 	}
 	packetsPerSecond.With(m.labels).Set(float64(st.PacketsPerSecond))
 	bitsPerSecond.With(m.labels).Set(float64(st.BitsPerSecond))
+	if tcp := st.TCP; tcp != nil {
+		prev := m.lastTCP
+		tcpAcknowledgedBytesTotal.With(m.labels).Add(float64(max(tcp.BytesAcknowledged-prev.BytesAcknowledged, 0)))
+		tcpSentSegmentsTotal.With(m.labels).Add(float64(max(tcp.SegmentsSent-prev.SegmentsSent, 0)))
+		tcpRetransmittedSegmentsTotal.With(m.labels).Add(float64(max(tcp.SegmentsRetransmitted-prev.SegmentsRetransmitted, 0)))
+		tcpRetransmittedBytesTotal.With(m.labels).Add(float64(max(tcp.BytesRetransmitted-prev.BytesRetransmitted, 0)))
+		tcpGoodputBitsPerSecond.With(m.labels).Set(float64(tcp.GoodputBitsPerSecond))
+		m.lastTCP = *tcp
+	}
 }

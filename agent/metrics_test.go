@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -59,5 +60,47 @@ func TestMetricsOutliveRuns(t *testing.T) {
 	}
 	if !packetsTotal.DeleteLabelValues("ns-r", "back", "node-r", "XDP_REDIRECT") {
 		t.Fatal("the series of the generator made again are gone")
+	}
+}
+
+// TestMetricsTCP: a tcp run's connection counts add to their counters as the frames' do; its goodput is a gauge.
+// A udp run has no tcp series.
+func TestMetricsTCP(t *testing.T) {
+	t.Cleanup(func() { // the series are global: a test run again starts without them
+		for _, v := range allMetrics {
+			v.DeletePartialMatch(prometheus.Labels{"node": "node-t"})
+		}
+	})
+	g := newGeneratorMetrics("node-t")
+	m := g.forGenerator(types.NamespacedName{Namespace: "ns-t", Name: "tcp"})
+	report := func(gen, acked, retransmitted, goodput int64) xdpgenv1alpha1.NodeReportStatus {
+		st := metricsReport(gen, acked/10, 0)
+		st.TCP = &xdpgenv1alpha1.TCPStatus{BytesAcknowledged: acked, SegmentsSent: acked/10 + retransmitted,
+			SegmentsRetransmitted: retransmitted, BytesRetransmitted: retransmitted * 10, GoodputBitsPerSecond: goodput}
+		return st
+	}
+	m.set(report(1, 1000, 5, 8000))
+	m.set(report(1, 3000, 7, 16000))
+	m.set(report(2, 500, 1, 4000)) // a new generation starts from zero and adds to the counters
+	labels := []string{"ns-t", "tcp", "node-t"}
+	for _, c := range []struct {
+		name string
+		got  float64
+		want float64
+	}{
+		{"acknowledged bytes", testutil.ToFloat64(tcpAcknowledgedBytesTotal.WithLabelValues(labels...)), 3500},
+		{"sent segments", testutil.ToFloat64(tcpSentSegmentsTotal.WithLabelValues(labels...)), 307 + 51},
+		{"retransmitted segments", testutil.ToFloat64(tcpRetransmittedSegmentsTotal.WithLabelValues(labels...)), 8},
+		{"retransmitted bytes", testutil.ToFloat64(tcpRetransmittedBytesTotal.WithLabelValues(labels...)), 80},
+		{"goodput", testutil.ToFloat64(tcpGoodputBitsPerSecond.WithLabelValues(labels...)), 4000},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, c.got, c.want)
+		}
+	}
+
+	g.forGenerator(types.NamespacedName{Namespace: "ns-t", Name: "udp"}).set(metricsReport(1, 100, 50))
+	if tcpGoodputBitsPerSecond.DeleteLabelValues("ns-t", "udp", "node-t") {
+		t.Fatal("a udp run has a goodput series")
 	}
 }

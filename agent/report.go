@@ -29,14 +29,27 @@ func countersOf(st xdpgenv1alpha1.NodeReportStatus) counters {
 	return c
 }
 
-// statusWith is st with the counters of this run (cur) added to those of earlier incarnations (base), and the
+// earlierCounts is what earlier incarnations of the agent counted for a run.
+type earlierCounts struct {
+	frames counters
+	// tcp is what the connections of a tcp run counted; nil for udp.
+	tcp *xdpgenv1alpha1.TCPStatus
+}
+
+// earlierCountsOf reads what a report already holds: what earlier incarnations of the agent counted.
+func earlierCountsOf(st xdpgenv1alpha1.NodeReportStatus) earlierCounts {
+	return earlierCounts{frames: countersOf(st), tcp: st.TCP}
+}
+
+// statusWith is st with the counts of this run (cur) added to those of earlier incarnations (base), and the
 // rates since the previous snapshot.
-func statusWith(st xdpgenv1alpha1.NodeReportStatus, base counters, cur, prev dataplane.Stats) xdpgenv1alpha1.NodeReportStatus {
+func statusWith(st xdpgenv1alpha1.NodeReportStatus, base earlierCounts, cur, prev stats) xdpgenv1alpha1.NodeReportStatus {
 	st.Actions = nil
 	st.Packets, st.Bytes = 0, 0
 	st.PacketsPerSecond, st.BitsPerSecond = 0, 0
 	for i, a := range dataplane.Actions {
-		total := dataplane.Counter{Packets: base[i].Packets + cur.Actions[a].Packets, Bytes: base[i].Bytes + cur.Actions[a].Bytes}
+		total := dataplane.Counter{Packets: base.frames[i].Packets + cur.frames.Actions[a].Packets,
+			Bytes: base.frames[i].Bytes + cur.frames.Actions[a].Bytes}
 		if total.Packets == 0 {
 			continue
 		}
@@ -47,13 +60,54 @@ func statusWith(st xdpgenv1alpha1.NodeReportStatus, base counters, cur, prev dat
 			st.Bytes += int64(total.Bytes)
 		}
 	}
-	d := cur.Since(prev)
+	d := cur.frames.Since(prev.frames)
 	for _, a := range []dataplane.Action{dataplane.ActionRedirect, dataplane.ActionTX} {
 		r := d.Rate(a)
 		st.PacketsPerSecond += int64(r.PacketsPerSecond)
 		st.BitsPerSecond += int64(r.BitsPerSecond)
 	}
+	st.TCP = tcpStatusWith(base.tcp, cur.tcp, prev.tcp)
 	return st
+}
+
+// tcpStatusWith is the connections' counts of this run (cur) added to those of earlier incarnations (base), and
+// the goodput since the previous snapshot; nil for a run without connections.
+func tcpStatusWith(base *xdpgenv1alpha1.TCPStatus, cur, prev *dataplane.TCPStats) *xdpgenv1alpha1.TCPStatus {
+	if base == nil && cur == nil {
+		return nil
+	}
+	var t xdpgenv1alpha1.TCPStatus
+	if base != nil {
+		t = *base
+		t.GoodputBitsPerSecond = 0 // the earlier incarnation's rate, not this one's
+	}
+	if cur != nil {
+		t.Add(xdpgenv1alpha1.TCPStatus{BytesAcknowledged: int64(cur.Total.BytesAcked), SegmentsSent: int64(cur.Total.SegmentsSent),
+			SegmentsRetransmitted: int64(cur.Total.SegmentsRetransmitted), BytesRetransmitted: int64(cur.Total.BytesRetransmitted)})
+		if prev != nil {
+			t.GoodputBitsPerSecond = int64(cur.Since(*prev).Goodput())
+		}
+	}
+	return &t
+}
+
+// withoutRates is st of a node that no longer sends.
+func withoutRates(st xdpgenv1alpha1.NodeReportStatus) xdpgenv1alpha1.NodeReportStatus {
+	st.PacketsPerSecond, st.BitsPerSecond = 0, 0
+	if st.TCP != nil {
+		tcp := *st.TCP
+		tcp.GoodputBitsPerSecond = 0
+		st.TCP = &tcp
+	}
+	return st
+}
+
+// protocolNote says what the protocol counted besides the frames, for the report's message; empty for udp.
+func protocolNote(st xdpgenv1alpha1.NodeReportStatus) string {
+	if st.TCP == nil {
+		return ""
+	}
+	return fmt.Sprintf("%d bytes acknowledged by the server, %d segments retransmitted", st.TCP.BytesAcknowledged, st.TCP.SegmentsRetransmitted)
 }
 
 // reportWriter writes this node's NodeReport status. Writes are merge patches against the last status the API
@@ -117,7 +171,7 @@ func (w *reportWriter) writeFinal(ctx context.Context, st xdpgenv1alpha1.NodeRep
 // agent on the node to finish the run; a run whose generator no longer selects the node ends Failed, saying so.
 // Other stops write nothing: after a spec change the next run writes, after a deletion there is no report left
 // to write.
-func (w *reportWriter) stopped(ctx context.Context, st xdpgenv1alpha1.NodeReportStatus, base counters, gen engine, podName string) {
+func (w *reportWriter) stopped(ctx context.Context, st xdpgenv1alpha1.NodeReportStatus, base earlierCounts, gen engine, podName string) {
 	cause := context.Cause(ctx)
 	if !errors.Is(cause, errShutdown) && !errors.Is(cause, errUnselected) {
 		return

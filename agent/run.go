@@ -12,7 +12,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/xdpgen/xdpgen/agent/dataplane"
 	"github.com/xdpgen/xdpgen/agent/dataplane/netnsthread"
 	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
 )
@@ -59,7 +58,8 @@ func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator
 		// An earlier incarnation of the agent was sending: finish its run instead of starting over. What it
 		// pinned is exact; its report may be up to an interval behind.
 		if havePins {
-			st = statusWith(st, pinned, dataplane.Stats{}, dataplane.Stats{})
+			// The connections' counts are not pinned: the report's are the last known.
+			st = statusWith(st, earlierCounts{frames: pinned, tcp: st.TCP}, stats{}, stats{})
 		}
 		done = progress{packets: uint64(st.Packets)}
 		if st.StartTime != nil {
@@ -74,12 +74,12 @@ func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator
 		st = xdpgenv1alpha1.NodeReportStatus{Generation: tg.Generation, Phase: xdpgenv1alpha1.PhasePending,
 			Message: "preparing: resolving the interface, the addresses and the destination MAC"}
 	}
-	base := countersOf(st)
+	base := earlierCountsOf(st)
 	w.write(ctx, st)
 
 	fail := func(err error) {
+		st = withoutRates(st)
 		st.Phase, st.Message, st.CompletionTime = xdpgenv1alpha1.PhaseFailed, err.Error(), now()
-		st.PacketsPerSecond, st.BitsPerSecond = 0, 0
 		w.writeFinal(ctx, st)
 		logger.Info("run failed", "reason", err.Error())
 	}
@@ -154,9 +154,9 @@ func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator
 				fail(err)
 				return
 			}
+			st = withoutRates(st)
 			st.Phase, st.CompletionTime = xdpgenv1alpha1.PhaseCompleted, now()
-			st.PacketsPerSecond, st.BitsPerSecond = 0, 0
-			st.Message = joinNonEmpty(fmt.Sprintf("sent %d packets (%d bytes) on %s", st.Packets, st.Bytes, name), gen.Progress(),
+			st.Message = joinNonEmpty(fmt.Sprintf("sent %d packets (%d bytes) on %s", st.Packets, st.Bytes, name), protocolNote(st),
 				sharedCPUsNote(cpus, shared), restartNote(st.Restarts))
 			w.writeFinal(ctx, st)
 			logger.Info("run completed", "packets", st.Packets)
@@ -167,7 +167,7 @@ func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator
 				continue
 			}
 			st = statusWith(st, base, cur, prev)
-			st.Message = joinNonEmpty(sending, gen.Progress(), cur.EgressDrops(), restartNote(st.Restarts))
+			st.Message = joinNonEmpty(sending, protocolNote(st), cur.frames.EgressDrops(), restartNote(st.Restarts))
 			prev = cur
 			w.write(ctx, st)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -27,8 +28,14 @@ import (
 // These tests drive the agent's runs (Reconcile, execute, stop) with a fake engine and controller-runtime's fake
 // client: no root, no veth, no API server. The tests in agent_test check the same runs with the real data plane.
 
-// fakeFrameSize is the size of every frame a fake engine sends.
-const fakeFrameSize = 64
+// fakeFrameSize is the size of every frame a fake engine sends; fakePayloadSize the payload of each of a tcp fake
+// engine's segments (the frame less the Ethernet, IPv4 and TCP headers). A tcp fake engine retransmits every
+// fakeRetransmitEvery-th segment.
+const (
+	fakeFrameSize       = 64
+	fakePayloadSize     = 10
+	fakeRetransmitEvery = 10
+)
 
 // fakeEngine stands in for the data plane: its Run sends what the test tells it to, and ends when told to.
 type fakeEngine struct {
@@ -40,6 +47,8 @@ type fakeEngine struct {
 
 	// cpus are the CPUs the run was given.
 	cpus []int
+	// tcp engines count their connections too.
+	tcp bool
 
 	send   chan uint64 // Run sends each count it receives
 	finish chan error  // Run returns what it receives
@@ -51,7 +60,6 @@ type fakeEngine struct {
 
 func (e *fakeEngine) Interface() (string, int) { return "fake0", 7 }
 func (e *fakeEngine) Flow() string             { return "fake flow" }
-func (e *fakeEngine) Progress() string         { return "" }
 func (e *fakeEngine) Close() error             { close(e.closed); return nil }
 
 func (e *fakeEngine) PinCounters(string) error { return errors.New("a fake engine pins nothing") }
@@ -71,11 +79,19 @@ func (e *fakeEngine) Run(ctx context.Context) error {
 	}
 }
 
-func (e *fakeEngine) Stats() (dataplane.Stats, error) {
+func (e *fakeEngine) Stats() (stats, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	s := dataplane.Stats{At: time.Now()}
-	s.Actions[dataplane.ActionRedirect] = dataplane.Counter{Packets: e.sent, Bytes: e.sent * fakeFrameSize}
+	s := stats{frames: dataplane.Stats{At: time.Now()}}
+	s.frames.Actions[dataplane.ActionRedirect] = dataplane.Counter{Packets: e.sent, Bytes: e.sent * fakeFrameSize}
+	if e.tcp {
+		retransmitted := e.sent / fakeRetransmitEvery
+		s.tcp = &dataplane.TCPStats{At: s.frames.At, Total: dataplane.TCPCounters{
+			SegmentsSent: e.sent + retransmitted, BytesSent: (e.sent + retransmitted) * fakePayloadSize,
+			SegmentsRetransmitted: retransmitted, BytesRetransmitted: retransmitted * fakePayloadSize,
+			BytesAcked: e.sent * fakePayloadSize,
+		}}
+	}
 	return s, nil
 }
 
@@ -156,7 +172,7 @@ func (h *runHarness) newEngine(_ context.Context, spec *xdpgenv1alpha1.TrafficGe
 	if err != nil {
 		return nil, err
 	}
-	e := &fakeEngine{done: done, packets: packets, duration: duration, cpus: cpus,
+	e := &fakeEngine{done: done, packets: packets, duration: duration, cpus: cpus, tcp: spec.Protocol == xdpgenv1alpha1.ProtocolTCP,
 		send: make(chan uint64), finish: make(chan error), closed: make(chan struct{})}
 	h.engines <- e
 	return e, nil
@@ -220,6 +236,20 @@ func (h *runHarness) takeWrites() []xdpgenv1alpha1.NodeReportStatus {
 	w := h.writes
 	h.writes = nil
 	return w
+}
+
+// awaitWrite waits for the run to write a status that matches, and returns it; the writes before it are taken.
+func (h *runHarness) awaitWrite(what string, matches func(xdpgenv1alpha1.NodeReportStatus) bool) xdpgenv1alpha1.NodeReportStatus {
+	h.t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		for _, st := range h.takeWrites() {
+			if matches(st) {
+				return st
+			}
+		}
+	}
+	h.t.Fatalf("no write of %s", what)
+	return xdpgenv1alpha1.NodeReportStatus{}
 }
 
 // requireWrites compares the statuses written since the last call with want, times aside; the times are checked
@@ -321,18 +351,25 @@ func TestUnitProgressReports(t *testing.T) {
 	h.reconcile()
 	e := h.engine()
 	e.send <- 300
-	deadline := time.Now().Add(5 * time.Second)
-	for seen := false; !seen; {
-		if time.Now().After(deadline) {
-			t.Fatal("no report of the 300 packets sent")
-		}
-		for _, st := range h.takeWrites() {
-			seen = seen || (st.Phase == xdpgenv1alpha1.PhaseRunning && st.Packets == 300 && st.Bytes == 300*fakeFrameSize)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	h.awaitWrite("a report of the 300 packets sent", func(st xdpgenv1alpha1.NodeReportStatus) bool {
+		return st.Phase == xdpgenv1alpha1.PhaseRunning && st.Packets == 300 && st.Bytes == 300*fakeFrameSize
+	})
 	e.finish <- nil
 	h.waitRun()
+}
+
+// resumedWrites are the statuses a run resumed from an earlier incarnation's report writes when it completes
+// with total packets: the resumption, the sending (from the engine on, the run reports its CPUs), and the
+// completion with message.
+func resumedWrites(earlier xdpgenv1alpha1.NodeReportStatus, total int64, message string) []xdpgenv1alpha1.NodeReportStatus {
+	resumed := earlier
+	resumed.Restarts++
+	resumed.Message = fmt.Sprintf("agent restarted (pod-u) after %d packets: finishing the run", earlier.Packets)
+	sendingResumed := resumed
+	sendingResumed.CPUs = "0"
+	completed := sentStatus(sendingResumed, total)
+	completed.Phase, completed.Message = xdpgenv1alpha1.PhaseCompleted, message
+	return []xdpgenv1alpha1.NodeReportStatus{resumed, sendingResumed, completed}
 }
 
 // TestUnitResume: a report of the same generation with a start time is an earlier incarnation's run: the agent
@@ -359,21 +396,98 @@ func TestUnitResume(t *testing.T) {
 	e.finish <- nil
 	h.waitRun()
 
-	resumed := earlier
-	resumed.Restarts = 2
-	resumed.Message = "agent restarted (pod-u) after 3000 packets: finishing the run"
-	// From the engine on, the run reports its CPUs.
-	sendingResumed := resumed
-	sendingResumed.CPUs = "0"
-	completed := sentStatus(sendingResumed, 10000)
-	completed.Phase = xdpgenv1alpha1.PhaseCompleted
-	completed.Message = "sent 10000 packets (640000 bytes) on fake0; the agent restarted 2 time(s) during the run and resumed each time"
-	got := h.requireWrites(resumed, sendingResumed, completed)
+	got := h.requireWrites(resumedWrites(earlier, 10000,
+		"sent 10000 packets (640000 bytes) on fake0; the agent restarted 2 time(s) during the run and resumed each time")...)
 	for _, st := range got {
 		if !st.StartTime.Equal(&started) {
 			t.Errorf("the start time moved from %s to %s", started, st.StartTime)
 		}
 	}
+}
+
+// tcpGenerator is a tcp generator of packets segments.
+func tcpGenerator(name string, packets int64) *xdpgenv1alpha1.TrafficGenerator {
+	return unitGenerator(name, func(s *xdpgenv1alpha1.TrafficGeneratorSpec) {
+		s.Protocol, s.Destination.Port, s.Packets = xdpgenv1alpha1.ProtocolTCP, 5201, ptr.To(packets)
+	})
+}
+
+// tcpSent is what a tcp fake engine's connections count once it sent packets segments.
+func tcpSent(packets int64) *xdpgenv1alpha1.TCPStatus {
+	retransmitted := packets / fakeRetransmitEvery
+	return &xdpgenv1alpha1.TCPStatus{BytesAcknowledged: packets * fakePayloadSize, SegmentsSent: packets + retransmitted,
+		SegmentsRetransmitted: retransmitted, BytesRetransmitted: retransmitted * fakePayloadSize}
+}
+
+// TestUnitTCPCounts: a tcp run reports its connections' counts beside its frames, and says them in its last message.
+func TestUnitTCPCounts(t *testing.T) {
+	h := newRunHarness(t, tcpGenerator("tcp", 1000))
+	h.reconcile()
+	e := h.engine()
+	e.send <- 1000
+	e.finish <- nil
+	h.waitRun()
+	completed := sentStatus(xdpgenv1alpha1.NodeReportStatus{Generation: 1, Phase: xdpgenv1alpha1.PhaseCompleted, CPUs: "0",
+		Message: "sent 1000 packets (64000 bytes) on fake0; 10000 bytes acknowledged by the server, 100 segments retransmitted"}, 1000)
+	completed.TCP = tcpSent(1000)
+	h.requireWrites(
+		xdpgenv1alpha1.NodeReportStatus{Generation: 1, Phase: xdpgenv1alpha1.PhasePending, Message: preparing},
+		xdpgenv1alpha1.NodeReportStatus{Generation: 1, Phase: xdpgenv1alpha1.PhaseRunning, Message: sending, CPUs: "0"},
+		completed,
+	)
+}
+
+// TestUnitTCPProgressReports: while sending, a tcp run reports its connections' counts and goodput every report
+// interval; the goodput is zero once the run is over.
+func TestUnitTCPProgressReports(t *testing.T) {
+	h := newRunHarness(t, tcpGenerator("tcp-progress", 1000))
+	h.agent.opts.ReportInterval = 10 * time.Millisecond
+	h.reconcile()
+	e := h.engine()
+	e.send <- 300
+	st := h.awaitWrite("a report of the 300 segments' counts and goodput", func(st xdpgenv1alpha1.NodeReportStatus) bool {
+		return st.Phase == xdpgenv1alpha1.PhaseRunning && st.TCP != nil && st.TCP.GoodputBitsPerSecond != 0
+	})
+	want := *tcpSent(300)
+	want.GoodputBitsPerSecond = st.TCP.GoodputBitsPerSecond
+	if diff := cmp.Diff(&want, st.TCP); diff != "" {
+		t.Fatalf("reported tcp counts (-want +got):\n%s", diff)
+	}
+	if note := "3000 bytes acknowledged by the server, 30 segments retransmitted"; !strings.Contains(st.Message, note) {
+		t.Fatalf("message %q does not say %q", st.Message, note)
+	}
+	e.send <- 700
+	e.finish <- nil
+	h.waitRun()
+	writes := h.takeWrites()
+	if last := writes[len(writes)-1]; last.Phase != xdpgenv1alpha1.PhaseCompleted || cmp.Diff(tcpSent(1000), last.TCP) != "" {
+		t.Fatalf("last report %+v with tcp %+v, want Completed with %+v", last, last.TCP, tcpSent(1000))
+	}
+}
+
+// TestUnitTCPResume: an agent that finishes an earlier incarnation's tcp run adds its connections' counts to the
+// report's, as it does its frames.
+func TestUnitTCPResume(t *testing.T) {
+	tg := tcpGenerator("tcp-resume", 10000)
+	started := metav1.NewTime(time.Now().Add(-time.Minute).Truncate(time.Second))
+	earlier := sentStatus(xdpgenv1alpha1.NodeReportStatus{Generation: 1, Phase: xdpgenv1alpha1.PhaseRunning, StartTime: &started,
+		Message: "sending", TCP: &xdpgenv1alpha1.TCPStatus{BytesAcknowledged: 30000, SegmentsSent: 3500,
+			SegmentsRetransmitted: 500, BytesRetransmitted: 5000, GoodputBitsPerSecond: 8000}}, 3000)
+	h := newRunHarness(t, tg, earlierReport(tg, earlier))
+	h.reconcile()
+	e := h.engine()
+	if e.done.packets != 3000 || e.packets != 7000 {
+		t.Errorf("the run was handed %d packets and asked for %d more, want 3000 and 7000", e.done.packets, e.packets)
+	}
+	e.send <- 7000
+	e.finish <- nil
+	h.waitRun()
+
+	want := resumedWrites(earlier, 10000, "sent 10000 packets (640000 bytes) on fake0; "+
+		"100000 bytes acknowledged by the server, 1200 segments retransmitted; the agent restarted 1 time(s) during the run and resumed each time")
+	want[2].TCP = &xdpgenv1alpha1.TCPStatus{BytesAcknowledged: 30000 + 70000, SegmentsSent: 3500 + 7700,
+		SegmentsRetransmitted: 500 + 700, BytesRetransmitted: 5000 + 7000}
+	h.requireWrites(want...)
 }
 
 // TestUnitRunEndsWithoutSending: what the run finds in the report, or the engine's making, ends it before it sends.

@@ -29,12 +29,13 @@ func TestTCPRun(t *testing.T) {
 	})
 	f.startAgent("node-a", nil)
 	done := f.report(tg, "node-a", 30*time.Second, "Completed", phase(xdpgenv1alpha1.PhaseCompleted))
-	if done.Status.Packets < segments || !strings.Contains(done.Status.Message, "bytes acknowledged by the server") {
+	if done.Status.Packets < segments || !strings.Contains(done.Status.Message, "bytes acknowledged by the server") || done.Status.TCP == nil {
 		t.Fatalf("completed report %+v, want at least %d segments and the acknowledged bytes", done.Status, segments)
 	}
+	acked := uint64(done.Status.TCP.BytesAcknowledged)
 	poll.Until(t, 5*time.Second, 50*time.Millisecond, "the server's streams", func() error {
-		if got := sink.Bytes(); got < segments*1000 {
-			return fmt.Errorf("the server read %d bytes for %d segments", got, segments)
+		if got := sink.Bytes(); got < segments*1000 || got != acked {
+			return fmt.Errorf("the server read %d bytes for %d segments; the report says %d were acknowledged", got, segments, acked)
 		}
 		return nil
 	})

@@ -100,6 +100,7 @@ func nodesOfRun(tg *xdpgenv1alpha1.TrafficGenerator, expected map[string]bool, c
 			PacketsPerSecond: r.Status.PacketsPerSecond,
 			BitsPerSecond:    r.Status.BitsPerSecond,
 			Restarts:         r.Status.Restarts,
+			TCP:              r.Status.TCP.DeepCopy(),
 		}
 		if n.Phase == "" {
 			n.Phase = xdpgenv1alpha1.PhasePending
@@ -117,9 +118,9 @@ func nodesOfRun(tg *xdpgenv1alpha1.TrafficGenerator, expected map[string]bool, c
 			}
 			switch {
 			case !expected[n.Node]:
-				n.Phase, n.LastError, n.PacketsPerSecond, n.BitsPerSecond = xdpgenv1alpha1.PhaseLost, nodeGoneReason, 0, 0
+				lose(&n, nodeGoneReason)
 			case due(last):
-				n.Phase, n.LastError, n.PacketsPerSecond, n.BitsPerSecond = xdpgenv1alpha1.PhaseLost, noReportReason(lostAfter), 0, 0
+				lose(&n, noReportReason(lostAfter))
 			}
 		}
 		if n.Phase != xdpgenv1alpha1.PhaseLost {
@@ -138,6 +139,14 @@ func nodesOfRun(tg *xdpgenv1alpha1.TrafficGenerator, expected map[string]bool, c
 		rn.all = append(rn.all, n)
 	}
 	return rn
+}
+
+// lose marks n lost for reason: it sends nothing the controller knows of.
+func lose(n *xdpgenv1alpha1.NodeSummary, reason string) {
+	n.Phase, n.LastError, n.PacketsPerSecond, n.BitsPerSecond = xdpgenv1alpha1.PhaseLost, reason, 0, 0
+	if n.TCP != nil {
+		n.TCP.GoodputBitsPerSecond = 0
+	}
 }
 
 // nodesOfInterest picks at most MaxNodesOfInterest nodes to show in the status: the failed and lost ones by name,
@@ -210,6 +219,16 @@ func statusFor(tg *xdpgenv1alpha1.TrafficGenerator, expected map[string]bool, re
 		}
 		st.Totals.Packets += n.Packets
 		st.Totals.Bytes += n.Bytes
+		if n.TCP != nil {
+			if st.Totals.TCP == nil {
+				st.Totals.TCP = &xdpgenv1alpha1.TCPStatus{}
+			}
+			tcp := *n.TCP
+			if n.Phase != xdpgenv1alpha1.PhaseRunning {
+				tcp.GoodputBitsPerSecond = 0
+			}
+			st.Totals.TCP.Add(tcp)
+		}
 	}
 	// The failed and lost nodes come first among the nodes of interest, by name: the message names the first few.
 	for _, n := range nodesOfInterest(run.all) {

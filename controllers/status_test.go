@@ -473,3 +473,39 @@ func TestStatusForNamesFewFailures(t *testing.T) {
 		t.Errorf("Degraded message = %q, want the first five failures and \"and 3 more\"", msg)
 	}
 }
+
+// TestStatusForSumsTCP: the totals sum the nodes' tcp counts; the goodput sums the running nodes only, a lost
+// node's included in the counts but not in the goodput. A run without tcp counts has no tcp totals.
+func TestStatusForSumsTCP(t *testing.T) {
+	tcp := func(acked, goodput int64) reportOpt {
+		return func(r *xdpgenv1alpha1.NodeReport) {
+			r.Status.TCP = &xdpgenv1alpha1.TCPStatus{BytesAcknowledged: acked, SegmentsSent: acked/100 + 1, SegmentsRetransmitted: 1,
+				BytesRetransmitted: 100, GoodputBitsPerSecond: goodput}
+		}
+	}
+	reports := []xdpgenv1alpha1.NodeReport{
+		report("a", 1, xdpgenv1alpha1.PhaseRunning, 10, heartbeat(now), tcp(1000, 800)),
+		report("b", 1, xdpgenv1alpha1.PhaseCompleted, 50, heartbeat(now), tcp(5000, 0)),
+		report("c", 1, xdpgenv1alpha1.PhaseRunning, 30, heartbeat(t10), tcp(3000, 300)), // lost: no report for 50s
+		report("d", 1, xdpgenv1alpha1.PhaseFailed, 20, heartbeat(now), tcp(2000, 200)),
+	}
+	st, _ := statusFor(testGenerator(), nodes("a", "b", "c", "d"), reports, now, 30*time.Second)
+	want := &xdpgenv1alpha1.TCPStatus{BytesAcknowledged: 11000, SegmentsSent: 114, SegmentsRetransmitted: 4, BytesRetransmitted: 400,
+		GoodputBitsPerSecond: 800}
+	if diff := cmp.Diff(want, st.Totals.TCP); diff != "" {
+		t.Errorf("tcp totals (-want +got):\n%s", diff)
+	}
+	for _, n := range st.NodesOfInterest {
+		if n.Node == "c" && (n.Phase != xdpgenv1alpha1.PhaseLost || n.TCP == nil || n.TCP.GoodputBitsPerSecond != 0 || n.TCP.BytesAcknowledged != 3000) {
+			t.Errorf("lost node c summed up as %+v with tcp %+v, want lost with its counts and no goodput", n, n.TCP)
+		}
+	}
+	if reports[2].Status.TCP.GoodputBitsPerSecond != 300 {
+		t.Error("statusFor changed a report")
+	}
+
+	udp, _ := statusFor(testGenerator(), nodes("a"), []xdpgenv1alpha1.NodeReport{report("a", 1, xdpgenv1alpha1.PhaseRunning, 10, heartbeat(now))}, now, lostAfter)
+	if udp.Totals.TCP != nil {
+		t.Errorf("tcp totals %+v for a run without tcp counts", udp.Totals.TCP)
+	}
+}

@@ -108,6 +108,41 @@ type ActionCount struct {
 	Bytes int64 `json:"bytes,omitempty"`
 }
 
+// TCPStatus is what a tcp run's connections counted, summed over its flows, and their goodput. Bytes are payload
+// bytes; counts are totals of the run, across restarts of the agent.
+type TCPStatus struct {
+	// BytesAcknowledged is the payload the server acknowledged: what it received.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	BytesAcknowledged int64 `json:"bytesAcknowledged,omitempty"`
+	// SegmentsSent counts the data segments put on the wire, retransmissions included.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	SegmentsSent int64 `json:"segmentsSent,omitempty"`
+	// SegmentsRetransmitted counts the data segments sent again: lost, or taken for lost.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	SegmentsRetransmitted int64 `json:"segmentsRetransmitted,omitempty"`
+	// BytesRetransmitted is the payload of the retransmitted segments.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	BytesRetransmitted int64 `json:"bytesRetransmitted,omitempty"`
+	// GoodputBitsPerSecond is the payload the server acknowledged, in bits per second, over the agent's last
+	// reporting interval: zero once the run is over.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	GoodputBitsPerSecond int64 `json:"goodputBitsPerSecond,omitempty"`
+}
+
+// Add adds o's counts and goodput to s.
+func (s *TCPStatus) Add(o TCPStatus) {
+	s.BytesAcknowledged += o.BytesAcknowledged
+	s.SegmentsSent += o.SegmentsSent
+	s.SegmentsRetransmitted += o.SegmentsRetransmitted
+	s.BytesRetransmitted += o.BytesRetransmitted
+	s.GoodputBitsPerSecond += o.GoodputBitsPerSecond
+}
+
 // NodeReportSpec ties the report to one TrafficGenerator and one node, for the report's whole life.
 type NodeReportSpec struct {
 	// Generator is the name of the TrafficGenerator (in the same namespace) this report is for.
@@ -159,6 +194,10 @@ type NodeReportStatus struct {
 	PacketsPerSecond int64 `json:"packetsPerSecond,omitempty"`
 	// +optional
 	BitsPerSecond int64 `json:"bitsPerSecond,omitempty"`
+
+	// TCP is what the connections of a tcp run counted; unset for udp.
+	// +optional
+	TCP *TCPStatus `json:"tcp,omitempty"`
 
 	// Actions counts frames by the XDP program's verdict.
 	// +optional

@@ -312,6 +312,9 @@ type NodeSummary struct {
 	// the run where the last report left it.
 	// +optional
 	Restarts int32 `json:"restarts,omitempty"`
+	// TCP is what the node's connections counted, for a tcp run; its goodput is zero once the node stopped.
+	// +optional
+	TCP *TCPStatus `json:"tcp,omitempty"`
 }
 
 // Totals sums the nodes of the current generation. Rates sum the nodes that are running.
@@ -320,6 +323,9 @@ type Totals struct {
 	Bytes            int64 `json:"bytes"`
 	PacketsPerSecond int64 `json:"packetsPerSecond"`
 	BitsPerSecond    int64 `json:"bitsPerSecond"`
+	// TCP sums the nodes' TCP counters, for a tcp run; its goodput sums the nodes that are running.
+	// +optional
+	TCP *TCPStatus `json:"tcp,omitempty"`
 }
 
 // MaxNodesOfInterest bounds status.nodesOfInterest, so that the status has the same size on five nodes and on
