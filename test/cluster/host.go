@@ -501,6 +501,11 @@ func fsType(path string) string {
 
 // mountPoints lists this mount namespace's mount points in /proc/self/mountinfo order (parents before children).
 func mountPoints() ([]string, error) {
+	return mountPointsOf(func(string) bool { return true })
+}
+
+// mountPointsOf lists, in /proc/self/mountinfo order, the mount points whose file system type keep accepts.
+func mountPointsOf(keep func(fsType string) bool) ([]string, error) {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
 		return nil, err
@@ -509,8 +514,13 @@ func mountPoints() ([]string, error) {
 	var out []string
 	s := bufio.NewScanner(f)
 	for s.Scan() {
-		fields := strings.Fields(s.Text())
-		if len(fields) > 4 {
+		line := s.Text()
+		fields := strings.Fields(line)
+		_, post, ok := strings.Cut(line, " - ")
+		if !ok || len(fields) <= 4 {
+			continue
+		}
+		if fs := strings.Fields(post); len(fs) > 0 && keep(fs[0]) {
 			out = append(out, unescapeMount(fields[4]))
 		}
 	}
@@ -538,25 +548,7 @@ func unescapeMount(s string) string {
 
 // cgroupMounts are the mount points of cgroup (v1) and cgroup2 hierarchies.
 func cgroupMounts() ([]string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []string
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		line := s.Text()
-		_, post, ok := strings.Cut(line, " - ")
-		if !ok {
-			continue
-		}
-		fs := strings.Fields(post)
-		if len(fs) > 0 && (fs[0] == "cgroup" || fs[0] == "cgroup2") {
-			out = append(out, unescapeMount(strings.Fields(line)[4]))
-		}
-	}
-	return out, s.Err()
+	return mountPointsOf(func(fsType string) bool { return fsType == "cgroup" || fsType == "cgroup2" })
 }
 
 func subdirs(dir string) []string {
