@@ -140,13 +140,15 @@ func TestAgentRole(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Namespace: other, Name: "udp", UID: tgTyped.UID},
 	}, "node-a")))
 	forbidden("agent reads DaemonSets", agent.List(ctx, &appsv1.DaemonSetList{}, client.InNamespace(ns)))
-	forbidden("agent lists Nodes", agent.List(ctx, &corev1.NodeList{}))
+	forbidden("agent creates a Node", agent.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: ns + "-forged"}}))
 	forbidden("agent writes its Node", agent.Delete(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: ns + "-node"}}))
 
-	// One agent per node runs the TrafficGenerators of every namespace: it reads them all, and its Node.
+	// One agent per node runs the TrafficGenerators of every namespace: it reads them all, and watches its Node
+	// (RBAC cannot narrow a list or watch to one Node, so it may list them all).
 	g.Expect(agent.List(ctx, &xdpgenv1alpha1.TrafficGeneratorList{}, client.InNamespace(other))).To(Succeed())
 	g.Expect(agent.List(ctx, &xdpgenv1alpha1.TrafficGeneratorList{})).To(Succeed())
 	g.Expect(agent.Get(ctx, client.ObjectKey{Name: ns + "-node"}, &corev1.Node{})).To(Succeed())
+	g.Expect(agent.List(ctx, &corev1.NodeList{})).To(Succeed())
 }
 
 // TestManagerRole runs the controller with only the generated config/rbac/role.yaml: the RBAC markers must cover
