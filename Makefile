@@ -250,7 +250,9 @@ cluster-down: xdpgen-cluster ## Stop the local cluster and restore the host (als
 
 .PHONY: cluster-install
 cluster-install: ## Install xdpgen on the running local cluster from config/local (config/default, image never pulled).
-	$(LOCAL_KUBECTL) apply -k config/local
+	@# The TrafficGeneratorPolicy comes with its CRD: kubectl maps it once the CRD is established.
+	$(LOCAL_KUBECTL) apply -k config/local || { $(LOCAL_KUBECTL) wait --for=condition=Established --timeout=60s \
+		crd/trafficgeneratorpolicies.xdpgen.io && $(LOCAL_KUBECTL) apply -k config/local; }
 	$(LOCAL_KUBECTL) -n xdpgen-system rollout status deployment/xdpgen-controller-manager --timeout=120s
 
 .PHONY: e2e

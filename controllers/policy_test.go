@@ -61,8 +61,28 @@ func installGeneratorPolicy(t *testing.T) {
 		if err := k8sClient.Create(ctx, o); err != nil {
 			t.Fatalf("create %s %s: %v", o.GetKind(), o.GetName(), err)
 		}
-		t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), o) })
 	}
+	t.Cleanup(func() { removeGeneratorPolicy(t) })
+}
+
+// removeGeneratorPolicy deletes the ValidatingAdmissionPolicy xdpgen-trafficgenerator-policy and its binding, and
+// waits until the API server no longer applies them, for the tests that follow.
+func removeGeneratorPolicy(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	for _, kind := range []string{"ValidatingAdmissionPolicyBinding", "ValidatingAdmissionPolicy"} {
+		o := &unstructured.Unstructured{}
+		o.SetAPIVersion("admissionregistration.k8s.io/v1")
+		o.SetKind(kind)
+		o.SetName("xdpgen-trafficgenerator-policy")
+		if err := k8sClient.Delete(ctx, o); err != nil && !apierrors.IsNotFound(err) {
+			t.Errorf("delete %s: %v", kind, err)
+		}
+	}
+	unpoliced := policyNamespace(t, "policy-removed", nil)
+	NewWithT(t).Eventually(func() error {
+		return admit(policyGenerator(t, unpoliced, "probe", ""))
+	}).WithTimeout(eventually).WithPolling(poll).Should(Succeed())
 }
 
 // policyNamespace creates a namespace the admission policy applies to, with a TrafficGeneratorPolicy named default
