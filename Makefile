@@ -134,6 +134,7 @@ CHART := charts/xdpgen
 # The chart's copies of the RBAC rules (files/rbac/<name>) and where they come from in config/.
 CHART_RBAC := role.yaml=rbac/role.yaml leader_election_role.yaml=rbac/leader_election_role.yaml \
 	agent_role.yaml=agent/role.yaml agent_cluster_role.yaml=agent/cluster_role.yaml
+CHART_POLICY := trafficgenerator_policy.yaml trafficgenerator_policy_binding.yaml default_trafficgeneratorpolicy.yaml
 
 .PHONY: helm
 helm: ## Build helm (pinned in hack/helm/go.mod) into bin/helm/<version> (first time ~4 min).
@@ -148,14 +149,20 @@ helm-crds: ## Copy the CRDs from config/crd/bases into the chart (charts/xdpgen/
 helm-rbac: ## Copy the manager's generated role and the agents' roles from config/ into the chart.
 	@for p in $(CHART_RBAC); do cp config/$${p#*=} $(CHART)/files/rbac/$${p%%=*}; done
 
+.PHONY: helm-policy
+helm-policy: ## Copy the TrafficGenerator admission policy, its binding and the default TrafficGeneratorPolicy from config/policy into the chart.
+	@for f in $(CHART_POLICY); do cp config/policy/$$f $(CHART)/files/policy/$$f; done
+
 .PHONY: helm-sync
-helm-sync: helm-crds helm-rbac ## Copy what the chart shares with config/ (run after `make manifests`).
+helm-sync: helm-crds helm-rbac helm-policy ## Copy what the chart shares with config/ (run after `make manifests`).
 
 .PHONY: verify-helm
 verify-helm: helm ## Fail when the chart's CRDs or RBAC rules differ from config/, or `helm lint --strict` finds a problem.
 	@diff -r config/crd/bases $(CHART)/crds || { echo "$(CHART)/crds differs from config/crd/bases: run make helm-sync"; exit 1; }
 	@for p in $(CHART_RBAC); do diff config/$${p#*=} $(CHART)/files/rbac/$${p%%=*} || \
 		{ echo "$(CHART)/files/rbac/$${p%%=*} differs from config/$${p#*=}: run make helm-sync"; exit 1; }; done
+	@for f in $(CHART_POLICY); do diff config/policy/$$f $(CHART)/files/policy/$$f || \
+		{ echo "$(CHART)/files/policy/$$f differs from config/policy/$$f: run make helm-sync"; exit 1; }; done
 	$(HELM) lint --strict $(CHART)
 
 .PHONY: crd-ref
@@ -243,7 +250,9 @@ cluster-down: xdpgen-cluster ## Stop the local cluster and restore the host (als
 
 .PHONY: cluster-install
 cluster-install: ## Install xdpgen on the running local cluster from config/local (config/default, image never pulled).
-	$(LOCAL_KUBECTL) apply -k config/local
+	@# The TrafficGeneratorPolicy comes with its CRD: kubectl maps it once the CRD is established.
+	$(LOCAL_KUBECTL) apply -k config/local || { $(LOCAL_KUBECTL) wait --for=condition=Established --timeout=60s \
+		crd/trafficgeneratorpolicies.xdpgen.io && $(LOCAL_KUBECTL) apply -k config/local; }
 	$(LOCAL_KUBECTL) -n xdpgen-system rollout status deployment/xdpgen-controller-manager --timeout=120s
 
 .PHONY: e2e

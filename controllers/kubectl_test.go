@@ -128,6 +128,11 @@ func TestKubectlApply(t *testing.T) {
 	}
 
 	// The whole installation (CRDs, RBAC, the manager Deployment) is accepted by the API server.
+	// Its TrafficGenerator admission policy would refuse the generators of the other tests, in namespaces without a
+	// TrafficGeneratorPolicy: it goes when this test ends.
+	t.Cleanup(func() { removeGeneratorPolicy(t) })
+	// The TrafficGeneratorPolicy comes with its CRD: kubectl maps it once the CRD is established (envtest has
+	// installed the CRDs already).
 	if _, err := run("--namespace=xdpgen-system", "apply", "-k", filepath.Join("..", "config", "default")); err != nil {
 		t.Fatalf("kubectl apply -k config/default: %v", err)
 	}
@@ -138,6 +143,8 @@ func TestKubectlApply(t *testing.T) {
 		{"role/xdpgen-leader-election"},
 		{"clusterrole/xdpgen-manager"},
 		{"clusterrole/xdpgen-agent"},
+		{"trafficgeneratorpolicy/default"},
+		{"validatingadmissionpolicy/xdpgen-trafficgenerator-policy"},
 	} {
 		if _, err := run(append([]string{"--namespace=xdpgen-system", "get"}, obj...)...); err != nil {
 			t.Errorf("kubectl get %s after apply -k config/default: %v", strings.Join(obj, " "), err)

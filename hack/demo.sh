@@ -55,7 +55,10 @@ node1=$(hostname | tr '[:upper:]' '[:lower:]')
 
 echo
 echo "== installing xdpgen: kubectl apply -k config/local"
-"$K8S_BIN/kubectl" --kubeconfig "$CLUSTER_DIR/kubeconfig" apply -k "$root/config/local" >/dev/null
+# The TrafficGeneratorPolicy comes with its CRD: kubectl maps it once the CRD is established.
+install() { "$K8S_BIN/kubectl" --kubeconfig "$CLUSTER_DIR/kubeconfig" apply -k "$root/config/local" >/dev/null; }
+install 2>/dev/null || { "$K8S_BIN/kubectl" --kubeconfig "$CLUSTER_DIR/kubeconfig" wait --for=condition=Established \
+	--timeout=60s crd/trafficgeneratorpolicies.xdpgen.io >/dev/null && install; }
 "${kubectl[@]}" rollout status deployment/xdpgen-controller-manager --timeout=120s
 
 echo

@@ -14,8 +14,9 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package v1alpha1 contains the xdpgen.io/v1alpha1 API: TrafficGenerator, which a user writes, and NodeReport,
-// which each node's agent writes for its own node.
+// Package v1alpha1 contains the xdpgen.io/v1alpha1 API: TrafficGenerator, which a user writes, NodeReport,
+// which each node's agent writes for its own node, and TrafficGeneratorPolicy, which a cluster admin writes to say
+// what the TrafficGenerators of a namespace may do.
 // +kubebuilder:object:generate=true
 // +groupName=xdpgen.io
 package v1alpha1
@@ -42,6 +43,7 @@ func addKnownTypes(s *runtime.Scheme) error {
 	s.AddKnownTypes(GroupVersion,
 		&TrafficGenerator{}, &TrafficGeneratorList{},
 		&NodeReport{}, &NodeReportList{},
+		&TrafficGeneratorPolicy{}, &TrafficGeneratorPolicyList{},
 	)
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil

@@ -118,8 +118,14 @@ func testAgentReach(t *testing.T, ns, sa string) {
 		}
 	}
 	tg, tgOther := udp(ns), udp(other.Name)
-	g.Expect(k8sClient.Create(ctx, tg)).To(Succeed())
-	g.Expect(k8sClient.Create(ctx, tgOther)).To(Succeed())
+	// The other namespace may run TrafficGenerators, as a cluster admin lets it with a TrafficGeneratorPolicy; the
+	// admission policy sees a new one (and the chart's own) a moment after it is created.
+	g.Expect(k8sClient.Create(ctx, &xdpgenv1alpha1.TrafficGeneratorPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: other.Name, Name: xdpgenv1alpha1.DefaultPolicyName},
+	})).To(Succeed())
+	for _, generator := range []*xdpgenv1alpha1.TrafficGenerator{tg, tgOther} {
+		g.Eventually(func() error { return k8sClient.Create(ctx, generator) }).WithTimeout(10 * time.Second).Should(Succeed())
+	}
 	report := func(namespace, node string) *xdpgenv1alpha1.NodeReport {
 		return &xdpgenv1alpha1.NodeReport{
 			ObjectMeta: metav1.ObjectMeta{

@@ -26,6 +26,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/xdpgen/xdpgen/test/manifest"
 )
 
 // TestLint: `helm lint --strict` finds nothing to warn about (an INFO such as a missing icon is allowed).
@@ -92,6 +94,7 @@ func TestTemplateDefaults(t *testing.T) {
 		"ClusterRoleBinding /xdpgen-agent-reader",
 		"ClusterRoleBinding /xdpgen-manager",
 		"CustomResourceDefinition /nodereports.xdpgen.io",
+		"CustomResourceDefinition /trafficgeneratorpolicies.xdpgen.io",
 		"CustomResourceDefinition /trafficgenerators.xdpgen.io",
 		"DaemonSet " + ns + "/xdpgen-agent",
 		"Deployment " + ns + "/xdpgen-controller-manager",
@@ -103,8 +106,11 @@ func TestTemplateDefaults(t *testing.T) {
 		"Service " + ns + "/xdpgen-manager-metrics",
 		"ServiceAccount " + ns + "/xdpgen-agent",
 		"ServiceAccount " + ns + "/xdpgen-manager",
+		"TrafficGeneratorPolicy " + ns + "/default",
 		"ValidatingAdmissionPolicy /xdpgen-agent-own-nodereport",
+		"ValidatingAdmissionPolicy /xdpgen-trafficgenerator-policy",
 		"ValidatingAdmissionPolicyBinding /xdpgen-agent-own-nodereport",
+		"ValidatingAdmissionPolicyBinding /xdpgen-trafficgenerator-policy",
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("objects of a default install (-want +got):\n%s", d)
@@ -380,10 +386,11 @@ metrics:
 // the user manages (the release's namespace when namespace.name is empty).
 func TestTemplateSwitches(t *testing.T) {
 	objs := index(t, helmTemplate(t, "--namespace", "ops", "--set", "namespace.create=false", "--set", "namespace.name=",
-		"--set", "metrics.service.enabled=false", "--set", "agent.nodeReportPolicy.enabled=false"))
+		"--set", "metrics.service.enabled=false", "--set", "agent.nodeReportPolicy.enabled=false", "--set", "policy.enabled=false"))
 	for k := range objs {
 		switch {
-		case strings.HasPrefix(k, "Namespace "), strings.HasPrefix(k, "Service "), strings.HasPrefix(k, "ValidatingAdmissionPolicy"):
+		case strings.HasPrefix(k, "Namespace "), strings.HasPrefix(k, "Service "), strings.HasPrefix(k, "ValidatingAdmissionPolicy"),
+			strings.HasPrefix(k, "TrafficGeneratorPolicy "):
 			t.Errorf("rendered %s although it is switched off", k)
 		}
 	}
@@ -457,5 +464,19 @@ func TestNotes(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("NOTES lack %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestTemplatePolicyDefault: policy.default replaces the spec of the TrafficGeneratorPolicy of the chart's
+// namespace, which is config/policy's when left out.
+func TestTemplatePolicyDefault(t *testing.T) {
+	policy := get(t, index(t, helmTemplate(t, "--set", "policy.default.maxDuration=1h")), "TrafficGeneratorPolicy xdpgen-system/default")
+	if d := cmp.Diff(map[string]any{"maxDuration": "1h"}, nested(policy, "spec")); d != "" {
+		t.Errorf("spec with policy.default set (-want +got):\n%s", d)
+	}
+	policy = get(t, index(t, helmTemplate(t)), "TrafficGeneratorPolicy xdpgen-system/default")
+	want := manifest.DecodeFile(t, filepath.Join(repoRoot, "config", "policy", "default_trafficgeneratorpolicy.yaml"))[0]
+	if d := cmp.Diff(nested(want, "spec"), nested(policy, "spec")); d != "" {
+		t.Errorf("default spec (-config/policy +chart):\n%s", d)
 	}
 }

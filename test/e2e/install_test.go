@@ -93,7 +93,7 @@ func TestInstallUninstall(t *testing.T) {
 		}
 		_, _ = exec.Command(helm, "uninstall", "xdpgen", "--wait", "--timeout=2m", "--kubeconfig", e.cluster.Kubeconfig()).CombinedOutput()
 		e.waitGone(t, []*unstructured.Unstructured{namespaceObject()}, 2*time.Minute)
-		_, _ = e.run("apply", "--server-side", "-k", kustomization)
+		_ = e.applyKustomization(kustomization)
 		_, _ = e.run("-n", namespace, "rollout", "status", "deployment/xdpgen-controller-manager", "--timeout=120s")
 	})
 
@@ -153,7 +153,9 @@ func TestInstallUninstall(t *testing.T) {
 	}
 
 	// kubectl apply -k again: the installation the other tests use, and a run on it.
-	kubectl("apply", "--server-side", "-k", kustomization)
+	if err := e.applyKustomization(kustomization); err != nil {
+		t.Fatal(err)
+	}
 	kubectl("-n", namespace, "rollout", "status", "deployment/xdpgen-controller-manager", "--timeout=120s")
 	e.waitPresent(t, kustomized)
 	// As test/e2e/install/agent_pods.yaml and agent_priority_class.yaml configure them.

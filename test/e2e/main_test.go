@@ -270,8 +270,8 @@ func newClusterEnv(ctx context.Context, root, binDir string, c *cluster.Cluster)
 
 	// Install as a user would: the project's manifests, applied with kubectl.
 	start := time.Now()
-	if out, err := e.run("apply", "-k", filepath.Join(root, kustomization)); err != nil {
-		return nil, fmt.Errorf("kubectl apply -k %s: %w\n%s", kustomization, err, out)
+	if err := e.applyKustomization(filepath.Join(root, kustomization)); err != nil {
+		return nil, err
 	}
 	if out, err := e.run("-n", namespace, "rollout", "status", "deployment/xdpgen-controller-manager", "--timeout=120s"); err != nil {
 		e.dumpState()
@@ -321,4 +321,21 @@ func requireCluster(t *testing.T) *clusterEnv {
 		t.Skip(skipReason)
 	}
 	return env
+}
+
+// applyKustomization applies a kustomization with kubectl apply --server-side -k. It holds the
+// TrafficGeneratorPolicies with their CRD, which kubectl cannot map on a cluster without the CRD: once the CRD is
+// established, a second apply creates them.
+func (e *clusterEnv) applyKustomization(kustomization string) error {
+	out, err := e.run("apply", "--server-side", "-k", kustomization)
+	if err == nil {
+		return nil
+	}
+	if wout, werr := e.run("wait", "--for=condition=Established", "--timeout=60s", "crd/trafficgeneratorpolicies.xdpgen.io"); werr != nil {
+		return fmt.Errorf("kubectl apply -k %s: %w\n%s\n%s", kustomization, err, out, wout)
+	}
+	if out, err := e.run("apply", "--server-side", "-k", kustomization); err != nil {
+		return fmt.Errorf("kubectl apply -k %s: %w\n%s", kustomization, err, out)
+	}
+	return nil
 }
