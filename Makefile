@@ -165,13 +165,16 @@ verify-helm: helm ## Fail when the chart's CRDs or RBAC rules differ from config
 		{ echo "$(CHART)/files/policy/$$f differs from config/policy/$$f: run make helm-sync"; exit 1; }; done
 	$(HELM) lint --strict $(CHART)
 
+# Every CRD, in the order the reference lists them.
+CRDS := config/crd/bases/xdpgen.io_trafficgenerators.yaml config/crd/bases/xdpgen.io_nodereports.yaml config/crd/bases/xdpgen.io_trafficgeneratorpolicies.yaml
+
 .PHONY: crd-ref
 crd-ref: ## Regenerate the README's CRD reference from the CRDs (which `make manifests` generates from api/).
-	$(GO) run ./hack/crdref -readme README.md config/crd/bases/xdpgen.io_trafficgenerators.yaml config/crd/bases/xdpgen.io_nodereports.yaml
+	$(GO) run ./hack/crdref -readme README.md $(CRDS)
 
 .PHONY: verify-crd-ref
 verify-crd-ref: ## Fail when the README's CRD reference differs from what crd-ref generates.
-	$(GO) run ./hack/crdref -readme README.md -check config/crd/bases/xdpgen.io_trafficgenerators.yaml config/crd/bases/xdpgen.io_nodereports.yaml
+	$(GO) run ./hack/crdref -readme README.md -check $(CRDS)
 
 # The chart's tests (test/chart) and the end-to-end install test (test/e2e/install_test.go) drive helm.
 test e2e: helm
