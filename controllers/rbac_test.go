@@ -19,11 +19,13 @@ package controllers
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -179,4 +181,59 @@ func TestManagerRole(t *testing.T) {
 		g.Expect(k8sClient.List(ctx, &events, client.InNamespace(ns))).To(Succeed())
 		g.Expect(events.Items).NotTo(BeEmpty())
 	}).WithTimeout(eventually).WithPolling(poll).Should(Succeed())
+}
+
+// TestUserRoles checks the roles for people (config/rbac/trafficgenerator_{editor,viewer}_role.yaml): an editor
+// runs TrafficGenerators in its namespace and reads their reports and its policy; a viewer only reads; neither may
+// write a TrafficGeneratorPolicy, which stays the cluster admins'. The built-in admin, edit and view roles take
+// them in through their aggregation labels (kube-controller-manager's aggregation, which envtest does not run).
+func TestUserRoles(t *testing.T) {
+	requireEnvtest(t)
+	ns := testNamespace(t, "user-rbac")
+	editor := applyClusterRole(t, "rbac/trafficgenerator_editor_role.yaml")
+	viewer := applyClusterRole(t, "rbac/trafficgenerator_viewer_role.yaml")
+	bindUser(t, "editor-"+ns, editor, ns)
+	bindUser(t, "viewer-"+ns, viewer, ns)
+	for _, tc := range []struct {
+		user, verb, resource string
+		allowed              bool
+	}{
+		{"editor", "create", "trafficgenerators", true},
+		{"editor", "delete", "trafficgenerators", true},
+		{"editor", "list", "nodereports", true},
+		{"editor", "get", "trafficgeneratorpolicies", true},
+		{"editor", "update", "nodereports", false},
+		{"editor", "create", "trafficgeneratorpolicies", false},
+		{"editor", "update", "trafficgeneratorpolicies", false},
+		{"viewer", "watch", "trafficgenerators", true},
+		{"viewer", "get", "nodereports", true},
+		{"viewer", "create", "trafficgenerators", false},
+		{"viewer", "patch", "trafficgeneratorpolicies", false},
+	} {
+		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+			User: tc.user + "-" + ns,
+			ResourceAttributes: &authorizationv1.ResourceAttributes{
+				Namespace: ns, Verb: tc.verb, Group: xdpgenv1alpha1.GroupVersion.Group, Resource: tc.resource,
+			},
+		}}
+		if err := k8sClient.Create(context.Background(), sar); err != nil {
+			t.Fatal(err)
+		}
+		if sar.Status.Allowed != tc.allowed {
+			t.Errorf("%s %s %s: allowed %v, want %v (%s)", tc.user, tc.verb, tc.resource, sar.Status.Allowed, tc.allowed, sar.Status.Reason)
+		}
+	}
+	for _, role := range []string{editor, viewer} {
+		var cr rbacv1.ClusterRole
+		if err := k8sClient.Get(context.Background(), client.ObjectKey{Name: role}, &cr); err != nil {
+			t.Fatal(err)
+		}
+		aggregated := false
+		for k, v := range cr.Labels {
+			aggregated = aggregated || (strings.HasPrefix(k, "rbac.authorization.k8s.io/aggregate-to-") && v == "true")
+		}
+		if !aggregated {
+			t.Errorf("ClusterRole %s has no aggregation label: %v", role, cr.Labels)
+		}
+	}
 }

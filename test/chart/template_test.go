@@ -91,6 +91,8 @@ func TestTemplateDefaults(t *testing.T) {
 		"ClusterRole /xdpgen-agent",
 		"ClusterRole /xdpgen-agent-reader",
 		"ClusterRole /xdpgen-manager",
+		"ClusterRole /xdpgen-trafficgenerator-editor",
+		"ClusterRole /xdpgen-trafficgenerator-viewer",
 		"ClusterRoleBinding /xdpgen-agent-reader",
 		"ClusterRoleBinding /xdpgen-manager",
 		"CustomResourceDefinition /nodereports.xdpgen.io",
