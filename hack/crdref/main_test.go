@@ -26,6 +26,7 @@ import (
 var crds = []string{
 	"../../config/crd/bases/xdpgen.io_trafficgenerators.yaml",
 	"../../config/crd/bases/xdpgen.io_nodereports.yaml",
+	"../../config/crd/bases/xdpgen.io_trafficgeneratorpolicies.yaml",
 }
 
 // TestReadmeUpToDate: the README's CRD reference is what the CRDs generate (make crd-ref), so that `make test`

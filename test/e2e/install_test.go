@@ -97,9 +97,10 @@ func TestInstallUninstall(t *testing.T) {
 		_, _ = e.run("-n", namespace, "rollout", "status", "deployment/xdpgen-controller-manager", "--timeout=120s")
 	})
 
-	// kubectl delete -k: everything goes, the CRDs too.
+	// kubectl delete -k: everything goes, the CRDs too. The TrafficGeneratorPolicies go with their CRD, which kubectl
+	// may delete first: --ignore-not-found, as a user uninstalling would.
 	kustomized := manifest.Decode(t, kubectl("kustomize", kustomization))
-	kubectl("delete", "-k", kustomization, "--wait=true", "--timeout=120s")
+	kubectl("delete", "-k", kustomization, "--ignore-not-found", "--wait=true", "--timeout=120s")
 	e.waitGone(t, kustomized, 2*time.Minute)
 
 	// helm install, with the local cluster's values and the agent pods configured.

@@ -19,7 +19,9 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -113,14 +115,29 @@ func TestConcurrentRuns(t *testing.T) {
 	}
 }
 
-// allowedCPUs counts the CPUs a process may run on.
+// allowedCPUs counts the CPUs a process may run on: the union over its threads, since the agent's pinned workers
+// narrow their own thread's affinity for good (and the main thread's, when Go ran a worker on it).
 func allowedCPUs(t *testing.T, pid int) int {
 	t.Helper()
-	var set unix.CPUSet
-	if err := unix.SchedGetaffinity(pid, &set); err != nil {
-		t.Fatalf("the CPUs of process %d: %v", pid, err)
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		t.Fatalf("the threads of process %d: %v", pid, err)
 	}
-	return set.Count()
+	var union unix.CPUSet
+	for _, task := range tasks {
+		tid, err := strconv.Atoi(task.Name())
+		if err != nil {
+			continue
+		}
+		var set unix.CPUSet
+		if err := unix.SchedGetaffinity(tid, &set); err != nil {
+			continue // the thread has exited
+		}
+		for i := range union {
+			union[i] |= set[i]
+		}
+	}
+	return union.Count()
 }
 
 // TestAgentKilledMidRun: the agent's process is killed (SIGKILL) while it sends; the kubelet restarts its container
