@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"runtime"
 	"testing"
 	"time"
@@ -187,4 +188,17 @@ func randomID() string {
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// RequireCommand skips the test when a command it drives (a real peer such as iperf3) is not installed, unless
+// XDPGEN_REQUIRE_PRIVILEGED=1 is set (as in CI, which installs them), which turns the skip into a failure.
+func RequireCommand(t testing.TB, name string) {
+	t.Helper()
+	if _, err := exec.LookPath(name); err == nil {
+		return
+	}
+	if os.Getenv("XDPGEN_REQUIRE_PRIVILEGED") == "1" {
+		t.Fatalf("XDPGEN_REQUIRE_PRIVILEGED=1 but %s is not installed: install it (.ci/run does)", name)
+	}
+	t.Skipf("needs %s (set XDPGEN_REQUIRE_PRIVILEGED=1 to make this a failure)", name)
 }

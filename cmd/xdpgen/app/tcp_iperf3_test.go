@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/xdpgen/xdpgen/agent/dataplane"
+	"github.com/xdpgen/xdpgen/test/netnstest"
 )
 
 // iperf3Server is `iperf3 -s -1 -J` in the remote namespace: one test, then its JSON report.
@@ -42,11 +43,12 @@ type iperf3ServerReport struct {
 // cleanup kills it if it is still running.
 func startIperf3(t *testing.T, r *cliRig) *iperf3Server {
 	t.Helper()
+	netnstest.RequireCommand(t, "iperf3")
 	s := &iperf3Server{cmd: exec.Command("ip", "netns", "exec", r.Remote.NSName,
 		"iperf3", "-s", "-1", "-J", "-B", r.Remote.IPv4.String(), "-p", "5201")}
 	s.cmd.Stdout, s.cmd.Stderr = &s.stdout, &s.stderr
 	if err := s.cmd.Start(); err != nil {
-		t.Skipf("iperf3: %v", err)
+		t.Fatalf("start iperf3: %v", err)
 	}
 	s.exited = make(chan struct{})
 	go func() { _ = s.cmd.Wait(); close(s.exited) }()
