@@ -86,13 +86,13 @@ func TestEveryNodeSends(t *testing.T) {
 
 // TestNodeLost: a run on both nodes, and the second node goes down mid-run: its kubelet stops and its agent dies
 // (stopping the kubelet alone leaves its containers running, and the agent would go on reporting). The controller
-// marks the silent node lost after the node-lost timeout (test/e2e/install: 20 s); the first node finishes its
+// marks the silent node lost after the node-lost timeout (test/e2e/install: 45 s); the first node finishes its
 // part, and the run completes Failed, saying why in its Degraded condition. The kubelet starts again afterwards.
 func TestNodeLost(t *testing.T) {
 	e := requireCluster(t)
 	const (
 		name    = "e2e-node-lost"
-		packets = 600_000 // 30 s at 20 kpps: the first node is still sending when the second is lost
+		packets = 1_200_000 // 60 s at 20 kpps: the first node is still sending when the second is lost
 		port    = 9
 	)
 	nodes, fars := e.farHostOfEachNode(t, 32, port)
