@@ -154,6 +154,7 @@ func TestAPIServerOutage(t *testing.T) {
 			if err := e.cluster.Start(context.Background(), cluster.APIServer); err != nil {
 				t.Fatalf("start the API server again: %v", err)
 			}
+			e.waitAdmissionReady(t, 90*time.Second)
 		}
 	}
 	defer restart()

@@ -70,6 +70,24 @@ func (e *clusterEnv) applyManifest(t *testing.T, manifest string) {
 	t.Logf("kubectl apply:\n%s%s", manifest, out)
 }
 
+// waitAdmissionReady waits until the API server admits a TrafficGenerator again (a server-side dry run). A
+// restarted kube-apiserver denies every generator until its admission policy resolves the policy CRD named as its
+// paramKind, which takes up to its 30 s discovery resync (kubernetes/kubernetes#124237); the README says so.
+func (e *clusterEnv) waitAdmissionReady(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	manifest := trafficGeneratorManifest(namespace, "e2e-admission-probe",
+		udpSpec("10.251.250.2", 9, 1, 1000, 1000, e.onFirstNode()))
+	start := time.Now()
+	poll.Until(t, timeout, time.Second, "the API server admits a TrafficGenerator after its restart", func() error {
+		out, err := e.runStdin([]byte(manifest), "apply", "--dry-run=server", "-f", "-")
+		if err != nil {
+			return fmt.Errorf("%w: %s", err, out)
+		}
+		return nil
+	})
+	t.Logf("the API server admits TrafficGenerators again %.1f s after its restart", time.Since(start).Seconds())
+}
+
 // deleteAfterTest leaves nothing of a TrafficGenerator for the next test: the generator, its reports (garbage
 // collected) and its runs' pins on the nodes.
 func (e *clusterEnv) deleteAfterTest(t *testing.T, key client.ObjectKey) {
