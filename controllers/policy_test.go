@@ -177,6 +177,11 @@ func TestGeneratorPolicy(t *testing.T) {
 	if err := admit(policyGenerator(t, strict, "admitted", "")); err != nil {
 		t.Fatalf("a generator within the policy: %v", err)
 	}
+	// Receivers have no destination address to check: their nodes are kept within the policy's nodes.
+	receiving := "{destination: {address: null}, receivers: {nodeSelector: {xdpgen.io/sender: 'true'}}}"
+	if err := admit(policyGenerator(t, strict, "admitted-receivers", receiving)); err != nil {
+		t.Fatalf("a generator with receivers within the policy: %v", err)
+	}
 
 	for _, tc := range []struct {
 		name, patch string
@@ -208,6 +213,7 @@ func TestGeneratorPolicy(t *testing.T) {
 		{"vlan", "vlan: 200", []string{"spec.vlan 200 is not one of the VLANs " + strictName + " allows (100)"}},
 		{"no-node-selector", "nodeSelector: null", []string{strictName + " keeps TrafficGenerators to the nodes labelled xdpgen.io/sender=true"}},
 		{"other-nodes", "nodeSelector: {xdpgen.io/sender: other}", []string{"xdpgen.io/sender=true: add every one"}},
+		{"receivers-anywhere", "{destination: {address: null}, receivers: {}}", []string{"xdpgen.io/sender=true, receivers too: add every one of these labels to spec.receivers.nodeSelector"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := admit(policyGenerator(t, strict, tc.name, tc.patch))

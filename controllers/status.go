@@ -230,6 +230,10 @@ func statusFor(tg *xdpgenv1alpha1.TrafficGenerator, expected map[string]bool, re
 			st.Totals.TCP.Add(tcp)
 		}
 	}
+	if tg.Spec.Receivers != nil {
+		st.Totals.ReceivedPackets, st.Totals.LostPackets, st.Totals.LossRatio, st.WorstPaths = pathsOfRun(current)
+		st.Latency = latencyOfRun(current)
+	}
 	// The failed and lost nodes come first among the nodes of interest, by name: the message names the first few.
 	for _, n := range nodesOfInterest(run.all) {
 		if n.Phase == xdpgenv1alpha1.PhaseFailed || n.Phase == xdpgenv1alpha1.PhaseLost {
@@ -333,6 +337,59 @@ func statusFor(tg *xdpgenv1alpha1.TrafficGenerator, expected map[string]bool, re
 			"no node failed")
 	}
 	return st, run.recheck
+}
+
+// pathsOfRun sums the paths the receivers reported, and picks the worst: the highest loss ratio, then the highest
+// p99 round-trip time.
+func pathsOfRun(current []xdpgenv1alpha1.NodeReport) (received, lost int64, ratio string, worst []xdpgenv1alpha1.PathResult) {
+	type path struct {
+		xdpgenv1alpha1.PathResult
+		loss float64
+	}
+	var paths []path
+	var sent int64
+	for _, r := range current {
+		for _, p := range r.Status.Received {
+			pathSent := max(p.SentPackets, p.ReceivedPackets+p.LostPackets)
+			received += p.ReceivedPackets
+			lost += p.LostPackets
+			sent += pathSent
+			loss := 0.0
+			if pathSent > 0 {
+				loss = float64(p.LostPackets) / float64(pathSent)
+			}
+			paths = append(paths, path{*p.DeepCopy(), loss})
+		}
+	}
+	p99 := func(p path) time.Duration {
+		if p.RTT == nil {
+			return 0
+		}
+		return p.RTT.P99.Duration
+	}
+	slices.SortFunc(paths, func(a, b path) int {
+		return cmp.Or(cmp.Compare(b.loss, a.loss), cmp.Compare(p99(b), p99(a)),
+			cmp.Compare(a.Sender, b.Sender), cmp.Compare(a.Receiver, b.Receiver))
+	})
+	for _, p := range paths[:min(len(paths), xdpgenv1alpha1.MaxWorstPaths)] {
+		worst = append(worst, p.PathResult)
+	}
+	return received, lost, xdpgenv1alpha1.LossRatio(lost, sent), worst
+}
+
+// latencyOfRun is the round-trip time of every latency sample of the run: the senders' histograms merged.
+func latencyOfRun(current []xdpgenv1alpha1.NodeReport) *xdpgenv1alpha1.Latency {
+	var histograms [][]xdpgenv1alpha1.LatencyBucket
+	var longest time.Duration
+	for _, r := range current {
+		histograms = append(histograms, r.Status.RTTHistogram)
+		for _, p := range r.Status.Sent {
+			if p.RTT != nil {
+				longest = max(longest, p.RTT.Max.Duration)
+			}
+		}
+	}
+	return xdpgenv1alpha1.LatencyOf(xdpgenv1alpha1.MergeLatencyBuckets(histograms...), longest)
 }
 
 // summarize joins the first few of the total node failures and says how many more there are.

@@ -509,3 +509,53 @@ func TestStatusForSumsTCP(t *testing.T) {
 		t.Errorf("tcp totals %+v for a run without tcp counts", udp.Totals.TCP)
 	}
 }
+
+func TestStatusForSumsPaths(t *testing.T) {
+	us := func(n int64) metav1.Duration { return metav1.Duration{Duration: time.Duration(n) * time.Microsecond} }
+	row := func(sender, receiver string, sent, received, lost int64, p99 int64) xdpgenv1alpha1.PathResult {
+		return xdpgenv1alpha1.PathResult{Sender: sender, Receiver: receiver, SentPackets: sent, ReceivedPackets: received,
+			LostPackets: lost, LossRatio: xdpgenv1alpha1.LossRatio(lost, sent), Settled: sent > 0,
+			RTT: &xdpgenv1alpha1.Latency{Samples: 10, P99: us(p99)}}
+	}
+	receives := func(rows ...xdpgenv1alpha1.PathResult) reportOpt {
+		return func(r *xdpgenv1alpha1.NodeReport) { r.Status.Received = rows }
+	}
+	sends := func(maxRTT int64, h ...xdpgenv1alpha1.LatencyBucket) reportOpt {
+		return func(r *xdpgenv1alpha1.NodeReport) {
+			r.Status.RTTHistogram = h
+			r.Status.Sent = []xdpgenv1alpha1.SentPath{{Receiver: "x", RTT: &xdpgenv1alpha1.Latency{Samples: 1, Max: us(maxRTT)}}}
+		}
+	}
+	ns := func(n int64) int64 { return n * 1000 }
+	reports := []xdpgenv1alpha1.NodeReport{
+		// a mesh of three: a and b send and receive, c only receives (its loss not settled yet: no sent count).
+		report("a", 1, xdpgenv1alpha1.PhaseRunning, 2000, heartbeat(now), receives(row("b", "a", 1000, 1000, 0, 30)),
+			sends(45, xdpgenv1alpha1.LatencyBucket{UpperBoundNanoseconds: ns(20), Count: 98}, xdpgenv1alpha1.LatencyBucket{UpperBoundNanoseconds: ns(40), Count: 1})),
+		report("b", 1, xdpgenv1alpha1.PhaseRunning, 2000, heartbeat(now), receives(row("a", "b", 1000, 990, 10, 20)),
+			sends(70, xdpgenv1alpha1.LatencyBucket{UpperBoundNanoseconds: ns(80), Count: 1})),
+		report("c", 1, xdpgenv1alpha1.PhaseRunning, 0, heartbeat(now), receives(row("a", "c", 0, 996, 4, 10), row("b", "c", 1000, 1000, 0, 90))),
+	}
+	tg := testGenerator()
+	st, _ := statusFor(tg, nodes("a", "b", "c"), reports, now, lostAfter)
+	if st.Totals.ReceivedPackets != 0 || st.WorstPaths != nil || st.Latency != nil {
+		t.Errorf("a generator without receivers sums paths: %+v, %+v, %+v", st.Totals, st.WorstPaths, st.Latency)
+	}
+	tg.Spec.Receivers = &xdpgenv1alpha1.Receivers{}
+	st, _ = statusFor(tg, nodes("a", "b", "c"), reports, now, lostAfter)
+	if st.Totals.ReceivedPackets != 3986 || st.Totals.LostPackets != 14 || st.Totals.LossRatio != "0.0035" {
+		t.Errorf("totals received %d lost %d ratio %s, want 3986, 14, 0.0035 (14 of 4000)",
+			st.Totals.ReceivedPackets, st.Totals.LostPackets, st.Totals.LossRatio)
+	}
+	var order []string
+	for _, p := range st.WorstPaths {
+		order = append(order, p.Sender+">"+p.Receiver)
+	}
+	// a>b loses 1%, a>c 0.4% (gaps, before settling); then no loss, by p99: b>c 90 us, b>a 30 us.
+	if diff := cmp.Diff([]string{"a>b", "a>c", "b>c", "b>a"}, order); diff != "" {
+		t.Errorf("worst paths (-want +got):\n%s", diff)
+	}
+	want := &xdpgenv1alpha1.Latency{Samples: 100, P50: us(20), P90: us(20), P99: us(40), P999: us(80), Max: us(70)}
+	if diff := cmp.Diff(want, st.Latency); diff != "" {
+		t.Errorf("run latency (-want +got):\n%s", diff)
+	}
+}

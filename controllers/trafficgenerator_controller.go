@@ -22,6 +22,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -141,12 +142,12 @@ func (r *TrafficGeneratorReconciler) SetupWithManager(ctx context.Context, mgr c
 		Complete(r)
 }
 
-// nodeSelectorOf selects the Nodes a TrafficGenerator's run expects: those spec.nodeSelector matches, among the
-// Linux nodes (where the agents run; a selector may still ask for another kubernetes.io/os).
-func nodeSelectorOf(tg *xdpgenv1alpha1.TrafficGenerator) labels.Selector {
-	set := labels.Set{corev1.LabelOSStable: "linux"}
-	maps.Copy(set, tg.Spec.NodeSelector)
-	return labels.SelectorFromSet(set)
+// nodeSelectorsOf selects the Nodes of a TrafficGenerator's run: its senders, and its receivers if it has any.
+func nodeSelectorsOf(tg *xdpgenv1alpha1.TrafficGenerator) []labels.Selector {
+	if tg.Spec.Receivers == nil {
+		return []labels.Selector{tg.Spec.SenderSelector()}
+	}
+	return []labels.Selector{tg.Spec.SenderSelector(), tg.Spec.ReceiverSelector()}
 }
 
 // enqueueForNode queues the TrafficGenerators whose selector matches any of a Node's label sets (before and after
@@ -159,9 +160,8 @@ func (r *TrafficGeneratorReconciler) enqueueForNode(ctx context.Context, q workq
 	}
 	for i := range list.Items {
 		tg := &list.Items[i]
-		sel := nodeSelectorOf(tg)
 		for _, l := range nodeLabels {
-			if sel.Matches(labels.Set(l)) {
+			if slices.ContainsFunc(nodeSelectorsOf(tg), func(sel labels.Selector) bool { return sel.Matches(labels.Set(l)) }) {
 				r.enqueue(client.ObjectKeyFromObject(tg), q)
 				break
 			}
@@ -272,17 +272,19 @@ func (r *TrafficGeneratorReconciler) Reconcile(ctx context.Context, req ctrl.Req
 	return res, nil
 }
 
-// expectedNodes returns the names of the Nodes the TrafficGenerator's run expects, from the cache of the Nodes'
-// metadata.
+// expectedNodes returns the names of the Nodes the TrafficGenerator's run expects, its senders and its receivers,
+// from the cache of the Nodes' metadata.
 func (r *TrafficGeneratorReconciler) expectedNodes(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator) (map[string]bool, error) {
-	list := &metav1.PartialObjectMetadataList{}
-	list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NodeList"))
-	if err := r.Client.List(ctx, list, client.MatchingLabelsSelector{Selector: nodeSelectorOf(tg)}, client.UnsafeDisableDeepCopy); err != nil {
-		return nil, fmt.Errorf("list Nodes: %w", err)
-	}
-	names := make(map[string]bool, len(list.Items))
-	for _, n := range list.Items {
-		names[n.Name] = true
+	names := map[string]bool{}
+	for _, sel := range nodeSelectorsOf(tg) {
+		list := &metav1.PartialObjectMetadataList{}
+		list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NodeList"))
+		if err := r.Client.List(ctx, list, client.MatchingLabelsSelector{Selector: sel}, client.UnsafeDisableDeepCopy); err != nil {
+			return nil, fmt.Errorf("list Nodes: %w", err)
+		}
+		for _, n := range list.Items {
+			names[n.Name] = true
+		}
 	}
 	return names, nil
 }

@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -100,7 +101,25 @@ func TestInvalidSpecsRejected(t *testing.T) {
 		{"destination address unspecified", `{destination: {address: "::"}}`,
 			"destination.address must not be the unspecified address (0.0.0.0 or ::)"},
 		{"destination address missing", `{destination: {address: null, port: 80}}`,
-			"spec.destination.address: Required value"},
+			"set destination.address (a receiver outside the cluster) or receivers (nodes of the cluster that count what arrives)"},
+		{"destination address and receivers", `{receivers: {}}`,
+			"destination.address and receivers exclude each other: remove destination.address to send to the receiving nodes"},
+		{"receivers and a destination MAC", `{destination: {address: null, mac: "02:00:00:00:00:02"}, receivers: {}}`,
+			"destination.mac does not apply with receivers: each sender resolves each receiver's next hop"},
+		{"receivers for tcp", `{destination: {address: null}, protocol: tcp, receivers: {}}`,
+			"receivers apply to udp: a tcp run's server acknowledges what arrived"},
+		{"receivers of IPv5", `{destination: {address: null}, receivers: {ipFamily: IPv5}}`,
+			`spec.receivers.ipFamily: Unsupported value: "IPv5": supported values: "IPv4", "IPv6"`},
+		{"receivers' stamp does not fit 60 bytes", `{destination: {address: null}, receivers: {}, frameSize: 60}`,
+			"+ UDP (8) + the receivers stamp (20) bytes: set frameSize to at least 62"},
+		{"IPv6 receivers' stamp does not fit 64 bytes", `{destination: {address: null}, receivers: {ipFamily: IPv6}, frameSize: 64}`,
+			"set frameSize to at least 82"},
+		{"drain time too long", `{destination: {address: null}, receivers: {drainTime: 2m}}`,
+			"receivers.drainTime must be a Go duration from 0s to 1m, such as 2s"},
+		{"latency samples too rare", `{destination: {address: null}, receivers: {latencySampleEvery: 1000001}}`,
+			"spec.receivers.latencySampleEvery in body should be less than or equal to 1000000"},
+		{"receiver interface with a slash", `{destination: {address: null}, receivers: {interface: "eth0/1"}}`,
+			"receivers.interface must be auto or a network interface name such as eth0"},
 		{"source address not an IP", `{source: {address: 10.200.0}}`,
 			"source.address must be an IPv4 or IPv6 address"},
 		{"IPv4 destination, IPv6 source", `{source: {address: "fd00::1"}}`,
@@ -206,6 +225,8 @@ func TestValidSpecsAccepted(t *testing.T) {
 		`{duration: 1h30m}`,
 		`{duration: null, continuous: true, start: {policy: At, at: "2030-01-01T00:00:00Z"}}`,
 		`{interface: enp1s0f0np0, destination: {mac: "AA:bb:cc:dd:ee:ff"}, source: {mac: "02:00:00:00:00:01"}}`,
+		`{destination: null, receivers: {nodeSelector: {role: rx}, ipFamily: IPv6, drainTime: 0s, latencySampleEvery: 0}, frameSize: 82}`,
+		`{destination: {address: null, port: 7}, receivers: {interface: eth1, drainTime: 1m}, frameSize: 62}`,
 	} {
 		tg := generatorFromPatch(t, ns, fmt.Sprintf("valid-%d", i), patch)
 		if err := k8sClient.Create(ctx, tg); err != nil {
@@ -220,8 +241,22 @@ func TestValidSpecsAccepted(t *testing.T) {
 	s := got.Spec
 	if s.Interface != "auto" || s.Protocol != xdpgenv1alpha1.ProtocolUDP || s.FrameSize != 0 || s.Threads != 1 ||
 		s.Destination.Port != 9 || s.Destination.PortCount != 1 || s.Source.Port != 9 || s.Source.PortCount != 1 ||
-		s.Start.Policy != xdpgenv1alpha1.StartWhenReady {
+		s.Start.Policy != xdpgenv1alpha1.StartWhenReady || s.Receivers != nil {
 		t.Errorf("defaults not applied as documented: %+v", s)
+	}
+	if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "valid-10"}, &got); err != nil {
+		t.Fatal(err)
+	}
+	s = got.Spec
+	if r := s.Receivers; r == nil || r.Interface != "auto" || r.DrainTime.Duration != 0 || *r.LatencySampleEvery != 0 ||
+		s.Destination.Port != 9 || s.Destination.PortCount != 1 || s.Destination.Address != "" {
+		t.Errorf("receivers' spec not kept, or its defaults not applied as documented: %+v, receivers %+v", s, r)
+	}
+	if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "valid-11"}, &got); err != nil {
+		t.Fatal(err)
+	}
+	if r := got.Spec.Receivers; r.IPFamily != xdpgenv1alpha1.IPv4 || r.DrainTime.Duration != time.Minute || *r.LatencySampleEvery != 1000 {
+		t.Errorf("receivers' defaults not applied as documented: %+v", r)
 	}
 }
 

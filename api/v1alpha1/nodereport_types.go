@@ -143,6 +143,81 @@ func (s *TCPStatus) Add(o TCPStatus) {
 	s.GoodputBitsPerSecond += o.GoodputBitsPerSecond
 }
 
+// Latency sums up round-trip times: percentiles from a histogram of the samples (each within the histogram's
+// bucket width, 1/8 of its power of two), and the largest sample.
+type Latency struct {
+	// Samples is how many round trips were timed.
+	Samples int64 `json:"samples"`
+	// P50, P90, P99 and P999 are the percentiles 50, 90, 99 and 99.9 of the round-trip time.
+	// +optional
+	P50 metav1.Duration `json:"p50,omitempty"`
+	// +optional
+	P90 metav1.Duration `json:"p90,omitempty"`
+	// +optional
+	P99 metav1.Duration `json:"p99,omitempty"`
+	// +optional
+	P999 metav1.Duration `json:"p999,omitempty"`
+	// +optional
+	Max metav1.Duration `json:"max,omitempty"`
+}
+
+// LatencyBucket counts the round trips that took at most UpperBoundNanoseconds (and more than the previous
+// bucket's bound).
+type LatencyBucket struct {
+	UpperBoundNanoseconds int64 `json:"upperBoundNanoseconds"`
+	Count                 int64 `json:"count"`
+}
+
+// MaxLatencyBuckets bounds a histogram in a report (the data plane's histogram has fewer buckets).
+const MaxLatencyBuckets = 512
+
+// SentPath is what a sender sent to one receiver.
+type SentPath struct {
+	// Receiver is the receiving node.
+	Receiver string `json:"receiver"`
+	// Address is the receiver's address the frames went to.
+	Address string `json:"address"`
+	// Packets counts the frames sent to this receiver.
+	Packets int64 `json:"packets"`
+	// RTT is the round-trip time of the latency samples on this path.
+	// +optional
+	RTT *Latency `json:"rtt,omitempty"`
+}
+
+// PathResult is what one path (sender to receiver) carried: written by the receiver, which counts what arrived
+// and settles the loss against the sender's count.
+type PathResult struct {
+	Sender   string `json:"sender"`
+	Receiver string `json:"receiver"`
+	// SentPackets is the sender's count for this path, once the sender reported it (and final once Settled).
+	// +optional
+	SentPackets int64 `json:"sentPackets,omitempty"`
+	// ReceivedPackets and ReceivedBytes count the frames that arrived, each sequence number once.
+	// +optional
+	ReceivedPackets int64 `json:"receivedPackets,omitempty"`
+	// +optional
+	ReceivedBytes int64 `json:"receivedBytes,omitempty"`
+	// LostPackets is SentPackets - ReceivedPackets once settled; before, the gaps in the sequence numbers seen.
+	// +optional
+	LostPackets int64 `json:"lostPackets,omitempty"`
+	// LossRatio is LostPackets over the packets sent (received + lost before settling), as a decimal such as
+	// 0.0012.
+	// +optional
+	LossRatio string `json:"lossRatio,omitempty"`
+	// OutOfOrder counts frames that arrived after a later one of their stream; Duplicates frames that arrived
+	// again.
+	// +optional
+	OutOfOrder int64 `json:"outOfOrder,omitempty"`
+	// +optional
+	Duplicates int64 `json:"duplicates,omitempty"`
+	// Settled is true once the loss is final: the sender finished and the drain time passed.
+	// +optional
+	Settled bool `json:"settled,omitempty"`
+	// RTT is the round-trip time of the path's latency samples, as the sender timed them.
+	// +optional
+	RTT *Latency `json:"rtt,omitempty"`
+}
+
 // NodeReportSpec ties the report to one TrafficGenerator and one node, for the report's whole life.
 type NodeReportSpec struct {
 	// Generator is the name of the TrafficGenerator (in the same namespace) this report is for.
@@ -198,6 +273,24 @@ type NodeReportStatus struct {
 	// TCP is what the connections of a tcp run counted; unset for udp.
 	// +optional
 	TCP *TCPStatus `json:"tcp,omitempty"`
+
+	// Sent is what a sender sent to each receiver of the generator's receivers.
+	// +optional
+	// +listType=map
+	// +listMapKey=receiver
+	Sent []SentPath `json:"sent,omitempty"`
+
+	// RTTHistogram is the sender's round-trip times over all its paths (the buckets that counted any), from which
+	// the controller computes the run's percentiles.
+	// +optional
+	// +kubebuilder:validation:MaxItems=512
+	RTTHistogram []LatencyBucket `json:"rttHistogram,omitempty"`
+
+	// Received is what a receiver counted from each sender: its row of the run's sender x receiver matrix.
+	// +optional
+	// +listType=map
+	// +listMapKey=sender
+	Received []PathResult `json:"received,omitempty"`
 
 	// Actions counts frames by the XDP program's verdict.
 	// +optional

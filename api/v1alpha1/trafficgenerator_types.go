@@ -100,13 +100,14 @@ const (
 // Destination is where the frames go.
 // +kubebuilder:validation:XValidation:rule="self.port + self.portCount - 1 <= 65535",message="destination.port + destination.portCount - 1 must be <= 65535: lower port or portCount"
 type Destination struct {
-	// Address is the destination IPv4 or IPv6 address.
-	// +required
+	// Address is the destination IPv4 or IPv6 address: a receiver outside the cluster (xdpgen receive, say). Left
+	// out when receivers are nodes of the cluster (spec.receivers): each sender then sends to their addresses.
+	// +optional
 	// +kubebuilder:validation:MinLength=2
 	// +kubebuilder:validation:MaxLength=45
 	// +kubebuilder:validation:XValidation:rule="isIP(self)",message="destination.address must be an IPv4 or IPv6 address such as 10.200.0.2 or fd00::2 (no prefix length, no zone)"
 	// +kubebuilder:validation:XValidation:rule="!isIP(self) || !ip(self).isUnspecified()",message="destination.address must not be the unspecified address (0.0.0.0 or ::): give the receiver's address"
-	Address string `json:"address"`
+	Address string `json:"address,omitempty"`
 
 	// MAC is the destination MAC address. Left out, each node resolves the next hop's MAC from its neighbour table.
 	// +optional
@@ -200,15 +201,72 @@ type Start struct {
 	At *metav1.Time `json:"at,omitempty"`
 }
 
+// IPFamily is an IP version.
+// +kubebuilder:validation:Enum=IPv4;IPv6
+type IPFamily string
+
+const (
+	IPv4 IPFamily = "IPv4"
+	IPv6 IPFamily = "IPv6"
+)
+
+// Receivers makes nodes of the cluster the far end of a udp run, so that the run says what arrived: every sender
+// sends to every receiver (never to itself), its rate spread evenly over them, and stamps each frame with its
+// stream and a sequence number; each receiver's agent counts per sender what arrived, out of order and twice, and
+// settles the loss against the sender's count once the senders finished and the drain time passed. A sample of the
+// frames is sent back by the receivers, and the senders time the round trip.
+type Receivers struct {
+	// NodeSelector picks the receiving nodes: every Node whose labels match (Linux nodes only unless the selector
+	// says otherwise). Empty: every Linux node. A node may be both sender and receiver (a mesh).
+	// +optional
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+
+	// IPFamily says which of each receiving Node's InternalIP addresses the senders send to.
+	// +optional
+	// +kubebuilder:default=IPv4
+	IPFamily IPFamily `json:"ipFamily,omitempty"`
+
+	// Interface is where each receiver counts: a name such as eth0, or auto for the interface that holds the
+	// address the senders send to. The receiver attaches an XDP program there, and refuses to if another XDP
+	// program is attached already (it never replaces one).
+	// +optional
+	// +kubebuilder:default=auto
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=15
+	// +kubebuilder:validation:XValidation:rule="self == 'auto' || self.matches('^[^/:\\\\s]+$')",message="receivers.interface must be auto or a network interface name such as eth0 (at most 15 characters, no '/', ':' or white space)"
+	Interface string `json:"interface,omitempty"`
+
+	// DrainTime is how long receivers go on counting after the last sender finished, for the frames still in
+	// flight, before they settle the loss (a Go duration from 0s to 1m).
+	// +optional
+	// +kubebuilder:default="2s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$') && duration(self) <= duration('1m')",message="receivers.drainTime must be a Go duration from 0s to 1m, such as 2s"
+	DrainTime *metav1.Duration `json:"drainTime,omitempty"`
+
+	// LatencySampleEvery makes one frame in this many, on each path, a latency sample: its receiver sends it
+	// back and its sender times the round trip. 0: no latency samples.
+	// +optional
+	// +kubebuilder:default=1000
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000000
+	LatencySampleEvery *int32 `json:"latencySampleEvery,omitempty"`
+}
+
 // TrafficGeneratorSpec is what to send, from which nodes, and for how long.
-// +kubebuilder:validation:XValidation:rule="!has(self.source) || !has(self.source.address) || !isIP(self.source.address) || !isIP(self.destination.address) || ip(self.source.address).family() == ip(self.destination.address).family()",message="destination.address and source.address must both be IPv4 or both IPv6",fieldPath=".source.address"
-// +kubebuilder:validation:XValidation:rule="!has(self.frameSize) || self.frameSize >= (14 + (has(self.vlan) ? 4 : 0) + ((isIP(self.destination.address) && ip(self.destination.address).family() == 6) ? 40 : 20) + (self.protocol == 'tcp' ? 40 : 8))",messageExpression="'frameSize must hold Ethernet (14) + VLAN tag (4, when vlan is set) + IP header (20 for IPv4, 40 for IPv6) + %s bytes: set frameSize to at least %d'.format([self.protocol == 'tcp' ? 'TCP with timestamps (32) + the stream offset (8)' : 'UDP (8)', (14 + (has(self.vlan) ? 4 : 0) + ((isIP(self.destination.address) && ip(self.destination.address).family() == 6) ? 40 : 20) + (self.protocol == 'tcp' ? 40 : 8))])",fieldPath=".frameSize"
+// +kubebuilder:validation:XValidation:rule="!has(self.source) || !has(self.source.address) || !has(self.destination.address) || !isIP(self.source.address) || !isIP(self.destination.address) || ip(self.source.address).family() == ip(self.destination.address).family()",message="destination.address and source.address must both be IPv4 or both IPv6",fieldPath=".source.address"
+// +kubebuilder:validation:XValidation:rule="!has(self.frameSize) || self.frameSize >= (14 + (has(self.vlan) ? 4 : 0) + (((has(self.destination.address) && isIP(self.destination.address) && ip(self.destination.address).family() == 6) || (has(self.receivers) && self.receivers.ipFamily == 'IPv6')) ? 40 : 20) + (self.protocol == 'tcp' ? 40 : 8) + (has(self.receivers) ? 20 : 0))",messageExpression="'frameSize must hold Ethernet (14) + VLAN tag (4, when vlan is set) + IP header (20 for IPv4, 40 for IPv6) + %s%s bytes: set frameSize to at least %d'.format([self.protocol == 'tcp' ? 'TCP with timestamps (32) + the stream offset (8)' : 'UDP (8)', has(self.receivers) ? ' + the receivers stamp (20)' : '', (14 + (has(self.vlan) ? 4 : 0) + (((has(self.destination.address) && isIP(self.destination.address) && ip(self.destination.address).family() == 6) || (has(self.receivers) && self.receivers.ipFamily == 'IPv6')) ? 40 : 20) + (self.protocol == 'tcp' ? 40 : 8) + (has(self.receivers) ? 20 : 0))])",fieldPath=".frameSize"
 // +kubebuilder:validation:XValidation:rule="self.protocol != 'tcp' || !has(self.rate)",message="rate applies to udp: a tcp run sends as fast as its congestion window allows; remove rate",fieldPath=".rate"
 // +kubebuilder:validation:XValidation:rule="self.protocol != 'tcp' || !has(self.vlan)",message="vlan applies to udp only: tcp mode sends untagged frames; remove vlan",fieldPath=".vlan"
 // +kubebuilder:validation:XValidation:rule="self.protocol != 'tcp' || self.destination.portCount == 1",message="a tcp run connects to one destination.port: remove destination.portCount (use tcp.flows for more connections)",fieldPath=".destination.portCount"
 // +kubebuilder:validation:XValidation:rule="self.protocol == 'tcp' || !has(self.tcp)",message="tcp options need protocol: tcp",fieldPath=".tcp"
 // +kubebuilder:validation:XValidation:rule="has(self.duration) || has(self.packets) || (has(self.continuous) && self.continuous)",message="set duration or packets to bound the run, or set continuous: true to send until the TrafficGenerator is deleted"
 // +kubebuilder:validation:XValidation:rule="!(has(self.continuous) && self.continuous) || !(has(self.duration) || has(self.packets))",message="continuous: true sends until the TrafficGenerator is deleted: remove duration and packets, or set continuous: false",fieldPath=".continuous"
+// +kubebuilder:validation:XValidation:rule="has(self.destination.address) || has(self.receivers)",message="set destination.address (a receiver outside the cluster) or receivers (nodes of the cluster that count what arrives)"
+// +kubebuilder:validation:XValidation:rule="!has(self.destination.address) || !has(self.receivers)",message="destination.address and receivers exclude each other: remove destination.address to send to the receiving nodes, or remove receivers to send to that address",fieldPath=".receivers"
+// +kubebuilder:validation:XValidation:rule="!has(self.receivers) || !has(self.destination.mac)",message="destination.mac does not apply with receivers: each sender resolves each receiver's next hop; remove destination.mac",fieldPath=".destination.mac"
+// +kubebuilder:validation:XValidation:rule="self.protocol != 'tcp' || !has(self.receivers)",message="receivers apply to udp: a tcp run's server acknowledges what arrived; remove receivers or use protocol: udp",fieldPath=".receivers"
 type TrafficGeneratorSpec struct {
 	// NodeSelector picks the nodes that send: the agent on every Node whose labels match runs this generator, and
 	// the run waits for each of them. Only Linux nodes (kubernetes.io/os=linux) unless the selector says otherwise.
@@ -230,9 +288,15 @@ type TrafficGeneratorSpec struct {
 	// +kubebuilder:default=udp
 	Protocol Protocol `json:"protocol,omitempty"`
 
-	// Destination is where the frames go.
-	// +required
-	Destination Destination `json:"destination"`
+	// Destination is where the frames go: an address, or with receivers only the ports.
+	// +optional
+	// +kubebuilder:default={port: 9, portCount: 1}
+	Destination Destination `json:"destination,omitempty"`
+
+	// Receivers makes nodes of the cluster the receivers of a udp run, which then reports what arrived: received,
+	// lost, reordered and round-trip time, per path and in total.
+	// +optional
+	Receivers *Receivers `json:"receivers,omitempty"`
 
 	// Source is what the frames come from; every field defaults per node.
 	// +optional
@@ -326,7 +390,18 @@ type Totals struct {
 	// TCP sums the nodes' TCP counters, for a tcp run; its goodput sums the nodes that are running.
 	// +optional
 	TCP *TCPStatus `json:"tcp,omitempty"`
+	// ReceivedPackets, LostPackets and LossRatio sum the paths to the receivers, for a run with receivers: see
+	// PathResult for what they mean before the paths settle.
+	// +optional
+	ReceivedPackets int64 `json:"receivedPackets,omitempty"`
+	// +optional
+	LostPackets int64 `json:"lostPackets,omitempty"`
+	// +optional
+	LossRatio string `json:"lossRatio,omitempty"`
 }
+
+// MaxWorstPaths bounds status.worstPaths.
+const MaxWorstPaths = 10
 
 // MaxNodesOfInterest bounds status.nodesOfInterest, so that the status has the same size on five nodes and on
 // five thousand.
@@ -392,6 +467,16 @@ type TrafficGeneratorStatus struct {
 	// +kubebuilder:validation:MaxItems=20
 	NodesOfInterest []NodeSummary `json:"nodesOfInterest,omitempty"`
 
+	// Latency is the round-trip time of the whole run's latency samples, for a run with receivers.
+	// +optional
+	Latency *Latency `json:"latency,omitempty"`
+
+	// WorstPaths are the paths to look at first, at most MaxWorstPaths: the highest loss ratio, then the highest
+	// p99 round-trip time. Every path is in the receivers' NodeReports (kubectl xdpgen results NAME prints them).
+	// +optional
+	// +kubebuilder:validation:MaxItems=10
+	WorstPaths []PathResult `json:"worstPaths,omitempty"`
+
 	// StartTime is when the first node started sending.
 	// +optional
 	StartTime *metav1.Time `json:"startTime,omitempty"`
@@ -411,6 +496,9 @@ type TrafficGeneratorStatus struct {
 // +kubebuilder:printcolumn:name="Nodes",type=string,JSONPath=`.status.nodesSummary`,description="nodes running/nodes of the run"
 // +kubebuilder:printcolumn:name="PPS",type=integer,JSONPath=`.status.totals.packetsPerSecond`,description="packets per second, all nodes"
 // +kubebuilder:printcolumn:name="Packets",type=integer,JSONPath=`.status.totals.packets`,description="packets sent, all nodes"
+// +kubebuilder:printcolumn:name="Received",type=integer,JSONPath=`.status.totals.receivedPackets`,description="packets the receivers counted, all paths"
+// +kubebuilder:printcolumn:name="Loss",type=string,JSONPath=`.status.totals.lossRatio`,description="lost/sent over all paths to the receivers"
+// +kubebuilder:printcolumn:name="RTT-p99",type=string,JSONPath=`.status.latency.p99`,priority=1,description="99th percentile of the round-trip time"
 // +kubebuilder:printcolumn:name="Destination",type=string,JSONPath=`.spec.destination.address`,priority=1
 // +kubebuilder:printcolumn:name="Protocol",type=string,JSONPath=`.spec.protocol`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
