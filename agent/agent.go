@@ -65,9 +65,12 @@ type Agent struct {
 	client  client.Client
 	metrics *generatorMetrics
 	cpus    *cpuAllocator
-	// newEngine readies the data plane for a run on the given CPUs: the package's newEngine, or a fake in the
-	// run's unit tests.
-	newEngine func(ctx context.Context, spec *xdpgenv1alpha1.TrafficGeneratorSpec, done progress, cpus []int) (engine, error)
+	// nodes reads Nodes from the API server: the agent caches only its own.
+	nodes client.Reader
+	// newEngine readies the data plane for a run: the package's newEngine, or a fake in the run's unit tests.
+	newEngine func(ctx context.Context, spec *xdpgenv1alpha1.TrafficGeneratorSpec, plan enginePlan) (engine, error)
+	// receivers shares each interface's receive program among the runs that receive or time round trips there.
+	receivers *receiverSet
 
 	// base is the agent's lifetime: runs outlive the reconcile that starts them.
 	base  context.Context
@@ -84,8 +87,9 @@ type activeRun struct {
 	done       chan struct{}
 }
 
-// New makes an agent; add it to mgr with SetupWithManager.
-func New(opts Options, c client.Client) (*Agent, error) {
+// New makes an agent that writes through c and lists Nodes through nodes (uncached: the manager's API reader);
+// add it to mgr with SetupWithManager.
+func New(opts Options, c client.Client, nodes client.Reader) (*Agent, error) {
 	if opts.ReportInterval <= 0 {
 		opts.ReportInterval = DefaultReportInterval
 	}
@@ -95,8 +99,16 @@ func New(opts Options, c client.Client) (*Agent, error) {
 			return nil, err
 		}
 	}
-	return &Agent{opts: opts, client: c, metrics: newGeneratorMetrics(opts.NodeName), cpus: newCPUAllocator(opts.CPUs),
-		newEngine: newEngine, ready: make(chan struct{}), runs: map[types.NamespacedName]*activeRun{}}, nil
+	a := &Agent{opts: opts, client: c, nodes: nodes, metrics: newGeneratorMetrics(opts.NodeName), cpus: newCPUAllocator(opts.CPUs),
+		newEngine: newEngine, ready: make(chan struct{}), runs: map[types.NamespacedName]*activeRun{}}
+	a.receivers = &receiverSet{byInterface: map[string]*sharedReceiver{}, attach: func(ifname string) (rx rxEngine, err error) {
+		err = a.inEngineNetNS(func() (err error) {
+			rx, err = dataplane.AttachReceiver(ifname, dataplane.ReceiverOptions{})
+			return err
+		})
+		return rx, err
+	}}
+	return a, nil
 }
 
 // SetupWithManager watches the TrafficGenerators and the agent's node, and runs the agent's lifetime with the
@@ -161,11 +173,11 @@ func (a *Agent) Reconcile(ctx context.Context, req reconcile.Request) (reconcile
 		}
 		return reconcile.Result{}, err
 	}
-	selected, err := a.selectsThisNode(ctx, &tg)
+	roles, err := a.rolesOf(ctx, &tg)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	if !selected {
+	if !roles.any() {
 		if a.stop(req.NamespacedName, errUnselected) {
 			log.FromContext(ctx).Info("stopped the run: the TrafficGenerator no longer selects this node")
 		}
@@ -195,18 +207,28 @@ func (a *Agent) Reconcile(ctx context.Context, req reconcile.Request) (reconcile
 	log.FromContext(ctx).Info("starting run", "generation", tg.Generation)
 	go func() {
 		defer close(r.done)
-		a.execute(log.IntoContext(runCtx, log.FromContext(ctx)), &tg, m)
+		a.execute(log.IntoContext(runCtx, log.FromContext(ctx)), &tg, roles, m)
 	}()
 	return reconcile.Result{}, nil
 }
 
-// selectsThisNode says whether the generator's node selector picks this node, as its labels are now.
-func (a *Agent) selectsThisNode(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator) (bool, error) {
+// roles are what this node does in a generator's run: send, receive, or both.
+type roles struct{ send, receive bool }
+
+func (r roles) any() bool { return r.send || r.receive }
+
+// rolesOf says what the generator's selectors make of this node, as its labels are now. A change of roles is
+// a change of selection: it stops the run, as a spec change does, only if the node leaves the run altogether.
+func (a *Agent) rolesOf(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator) (roles, error) {
 	var node corev1.Node
 	if err := a.client.Get(ctx, client.ObjectKey{Name: a.opts.NodeName}, &node); err != nil {
-		return false, err
+		return roles{}, err
 	}
-	return labels.SelectorFromSet(tg.Spec.NodeSelector).Matches(labels.Set(node.Labels)), nil
+	set := labels.Set(node.Labels)
+	return roles{
+		send:    tg.Spec.SenderSelector().Matches(set),
+		receive: tg.Spec.Receivers != nil && tg.Spec.ReceiverSelector().Matches(set),
+	}, nil
 }
 
 // stop ends the generator's run, if it has one, and waits for its last report; it says whether the run was

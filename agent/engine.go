@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"net/netip"
 
 	"github.com/xdpgen/xdpgen/agent/dataplane"
 	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
@@ -27,9 +28,21 @@ type stats struct {
 	tcp *dataplane.TCPStats
 }
 
-// newEngine readies the data plane for the spec, its threads pinned to cpus: resolving, loading, attaching,
-// and for tcp connecting.
-func newEngine(ctx context.Context, spec *xdpgenv1alpha1.TrafficGeneratorSpec, done progress, cpus []int) (engine, error) {
+// enginePlan is what a run on this node asks of the data plane besides its spec.
+type enginePlan struct {
+	// done is what an earlier incarnation of the agent already sent.
+	done progress
+	// cpus are the CPUs the threads are pinned to.
+	cpus []int
+	// receivers are the nodes to send to, for a generator with receivers; stamp marks the frames for them.
+	receivers []receiverNode
+	stamp     *dataplane.Stamp
+}
+
+// newEngine readies the data plane for the spec and plan: resolving, loading, attaching, and for tcp
+// connecting.
+func newEngine(ctx context.Context, spec *xdpgenv1alpha1.TrafficGeneratorSpec, plan enginePlan) (engine, error) {
+	done, cpus := plan.done, plan.cpus
 	if spec.Protocol == xdpgenv1alpha1.ProtocolTCP {
 		cfg, err := tcpConfig(spec, done)
 		if err != nil {
@@ -47,6 +60,12 @@ func newEngine(ctx context.Context, spec *xdpgenv1alpha1.TrafficGeneratorSpec, d
 		return nil, err
 	}
 	cfg.CPUs = cpus
+	if spec.Receivers != nil {
+		cfg.DstAddr, cfg.Stamp = netip.Addr{}, plan.stamp
+		for _, r := range plan.receivers {
+			cfg.DstAddrs = append(cfg.DstAddrs, r.addr)
+		}
+	}
 	g, err := dataplane.NewUDPGenerator(cfg)
 	if err != nil {
 		return nil, err

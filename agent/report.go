@@ -176,8 +176,10 @@ func (w *reportWriter) stopped(ctx context.Context, st xdpgenv1alpha1.NodeReport
 	if !errors.Is(cause, errShutdown) && !errors.Is(cause, errUnselected) {
 		return
 	}
-	if cur, err := gen.Stats(); err == nil {
-		st = statusWith(st, base, cur, cur)
+	if gen != nil { // nil for a node that only receives
+		if cur, err := gen.Stats(); err == nil {
+			st = statusWith(st, base, cur, cur)
+		}
 	}
 	if errors.Is(cause, errShutdown) {
 		st.Message = fmt.Sprintf("agent %s stopped after %d packets (pod terminating); the next agent on this node finishes the run", podName, st.Packets)

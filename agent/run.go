@@ -19,8 +19,9 @@ import (
 // finalWriteTimeout bounds how long the agent keeps retrying its last report when it is shutting down.
 const finalWriteTimeout = 5 * time.Second
 
-// execute is one run of one generation on this node, from the first report to the last.
-func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator, m *metrics) {
+// execute is one run of one generation on this node, from the first report to the last: sending, receiving, or
+// both (a receiver's run ends once its paths settle, after its own sending if it sends too).
+func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator, roles roles, m *metrics) {
 	logger := log.FromContext(ctx).WithValues("generation", tg.Generation)
 	pins := a.pinsOf(tg)
 	defer func() {
@@ -84,15 +85,57 @@ func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator
 		logger.Info("run failed", "reason", err.Error())
 	}
 
+	var rcv *receiving
+	if roles.receive {
+		// Before sending: the frames of the fastest sender, this node's own included, must find it attached.
+		if rcv, err = a.startReceiving(ctx, tg); err != nil {
+			fail(err)
+			return
+		}
+		defer rcv.stop()
+	}
+	if !roles.send {
+		if st.StartTime == nil {
+			st.StartTime = now()
+		}
+		st.Phase, st.Message = xdpgenv1alpha1.PhaseRunning, rcv.receivingNote()
+		w.write(ctx, st)
+		a.receiveUntilSettled(ctx, w, st, rcv, "")
+		return
+	}
+
+	plan := enginePlan{done: done}
+	var snd *sendingPaths
+	if tg.Spec.Receivers != nil {
+		if snd, err = a.planPaths(ctx, tg); err != nil {
+			fail(err)
+			return
+		}
+		defer snd.stop()
+		if len(snd.receivers) == 0 {
+			st.StartTime, st.Message = now(), snd.nothingToSendNote()
+			if rcv != nil {
+				st.Phase, st.Message = xdpgenv1alpha1.PhaseRunning, joinNonEmpty(st.Message, rcv.receivingNote())
+				w.write(ctx, st)
+				a.receiveUntilSettled(ctx, w, st, rcv, snd.nothingToSendNote())
+				return
+			}
+			st.Phase, st.CompletionTime = xdpgenv1alpha1.PhaseCompleted, now()
+			w.writeFinal(ctx, st)
+			return
+		}
+		plan.receivers, plan.stamp = snd.receivers, snd.stamp
+	}
 	cpus, shared, err := a.cpus.take(max(1, int(tg.Spec.Threads)))
 	if err != nil {
 		fail(err)
 		return
 	}
 	defer a.cpus.release(cpus)
+	plan.cpus = cpus
 	var gen engine
 	err = a.inEngineNetNS(func() (err error) {
-		gen, err = a.newEngine(ctx, &tg.Spec, done, cpus)
+		gen, err = a.newEngine(ctx, &tg.Spec, plan)
 		return err
 	})
 	if errors.Is(err, errNothingLeft) {
@@ -124,7 +167,8 @@ func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator
 		st.StartTime = now()
 	}
 	st.Phase = xdpgenv1alpha1.PhaseRunning
-	sending := joinNonEmpty(fmt.Sprintf("sending on %s (ifindex %d): %s", name, index, gen.Flow()), sharedCPUsNote(cpus, shared))
+	sending := joinNonEmpty(fmt.Sprintf("sending on %s (ifindex %d): %s", name, index, gen.Flow()), sharedCPUsNote(cpus, shared),
+		snd.missingNote())
 	if st.Restarts == 0 {
 		st.Message = sending
 	}
@@ -148,16 +192,22 @@ func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator
 				return
 			}
 			if cur, serr := gen.Stats(); serr == nil {
-				st = statusWith(st, base, cur, prev)
+				st = snd.withPaths(statusWith(st, base, cur, prev), cur)
 			}
 			if err != nil {
 				fail(err)
 				return
 			}
 			st = withoutRates(st)
-			st.Phase, st.CompletionTime = xdpgenv1alpha1.PhaseCompleted, now()
-			st.Message = joinNonEmpty(fmt.Sprintf("sent %d packets (%d bytes) on %s", st.Packets, st.Bytes, name), protocolNote(st),
+			sent := joinNonEmpty(fmt.Sprintf("sent %d packets (%d bytes) on %s", st.Packets, st.Bytes, name), protocolNote(st),
 				sharedCPUsNote(cpus, shared), restartNote(st.Restarts))
+			if rcv != nil {
+				st.Message = joinNonEmpty(sent, rcv.receivingNote())
+				w.write(ctx, st)
+				a.receiveUntilSettled(ctx, w, st, rcv, sent)
+				return
+			}
+			st.Phase, st.CompletionTime, st.Message = xdpgenv1alpha1.PhaseCompleted, now(), sent
 			w.writeFinal(ctx, st)
 			logger.Info("run completed", "packets", st.Packets)
 			return
@@ -166,7 +216,10 @@ func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator
 			if err != nil {
 				continue
 			}
-			st = statusWith(st, base, cur, prev)
+			st = snd.withPaths(statusWith(st, base, cur, prev), cur)
+			if rcv != nil {
+				st.Received, _ = rcv.rows(ctx, time.Now())
+			}
 			st.Message = joinNonEmpty(sending, protocolNote(st), cur.frames.EgressDrops(), restartNote(st.Restarts))
 			prev = cur
 			w.write(ctx, st)

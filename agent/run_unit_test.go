@@ -122,7 +122,7 @@ type runHarness struct {
 }
 
 // unitNodeLabels are node-u's labels.
-var unitNodeLabels = map[string]string{"pool": "unit"}
+var unitNodeLabels = map[string]string{"pool": "unit", "kubernetes.io/os": "linux"}
 
 func newRunHarness(t *testing.T, tg *xdpgenv1alpha1.TrafficGenerator, existing ...client.Object) *runHarness {
 	h := &runHarness{t: t, key: client.ObjectKeyFromObject(tg), engines: make(chan *fakeEngine, 4)}
@@ -135,7 +135,7 @@ func newRunHarness(t *testing.T, tg *xdpgenv1alpha1.TrafficGenerator, existing .
 		Build()
 	// An hour between progress reports: the writes a test sees are the run's own steps.
 	var err error
-	h.agent, err = New(Options{NodeName: "node-u", PodName: "pod-u", ReportInterval: time.Hour, CPUs: []int{0, 1, 2, 3}}, h.client)
+	h.agent, err = New(Options{NodeName: "node-u", PodName: "pod-u", ReportInterval: time.Hour, CPUs: []int{0, 1, 2, 3}}, h.client, h.client)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +164,8 @@ func (h *runHarness) recordWrite(ctx context.Context, c client.Client, sub strin
 }
 
 // newEngine makes an engine as the real one does, with what is left of the run.
-func (h *runHarness) newEngine(_ context.Context, spec *xdpgenv1alpha1.TrafficGeneratorSpec, done progress, cpus []int) (engine, error) {
+func (h *runHarness) newEngine(_ context.Context, spec *xdpgenv1alpha1.TrafficGeneratorSpec, plan enginePlan) (engine, error) {
+	done, cpus := plan.done, plan.cpus
 	if h.engineErr != nil {
 		return nil, h.engineErr
 	}

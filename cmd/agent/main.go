@@ -76,7 +76,7 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("manager: %w", err)
 	}
-	a, err := agent.New(opts, mgr.GetClient())
+	a, err := agent.New(opts, mgr.GetClient(), mgr.GetAPIReader())
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}

@@ -1,0 +1,75 @@
+package agent
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/xdpgen/xdpgen/agent/dataplane"
+	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
+)
+
+func TestPathRows(t *testing.T) {
+	t0 := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) *metav1.Time { m := metav1.NewTime(t0.Add(d)); return &m }
+	rtt := &xdpgenv1alpha1.Latency{Samples: 3, P50: metav1.Duration{Duration: 20 * time.Microsecond}}
+	sentTo := func(phase xdpgenv1alpha1.Phase, updated, completed *metav1.Time, packets int64) *xdpgenv1alpha1.NodeReport {
+		return &xdpgenv1alpha1.NodeReport{Status: xdpgenv1alpha1.NodeReportStatus{Phase: phase, LastUpdateTime: updated,
+			CompletionTime: completed, Sent: []xdpgenv1alpha1.SentPath{{Receiver: "other", Packets: 1}, {Receiver: "rx", Packets: packets, RTT: rtt}}}}
+	}
+	s := settling{drain: 2 * time.Second, silentAfter: time.Minute, since: t0}
+	senders := []sender{
+		{node: "running", report: sentTo(xdpgenv1alpha1.PhaseRunning, at(9*time.Second), nil, 5000)},
+		{node: "done", report: sentTo(xdpgenv1alpha1.PhaseCompleted, at(9*time.Second), at(9*time.Second), 1000)},
+		{node: "rx"}, // the receiver itself: no path
+		{node: "silent"},
+	}
+	got := map[string]dataplane.StreamCounts{
+		"running": {Packets: 4990, Bytes: 4990 * 64, Expected: 4993, Reordered: 2},
+		"done":    {Packets: 994, Bytes: 994 * 64, Expected: 991, Duplicates: 4},
+		"rx":      {Packets: 7},
+	}
+
+	rows, settled := pathRows("rx", senders, got, s, t0.Add(10*time.Second))
+	want := []xdpgenv1alpha1.PathResult{
+		// Finished 1 s ago, drain 2 s: not settled, loss from the gaps.
+		{Sender: "done", Receiver: "rx", SentPackets: 1000, ReceivedPackets: 990, ReceivedBytes: 994 * 64, LostPackets: 1,
+			LossRatio: "0.001", Duplicates: 4, RTT: rtt},
+		{Sender: "running", Receiver: "rx", SentPackets: 5000, ReceivedPackets: 4990, ReceivedBytes: 4990 * 64, LostPackets: 3,
+			LossRatio: "0.0006", OutOfOrder: 2, RTT: rtt},
+		{Sender: "silent", Receiver: "rx", LossRatio: "0"},
+	}
+	if diff := cmp.Diff(want, rows); diff != "" || settled {
+		t.Errorf("paths 10 s in (settled %v; -want +got):\n%s", settled, diff)
+	}
+
+	// 3 s later the finished sender's path settles against its count; the running one and the silent one do not.
+	rows, settled = pathRows("rx", senders, got, s, t0.Add(13*time.Second))
+	if r := rows[0]; !r.Settled || r.LostPackets != 10 || r.LossRatio != "0.01" || settled {
+		t.Errorf("finished sender's path after the drain: %+v (all settled %v), want settled with 10 of 1000 lost", r, settled)
+	}
+
+	// A sender that never reported is gone a minute after the receiver started; one whose report stopped moving,
+	// a minute after its last write. Both settle what they have once the drain passed.
+	rows, settled = pathRows("rx", senders, got, s, t0.Add(71*time.Second))
+	if !settled {
+		t.Errorf("after every sender finished or went silent and the drain passed, paths %+v are not all settled", rows)
+	}
+	if r := rows[1]; r.LostPackets != 10 || !r.Settled {
+		t.Errorf("silent sender's path: %+v, want settled against its last count (10 of 5000 lost)", r)
+	}
+}
+
+func TestIDs(t *testing.T) {
+	a := &xdpgenv1alpha1.TrafficGenerator{ObjectMeta: metav1.ObjectMeta{UID: "u1", Generation: 1}}
+	b := a.DeepCopy()
+	b.Generation = 2
+	if generatorID(a) == generatorID(b) || generatorID(a) != generatorID(a.DeepCopy()) {
+		t.Error("a generator's id must follow its UID and generation, and only them")
+	}
+	if nodeID("node-a") == nodeID("node-b") {
+		t.Error("two nodes share an id")
+	}
+}
