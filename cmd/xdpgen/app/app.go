@@ -48,7 +48,7 @@ func NewRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.SetVersionTemplate("{{.Name}} {{.Version}}\n")
-	root.AddCommand(newUDPCommand(), newTCPCommand(), newProbeCommand(), newCountCommand())
+	root.AddCommand(newUDPCommand(), newTCPCommand(), newProbeCommand(), newReceiveCommand())
 	return root
 }
 

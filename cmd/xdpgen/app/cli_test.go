@@ -18,7 +18,7 @@ import (
 // cliRig is a veth pair with the receive counter on the remote end, and the xdpgen binary built from this tree.
 type cliRig struct {
 	*netnstest.Pair
-	rx  *dataplane.RxCounter
+	rx  *dataplane.Receiver
 	bin string
 }
 
@@ -26,7 +26,7 @@ func newCLIRig(t *testing.T) *cliRig {
 	t.Helper()
 	r := &cliRig{Pair: netnstest.NewPair(t, netnstest.Options{})}
 	err := netnstest.Do(r.Remote.NS, func() (err error) {
-		r.rx, err = dataplane.AttachRxCounter(r.Remote.Interface, 9, 9, false)
+		r.rx, err = dataplane.AttachReceiver(r.Remote.Interface, dataplane.ReceiverOptions{FirstPort: 9, LastPort: 9})
 		return err
 	})
 	if err != nil {
@@ -102,8 +102,8 @@ func TestCLISendsACountAsJSON(t *testing.T) {
 	if last.Type != "summary" || last.Actions["XDP_REDIRECT"].Packets != 5000 || last.Actions["XDP_REDIRECT"].Bytes != 5000*64 {
 		t.Fatalf("last record %+v, want a summary of 5000 64-byte frames redirected\n%s", last, out)
 	}
-	if got, _, _ := r.rx.Counts(); got.Packets != 5000 {
-		t.Fatalf("peer counted %d, want 5000", got.Packets)
+	if got, _ := r.rx.Counts(); got.Matched.Packets != 5000 {
+		t.Fatalf("peer counted %d, want 5000", got.Matched.Packets)
 	}
 	r.requireNoXDP(t)
 }
