@@ -72,7 +72,7 @@ func TestMain(m *testing.M) {
 type fixture struct {
 	t         *testing.T
 	pair      *netnstest.Pair
-	rx        *dataplane.RxCounter
+	rx        *dataplane.Receiver
 	namespace string
 	pinDir    string
 }
@@ -86,7 +86,7 @@ func newFixture(t *testing.T) *fixture {
 	k8senv.Require(t, env, envErr)
 	f := &fixture{t: t, pair: netnstest.NewPair(t, netnstest.Options{})}
 	if err := netnstest.Do(f.pair.Remote.NS, func() (err error) {
-		f.rx, err = dataplane.AttachRxCounter(f.pair.Remote.Interface, 1, 65535, false)
+		f.rx, err = dataplane.AttachReceiver(f.pair.Remote.Interface, dataplane.ReceiverOptions{FirstPort: 1, LastPort: 65535})
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -275,11 +275,11 @@ func (f *fixture) report(tg *xdpgenv1alpha1.TrafficGenerator, node string, withi
 }
 
 func (f *fixture) received() uint64 {
-	m, _, err := f.rx.Counts()
+	c, err := f.rx.Counts()
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	return m.Packets
+	return c.Matched.Packets
 }
 
 func phase(p xdpgenv1alpha1.Phase) func(*xdpgenv1alpha1.NodeReport) bool {

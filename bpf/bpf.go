@@ -14,14 +14,44 @@ type (
 	WorkerState = udpWorkerState
 	// Counter is a packet and byte count (struct counter).
 	Counter = udpCounter
-	// RxConfig is the receive counter's filter (struct rx_config).
-	RxConfig = rxcountRxConfig
+	// RxConfig is the receive program's configuration (struct rx_config).
+	RxConfig = receiveRxConfig
+	// RxStreamKey names a sender's stream as a receiver sees it (struct rx_stream_key).
+	RxStreamKey = receiveRxStreamKey
+	// RxStream is what a receiver counted of one stream (struct rx_stream).
+	RxStream = receiveRxStream
+	// LatencyKey names a path a sender times (struct latency_key).
+	LatencyKey = receiveLatencyKey
+	// LatencyHist is one path's round-trip times (struct latency_hist).
+	LatencyHist = receiveLatencyHist
 )
 
-// Keys of the receive counter's map (enum rx_counter_key).
+// Keys of the receive program's counters (enum rx_counter_key).
 const (
-	RxMatched uint32 = 0
-	RxOther   uint32 = 1
+	RxMatched     uint32 = 0
+	RxOther       uint32 = 1
+	RxStamped     uint32 = 2
+	RxStreamsFull uint32 = 3
+	RxReflected   uint32 = 4
+	RxTimed       uint32 = 5
+	RxLatencyFull uint32 = 6
+)
+
+// The stamp (struct stamp): its length, magic and flags.
+const (
+	StampLen       = 20
+	StampMagic     = 0x5847
+	StampReflect   = 0x01
+	StampReflected = 0x02
+)
+
+// UDPMaxDests is the most destinations one UDP run sends to (UDP_MAX_DESTS).
+const UDPMaxDests = 64
+
+// Latency histogram buckets (LATENCY_SUB_BITS, LATENCY_BUCKETS).
+const (
+	LatencySubBits = 4
+	LatencyBuckets = (32 - LatencySubBits + 1) << LatencySubBits
 )
 
 // UDP holds the UDP programs and the per-CPU worker map they share.
@@ -58,13 +88,26 @@ func templateHeaders(frame []byte, n int) (headers [headersMax]byte, frameLen ui
 	return headers, uint16(len(frame)), nil
 }
 
-// LoadUDP loads the UDP programs with cfg baked in as read-only data, and frame, the template BPF_PROG_RUN
-// sends, whose headers (up to the end of the UDP header at cfg.UdpOffset) the send program restores on each
-// frame.
-func LoadUDP(cfg UDPConfig, frame []byte) (*UDP, error) {
-	var err error
-	if cfg.Headers, cfg.FrameLen, err = templateHeaders(frame, int(cfg.UdpOffset)+udpHeaderLen); err != nil {
-		return nil, err
+// LoadUDP loads the UDP programs with cfg baked in as read-only data, and frames, one template per destination
+// (all of one length, with the UDP header at cfg.UdpOffset): the send program restores a template's headers
+// on each frame to its destination, and derives the frame's UDP checksum from the template's. BPF_PROG_RUN
+// sends frames[0]; its bytes after the headers are every frame's.
+func LoadUDP(cfg UDPConfig, frames [][]byte) (*UDP, error) {
+	if len(frames) < 1 || len(frames) > UDPMaxDests {
+		return nil, fmt.Errorf("%d destinations: want 1 to %d", len(frames), UDPMaxDests)
+	}
+	cfg.DestCount = uint16(len(frames))
+	for i, frame := range frames {
+		headers, frameLen, err := templateHeaders(frame, int(cfg.UdpOffset)+udpHeaderLen)
+		if err != nil {
+			return nil, err
+		}
+		if i > 0 && frameLen != cfg.FrameLen {
+			return nil, fmt.Errorf("destination %d's template is %d bytes, the first's %d: want one length", i, frameLen, cfg.FrameLen)
+		}
+		cfg.FrameLen = frameLen
+		cfg.Dests[i].Headers = headers
+		cfg.Dests[i].UdpCheck = uint16(frame[cfg.UdpOffset+6])<<8 | uint16(frame[cfg.UdpOffset+7])
 	}
 	spec, err := loadUdp()
 	if err != nil {
@@ -85,32 +128,39 @@ func (u *UDP) Close() error {
 	return _UdpClose(u.Send, u.Pass, u.Workers)
 }
 
-// RxCounter counts UDP frames to a port range where they arrive.
-type RxCounter struct {
+// Receiver is the receive program and its maps.
+type Receiver struct {
 	Program *ebpf.Program
-	// Counters is a per-CPU array of Counter keyed by RxMatched and RxOther.
+	// Counters is a per-CPU array of Counter keyed by RxMatched .. RxLatencyFull.
 	Counters *ebpf.Map
+	// Streams maps RxStreamKey to RxStream (spin-locked: read with ebpf.LookupLock).
+	Streams *ebpf.Map
+	// Latency is a per-CPU hash of LatencyKey to LatencyHist.
+	Latency *ebpf.Map
+	zero    *ebpf.Map
 }
 
-// LoadRxCounter loads the receive counter with its filter baked in.
-func LoadRxCounter(cfg RxConfig) (*RxCounter, error) {
-	spec, err := loadRxcount()
+// LoadReceiver loads the receive program with cfg baked in and room for maxStreams streams.
+func LoadReceiver(cfg RxConfig, maxStreams uint32) (*Receiver, error) {
+	spec, err := loadReceive()
 	if err != nil {
-		return nil, fmt.Errorf("load rx counter spec: %w", err)
+		return nil, fmt.Errorf("load receive spec: %w", err)
 	}
 	if err := spec.Variables["rx_config"].Set(cfg); err != nil {
-		return nil, fmt.Errorf("set rx counter config: %w", err)
+		return nil, fmt.Errorf("set receive config: %w", err)
 	}
-	var objs rxcountObjects
+	spec.Maps["rx_streams"].MaxEntries = maxStreams
+	var objs receiveObjects
 	if err := spec.LoadAndAssign(&objs, nil); err != nil {
-		return nil, fmt.Errorf("load rx counter: %w", err)
+		return nil, fmt.Errorf("load receive program: %w", err)
 	}
-	return &RxCounter{Program: objs.XdpgenRxCount, Counters: objs.RxCounters}, nil
+	return &Receiver{Program: objs.XdpgenReceive, Counters: objs.RxCounters, Streams: objs.RxStreams, Latency: objs.RxLatency,
+		zero: objs.LatencyZero}, nil
 }
 
-// Close releases the program and the map.
-func (r *RxCounter) Close() error {
-	return _RxcountClose(r.Program, r.Counters)
+// Close releases the program and the maps.
+func (r *Receiver) Close() error {
+	return _ReceiveClose(r.Program, r.Counters, r.Streams, r.Latency, r.zero)
 }
 
 // Types of the TCP programs (xdpgen.h), generated by bpf2go.

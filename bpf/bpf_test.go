@@ -86,7 +86,7 @@ func onOneCPU(t *testing.T) int {
 func loadUDP(t *testing.T, cfg bpf.UDPConfig, frame []byte, limit uint64, cpu int) *bpf.UDP {
 	t.Helper()
 	netnstest.RequirePrivileges(t)
-	g, err := bpf.LoadUDP(cfg, frame)
+	g, err := bpf.LoadUDP(cfg, [][]byte{frame})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func TestUDPStampsPortsAndChecksums(t *testing.T) {
 			udpOff := len(frame) - tc.payload - 8
 			cpu := onOneCPU(t)
 			g := loadUDP(t, bpf.UDPConfig{
-				Ifindex: 1, UdpOffset: uint16(udpOff), UdpCheck: binary.BigEndian.Uint16(frame[udpOff+6:]),
+				Ifindex: 1, UdpOffset: uint16(udpOff),
 				DstPort: dport, DstPortCount: dcount, SrcPort: sport, SrcPortCount: scount,
 			}, frame, math.MaxUint64, cpu)
 
@@ -228,8 +228,8 @@ func fmtU32(v []uint32) []byte {
 	return b
 }
 
-// TestRxCounterFilter checks which crafted frames the receive counter matches.
-func TestRxCounterFilter(t *testing.T) {
+// TestReceiveUnstampedFilter checks which crafted unstamped frames the receive program counts as matched.
+func TestReceiveUnstampedFilter(t *testing.T) {
 	netnstest.RequirePrivileges(t)
 	v4s, v4d := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
 	v6s, v6d := netip.MustParseAddr("fd00::1"), netip.MustParseAddr("fd00::2")
@@ -238,7 +238,7 @@ func TestRxCounterFilter(t *testing.T) {
 		if pass {
 			cfg.Pass = 1
 		}
-		rx, err := bpf.LoadRxCounter(cfg)
+		rx, err := bpf.LoadReceiver(cfg, 64)
 		if err != nil {
 			t.Fatal(err)
 		}

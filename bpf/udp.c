@@ -17,35 +17,56 @@ char __license[] SEC("license") = "Dual BSD/GPL";
 const volatile struct udp_config config;
 
 /*
- * Writes this packet's ports and recomputes the UDP checksum incrementally from the template's (RFC 1624), over
- * the headers restore_headers wrote. Destination ports advance every packet,
- * source ports every time the destination range wraps, so a run covers every combination.
+ * Writes what changes from frame to frame over the headers restore_headers wrote for destination d: the ports,
+ * when ranges are configured (destination ports advance every frame to d, source ports every time the
+ * destination range wraps, so a run covers every combination), and the stamp. The UDP checksum is recomputed
+ * incrementally from the template's (RFC 1624): the template holds the stamp with every per-frame field zero.
  */
-static __always_inline int stamp_ports(struct xdp_md *ctx, struct worker_state *w)
+static __always_inline int finish_frame(struct xdp_md *ctx, struct worker_state *w, __u32 d)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	__be16 *udp = data + config.udp_offset;
+	struct stamp *stamp = (void *)(udp + 4);
 
 	if ((void *)(udp + 4) > data_end)
 		return -1;
+	__u32 sum = (__u16)~bpf_htons(config.dests[d].udp_check);
 
-	__be16 dst = bpf_htons(config.dst_port + w->dst_port_offset);
-	__be16 src = bpf_htons(config.src_port + w->src_port_offset);
-	__u32 sum = (__u16)~bpf_htons(config.udp_check);
+	if (config.dst_port_count > 1 || config.src_port_count > 1) {
+		__be16 dst = bpf_htons(config.dst_port + w->dst_port_offset);
+		__be16 src = bpf_htons(config.src_port + w->src_port_offset);
 
-	sum += (__u16)~bpf_htons(config.src_port) + src;
-	sum += (__u16)~bpf_htons(config.dst_port) + dst;
+		sum += (__u16)~bpf_htons(config.src_port) + src;
+		sum += (__u16)~bpf_htons(config.dst_port) + dst;
+		udp[0] = src;
+		udp[1] = dst;
+		w->dst_port_offset = cycle(w->dst_port_offset, config.dst_port_count);
+		if (w->dst_port_offset == 0 && config.src_port_count > 1)
+			w->src_port_offset = cycle(w->src_port_offset, config.src_port_count);
+	}
+	if (config.stamp) {
+		if ((void *)(stamp + 1) > data_end)
+			return -1;
+		__u64 seq = w->sent[d];
+		__u8 flags = config.reflect_every && seq % config.reflect_every == 0 ? STAMP_REFLECT : 0;
+		__be16 flags_stream = bpf_htons((__u16)flags << 8 | (__u8)w->stream);
+		__be32 seq32 = bpf_htonl((__u32)seq);
+		__be32 now = bpf_htonl((__u32)bpf_ktime_get_tai_ns());
+
+		/* Every byte of the stamp, the fixed ones too: the page may hold anything. */
+		stamp->magic = bpf_htons(STAMP_MAGIC);
+		*(__be16 *)&stamp->flags = flags_stream;
+		stamp->generator = bpf_htonl(config.generator);
+		stamp->sender = bpf_htonl(config.sender);
+		stamp->seq = seq32;
+		stamp->tx_time = now;
+		sum += flags_stream + (seq32 & 0xffff) + (seq32 >> 16) + (now & 0xffff) + (now >> 16);
+	}
 	__u16 check = csum_fold(sum);
 
-	udp[0] = src;
-	udp[1] = dst;
 	/* 0 means "no checksum" in UDP; its one's complement twin 0xffff says the same sum. */
 	udp[3] = check ? check : 0xffff;
-
-	w->dst_port_offset = cycle(w->dst_port_offset, config.dst_port_count);
-	if (w->dst_port_offset == 0 && config.src_port_count > 1)
-		w->src_port_offset = cycle(w->src_port_offset, config.src_port_count);
 	return 0;
 }
 
@@ -80,13 +101,24 @@ int xdpgen_udp(struct xdp_md *ctx)
 		return XDP_DROP;
 	w->emitted++;
 
-	if (restore_headers(ctx, config.headers, config.udp_offset + 8, config.frame_len) < 0)
+	__u32 d = 0;
+
+	if (config.dest_count > 1) {
+		d = w->dest & (UDP_MAX_DESTS - 1);
+		w->dest = cycle(d, config.dest_count);
+	}
+	if (restore_headers(ctx, config.dests[d].headers, config.udp_offset + 8, config.frame_len) < 0)
 		return count_verdict(ctx, w->actions, XDP_ABORTED);
-	if (config.dst_port_count > 1 || config.src_port_count > 1) {
-		if (stamp_ports(ctx, w) < 0)
+	if (config.dst_port_count > 1 || config.src_port_count > 1 || config.stamp) {
+		if (finish_frame(ctx, w, d) < 0)
 			return count_verdict(ctx, w->actions, XDP_ABORTED);
 	}
-	return redirect_counted(ctx, w->actions, config.ifindex);
+	int verdict = redirect_counted(ctx, w->actions, config.ifindex);
+
+	/* Counted only once sent, so that a receiver sees sequence numbers 0 .. sent-1 with no gap of ours. */
+	if (verdict == XDP_REDIRECT)
+		w->sent[d]++;
+	return verdict;
 }
 
 /* Attached to an egress interface whose driver only accepts redirected frames while an XDP program runs. */

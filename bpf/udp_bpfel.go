@@ -23,7 +23,7 @@ type udpUdpConfig struct {
 	_            structs.HostLayout
 	Ifindex      uint32
 	UdpOffset    uint16
-	UdpCheck     uint16
+	DestCount    uint16
 	DstPort      uint16
 	DstPortCount uint16
 	SrcPort      uint16
@@ -31,8 +31,17 @@ type udpUdpConfig struct {
 	PaceInterval uint64
 	ClockBase    uint64
 	FrameLen     uint16
-	Pad          [6]uint8
-	Headers      [96]uint8
+	Stamp        uint8
+	Pad          uint8
+	ReflectEvery uint32
+	Generator    uint32
+	Sender       uint32
+	Dests        [64]struct {
+		_        structs.HostLayout
+		UdpCheck uint16
+		Pad      [6]uint8
+		Headers  [96]uint8
+	}
 }
 
 type udpWorkerState struct {
@@ -43,6 +52,9 @@ type udpWorkerState struct {
 	SrcPortOffset uint32
 	NextDue       uint64
 	Actions       [5]udpCounter
+	Stream        uint32
+	Dest          uint32
+	Sent          [64]uint64
 }
 
 // Names of all BPF objects in the ELF.

@@ -90,10 +90,13 @@ static __always_inline __u32 cycle(__u32 position, __u32 count)
 	return position + 1 >= count ? 0 : position + 1;
 }
 
+/* The most destinations one UDP run sends to, round-robin (a power of two: indexes are masked with it). */
+#define UDP_MAX_DESTS 64
+
 /*
  * One live-frame worker's state, in a per-CPU map because each worker is pinned to one CPU and BPF_PROG_RUN runs
- * on the caller's CPU. Userspace writes `limit` once before the workers start and never again (a per-CPU map
- * write replaces every CPU's value); from then on only the program writes here.
+ * on the caller's CPU. Userspace writes `limit` and `stream` once before the workers start and never again (a
+ * per-CPU map write replaces every CPU's value); from then on only the program writes here.
  */
 struct worker_state {
 	/* Frames this CPU may emit in the whole run; further frames are dropped uncounted. The kernel may re-run
@@ -107,10 +110,51 @@ struct worker_state {
 	/* When the next frame is due: ns since config.clock_base, shifted by PACE_SHIFT; 0 before the first. */
 	__u64 next_due;
 	struct counter actions[XDPGEN_ACTIONS];
+	/* This worker's index among the run's workers: the stream its stamps name. */
+	__u32 stream;
+	/* The destination the next frame goes to. */
+	__u32 dest;
+	/* Frames redirected to each destination: what its receiver should see of this stream, and the sequence
+	 * number of the next frame stamped for it. */
+	__u64 sent[UDP_MAX_DESTS];
 };
 
 /* Pacing keeps time in 1/256 ns, so that any rate's interval is exact enough over a long run. */
 #define PACE_SHIFT 8
+
+/*
+ * The stamp a UDP run writes right after the UDP header of every frame when asked to, so that a receiver can
+ * account for each sender's streams (receive.c). Network byte order on the wire. 20 bytes: it fits a 64-byte
+ * IPv4 frame.
+ */
+#define STAMP_MAGIC 0x5847 /* "XG" */
+/* The receiver sends the frame back (XDP_TX), flagged STAMP_REFLECTED, for its sender to time. */
+#define STAMP_REFLECT 0x01
+/* A frame a receiver sent back: its sender times it (now - tx_time) and drops it. */
+#define STAMP_REFLECTED 0x02
+#define STAMP_FLAGS (STAMP_REFLECT | STAMP_REFLECTED)
+
+struct stamp {
+	__be16 magic;
+	__u8 flags;
+	/* The sending worker's index. */
+	__u8 stream;
+	/* Ids the caller gives: the run, and the sending node. */
+	__be32 generator;
+	__be32 sender;
+	/* Per stream and destination, from 0; the receiver extends it to 64 bits. */
+	__be32 seq;
+	/* The low 32 bits of bpf_ktime_get_tai_ns when the frame was sent. */
+	__be32 tx_time;
+};
+
+/* One destination of a UDP run: its template's headers and UDP checksum. */
+struct udp_dest {
+	/* The template's UDP checksum: the value the per-frame checksums are derived from. */
+	__u16 udp_check;
+	__u8 pad[6];
+	__u8 headers[HEADERS_MAX];
+};
 
 /* The UDP generator's configuration: fixed at load time as a const volatile so the verifier prunes what a
  * run does not use (a fixed flow only restores the headers). Every field is in host byte order. */
@@ -118,8 +162,8 @@ struct udp_config {
 	__u32 ifindex;
 	/* Offset of the UDP header in the frame (Ethernet, optional 802.1Q tag, IPv4 or IPv6). */
 	__u16 udp_offset;
-	/* The template's UDP checksum: the value the dynamic-port checksums are derived from. */
-	__u16 udp_check;
+	/* Destinations in dests, each frame going to the next (1 to UDP_MAX_DESTS). */
+	__u16 dest_count;
 	__u16 dst_port;
 	__u16 dst_port_count;
 	__u16 src_port;
@@ -129,26 +173,100 @@ struct udp_config {
 	__u64 pace_interval;
 	/* Boot time (ns) at load: pacing clocks count from here, so PACE_SHIFT cannot overflow them. */
 	__u64 clock_base;
-	/* The template's length, and its headers up to the end of the UDP header (udp_offset + 8 bytes). */
+	/* The template's length. */
 	__u16 frame_len;
-	__u8 pad[6];
-	__u8 headers[HEADERS_MAX];
+	/* Non-zero: frames carry a struct stamp after the UDP header. The templates hold it with magic, generator
+	 * and sender set and the rest zero, and their checksums count it so. */
+	__u8 stamp;
+	__u8 pad;
+	/* With stamp: one frame in this many to each destination asks to be reflected; 0: none. */
+	__u32 reflect_every;
+	__u32 generator;
+	__u32 sender;
+	/* Each destination's headers, up to the end of the UDP header (udp_offset + 8 bytes). */
+	struct udp_dest dests[UDP_MAX_DESTS];
 };
 
-/* The receive counter's filter: UDP to destination ports [dst_port_first, dst_port_last]. */
+/* The receive program's configuration (receive.c). */
 struct rx_config {
+	/* Unstamped UDP to destination ports [dst_port_first, dst_port_last] is counted (RX_MATCHED); first > last:
+	 * none is, and every unstamped frame passes untouched. */
 	__u16 dst_port_first;
 	__u16 dst_port_last;
-	/* Non-zero: matched frames go on to the stack (XDP_PASS); zero: they are dropped after counting. */
+	/* Non-zero: counted frames (stamped, and unstamped ones in the range) go on to the stack (XDP_PASS); zero:
+	 * they are dropped after counting. */
 	__u8 pass;
 	__u8 pad[3];
 };
 
 /* rx_counters keys. */
 enum rx_counter_key {
+	/* Unstamped UDP to the configured ports. */
 	RX_MATCHED = 0,
+	/* Everything else that was not ours. */
 	RX_OTHER = 1,
+	/* Stamped frames accounted in a stream. */
+	RX_STAMPED = 2,
+	/* Stamped frames of a new stream the stream table had no room for. */
+	RX_STREAMS_FULL = 3,
+	/* Frames sent back to their sender (XDP_TX) for timing. */
+	RX_REFLECTED = 4,
+	/* Frames that came back reflected and were timed. */
+	RX_TIMED = 5,
+	/* Reflected frames of a new (generator, destination) the latency table had no room for. */
+	RX_LATENCY_FULL = 6,
 	RX_KEYS,
+};
+
+/* A sender's stream as a receiver sees it: one sending worker of one generator on one node, to one of this
+ * receiver's addresses (IPv4 as IPv4-mapped IPv6). */
+struct rx_stream_key {
+	__u32 generator;
+	__u32 sender;
+	__u8 dst_addr[16];
+	__u8 stream;
+	__u8 pad[3];
+};
+
+/* Words in a stream's window of recent sequence numbers (a power of two): duplicates are recognised up to
+ * (RX_WINDOW_WORDS - 1) * 64 below the highest sequence number seen (RFC 6479's bitmap). */
+#define RX_WINDOW_WORDS 16
+
+struct rx_stream {
+	/* Frames of one stream may arrive on several CPUs (RSS, several RX queues). */
+	struct bpf_spin_lock lock;
+	__u32 pad;
+	__u64 packets;
+	__u64 bytes;
+	/* The highest sequence number seen plus one (0: none yet), extended to 64 bits. */
+	__u64 next_seq;
+	/* Frames that arrived below the highest sequence number and were not duplicates. */
+	__u64 reordered;
+	/* Frames whose sequence number was already seen. */
+	__u64 duplicates;
+	/* Frames too far below the highest to tell whether they were duplicates (counted as reordered too). */
+	__u64 late;
+	__u64 window[RX_WINDOW_WORDS];
+	/* The source address of the stream's first frame (IPv4-mapped for IPv4). */
+	__u8 src_addr[16];
+};
+
+/* Round-trip times in ns, log-linear: values below 16 have a bucket each; above, each power of two is split
+ * into 16 buckets (at most 6.25% wide). Up to 2^32 ns, what the 32-bit timestamps can tell. */
+#define LATENCY_SUB_BITS 4
+#define LATENCY_BUCKETS ((32 - LATENCY_SUB_BITS + 1) << LATENCY_SUB_BITS)
+
+/* A path a sender times: its generator, to one destination (the reflected frame's source address). */
+struct latency_key {
+	__u32 generator;
+	__u8 addr[16];
+};
+
+struct latency_hist {
+	__u64 count;
+	__u64 sum_ns;
+	__u64 max_ns;
+	__u64 buckets[LATENCY_BUCKETS];
 };
 
 /*

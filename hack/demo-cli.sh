@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The standalone demo: a veth pair from a "sender" namespace into a "receiver" namespace standing in for a
-# remote host; `xdpgen count` counts what arrives there while `xdpgen udp` sends live frames for a few seconds.
+# remote host; `xdpgen receive` counts what arrives there while `xdpgen udp` sends live frames for a few seconds.
 # Everything it creates is removed on exit, also on failure or Ctrl-C.
 set -euo pipefail
 
@@ -30,7 +30,7 @@ echo "== probe before the receiver is ready: xdpgen says why a veth cannot send 
 ip netns exec "$tx" "$xdpgen" probe veth-tx || true
 echo
 echo "== receiver: counting UDP to ports 9-108 on veth-rx (its XDP program also lets the veth take redirected frames)"
-ip netns exec "$rx" "$xdpgen" count veth-rx -p 9 -d 100 -I 10 >"${TMPDIR:-/tmp}/xdpgen-demo-$id.rx" &
+ip netns exec "$rx" "$xdpgen" receive veth-rx -p 9 -d 100 -I 10 >"${TMPDIR:-/tmp}/xdpgen-demo-$id.rx" &
 counter=$!
 sleep 1
 echo "== probe again"

@@ -80,18 +80,18 @@ func measure(b *testing.B, r *rig, variants []benchVariant) map[string]benchResu
 }
 
 func (r *rig) receivedB(b *testing.B) uint64 {
-	matched, _, err := r.rx.Counts()
+	c, err := r.rx.Counts()
 	if err != nil {
 		b.Fatal(err)
 	}
-	return matched.Packets
+	return c.Matched.Packets
 }
 
 func newBenchRig(b *testing.B, queues int) *rig {
 	// newRig takes a *testing.T for its cleanup checks; a benchmark's testing.TB does the same job.
 	r := &rig{Pair: netnstest.NewPair(b, netnstest.Options{Queues: queues})}
 	if err := netnstest.Do(r.Remote.NS, func() (err error) {
-		r.rx, err = AttachRxCounter(r.Remote.Interface, 1, 65535, false)
+		r.rx, err = AttachReceiver(r.Remote.Interface, ReceiverOptions{FirstPort: 1, LastPort: 65535})
 		return err
 	}); err != nil {
 		b.Fatal(err)

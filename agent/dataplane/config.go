@@ -20,8 +20,15 @@ type UDPConfig struct {
 	// Interface is the egress interface. Empty: the interface of the route to DstAddr.
 	Interface string
 
+	// DstMAC is the next hop's MAC (of every destination, with DstAddrs).
 	DstMAC, SrcMAC   net.HardwareAddr
 	DstAddr, SrcAddr netip.Addr
+	// DstAddrs are several destinations, of one IP family, all reached through one interface: each thread
+	// sends its frames to them in turn. Give DstAddr or DstAddrs (at most MaxDestinations), not both.
+	DstAddrs []netip.Addr
+	// Stamp, when set, writes a stamp after the UDP header of every frame, for receivers to account for
+	// (AttachReceiver). It takes StampLen bytes of the payload.
+	Stamp *Stamp
 	// Ports are ranges: Port, Port+1, ..., Port+PortCount-1. Port 0 means 9 (discard), a count of 0 means 1.
 	DstPort, DstPortCount uint16
 	SrcPort, SrcPortCount uint16
@@ -41,6 +48,22 @@ type UDPConfig struct {
 	// RatePPS or RateBPS caps the whole run's rate (frames per second, or frame bits per second);
 	// 0: as fast as the machine goes.
 	RatePPS, RateBPS uint64
+}
+
+// MaxDestinations is the most destinations one UDP run sends to.
+const MaxDestinations = bpf.UDPMaxDests
+
+// StampLen is the length of the stamp in a stamped frame's payload.
+const StampLen = bpf.StampLen
+
+// Stamp identifies a run's frames to its receivers. The ids are the caller's to pick: receivers account per
+// (Generator, Sender, thread, destination), and a sender's latency histograms are per (Generator, destination).
+type Stamp struct {
+	// Generator identifies the run; Sender the sending host.
+	Generator, Sender uint32
+	// ReflectEvery asks receivers to send back one frame in this many to each destination, for this host's
+	// Receiver on the egress interface to time (Receiver.Latency); 0: none.
+	ReflectEvery uint32
 }
 
 // ParseAddr reads an IP address for field f; an empty string is the zero Addr ("work it out").
@@ -90,18 +113,45 @@ func (c UDPConfig) withDefaults() UDPConfig {
 	if c.Threads == 0 {
 		c.Threads = max(1, len(c.CPUs))
 	}
+	if len(c.DstAddrs) == 0 && c.DstAddr.IsValid() {
+		c.DstAddrs = []netip.Addr{c.DstAddr}
+	}
 	if c.FrameSize == 0 {
-		c.FrameSize = max(defaultFrameSize, minFrameSize(c.DstAddr.Is6(), c.VLAN))
+		c.FrameSize = max(defaultFrameSize, c.minFrameSize())
 	}
 	return c
+}
+
+// minFrameSize is the smallest frame that holds c's headers and, when stamped, the stamp.
+func (c UDPConfig) minFrameSize() int {
+	return udpMinFrameSize(c.family6(), c.VLAN, c.Stamp != nil)
+}
+
+// udpMinFrameSize is the smallest UDP frame of a family and VLAN tag, with room for the stamp when stamped.
+func udpMinFrameSize(v6 bool, vlan uint16, stamped bool) int {
+	if stamped {
+		return max(minFrameSize(v6, vlan), headerLen(v6, vlan)+StampLen)
+	}
+	return minFrameSize(v6, vlan)
+}
+
+// family6 reports whether c sends IPv6 (as its first destination says).
+func (c UDPConfig) family6() bool {
+	if len(c.DstAddrs) > 0 {
+		return c.DstAddrs[0].Is6()
+	}
+	return c.DstAddr.Is6()
 }
 
 // validated is c with its defaults filled in, or what is wrong with it as far as can be told without looking at
 // the machine: addresses, ranges, sizes, rates. NewUDPGenerator calls it, the one place a UDPConfig is checked;
 // what depends on the host (interface, MTU, CPUs, MACs) is checked when it resolves the target.
 func (c UDPConfig) validated() (UDPConfig, error) {
+	if c.DstAddr.IsValid() && len(c.DstAddrs) > 0 {
+		return c, fieldError(FieldDstAddr, c.DstAddr, "give one destination address or a list of them, not both")
+	}
 	c = c.withDefaults()
-	errs := addrErrors(c.DstAddr, c.SrcAddr, "the IPv4 or IPv6 address to send to")
+	errs := c.destinationErrors()
 	for _, m := range []struct {
 		field Field
 		mac   net.HardwareAddr
@@ -123,10 +173,10 @@ func (c UDPConfig) validated() (UDPConfig, error) {
 	if c.VLAN > 4094 {
 		errs = append(errs, fieldError(FieldVLAN, c.VLAN, "VLAN IDs go from 1 to 4094 (0 sends untagged frames)"))
 	}
-	if c.DstAddr.IsValid() {
-		if lo := minFrameSize(c.DstAddr.Is6(), c.VLAN); c.FrameSize < lo {
-			errs = append(errs, fieldError(FieldFrameSize, c.FrameSize, "below the smallest %s%s frame: use at least %d bytes",
-				family(c.DstAddr), vlanNote(c.VLAN), lo))
+	if len(c.DstAddrs) > 0 {
+		if lo := c.minFrameSize(); c.FrameSize < lo {
+			errs = append(errs, fieldError(FieldFrameSize, c.FrameSize, "below the smallest %s%s%s frame: use at least %d bytes",
+				stampNote(c.Stamp), family(c.DstAddrs[0]), vlanNote(c.VLAN), lo))
 		}
 	}
 	if c.FrameSize > MaxLiveFrameSize {
@@ -144,9 +194,33 @@ func (c UDPConfig) validated() (UDPConfig, error) {
 	return c, errors.Join(errs...)
 }
 
-// targetSpec is what resolveTarget needs of c.
+// destinationErrors checks the destinations: at least one, at most MaxDestinations, each once, of one family
+// (the source's too).
+func (c UDPConfig) destinationErrors() []error {
+	if len(c.DstAddrs) == 0 {
+		return addrErrors(netip.Addr{}, c.SrcAddr, "the IPv4 or IPv6 address to send to")
+	}
+	if len(c.DstAddrs) > MaxDestinations {
+		return []error{fieldError(FieldDstAddr, fmt.Sprintf("%d addresses", len(c.DstAddrs)), "at most %d destinations: split them over several runs", MaxDestinations)}
+	}
+	var errs []error
+	seen := map[netip.Addr]bool{}
+	for _, d := range c.DstAddrs {
+		errs = append(errs, addrErrors(d, c.SrcAddr, "the IPv4 or IPv6 address to send to")...)
+		if d.IsValid() && d.Is6() != c.DstAddrs[0].Is6() {
+			errs = append(errs, fieldError(FieldDstAddr, d, "is %s but %s is %s: send to one IP family per run", family(d), c.DstAddrs[0], family(c.DstAddrs[0])))
+		}
+		if seen[d] {
+			errs = append(errs, fieldError(FieldDstAddr, d, "given twice: give each destination once"))
+		}
+		seen[d] = true
+	}
+	return errs
+}
+
+// targetSpec is what resolveTarget needs of c to reach its first destination.
 func (c UDPConfig) targetSpec() targetSpec {
-	return targetSpec{Interface: c.Interface, DstMAC: c.DstMAC, SrcMAC: c.SrcMAC, DstAddr: c.DstAddr, SrcAddr: c.SrcAddr,
+	return targetSpec{Interface: c.Interface, DstMAC: c.DstMAC, SrcMAC: c.SrcMAC, DstAddr: c.DstAddrs[0], SrcAddr: c.SrcAddr,
 		VLAN: c.VLAN, FrameSize: c.FrameSize, Threads: c.Threads, CPUs: c.CPUs}
 }
 
@@ -297,6 +371,13 @@ func family(a netip.Addr) string {
 		return "IPv4"
 	}
 	return "IPv6"
+}
+
+func stampNote(s *Stamp) string {
+	if s == nil {
+		return ""
+	}
+	return "stamped "
 }
 
 func vlanNote(vlan uint16) string {

@@ -30,6 +30,12 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"negative threads", UDPConfig{DstAddr: v4, Threads: -1}, FieldThreads, "at least 1"},
 		{"a CPU per thread", UDPConfig{DstAddr: v4, Threads: 2, CPUs: []int{3}}, FieldThreads, "one CPU per thread"},
 		{"a CPU twice", UDPConfig{DstAddr: v4, CPUs: []int{3, 3}}, FieldThreads, "CPU 3 is given twice"},
+		{"stamped v6 at 64 bytes", UDPConfig{DstAddr: v6, FrameSize: 64, Stamp: &Stamp{}}, FieldFrameSize, "stamped IPv6 frame: use at least 82"},
+		{"stamped v4 vlan at 64 bytes", UDPConfig{DstAddr: v4, VLAN: 2, FrameSize: 64, Stamp: &Stamp{}}, FieldFrameSize, "at least 66"},
+		{"one destination and a list", UDPConfig{DstAddr: v4, DstAddrs: []netip.Addr{v4}}, FieldDstAddr, "not both"},
+		{"a destination twice", UDPConfig{DstAddrs: []netip.Addr{v4, v4}}, FieldDstAddr, "given twice"},
+		{"destinations of two families", UDPConfig{DstAddrs: []netip.Addr{v4, v6}}, FieldDstAddr, "one IP family per run"},
+		{"too many destinations", UDPConfig{DstAddrs: make([]netip.Addr, 65)}, FieldDstAddr, "at most 64"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := tc.cfg.validated()
@@ -50,9 +56,19 @@ func TestValidateAcceptsGoodConfigs(t *testing.T) {
 		{DstAddr: netip.MustParseAddr("fd00::2"), VLAN: 4094},
 		{DstAddr: netip.MustParseAddr("10.0.0.2"), CPUs: []int{2, 5}},
 		{DstAddr: netip.MustParseAddr("10.0.0.2"), DstPort: 65436, DstPortCount: 100, FrameSize: MaxLiveFrameSize, RateBPS: 1e9},
+		{DstAddr: netip.MustParseAddr("fd00::2"), Stamp: &Stamp{Generator: 1}},
+		{DstAddrs: []netip.Addr{netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("10.0.1.2")}, Stamp: &Stamp{ReflectEvery: 10}},
 	} {
 		if _, err := cfg.validated(); err != nil {
 			t.Errorf("validated(%+v) = %v", cfg, err)
 		}
+	}
+}
+
+// TestStampedDefaultFrameSize: a stamped IPv6 run without a frame size gets the smallest frame its stamp fits.
+func TestStampedDefaultFrameSize(t *testing.T) {
+	c, err := UDPConfig{DstAddr: netip.MustParseAddr("fd00::2"), Stamp: &Stamp{}}.validated()
+	if err != nil || c.FrameSize != 82 {
+		t.Fatalf("frame size %d (%v), want 82", c.FrameSize, err)
 	}
 }

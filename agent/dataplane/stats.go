@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"fmt"
+	"net/netip"
 	"time"
 )
 
@@ -58,6 +59,15 @@ type Stats struct {
 	// Egress is what the egress interface reports since the generator was made: frames it transmitted
 	// (for a veth: handed to its peer) and frames it dropped. Other traffic on the interface counts too.
 	Egress InterfaceCounters
+	// Destinations are the frames sent to each destination (UDP runs), in the order of the configuration:
+	// with stamps, exactly what its receiver should account for (SettlePath).
+	Destinations []DestinationSent
+}
+
+// DestinationSent is what a run sent to one destination.
+type DestinationSent struct {
+	Addr    netip.Addr `json:"addr"`
+	Packets uint64     `json:"packets"`
 }
 
 // InterfaceCounters are an interface's own transmit counters.

@@ -1,12 +1,15 @@
 package dataplane
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
+
+	"github.com/xdpgen/xdpgen/bpf"
 )
 
 const (
@@ -30,6 +33,9 @@ type udpFlow struct {
 	SrcPort, DstPort uint16
 	VLAN             uint16 // 0: untagged
 	FrameSize        int
+	// Stamp, when set, starts the payload: magic, generator and sender as given, the per-frame fields zero
+	// (what the send program's checksum arithmetic starts from).
+	Stamp *Stamp
 }
 
 // udpTemplate is a ready-to-send frame and what the BPF program needs to rewrite its ports.
@@ -94,7 +100,14 @@ func buildUDPTemplate(f udpFlow) (udpTemplate, error) {
 		}
 		stack = append(stack, ip)
 	}
-	stack = append(stack, udp, gopacket.Payload(payload(f.FrameSize-hdr)))
+	body := payload(f.FrameSize - hdr)
+	if f.Stamp != nil {
+		if len(body) < StampLen {
+			return udpTemplate{}, fmt.Errorf("frame size %d leaves no room for the %d-byte stamp", f.FrameSize, StampLen)
+		}
+		templateStamp(body, *f.Stamp)
+	}
+	stack = append(stack, udp, gopacket.Payload(body))
 
 	buf := gopacket.NewSerializeBuffer()
 	opts := gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}
@@ -108,6 +121,15 @@ func buildUDPTemplate(f udpFlow) (udpTemplate, error) {
 		UDPOffset: off,
 		UDPCheck:  uint16(frame[off+6])<<8 | uint16(frame[off+7]),
 	}, nil
+}
+
+// templateStamp writes a template's stamp (struct stamp) over the start of payload: the fixed fields, and zero
+// for flags, stream, sequence number and timestamp, which the send program writes on each frame.
+func templateStamp(payload []byte, s Stamp) {
+	clear(payload[:StampLen])
+	binary.BigEndian.PutUint16(payload[0:], bpf.StampMagic)
+	binary.BigEndian.PutUint32(payload[4:], s.Generator)
+	binary.BigEndian.PutUint32(payload[8:], s.Sender)
 }
 
 // payload is a recognisable, position-dependent byte pattern, so a corrupted or misaligned frame shows.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/netip"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -16,56 +17,67 @@ import (
 // UDPGenerator sends one UDP flow (or a range of ports) as XDP live frames from pinned workers.
 // Make one with NewUDPGenerator, Run it once, and Close it.
 type UDPGenerator struct {
-	cfg      UDPConfig
-	target   target
-	flow     udpFlow
-	template udpTemplate
-	objs     *bpf.UDP
+	cfg    UDPConfig
+	target target
+	// flows are what goes to each destination, in the order of cfg.DstAddrs; templates their frames.
+	flows     []udpFlow
+	templates []udpTemplate
+	objs      *bpf.UDP
 	// program is what the workers run: the UDP generator, or in benchmarks the no-touch ceiling (package bpftest).
 	program *ebpf.Program
 	// host is the namespace, netlink sockets and egress interface state the generator holds.
 	host *sendingHost
 }
 
-// NewUDPGenerator validates cfg against this host, builds the frame, loads the programs and readies the egress
+// NewUDPGenerator validates cfg against this host, builds the frames, loads the programs and readies the egress
 // interface. It works in the calling thread's network namespace (netnsthread.Do picks another).
+//
+// A generator that asks for reflected frames (Stamp.ReflectEvery) needs a Receiver on its egress interface to
+// time them: attach it first (AttachReceiver), since the interface carries one XDP program.
 func NewUDPGenerator(cfg UDPConfig) (*UDPGenerator, error) {
 	cfg, tgt, err := checkedTarget(cfg)
 	if err != nil {
 		return nil, err
 	}
-	flow := udpFlow{
-		SrcMAC: tgt.SrcMAC, DstMAC: tgt.DstMAC,
-		SrcAddr: tgt.SrcAddr, DstAddr: cfg.DstAddr,
-		SrcPort: cfg.SrcPort, DstPort: cfg.DstPort,
-		VLAN:      tgt.VLAN,
-		FrameSize: cfg.FrameSize,
+	if lo := udpMinFrameSize(cfg.family6(), tgt.VLAN, cfg.Stamp != nil); cfg.FrameSize < lo {
+		return nil, fieldError(FieldFrameSize, cfg.FrameSize, "below the smallest %s%s VLAN-tagged frame (%s is VLAN %d): use at least %d bytes",
+			stampNote(cfg.Stamp), family(cfg.DstAddrs[0]), tgt.Link.Attrs().Name, tgt.VLAN, lo)
 	}
-	tmpl, err := buildUDPTemplate(flow)
+	flows, err := destinationFlows(cfg, tgt)
 	if err != nil {
 		return nil, err
+	}
+	templates := make([]udpTemplate, len(flows))
+	frames := make([][]byte, len(flows))
+	for i, f := range flows {
+		if templates[i], err = buildUDPTemplate(f); err != nil {
+			return nil, err
+		}
+		frames[i] = templates[i].Frame
 	}
 	if err := probeLiveFrames(); err != nil {
 		return nil, err
 	}
 	_ = rlimit.RemoveMemlock() // only kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK
 
-	clockBase := monotonicNow()
-	objs, err := bpf.LoadUDP(bpf.UDPConfig{
+	bcfg := bpf.UDPConfig{
 		Ifindex:      uint32(tgt.Ifindex),
-		UdpOffset:    uint16(tmpl.UDPOffset),
-		UdpCheck:     tmpl.UDPCheck,
+		UdpOffset:    uint16(templates[0].UDPOffset),
 		DstPort:      cfg.DstPort,
 		DstPortCount: cfg.DstPortCount,
 		SrcPort:      cfg.SrcPort,
 		SrcPortCount: cfg.SrcPortCount,
 		PaceInterval: paceInterval(cfg.ratePPS(), cfg.Threads),
-		ClockBase:    clockBase,
-	}, tmpl.Frame)
+		ClockBase:    monotonicNow(),
+	}
+	if s := cfg.Stamp; s != nil {
+		bcfg.Stamp, bcfg.Generator, bcfg.Sender, bcfg.ReflectEvery = 1, s.Generator, s.Sender, s.ReflectEvery
+	}
+	objs, err := bpf.LoadUDP(bcfg, frames)
 	if err != nil {
 		return nil, privilegeHint(err)
 	}
-	g := &UDPGenerator{cfg: cfg, target: tgt, flow: flow, template: tmpl, objs: objs, program: objs.Send}
+	g := &UDPGenerator{cfg: cfg, target: tgt, flows: flows, templates: templates, objs: objs, program: objs.Send}
 	if g.host, err = openSendingHost(tgt); err != nil {
 		g.Close()
 		return nil, err
@@ -77,14 +89,56 @@ func NewUDPGenerator(cfg UDPConfig) (*UDPGenerator, error) {
 	return g, nil
 }
 
+// destinationFlows is the flow to each destination: the first through tgt, the others resolved alike, which
+// must leave through the same interface with the same VLAN tag.
+func destinationFlows(cfg UDPConfig, tgt target) ([]udpFlow, error) {
+	flows := make([]udpFlow, len(cfg.DstAddrs))
+	for i, dst := range cfg.DstAddrs {
+		t := tgt
+		if i > 0 {
+			spec := cfg.targetSpec()
+			spec.DstAddr = dst
+			var err error
+			if t, err = resolveTarget(spec); err != nil {
+				return nil, err
+			}
+			if t.Ifindex != tgt.Ifindex || t.VLAN != tgt.VLAN {
+				return nil, fieldError(FieldDstAddr, dst, "is reached through %s%s, but %s through %s%s: give destinations that one interface reaches",
+					t.Link.Attrs().Name, vlanName(t.VLAN), cfg.DstAddrs[0], tgt.Link.Attrs().Name, vlanName(tgt.VLAN))
+			}
+		}
+		flows[i] = udpFlow{
+			SrcMAC: t.SrcMAC, DstMAC: t.DstMAC,
+			SrcAddr: t.SrcAddr, DstAddr: dst,
+			SrcPort: cfg.SrcPort, DstPort: cfg.DstPort,
+			VLAN:      t.VLAN,
+			FrameSize: cfg.FrameSize,
+			Stamp:     cfg.Stamp,
+		}
+	}
+	return flows, nil
+}
+
+func vlanName(vlan uint16) string {
+	if vlan == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (VLAN %d)", vlan)
+}
+
 // Interface is the egress interface's name and index.
 func (g *UDPGenerator) Interface() (string, int) {
 	return g.target.Link.Attrs().Name, g.target.Ifindex
 }
 
+// Destinations are the addresses frames go to, in turn: what Stats' Destinations count.
+func (g *UDPGenerator) Destinations() []netip.Addr {
+	return g.cfg.DstAddrs
+}
+
 // Flow describes what is sent, for a human.
 func (g *UDPGenerator) Flow() string {
-	f := g.flow
+	f := g.flows[0]
 	ports := func(p, n uint16) string {
 		if n <= 1 {
 			return fmt.Sprint(p)
@@ -95,9 +149,21 @@ func (g *UDPGenerator) Flow() string {
 	if f.VLAN != 0 {
 		vlan = fmt.Sprintf(" vlan %d", f.VLAN)
 	}
-	return fmt.Sprintf("udp %s:%s -> %s:%s (%s -> %s%s), %d-byte frames, %d thread(s)",
-		f.SrcAddr, ports(f.SrcPort, g.cfg.SrcPortCount), f.DstAddr, ports(f.DstPort, g.cfg.DstPortCount),
-		f.SrcMAC, f.DstMAC, vlan, f.FrameSize, len(g.target.CPUs))
+	dst := f.DstAddr.String()
+	if len(g.flows) > 1 {
+		dst = fmt.Sprintf("%d destinations %s .. %s", len(g.flows), f.DstAddr, g.flows[len(g.flows)-1].DstAddr)
+	}
+	stamp := ""
+	if s := g.cfg.Stamp; s != nil {
+		stamp = fmt.Sprintf(", stamped (generator %d, sender %d", s.Generator, s.Sender)
+		if s.ReflectEvery != 0 {
+			stamp += fmt.Sprintf(", 1 in %d reflected", s.ReflectEvery)
+		}
+		stamp += ")"
+	}
+	return fmt.Sprintf("udp %s:%s -> %s:%s (%s -> %s%s), %d-byte frames, %d thread(s)%s",
+		f.SrcAddr, ports(f.SrcPort, g.cfg.SrcPortCount), dst, ports(f.DstPort, g.cfg.DstPortCount),
+		f.SrcMAC, f.DstMAC, vlan, f.FrameSize, len(g.target.CPUs), stamp)
 }
 
 // Close detaches what the generator attached and releases its programs. Safe to call more than once.
@@ -121,10 +187,16 @@ func (g *UDPGenerator) Stats() (Stats, error) {
 	if err != nil {
 		return Stats{}, err
 	}
-	s := Stats{At: time.Now(), Egress: egress}
+	s := Stats{At: time.Now(), Egress: egress, Destinations: make([]DestinationSent, len(g.cfg.DstAddrs))}
+	for i, a := range g.cfg.DstAddrs {
+		s.Destinations[i].Addr = a
+	}
 	for _, st := range states {
 		for a, c := range st.Actions {
 			s.Actions[a] = s.Actions[a].add(Counter{Packets: c.Packets, Bytes: c.Bytes})
+		}
+		for i := range s.Destinations {
+			s.Destinations[i].Packets += st.Sent[i]
 		}
 	}
 	return s, nil
@@ -144,7 +216,7 @@ func (g *UDPGenerator) Run(ctx context.Context) error {
 	if err := g.initWorkers(); err != nil {
 		return err
 	}
-	workers := startWorkers(g.target.CPUs, liveFrameJob{program: g.program, frame: g.template.Frame, ns: g.host.ns, budget: g.budget})
+	workers := startWorkers(g.target.CPUs, liveFrameJob{program: g.program, frame: g.templates[0].Frame, ns: g.host.ns, budget: g.budget})
 	// Each worker's duration counts from its first frame: the kernel takes tens of milliseconds to start a
 	// run, and the rate over the duration must hold for every worker.
 	err := supervise(ctx, workers, func() (func(*liveFrameWorker) bool, error) {
@@ -200,10 +272,11 @@ func (w *liveFrameWorker) finished(st bpf.WorkerState, d time.Duration) bool {
 	return time.Since(w.firstFrame) >= d
 }
 
-// initWorkers gives each worker's CPU its share of the packet count (all of it: no limit).
+// initWorkers gives each worker's CPU its stream index and its share of the packet count (all of it: no limit).
 func (g *UDPGenerator) initWorkers() error {
 	states := make([]bpf.WorkerState, ebpf.MustPossibleCPU())
 	for i, cpu := range g.target.CPUs {
+		states[cpu].Stream = uint32(i)
 		states[cpu].Limit = math.MaxUint64
 		if n := g.cfg.Packets; n > 0 {
 			share := n / uint64(len(g.target.CPUs))

@@ -22,7 +22,7 @@ import (
 // rig is a veth pair with the receive counter on the remote end, where the generator's frames are counted.
 type rig struct {
 	*netnstest.Pair
-	rx *RxCounter
+	rx *Receiver
 }
 
 // newRig counts UDP to ports [first, last] on the remote veth; pass lets the frames reach sockets.
@@ -36,7 +36,7 @@ func countOn(t *testing.T, p *netnstest.Pair, first, last uint16, pass bool) *ri
 	t.Helper()
 	r := &rig{Pair: p}
 	err := netnstest.Do(r.Remote.NS, func() (err error) {
-		r.rx, err = AttachRxCounter(r.Remote.Interface, first, last, pass)
+		r.rx, err = AttachReceiver(r.Remote.Interface, ReceiverOptions{FirstPort: first, LastPort: last, Pass: pass})
 		return err
 	})
 	if err != nil {
@@ -84,11 +84,11 @@ func (r *rig) requireNoLocalXDP(t *testing.T) {
 
 func (r *rig) received(t *testing.T) Counter {
 	t.Helper()
-	matched, _, err := r.rx.Counts()
+	c, err := r.rx.Counts()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return matched
+	return c.Matched
 }
 
 // receivedAll waits up to two seconds for the counter to reach want packets (the receive side may still be

@@ -72,3 +72,62 @@ func LoadRedirectNoTouch(ifindex uint32, workers *ebpf.Map) (*ebpf.Program, erro
 	}
 	return objs.XdpgenRedirectNotouch, nil
 }
+
+// StampDropConfig is the stamped-frame dropper's configuration (struct stamp_drop_config).
+type StampDropConfig = stampdropStampDropConfig
+
+// Keys of the dropper's counters (enum stamp_drop_key); the values are bpf.Counter.
+const (
+	StampDropPassed  uint32 = 0
+	StampDropDropped uint32 = 1
+)
+
+// StampDrop drops a random share of the stamped frames to one destination, where it is attached, and passes
+// everything else.
+type StampDrop struct {
+	Program *ebpf.Program
+	// Counters is a per-CPU array of bpf.Counter keyed by StampDropPassed and StampDropDropped.
+	Counters *ebpf.Map
+}
+
+// LoadStampDrop loads the dropper with cfg baked in.
+func LoadStampDrop(cfg StampDropConfig) (*StampDrop, error) {
+	spec, err := loadStampdrop()
+	if err != nil {
+		return nil, fmt.Errorf("load stamp drop spec: %w", err)
+	}
+	if err := spec.Variables["drop_config"].Set(cfg); err != nil {
+		return nil, fmt.Errorf("set stamp drop config: %w", err)
+	}
+	var objs stampdropObjects
+	if err := spec.LoadAndAssign(&objs, nil); err != nil {
+		return nil, fmt.Errorf("load stamp drop program: %w", err)
+	}
+	return &StampDrop{Program: objs.XdpgenStampDrop, Counters: objs.StampDropCounters}, nil
+}
+
+// Close releases the program and the map.
+func (d *StampDrop) Close() error {
+	return _StampdropClose(d.Program, d.Counters)
+}
+
+// DropCount counts every frame and drops it: the receive benchmark's baseline.
+type DropCount struct {
+	Program *ebpf.Program
+	// Counter is a per-CPU array with one bpf.Counter.
+	Counter *ebpf.Map
+}
+
+// LoadDropCount loads the drop-only counter.
+func LoadDropCount() (*DropCount, error) {
+	var objs dropcountObjects
+	if err := loadDropcountObjects(&objs, nil); err != nil {
+		return nil, fmt.Errorf("load drop counter: %w", err)
+	}
+	return &DropCount{Program: objs.XdpgenDropCount, Counter: objs.DropCounter}, nil
+}
+
+// Close releases the program and the map.
+func (d *DropCount) Close() error {
+	return _DropcountClose(d.Program, d.Counter)
+}

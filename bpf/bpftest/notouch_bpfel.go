@@ -25,6 +25,9 @@ type notouchWorkerState struct {
 		Packets uint64
 		Bytes   uint64
 	}
+	Stream uint32
+	Dest   uint32
+	Sent   [64]uint64
 }
 
 // Names of all BPF objects in the ELF.

@@ -42,7 +42,7 @@ type farHost struct {
 	node          cluster.Node
 	nodeIf, farIf string
 	nodeIP, farIP netip.Addr
-	counter       *dataplane.RxCounter
+	counter       *dataplane.Receiver
 }
 
 // Teardown of far hosts must also happen when TestMain tears down on a signal or a timeout, when test cleanups do
@@ -149,7 +149,7 @@ func newFarHostOf(t *testing.T, node cluster.Node, index int, firstPort, lastPor
 		_ = farNL.LinkSetUp(lo)
 	}
 	if err := netnstest.Do(h.ns, func() (err error) {
-		h.counter, err = dataplane.AttachRxCounter(h.farIf, firstPort, lastPort, false)
+		h.counter, err = dataplane.AttachReceiver(h.farIf, dataplane.ReceiverOptions{FirstPort: firstPort, LastPort: lastPort})
 		return err
 	}); err != nil {
 		t.Fatalf("attach the receive counter in %s: %v", h.nsName, err)
@@ -173,11 +173,11 @@ func nodeNetlink(node cluster.Node) (*netlink.Handle, error) {
 // counts is what arrived on the far end: frames to the counted ports, and all other frames.
 func (h *farHost) counts(t *testing.T) (matched, other dataplane.Counter) {
 	t.Helper()
-	matched, other, err := h.counter.Counts()
+	c, err := h.counter.Counts()
 	if err != nil {
 		t.Fatalf("read the receive counter: %v", err)
 	}
-	return matched, other
+	return c.Matched, c.Other
 }
 
 func addAddr(t *testing.T, h *netlink.Handle, l netlink.Link, ip netip.Addr) {

@@ -1,6 +1,7 @@
 package netnstest
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -38,18 +39,7 @@ func NewRouted(t testing.TB, opts Options) *Routed {
 	KnowEachOther(t, r.RouterOut, r.Receiver)
 	route(t, r.Sender, r.Receiver, r.RouterIn)
 	route(t, r.Receiver, r.Sender, r.RouterOut)
-
-	err := Do(r.RouterIn.NS, func() error {
-		for _, knob := range []string{"/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding"} {
-			if err := os.WriteFile(knob, []byte("1"), 0); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("turn on forwarding in %s: %v", r.RouterIn.NSName, err)
-	}
+	forward(t, r.RouterIn)
 	return r
 }
 
@@ -110,5 +100,61 @@ func (h Host) SetGRO(t testing.TB, on bool) {
 	out, err := exec.Command("ip", "netns", "exec", h.NSName, "ethtool", "-K", h.Interface, "gro", state).CombinedOutput()
 	if err != nil {
 		t.Fatalf("ethtool -K %s gro %s in %s: %v: %s", h.Interface, state, h.NSName, err, out)
+	}
+}
+
+// Fanout is a sender behind a router with several receivers behind it, each on its own link: Sender -
+// Router - Receivers[i]. The router forwards IPv4 and IPv6; the sender routes every receiver's subnet through
+// it, each receiver the sender's.
+type Fanout struct {
+	Sender Host
+	// RouterIn faces the sender, RouterOut[i] receiver i; all are in the router's namespace.
+	RouterIn  Host
+	RouterOut []Host
+	Receivers []Host
+}
+
+// NewFanout makes the namespaces, veth pairs, routes and forwarding for n receivers (at most 9), and registers
+// their removal with t.Cleanup. As in NewRouted, neighbours know each other's MACs.
+func NewFanout(t testing.TB, n int, opts Options) *Fanout {
+	t.Helper()
+	RequirePrivileges(t)
+	id := randomID()
+	f := &Fanout{}
+	f.Sender = newHost(t, "xdpgen-"+id+"-s", "xg"+id[:4]+"s", "10.201.0.1", "fd00:201::1")
+	f.RouterIn = newHost(t, "xdpgen-"+id+"-f", "xg"+id[:4]+"a", "10.201.0.2", "fd00:201::2")
+	join(t, &f.Sender, &f.RouterIn, opts)
+	KnowEachOther(t, f.Sender, f.RouterIn)
+	for i := range n {
+		out := f.RouterIn
+		out.Interface = fmt.Sprintf("xg%s%d", id[:4], i)
+		out.IPv4 = netip.MustParseAddr(fmt.Sprintf("10.%d.0.1", 210+i))
+		out.IPv6 = netip.MustParseAddr(fmt.Sprintf("fd00:%d::1", 210+i))
+		rcv := newHost(t, fmt.Sprintf("xdpgen-%s-r%d", id, i), fmt.Sprintf("xg%sr%d", id[:4], i),
+			fmt.Sprintf("10.%d.0.2", 210+i), fmt.Sprintf("fd00:%d::2", 210+i))
+		join(t, &out, &rcv, opts)
+		KnowEachOther(t, out, rcv)
+		route(t, f.Sender, rcv, f.RouterIn)
+		route(t, rcv, f.Sender, out)
+		f.RouterOut = append(f.RouterOut, out)
+		f.Receivers = append(f.Receivers, rcv)
+	}
+	forward(t, f.RouterIn)
+	return f
+}
+
+// forward turns on IPv4 and IPv6 forwarding in the router's namespace.
+func forward(t testing.TB, router Host) {
+	t.Helper()
+	err := Do(router.NS, func() error {
+		for _, knob := range []string{"/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding"} {
+			if err := os.WriteFile(knob, []byte("1"), 0); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("turn on forwarding in %s: %v", router.NSName, err)
 	}
 }

@@ -4,9 +4,12 @@ package app
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"net"
 	"os"
@@ -48,7 +51,7 @@ func NewRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.SetVersionTemplate("{{.Name}} {{.Version}}\n")
-	root.AddCommand(newUDPCommand(), newTCPCommand(), newProbeCommand(), newCountCommand())
+	root.AddCommand(newUDPCommand(), newTCPCommand(), newProbeCommand(), newReceiveCommand())
 	return root
 }
 
@@ -124,6 +127,10 @@ type udpFlags struct {
 	srcPortRange     string
 	rate, rateBPS    string
 	vlan             uint16
+	stamp            bool
+	generatorID      uint32
+	senderID         uint32
+	latency          uint32
 }
 
 func newUDPCommand() *cobra.Command {
@@ -131,8 +138,15 @@ func newUDPCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "udp <ifname>",
 		Short: "Send UDP on an interface, optionally spraying destination and source ports",
+		Long: "udp sends UDP frames from pinned threads, to one destination or to several in turn (-a A,B,C).\n" +
+			"With --stamp each frame carries a stamp (generator, sender, thread, sequence number, send time) after\n" +
+			"the UDP header, for `xdpgen receive` at the far end to count loss, reordering and duplicates per path;\n" +
+			"the summary lists what was sent to each destination, which settles the receiver's loss. --latency N\n" +
+			"asks the receivers to send back one frame in N: xdpgen attaches its receive program to <ifname> to time\n" +
+			"them and prints the round-trip time percentiles per destination at the end.",
 		Example: "  xdpgen udp eth0 -a 192.0.2.10 -d 100 -t 2 --duration 10s\n" +
-			"  xdpgen udp eth0 -a 2001:db8::10 --rate 1M -n 5000000 --output json",
+			"  xdpgen udp eth0 -a 2001:db8::10 --rate 1M -n 5000000 --output json\n" +
+			"  xdpgen udp eth0 -a 192.0.2.10,192.0.2.11 --rate 100k --duration 10s --latency 100",
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeInterface,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -159,6 +173,10 @@ func newUDPCommand() *cobra.Command {
 	fl.StringVar(&f.rate, "rate", "", "packets per second for the whole run, with k/M/G suffixes (default: as fast as possible)")
 	fl.StringVar(&f.rateBPS, "rate-bps", "", "bits per second of Ethernet frames for the whole run, with k/M/G suffixes")
 	fl.Uint16Var(&f.vlan, "vlan", 0, "tag frames with this 802.1Q VLAN ID")
+	fl.BoolVar(&f.stamp, "stamp", false, "stamp every frame for `xdpgen receive` to account for (implied by the three flags below)")
+	fl.Uint32Var(&f.generatorID, "generator-id", 0, "the run's id in the stamps (default: random)")
+	fl.Uint32Var(&f.senderID, "sender-id", 0, "this host's id in the stamps (default: from the host name)")
+	fl.Uint32Var(&f.latency, "latency", 0, "ask receivers to send back one frame in N to each destination, and print round-trip times")
 	return cmd
 }
 
@@ -169,9 +187,24 @@ func (f *udpFlags) config(ifname string, cmd *cobra.Command) (dataplane.UDPConfi
 		Interface: ifname, DstPort: f.dstPort, DstPortCount: f.dynPorts, SrcPort: f.srcPort, VLAN: f.vlan,
 		FrameSize: f.size, Threads: f.threads, Packets: f.numPackets, Duration: f.duration,
 	}
-	interval, err := f.parse("the IPv4 or IPv6 address to send to (-a 192.0.2.10)", flagFor, &cfg.DstAddr, &cfg.SrcAddr)
+	interval, dsts, err := f.parse("the IPv4 or IPv6 address to send to, or several separated by commas (-a 192.0.2.10)", flagFor, &cfg.SrcAddr)
 	if err != nil {
 		return cfg, 0, err
+	}
+	if len(dsts) == 1 {
+		cfg.DstAddr = dsts[0]
+	} else {
+		cfg.DstAddrs = dsts
+	}
+	fl := cmd.Flags()
+	if f.stamp || fl.Changed("generator-id") || fl.Changed("sender-id") || f.latency > 0 {
+		cfg.Stamp = &dataplane.Stamp{Generator: f.generatorID, Sender: f.senderID, ReflectEvery: f.latency}
+		if !fl.Changed("generator-id") {
+			cfg.Stamp.Generator = randomID()
+		}
+		if !fl.Changed("sender-id") {
+			cfg.Stamp.Sender = hostID()
+		}
 	}
 	if cfg.DstMAC, err = dataplane.ParseMAC(dataplane.FieldDstMAC, f.dstMAC); err != nil {
 		return cfg, 0, dataplane.RenameFields(err, flagFor)
@@ -194,4 +227,19 @@ func (f *udpFlags) config(ifname string, cmd *cobra.Command) (dataplane.UDPConfi
 		return cfg, 0, err
 	}
 	return cfg, interval, nil
+}
+
+// randomID is a run's default generator id: runs that share a receiver do not mix.
+func randomID() uint32 {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return binary.BigEndian.Uint32(b[:])
+}
+
+// hostID is a host's default sender id: FNV-1a of its name, the same for every run from it.
+func hostID() uint32 {
+	name, _ := os.Hostname()
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	return h.Sum32()
 }

@@ -105,7 +105,7 @@ func TestPktSizeIsSize(t *testing.T) {
 func TestCompleteInterface(t *testing.T) {
 	// __complete prints one candidate a line, then the directive as ":N".
 	noFiles := fmt.Sprintf(":%d\n", cobra.ShellCompDirectiveNoFileComp)
-	for _, command := range []string{"udp", "tcp", "probe", "count"} {
+	for _, command := range []string{"udp", "tcp", "probe", "receive", "count"} {
 		t.Run(command, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			if code := Main([]string{"__complete", command, "l"}, &stdout, &stderr); code != 0 {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,7 +19,7 @@ import (
 // cliRig is a veth pair with the receive counter on the remote end, and the xdpgen binary built from this tree.
 type cliRig struct {
 	*netnstest.Pair
-	rx  *dataplane.RxCounter
+	rx  *dataplane.Receiver
 	bin string
 }
 
@@ -26,7 +27,7 @@ func newCLIRig(t *testing.T) *cliRig {
 	t.Helper()
 	r := &cliRig{Pair: netnstest.NewPair(t, netnstest.Options{})}
 	err := netnstest.Do(r.Remote.NS, func() (err error) {
-		r.rx, err = dataplane.AttachRxCounter(r.Remote.Interface, 9, 9, false)
+		r.rx, err = dataplane.AttachReceiver(r.Remote.Interface, dataplane.ReceiverOptions{FirstPort: 9, LastPort: 9})
 		return err
 	})
 	if err != nil {
@@ -102,8 +103,8 @@ func TestCLISendsACountAsJSON(t *testing.T) {
 	if last.Type != "summary" || last.Actions["XDP_REDIRECT"].Packets != 5000 || last.Actions["XDP_REDIRECT"].Bytes != 5000*64 {
 		t.Fatalf("last record %+v, want a summary of 5000 64-byte frames redirected\n%s", last, out)
 	}
-	if got, _, _ := r.rx.Counts(); got.Packets != 5000 {
-		t.Fatalf("peer counted %d, want 5000", got.Packets)
+	if got, _ := r.rx.Counts(); got.Matched.Packets != 5000 {
+		t.Fatalf("peer counted %d, want 5000", got.Matched.Packets)
 	}
 	r.requireNoXDP(t)
 }
@@ -126,5 +127,101 @@ func TestCLIProbe(t *testing.T) {
 	out, err := r.command("probe", r.Local.Interface).CombinedOutput()
 	if err != nil || !strings.HasPrefix(string(out), r.Local.Interface+": yes") {
 		t.Fatalf("probe: %v\n%s", err, out)
+	}
+}
+
+// TestCLIReceiveAndLatency runs the pair a user runs on two hosts: `xdpgen receive` in one namespace, `xdpgen udp
+// --latency` in the other. The receiver prints the sender's path with every frame received and no gap; the
+// sender prints what it sent and the round-trip times of the frames the receiver sent back.
+func TestCLIReceiveAndLatency(t *testing.T) {
+	p := netnstest.NewPair(t, netnstest.Options{})
+	bin := filepath.Join(t.TempDir(), "xdpgen")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/xdpgen/xdpgen/cmd/xdpgen").CombinedOutput(); err != nil {
+		t.Fatalf("build xdpgen: %v\n%s", err, out)
+	}
+	recv := exec.Command("ip", "netns", "exec", p.Remote.NSName, bin, "receive", p.Remote.Interface, "-o", "json", "-I", "10s")
+	var recvOut, recvErr bytes.Buffer
+	recv.Stdout, recv.Stderr = &recvOut, &recvErr
+	if err := recv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = recv.Process.Kill() })
+	for deadline := time.Now().Add(5 * time.Second); !p.Remote.XDPAttached(t); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("xdpgen receive attached nothing in 5s: %s", recvErr.String())
+		}
+	}
+
+	const count = 20_000
+	out, err := exec.Command("ip", "netns", "exec", p.Local.NSName, bin, "udp", p.Local.Interface, "-a", p.Remote.IPv4.String(),
+		"-n", strconv.Itoa(count), "--rate", "20k", "--latency", "10", "--generator-id", "42", "--sender-id", "7", "-o", "json").CombinedOutput()
+	if err != nil {
+		t.Fatalf("xdpgen udp: %v\n%s", err, out)
+	}
+	var summary, latency struct {
+		Type         string
+		Destinations []struct {
+			Addr    string
+			Packets uint64
+		}
+		Latency []struct {
+			Addr    string
+			Samples uint64
+			P50Ns   int64
+			P99Ns   int64
+			MaxNs   int64
+		}
+	}
+	for line := range bytes.Lines(out) {
+		var rec struct{ Type string }
+		if err := json.Unmarshal(line, &rec); err != nil {
+			t.Fatalf("line %q is not JSON: %v", line, err)
+		}
+		switch rec.Type {
+		case "summary":
+			_ = json.Unmarshal(line, &summary)
+		case "latency":
+			_ = json.Unmarshal(line, &latency)
+		}
+	}
+	if len(summary.Destinations) != 1 || summary.Destinations[0].Packets != count {
+		t.Fatalf("summary destinations %+v, want %d sent to %s\n%s", summary.Destinations, count, p.Remote.IPv4, out)
+	}
+	if len(latency.Latency) != 1 || latency.Latency[0].Samples != count/10 || latency.Latency[0].P50Ns <= 0 ||
+		latency.Latency[0].P50Ns > latency.Latency[0].P99Ns || latency.Latency[0].P99Ns > latency.Latency[0].MaxNs {
+		t.Fatalf("latency %+v, want %d samples with ordered percentiles\n%s", latency.Latency, count/10, out)
+	}
+	if p.Local.XDPAttached(t) {
+		t.Fatal("xdpgen udp left its receive program attached")
+	}
+
+	if err := recv.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if err := recv.Wait(); err != nil {
+		t.Fatalf("xdpgen receive: %v\n%s", err, recvErr.String())
+	}
+	var total struct {
+		Type  string
+		Paths []struct {
+			Generator, Sender              uint32
+			Src, Dst                       string
+			Received, Gaps                 uint64
+			Reordered, Duplicates, Streams uint64
+		}
+		Reflected uint64
+	}
+	lines := bytes.Split(bytes.TrimSpace(recvOut.Bytes()), []byte("\n"))
+	if err := json.Unmarshal(lines[len(lines)-1], &total); err != nil || total.Type != "total" {
+		t.Fatalf("last line %q: %v, want the total", lines[len(lines)-1], err)
+	}
+	if len(total.Paths) != 1 {
+		t.Fatalf("paths %+v, want the sender's one", total.Paths)
+	}
+	got := total.Paths[0]
+	if got.Generator != 42 || got.Sender != 7 || got.Src != p.Local.IPv4.String() || got.Dst != p.Remote.IPv4.String() ||
+		got.Received != count || got.Gaps != 0 || got.Reordered != 0 || got.Duplicates != 0 || got.Streams != 1 || total.Reflected != count/10 {
+		t.Fatalf("receiver's path %+v (reflected %d), want generator 42 sender 7 %s -> %s, all %d received, %d reflected",
+			got, total.Reflected, p.Local.IPv4, p.Remote.IPv4, count, count/10)
 	}
 }

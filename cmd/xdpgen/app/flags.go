@@ -127,27 +127,33 @@ func pktSizeIsSize(_ *pflag.FlagSet, name string) pflag.NormalizedName {
 	return pflag.NormalizedName(name)
 }
 
-// parse checks the shared flags and reads the addresses into dst and src; dstAddrHint says what --dst-addr is
-// when it is missing, and name maps the engine's fields to this command's flags.
-func (f *sendFlags) parse(dstAddrHint string, name func(dataplane.Field) string, dst, src *netip.Addr) (time.Duration, error) {
+// parse checks the shared flags and reads the source address into src and the destination addresses (one, or
+// several separated by commas); dstAddrHint says what --dst-addr is when it is missing, and name maps the
+// engine's fields to this command's flags.
+func (f *sendFlags) parse(dstAddrHint string, name func(dataplane.Field) string, src *netip.Addr) (time.Duration, []netip.Addr, error) {
 	if err := f.out.check(); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	interval, err := parseInterval("--interval", f.interval)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if f.dstAddr == "" {
-		return 0, &flagError{"--dst-addr", "", "required: " + dstAddrHint}
+		return 0, nil, &flagError{"--dst-addr", "", "required: " + dstAddrHint}
 	}
 	if f.duration < 0 {
-		return 0, &flagError{"--duration", f.duration.String(), "must be positive"}
+		return 0, nil, &flagError{"--duration", f.duration.String(), "must be positive"}
 	}
-	if *dst, err = dataplane.ParseAddr(dataplane.FieldDstAddr, f.dstAddr); err != nil {
-		return 0, dataplane.RenameFields(err, name)
+	var dsts []netip.Addr
+	for _, s := range strings.Split(f.dstAddr, ",") {
+		dst, err := dataplane.ParseAddr(dataplane.FieldDstAddr, strings.TrimSpace(s))
+		if err != nil {
+			return 0, nil, dataplane.RenameFields(err, name)
+		}
+		dsts = append(dsts, dst)
 	}
 	if *src, err = dataplane.ParseAddr(dataplane.FieldSrcAddr, f.srcAddr); err != nil {
-		return 0, dataplane.RenameFields(err, name)
+		return 0, nil, dataplane.RenameFields(err, name)
 	}
-	return interval, nil
+	return interval, dsts, nil
 }

@@ -6,14 +6,25 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"time"
 
 	"github.com/xdpgen/xdpgen/agent/dataplane"
 )
 
 // runUDP generates until the engine stops (count, duration) or ctx ends (Ctrl-C), printing the counters every
-// interval and a summary at the end. The generator is closed, and its XDP programs detached, on every path.
+// interval and a summary at the end, and with reflected frames asked for, the round-trip times. The generator
+// is closed, and its XDP programs detached, on every path.
 func runUDP(ctx context.Context, w io.Writer, cfg dataplane.UDPConfig, interval time.Duration, format string) error {
+	var rx *dataplane.Receiver
+	if cfg.Stamp != nil && cfg.Stamp.ReflectEvery > 0 {
+		// First: the interface carries one XDP program, and the generator's egress may need one too.
+		var err error
+		if rx, err = dataplane.AttachReceiver(cfg.Interface, dataplane.ReceiverOptions{}); err != nil {
+			return fmt.Errorf("--latency times the frames that come back with a receive program on %s: %w", cfg.Interface, err)
+		}
+		defer rx.Close()
+	}
 	g, err := dataplane.NewUDPGenerator(cfg)
 	if err != nil {
 		return dataplane.RenameFields(err, flagFor)
@@ -23,14 +34,27 @@ func runUDP(ctx context.Context, w io.Writer, cfg dataplane.UDPConfig, interval 
 	p := newPrinter(w, format)
 	name, index := g.Interface()
 	p.start(name, index, g.Flow())
-	return runAndReport(ctx, g, interval, func(kind string, from, to dataplane.Stats) {
+	err = runAndReport(ctx, g, interval, func(kind string, from, to dataplane.Stats) {
 		if kind == "summary" {
 			p.summary(to.Since(from), to)
 		} else {
 			p.period(to.Since(from), to)
 		}
 	})
+	if err != nil || rx == nil {
+		return err
+	}
+	time.Sleep(reflectedDrain)
+	lat, err := rx.Latency(cfg.Stamp.Generator)
+	if err != nil {
+		return err
+	}
+	p.latency(g.Destinations(), lat)
+	return nil
 }
+
+// reflectedDrain is how long a run waits after its last frame for the reflected ones still on their way back.
+const reflectedDrain = 200 * time.Millisecond
 
 // generator is a UDP or TCP generator as the commands drive it; S is its snapshot.
 type generator[S any] interface {
@@ -108,6 +132,15 @@ type jsonRecord struct {
 	Actions   map[string]jsonAction `json:"actions,omitempty"`
 	// Egress is what the interface itself counted over the whole run.
 	Egress *dataplane.InterfaceCounters `json:"egress,omitempty"`
+	// Destinations are the frames sent to each destination over the whole run (summary of a UDP run).
+	Destinations []dataplane.DestinationSent `json:"destinations,omitempty"`
+	// Latency is the round-trip times per destination (a UDP run with --latency).
+	Latency []latencyRecord `json:"latency,omitempty"`
+}
+
+type latencyRecord struct {
+	Addr string `json:"addr"`
+	dataplane.LatencySummary
 }
 
 func (p *printer) start(name string, index int, flow string) {
@@ -131,6 +164,9 @@ func (p *printer) summary(d dataplane.Delta, total dataplane.Stats) {
 func (p *printer) report(kind, heading string, d dataplane.Delta, total dataplane.Stats) {
 	if p.json != nil {
 		rec := jsonRecord{Type: kind, Time: total.At, Seconds: d.Period.Seconds(), Actions: map[string]jsonAction{}, Egress: &total.Egress}
+		if kind == "summary" {
+			rec.Destinations = total.Destinations
+		}
 		for _, a := range dataplane.Actions {
 			if total.Actions[a].Packets > 0 || a == dataplane.ActionRedirect {
 				rec.Actions[a.String()] = jsonAction{Counter: total.Actions[a], Rate: d.Rate(a)}
@@ -151,5 +187,34 @@ func (p *printer) report(kind, heading string, d dataplane.Delta, total dataplan
 	}
 	if note := total.EgressDrops(); note != "" {
 		fmt.Fprintf(p.w, "%-13s %s\n", "egress", note)
+	}
+	if kind == "summary" {
+		for _, dst := range total.Destinations {
+			fmt.Fprintf(p.w, "%-13s %12d pkts to %s\n", "sent", dst.Packets, dst.Addr)
+		}
+	}
+}
+
+// latency prints the round-trip times to each destination.
+func (p *printer) latency(dsts []netip.Addr, lat map[netip.Addr]*dataplane.LatencyHistogram) {
+	var recs []latencyRecord
+	for _, d := range dsts {
+		var s dataplane.LatencySummary
+		if h := lat[d]; h != nil {
+			s = h.Summary()
+		}
+		recs = append(recs, latencyRecord{Addr: d.String(), LatencySummary: s})
+	}
+	if p.json != nil {
+		_ = p.json.Encode(jsonRecord{Type: "latency", Time: time.Now(), Latency: recs})
+		return
+	}
+	for _, r := range recs {
+		if r.Samples == 0 {
+			fmt.Fprintf(p.w, "RTT to %s: no reflected frame came back (is `xdpgen receive` running there?)\n", r.Addr)
+			continue
+		}
+		fmt.Fprintf(p.w, "RTT to %s: %d samples, p50 %s, p90 %s, p99 %s, p99.9 %s, max %s (mean %s)\n", r.Addr, r.Samples,
+			r.P50, r.P90, r.P99, r.P999, r.Max, r.Mean)
 	}
 }

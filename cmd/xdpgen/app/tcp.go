@@ -71,10 +71,14 @@ func (f *tcpFlags) config(ifname string) (dataplane.TCPConfig, time.Duration, er
 		Interface: ifname, DstPort: f.dstPort, Flows: f.flows, Threads: f.threads, Segments: f.numPackets,
 		FrameSize: f.size, Duration: f.duration, ConnectTimeout: f.connectTimeout, StallTimeout: f.stallTimeout,
 	}
-	interval, err := f.parse("the TCP server's IPv4 or IPv6 address (-a 192.0.2.10)", tcpFlagFor, &cfg.DstAddr, &cfg.SrcAddr)
+	interval, dsts, err := f.parse("the TCP server's IPv4 or IPv6 address (-a 192.0.2.10)", tcpFlagFor, &cfg.SrcAddr)
 	if err != nil {
 		return cfg, 0, err
 	}
+	if len(dsts) > 1 {
+		return cfg, 0, &flagError{"--dst-addr", f.dstAddr, "give one server address: a tcp run connects to one server"}
+	}
+	cfg.DstAddr = dsts[0]
 	if f.dstPort == 0 {
 		return cfg, 0, &flagError{"--dst-port", "", "required: the port the TCP server listens on (-p 5201)"}
 	}

@@ -1,0 +1,350 @@
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/rlimit"
+	vnl "github.com/vishvananda/netlink"
+
+	"github.com/xdpgen/xdpgen/bpf"
+)
+
+// Receiver is the receive program on one interface: it accounts for the stamped frames of every generator that
+// arrive there (Streams), sends back the frames their senders asked to time, and times the frames that come
+// back to this host's own generators (Latency). Unstamped UDP to a port range is counted too (Counts). On a
+// veth it also lets the interface receive redirected and reflected frames at all.
+//
+// An interface carries one Receiver, whatever number of generators use it: share it. Counts, Streams,
+// Latency and Forget are safe to call concurrently with each other and with the traffic; Close must come after
+// every other call has returned (reference-count the users).
+type Receiver struct {
+	objs *bpf.Receiver
+	link link.Link
+}
+
+// ReceiverOptions configure a Receiver. The zero value accounts stamped frames only, drops them after
+// accounting, and lets every other frame pass.
+type ReceiverOptions struct {
+	// FirstPort and LastPort are the UDP destination ports whose unstamped frames are counted (Counts'
+	// Matched), as `xdpgen count` does. LastPort 0: none is.
+	FirstPort, LastPort uint16
+	// Pass lets counted frames (stamped frames, and unstamped ones to the ports) on to the stack instead of
+	// dropping them. Frames flagged for reflection are reflected either way.
+	Pass bool
+	// MaxStreams is the size of the stream table. 0: DefaultMaxStreams.
+	MaxStreams int
+}
+
+// DefaultMaxStreams is the stream table's size unless ReceiverOptions say otherwise: 64 senders of 64 threads.
+const DefaultMaxStreams = 4096
+
+// XDPInUseError says that an interface already carries another XDP program. xdpgen never detaches or replaces
+// another program (a CNI's, another tool's).
+type XDPInUseError struct {
+	Interface string
+	ProgramID uint32
+	// ProgramName is the program's name as the kernel knows it (may be empty or truncated to 15 characters).
+	ProgramName string
+}
+
+func (e *XDPInUseError) Error() string {
+	return fmt.Sprintf("%s already has an XDP program attached (id %d, name %q): xdpgen does not replace another program; "+
+		"detach it (`ip link set dev %s xdp off`, if it is yours to remove) or receive on another interface",
+		e.Interface, e.ProgramID, e.ProgramName, e.Interface)
+}
+
+// AttachReceiver attaches the receive program to ifname, in the calling thread's network namespace, with a BPF
+// link: the kernel detaches it when the Receiver closes or the process dies. It fails with an *XDPInUseError
+// when another XDP program is attached there.
+func AttachReceiver(ifname string, opts ReceiverOptions) (*Receiver, error) {
+	l, err := vnl.LinkByName(ifname)
+	if err != nil {
+		return nil, fmt.Errorf("receiver interface %s: %w", ifname, err)
+	}
+	if err := xdpFree(l); err != nil {
+		return nil, err
+	}
+	cfg := bpf.RxConfig{DstPortFirst: 1, DstPortLast: 0}
+	if opts.LastPort != 0 {
+		cfg.DstPortFirst, cfg.DstPortLast = opts.FirstPort, opts.LastPort
+	}
+	if opts.Pass {
+		cfg.Pass = 1
+	}
+	maxStreams := opts.MaxStreams
+	if maxStreams <= 0 {
+		maxStreams = DefaultMaxStreams
+	}
+	_ = rlimit.RemoveMemlock() // only kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK
+	objs, err := bpf.LoadReceiver(cfg, uint32(maxStreams))
+	if err != nil {
+		return nil, privilegeHint(err)
+	}
+	lk, err := link.AttachXDP(link.XDPOptions{Program: objs.Program, Interface: l.Attrs().Index})
+	if err != nil {
+		objs.Close()
+		if inUse := xdpFree(l); inUse != nil {
+			return nil, inUse // attached by someone else in the meantime
+		}
+		return nil, privilegeHint(fmt.Errorf("attach receiver to %s: %w", ifname, err))
+	}
+	return &Receiver{objs: objs, link: lk}, nil
+}
+
+// xdpFree returns an *XDPInUseError when l (as netlink reports it now) has an XDP program attached.
+func xdpFree(l vnl.Link) error {
+	fresh, err := vnl.LinkByIndex(l.Attrs().Index)
+	if err != nil {
+		return fmt.Errorf("%s: %w", l.Attrs().Name, err)
+	}
+	x := fresh.Attrs().Xdp
+	if x == nil || !x.Attached {
+		return nil
+	}
+	e := &XDPInUseError{Interface: l.Attrs().Name, ProgramID: x.ProgId}
+	if prog, err := ebpf.NewProgramFromID(ebpf.ProgramID(x.ProgId)); err == nil {
+		if info, err := prog.Info(); err == nil {
+			e.ProgramName = info.Name
+		}
+		prog.Close()
+	}
+	return e
+}
+
+// ReceiverCounts are a receiver's frame counters, summed over CPUs.
+type ReceiverCounts struct {
+	// Matched is unstamped UDP to the ports in ReceiverOptions; Other every frame not ours.
+	Matched Counter `json:"matched"`
+	Other   Counter `json:"other"`
+	// Stamped frames were accounted in a stream; StreamsFull frames were not, because their stream was new
+	// and the stream table full.
+	Stamped     Counter `json:"stamped"`
+	StreamsFull Counter `json:"streamsFull"`
+	// Reflected frames were sent back to their senders; Timed frames came back to this host's generators and
+	// went into their latency histograms, or into none for LatencyFull ones (the table was full).
+	Reflected   Counter `json:"reflected"`
+	Timed       Counter `json:"timed"`
+	LatencyFull Counter `json:"latencyFull"`
+}
+
+// Counts reads the receiver's counters.
+func (r *Receiver) Counts() (ReceiverCounts, error) {
+	var c ReceiverCounts
+	for key, dst := range map[uint32]*Counter{
+		bpf.RxMatched: &c.Matched, bpf.RxOther: &c.Other, bpf.RxStamped: &c.Stamped, bpf.RxStreamsFull: &c.StreamsFull,
+		bpf.RxReflected: &c.Reflected, bpf.RxTimed: &c.Timed, bpf.RxLatencyFull: &c.LatencyFull,
+	} {
+		var perCPU []bpf.Counter
+		if err := r.objs.Counters.Lookup(key, &perCPU); err != nil {
+			return c, fmt.Errorf("read receiver counters: %w", err)
+		}
+		for _, pc := range perCPU {
+			*dst = dst.add(Counter{Packets: pc.Packets, Bytes: pc.Bytes})
+		}
+	}
+	return c, nil
+}
+
+// StreamKey names a stream as a receiver sees it: one sending thread of one generator on one sender, to one of
+// the receiver's addresses.
+type StreamKey struct {
+	Generator uint32 `json:"generator"`
+	Sender    uint32 `json:"sender"`
+	// Stream is the sending thread's index.
+	Stream uint8 `json:"stream"`
+	// Dst is the address the frames were sent to.
+	Dst netip.Addr `json:"dst"`
+}
+
+// Stream is what a receiver accounted of one stream.
+type Stream struct {
+	StreamKey
+	// Src is the source address of the stream's first frame.
+	Src netip.Addr `json:"src"`
+	StreamCounts
+}
+
+// StreamCounts are a stream's counters, or a path's (the sum of its streams').
+type StreamCounts struct {
+	// Packets and Bytes are every frame received, duplicates included.
+	Packets uint64 `json:"packets"`
+	Bytes   uint64 `json:"bytes"`
+	// Expected is the highest sequence number received plus one: how many frames the sender had sent when it
+	// sent the latest one that arrived.
+	Expected uint64 `json:"expected"`
+	// Reordered frames arrived after a frame sent later; Duplicates had been received before; Late frames
+	// arrived too far behind to tell whether they were duplicates (counted as reordered and received).
+	Reordered  uint64 `json:"reordered"`
+	Duplicates uint64 `json:"duplicates"`
+	Late       uint64 `json:"late"`
+}
+
+// Unique is how many distinct frames arrived.
+func (c StreamCounts) Unique() uint64 { return c.Packets - c.Duplicates }
+
+// Gaps is how many frames below the highest sequence number have not arrived: the loss as far as the receiver
+// can tell. Frames lost after the last one received do not show; SettlePath with the sender's count does.
+func (c StreamCounts) Gaps() uint64 {
+	if u := c.Unique(); c.Expected > u {
+		return c.Expected - u
+	}
+	return 0
+}
+
+func (c StreamCounts) add(o StreamCounts) StreamCounts {
+	return StreamCounts{Packets: c.Packets + o.Packets, Bytes: c.Bytes + o.Bytes, Expected: c.Expected + o.Expected,
+		Reordered: c.Reordered + o.Reordered, Duplicates: c.Duplicates + o.Duplicates, Late: c.Late + o.Late}
+}
+
+// Streams reads every stream the receiver accounted for, each consistently (under its lock).
+func (r *Receiver) Streams() ([]Stream, error) {
+	keys, err := r.streamKeys(func(bpf.RxStreamKey) bool { return true })
+	if err != nil {
+		return nil, err
+	}
+	streams := make([]Stream, 0, len(keys))
+	for _, k := range keys {
+		var v bpf.RxStream
+		if err := r.objs.Streams.LookupWithFlags(&k, &v, ebpf.LookupLock); errors.Is(err, ebpf.ErrKeyNotExist) {
+			continue // forgotten meanwhile
+		} else if err != nil {
+			return nil, fmt.Errorf("read stream: %w", err)
+		}
+		streams = append(streams, Stream{
+			StreamKey: StreamKey{Generator: k.Generator, Sender: k.Sender, Stream: k.Stream, Dst: netip.AddrFrom16(k.DstAddr).Unmap()},
+			Src:       netip.AddrFrom16(v.SrcAddr).Unmap(),
+			StreamCounts: StreamCounts{Packets: v.Packets, Bytes: v.Bytes, Expected: v.NextSeq, Reordered: v.Reordered,
+				Duplicates: v.Duplicates, Late: v.Late},
+		})
+	}
+	return streams, nil
+}
+
+func (r *Receiver) streamKeys(keep func(bpf.RxStreamKey) bool) ([]bpf.RxStreamKey, error) {
+	var (
+		keys []bpf.RxStreamKey
+		k    bpf.RxStreamKey
+		v    bpf.RxStream
+	)
+	it := r.objs.Streams.Iterate()
+	for it.Next(&k, &v) {
+		if keep(k) {
+			keys = append(keys, k)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("list streams: %w", err)
+	}
+	return keys, nil
+}
+
+// PathKey names a path: one generator's frames from one sender to one destination address.
+type PathKey struct {
+	Generator uint32     `json:"generator"`
+	Sender    uint32     `json:"sender"`
+	Dst       netip.Addr `json:"dst"`
+}
+
+// Paths sums streams by path: every thread of a sender to one destination.
+func Paths(streams []Stream) map[PathKey]StreamCounts {
+	paths := map[PathKey]StreamCounts{}
+	for _, s := range streams {
+		k := PathKey{Generator: s.Generator, Sender: s.Sender, Dst: s.Dst}
+		paths[k] = paths[k].add(s.StreamCounts)
+	}
+	return paths
+}
+
+// PathResult is a path settled: what its sender sent against what its receiver counted.
+type PathResult struct {
+	Sent     uint64 `json:"sent"`
+	Received uint64 `json:"received"`
+	// Lost is Sent - Received (0 if more arrived than were sent, which only mixed-up ids would do).
+	Lost uint64 `json:"lost"`
+	// LossRatio is Lost / Sent (0 when nothing was sent).
+	LossRatio  float64 `json:"lossRatio"`
+	Reordered  uint64  `json:"reordered"`
+	Duplicates uint64  `json:"duplicates"`
+}
+
+// SettlePath settles a path once its sender is done and the frames in flight have arrived: sent is the
+// sender's count for the destination (UDPGenerator Stats' Destinations), counts the receiver's for the path
+// (Paths).
+func SettlePath(sent uint64, counts StreamCounts) PathResult {
+	res := PathResult{Sent: sent, Received: counts.Unique(), Reordered: counts.Reordered, Duplicates: counts.Duplicates}
+	if sent > res.Received {
+		res.Lost = sent - res.Received
+	}
+	if sent > 0 {
+		res.LossRatio = float64(res.Lost) / float64(sent)
+	}
+	return res
+}
+
+// Latency reads the round-trip times of generator's reflected frames that came back through this receiver,
+// per destination. Only a generator sending from this host with Stamp.ReflectEvery set has any.
+func (r *Receiver) Latency(generator uint32) (map[netip.Addr]*LatencyHistogram, error) {
+	var (
+		k      bpf.LatencyKey
+		perCPU []bpf.LatencyHist
+	)
+	out := map[netip.Addr]*LatencyHistogram{}
+	it := r.objs.Latency.Iterate()
+	for it.Next(&k, &perCPU) {
+		if k.Generator != generator {
+			continue
+		}
+		h := &LatencyHistogram{}
+		for _, c := range perCPU {
+			h.add(c)
+		}
+		out[netip.AddrFrom16(k.Addr).Unmap()] = h
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("read latency: %w", err)
+	}
+	return out, nil
+}
+
+// Forget deletes what the receiver holds of generator (its streams and latency histograms): call it once a
+// finished run's results are read, so that the tables do not fill up.
+func (r *Receiver) Forget(generator uint32) error {
+	keys, err := r.streamKeys(func(k bpf.RxStreamKey) bool { return k.Generator == generator })
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := r.objs.Streams.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("forget stream: %w", err)
+		}
+	}
+	var (
+		lk     bpf.LatencyKey
+		perCPU []bpf.LatencyHist
+		lkeys  []bpf.LatencyKey
+	)
+	it := r.objs.Latency.Iterate()
+	for it.Next(&lk, &perCPU) {
+		if lk.Generator == generator {
+			lkeys = append(lkeys, lk)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("list latency: %w", err)
+	}
+	for _, k := range lkeys {
+		if err := r.objs.Latency.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("forget latency: %w", err)
+		}
+	}
+	return nil
+}
+
+// Close detaches the receive program and releases its maps.
+func (r *Receiver) Close() error {
+	return errors.Join(r.link.Close(), r.objs.Close())
+}

@@ -1,0 +1,287 @@
+// SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
+//go:build ignore
+
+/*
+ * The receive program: one per interface, serving every generator whose frames arrive there.
+ * - Stamped frames (struct stamp after the UDP header) are accounted per sender stream: packets, bytes, highest
+ *   sequence number, reordered and duplicated frames. Those flagged STAMP_REFLECT are sent back (XDP_TX) to be
+ *   timed by their sender; the others are dropped (or passed, with rx_config.pass).
+ * - Stamped frames flagged STAMP_REFLECTED came back to the sender that sent them: their round-trip time goes
+ *   into a histogram per (generator, destination), and they are dropped.
+ * - Unstamped UDP to the configured ports is counted (and dropped unless rx_config.pass); everything else is
+ *   counted apart and passes untouched.
+ * On a veth it also makes the interface able to receive redirected and reflected frames at all (the kernel
+ * needs NAPI there).
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <bpf_helpers.h>
+#include <bpf_endian.h>
+
+#include "xdpgen.h"
+#include "udpframe.h"
+
+char __license[] SEC("license") = "Dual BSD/GPL";
+
+const volatile struct rx_config rx_config;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, RX_KEYS);
+	__type(key, __u32);
+	__type(value, struct counter);
+} rx_counters SEC(".maps");
+
+/* max_entries is set at load (the loader's maxStreams). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct rx_stream_key);
+	__type(value, struct rx_stream);
+} rx_streams SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct latency_key);
+	__type(value, struct latency_hist);
+} rx_latency SEC(".maps");
+
+/* An empty histogram, too large for the stack, to create rx_latency entries from. Never written. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct latency_hist);
+} latency_zero SEC(".maps");
+
+static __always_inline void count(__u32 key, __u64 bytes)
+{
+	struct counter *c = bpf_map_lookup_elem(&rx_counters, &key);
+
+	if (c)
+		counter_add(c, bytes);
+}
+
+/*
+ * Extends a 32-bit sequence number to the 64-bit one nearest to high, the highest seen so far: sequence numbers
+ * wrap every 2^32 frames, and a frame is never 2^31 frames early or late.
+ */
+static __always_inline __u64 extend_seq(__u64 high, __u32 seq32)
+{
+	__u64 seq = (high & ~0xffffffffULL) | seq32;
+
+	if (seq > high + 0x80000000ULL && seq >= (1ULL << 32))
+		seq -= 1ULL << 32;
+	else if (seq + 0x80000000ULL < high)
+		seq += 1ULL << 32;
+	return seq;
+}
+
+/* Accounts a stamped frame in its stream: returns -1 when the stream table is full. */
+static __always_inline int account(struct udp_frame *f, struct stamp *s, __u64 bytes)
+{
+	struct rx_stream_key key = {
+		.generator = bpf_ntohl(s->generator),
+		.sender = bpf_ntohl(s->sender),
+		.stream = s->stream,
+	};
+
+	frame_addr(f, 1, key.dst_addr);
+	struct rx_stream *st = bpf_map_lookup_elem(&rx_streams, &key);
+
+	if (!st) {
+		struct rx_stream fresh = {};
+
+		frame_addr(f, 0, fresh.src_addr);
+		/* -EEXIST: another CPU created it first, which is as good. */
+		bpf_map_update_elem(&rx_streams, &key, &fresh, BPF_NOEXIST);
+		st = bpf_map_lookup_elem(&rx_streams, &key);
+		if (!st)
+			return -1;
+	}
+	__u32 seq32 = bpf_ntohl(s->seq);
+
+	bpf_spin_lock(&st->lock);
+	st->packets++;
+	st->bytes += bytes;
+	__u64 seq = st->next_seq ? extend_seq(st->next_seq - 1, seq32) : seq32;
+
+	if (seq >= st->next_seq) {
+		/* A new highest: the window's words between the old highest and this one hold no frame yet. */
+		if (st->next_seq) {
+			__u64 old = (st->next_seq - 1) >> 6, now = seq >> 6;
+
+#pragma unroll
+			for (__u32 i = 1; i <= RX_WINDOW_WORDS; i++) {
+				if (old + i > now)
+					break;
+				st->window[(old + i) & (RX_WINDOW_WORDS - 1)] = 0;
+			}
+		}
+		st->window[(seq >> 6) & (RX_WINDOW_WORDS - 1)] |= 1ULL << (seq & 63);
+		st->next_seq = seq + 1;
+	} else if (((st->next_seq - 1) >> 6) - (seq >> 6) >= RX_WINDOW_WORDS) {
+		st->late++;
+		st->reordered++;
+	} else {
+		__u64 *word = &st->window[(seq >> 6) & (RX_WINDOW_WORDS - 1)];
+		__u64 bit = 1ULL << (seq & 63);
+
+		if (*word & bit) {
+			st->duplicates++;
+		} else {
+			*word |= bit;
+			st->reordered++;
+		}
+	}
+	bpf_spin_unlock(&st->lock);
+	return 0;
+}
+
+/*
+ * Sends the frame back to where it came from, flagged STAMP_REFLECTED: MACs, addresses and ports swap places.
+ * Swapping changes neither the IPv4 header checksum nor the UDP checksum (their sums do not depend on the
+ * order); only the flags change, and the UDP checksum with them (RFC 1624).
+ */
+static __always_inline int reflect(struct udp_frame *f, struct stamp *s)
+{
+	__u8 mac[ETH_ALEN];
+
+	__builtin_memcpy(mac, f->eth->h_dest, ETH_ALEN);
+	__builtin_memcpy(f->eth->h_dest, f->eth->h_source, ETH_ALEN);
+	__builtin_memcpy(f->eth->h_source, mac, ETH_ALEN);
+	if (!f->v6) {
+		__be32 a = f->ip->saddr;
+
+		f->ip->saddr = f->ip->daddr;
+		f->ip->daddr = a;
+	} else {
+		struct in6_addr a = f->ip6->saddr;
+
+		f->ip6->saddr = f->ip6->daddr;
+		f->ip6->daddr = a;
+	}
+	__be16 port = f->udp->source;
+
+	f->udp->source = f->udp->dest;
+	f->udp->dest = port;
+
+	__be16 *flags_stream = (__be16 *)&s->flags;
+	__be16 old = *flags_stream;
+
+	s->flags = (s->flags & ~STAMP_REFLECT) | STAMP_REFLECTED;
+	if (f->udp->check) {
+		__u32 sum = (__u16)~f->udp->check + (__u16)~old + *flags_stream;
+		__u16 check = csum_fold(sum);
+
+		f->udp->check = check ? check : 0xffff;
+	}
+	return XDP_TX;
+}
+
+/* The bucket of a round-trip time in ns (LATENCY_BUCKETS). */
+static __always_inline __u32 latency_bucket(__u32 v)
+{
+	if (v < (1 << LATENCY_SUB_BITS))
+		return v;
+	__u32 e = 0, x = v;
+
+	if (x >> 16) {
+		x >>= 16;
+		e += 16;
+	}
+	if (x >> 8) {
+		x >>= 8;
+		e += 8;
+	}
+	if (x >> 4) {
+		x >>= 4;
+		e += 4;
+	}
+	if (x >> 2) {
+		x >>= 2;
+		e += 2;
+	}
+	if (x >> 1)
+		e += 1;
+	/* e = floor(log2(v)), at least LATENCY_SUB_BITS. */
+	return ((e - LATENCY_SUB_BITS + 1) << LATENCY_SUB_BITS) |
+	       ((v >> (e - LATENCY_SUB_BITS)) & ((1 << LATENCY_SUB_BITS) - 1));
+}
+
+/* Times a frame that came back reflected: now - its transmit time, into its path's histogram. */
+static __always_inline void time_reflected(struct udp_frame *f, struct stamp *s, __u64 bytes)
+{
+	__u32 rtt = (__u32)bpf_ktime_get_tai_ns() - bpf_ntohl(s->tx_time);
+	struct latency_key key = { .generator = bpf_ntohl(s->generator) };
+
+	frame_addr(f, 0, key.addr);
+	struct latency_hist *h = bpf_map_lookup_elem(&rx_latency, &key);
+
+	if (!h) {
+		__u32 zero = 0;
+		struct latency_hist *empty = bpf_map_lookup_elem(&latency_zero, &zero);
+
+		if (empty)
+			bpf_map_update_elem(&rx_latency, &key, empty, BPF_NOEXIST);
+		h = bpf_map_lookup_elem(&rx_latency, &key);
+		if (!h) {
+			count(RX_LATENCY_FULL, bytes);
+			return;
+		}
+	}
+	/* Per CPU: no other CPU writes this copy. */
+	h->count++;
+	h->sum_ns += rtt;
+	if (rtt > h->max_ns)
+		h->max_ns = rtt;
+	__u32 b = latency_bucket(rtt);
+
+	/* Keeps the compiler from folding the bound check into latency_bucket's branches, where the verifier
+	 * loses it. */
+	asm volatile("" : "+r"(b));
+	if (b < LATENCY_BUCKETS)
+		h->buckets[b]++;
+	count(RX_TIMED, bytes);
+}
+
+SEC("xdp")
+int xdpgen_receive(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u64 bytes = data_end - data;
+	struct udp_frame f = {};
+
+	if (parse_udp(data, data_end, &f) < 0) {
+		count(RX_OTHER, bytes);
+		return XDP_PASS;
+	}
+	struct stamp *s = stamp_of(&f, data_end);
+
+	if (s) {
+		if (s->flags & STAMP_REFLECTED) {
+			time_reflected(&f, s, bytes);
+			return XDP_DROP;
+		}
+		if (account(&f, s, bytes) < 0) {
+			count(RX_STREAMS_FULL, bytes);
+		} else {
+			count(RX_STAMPED, bytes);
+			if (s->flags & STAMP_REFLECT) {
+				count(RX_REFLECTED, bytes);
+				return reflect(&f, s);
+			}
+		}
+		return rx_config.pass ? XDP_PASS : XDP_DROP;
+	}
+	__u16 port = bpf_ntohs(f.udp->dest);
+
+	if (port < rx_config.dst_port_first || port > rx_config.dst_port_last) {
+		count(RX_OTHER, bytes);
+		return XDP_PASS;
+	}
+	count(RX_MATCHED, bytes);
+	return rx_config.pass ? XDP_PASS : XDP_DROP;
+}
