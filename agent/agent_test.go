@@ -170,7 +170,7 @@ func (f *fixture) requireNoPins() {
 // node is the fixture's node called name (made once, labelled for the fixture): where an agent runs.
 func (f *fixture) node(name string) string {
 	f.t.Helper()
-	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: f.namespace + "-" + name, Labels: map[string]string{fixtureLabel: f.namespace}}}
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: f.namespace + "-" + name, Labels: map[string]string{fixtureLabel: f.namespace, corev1.LabelOSStable: "linux"}}}
 	if err := k8s.Create(f.t.Context(), node); err != nil && !apierrors.IsAlreadyExists(err) {
 		f.t.Fatal(err)
 	}
@@ -231,7 +231,7 @@ func (f *fixture) startAgentOf(node string, restCfg *rest.Config) (a *agent.Agen
 		f.t.Fatal(err)
 	}
 	a, err = agent.New(agent.Options{NodeName: f.node(node), PodName: "pod-of-" + node,
-		ReportInterval: 300 * time.Millisecond, NetNS: f.pair.Local.NS, PinDir: f.pinDir}, mgr.GetClient())
+		ReportInterval: 300 * time.Millisecond, NetNS: f.pair.Local.NS, PinDir: f.pinDir}, mgr.GetClient(), mgr.GetAPIReader())
 	if err != nil {
 		f.t.Fatal(err)
 	}

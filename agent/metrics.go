@@ -45,9 +45,21 @@ var (
 		Name: "xdpgen_agent_tcp_goodput_bits_per_second", Help: "Payload bits the server acknowledged per second over the last reporting interval.",
 	}, []string{"namespace", "generator", "node"})
 
+	// What a receiving node counted per path (sender), for generators with receivers.
+	receivedPacketsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "xdpgen_agent_received_packets_total", Help: "Frames of the generator that arrived at this receiving node from the sender, each sequence number once.",
+	}, []string{"namespace", "generator", "node", "sender"})
+	receivedBytesTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "xdpgen_agent_received_bytes_total", Help: "Bytes of the generator's frames that arrived at this receiving node from the sender.",
+	}, []string{"namespace", "generator", "node", "sender"})
+	lostPackets = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "xdpgen_agent_lost_packets", Help: "Frames of the generator from the sender that did not arrive at this node: the gaps in the sequence numbers until the path settles, then what the sender sent less what arrived.",
+	}, []string{"namespace", "generator", "node", "sender"})
+
 	allMetrics = []*prometheus.MetricVec{packetsTotal.MetricVec, bytesTotal.MetricVec, packetsPerSecond.MetricVec, bitsPerSecond.MetricVec,
 		tcpAcknowledgedBytesTotal.MetricVec, tcpSentSegmentsTotal.MetricVec, tcpRetransmittedSegmentsTotal.MetricVec,
-		tcpRetransmittedBytesTotal.MetricVec, tcpGoodputBitsPerSecond.MetricVec}
+		tcpRetransmittedBytesTotal.MetricVec, tcpGoodputBitsPerSecond.MetricVec,
+		receivedPacketsTotal.MetricVec, receivedBytesTotal.MetricVec, lostPackets.MetricVec}
 )
 
 func init() {
@@ -120,6 +132,7 @@ type metrics struct {
 	mu         sync.Mutex
 	last       map[xdpgenv1alpha1.XDPAction]xdpgenv1alpha1.ActionCount
 	lastTCP    xdpgenv1alpha1.TCPStatus
+	lastPaths  map[string]xdpgenv1alpha1.PathResult
 	generation int64
 }
 
@@ -132,6 +145,7 @@ func (m *metrics) set(st xdpgenv1alpha1.NodeReportStatus) {
 		m.generation = st.Generation
 		clear(m.last)
 		m.lastTCP = xdpgenv1alpha1.TCPStatus{}
+		m.lastPaths = nil
 	}
 	for _, ac := range st.Actions {
 		prev := m.last[ac.Action]
@@ -151,5 +165,17 @@ func (m *metrics) set(st xdpgenv1alpha1.NodeReportStatus) {
 		tcpRetransmittedBytesTotal.With(m.labels).Add(float64(max(tcp.BytesRetransmitted-prev.BytesRetransmitted, 0)))
 		tcpGoodputBitsPerSecond.With(m.labels).Set(float64(tcp.GoodputBitsPerSecond))
 		m.lastTCP = *tcp
+	}
+	for _, p := range st.Received {
+		if m.lastPaths == nil {
+			m.lastPaths = map[string]xdpgenv1alpha1.PathResult{}
+		}
+		prev := m.lastPaths[p.Sender]
+		labels := prometheus.Labels{"sender": p.Sender}
+		maps.Copy(labels, m.labels)
+		receivedPacketsTotal.With(labels).Add(float64(max(p.ReceivedPackets-prev.ReceivedPackets, 0)))
+		receivedBytesTotal.With(labels).Add(float64(max(p.ReceivedBytes-prev.ReceivedBytes, 0)))
+		lostPackets.With(labels).Set(float64(p.LostPackets))
+		m.lastPaths[p.Sender] = p
 	}
 }

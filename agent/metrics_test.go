@@ -104,3 +104,37 @@ func TestMetricsTCP(t *testing.T) {
 		t.Fatal("a udp run has a goodput series")
 	}
 }
+
+// TestMetricsPaths: a receiver's paths add what arrived to per-sender counters; the loss is a gauge, since gaps
+// close when late frames arrive.
+func TestMetricsPaths(t *testing.T) {
+	t.Cleanup(func() {
+		for _, v := range allMetrics {
+			v.DeletePartialMatch(prometheus.Labels{"node": "node-p"})
+		}
+	})
+	m := newGeneratorMetrics("node-p").forGenerator(types.NamespacedName{Namespace: "ns-p", Name: "mesh"})
+	report := func(gen int64, received, lost int64) xdpgenv1alpha1.NodeReportStatus {
+		return xdpgenv1alpha1.NodeReportStatus{Generation: gen, Received: []xdpgenv1alpha1.PathResult{
+			{Sender: "a", Receiver: "node-p", ReceivedPackets: received, ReceivedBytes: received * 64, LostPackets: lost},
+			{Sender: "b", Receiver: "node-p", ReceivedPackets: 2 * received},
+		}}
+	}
+	m.set(report(1, 100, 5))
+	m.set(report(1, 250, 2))
+	m.set(report(2, 10, 1)) // a new generation starts from zero and adds to the counters
+	for _, c := range []struct {
+		name string
+		got  float64
+		want float64
+	}{
+		{"received from a", testutil.ToFloat64(receivedPacketsTotal.WithLabelValues("ns-p", "mesh", "node-p", "a")), 260},
+		{"received from b", testutil.ToFloat64(receivedPacketsTotal.WithLabelValues("ns-p", "mesh", "node-p", "b")), 520},
+		{"bytes from a", testutil.ToFloat64(receivedBytesTotal.WithLabelValues("ns-p", "mesh", "node-p", "a")), 260 * 64},
+		{"lost from a", testutil.ToFloat64(lostPackets.WithLabelValues("ns-p", "mesh", "node-p", "a")), 1},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, c.got, c.want)
+		}
+	}
+}

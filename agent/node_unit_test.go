@@ -120,7 +120,7 @@ func TestUnitRelabel(t *testing.T) {
 	if err := h.client.Get(t.Context(), client.ObjectKey{Name: "node-u"}, &node); err != nil {
 		t.Fatal(err)
 	}
-	node.Labels = map[string]string{"pool": "other"}
+	node.Labels = map[string]string{"pool": "other", "kubernetes.io/os": "linux"}
 	if err := h.client.Update(t.Context(), &node); err != nil {
 		t.Fatal(err)
 	}

@@ -195,7 +195,8 @@ func (c StreamCounts) Gaps() uint64 {
 	return 0
 }
 
-func (c StreamCounts) add(o StreamCounts) StreamCounts {
+// Add sums two streams' counts, or two paths'.
+func (c StreamCounts) Add(o StreamCounts) StreamCounts {
 	return StreamCounts{Packets: c.Packets + o.Packets, Bytes: c.Bytes + o.Bytes, Expected: c.Expected + o.Expected,
 		Reordered: c.Reordered + o.Reordered, Duplicates: c.Duplicates + o.Duplicates, Late: c.Late + o.Late}
 }
@@ -254,7 +255,7 @@ func Paths(streams []Stream) map[PathKey]StreamCounts {
 	paths := map[PathKey]StreamCounts{}
 	for _, s := range streams {
 		k := PathKey{Generator: s.Generator, Sender: s.Sender, Dst: s.Dst}
-		paths[k] = paths[k].add(s.StreamCounts)
+		paths[k] = paths[k].Add(s.StreamCounts)
 	}
 	return paths
 }
