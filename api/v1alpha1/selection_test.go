@@ -15,10 +15,10 @@ limitations under the License.
 */package v1alpha1
 
 import (
+	"reflect"
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 )
@@ -63,12 +63,12 @@ func TestLatencyOf(t *testing.T) {
 	// 1000 samples: 900 at <= 10 us, 90 at <= 20 us, 9 at <= 40 us, 1 at <= 80 us.
 	h := []LatencyBucket{{us(10), 900}, {us(20), 90}, {us(40), 9}, {us(80), 1}}
 	want := &Latency{Samples: 1000, P50: d(10), P90: d(10), P99: d(20), P999: d(40), Max: d(80)}
-	if diff := cmp.Diff(want, LatencyOf(h, 0)); diff != "" {
-		t.Errorf("LatencyOf (-want +got):\n%s", diff)
+	if got := LatencyOf(h, 0); !reflect.DeepEqual(want, got) {
+		t.Errorf("LatencyOf = %+v, want %+v", got, want)
 	}
 	want.Max = d(75)
-	if diff := cmp.Diff(want, LatencyOf(h, time.Duration(us(75)))); diff != "" {
-		t.Errorf("LatencyOf with a known max (-want +got):\n%s", diff)
+	if got := LatencyOf(h, time.Duration(us(75))); !reflect.DeepEqual(want, got) {
+		t.Errorf("LatencyOf with a known max = %+v, want %+v", got, want)
 	}
 	// One more sample above the 90th: p90 moves to the next bucket.
 	h[0].Count = 899
@@ -81,7 +81,7 @@ func TestLatencyOf(t *testing.T) {
 func TestMergeLatencyBuckets(t *testing.T) {
 	got := MergeLatencyBuckets([]LatencyBucket{{20, 1}, {10, 2}}, nil, []LatencyBucket{{10, 3}, {40, 0}, {30, 4}})
 	want := []LatencyBucket{{10, 5}, {20, 1}, {30, 4}}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("MergeLatencyBuckets (-want +got):\n%s", diff)
+	if !reflect.DeepEqual(want, got) {
+		t.Errorf("MergeLatencyBuckets = %v, want %v", got, want)
 	}
 }
