@@ -69,8 +69,8 @@ func LossRatio(lost, sent int64) string {
 	return fmt.Sprintf("%.4g", float64(lost)/float64(sent))
 }
 
-// LatencyOf sums up a histogram: the percentiles are the upper bounds of the buckets they fall in, max is the
-// largest sample when known (else the highest bucket's bound). Buckets must be sorted by bound; nil when empty.
+// LatencyOf sums up a histogram: the percentiles are the upper bounds of the buckets they fall in (at most the
+// largest sample), max is the largest sample when known (else the highest bucket's bound). Buckets must be sorted by bound; nil when empty.
 func LatencyOf(buckets []LatencyBucket, max time.Duration) *Latency {
 	var total int64
 	for _, b := range buckets {
@@ -82,13 +82,18 @@ func LatencyOf(buckets []LatencyBucket, max time.Duration) *Latency {
 	at := func(q float64) metav1.Duration {
 		rank := int64(q*float64(total) + 0.999999) // the sample at this rank (1-based) or above
 		var seen int64
+		bound := time.Duration(buckets[len(buckets)-1].UpperBoundNanoseconds)
 		for _, b := range buckets {
 			seen += b.Count
 			if seen >= rank {
-				return metav1.Duration{Duration: time.Duration(b.UpperBoundNanoseconds)}
+				bound = time.Duration(b.UpperBoundNanoseconds)
+				break
 			}
 		}
-		return metav1.Duration{Duration: time.Duration(buckets[len(buckets)-1].UpperBoundNanoseconds)}
+		if max > 0 {
+			bound = min(bound, max) // no sample took longer than the largest
+		}
+		return metav1.Duration{Duration: bound}
 	}
 	l := &Latency{Samples: total, P50: at(0.50), P90: at(0.90), P99: at(0.99), P999: at(0.999)}
 	l.Max = metav1.Duration{Duration: max}
