@@ -169,7 +169,7 @@ func fetchResults(ctx context.Context, c client.Reader, namespace, name string) 
 	if len(res.Nodes) == 0 && len(res.Paths) == 0 {
 		return nil, fmt.Errorf("%s (phase %s) has no NodeReports of its generation %d yet: the agents of its nodes "+
 			"write them once they start; if none does, check that the xdpgen agent runs on the nodes its "+
-			"nodeSelector picks (kubectl get pods -A -l app.kubernetes.io/name=xdpgen) and see kubectl describe "+
+			"nodeSelector picks (kubectl get pods -A -l app.kubernetes.io/name=xdpgen-agent -o wide) and see kubectl describe "+
 			"trafficgenerator %s -n %s", ref, res.Phase, tg.Generation, name, namespace)
 	}
 	return res, nil
@@ -182,10 +182,10 @@ func readError(what, verb, namespace string, err error) error {
 		return fmt.Errorf("%s not found: kubectl get trafficgenerators -n %s lists the namespace's generators "+
 			"(use -n to pick another namespace)", what, namespace)
 	case apierrors.IsForbidden(err):
-		return fmt.Errorf("reading %s is forbidden: you may not %s in namespace %s. The view role (which "+
-			"xdpgen's xdpgen-trafficgenerator-viewer ClusterRole aggregates into) allows it: ask for a "+
-			"RoleBinding to it, such as kubectl create rolebinding xdpgen-view --clusterrole=view --user=<you> -n %s: %w",
-			what, verb, namespace, namespace, err)
+		return fmt.Errorf("reading %s is forbidden: you may not %s in namespace %s. xdpgen's "+
+			"xdpgen-trafficgenerator-viewer ClusterRole (aggregated into the built-in view role) allows it: ask "+
+			"for a RoleBinding to either, such as kubectl create rolebinding xdpgen-viewer "+
+			"--clusterrole=xdpgen-trafficgenerator-viewer --user=<you> -n %s: %w", what, verb, namespace, namespace, err)
 	case meta.IsNoMatchError(err):
 		return fmt.Errorf("reading %s: this cluster does not know TrafficGenerators (xdpgen.io/v1alpha1): install "+
 			"xdpgen (README: Install on a cluster), or pick the cluster with --context or --kubeconfig: %w", what, err)
