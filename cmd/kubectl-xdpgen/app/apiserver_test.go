@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -155,6 +156,16 @@ func TestResultsFromAPIServer(t *testing.T) {
 			t.Errorf("results mesh -o json lacks %s:\n%s", want, out)
 		}
 	}
+
+	t.Run("completion", func(t *testing.T) {
+		out, err := runPlugin(t, "--kubeconfig", admin, "-n", ns, cobra.ShellCompRequestCmd, "results", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := "mesh\n:4\n"; !strings.HasPrefix(out, want) {
+			t.Errorf("completing results' name printed %q, want it to start with %q", out, want)
+		}
+	})
 
 	t.Run("missing generator", func(t *testing.T) {
 		_, err := runPlugin(t, "--kubeconfig", admin, "-n", ns, "results", "nosuch")

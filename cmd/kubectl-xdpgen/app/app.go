@@ -73,7 +73,8 @@ func newResultsCommand(kube *genericclioptions.ConfigFlags) *cobra.Command {
 		Example: "  kubectl xdpgen results mesh -n load\n" +
 			"  kubectl xdpgen results mesh -o wide\n" +
 			"  kubectl xdpgen results mesh -o json | jq '.paths[] | select(.lostPackets > 0)'",
-		Args: cobra.ExactArgs(1),
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeGenerator(kube),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !slices.Contains(formats, format) {
 				return fmt.Errorf("--output %q: use one of %s", format, strings.Join(formats, ", "))
@@ -91,6 +92,30 @@ func newResultsCommand(kube *genericclioptions.ConfigFlags) *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&format, "output", "o", formatTable, "output format: "+strings.Join(formats, ", "))
 	return cmd
+}
+
+// completeGenerator offers the names of the namespace's TrafficGenerators for the <name> argument.
+func completeGenerator(kube *genericclioptions.ConfigFlags) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		if len(args) > 0 {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		c, namespace, err := clientFor(kube)
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveError
+		}
+		var list xdpgenv1alpha1.TrafficGeneratorList
+		if err := c.List(cmd.Context(), &list, client.InNamespace(namespace)); err != nil {
+			return nil, cobra.ShellCompDirectiveError
+		}
+		var names []cobra.Completion
+		for _, tg := range list.Items {
+			if strings.HasPrefix(tg.Name, toComplete) {
+				names = append(names, tg.Name)
+			}
+		}
+		return names, cobra.ShellCompDirectiveNoFileComp
+	}
 }
 
 // clientFor is a client of the cluster kube's flags pick, and the namespace they pick (the context's, or -n).
