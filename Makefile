@@ -44,6 +44,10 @@ verify-bpf: generate-bpf ## Fail when the committed BPF objects differ from what
 xdpgen: ## Build the standalone CLI into bin/xdpgen.
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/xdpgen ./cmd/xdpgen
 
+.PHONY: kubectl-xdpgen
+kubectl-xdpgen: ## Build the kubectl plugin into bin/kubectl-xdpgen (on PATH, kubectl runs it as `kubectl xdpgen`).
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/kubectl-xdpgen ./cmd/kubectl-xdpgen
+
 # The CLI's man pages, one per command, generated from its cobra commands and committed. Their date is fixed, not
 # the time of the run, so that verify-man finds only real changes; move it forward with a release.
 MAN_DIR := docs/man

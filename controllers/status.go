@@ -43,18 +43,6 @@ func finished(tg *xdpgenv1alpha1.TrafficGenerator) bool {
 	return tg.Status.ObservedGeneration == tg.Generation && tg.Status.Phase.Terminal()
 }
 
-// currentReports returns the reports of the current generation, sorted by node name.
-func currentReports(tg *xdpgenv1alpha1.TrafficGenerator, reports []xdpgenv1alpha1.NodeReport) []xdpgenv1alpha1.NodeReport {
-	var current []xdpgenv1alpha1.NodeReport
-	for _, r := range reports {
-		if r.Status.Generation == tg.Generation {
-			current = append(current, r)
-		}
-	}
-	slices.SortFunc(current, func(a, b xdpgenv1alpha1.NodeReport) int { return cmp.Compare(a.Spec.NodeName, b.Spec.NodeName) })
-	return current
-}
-
 // noReportReason is why a node that never reported, or stopped reporting, is lost.
 func noReportReason(timeout time.Duration) string {
 	return fmt.Sprintf("no report for %s (is the xdpgen agent running there?)", timeout)
@@ -186,7 +174,7 @@ func failureOf(n xdpgenv1alpha1.NodeSummary) string {
 func statusFor(tg *xdpgenv1alpha1.TrafficGenerator, expected map[string]bool, reports []xdpgenv1alpha1.NodeReport,
 	now metav1.Time, lostAfter time.Duration) (xdpgenv1alpha1.TrafficGeneratorStatus, time.Time) {
 	old := tg.Status
-	current := currentReports(tg, reports)
+	current := tg.CurrentReports(reports)
 	if finished(tg) && len(current) == 0 {
 		// The run is over and its reports are gone: keep what was recorded when it ended.
 		return *old.DeepCopy(), time.Time{}

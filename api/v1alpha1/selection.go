@@ -49,6 +49,19 @@ func linuxNodes(selector map[string]string) labels.Selector {
 	return labels.SelectorFromSet(set)
 }
 
+// CurrentReports returns the reports of the current generation (status.generation equal to the generator's
+// metadata.generation), sorted by node name: only these count, the others are of runs the spec replaced.
+func (tg *TrafficGenerator) CurrentReports(reports []NodeReport) []NodeReport {
+	var current []NodeReport
+	for _, r := range reports {
+		if r.Status.Generation == tg.Generation {
+			current = append(current, r)
+		}
+	}
+	slices.SortFunc(current, func(a, b NodeReport) int { return cmp.Compare(a.Spec.NodeName, b.Spec.NodeName) })
+	return current
+}
+
 // DefaultDrainTime is receivers.drainTime when left out (the API server defaults it; code reading a spec that did
 // not go through it uses this).
 const DefaultDrainTime = 2 * time.Second

@@ -37,6 +37,10 @@ probe bpf bpf violation.go k8s.io/client-go/rest
 probe controllers controllers violation.go github.com/cilium/ebpf github.com/xdpgen/xdpgen/agent/dataplane \
 	github.com/xdpgen/xdpgen/bpf
 probe controllers controllers allowed.go k8s.io/client-go/rest sigs.k8s.io/controller-runtime/pkg/client
+probe cmd/kubectl-xdpgen/app app violation.go github.com/cilium/ebpf github.com/xdpgen/xdpgen/agent/dataplane \
+	github.com/xdpgen/xdpgen/bpf
+probe cmd/kubectl-xdpgen/app app allowed.go k8s.io/cli-runtime/pkg/genericclioptions \
+	sigs.k8s.io/controller-runtime/pkg/client github.com/xdpgen/xdpgen/api/v1alpha1
 probe api/v1alpha1 v1alpha1 violation.go sigs.k8s.io/controller-runtime/pkg/scheme k8s.io/api/apps/v1
 probe api/v1alpha1 v1alpha1 allowed.go strings k8s.io/apimachinery/pkg/runtime k8s.io/api/core/v1
 
@@ -48,6 +52,9 @@ want=(
 	"controllers/violation.go github.com/cilium/ebpf controllers-without-ebpf"
 	"controllers/violation.go github.com/xdpgen/xdpgen/agent/dataplane controllers-without-ebpf"
 	"controllers/violation.go github.com/xdpgen/xdpgen/bpf controllers-without-ebpf"
+	"cmd/kubectl-xdpgen/app/violation.go github.com/cilium/ebpf kubectl-plugin-without-ebpf"
+	"cmd/kubectl-xdpgen/app/violation.go github.com/xdpgen/xdpgen/agent/dataplane kubectl-plugin-without-ebpf"
+	"cmd/kubectl-xdpgen/app/violation.go github.com/xdpgen/xdpgen/bpf kubectl-plugin-without-ebpf"
 	"api/v1alpha1/violation.go sigs.k8s.io/controller-runtime/pkg/scheme api-types-only"
 	"api/v1alpha1/violation.go k8s.io/api/apps/v1 api-types-only"
 )

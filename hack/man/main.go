@@ -14,8 +14,8 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Command man writes the xdpgen CLI's man pages, one per command (xdpgen.1, xdpgen-udp.1, ...), from its cobra
-// commands.
+// Command man writes the man pages of the xdpgen CLI and of the kubectl plugin, one per command (xdpgen.1,
+// xdpgen-udp.1, ..., kubectl-xdpgen.1, kubectl-xdpgen-results.1), from their cobra commands.
 //
 //	go run ./hack/man -dir docs/man -date 2026-11-01
 //
@@ -33,6 +33,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/cobra/doc"
 
+	plugin "github.com/xdpgen/xdpgen/cmd/kubectl-xdpgen/app"
 	"github.com/xdpgen/xdpgen/cmd/xdpgen/app"
 )
 
@@ -56,16 +57,26 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("-date %q: want YYYY-MM-DD: %w", date, err)
 	}
-	root := app.NewRootCommand()
-	root.DisableAutoGenTag = true // the tag holds the time of the run
-	// cobra adds --version and the completion command only when it executes.
-	root.InitDefaultVersionFlag()
-	root.InitDefaultCompletionCmd()
-	escapePlaceholders(root)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	return doc.GenManTree(root, &doc.GenManHeader{Section: "1", Date: &day, Source: "xdpgen", Manual: "xdpgen manual"}, dir)
+	pluginRoot := plugin.NewRootCommand()
+	// kubectl's flags default the cache under the home folder of whoever runs this.
+	if f := pluginRoot.PersistentFlags().Lookup("cache-dir"); f != nil {
+		f.DefValue = "$HOME/.kube/cache"
+	}
+	for _, root := range []*cobra.Command{app.NewRootCommand(), pluginRoot} {
+		root.DisableAutoGenTag = true // the tag holds the time of the run
+		// cobra adds --version and the completion command only when it executes.
+		root.InitDefaultVersionFlag()
+		root.InitDefaultCompletionCmd()
+		escapePlaceholders(root)
+		header := &doc.GenManHeader{Section: "1", Date: &day, Source: "xdpgen", Manual: "xdpgen manual"}
+		if err := doc.GenManTree(root, header, dir); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // placeholder is an argument's name in angle brackets, such as <ifname>.

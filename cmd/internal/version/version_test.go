@@ -22,9 +22,9 @@ func TestString(t *testing.T) {
 // a wrong package path in the Makefile's -X flags would silently leave the defaults.
 func TestMakeStampsEveryBinary(t *testing.T) {
 	root, bin := filepath.Join("..", "..", ".."), t.TempDir()
-	runMake(t, root, nil, "xdpgen", "manager", "agent", "BIN="+bin,
+	runMake(t, root, nil, "xdpgen", "manager", "agent", "kubectl-xdpgen", "BIN="+bin,
 		"VERSION=v1.2.3-test", "COMMIT=0123abc", "BUILD_DATE=2026-01-02T03:04:05Z")
-	for _, name := range []string{"xdpgen", "manager", "agent"} {
+	for _, name := range []string{"xdpgen", "manager", "agent", "kubectl-xdpgen"} {
 		requireVersion(t, filepath.Join(bin, name), name+" v1.2.3-test (commit 0123abc, built 2026-01-02T03:04:05Z)")
 	}
 
