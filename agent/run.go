@@ -84,6 +84,10 @@ func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator
 		logger.Info("run failed", "reason", err.Error())
 	}
 
+	if err := refuseSpecialAddresses(ctx, a.client, tg); err != nil {
+		fail(err)
+		return
+	}
 	cpus, shared, err := a.cpus.take(max(1, int(tg.Spec.Threads)))
 	if err != nil {
 		fail(err)

@@ -65,13 +65,15 @@ func run() error {
 		Metrics:                metricsserver.Options{BindAddress: metricsAddr},
 		HealthProbeBindAddress: probeAddr,
 		// The agent caches the TrafficGenerators (few, in every namespace) and its own Node, no other. Reports are
-		// written, never cached.
+		// written, never cached; a namespace's TrafficGeneratorPolicy is read only for a run with a special
+		// address (RBAC: get).
 		Cache: cache.Options{
 			ByObject: map[client.Object]cache.ByObject{
 				&corev1.Node{}: {Field: fields.OneTermEqualSelector("metadata.name", opts.NodeName)},
 			},
 		},
-		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&xdpgenv1alpha1.NodeReport{}}}},
+		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&xdpgenv1alpha1.NodeReport{},
+			&xdpgenv1alpha1.TrafficGeneratorPolicy{}}}},
 	})
 	if err != nil {
 		return fmt.Errorf("manager: %w", err)
