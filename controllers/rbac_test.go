@@ -151,6 +151,12 @@ func TestAgentRole(t *testing.T) {
 	g.Expect(agent.List(ctx, &xdpgenv1alpha1.TrafficGeneratorList{})).To(Succeed())
 	g.Expect(agent.Get(ctx, client.ObjectKey{Name: ns + "-node"}, &corev1.Node{})).To(Succeed())
 	g.Expect(agent.List(ctx, &corev1.NodeList{})).To(Succeed())
+	// It reads a namespace's TrafficGeneratorPolicy by name (a run to a special address), and lists none.
+	policy := &xdpgenv1alpha1.TrafficGeneratorPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: other, Name: xdpgenv1alpha1.DefaultPolicyName}}
+	g.Expect(k8sClient.Create(ctx, policy)).To(Succeed())
+	g.Expect(agent.Get(ctx, client.ObjectKeyFromObject(policy), &xdpgenv1alpha1.TrafficGeneratorPolicy{})).To(Succeed())
+	forbidden("agent lists TrafficGeneratorPolicies", agent.List(ctx, &xdpgenv1alpha1.TrafficGeneratorPolicyList{}))
+	forbidden("agent writes a TrafficGeneratorPolicy", agent.Update(ctx, policy))
 }
 
 // TestManagerRole runs the controller with only the generated config/rbac/role.yaml: the RBAC markers must cover

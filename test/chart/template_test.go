@@ -110,8 +110,10 @@ func TestTemplateDefaults(t *testing.T) {
 		"ServiceAccount " + ns + "/xdpgen-manager",
 		"TrafficGeneratorPolicy " + ns + "/default",
 		"ValidatingAdmissionPolicy /xdpgen-agent-own-nodereport",
+		"ValidatingAdmissionPolicy /xdpgen-agent-pods",
 		"ValidatingAdmissionPolicy /xdpgen-trafficgenerator-policy",
 		"ValidatingAdmissionPolicyBinding /xdpgen-agent-own-nodereport",
+		"ValidatingAdmissionPolicyBinding /xdpgen-agent-pods",
 		"ValidatingAdmissionPolicyBinding /xdpgen-trafficgenerator-policy",
 	}
 	if d := cmp.Diff(want, got); d != "" {
@@ -371,6 +373,10 @@ metrics:
 	conds, _ := nested(vap, "spec", "matchConditions").([]any)
 	if len(conds) != 1 || !strings.Contains(conds[0].(map[string]any)["expression"].(string), "endsWith(':traffic-agent')") {
 		t.Errorf("admission policy does not match the service account traffic-agent: %v", conds)
+	}
+	podConds, _ := nested(get(t, objs, "ValidatingAdmissionPolicy /xdpgen-agent-pods"), "spec", "matchConditions").([]any)
+	if len(podConds) != 1 || !strings.Contains(podConds[0].(map[string]any)["expression"].(string), "serviceAccountName == 'traffic-agent'") {
+		t.Errorf("agent pod admission policy does not match the service account traffic-agent: %v", podConds)
 	}
 
 	agentSvc := get(t, objs, "Service "+ns+"/xdpgen-agent-metrics")
