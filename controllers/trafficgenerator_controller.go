@@ -228,11 +228,10 @@ func (r *TrafficGeneratorReconciler) forget(key types.NamespacedName) {
 }
 
 // +kubebuilder:rbac:groups=xdpgen.io,resources=trafficgenerators,verbs=get;list;watch
-// +kubebuilder:rbac:groups=xdpgen.io,resources=trafficgenerators/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=xdpgen.io,resources=trafficgenerators/status,verbs=update
 // +kubebuilder:rbac:groups=xdpgen.io,resources=nodereports,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 
 // Reconcile observes a TrafficGenerator's expected nodes and NodeReports, computes the status from them, and
 // writes it at most once. While a node may still become lost, it comes back when that would happen.
