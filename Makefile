@@ -139,7 +139,8 @@ CHART := charts/xdpgen
 CHART_RBAC := role.yaml=rbac/role.yaml leader_election_role.yaml=rbac/leader_election_role.yaml \
 	agent_role.yaml=agent/role.yaml agent_cluster_role.yaml=agent/cluster_role.yaml \
 	trafficgenerator_editor_role.yaml=rbac/trafficgenerator_editor_role.yaml \
-	trafficgenerator_viewer_role.yaml=rbac/trafficgenerator_viewer_role.yaml
+	trafficgenerator_viewer_role.yaml=rbac/trafficgenerator_viewer_role.yaml \
+	metrics_reader_role.yaml=rbac/metrics_reader_role.yaml
 CHART_POLICY := trafficgenerator_policy.yaml trafficgenerator_policy_binding.yaml default_trafficgeneratorpolicy.yaml
 
 .PHONY: helm

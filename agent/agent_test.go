@@ -223,7 +223,8 @@ func (f *fixture) startAgentOf(node string, restCfg *rest.Config) (a *agent.Agen
 		Scheme:                 k8senv.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Client:                 client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&xdpgenv1alpha1.NodeReport{}}}},
+		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&xdpgenv1alpha1.NodeReport{},
+			&xdpgenv1alpha1.TrafficGeneratorPolicy{}}}},
 		// Several agents (a manager each) live in this process: their controllers share a name.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	})

@@ -116,6 +116,8 @@ type reportWriter struct {
 	client  client.Client
 	report  *xdpgenv1alpha1.NodeReport
 	metrics *metrics
+	// confirmed, when set, is called after each write the API server took: the run's dead-man switch.
+	confirmed func()
 }
 
 // writeTimeout bounds one write, so that an unreachable API server never stalls the run.
@@ -134,6 +136,9 @@ func (w *reportWriter) patch(ctx context.Context, st xdpgenv1alpha1.NodeReportSt
 		return err
 	}
 	w.report = obj
+	if w.confirmed != nil {
+		w.confirmed()
+	}
 	return nil
 }
 

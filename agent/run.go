@@ -104,6 +104,12 @@ func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator
 		return
 	}
 
+	// Only what this node sends is checked: receivers' addresses are their Nodes'.
+	if err := refuseSpecialAddresses(ctx, a.client, tg); err != nil {
+		fail(err)
+		return
+	}
+
 	plan := enginePlan{done: done}
 	var snd *sendingPaths
 	if tg.Spec.Receivers != nil {
@@ -180,8 +186,16 @@ func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator
 		fail(err)
 		return
 	}
+	// The dead-man switch: each report the API server takes confirms the run; without one for deadMan, the
+	// node stops sending. A timer of its own, so that a write that hangs does not hold it back.
+	deadMan := deadManTimeout(&tg.Spec)
+	sendCtx, stopSending := context.WithCancelCause(ctx)
+	defer stopSending(nil)
+	watchdog := time.AfterFunc(deadMan, func() { stopSending(errDeadMan) })
+	defer watchdog.Stop()
+	w.confirmed = func() { watchdog.Reset(deadMan) }
 	runErr := make(chan error, 1)
-	go func() { runErr <- gen.Run(ctx) }()
+	go func() { runErr <- gen.Run(sendCtx) }()
 	tick := time.NewTicker(a.opts.ReportInterval)
 	defer tick.Stop()
 	for {
@@ -193,6 +207,16 @@ func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator
 			}
 			if cur, serr := gen.Stats(); serr == nil {
 				st = snd.withPaths(statusWith(st, base, cur, prev), cur)
+			}
+			if err != nil && errors.Is(context.Cause(sendCtx), errDeadMan) {
+				st = withoutRates(st)
+				st.Phase, st.CompletionTime = xdpgenv1alpha1.PhaseFailed, now()
+				st.Message = fmt.Sprintf("stopped sending after %d packets: the agent could not write this report to the API "+
+					"server for %s (spec.deadManTimeout), so nothing confirmed that the run was still wanted; change the spec "+
+					"or recreate the TrafficGenerator to run again", st.Packets, deadMan)
+				logger.Info("dead-man switch: stopped sending", "deadManTimeout", deadMan.String(), "packets", st.Packets)
+				w.writeFinal(ctx, st) // once the API server is back
+				return
 			}
 			if err != nil {
 				fail(err)
@@ -225,6 +249,17 @@ func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator
 			w.write(ctx, st)
 		}
 	}
+}
+
+// errDeadMan stops sending when the API server has not taken a report for spec.deadManTimeout.
+var errDeadMan = errors.New("the dead-man switch tripped")
+
+// deadManTimeout is the spec's dead-man timeout, or its default for a spec the API server did not default.
+func deadManTimeout(spec *xdpgenv1alpha1.TrafficGeneratorSpec) time.Duration {
+	if spec.DeadManTimeout == nil || spec.DeadManTimeout.Duration <= 0 {
+		return xdpgenv1alpha1.DefaultDeadManTimeout
+	}
+	return spec.DeadManTimeout.Duration
 }
 
 // inEngineNetNS runs fn where the engine sends from.

@@ -25,6 +25,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
@@ -151,6 +152,17 @@ func TestAgentRole(t *testing.T) {
 	g.Expect(agent.List(ctx, &xdpgenv1alpha1.TrafficGeneratorList{})).To(Succeed())
 	g.Expect(agent.Get(ctx, client.ObjectKey{Name: ns + "-node"}, &corev1.Node{})).To(Succeed())
 	g.Expect(agent.List(ctx, &corev1.NodeList{})).To(Succeed())
+	// It reads a namespace's TrafficGeneratorPolicy by name (a run to a special address), and lists none.
+	policy := &xdpgenv1alpha1.TrafficGeneratorPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: other, Name: xdpgenv1alpha1.DefaultPolicyName}}
+	g.Expect(k8sClient.Create(ctx, policy)).To(Succeed())
+	g.Expect(agent.Get(ctx, client.ObjectKeyFromObject(policy), &xdpgenv1alpha1.TrafficGeneratorPolicy{})).To(Succeed())
+	forbidden("agent lists TrafficGeneratorPolicies", agent.List(ctx, &xdpgenv1alpha1.TrafficGeneratorPolicyList{}))
+	forbidden("agent writes a TrafficGeneratorPolicy", agent.Update(ctx, policy))
+	// It serves its metrics to clients the API server authenticates and authorizes for it.
+	g.Expect(agent.Create(ctx, &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: "not-a-token"}})).To(Succeed())
+	g.Expect(agent.Create(ctx, &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+		User: "prometheus", NonResourceAttributes: &authorizationv1.NonResourceAttributes{Path: "/metrics", Verb: "get"},
+	}})).To(Succeed())
 }
 
 // TestManagerRole runs the controller with only the generated config/rbac/role.yaml: the RBAC markers must cover

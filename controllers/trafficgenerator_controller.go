@@ -228,11 +228,10 @@ func (r *TrafficGeneratorReconciler) forget(key types.NamespacedName) {
 }
 
 // +kubebuilder:rbac:groups=xdpgen.io,resources=trafficgenerators,verbs=get;list;watch
-// +kubebuilder:rbac:groups=xdpgen.io,resources=trafficgenerators/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=xdpgen.io,resources=trafficgenerators/status,verbs=update
 // +kubebuilder:rbac:groups=xdpgen.io,resources=nodereports,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 
 // Reconcile observes a TrafficGenerator's expected nodes and NodeReports, computes the status from them, and
 // writes it at most once. While a node may still become lost, it comes back when that would happen.
@@ -290,7 +289,9 @@ func (r *TrafficGeneratorReconciler) expectedNodes(ctx context.Context, tg *xdpg
 }
 
 // reports returns the NodeReports of a TrafficGenerator. Reports owned by another object of the same name (an
-// earlier TrafficGenerator that was deleted and recreated) are left out.
+// earlier TrafficGenerator that was deleted and recreated) are left out, and so is any report not named as its
+// node's report is (NodeReportName): there is one per node, the one its agent writes, and a second one (a copy, or
+// a report no agent wrote) would make two entries of one node. Those are logged and recorded as events.
 func (r *TrafficGeneratorReconciler) reports(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator) ([]xdpgenv1alpha1.NodeReport, error) {
 	var list xdpgenv1alpha1.NodeReportList
 	// statusFor only reads the reports: skip the cache's deep copy of a thousand objects.
@@ -301,6 +302,14 @@ func (r *TrafficGeneratorReconciler) reports(ctx context.Context, tg *xdpgenv1al
 	reports := list.Items[:0]
 	for _, nr := range list.Items {
 		if ownedByAnother(&nr, tg) {
+			continue
+		}
+		if want := xdpgenv1alpha1.NodeReportName(tg.Name, nr.Spec.NodeName); nr.Name != want {
+			logf.FromContext(ctx).Info("ignoring a NodeReport that is not its node's report", "nodeReport", nr.Name,
+				"node", nr.Spec.NodeName, "nodesReport", want)
+			r.runEvent(tg, corev1.EventTypeWarning, xdpgenv1alpha1.ReasonNodeReportRejected,
+				"ignored NodeReport %s: the report of node %s for this TrafficGenerator is %s, which its agent writes",
+				nr.Name, nr.Spec.NodeName, want)
 			continue
 		}
 		reports = append(reports, nr)

@@ -446,3 +446,45 @@ func TestRecreatedGeneratorStartsFromZero(t *testing.T) {
 		g.Expect(get(g).Status.Totals.Packets).To(BeZero())
 	}).WithTimeout(time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
 }
+
+// TestDuplicateReportIgnored: a second NodeReport of a node (another name, the same generator and node) is ignored
+// and recorded as an event; without that, two entries of one node in status.nodesOfInterest would make every
+// status write fail, freezing the status.
+func TestDuplicateReportIgnored(t *testing.T) {
+	requireEnvtest(t)
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := testNamespace(t, "duplicate")
+	startManager(t, ns, 100*time.Millisecond, nil)
+	node := ns + "-a"
+	createNodes(t, ns, node)
+	tg := generatorOnTestNodes(ns, "udp", func(s *xdpgenv1alpha1.TrafficGeneratorSpec) { s.Packets = ptr.To[int64](1000) })
+	g.Expect(k8sClient.Create(ctx, tg)).To(Succeed())
+
+	duplicate := newReport(tg, node)
+	duplicate.Name = "udp-copy-of-" + node
+	g.Expect(k8sClient.Create(ctx, duplicate)).To(Succeed())
+	duplicate.Status = nodeStatus(1, xdpgenv1alpha1.PhaseFailed, 999999, 0, "forged")
+	g.Expect(k8sClient.Status().Update(ctx, duplicate)).To(Succeed())
+	_, err := putReport(ctx, k8sClient, tg, node, nodeStatus(1, xdpgenv1alpha1.PhaseCompleted, 1000, 0, ""))
+	g.Expect(err).NotTo(HaveOccurred())
+
+	g.Eventually(func(g Gomega) {
+		cur := &xdpgenv1alpha1.TrafficGenerator{}
+		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(tg), cur)).To(Succeed())
+		g.Expect(cur.Status.Phase).To(Equal(xdpgenv1alpha1.PhaseCompleted))
+		g.Expect([]int64{int64(cur.Status.NodesTotal), cur.Status.Totals.Packets}).To(Equal([]int64{1, 1000}))
+	}).WithTimeout(eventually).WithPolling(poll).Should(Succeed())
+	g.Eventually(func(g Gomega) {
+		var events eventsv1.EventList
+		g.Expect(k8sClient.List(ctx, &events, client.InNamespace(ns))).To(Succeed())
+		var notes []string
+		for _, e := range events.Items {
+			if e.Reason == xdpgenv1alpha1.ReasonNodeReportRejected {
+				notes = append(notes, e.Note)
+			}
+		}
+		g.Expect(notes).To(ContainElement("ignored NodeReport " + duplicate.Name + ": the report of node " + node +
+			" for this TrafficGenerator is " + xdpgenv1alpha1.NodeReportName("udp", node) + ", which its agent writes"))
+	}).WithTimeout(eventually).WithPolling(poll).Should(Succeed())
+}

@@ -17,6 +17,8 @@ limitations under the License.
 package v1alpha1
 
 import (
+	"time"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -353,7 +355,25 @@ type TrafficGeneratorSpec struct {
 	// +optional
 	// +kubebuilder:default={policy: WhenReady}
 	Start Start `json:"start,omitempty"`
+
+	// DeadManTimeout is the dead-man switch of every node's run (a Go duration, 1s to 1h): a node whose agent
+	// has not written its NodeReport to the API server for this long while sending stops sending, and its run ends
+	// Failed, saying why, once the API server takes the report again. The run does not resume by itself: traffic
+	// that cut the node off from the control plane would cut it off again; change the spec (or recreate the
+	// TrafficGenerator) to run again. Shorter API server outages do not stop the traffic. It cannot be turned off:
+	// no run, continuous or bounded, sends on unchecked.
+	// +optional
+	// +kubebuilder:default="60s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$')",message="deadManTimeout must be a Go duration such as 30s or 5m"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$') || (duration(self) >= duration('1s') && duration(self) <= duration('1h'))",message="deadManTimeout must be between 1s and 1h: a node stops sending when it cannot reach the API server for this long"
+	DeadManTimeout *metav1.Duration `json:"deadManTimeout,omitempty"`
 }
+
+// DefaultDeadManTimeout is spec.deadManTimeout when the API server did not default it (its marker above says
+// the same).
+const DefaultDeadManTimeout = 60 * time.Second
 
 // NodeSummary is one node's part of a run, copied from its NodeReport (or, for a lost node, what the controller
 // knows about it).

@@ -76,7 +76,25 @@ func testAgentReach(t *testing.T, ns, sa string) {
 			}},
 		},
 	}
-	g.Expect(k8sClient.Create(ctx, pod)).To(Succeed(), "the namespace must admit a pod shaped like the agent's")
+	// Only the DaemonSet controller may make a pod that runs as the agents' service account: a bare pod, even a
+	// cluster admin's, could write its node's NodeReports. The admission policy applies a moment after it is made.
+	bare := pod.DeepCopy()
+	bare.Name = "bare-agent"
+	g.Eventually(func() string {
+		err := k8sClient.Create(ctx, bare.DeepCopy(), client.DryRunAll)
+		if err == nil {
+			return "<created>"
+		}
+		return err.Error()
+	}).WithTimeout(eventually).WithPolling(poll).Should(ContainSubstring(
+		"may not create a pod that runs as the service account " + sa + ": its token could write the NodeReports of the pod's node"))
+	err := k8sClient.Create(ctx, bare)
+	g.Expect(apierrors.IsForbidden(err) || apierrors.IsInvalid(err)).To(BeTrue(), "a bare agent pod: %v", err)
+	asDaemonSetController := rest.CopyConfig(testEnv.Config)
+	asDaemonSetController.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:kube-system:daemon-set-controller"}
+	dsController, err := client.New(asDaemonSetController, client.Options{Scheme: scheme})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(dsController.Create(ctx, pod)).To(Succeed(), "the namespace must admit the DaemonSet controller's agent pod")
 
 	token := func(bound bool) string {
 		req := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)}}
@@ -182,6 +200,16 @@ func testAgentReach(t *testing.T, ns, sa string) {
 	theirs.Labels["extra"] = "x"
 	forbidden("agent updates another node's NodeReport", agent.Update(ctx, theirs), "spec.nodeName node-b")
 	forbidden("agent deletes another node's NodeReport", agent.Delete(ctx, theirs), "cannot delete")
+	// A second report of its own node, under another name or with another node's label: the controller would take
+	// it for another node's, or see two reports of one node.
+	copied := report(ns, "node-a")
+	copied.Name = "udp-node-a-copy"
+	forbidden("agent creates a second report of its node", agent.Create(ctx, copied), "must be named udp-node-a: one report per node and generator")
+	relabelled := report(ns, "node-a")
+	relabelled.Name = xdpgenv1alpha1.NodeReportName("other", "node-a")
+	relabelled.Spec.Generator = "other"
+	forbidden("agent creates a report with another generator's label", agent.Create(ctx, relabelled),
+		"must carry the labels xdpgen.io/generator=other and xdpgen.io/node=node-a")
 	// The TrafficGenerator is the user's and the controller's.
 	tgAgent := &xdpgenv1alpha1.TrafficGenerator{}
 	g.Expect(agent.Get(ctx, client.ObjectKeyFromObject(tg), tgAgent)).To(Succeed())
@@ -194,6 +222,10 @@ func testAgentReach(t *testing.T, ns, sa string) {
 	// One agent per node runs the TrafficGenerators of every namespace: it reads them all, and its Node.
 	g.Expect(agent.Get(ctx, client.ObjectKeyFromObject(tgOther), &xdpgenv1alpha1.TrafficGenerator{})).To(Succeed())
 	g.Expect(agent.Get(ctx, client.ObjectKey{Name: "node-a"}, &corev1.Node{})).To(Succeed())
+	// It reads a namespace's TrafficGeneratorPolicy, to send to a special address only where it allows them.
+	g.Expect(agent.Get(ctx, client.ObjectKey{Namespace: other.Name, Name: xdpgenv1alpha1.DefaultPolicyName},
+		&xdpgenv1alpha1.TrafficGeneratorPolicy{})).To(Succeed())
+	forbidden("agent lists TrafficGeneratorPolicies", agent.List(ctx, &xdpgenv1alpha1.TrafficGeneratorPolicyList{}), "cannot list")
 	forbidden("agent writes a NodeReport in another namespace", agent.Create(ctx, report(other.Name, "node-a")), "cannot create")
 	forbidden("agent lists pods", agent.List(ctx, &corev1.PodList{}, client.InNamespace(ns)), "cannot list")
 	forbidden("agent reads secrets", agent.List(ctx, &corev1.SecretList{}, client.InNamespace(ns)), "cannot list")

@@ -91,6 +91,7 @@ func TestTemplateDefaults(t *testing.T) {
 		"ClusterRole /xdpgen-agent",
 		"ClusterRole /xdpgen-agent-reader",
 		"ClusterRole /xdpgen-manager",
+		"ClusterRole /xdpgen-metrics-reader",
 		"ClusterRole /xdpgen-trafficgenerator-editor",
 		"ClusterRole /xdpgen-trafficgenerator-viewer",
 		"ClusterRoleBinding /xdpgen-agent-reader",
@@ -110,8 +111,10 @@ func TestTemplateDefaults(t *testing.T) {
 		"ServiceAccount " + ns + "/xdpgen-manager",
 		"TrafficGeneratorPolicy " + ns + "/default",
 		"ValidatingAdmissionPolicy /xdpgen-agent-own-nodereport",
+		"ValidatingAdmissionPolicy /xdpgen-agent-pods",
 		"ValidatingAdmissionPolicy /xdpgen-trafficgenerator-policy",
 		"ValidatingAdmissionPolicyBinding /xdpgen-agent-own-nodereport",
+		"ValidatingAdmissionPolicyBinding /xdpgen-agent-pods",
 		"ValidatingAdmissionPolicyBinding /xdpgen-trafficgenerator-policy",
 	}
 	if d := cmp.Diff(want, got); d != "" {
@@ -165,7 +168,7 @@ func TestTemplateDefaults(t *testing.T) {
 	if ac["image"] != "ghcr.io/xdpgen/xdpgen:dev" || ac["imagePullPolicy"] != "IfNotPresent" {
 		t.Errorf("agent image %v (%v), want the manager's, ghcr.io/xdpgen/xdpgen:dev (IfNotPresent)", ac["image"], ac["imagePullPolicy"])
 	}
-	if d := cmp.Diff(map[string]string{"--health-probe-bind-address": ":9440", "--metrics-bind-address": ":9441"}, flags(ac)); d != "" {
+	if d := cmp.Diff(map[string]string{"--health-probe-bind-address": "127.0.0.1:9440", "--metrics-bind-address": ":9441"}, flags(ac)); d != "" {
 		t.Errorf("agent flags (-want +got):\n%s", d)
 	}
 	for field, want := range map[string]any{
@@ -174,6 +177,7 @@ func TestTemplateDefaults(t *testing.T) {
 		"serviceAccountName": "xdpgen-agent",
 		"tolerations":        []any{map[string]any{"operator": "Exists"}},
 		"nodeSelector":       map[string]any{"kubernetes.io/os": "linux"},
+		"securityContext":    map[string]any{"seccompProfile": map[string]any{"type": "RuntimeDefault"}},
 	} {
 		if d := cmp.Diff(want, nested(agentPod, field)); d != "" {
 			t.Errorf("agent pod %s (-want +got):\n%s", field, d)
@@ -192,6 +196,15 @@ func TestTemplateDefaults(t *testing.T) {
 	}
 	if d := cmp.Diff(wantSecurity, ac["securityContext"]); d != "" {
 		t.Errorf("agent securityContext (-want +got):\n%s", d)
+	}
+	// The unauthenticated probes stay on the node's loopback, where the kubelet probes them.
+	for _, probe := range []string{"readinessProbe", "livenessProbe"} {
+		if host := nested(&unstructured.Unstructured{Object: ac}, probe, "httpGet", "host"); host != "127.0.0.1" {
+			t.Errorf("agent %s host %v, want 127.0.0.1", probe, host)
+		}
+	}
+	if got := nested(deploy, "spec", "template", "spec", "securityContext", "seccompProfile", "type"); got != "RuntimeDefault" {
+		t.Errorf("manager seccompProfile %v, want RuntimeDefault", got)
 	}
 	var envNames []any
 	for _, e := range ac["env"].([]any) {
@@ -325,7 +338,7 @@ metrics:
 	if want := "registry.example.com/net/xdpgen-agent:v0.2.1"; ac["image"] != want || ac["imagePullPolicy"] != "Never" {
 		t.Errorf("agent image %v (%v), want %s (Never, the manager's)", ac["image"], ac["imagePullPolicy"], want)
 	}
-	if d := cmp.Diff(map[string]string{"--health-probe-bind-address": ":19440", "--metrics-bind-address": ":19441"}, flags(ac)); d != "" {
+	if d := cmp.Diff(map[string]string{"--health-probe-bind-address": "127.0.0.1:19440", "--metrics-bind-address": ":19441"}, flags(ac)); d != "" {
 		t.Errorf("agent flags (-want +got):\n%s", d)
 	}
 	if d := cmp.Diff(map[string]any{"requests": map[string]any{"cpu": "500m", "memory": "256Mi"}, "limits": map[string]any{"memory": "1Gi"}}, ac["resources"]); d != "" {
@@ -371,6 +384,10 @@ metrics:
 	conds, _ := nested(vap, "spec", "matchConditions").([]any)
 	if len(conds) != 1 || !strings.Contains(conds[0].(map[string]any)["expression"].(string), "endsWith(':traffic-agent')") {
 		t.Errorf("admission policy does not match the service account traffic-agent: %v", conds)
+	}
+	podConds, _ := nested(get(t, objs, "ValidatingAdmissionPolicy /xdpgen-agent-pods"), "spec", "matchConditions").([]any)
+	if len(podConds) != 1 || !strings.Contains(podConds[0].(map[string]any)["expression"].(string), "serviceAccountName == 'traffic-agent'") {
+		t.Errorf("agent pod admission policy does not match the service account traffic-agent: %v", podConds)
 	}
 
 	agentSvc := get(t, objs, "Service "+ns+"/xdpgen-agent-metrics")
@@ -432,6 +449,7 @@ func TestSchemaRefusesBadValues(t *testing.T) {
 		{[]string{"--set", "imag.tag=v1"}, []string{"'imag' not allowed"}},
 		// What the schema cannot say, the templates do.
 		{[]string{"--set", "agent.metricsPort=9440"}, []string{"agent.metricsPort and agent.healthPort are both 9440"}},
+		{[]string{"--set", "agent.seccompProfile.type=Strict"}, []string{"/agent/seccompProfile/type"}},
 		{[]string{"--set", "metrics.service.enabled=false", "--set", "metrics.serviceMonitor.enabled=true"}, []string{"metrics.serviceMonitor.enabled needs metrics.service.enabled"}},
 		{[]string{"--namespace", "xdpgen-system"}, []string{"namespace.create is true", "namespace.create=false"}},
 		{[]string{"--set", "agent.extraNamespaces[0]=xdpgen-system"}, []string{"agent.extraNamespaces lists xdpgen-system"}},

@@ -255,10 +255,22 @@ func (e *clusterEnv) checkAgentOwnReportOnly(t *testing.T, pod *corev1.Pod, gene
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("the agent creating another node's NodeReport: %v, want it refused with %q", err, want)
 	}
-	mine := other.DeepCopy()
-	mine.Name, mine.Spec.NodeName = xdpgenv1alpha1.NodeReportName(generator, node)+"-probe", node
+	// Its own node's report of another generator, named and labelled as the agent writes it (the generator's own
+	// report exists already); a second report of its node under another name is refused.
+	probe := generator + "-probe"
+	mine := &xdpgenv1alpha1.NodeReport{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: xdpgenv1alpha1.NodeReportName(probe, node), Labels: map[string]string{
+			xdpgenv1alpha1.LabelGenerator: probe, xdpgenv1alpha1.LabelNode: xdpgenv1alpha1.LabelValue(node)}},
+		Spec: xdpgenv1alpha1.NodeReportSpec{Generator: probe, NodeName: node},
+	}
 	if err := agent.Create(ctx, mine, client.DryRunAll); err != nil {
 		t.Errorf("the agent creating (dry run) a NodeReport of its own node: %v", err)
+	}
+	second := mine.DeepCopy()
+	second.Name += "-second"
+	err = agent.Create(ctx, second, client.DryRunAll)
+	if want := "must be named " + mine.Name; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("the agent creating a second NodeReport of its node: %v, want it refused with %q", err, want)
 	}
 }
 

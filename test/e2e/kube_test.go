@@ -18,9 +18,11 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -380,7 +382,11 @@ func (e *clusterEnv) checkAgentProcess(t *testing.T, pod *corev1.Pod) {
 	if nnp := field("NoNewPrivs"); nnp != "1" {
 		t.Errorf("agent process %d NoNewPrivs = %s, want 1 (allowPrivilegeEscalation: false)", pid, nnp)
 	}
-	t.Logf("agent pod %s: process %d, CapEff %s, NoNewPrivs %s", pod.Name, pid, field("CapEff"), field("NoNewPrivs"))
+	if mode := field("Seccomp"); mode != "2" {
+		t.Errorf("agent process %d Seccomp = %s, want 2 (a filter: seccompProfile RuntimeDefault)", pid, mode)
+	}
+	e.checkAgentEndpoints(t, pid)
+	t.Logf("agent pod %s: process %d, CapEff %s, NoNewPrivs %s, Seccomp %s", pod.Name, pid, field("CapEff"), field("NoNewPrivs"), field("Seccomp"))
 
 	token, err := os.ReadFile(fmt.Sprintf("/proc/%d/root/var/run/secrets/kubernetes.io/serviceaccount/token", pid))
 	if err != nil {
@@ -421,6 +427,39 @@ func (e *clusterEnv) checkAgentProcess(t *testing.T, pod *corev1.Pod) {
 		}
 		if sar.Status.Allowed != c.allowed {
 			t.Errorf("the agent's service account may %s %s/%s: %v, want %v", c.verb, c.resource, c.sub, sar.Status.Allowed, c.allowed)
+		}
+	}
+}
+
+// checkAgentEndpoints checks, in the network namespace of the agent process pid (the first node's, the host's),
+// that its unauthenticated health probes listen on the loopback only (in the sockets the kernel lists) and answer
+// there, and that its metrics refuse a client without a token.
+func (e *clusterEnv) checkAgentEndpoints(t *testing.T, pid int) {
+	t.Helper()
+	health := fmt.Sprintf(":%04X", 9440)
+	for _, table := range []string{"tcp", "tcp6"} {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, table))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(string(b), "\n")[1:] {
+			f := strings.Fields(l)
+			const listen = "0A"
+			if len(f) > 3 && f[3] == listen && strings.HasSuffix(f[1], health) && f[1] != "0100007F"+health {
+				t.Errorf("the agent's health probes listen on %s %s, want 127.0.0.1:9440 only", table, f[1])
+			}
+		}
+	}
+	insecure := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // the agent's certificate is self-signed
+	for url, want := range map[string]int{"http://127.0.0.1:9440/healthz": http.StatusOK, "https://127.0.0.1:9441/metrics": http.StatusUnauthorized} {
+		resp, err := insecure.Get(url)
+		if err != nil {
+			t.Errorf("GET %s: %v", url, err)
+			continue
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s without credentials: status %d, want %d", url, resp.StatusCode, want)
 		}
 	}
 }
