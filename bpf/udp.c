@@ -48,20 +48,30 @@ static __always_inline int finish_frame(struct xdp_md *ctx, struct worker_state 
 	if (config.stamp) {
 		if ((void *)(stamp + 1) > data_end)
 			return -1;
-		__u64 seq = w->sent[d];
-		__u8 flags = config.reflect_every && seq % config.reflect_every == 0 ? STAMP_REFLECT : 0;
-		__be16 flags_stream = bpf_htons((__u16)flags << 8 | (__u8)w->stream);
-		__be32 seq32 = bpf_htonl((__u32)seq);
-		__be32 now = bpf_htonl((__u32)bpf_ktime_get_tai_ns());
+		__u32 seq = w->sent[d];
+		__u32 flags = 0, now = 0;
+
+		/* Only the frames that come back are timed: reading the clock costs more than the rest of the
+		 * stamp (bpf_ktime_get_tai_ns is ~40% of a fixed flow's frame time on a KVM guest). */
+		if (config.reflect_every) {
+			if (w->reflect_in[d] == 0) {
+				flags = STAMP_REFLECT;
+				now = bpf_htonl((__u32)bpf_ktime_get_tai_ns());
+				w->reflect_in[d] = config.reflect_every;
+			}
+			w->reflect_in[d]--;
+		}
+		__be32 head = bpf_htonl(STAMP_MAGIC << 16 | flags << 8 | (__u8)w->stream);
+		__be32 seq32 = bpf_htonl(seq);
 
 		/* Every byte of the stamp, the fixed ones too: the page may hold anything. */
-		stamp->magic = bpf_htons(STAMP_MAGIC);
-		*(__be16 *)&stamp->flags = flags_stream;
-		stamp->generator = bpf_htonl(config.generator);
-		stamp->sender = bpf_htonl(config.sender);
+		*(__be32 *)stamp = head;
+		stamp->generator = config.stamp_generator;
+		stamp->sender = config.stamp_sender;
 		stamp->seq = seq32;
 		stamp->tx_time = now;
-		sum += flags_stream + (seq32 & 0xffff) + (seq32 >> 16) + (now & 0xffff) + (now >> 16);
+		/* The template's stamp holds the magic, generator and sender: only what differs counts. */
+		sum += (head >> 16) + (seq32 & 0xffff) + (seq32 >> 16) + (now & 0xffff) + (now >> 16);
 	}
 	__u16 check = csum_fold(sum);
 

@@ -20,23 +20,23 @@ type udpCounter struct {
 }
 
 type udpUdpConfig struct {
-	_            structs.HostLayout
-	Ifindex      uint32
-	UdpOffset    uint16
-	DestCount    uint16
-	DstPort      uint16
-	DstPortCount uint16
-	SrcPort      uint16
-	SrcPortCount uint16
-	PaceInterval uint64
-	ClockBase    uint64
-	FrameLen     uint16
-	Stamp        uint8
-	Pad          uint8
-	ReflectEvery uint32
-	Generator    uint32
-	Sender       uint32
-	Dests        [64]struct {
+	_              structs.HostLayout
+	Ifindex        uint32
+	UdpOffset      uint16
+	DestCount      uint16
+	DstPort        uint16
+	DstPortCount   uint16
+	SrcPort        uint16
+	SrcPortCount   uint16
+	PaceInterval   uint64
+	ClockBase      uint64
+	FrameLen       uint16
+	Stamp          uint8
+	Pad            uint8
+	ReflectEvery   uint32
+	StampGenerator uint32
+	StampSender    uint32
+	Dests          [64]struct {
 		_        structs.HostLayout
 		UdpCheck uint16
 		Pad      [6]uint8
@@ -55,6 +55,7 @@ type udpWorkerState struct {
 	Stream        uint32
 	Dest          uint32
 	Sent          [64]uint64
+	ReflectIn     [64]uint32
 }
 
 // Names of all BPF objects in the ELF.

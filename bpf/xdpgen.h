@@ -117,6 +117,8 @@ struct worker_state {
 	/* Frames redirected to each destination: what its receiver should see of this stream, and the sequence
 	 * number of the next frame stamped for it. */
 	__u64 sent[UDP_MAX_DESTS];
+	/* Frames to each destination until the next one asks to be reflected. */
+	__u32 reflect_in[UDP_MAX_DESTS];
 };
 
 /* Pacing keeps time in 1/256 ns, so that any rate's interval is exact enough over a long run. */
@@ -144,7 +146,8 @@ struct stamp {
 	__be32 sender;
 	/* Per stream and destination, from 0; the receiver extends it to 64 bits. */
 	__be32 seq;
-	/* The low 32 bits of bpf_ktime_get_tai_ns when the frame was sent. */
+	/* The low 32 bits of bpf_ktime_get_tai_ns when the frame was sent, on frames flagged STAMP_REFLECT (0 on
+	 * the others: the clock is the dearest part of a stamp). */
 	__be32 tx_time;
 };
 
@@ -179,10 +182,12 @@ struct udp_config {
 	 * and sender set and the rest zero, and their checksums count it so. */
 	__u8 stamp;
 	__u8 pad;
-	/* With stamp: one frame in this many to each destination asks to be reflected; 0: none. */
+	/* With stamp: one frame in this many to each destination asks to be reflected (and carries its send
+	 * time); 0: none. */
 	__u32 reflect_every;
-	__u32 generator;
-	__u32 sender;
+	/* The stamp's generator and sender, in network byte order. */
+	__be32 stamp_generator;
+	__be32 stamp_sender;
 	/* Each destination's headers, up to the end of the UDP header (udp_offset + 8 bytes). */
 	struct udp_dest dests[UDP_MAX_DESTS];
 };

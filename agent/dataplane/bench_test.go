@@ -23,6 +23,23 @@ type benchVariant struct {
 	cfg  func(r *rig) UDPConfig
 	// noTouch runs the no-touch bpf_redirect ceiling instead of the generator.
 	noTouch bool
+	// peer, when set, attaches what counts this variant's frames on the peer for each of its runs (the rig
+	// has no receiver then); nil: the rig's receiver counts.
+	peer func(b *testing.B, r *rig) peerCounter
+}
+
+// peerCounter counts the frames the peer received.
+type peerCounter interface {
+	packets(b *testing.B) uint64
+	Close() error
+}
+
+func (r *Receiver) packets(b *testing.B) uint64 {
+	c, err := r.Counts()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c.Matched.Packets + c.Stamped.Packets
 }
 
 type benchResult struct {
@@ -40,6 +57,11 @@ func measure(b *testing.B, r *rig, variants []benchVariant) map[string]benchResu
 	for round := range benchRounds {
 		for i := range variants {
 			v := variants[(round+i)%len(variants)]
+			// The peer's counter first: a veth transmits redirected frames only while its peer has a program.
+			counter := peerCounter(r.rx)
+			if v.peer != nil {
+				counter = v.peer(b, r)
+			}
 			g, err := r.tryGenerator(v.cfg(r))
 			if err != nil {
 				b.Fatal(err)
@@ -49,7 +71,7 @@ func measure(b *testing.B, r *rig, variants []benchVariant) map[string]benchResu
 					b.Fatal(err)
 				}
 			}
-			before := r.receivedB(b)
+			before := counter.packets(b)
 			if err := g.Run(b.Context()); err != nil {
 				b.Fatal(err)
 			}
@@ -63,7 +85,10 @@ func measure(b *testing.B, r *rig, variants []benchVariant) map[string]benchResu
 				g.program.Close()
 			}
 			res := results[v.name]
-			res.received += r.receivedB(b) - before
+			res.received += counter.packets(b) - before
+			if v.peer != nil {
+				counter.Close()
+			}
 			res.sent += s.Sent().Packets
 			res.dropped += s.Egress.TxDropped
 			res.seconds += benchPeriod.Seconds()
@@ -77,14 +102,6 @@ func measure(b *testing.B, r *rig, variants []benchVariant) map[string]benchResu
 			float64(res.sent)/res.seconds/1e6, 100*float64(res.dropped)/float64(max(res.sent, 1)))
 	}
 	return results
-}
-
-func (r *rig) receivedB(b *testing.B) uint64 {
-	c, err := r.rx.Counts()
-	if err != nil {
-		b.Fatal(err)
-	}
-	return c.Matched.Packets
 }
 
 func newBenchRig(b *testing.B, queues int) *rig {

@@ -23,7 +23,10 @@ func pinMap(m *ebpf.Map, path string) error {
 	return nil
 }
 
-// PinnedCounters reads the frame counters a UDP or TCP generator pinned at path, summed over CPUs.
+// PinnedCounters reads the frame counters a UDP or TCP generator pinned at path, summed over CPUs. For a UDP
+// run, Destinations holds what was sent to each destination in the order of its configuration, up to the last
+// one that was sent anything; their Addr is the zero Addr (the pin does not hold them: the caller's
+// configuration does).
 func PinnedCounters(path string) (Stats, error) {
 	m, err := ebpf.LoadPinnedMap(path, &ebpf.LoadPinOptions{ReadOnly: true})
 	if err != nil {
@@ -34,14 +37,27 @@ func PinnedCounters(path string) (Stats, error) {
 	if err != nil {
 		return Stats{}, fmt.Errorf("pinned counters %s: %w", path, err)
 	}
-	// The UDP and TCP workers' values are the same size: the map's name tells which it is.
-	var perCPU [][numActions]bpf.Counter
+	// The map's name tells a UDP run's from a TCP run's.
+	var (
+		perCPU [][numActions]bpf.Counter
+		s      Stats
+	)
 	switch info.Name {
 	case "workers":
 		var states []bpf.WorkerState
 		err = m.Lookup(uint32(0), &states)
+		var sent [bpf.UDPMaxDests]uint64
+		last := -1
 		for _, st := range states {
 			perCPU = append(perCPU, st.Actions)
+			for i, n := range st.Sent {
+				if sent[i] += n; n > 0 {
+					last = max(last, i)
+				}
+			}
+		}
+		for i := range last + 1 {
+			s.Destinations = append(s.Destinations, DestinationSent{Packets: sent[i]})
 		}
 	case "tcp_workers":
 		var workers []bpf.TCPWorker
@@ -59,7 +75,6 @@ func PinnedCounters(path string) (Stats, error) {
 	if err != nil {
 		return Stats{}, fmt.Errorf("read the pinned counters %s: %w", path, err)
 	}
-	var s Stats
 	for _, actions := range perCPU {
 		for a, c := range actions {
 			s.Actions[a] = s.Actions[a].add(Counter{Packets: c.Packets, Bytes: c.Bytes})

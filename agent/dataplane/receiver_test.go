@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"net/netip"
+	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -405,5 +406,36 @@ func TestReceiverLeavesAnotherProgramAlone(t *testing.T) {
 	}
 	if !p.Remote.XDPAttached(t) {
 		t.Fatal("the other program was detached")
+	}
+}
+
+// TestPinnedCountersPerDestination: a run to two destinations (two addresses of the peer) pins its counters;
+// what the pin says was sent to each is what the run's own stats say, and what the receiver got.
+func TestPinnedCountersPerDestination(t *testing.T) {
+	p := netnstest.NewPair(t, netnstest.Options{})
+	second := netip.MustParseAddr("10.200.0.3")
+	p.Remote.Exec(t, "ip", "addr", "add", second.String()+"/24", "dev", p.Remote.Interface)
+	rx := attachReceiver(t, p.Remote, ReceiverOptions{})
+	const count = 1001
+	g := newGenerator(t, p.Local, UDPConfig{DstAddrs: []netip.Addr{p.Remote.IPv4, second}, Packets: count, Stamp: &Stamp{Generator: 3, Sender: 4}})
+	pin := "/sys/fs/bpf/xdpgen-test-" + strings.ReplaceAll(p.Local.NSName, "-", "")
+	if err := g.PinCounters(pin); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Remove(pin) })
+	s := run(t, g)
+	pinned, err := PinnedCounters(pin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []DestinationSent{{Packets: 501}, {Packets: 500}}
+	if len(pinned.Destinations) != 2 || pinned.Destinations[0] != want[0] || pinned.Destinations[1] != want[1] {
+		t.Fatalf("pinned destinations %+v, want %+v", pinned.Destinations, want)
+	}
+	res := settledPaths(t, 3, 4, s, rx)
+	for i, d := range []netip.Addr{p.Remote.IPv4, second} {
+		if r := res[d]; r.Sent != want[i].Packets || r.Received != want[i].Packets {
+			t.Fatalf("path to %s settled as %+v, want %d sent and received", d, r, want[i].Packets)
+		}
 	}
 }

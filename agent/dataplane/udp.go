@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"net/netip"
 	"time"
 
@@ -71,7 +72,9 @@ func NewUDPGenerator(cfg UDPConfig) (*UDPGenerator, error) {
 		ClockBase:    monotonicNow(),
 	}
 	if s := cfg.Stamp; s != nil {
-		bcfg.Stamp, bcfg.Generator, bcfg.Sender, bcfg.ReflectEvery = 1, s.Generator, s.Sender, s.ReflectEvery
+		// In network byte order, as the stamp carries them.
+		bcfg.Stamp, bcfg.ReflectEvery = 1, s.ReflectEvery
+		bcfg.StampGenerator, bcfg.StampSender = bits.ReverseBytes32(s.Generator), bits.ReverseBytes32(s.Sender)
 	}
 	objs, err := bpf.LoadUDP(bcfg, frames)
 	if err != nil {

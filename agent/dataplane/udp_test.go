@@ -391,6 +391,8 @@ func TestBadInputFailsClearly(t *testing.T) {
 		{"unresolvable mac", UDPConfig{DstAddr: netip.MustParseAddr("10.200.0.99")}, FieldDstMAC, "ARP/ND got no answer"},
 		{"no route", UDPConfig{DstAddr: netip.MustParseAddr("10.99.0.1")}, FieldDstAddr, "no route"},
 		{"no ipv6 source", UDPConfig{DstAddr: netip.MustParseAddr("fd00:200::99"), SrcAddr: netip.MustParseAddr("10.200.0.1")}, FieldSrcAddr, "same IP family"},
+		{"destinations through two interfaces", UDPConfig{DstAddrs: []netip.Addr{r.Remote.IPv4, netip.MustParseAddr("127.0.0.2")}, DstMAC: r.Remote.MAC, SrcMAC: r.Local.MAC},
+			FieldDstAddr, "give destinations that one interface reaches"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := r.tryGenerator(tc.cfg)

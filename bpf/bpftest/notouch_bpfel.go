@@ -25,9 +25,10 @@ type notouchWorkerState struct {
 		Packets uint64
 		Bytes   uint64
 	}
-	Stream uint32
-	Dest   uint32
-	Sent   [64]uint64
+	Stream    uint32
+	Dest      uint32
+	Sent      [64]uint64
+	ReflectIn [64]uint32
 }
 
 // Names of all BPF objects in the ELF.

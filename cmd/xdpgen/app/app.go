@@ -139,7 +139,7 @@ func newUDPCommand() *cobra.Command {
 		Use:   "udp <ifname>",
 		Short: "Send UDP on an interface, optionally spraying destination and source ports",
 		Long: "udp sends UDP frames from pinned threads, to one destination or to several in turn (-a A,B,C).\n" +
-			"With --stamp each frame carries a stamp (generator, sender, thread, sequence number, send time) after\n" +
+			"With --stamp each frame carries a stamp (generator, sender, thread, sequence number) after\n" +
 			"the UDP header, for `xdpgen receive` at the far end to count loss, reordering and duplicates per path;\n" +
 			"the summary lists what was sent to each destination, which settles the receiver's loss. --latency N\n" +
 			"asks the receivers to send back one frame in N: xdpgen attaches its receive program to <ifname> to time\n" +

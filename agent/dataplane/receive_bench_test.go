@@ -1,0 +1,103 @@
+package dataplane
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/cilium/ebpf/link"
+	vnl "github.com/vishvananda/netlink"
+
+	"github.com/xdpgen/xdpgen/bpf"
+	"github.com/xdpgen/xdpgen/bpf/bpftest"
+	"github.com/xdpgen/xdpgen/test/netnstest"
+)
+
+// dropCounter is the drop-only counter attached to the peer's veth.
+type dropCounter struct {
+	objs *bpftest.DropCount
+	link link.Link
+}
+
+func (d *dropCounter) packets(b *testing.B) uint64 {
+	var perCPU []bpf.Counter
+	if err := d.objs.Counter.Lookup(uint32(0), &perCPU); err != nil {
+		b.Fatal(err)
+	}
+	var n uint64
+	for _, c := range perCPU {
+		n += c.Packets
+	}
+	return n
+}
+
+func (d *dropCounter) Close() error { return errors.Join(d.link.Close(), d.objs.Close()) }
+
+// attachDropCounter attaches the drop-only counter to the peer's veth. It drops ARP too: variants using it
+// give the destination MAC.
+func attachDropCounter(b *testing.B, r *rig) peerCounter {
+	objs, err := bpftest.LoadDropCount()
+	if err != nil {
+		b.Fatal(err)
+	}
+	d := &dropCounter{objs: objs}
+	err = netnstest.Do(r.Remote.NS, func() error {
+		l, err := vnl.LinkByName(r.Remote.Interface)
+		if err != nil {
+			return err
+		}
+		d.link, err = link.AttachXDP(link.XDPOptions{Program: objs.Program, Interface: l.Attrs().Index})
+		return err
+	})
+	if err != nil {
+		objs.Close()
+		b.Fatal(err)
+	}
+	return d
+}
+
+// attachReceiverB attaches a Receiver to the peer's veth, accounting stamped frames.
+func attachReceiverB(b *testing.B, r *rig) peerCounter {
+	var rx *Receiver
+	if err := netnstest.Do(r.Remote.NS, func() (err error) {
+		rx, err = AttachReceiver(r.Remote.Interface, ReceiverOptions{})
+		return err
+	}); err != nil {
+		b.Fatal(err)
+	}
+	return rx
+}
+
+// BenchmarkStamping: stamped frames (sequence number, checksum), and stamped frames one in 100 of which asks
+// to be reflected (and reads the clock), against the same fixed flow unstamped, all counted by the drop-only
+// counter on the peer, so that only the sender's work differs.
+func BenchmarkStamping(b *testing.B) {
+	r := &rig{Pair: netnstest.NewPair(b, netnstest.Options{Queues: 1})}
+	flow := func(stamp *Stamp) func(r *rig) UDPConfig {
+		return func(r *rig) UDPConfig {
+			return UDPConfig{DstAddr: r.Remote.IPv4, DstMAC: r.Remote.MAC, Duration: benchPeriod, Stamp: stamp}
+		}
+	}
+	res := measure(b, r, []benchVariant{
+		{name: "fixed", peer: attachDropCounter, cfg: flow(nil)},
+		{name: "stamped", peer: attachDropCounter, cfg: flow(&Stamp{Generator: 1, Sender: 1})},
+		{name: "reflect100", peer: attachDropCounter, cfg: flow(&Stamp{Generator: 1, Sender: 1, ReflectEvery: 100})},
+	})
+	ratio(b, res, "stamped", "fixed")
+	ratio(b, res, "reflect100", "fixed")
+}
+
+// BenchmarkReceiver: one sender of stamped frames at full rate into the peer, counted by the receive program
+// (accounting every frame in its stream, under the stream's lock) or by the drop-only counter. A veth runs its
+// peer's XDP program in the softirq of the CPU that sent the frame, so what the receiver costs per frame slows
+// the sender down: the ratio is the receiver's cost charged to one CPU that also sends.
+func BenchmarkReceiver(b *testing.B) {
+	r := &rig{Pair: netnstest.NewPair(b, netnstest.Options{Queues: 1})}
+	stamped := func(r *rig) UDPConfig {
+		return UDPConfig{DstAddr: r.Remote.IPv4, DstMAC: r.Remote.MAC, Duration: benchPeriod, Stamp: &Stamp{Generator: 1, Sender: 1}}
+	}
+	res := measure(b, r, []benchVariant{
+		{name: "dropcount", peer: attachDropCounter, cfg: stamped},
+		{name: "receiver", peer: attachReceiverB, cfg: stamped},
+	})
+	ratio(b, res, "receiver", "dropcount")
+}
