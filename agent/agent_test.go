@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netns"
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
@@ -75,6 +76,8 @@ type fixture struct {
 	rx        *dataplane.Receiver
 	namespace string
 	pinDir    string
+	// hostOf places a node's agent in a namespace of its own; the others send from the pair's local end.
+	hostOf map[string]netnstest.Host
 }
 
 // fixtureLabel is the label a fixture's nodes carry and its generators select.
@@ -232,7 +235,7 @@ func (f *fixture) startAgentOf(node string, restCfg *rest.Config) (a *agent.Agen
 		f.t.Fatal(err)
 	}
 	a, err = agent.New(agent.Options{NodeName: f.node(node), PodName: "pod-of-" + node,
-		ReportInterval: 300 * time.Millisecond, NetNS: f.pair.Local.NS, PinDir: f.pinDir}, mgr.GetClient(), mgr.GetAPIReader())
+		ReportInterval: 300 * time.Millisecond, NetNS: f.agentNS(node), PinDir: f.pinDir}, mgr.GetClient(), mgr.GetAPIReader())
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -255,6 +258,14 @@ func (f *fixture) startAgentOf(node string, restCfg *rest.Config) (a *agent.Agen
 	}
 	f.t.Cleanup(stop)
 	return a, stop
+}
+
+// agentNS is the network namespace node's agent sends (and receives) in.
+func (f *fixture) agentNS(node string) netns.NsHandle {
+	if h, ok := f.hostOf[node]; ok {
+		return h.NS
+	}
+	return f.pair.Local.NS
 }
 
 // report waits until the node's report satisfies cond, and returns it.

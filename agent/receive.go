@@ -64,6 +64,9 @@ func (s settling) finishedAt(snd sender, now time.Time) (time.Time, bool) {
 		return s.since, now.Sub(s.since) >= s.silentAfter
 	}
 	st := snd.report.Status
+	if st.SendCompletionTime != nil { // it may still be receiving: the frames it sent are all out
+		return st.SendCompletionTime.Time, true
+	}
 	if st.Phase.Terminal() {
 		if st.CompletionTime != nil {
 			return st.CompletionTime.Time, true

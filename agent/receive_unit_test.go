@@ -20,13 +20,17 @@ func TestPathRows(t *testing.T) {
 			CompletionTime: completed, Sent: []xdpgenv1alpha1.SentPath{{Receiver: "other", Packets: 1}, {Receiver: "rx", Packets: packets, RTT: rtt}}}}
 	}
 	s := settling{drain: 2 * time.Second, silentAfter: time.Minute, since: t0}
+	receiving := sentTo(xdpgenv1alpha1.PhaseRunning, at(9*time.Second), nil, 2000) // sent all, still receiving
+	receiving.Status.SendCompletionTime = at(5 * time.Second)
 	senders := []sender{
+		{node: "also-receives", report: receiving},
 		{node: "running", report: sentTo(xdpgenv1alpha1.PhaseRunning, at(9*time.Second), nil, 5000)},
 		{node: "done", report: sentTo(xdpgenv1alpha1.PhaseCompleted, at(9*time.Second), at(9*time.Second), 1000)},
 		{node: "rx"}, // the receiver itself: no path
 		{node: "silent"},
 	}
 	got := map[string]dataplane.StreamCounts{
+		"also-receives": {Packets: 1999, Bytes: 1999 * 64, Expected: 1999},
 		"running": {Packets: 4990, Bytes: 4990 * 64, Expected: 4993, Reordered: 2},
 		"done":    {Packets: 994, Bytes: 994 * 64, Expected: 991, Duplicates: 4},
 		"rx":      {Packets: 7},
@@ -34,6 +38,9 @@ func TestPathRows(t *testing.T) {
 
 	rows, settled := pathRows("rx", senders, got, s, t0.Add(10*time.Second))
 	want := []xdpgenv1alpha1.PathResult{
+		// Finished sending 5 s ago: settled, though its run goes on (it receives until its own paths settle).
+		{Sender: "also-receives", Receiver: "rx", SentPackets: 2000, ReceivedPackets: 1999, ReceivedBytes: 1999 * 64, LostPackets: 1,
+			LossRatio: "0.0005", Settled: true, RTT: rtt},
 		// Finished 1 s ago, drain 2 s: not settled, loss from the gaps.
 		{Sender: "done", Receiver: "rx", SentPackets: 1000, ReceivedPackets: 990, ReceivedBytes: 994 * 64, LostPackets: 1,
 			LossRatio: "0.001", Duplicates: 4, RTT: rtt},
@@ -47,7 +54,7 @@ func TestPathRows(t *testing.T) {
 
 	// 3 s later the finished sender's path settles against its count; the running one and the silent one do not.
 	rows, settled = pathRows("rx", senders, got, s, t0.Add(13*time.Second))
-	if r := rows[0]; !r.Settled || r.LostPackets != 10 || r.LossRatio != "0.01" || settled {
+	if r := rows[1]; !r.Settled || r.LostPackets != 10 || r.LossRatio != "0.01" || settled {
 		t.Errorf("finished sender's path after the drain: %+v (all settled %v), want settled with 10 of 1000 lost", r, settled)
 	}
 
@@ -57,7 +64,7 @@ func TestPathRows(t *testing.T) {
 	if !settled {
 		t.Errorf("after every sender finished or went silent and the drain passed, paths %+v are not all settled", rows)
 	}
-	if r := rows[1]; r.LostPackets != 10 || !r.Settled {
+	if r := rows[2]; r.LostPackets != 10 || !r.Settled {
 		t.Errorf("silent sender's path: %+v, want settled against its last count (10 of 5000 lost)", r)
 	}
 }

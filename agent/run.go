@@ -119,7 +119,7 @@ func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator
 		}
 		defer snd.stop()
 		if len(snd.receivers) == 0 {
-			st.StartTime, st.Message = now(), snd.nothingToSendNote()
+			st.StartTime, st.SendCompletionTime, st.Message = now(), now(), snd.nothingToSendNote()
 			if rcv != nil {
 				st.Phase, st.Message = xdpgenv1alpha1.PhaseRunning, joinNonEmpty(st.Message, rcv.receivingNote())
 				w.write(ctx, st)
@@ -225,6 +225,9 @@ func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator
 			st = withoutRates(st)
 			sent := joinNonEmpty(fmt.Sprintf("sent %d packets (%d bytes) on %s", st.Packets, st.Bytes, name), protocolNote(st),
 				sharedCPUsNote(cpus, shared), restartNote(st.Restarts))
+			if snd != nil {
+				st.SendCompletionTime = now()
+			}
 			if rcv != nil {
 				st.Message = joinNonEmpty(sent, rcv.receivingNote())
 				w.write(ctx, st)

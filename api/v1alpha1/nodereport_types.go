@@ -258,6 +258,11 @@ type NodeReportStatus struct {
 	// +optional
 	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
 
+	// SendCompletionTime is when the node finished sending, for a generator with receivers: its receivers settle
+	// their paths from it on. A node that also receives finishes its run later, once its own paths settle.
+	// +optional
+	SendCompletionTime *metav1.Time `json:"sendCompletionTime,omitempty"`
+
 	// Packets and Bytes count the frames sent in this run (XDP_TX and XDP_REDIRECT that the driver took).
 	// +optional
 	Packets int64 `json:"packets,omitempty"`

@@ -4,7 +4,8 @@
 /*
  * Stands between a sender and its receivers (attached to a router's interface facing the sender): it drops a
  * random share of the stamped frames to one destination, to make losses a receiver must account for, counts
- * what it passed and dropped, and passes everything else to the stack (which forwards it).
+ * what it passed and dropped, and passes everything else (reflected latency samples included) to the stack (which
+ * forwards it).
  */
 #include <linux/bpf.h>
 #include <bpf_helpers.h>
@@ -45,7 +46,12 @@ int xdpgen_stamp_drop(struct xdp_md *ctx)
 	struct udp_frame f = {};
 	__u32 dst[4];
 
-	if (parse_udp(data, data_end, &f) < 0 || !stamp_of(&f, data_end))
+	if (parse_udp(data, data_end, &f) < 0)
+		return XDP_PASS;
+	struct stamp *s = stamp_of(&f, data_end);
+
+	/* A frame a receiver sends back to its sender is the sender's latency sample, not a frame of the path. */
+	if (!s || (s->flags & STAMP_REFLECTED))
 		return XDP_PASS;
 	frame_addr(&f, 1, (__u8 *)dst);
 	for (int i = 0; i < 4; i++) {

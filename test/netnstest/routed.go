@@ -158,3 +158,43 @@ func forward(t testing.TB, router Host) {
 		t.Fatalf("turn on forwarding in %s: %v", router.NSName, err)
 	}
 }
+
+// Star is hosts that all reach each other through one router, each on its own link: Hosts[i] - Router -
+// Hosts[j]. It stands for the nodes of a cluster on one network: each host routes every other host's subnet
+// through the router, which forwards IPv4 and IPv6.
+type Star struct {
+	Hosts []Host
+	// Ports[i] is the router's end of host i's link, in the router's namespace.
+	Ports []Host
+}
+
+// NewStar makes the namespaces, veth pairs, routes and forwarding for n hosts (at most 9), and registers their
+// removal with t.Cleanup. As in NewRouted, neighbours know each other's MACs.
+func NewStar(t testing.TB, n int, opts Options) *Star {
+	t.Helper()
+	RequirePrivileges(t)
+	id := randomID()
+	s := &Star{}
+	router := newHost(t, "xdpgen-"+id+"-x", "", "10.219.0.1", "fd00:219::1") // addresses only on its ports
+	for i := range n {
+		port := router
+		port.Interface = fmt.Sprintf("xg%sp%d", id[:4], i)
+		port.IPv4 = netip.MustParseAddr(fmt.Sprintf("10.%d.0.1", 220+i))
+		port.IPv6 = netip.MustParseAddr(fmt.Sprintf("fd00:%d::1", 220+i))
+		host := newHost(t, fmt.Sprintf("xdpgen-%s-h%d", id, i), fmt.Sprintf("xg%sh%d", id[:4], i),
+			fmt.Sprintf("10.%d.0.2", 220+i), fmt.Sprintf("fd00:%d::2", 220+i))
+		join(t, &port, &host, opts)
+		KnowEachOther(t, port, host)
+		s.Ports = append(s.Ports, port)
+		s.Hosts = append(s.Hosts, host)
+	}
+	for i, from := range s.Hosts {
+		for j, to := range s.Hosts {
+			if i != j {
+				route(t, from, to, s.Ports[i])
+			}
+		}
+	}
+	forward(t, router)
+	return s
+}

@@ -1,0 +1,158 @@
+package agent_test
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf/link"
+	vnl "github.com/vishvananda/netlink"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
+	"github.com/xdpgen/xdpgen/bpf"
+	"github.com/xdpgen/xdpgen/bpf/bpftest"
+	"github.com/xdpgen/xdpgen/test/netnstest"
+	"github.com/xdpgen/xdpgen/test/poll"
+)
+
+// meshNode is a node of the mesh test: its agent sends and receives in a namespace of its own, behind a router
+// shared with the other nodes, and its Node carries that namespace's address as its InternalIP.
+func (f *fixture) meshNode(name string, h netnstest.Host) string {
+	f.t.Helper()
+	node := f.node(name)
+	var n corev1.Node
+	if err := k8s.Get(f.t.Context(), client.ObjectKey{Name: node}, &n); err != nil {
+		f.t.Fatal(err)
+	}
+	n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: h.IPv4.String()}, {Type: corev1.NodeHostName, Address: node}}
+	if err := k8s.Status().Update(f.t.Context(), &n); err != nil {
+		f.t.Fatal(err)
+	}
+	if f.hostOf == nil {
+		f.hostOf = map[string]netnstest.Host{}
+	}
+	f.hostOf[name] = h
+	return node
+}
+
+// routerDropping loads the test's stamp dropper, dropping ppm of the stamped frames to dst (none when ppm is 0),
+// and attaches it to the router's end of a node's link. A router port takes the frames its peer redirects or
+// sends back with XDP_TX only while it has an XDP program, so every port gets one.
+func routerDropping(t *testing.T, port netnstest.Host, dst netip.Addr, ppm uint32) *bpftest.StampDrop {
+	t.Helper()
+	d, err := bpftest.LoadStampDrop(bpftest.StampDropConfig{DstAddr: netip.AddrFrom4(dst.As4()).As16(), DropPpm: ppm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	var lk link.Link
+	if err := netnstest.Do(port.NS, func() error {
+		l, err := vnl.LinkByName(port.Interface)
+		if err != nil {
+			return err
+		}
+		lk, err = link.AttachXDP(link.XDPOptions{Program: d.Program, Interface: l.Attrs().Index})
+		return err
+	}); err != nil {
+		t.Fatalf("attach the dropper to %s: %v", port.Interface, err)
+	}
+	t.Cleanup(func() { lk.Close() })
+	return d
+}
+
+func dropped(t *testing.T, d *bpftest.StampDrop) int64 {
+	t.Helper()
+	var perCPU []bpf.Counter
+	if err := d.Counters.Lookup(bpftest.StampDropDropped, &perCPU); err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, c := range perCPU {
+		n += int64(c.Packets)
+	}
+	return n
+}
+
+// TestMeshOfThree: three nodes, each sender and receiver of one generator, behind a router that drops 1% of the
+// stamped frames from the third node to the first. Every node sends to the two others, and each receiver settles
+// its paths against its senders' reports: every path arrives exactly, but the dropping one, whose loss is what
+// the dropper dropped (1% +- 0.2%); every path's round trip is timed; no XDP program is left on the nodes.
+func TestMeshOfThree(t *testing.T) {
+	f := newFixture(t)
+	star := netnstest.NewStar(t, 3, netnstest.Options{})
+	var nodes []string
+	for i, h := range star.Hosts {
+		nodes = append(nodes, f.meshNode(fmt.Sprintf("mesh%d", i), h))
+	}
+	routerDropping(t, star.Ports[0], star.Hosts[0].IPv4, 0)
+	routerDropping(t, star.Ports[1], star.Hosts[0].IPv4, 0)
+	dropper := routerDropping(t, star.Ports[2], star.Hosts[0].IPv4, 10_000)
+
+	const perNode, pps = 60_000, 20_000
+	tg := f.generator("mesh", func(s *xdpgenv1alpha1.TrafficGeneratorSpec) {
+		s.Destination = xdpgenv1alpha1.Destination{Port: 9, PortCount: 1}
+		s.Receivers = &xdpgenv1alpha1.Receivers{NodeSelector: map[string]string{fixtureLabel: f.namespace}, Interface: "auto",
+			DrainTime: &metav1.Duration{Duration: time.Second}, LatencySampleEvery: ptr.To[int32](100)}
+		s.Packets, s.Rate = ptr.To[int64](perNode), &xdpgenv1alpha1.Rate{PacketsPerSecond: ptr.To[int64](pps)}
+	})
+	for i := range nodes {
+		f.startAgent(fmt.Sprintf("mesh%d", i), nil)
+	}
+	reports := map[string]*xdpgenv1alpha1.NodeReport{}
+	for i, node := range nodes {
+		reports[node] = f.report(tg, fmt.Sprintf("mesh%d", i), 60*time.Second, "completed", phase(xdpgenv1alpha1.PhaseCompleted))
+	}
+	lossy := [2]string{nodes[2], nodes[0]}
+	for _, node := range nodes {
+		rep := reports[node]
+		t.Logf("%s: %s", node, rep.Status.Message)
+		if rep.Status.Packets != perNode || len(rep.Status.Sent) != 2 {
+			t.Errorf("%s sent %d packets over paths %+v, want %d over two", node, rep.Status.Packets, rep.Status.Sent, perNode)
+		}
+		for _, p := range rep.Status.Sent {
+			if p.Packets != perNode/2 || p.RTT == nil || p.RTT.Samples < perNode/2/100*9/10 || p.RTT.P50.Duration <= 0 || p.RTT.P50.Duration > 10*time.Millisecond {
+				t.Errorf("%s sent to %s: %+v (RTT %+v), want %d packets and about %d round trips timed", node, p.Receiver, p, p.RTT, perNode/2, perNode/2/100)
+			}
+		}
+		var senders []string
+		for _, p := range rep.Status.Received {
+			senders = append(senders, p.Sender)
+			if !p.Settled || p.Receiver != node || p.SentPackets != perNode/2 || p.Duplicates != 0 || p.OutOfOrder != 0 {
+				t.Errorf("path %s>%s: %+v, want settled with %d sent, in order, no duplicates", p.Sender, p.Receiver, p, perNode/2)
+			}
+			if [2]string{p.Sender, p.Receiver} == lossy {
+				if lost := dropped(t, dropper); p.LostPackets != lost || p.LostPackets < 240 || p.LostPackets > 360 {
+					t.Errorf("path %s>%s lost %d of %d, want what the router dropped (%d), 1%% +- 0.2%%", p.Sender, p.Receiver, p.LostPackets, p.SentPackets, lost)
+				}
+				t.Logf("path %s>%s: %d of %d lost (loss ratio %s), RTT %+v", p.Sender, p.Receiver, p.LostPackets, p.SentPackets, p.LossRatio, p.RTT)
+			} else if p.ReceivedPackets != perNode/2 || p.LostPackets != 0 {
+				t.Errorf("path %s>%s: received %d, lost %d; want all %d", p.Sender, p.Receiver, p.ReceivedPackets, p.LostPackets, perNode/2)
+			}
+		}
+		sort.Strings(senders)
+		var want []string
+		for _, n := range nodes {
+			if n != node {
+				want = append(want, n)
+			}
+		}
+		if fmt.Sprint(senders) != fmt.Sprint(want) {
+			t.Errorf("%s received from %v, want %v", node, senders, want)
+		}
+	}
+	// The runs are over: the receive programs go with their last user.
+	for _, h := range star.Hosts {
+		poll.Until(t, 5*time.Second, 50*time.Millisecond, "the receive program on "+h.Interface+" detached", func() error {
+			if h.XDPAttached(t) {
+				return fmt.Errorf("an XDP program is attached")
+			}
+			return nil
+		})
+	}
+}
