@@ -2,8 +2,10 @@
 # `make release`: everything a user installs, into $DIST (emptied first), from the working tree:
 #
 #   xdpgen-image.oci.tar        the image (/manager, /agent) for linux/amd64 and linux/arm64: an OCI layout tarball
-#                               of one image index named $IMAGE, for `make push`, `ctr images import`, `docker load`
+#                               of one image index named $IMAGE, for `make push` and `ctr images import`
 #   install.yaml                config/default with the image set to $IMAGE (kubebuilder's build-installer)
+#   crds.yaml                   the CRDs alone (config/crd), which `helm upgrade` leaves as they are: the chart's
+#                               README says to apply them first
 #   xdpgen-$CHART_VERSION.tgz   the chart, appVersion $VERSION (so its image tag), image.repository $IMAGE's
 #   xdpgen-linux-{amd64,arm64}  the CLI, static
 #   SHA256SUMS                  of each of the above, for `sha256sum -c`
@@ -60,6 +62,9 @@ if grep -n "image: $chart_repository:dev\$" "$DIST/install.yaml"; then
 	echo "release: install.yaml still names the development image" >&2
 	exit 1
 fi
+
+echo "release: crds.yaml (config/crd)"
+"$KUBECTL" kustomize config/crd >"$DIST/crds.yaml"
 
 echo "release: chart $CHART_VERSION (appVersion $VERSION, image.repository $repository)"
 cp -r charts/xdpgen "$tmp/xdpgen"

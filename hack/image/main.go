@@ -23,7 +23,7 @@ limitations under the License.
 // Each NAME=PACKAGE becomes /NAME in the image; the first one is the entrypoint unless -entrypoint says otherwise.
 // By default the image is for this machine's architecture, written as a docker-archive tarball (what the local
 // cluster imports). With -format oci and one -platform per architecture (cross-compiled), it is an image index
-// over all of them, written as an OCI layout tarball (hack/internal/ociarchive): the release's archive, which
+// over all of them, written as an OCI layout tarball (hack/ociarchive): the release's archive, which
 // hack/push pushes.
 package main
 
@@ -47,7 +47,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/xdpgen/xdpgen/hack/internal/ociarchive"
+	"github.com/xdpgen/xdpgen/hack/ociarchive"
 )
 
 func main() {

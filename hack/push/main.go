@@ -32,7 +32,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/xdpgen/xdpgen/hack/internal/ociarchive"
+	"github.com/xdpgen/xdpgen/hack/ociarchive"
 )
 
 func main() {

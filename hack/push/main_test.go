@@ -34,7 +34,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/xdpgen/xdpgen/hack/internal/ociarchive"
+	"github.com/xdpgen/xdpgen/hack/ociarchive"
 )
 
 // TestPush pushes an archive of a two-platform index to a registry (go-containerregistry's, in process, over

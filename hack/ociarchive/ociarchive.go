@@ -15,11 +15,11 @@ limitations under the License.
 */
 
 // Package ociarchive writes a multi-platform image (an image index) as a tarball of an OCI image layout, and reads
-// it back: the image archive of a release. `ctr images import` and `docker load` (25 and later) read it, and so
-// do `skopeo copy oci-archive:` and hack/push, which pushes it to a registry unchanged (same digests).
+// it back: the image archive of a release. `ctr images import` reads it (the install test imports it into the
+// local cluster's containerd), and so does hack/push, which pushes it to a registry unchanged (same digests).
 //
 // The layout's index.json holds one descriptor, of the image index, named by two annotations: the full reference
-// in containerd's io.containerd.image.name (which ctr and docker read), the tag in the OCI spec's
+// in containerd's io.containerd.image.name (which ctr reads), the tag in the OCI spec's
 // org.opencontainers.image.ref.name (as BuildKit writes them).
 package ociarchive
 
@@ -40,7 +40,7 @@ import (
 )
 
 const (
-	// NameAnnotation holds the image's full reference (containerd's importer and docker load read it).
+	// NameAnnotation holds the image's full reference (containerd's importer reads it).
 	NameAnnotation = "io.containerd.image.name"
 	// RefNameAnnotation holds the tag (the OCI image layout's annotation).
 	RefNameAnnotation = "org.opencontainers.image.ref.name"
