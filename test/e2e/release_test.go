@@ -47,16 +47,16 @@ import (
 )
 
 const (
-	// releaseVersion is what the test's `make release` stamps: the image tag, the binaries' --version, the chart's
+	// releaseVersion is what the test's release stamps: the image tag, the binaries' --version, the chart's
 	// appVersion; the chart's version is it without the v.
 	releaseVersion = "v0.0.0-e2e"
-	releaseImage   = "ghcr.io/xdpgen/xdpgen:" + releaseVersion
 	releaseChart   = "xdpgen-0.0.0-e2e.tgz"
 )
 
-// TestInstallRelease builds a release (`make release` into a folder of its own), checks its artifacts, imports its
-// image archive (both architectures, one index) into every node, and installs xdpgen from those artifacts alone,
-// in place of the kustomize installation of the other tests, the two ways the README's "Install a release" says:
+// TestInstallRelease makes a release and pushes it (`make push REGISTRY=...` into a folder of its own, to a
+// registry in process: go-containerregistry's, on 127.0.0.1), checks its artifacts, imports its image archive
+// (both architectures, one index) into every node, and installs xdpgen from those artifacts alone, in place of
+// the kustomize installation of the other tests, the two ways the README's "Install a release" says:
 //
 //   - kubectl apply --server-side -f install.yaml (with the local cluster's changes of config/local, as an overlay:
 //     image never pulled, API server on the host's 127.0.0.1): the manager and the agents run the release's image,
@@ -64,35 +64,40 @@ const (
 //   - helm install of the packaged chart (with hack/helm/local-cluster-values.yaml), then the upgrade of the
 //     chart's README (the release's crds.yaml applied over Helm's, helm upgrade): the same, then helm uninstall.
 //
-// The artifacts: every file is in SHA256SUMS with its sum; the archive's index names the release's image and holds
-// linux/amd64 and linux/arm64 images of static binaries of that architecture with the BPF objects embedded, and
-// pushes unchanged to a registry (go-containerregistry's, in process); the CLI is there for both architectures;
-// install.yaml and the chart name the release's image and version; crds.yaml holds the chart's CRDs; the chart
-// carries its README.
+// The artifacts: every file is in SHA256SUMS with its sum; the archive's index names the release's image (in the
+// registry given) and holds linux/amd64 and linux/arm64 images of static binaries of that architecture with the
+// BPF objects embedded; the registry serves that index, digest for digest; the CLI is there for both
+// architectures; install.yaml and the chart name the release's image and version; crds.yaml holds the chart's
+// CRDs; the chart carries its README.
 func TestInstallRelease(t *testing.T) {
 	e := requireCluster(t)
 	helm := filepath.Join(e.root, "bin", "helm", helmVersion, "helm")
+	reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(reg.Close)
+	registryPath := strings.TrimPrefix(reg.URL, "http://") + "/team"
+	image := registryPath + "/xdpgen:" + releaseVersion
 	dist := filepath.Join(t.TempDir(), "dist")
 	start := time.Now()
-	cmd := exec.Command("make", "-s", "-C", e.root, "release", "DIST="+dist, "VERSION="+releaseVersion)
+	cmd := exec.Command("make", "-s", "-C", e.root, "push", "DIST="+dist, "VERSION="+releaseVersion, "REGISTRY="+registryPath)
+	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+t.TempDir()) // none of this machine's credentials
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("make release: %v\n%s", err, out)
+		t.Fatalf("make push: %v\n%s", err, out)
 	}
-	t.Logf("make release in %.1f s", time.Since(start).Seconds())
+	t.Logf("make push (make release, then the push) in %.1f s", time.Since(start).Seconds())
 
 	archive := filepath.Join(dist, "xdpgen-image.oci.tar")
 	t.Run("artifacts", func(t *testing.T) {
 		checkSums(t, dist)
-		checkImageArchive(t, e.root, archive)
-		checkPush(t, e.root, archive)
+		checkImageArchive(t, e.root, archive, image)
+		checkPushed(t, archive, image)
 		for _, arch := range []string{"amd64", "arm64"} {
 			cli := readFile(t, filepath.Join(dist, "xdpgen-linux-"+arch))
 			checkStaticELF(t, "xdpgen-linux-"+arch, cli, arch)
 			checkEmbedsBPF(t, e.root, "xdpgen-linux-"+arch, cli)
 		}
-		checkImages(t, "install.yaml", string(readFile(t, filepath.Join(dist, "install.yaml"))))
+		checkImages(t, "install.yaml", string(readFile(t, filepath.Join(dist, "install.yaml"))), image)
 		chart := runHelm(t, e, helm, "template", "xdpgen", filepath.Join(dist, releaseChart))
-		checkImages(t, releaseChart, chart)
+		checkImages(t, releaseChart, chart, image)
 		if readme := runHelm(t, e, helm, "show", "readme", filepath.Join(dist, releaseChart)); !strings.Contains(readme, "`helm upgrade` does not upgrade the CRDs") {
 			t.Errorf("helm show readme %s: want the chart's README with its upgrade path", releaseChart)
 		}
@@ -126,7 +131,7 @@ func TestInstallRelease(t *testing.T) {
 			t.Fatal(err)
 		}
 		e.kubectlOK(t, "-n", namespace, "rollout", "status", "deployment/xdpgen-controller-manager", "--timeout=120s")
-		e.checkRunsRelease(t)
+		e.checkRunsRelease(t, image)
 		e.runToCompletion(t, "e2e-release-yaml", 22, false)
 		e.kubectlOK(t, "delete", "-k", overlay, "--ignore-not-found", "--wait=true", "--timeout=120s")
 		e.waitGone(t, installed, 2*time.Minute)
@@ -146,7 +151,7 @@ func TestInstallRelease(t *testing.T) {
 		// The chart README's upgrade: the release's CRDs (which helm upgrade leaves), then helm upgrade.
 		e.kubectlOK(t, "apply", "--server-side", "--force-conflicts", "-f", filepath.Join(dist, "crds.yaml"))
 		runHelm(t, e, helm, "upgrade", "xdpgen", chart, "-f", localValues, "--wait", "--timeout=2m")
-		e.checkRunsRelease(t)
+		e.checkRunsRelease(t, image)
 		e.runToCompletion(t, "e2e-release-chart", 23, false)
 		runHelm(t, e, helm, "uninstall", "xdpgen", "--wait", "--timeout=2m")
 		e.waitGone(t, []*unstructured.Unstructured{namespaceObject()}, 2*time.Minute)
@@ -231,26 +236,25 @@ func localOverlay(t *testing.T, root, installYAML string) string {
 var imageLine = regexp.MustCompile(`(?m)^\s*(?:- )?image: *(\S+)$`)
 
 // checkImages checks that every image a manifest names is the release's, the manager's and the agents' at least.
-func checkImages(t *testing.T, what, manifest string) {
+func checkImages(t *testing.T, what, manifest, image string) {
 	t.Helper()
 	images := imageLine.FindAllStringSubmatch(manifest, -1)
 	if len(images) < 2 {
 		t.Errorf("%s names %d images, want the manager's and the agents'", what, len(images))
 	}
 	for _, m := range images {
-		if m[1] != releaseImage {
-			t.Errorf("%s names image %s, want %s", what, m[1], releaseImage)
+		if m[1] != image {
+			t.Errorf("%s names image %s, want %s", what, m[1], image)
 		}
 	}
 }
 
 // checkRunsRelease checks that the manager and every node's agent run the release's image, and that its binaries
 // say the release's version.
-func (e *clusterEnv) checkRunsRelease(t *testing.T) {
+func (e *clusterEnv) checkRunsRelease(t *testing.T, image string) {
 	t.Helper()
-	image := e.kubectlOK(t, "-n", namespace, "get", "deployment", "xdpgen-controller-manager", "-o", "jsonpath={.spec.template.spec.containers[0].image}")
-	if image != releaseImage {
-		t.Errorf("the manager's image is %q, want %q", image, releaseImage)
+	if got := e.kubectlOK(t, "-n", namespace, "get", "deployment", "xdpgen-controller-manager", "-o", "jsonpath={.spec.template.spec.containers[0].image}"); got != image {
+		t.Errorf("the manager's image is %q, want %q", got, image)
 	}
 	out := e.kubectlOK(t, "-n", namespace, "exec", "deployment/xdpgen-controller-manager", "--", "/manager", "--version")
 	if !strings.HasPrefix(out, "manager "+releaseVersion+" (commit ") {
@@ -258,8 +262,8 @@ func (e *clusterEnv) checkRunsRelease(t *testing.T) {
 	}
 	for _, n := range e.cluster.Nodes() {
 		pod := e.waitAgentRunning(t, n.Name, 2*time.Minute)
-		if img := pod.Spec.Containers[0].Image; img != releaseImage {
-			t.Errorf("agent pod %s on %s runs %q, want %q", pod.Name, n.Name, img, releaseImage)
+		if img := pod.Spec.Containers[0].Image; img != image {
+			t.Errorf("agent pod %s on %s runs %q, want %q", pod.Name, n.Name, img, image)
 		}
 		out := e.kubectlOK(t, "-n", namespace, "exec", pod.Name, "--", "/agent", "--version")
 		if !strings.HasPrefix(out, "agent "+releaseVersion+" (commit ") {
@@ -303,18 +307,18 @@ func checkSums(t *testing.T, dist string) {
 	}
 }
 
-// checkImageArchive checks the release's image archive: one index named releaseImage, with a linux/amd64 and a
+// checkImageArchive checks the release's image archive: one index named image, with a linux/amd64 and a
 // linux/arm64 image, each of static binaries /manager and /agent of its architecture, the agent with the BPF
 // objects embedded.
-func checkImageArchive(t *testing.T, root, archive string) {
+func checkImageArchive(t *testing.T, root, archive, image string) {
 	t.Helper()
 	a, err := ociarchive.Open(archive)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	if a.Ref.String() != releaseImage {
-		t.Errorf("the archive names %s, want %s", a.Ref, releaseImage)
+	if a.Ref.String() != image {
+		t.Errorf("the archive names %s, want %s", a.Ref, image)
 	}
 	m, err := a.Index.IndexManifest()
 	if err != nil {
@@ -407,32 +411,22 @@ func checkEmbedsBPF(t *testing.T, root, what string, b []byte) {
 	}
 }
 
-// checkPush pushes the archive with hack/push (`make push`) to a registry in process and pulls back the index:
-// the archive's digest, both platforms.
-func checkPush(t *testing.T, root, archive string) {
+// checkPushed pulls image from the registry: the archive's index, digest for digest, and every image in it.
+func checkPushed(t *testing.T, archive, image string) {
 	t.Helper()
-	reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	defer reg.Close()
-	to := strings.TrimPrefix(reg.URL, "http://") + "/xdpgen/xdpgen:" + releaseVersion
-	cmd := exec.Command("go", "run", "./hack/push", archive, to)
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+t.TempDir())
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("hack/push %s %s: %v\n%s", archive, to, err, out)
-	}
 	a, err := ociarchive.Open(archive)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
 	want, _ := a.Index.Digest()
-	ref, err := name.ParseReference(to)
+	ref, err := name.ParseReference(image)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pulled, err := remote.Index(ref)
 	if err != nil {
-		t.Fatalf("pull %s: %v", to, err)
+		t.Fatalf("pull %s: %v", image, err)
 	}
 	if got, _ := pulled.Digest(); got != want {
 		t.Errorf("pushed index %s, want the archive's %s", got, want)
@@ -445,10 +439,34 @@ func checkPush(t *testing.T, root, archive string) {
 		t.Errorf("the pushed index lists %d images, want 2", len(m.Manifests))
 	}
 	for _, d := range m.Manifests {
-		if _, err := pulled.Image(d.Digest); err != nil {
+		if err := readLayers(pulled, d.Digest); err != nil {
 			t.Errorf("the pushed %s: %v", d.Platform, err)
 		}
 	}
+}
+
+// readLayers reads every layer of an image of an index (go-containerregistry checks each against its digest).
+func readLayers(idx v1.ImageIndex, digest v1.Hash) error {
+	img, err := idx.Image(digest)
+	if err != nil {
+		return err
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return err
+	}
+	for _, l := range layers {
+		rc, err := l.Compressed()
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(io.Discard, rc)
+		rc.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func readFile(t *testing.T, path string) []byte {
