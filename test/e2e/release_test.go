@@ -68,10 +68,9 @@ const (
 // registry given) and holds linux/amd64 and linux/arm64 images of static binaries of that architecture with the
 // BPF objects embedded; the registry serves that index, digest for digest; the CLI is there for both
 // architectures; install.yaml and the chart name the release's image and version; crds.yaml holds the chart's
-// CRDs; the chart carries its README.
+// CRDs; the chart carries its README; a second `make release` writes the same bytes.
 func TestInstallRelease(t *testing.T) {
 	e := requireCluster(t)
-	helm := filepath.Join(e.root, "bin", "helm", helmVersion, "helm")
 	reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(reg.Close)
 	registryPath := strings.TrimPrefix(reg.URL, "http://") + "/team"
@@ -96,18 +95,30 @@ func TestInstallRelease(t *testing.T) {
 			checkEmbedsBPF(t, e.root, "xdpgen-linux-"+arch, cli)
 		}
 		checkImages(t, "install.yaml", string(readFile(t, filepath.Join(dist, "install.yaml"))), image)
-		chart := runHelm(t, e, helm, "template", "xdpgen", filepath.Join(dist, releaseChart))
+		chart := e.helm(t, "template", "xdpgen", filepath.Join(dist, releaseChart))
 		checkImages(t, releaseChart, chart, image)
-		if readme := runHelm(t, e, helm, "show", "readme", filepath.Join(dist, releaseChart)); !strings.Contains(readme, "`helm upgrade` does not upgrade the CRDs") {
+		if readme := e.helm(t, "show", "readme", filepath.Join(dist, releaseChart)); !strings.Contains(readme, "`helm upgrade` does not upgrade the CRDs") {
 			t.Errorf("helm show readme %s: want the chart's README with its upgrade path", releaseChart)
 		}
-		chartCRDs := byName(manifest.Decode(t, runHelm(t, e, helm, "show", "crds", filepath.Join(dist, releaseChart))))
+		chartCRDs := byName(manifest.Decode(t, e.helm(t, "show", "crds", filepath.Join(dist, releaseChart))))
 		if diff := cmp.Diff(chartCRDs, byName(manifest.DecodeFile(t, filepath.Join(dist, "crds.yaml")))); diff != "" || len(chartCRDs) != 3 {
 			t.Errorf("crds.yaml differs from the chart's %d CRDs (-chart +crds.yaml):\n%s", len(chartCRDs), diff)
 		}
 		out, err := exec.Command(filepath.Join(dist, "xdpgen-linux-amd64"), "--version").CombinedOutput()
 		if err != nil || !strings.HasPrefix(string(out), "xdpgen "+releaseVersion+" (commit ") {
 			t.Errorf("xdpgen-linux-amd64 --version: %q (%v), want xdpgen %s (commit ...", out, err, releaseVersion)
+		}
+	})
+	// As the README says: the same commit (and toolchain) gives the same bytes.
+	t.Run("reproducible", func(t *testing.T) {
+		again := filepath.Join(t.TempDir(), "dist")
+		cmd := exec.Command("make", "-s", "-C", e.root, "release", "DIST="+again, "VERSION="+releaseVersion, "REGISTRY="+registryPath)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("make release: %v\n%s", err, out)
+		}
+		first, second := readFile(t, filepath.Join(dist, "SHA256SUMS")), readFile(t, filepath.Join(again, "SHA256SUMS"))
+		if !bytes.Equal(first, second) {
+			t.Errorf("two releases of one commit differ:\n%s\n%s", first, second)
 		}
 	})
 
@@ -120,7 +131,7 @@ func TestInstallRelease(t *testing.T) {
 	// In place of the kustomize installation, which the cleanup puts back whatever happens.
 	kustomization := filepath.Join(e.root, kustomization)
 	kustomized := manifest.Decode(t, e.kubectlOK(t, "kustomize", kustomization))
-	t.Cleanup(func() { e.restoreKustomization(t, kustomization, helm) })
+	t.Cleanup(func() { e.restoreKustomization(t, kustomization) })
 	e.kubectlOK(t, "delete", "-k", kustomization, "--ignore-not-found", "--wait=true", "--timeout=120s")
 	e.waitGone(t, kustomized, 2*time.Minute)
 
@@ -140,20 +151,20 @@ func TestInstallRelease(t *testing.T) {
 	t.Run("chart", func(t *testing.T) {
 		chart := filepath.Join(dist, releaseChart)
 		localValues := filepath.Join(e.root, "hack", "helm", "local-cluster-values.yaml")
-		out := runHelm(t, e, helm, "install", "xdpgen", chart, "-f", localValues, "--wait", "--timeout=2m")
+		out := e.helm(t, "install", "xdpgen", chart, "-f", localValues, "--wait", "--timeout=2m")
 		if !strings.Contains(out, "STATUS: deployed") {
 			t.Errorf("helm install %s: want the release deployed", releaseChart)
 		}
-		if out := runHelm(t, e, helm, "list", "-o", "yaml"); !strings.Contains(out, "chart: xdpgen-0.0.0-e2e") ||
+		if out := e.helm(t, "list", "-o", "yaml"); !strings.Contains(out, "chart: xdpgen-0.0.0-e2e") ||
 			!strings.Contains(out, "app_version: "+releaseVersion) {
 			t.Errorf("helm list: want chart xdpgen-0.0.0-e2e, app_version %s", releaseVersion)
 		}
 		// The chart README's upgrade: the release's CRDs (which helm upgrade leaves), then helm upgrade.
 		e.kubectlOK(t, "apply", "--server-side", "--force-conflicts", "-f", filepath.Join(dist, "crds.yaml"))
-		runHelm(t, e, helm, "upgrade", "xdpgen", chart, "-f", localValues, "--wait", "--timeout=2m")
+		e.helm(t, "upgrade", "xdpgen", chart, "-f", localValues, "--wait", "--timeout=2m")
 		e.checkRunsRelease(t, image)
 		e.runToCompletion(t, "e2e-release-chart", 23, false)
-		runHelm(t, e, helm, "uninstall", "xdpgen", "--wait", "--timeout=2m")
+		e.helm(t, "uninstall", "xdpgen", "--wait", "--timeout=2m")
 		e.waitGone(t, []*unstructured.Unstructured{namespaceObject()}, 2*time.Minute)
 	})
 }
@@ -166,35 +177,9 @@ func byName(objs []*unstructured.Unstructured) map[string]*unstructured.Unstruct
 	return m
 }
 
-// kubectlOK runs kubectl and fails the test when it fails.
-func (e *clusterEnv) kubectlOK(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := e.run(args...)
-	if err != nil {
-		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return out
-}
-
-// runHelm runs helm against the cluster, with a home of its own, and fails the test when it fails.
-func runHelm(t *testing.T, e *clusterEnv, helm string, args ...string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	home := t.TempDir()
-	cmd := exec.CommandContext(ctx, helm, append(args, "--kubeconfig", e.cluster.Kubeconfig())...)
-	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+home, "HELM_CONFIG_HOME="+home, "HELM_DATA_HOME="+home)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("helm %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	t.Logf("$ helm %s", strings.Join(args, " "))
-	return string(out)
-}
-
 // restoreKustomization puts the other tests' installation back, once whatever is left of the release's is gone.
-func (e *clusterEnv) restoreKustomization(t *testing.T, kustomization, helm string) {
-	_, _ = exec.Command(helm, "uninstall", "xdpgen", "--ignore-not-found", "--wait", "--timeout=2m",
+func (e *clusterEnv) restoreKustomization(t *testing.T, kustomization string) {
+	_, _ = exec.Command(e.helmBinary(t), "uninstall", "xdpgen", "--ignore-not-found", "--wait", "--timeout=2m",
 		"--kubeconfig", e.cluster.Kubeconfig()).CombinedOutput()
 	_, _ = e.run("delete", "namespace", namespace, "--ignore-not-found", "--wait=true", "--timeout=120s")
 	e.waitGone(t, []*unstructured.Unstructured{namespaceObject()}, 2*time.Minute)
