@@ -11,7 +11,7 @@
 #   SHA256SUMS                  of each of the above, for `sha256sum -c`
 #
 # Every binary is static, built with -trimpath and stamped by $LDFLAGS (`--version`); archive entries are dated
-# $SOURCE_DATE_EPOCH: one commit and toolchain give the same bytes (the chart is helm's tgz, dated by helm).
+# $SOURCE_DATE_EPOCH (helm dates the chart's by it too): one commit and toolchain give the same bytes.
 #
 # Environment (set by the Makefile): DIST, VERSION, CHART_VERSION, IMAGE (REPOSITORY:TAG), LDFLAGS, HELM, KUBECTL, GO.
 set -euo pipefail
@@ -24,6 +24,10 @@ repository=${IMAGE%:*}
 # The chart's default image, which the release stamps (the README and values.yaml name it too).
 chart_repository=ghcr.io/xdpgen/xdpgen
 platforms=(linux/amd64 linux/arm64)
+
+case "$(realpath -m "$DIST")" in
+/ | "$root" | "$HOME") echo "release: DIST=$DIST would be emptied: name a folder of its own" >&2; exit 1 ;;
+esac
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
