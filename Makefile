@@ -229,12 +229,12 @@ CHART_VERSION := $(CHART_VERSION)
 RELEASE_EPOCH := $(shell date -u -d '$(BUILD_DATE)' +%s)
 
 .PHONY: release
-release: helm kubectl ## Build into dist/ the image archive (amd64 and arm64), install.yaml, the packaged chart, the CLI for both, SHA256SUMS.
+release: helm kubectl ## Build into dist/ the image archive (amd64 and arm64), install.yaml, crds.yaml, the packaged chart, the CLI for both, SHA256SUMS.
 	DIST=$(DIST) VERSION=$(VERSION) CHART_VERSION=$(CHART_VERSION) IMAGE=$(RELEASE_IMAGE) LDFLAGS='$(LDFLAGS)' \
 		HELM=$(HELM) KUBECTL=$(KUBECTL) GO=$(GO) SOURCE_DATE_EPOCH=$(RELEASE_EPOCH) hack/release.sh
 
 .PHONY: push
-push: release ## Push the release's image (one index, both architectures) to REGISTRY: make push REGISTRY=registry.example.com/team
+push: release ## make release, then push its image (one index, both architectures): make push REGISTRY=registry.example.com/team
 	$(GO) run ./hack/push $(DIST)/xdpgen-image.oci.tar
 
 ##@ Local cluster

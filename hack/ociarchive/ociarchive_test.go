@@ -21,10 +21,13 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 )
 
@@ -111,11 +114,32 @@ func TestOpenRefuses(t *testing.T) {
 	if err := os.WriteFile(evil, buf.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Open(evil); err == nil || !bytes.Contains([]byte(err.Error()), []byte(`"../escape" leaves the archive`)) {
+	if _, err := Open(evil); err == nil || !strings.Contains(err.Error(), `"../escape" leaves the archive`) {
 		t.Errorf("Open of an entry outside: %v, want it refused", err)
 	}
 	if _, err := os.Stat(filepath.Join(filepath.Dir(dir), "escape")); err == nil {
 		t.Errorf("the entry was written outside")
+	}
+
+	// A layout whose index carries no name.
+	idx, err := random.Index(256, 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unnamedDir := t.TempDir()
+	p, err := layout.Write(unnamedDir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendIndex(idx); err != nil {
+		t.Fatal(err)
+	}
+	unnamed := filepath.Join(dir, "unnamed.tar")
+	if err := tarDir(unnamedDir, unnamed, time.Unix(0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(unnamed); err == nil || !strings.Contains(err.Error(), NameAnnotation) {
+		t.Errorf("Open of an unnamed index: %v, want it refused for want of %s", err, NameAnnotation)
 	}
 }
 
