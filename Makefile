@@ -219,7 +219,28 @@ export KUBEBUILDER_ASSETS ?= $(ENVTEST_ASSETS)
 test: k8s-bins ## Run every test: unit, BPF in the real kernel, netns traffic, a real API server, kubectl, a local cluster.
 	$(GO) test -count=1 -p 1 -timeout 30m ./...
 
-##@ Build
+##@ Release
+
+# `make release` writes everything a user installs into dist/ (hack/release.sh lists it), from the working tree;
+# `make push` pushes its image archive. REGISTRY is where the image goes and what dist/install.yaml and the chart
+# pull from: give `make release` and `make push` the same. VERSION tags the image and is the chart's appVersion;
+# the chart's version is VERSION without its v when that is SemVer (a tag such as v1.2.3), else 0.0.0-g<VERSION>
+# (a commit). SOURCE_DATE_EPOCH dates the image and its archive (default: the commit's time, as BUILD_DATE).
+DIST ?= $(CURDIR)/dist
+REGISTRY ?= ghcr.io/xdpgen
+RELEASE_IMAGE := $(REGISTRY)/xdpgen:$(VERSION)
+CHART_VERSION ?= $(shell echo '$(VERSION)' | sed -E 's/^v?([0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.+-]*)?)$$/\1/;t;s/^/0.0.0-g/')
+CHART_VERSION := $(CHART_VERSION)
+RELEASE_EPOCH := $(shell date -u -d '$(BUILD_DATE)' +%s)
+
+.PHONY: release
+release: helm kubectl ## Build into dist/ the image archive (amd64 and arm64), install.yaml, crds.yaml, the packaged chart, the CLI for both, SHA256SUMS.
+	DIST=$(DIST) VERSION=$(VERSION) CHART_VERSION=$(CHART_VERSION) IMAGE=$(RELEASE_IMAGE) LDFLAGS='$(LDFLAGS)' \
+		HELM=$(HELM) KUBECTL=$(KUBECTL) GO=$(GO) SOURCE_DATE_EPOCH=$(RELEASE_EPOCH) hack/release.sh
+
+.PHONY: push
+push: release ## make release, then push its image (one index, both architectures): make push REGISTRY=registry.example.com/team
+	$(GO) run ./hack/push $(DIST)/xdpgen-image.oci.tar
 
 ##@ Local cluster
 

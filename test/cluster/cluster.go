@@ -615,6 +615,17 @@ func (c *Cluster) nodeNotReadyReason(ctx context.Context, cs *kubernetes.Clients
 	return ""
 }
 
+// ImportImage imports an image tarball into every node's containerd, as Up does with Options.Images: for an image
+// built once the cluster is up (the release's, which the install test builds).
+func (c *Cluster) ImportImage(ctx context.Context, tarball string) error {
+	for _, n := range c.st.Nodes {
+		if err := c.importImage(ctx, n, tarball); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // importImage loads an image tarball into the namespace a node's CRI uses, unpacked for its snapshotter.
 func (c *Cluster) importImage(ctx context.Context, n Node, tarball string) error {
 	t := time.Now()

@@ -56,36 +56,10 @@ const helmVersion = "v4.3.1"
 //     pods show, and a run completes again (the state the other tests expect).
 func TestInstallUninstall(t *testing.T) {
 	e := requireCluster(t)
-	helm := filepath.Join(e.root, "bin", "helm", helmVersion, "helm")
-	if _, err := os.Stat(helm); err != nil {
-		t.Fatalf("no helm at %s: make helm builds it (make e2e does)", helm)
-	}
+	helm := e.helmBinary(t)
 	kustomization := filepath.Join(e.root, kustomization)
 	chart := filepath.Join(e.root, "charts", "xdpgen")
 	localValues := filepath.Join(e.root, "hack", "helm", "local-cluster-values.yaml")
-	runHelm := func(args ...string) string {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		home := t.TempDir()
-		cmd := exec.CommandContext(ctx, helm, append(args, "--kubeconfig", e.cluster.Kubeconfig())...)
-		cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+home, "HELM_CONFIG_HOME="+home, "HELM_DATA_HOME="+home)
-		out, err := cmd.CombinedOutput()
-		t.Logf("$ helm %s\n%s", strings.Join(args, " "), out)
-		if err != nil {
-			t.Fatalf("helm %s: %v", strings.Join(args, " "), err)
-		}
-		return string(out)
-	}
-	kubectl := func(args ...string) string {
-		t.Helper()
-		out, err := e.run(args...)
-		t.Logf("$ kubectl %s\n%s", strings.Join(args, " "), out)
-		if err != nil {
-			t.Fatalf("kubectl %s: %v", strings.Join(args, " "), err)
-		}
-		return out
-	}
 	// Whatever happens, leave the kustomize installation the other tests run on.
 	t.Cleanup(func() {
 		if _, err := e.run("get", "deployment", "-n", namespace, "xdpgen-controller-manager"); err == nil {
@@ -99,8 +73,8 @@ func TestInstallUninstall(t *testing.T) {
 
 	// kubectl delete -k: everything goes, the CRDs too. The TrafficGeneratorPolicies go with their CRD, which kubectl
 	// may delete first: --ignore-not-found, as a user uninstalling would.
-	kustomized := manifest.Decode(t, kubectl("kustomize", kustomization))
-	kubectl("delete", "-k", kustomization, "--ignore-not-found", "--wait=true", "--timeout=120s")
+	kustomized := manifest.Decode(t, e.kubectlOK(t, "kustomize", kustomization))
+	e.kubectlOK(t, "delete", "-k", kustomization, "--ignore-not-found", "--wait=true", "--timeout=120s")
 	e.waitGone(t, kustomized, 2*time.Minute)
 
 	// helm install, with the local cluster's values and the agent pods configured.
@@ -114,13 +88,13 @@ func TestInstallUninstall(t *testing.T) {
 `, helmAgents.pullSecret, helmAgents.priorityClass, helmAgents.cpu, helmAgents.memory)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	kubectl("create", "priorityclass", helmAgents.priorityClass, fmt.Sprintf("--value=%d", helmAgents.priority))
+	e.kubectlOK(t, "create", "priorityclass", helmAgents.priorityClass, fmt.Sprintf("--value=%d", helmAgents.priority))
 	defer func() { _, _ = e.run("delete", "priorityclass", helmAgents.priorityClass, "--ignore-not-found") }()
-	out := runHelm("install", "xdpgen", chart, "-f", localValues, "-f", agentValues, "--wait", "--timeout=2m")
+	out := e.helm(t, "install", "xdpgen", chart, "-f", localValues, "-f", agentValues, "--wait", "--timeout=2m")
 	if !strings.Contains(out, "STATUS: deployed") || !strings.Contains(out, "kubectl -n "+namespace+" get tg -w") {
 		t.Errorf("helm install: want the release deployed and the NOTES")
 	}
-	charted := manifest.Decode(t, runHelm("template", "xdpgen", chart, "-f", localValues, "-f", agentValues, "--include-crds"))
+	charted := manifest.Decode(t, e.helm(t, "template", "xdpgen", chart, "-f", localValues, "-f", agentValues, "--include-crds"))
 	e.waitPresent(t, charted)
 	var ns corev1.Namespace
 	if err := e.client.Get(context.Background(), client.ObjectKey{Name: namespace}, &ns); err != nil {
@@ -134,7 +108,7 @@ func TestInstallUninstall(t *testing.T) {
 	e.runToCompletion(t, "e2e-helm", 20, true)
 
 	// helm uninstall: only the CRDs are left.
-	runHelm("uninstall", "xdpgen", "--wait", "--timeout=2m")
+	e.helm(t, "uninstall", "xdpgen", "--wait", "--timeout=2m")
 	var crds, rest []*unstructured.Unstructured
 	for _, o := range charted {
 		if o.GetKind() == "CustomResourceDefinition" {
@@ -157,7 +131,7 @@ func TestInstallUninstall(t *testing.T) {
 	if err := e.applyKustomization(kustomization); err != nil {
 		t.Fatal(err)
 	}
-	kubectl("-n", namespace, "rollout", "status", "deployment/xdpgen-controller-manager", "--timeout=120s")
+	e.kubectlOK(t, "-n", namespace, "rollout", "status", "deployment/xdpgen-controller-manager", "--timeout=120s")
 	e.waitPresent(t, kustomized)
 	// As test/e2e/install/agent_pods.yaml and agent_priority_class.yaml configure them.
 	e.checkAgentPods(t, agentPodSettings{pullSecret: "xdpgen-e2e-registry", priorityClass: "xdpgen-e2e-agent",

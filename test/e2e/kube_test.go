@@ -24,6 +24,7 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -495,4 +496,40 @@ func containerPID(t *testing.T, id string) int {
 		t.Fatalf("no process of container %s under %s", id, root)
 	}
 	return pid
+}
+
+// kubectlOK runs kubectl against the cluster and fails the test when it fails.
+func (e *clusterEnv) kubectlOK(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := e.run(args...)
+	if err != nil {
+		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// helmBinary is the pinned helm, bin/helm/<helmVersion> (make helm builds it; make test and make e2e do).
+func (e *clusterEnv) helmBinary(t *testing.T) string {
+	t.Helper()
+	helm := filepath.Join(e.root, "bin", "helm", helmVersion, "helm")
+	if _, err := os.Stat(helm); err != nil {
+		t.Fatalf("no helm at %s: make helm builds it (make e2e does)", helm)
+	}
+	return helm
+}
+
+// helm runs helm against the cluster, with a home of its own, and fails the test when it fails.
+func (e *clusterEnv) helm(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	home := t.TempDir()
+	cmd := exec.CommandContext(ctx, e.helmBinary(t), append(args, "--kubeconfig", e.cluster.Kubeconfig())...)
+	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+home, "HELM_CONFIG_HOME="+home, "HELM_DATA_HOME="+home)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("helm %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	t.Logf("$ helm %s", strings.Join(args, " "))
+	return string(out)
 }

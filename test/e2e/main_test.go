@@ -19,7 +19,8 @@ limitations under the License.
 // (config/local, through test/e2e/install), driven with kubectl, sending over a veth pair into a network namespace
 // that stands in for a remote host and counts what arrives. Each node has one long-lived agent (the DaemonSet
 // xdpgen-agent) that runs every TrafficGenerator selecting the node. Most tests run on the first node;
-// TestEveryNodeSends and TestNodeLost use both.
+// TestEveryNodeSends and TestNodeLost use both. TestInstallUninstall and TestInstallRelease (from the files of a
+// release: install.yaml, the packaged chart, the image archive) install it other ways, and put it back.
 //
 // The tests need root and the Kubernetes binaries of `make k8s-bins`; without them they skip, unless
 // XDPGEN_REQUIRE_PRIVILEGED=1 (CI), which makes that a failure. TestMain brings the cluster up once and tears it
