@@ -379,7 +379,11 @@ func receivedNote(rows []xdpgenv1alpha1.PathResult) string {
 		lost += p.LostPackets
 		sent += max(p.SentPackets, p.ReceivedPackets+p.LostPackets)
 	}
-	return fmt.Sprintf("received %d packets from %d senders, %d lost (loss ratio %s)", received, len(rows), lost,
+	senders := "senders"
+	if len(rows) == 1 {
+		senders = "sender"
+	}
+	return fmt.Sprintf("received %d packets from %d %s, %d lost (loss ratio %s)", received, len(rows), senders, lost,
 		xdpgenv1alpha1.LossRatio(lost, sent))
 }
 
