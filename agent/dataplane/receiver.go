@@ -59,7 +59,9 @@ func (e *XDPInUseError) Error() string {
 
 // AttachReceiver attaches the receive program to ifname, in the calling thread's network namespace, with a BPF
 // link: the kernel detaches it when the Receiver closes or the process dies. It fails with an *XDPInUseError
-// when another XDP program is attached there.
+// when another XDP program is attached there. On an interface that generators also send from, attach it first:
+// a driver that transmits redirected frames only with an XDP program attached gets the generator's pass
+// program otherwise (named xdpgen_pass in the error), and the receive program serves that purpose as well.
 func AttachReceiver(ifname string, opts ReceiverOptions) (*Receiver, error) {
 	l, err := vnl.LinkByName(ifname)
 	if err != nil {
