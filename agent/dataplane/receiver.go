@@ -291,19 +291,17 @@ func SettlePath(sent uint64, counts StreamCounts) PathResult {
 // per destination. Only a generator sending from this host with Stamp.ReflectEvery set has any.
 func (r *Receiver) Latency(generator uint32) (map[netip.Addr]*LatencyHistogram, error) {
 	var (
-		k      bpf.LatencyKey
-		perCPU []bpf.LatencyHist
+		k bpf.LatencyKey
+		v bpf.LatencyHist
 	)
 	out := map[netip.Addr]*LatencyHistogram{}
 	it := r.objs.Latency.Iterate()
-	for it.Next(&k, &perCPU) {
+	for it.Next(&k, &v) {
 		if k.Generator != generator {
 			continue
 		}
 		h := &LatencyHistogram{}
-		for _, c := range perCPU {
-			h.add(c)
-		}
+		h.add(v)
 		out[netip.AddrFrom16(k.Addr).Unmap()] = h
 	}
 	if err := it.Err(); err != nil {
@@ -325,12 +323,12 @@ func (r *Receiver) Forget(generator uint32) error {
 		}
 	}
 	var (
-		lk     bpf.LatencyKey
-		perCPU []bpf.LatencyHist
-		lkeys  []bpf.LatencyKey
+		lk    bpf.LatencyKey
+		lv    bpf.LatencyHist
+		lkeys []bpf.LatencyKey
 	)
 	it := r.objs.Latency.Iterate()
-	for it.Next(&lk, &perCPU) {
+	for it.Next(&lk, &lv) {
 		if lk.Generator == generator {
 			lkeys = append(lkeys, lk)
 		}
