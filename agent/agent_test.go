@@ -10,7 +10,6 @@ import (
 
 	"github.com/vishvananda/netns"
 	"go.uber.org/zap/zapcore"
-	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -109,38 +108,10 @@ func newFixture(t *testing.T) *fixture {
 // own, it is a directory of its own on the bpffs.
 func bpffsDir(t *testing.T) string {
 	t.Helper()
-	dir := filepath.Join(bpffsRoot(t), "xdpgen")
+	dir := filepath.Join(netnstest.BPFFSDir(t), "xdpgen")
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	return dir
-}
-
-func bpffsRoot(t *testing.T) string {
-	t.Helper()
-	var fs unix.Statfs_t
-	if err := unix.Statfs("/sys/fs/bpf", &fs); err == nil && fs.Type == unix.BPF_FS_MAGIC {
-		dir, err := os.MkdirTemp("/sys/fs/bpf", "xdpgen-test-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { os.RemoveAll(dir) })
-		return dir
-	}
-	dir, err := os.MkdirTemp("", "xdpgen-bpffs-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount("bpf", dir, "bpf", 0, "mode=0700"); err != nil {
-		os.Remove(dir)
-		t.Fatalf("mount a bpffs for the test's pins: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := unix.Unmount(dir, 0); err != nil {
-			t.Errorf("unmount the test's bpffs: %v", err)
-		}
-		os.Remove(dir)
-	})
 	return dir
 }
 

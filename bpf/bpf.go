@@ -135,7 +135,7 @@ type Receiver struct {
 	Counters *ebpf.Map
 	// Streams maps RxStreamKey to RxStream (spin-locked: read with ebpf.LookupLock).
 	Streams *ebpf.Map
-	// Latency is a per-CPU hash of LatencyKey to LatencyHist.
+	// Latency maps LatencyKey to LatencyHist.
 	Latency *ebpf.Map
 	zero    *ebpf.Map
 }

@@ -40,9 +40,12 @@ struct {
 	__type(value, struct rx_stream);
 } rx_streams SEC(".maps");
 
+/* Shared by the CPUs, updated with atomic adds: only the sampled frames come back, and a per-CPU copy of 3.7 KB per
+ * path on every CPU of a large node would be megabytes. Entries are allocated as paths appear. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1024);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct latency_key);
 	__type(value, struct latency_hist);
 } rx_latency SEC(".maps");
@@ -231,18 +234,21 @@ static __always_inline void time_reflected(struct udp_frame *f, struct stamp *s,
 			return;
 		}
 	}
-	/* Per CPU: no other CPU writes this copy. */
-	h->count++;
-	h->sum_ns += rtt;
-	if (rtt > h->max_ns)
-		h->max_ns = rtt;
+	__sync_fetch_and_add(&h->count, 1);
+	__sync_fetch_and_add(&h->sum_ns, rtt);
+	for (int try = 0; try < 4; try++) {
+		__u64 max = h->max_ns;
+
+		if (rtt <= max || __sync_val_compare_and_swap(&h->max_ns, max, rtt) == max)
+			break;
+	}
 	__u32 b = latency_bucket(rtt);
 
 	/* Keeps the compiler from folding the bound check into latency_bucket's branches, where the verifier
 	 * loses it. */
 	asm volatile("" : "+r"(b));
 	if (b < LATENCY_BUCKETS)
-		h->buckets[b]++;
+		__sync_fetch_and_add(&h->buckets[b], 1);
 	count(RX_TIMED, bytes);
 }
 

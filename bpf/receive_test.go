@@ -332,6 +332,7 @@ func TestReceiveTimesReflected(t *testing.T) {
 	// Coming back: the destination is the source now.
 	back, here := netip.MustParseAddr("fd00::2"), netip.MustParseAddr("fd00::1")
 	const rtt = 700 * time.Microsecond
+	began := taiNow()
 	for range 3 {
 		frame := stampedFrame(t, back, here, 0, stamp{magic: bpf.StampMagic, flags: bpf.StampReflected, generator: 5,
 			txTime: uint32(taiNow() - uint64(rtt))}, 0)
@@ -339,28 +340,23 @@ func TestReceiveTimesReflected(t *testing.T) {
 			t.Fatalf("verdict %d, want XDP_DROP", ret)
 		}
 	}
-	var perCPU []bpf.LatencyHist
-	if err := rx.Latency.Lookup(&bpf.LatencyKey{Generator: 5, Addr: back.As16()}, &perCPU); err != nil {
+	// Each frame took between rtt and rtt plus however long building and running it took.
+	slowest := rtt + time.Duration(taiNow()-began)
+	var h bpf.LatencyHist
+	if err := rx.Latency.Lookup(&bpf.LatencyKey{Generator: 5, Addr: back.As16()}, &h); err != nil {
 		t.Fatal(err)
 	}
-	var count, maxNs uint64
-	var hit []int
-	for _, h := range perCPU {
-		count += h.Count
-		maxNs = max(maxNs, h.MaxNs)
-		for b, n := range h.Buckets {
-			if n > 0 {
-				hit = append(hit, b)
-			}
-		}
+	if h.Count != 3 || h.MaxNs < uint64(rtt) || h.MaxNs > uint64(slowest) || h.SumNs < 3*uint64(rtt) {
+		t.Fatalf("count %d max %d ns sum %d ns, want 3 samples of %s to %s", h.Count, h.MaxNs, h.SumNs, rtt, slowest)
 	}
-	// 700 us = 700000 ns: 2^19 <= v < 2^20, sub-bucket (700000 >> 15) & 15 = 5: bucket (19-3)*16 + 5.
-	if count != 3 || maxNs < uint64(rtt) || maxNs > uint64(rtt+10*time.Millisecond) {
-		t.Fatalf("count %d max %d ns, want 3 samples of about %d ns", count, maxNs, rtt)
+	// 700 us = 700000 ns: 2^19 <= v < 2^20, sub-bucket (700000 >> 15) & 15 = 5: bucket (19-3)*16 + 5 = 261.
+	lo, hi := latencyBucket(uint64(rtt)), latencyBucket(uint64(slowest))
+	if lo != 261 {
+		t.Fatalf("the test's bucket of %s is %d, want 261", rtt, lo)
 	}
-	for _, b := range hit {
-		if b != 16*16+5 && b != 16*16+6 {
-			t.Fatalf("buckets %v, want 261 (700 us), or the next one for a slow run", hit)
+	for b, n := range h.Buckets {
+		if n > 0 && (b < lo || b > hi) {
+			t.Fatalf("%d samples in bucket %d, want them in buckets %d (%s) to %d (%s)", n, b, lo, rtt, hi, slowest)
 		}
 	}
 	var streams uint32
@@ -416,4 +412,13 @@ func TestReceiveOtherFrames(t *testing.T) {
 	if sum(matched) != 4 || sum(other) != 2 {
 		t.Fatalf("matched %d other %d, want 4 and 2", sum(matched), sum(other))
 	}
+}
+
+// latencyBucket is the receive program's bucket of v ns, computed here independently: 16 buckets per power of two.
+func latencyBucket(v uint64) int {
+	if v < 16 {
+		return int(v)
+	}
+	e := bits.Len64(v) - 1
+	return (e-3)*16 + int(v>>(e-4))&15
 }

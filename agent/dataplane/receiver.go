@@ -59,7 +59,9 @@ func (e *XDPInUseError) Error() string {
 
 // AttachReceiver attaches the receive program to ifname, in the calling thread's network namespace, with a BPF
 // link: the kernel detaches it when the Receiver closes or the process dies. It fails with an *XDPInUseError
-// when another XDP program is attached there.
+// when another XDP program is attached there. On an interface that generators also send from, attach it first:
+// a driver that transmits redirected frames only with an XDP program attached gets the generator's pass
+// program otherwise (named xdpgen_pass in the error), and the receive program serves that purpose as well.
 func AttachReceiver(ifname string, opts ReceiverOptions) (*Receiver, error) {
 	l, err := vnl.LinkByName(ifname)
 	if err != nil {
@@ -290,19 +292,17 @@ func SettlePath(sent uint64, counts StreamCounts) PathResult {
 // per destination. Only a generator sending from this host with Stamp.ReflectEvery set has any.
 func (r *Receiver) Latency(generator uint32) (map[netip.Addr]*LatencyHistogram, error) {
 	var (
-		k      bpf.LatencyKey
-		perCPU []bpf.LatencyHist
+		k bpf.LatencyKey
+		v bpf.LatencyHist
 	)
 	out := map[netip.Addr]*LatencyHistogram{}
 	it := r.objs.Latency.Iterate()
-	for it.Next(&k, &perCPU) {
+	for it.Next(&k, &v) {
 		if k.Generator != generator {
 			continue
 		}
 		h := &LatencyHistogram{}
-		for _, c := range perCPU {
-			h.add(c)
-		}
+		h.add(v)
 		out[netip.AddrFrom16(k.Addr).Unmap()] = h
 	}
 	if err := it.Err(); err != nil {
@@ -324,12 +324,12 @@ func (r *Receiver) Forget(generator uint32) error {
 		}
 	}
 	var (
-		lk     bpf.LatencyKey
-		perCPU []bpf.LatencyHist
-		lkeys  []bpf.LatencyKey
+		lk    bpf.LatencyKey
+		lv    bpf.LatencyHist
+		lkeys []bpf.LatencyKey
 	)
 	it := r.objs.Latency.Iterate()
-	for it.Next(&lk, &perCPU) {
+	for it.Next(&lk, &lv) {
 		if lk.Generator == generator {
 			lkeys = append(lkeys, lk)
 		}
