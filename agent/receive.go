@@ -84,7 +84,8 @@ func (s settling) finishedAt(snd sender, now time.Time) (time.Time, bool) {
 // sender's report), what arrived, and the loss. A path is settled, its loss final, once its sender finished and
 // the drain time passed; until then its loss is the gaps in the sequence numbers. settled says whether every path
 // is.
-func pathRows(receiver string, senders []sender, got map[string]dataplane.StreamCounts, s settling, now time.Time) (rows []xdpgenv1alpha1.PathResult, settled bool) {
+func pathRows(receiver string, senders []sender, got map[string]dataplane.StreamCounts, oneWay map[string]*xdpgenv1alpha1.Latency,
+	s settling, now time.Time) (rows []xdpgenv1alpha1.PathResult, settled bool) {
 	settled = true
 	for _, snd := range senders {
 		if snd.node == receiver {
@@ -94,7 +95,7 @@ func pathRows(receiver string, senders []sender, got map[string]dataplane.Stream
 		row := xdpgenv1alpha1.PathResult{
 			Sender: snd.node, Receiver: receiver,
 			ReceivedPackets: int64(counts.Unique()), ReceivedBytes: int64(counts.Bytes),
-			OutOfOrder: int64(counts.Reordered), Duplicates: int64(counts.Duplicates),
+			OutOfOrder: int64(counts.Reordered), Duplicates: int64(counts.Duplicates), OneWay: oneWay[snd.node].DeepCopy(),
 		}
 		if snd.report != nil {
 			for _, p := range snd.report.Status.Sent {
@@ -121,6 +122,7 @@ func pathRows(receiver string, senders []sender, got map[string]dataplane.Stream
 type rxEngine interface {
 	Streams() ([]dataplane.Stream, error)
 	Latency(generator uint32) (map[netip.Addr]*dataplane.LatencyHistogram, error)
+	OneWay(generator uint32) (map[netip.Addr]*dataplane.LatencyHistogram, error)
 	Forget(generator uint32) error
 	Close() error
 }
@@ -228,6 +230,19 @@ func apiBuckets(h *dataplane.LatencyHistogram) []xdpgenv1alpha1.LatencyBucket {
 	var out []xdpgenv1alpha1.LatencyBucket
 	for _, b := range h.Buckets() {
 		out = append(out, xdpgenv1alpha1.LatencyBucket{UpperBoundNanoseconds: int64(b.UpperBound), Count: int64(b.Count)})
+	}
+	return out
+}
+
+// oneWayFrom is the one-way delay of each sender's latency samples, by the source address its streams came
+// from.
+func oneWayFrom(streams []dataplane.Stream, generator uint32, names map[uint32]string, delays map[netip.Addr]*dataplane.LatencyHistogram) map[string]*xdpgenv1alpha1.Latency {
+	out := map[string]*xdpgenv1alpha1.Latency{}
+	for _, st := range streams {
+		node, ok := names[st.Sender]
+		if h := delays[st.Src]; ok && h != nil && st.Generator == generator && out[node] == nil {
+			out[node] = xdpgenv1alpha1.LatencyOf(apiBuckets(h), h.Max)
+		}
 	}
 	return out
 }
@@ -349,7 +364,12 @@ func (r *receiving) rows(ctx context.Context, now time.Time) ([]xdpgenv1alpha1.P
 		senders = append(senders, sender{node: n, report: byNode[n]})
 		names[nodeID(n)] = n
 	}
-	return pathRows(r.agent.opts.NodeName, senders, arrivedFrom(streams, r.generator, names), r.settle, now)
+	delays, err := r.rx.OneWay(r.generator)
+	if err != nil {
+		logger.Info("cannot read the one-way delays", "error", err.Error())
+	}
+	return pathRows(r.agent.opts.NodeName, senders, arrivedFrom(streams, r.generator, names),
+		oneWayFrom(streams, r.generator, names, delays), r.settle, now)
 }
 
 // ownedBy says whether a report is of this generator's current generation.

@@ -126,6 +126,11 @@ func TestMeshOfThree(t *testing.T) {
 			if !p.Settled || p.Receiver != node || p.SentPackets != perNode/2 || p.Duplicates != 0 || p.OutOfOrder != 0 {
 				t.Errorf("path %s>%s: %+v, want settled with %d sent, in order, no duplicates", p.Sender, p.Receiver, p, perNode/2)
 			}
+			// One host, one clock: the one-way delays are real, and shorter than the round trips.
+			if p.OneWay == nil || p.RTT == nil || p.OneWay.Samples < perNode/2/100*9/10 || p.OneWay.P50.Duration <= 0 || p.OneWay.P50.Duration > p.RTT.P99.Duration {
+				t.Errorf("path %s>%s: one way %+v, round trip %+v; want about %d one-way samples, their median below the round trip's p99",
+					p.Sender, p.Receiver, p.OneWay, p.RTT, perNode/2/100)
+			}
 			if [2]string{p.Sender, p.Receiver} == lossy {
 				if lost := dropped(t, dropper); p.LostPackets != lost || p.LostPackets < 240 || p.LostPackets > 360 {
 					t.Errorf("path %s>%s lost %d of %d, want what the router dropped (%d), 1%% +- 0.2%%", p.Sender, p.Receiver, p.LostPackets, p.SentPackets, lost)

@@ -36,7 +36,8 @@ func TestPathRows(t *testing.T) {
 		"rx":            {Packets: 7},
 	}
 
-	rows, settled := pathRows("rx", senders, got, s, t0.Add(10*time.Second))
+	oneWay := map[string]*xdpgenv1alpha1.Latency{"running": {Samples: 49, P50: metav1.Duration{Duration: 9 * time.Microsecond}}}
+	rows, settled := pathRows("rx", senders, got, oneWay, s, t0.Add(10*time.Second))
 	want := []xdpgenv1alpha1.PathResult{
 		// Finished sending 5 s ago: settled, though its run goes on (it receives until its own paths settle).
 		{Sender: "also-receives", Receiver: "rx", SentPackets: 2000, ReceivedPackets: 1999, ReceivedBytes: 1999 * 64, LostPackets: 1,
@@ -45,7 +46,7 @@ func TestPathRows(t *testing.T) {
 		{Sender: "done", Receiver: "rx", SentPackets: 1000, ReceivedPackets: 990, ReceivedBytes: 994 * 64, LostPackets: 1,
 			LossRatio: "0.001", Duplicates: 4, RTT: rtt},
 		{Sender: "running", Receiver: "rx", SentPackets: 5000, ReceivedPackets: 4990, ReceivedBytes: 4990 * 64, LostPackets: 3,
-			LossRatio: "0.0006", OutOfOrder: 2, RTT: rtt},
+			LossRatio: "0.0006", OutOfOrder: 2, RTT: rtt, OneWay: oneWay["running"]},
 		{Sender: "silent", Receiver: "rx", LossRatio: "0"},
 	}
 	if diff := cmp.Diff(want, rows); diff != "" || settled {
@@ -53,14 +54,14 @@ func TestPathRows(t *testing.T) {
 	}
 
 	// 3 s later the finished sender's path settles against its count; the running one and the silent one do not.
-	rows, settled = pathRows("rx", senders, got, s, t0.Add(13*time.Second))
+	rows, settled = pathRows("rx", senders, got, oneWay, s, t0.Add(13*time.Second))
 	if r := rows[1]; !r.Settled || r.LostPackets != 10 || r.LossRatio != "0.01" || settled {
 		t.Errorf("finished sender's path after the drain: %+v (all settled %v), want settled with 10 of 1000 lost", r, settled)
 	}
 
 	// A sender that never reported is gone a minute after the receiver started; one whose report stopped moving,
 	// a minute after its last write. Both settle what they have once the drain passed.
-	rows, settled = pathRows("rx", senders, got, s, t0.Add(71*time.Second))
+	rows, settled = pathRows("rx", senders, got, oneWay, s, t0.Add(71*time.Second))
 	if !settled {
 		t.Errorf("after every sender finished or went silent and the drain passed, paths %+v are not all settled", rows)
 	}

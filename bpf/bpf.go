@@ -20,9 +20,9 @@ type (
 	RxStreamKey = receiveRxStreamKey
 	// RxStream is what a receiver counted of one stream (struct rx_stream).
 	RxStream = receiveRxStream
-	// LatencyKey names a path a sender times (struct latency_key).
+	// LatencyKey names a path timed, and how (struct latency_key).
 	LatencyKey = receiveLatencyKey
-	// LatencyHist is one path's round-trip times (struct latency_hist).
+	// LatencyHist is one path's delays (struct latency_hist).
 	LatencyHist = receiveLatencyHist
 )
 
@@ -35,6 +35,12 @@ const (
 	RxReflected   uint32 = 4
 	RxTimed       uint32 = 5
 	RxLatencyFull uint32 = 6
+)
+
+// What a latency histogram times (enum latency_kind, LatencyKey.Kind).
+const (
+	LatencyRoundTrip uint32 = 0
+	LatencyOneWay    uint32 = 1
 )
 
 // The stamp (struct stamp): its length, magic and flags.

@@ -213,11 +213,13 @@ static __always_inline __u32 latency_bucket(__u32 v)
 	       ((v >> (e - LATENCY_SUB_BITS)) & ((1 << LATENCY_SUB_BITS) - 1));
 }
 
-/* Times a frame that came back reflected: now - its transmit time, into its path's histogram. */
-static __always_inline void time_reflected(struct udp_frame *f, struct stamp *s, __u64 bytes)
+/* Adds now - the frame's transmit time to the histogram of its generator, of kind, and of its source address:
+ * for a frame that came back reflected, the round trip to the destination it was sent to; for a sampled frame
+ * arriving, the one-way delay from its sender (by the two hosts' TAI clocks). */
+static __always_inline void time_frame(struct udp_frame *f, struct stamp *s, __u32 kind, __u64 bytes)
 {
 	__u32 rtt = (__u32)bpf_ktime_get_tai_ns() - bpf_ntohl(s->tx_time);
-	struct latency_key key = { .generator = bpf_ntohl(s->generator) };
+	struct latency_key key = { .generator = bpf_ntohl(s->generator), .kind = kind };
 
 	frame_addr(f, 0, key.addr);
 	struct latency_hist *h = bpf_map_lookup_elem(&rx_latency, &key);
@@ -249,7 +251,8 @@ static __always_inline void time_reflected(struct udp_frame *f, struct stamp *s,
 	asm volatile("" : "+r"(b));
 	if (b < LATENCY_BUCKETS)
 		__sync_fetch_and_add(&h->buckets[b], 1);
-	count(RX_TIMED, bytes);
+	if (kind == LATENCY_ROUND_TRIP)
+		count(RX_TIMED, bytes);
 }
 
 SEC("xdp")
@@ -268,7 +271,7 @@ int xdpgen_receive(struct xdp_md *ctx)
 
 	if (s) {
 		if (s->flags & STAMP_REFLECTED) {
-			time_reflected(&f, s, bytes);
+			time_frame(&f, s, LATENCY_ROUND_TRIP, bytes);
 			return XDP_DROP;
 		}
 		if (account(&f, s, bytes) < 0) {
@@ -276,6 +279,8 @@ int xdpgen_receive(struct xdp_md *ctx)
 		} else {
 			count(RX_STAMPED, bytes);
 			if (s->flags & STAMP_REFLECT) {
+				/* Only the sampled frames carry their transmit time. */
+				time_frame(&f, s, LATENCY_ONE_WAY, bytes);
 				count(RX_REFLECTED, bytes);
 				return reflect(&f, s);
 			}

@@ -30,6 +30,7 @@ type receiveLatencyHist struct {
 type receiveLatencyKey struct {
 	_         structs.HostLayout
 	Generator uint32
+	Kind      uint32
 	Addr      [16]uint8
 }
 

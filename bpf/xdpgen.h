@@ -261,9 +261,19 @@ struct rx_stream {
 #define LATENCY_SUB_BITS 4
 #define LATENCY_BUCKETS ((32 - LATENCY_SUB_BITS + 1) << LATENCY_SUB_BITS)
 
-/* A path a sender times: its generator, to one destination (the reflected frame's source address). */
+/* What a latency histogram times (latency_key.kind). */
+enum latency_kind {
+	/* Round trips a sender times, per destination: addr is the reflected frame's source. */
+	LATENCY_ROUND_TRIP = 0,
+	/* One-way delays a receiver times on the sampled frames, per sender: addr is the frame's source. Sender and
+	 * receiver read their own TAI clocks: meaningful only where the clocks are synchronised. */
+	LATENCY_ONE_WAY = 1,
+};
+
+/* A path timed: its generator, the kind of delay, and the address at the other end. */
 struct latency_key {
 	__u32 generator;
+	__u32 kind;
 	__u8 addr[16];
 };
 

@@ -291,6 +291,18 @@ func SettlePath(sent uint64, counts StreamCounts) PathResult {
 // Latency reads the round-trip times of generator's reflected frames that came back through this receiver,
 // per destination. Only a generator sending from this host with Stamp.ReflectEvery set has any.
 func (r *Receiver) Latency(generator uint32) (map[netip.Addr]*LatencyHistogram, error) {
+	return r.delays(generator, bpf.LatencyRoundTrip)
+}
+
+// OneWay reads the one-way delays of generator's sampled frames that arrived here, per source address: each the
+// receiver's TAI clock at arrival less the sender's at sending. They mean something only where the two hosts'
+// clocks are synchronised (PTP, say), or on one host; skewed clocks shift every sample, and a receiver clock
+// behind the sender's wraps them to seconds.
+func (r *Receiver) OneWay(generator uint32) (map[netip.Addr]*LatencyHistogram, error) {
+	return r.delays(generator, bpf.LatencyOneWay)
+}
+
+func (r *Receiver) delays(generator, kind uint32) (map[netip.Addr]*LatencyHistogram, error) {
 	var (
 		k bpf.LatencyKey
 		v bpf.LatencyHist
@@ -298,7 +310,7 @@ func (r *Receiver) Latency(generator uint32) (map[netip.Addr]*LatencyHistogram, 
 	out := map[netip.Addr]*LatencyHistogram{}
 	it := r.objs.Latency.Iterate()
 	for it.Next(&k, &v) {
-		if k.Generator != generator {
+		if k.Generator != generator || k.Kind != kind {
 			continue
 		}
 		h := &LatencyHistogram{}

@@ -312,7 +312,9 @@ func TestRTTAgreesWithPing(t *testing.T) {
 	catcher := attachReceiver(t, f.Sender, ReceiverOptions{})
 	dst := f.Receivers[0].IPv4
 
-	measure := func(generator uint32, rate uint64, n uint64) LatencySummary {
+	// measure returns the round trips the sender timed and the one-way delays the receiver timed (one host, one
+	// TAI clock: the one-way numbers are exact here).
+	measure := func(generator uint32, rate uint64, n uint64) (rtt, oneWay LatencySummary) {
 		t.Helper()
 		g := newGenerator(t, f.Sender, UDPConfig{DstAddr: dst, Packets: n, RatePPS: rate, Stamp: &Stamp{Generator: generator, Sender: 1, ReflectEvery: 1}})
 		run(t, g)
@@ -322,26 +324,41 @@ func TestRTTAgreesWithPing(t *testing.T) {
 			cc, _ := catcher.Counts()
 			t.Fatalf("generator %d: no round-trip times; the receiver counted %+v, the sender %+v", generator, rc, cc)
 		}
-		return h.Summary()
+		ow, err := rx.OneWay(generator)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Every frame is a sample; those a queue drops never arrive.
+		if h := ow[f.Sender.IPv4]; h == nil || h.Count == 0 || h.Count > n || len(ow) != 1 {
+			t.Fatalf("generator %d: one-way delays %+v, want up to %d samples from %s", generator, ow, n, f.Sender.IPv4)
+		}
+		return h.Summary(), ow[f.Sender.IPv4].Summary()
 	}
 	// A ping a millisecond, as xdpgen sends 1000 frames a second: pings 10 ms apart find the CPUs asleep and take
 	// 40-60 us more to wake them.
 	pings := f.Sender.Ping(t, dst, 200, time.Millisecond)
 	slices.Sort(pings)
 	pingMedian := pings[len(pings)/2]
-	idle := measure(1, 1000, 1000)
+	idle, idleOneWay := measure(1, 1000, 1000)
 	diff := max(idle.P50-pingMedian, pingMedian-idle.P50)
-	t.Logf("idle: ping median %s, xdpgen %+v", pingMedian, idle)
+	t.Logf("idle: ping median %s, xdpgen %+v, one way %+v", pingMedian, idle, idleOneWay)
+	if idleOneWay.Samples != 1000 || idleOneWay.P50 <= 0 || idleOneWay.P50 > idle.P50 {
+		t.Errorf("idle path: one-way median %s, round trip %s: want the one way shorter than the round trip", idleOneWay.P50, idle.P50)
+	}
 	if diff > 50*time.Microsecond && float64(diff) > 0.2*float64(pingMedian) {
 		t.Fatalf("idle path: xdpgen's median RTT %s, ping's %s: want them within 50us or 20%%", idle.P50, pingMedian)
 	}
 
 	// 2000 64-byte frames a second are 1 Mbit/s: a 500 kbit/s token bucket holds them in its queue.
 	f.RouterOut[0].Exec(t, "tc", "qdisc", "add", "dev", f.RouterOut[0].Interface, "root", "tbf", "rate", "500kbit", "burst", "1600", "latency", "30ms")
-	queued := measure(2, 2000, 2000)
-	t.Logf("queued by tbf: %+v", queued)
+	queued, queuedOneWay := measure(2, 2000, 2000)
+	t.Logf("queued by tbf: %+v, one way %+v", queued, queuedOneWay)
 	if queued.P50 < 5*time.Millisecond || queued.P50 < 10*idle.P50 {
 		t.Fatalf("with a token bucket queueing the path, the median RTT is %s (idle %s): want it to grow to milliseconds", queued.P50, idle.P50)
+	}
+	// The queue is on the way there: the one-way delay grows as much, and stays below the round trip.
+	if queuedOneWay.P50 < queued.P50/2 || queuedOneWay.P50 > queued.P50 {
+		t.Errorf("queued path: one-way median %s, round trip %s: want most of the round trip on the way there", queuedOneWay.P50, queued.P50)
 	}
 }
 

@@ -216,6 +216,11 @@ type PathResult struct {
 	// RTT is the round-trip time of the path's latency samples, as the sender timed them.
 	// +optional
 	RTT *Latency `json:"rtt,omitempty"`
+	// OneWay is the one-way delay of the path's latency samples, as the receiver timed them against the sender's
+	// clock: both nodes' TAI clocks. Meaningful only where the nodes' clocks are synchronised (PTP, say); skewed
+	// clocks shift every sample, and a receiver clock behind the sender's wraps them to seconds.
+	// +optional
+	OneWay *Latency `json:"oneWay,omitempty"`
 }
 
 // NodeReportSpec ties the report to one TrafficGenerator and one node, for the report's whole life.
