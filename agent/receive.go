@@ -123,6 +123,7 @@ type rxEngine interface {
 	Streams() ([]dataplane.Stream, error)
 	Latency(generator uint32) (map[netip.Addr]*dataplane.LatencyHistogram, error)
 	OneWay(generator uint32) (map[netip.Addr]*dataplane.LatencyHistogram, error)
+	Serve(generator uint32) error
 	Forget(generator uint32) error
 	Close() error
 }
@@ -308,6 +309,10 @@ func (a *Agent) startReceiving(ctx context.Context, tg *xdpgenv1alpha1.TrafficGe
 	if err != nil {
 		return nil, fmt.Errorf("spec.receivers.interface %s: %w", ifname, err)
 	}
+	if err := rx.Serve(generatorID(tg)); err != nil {
+		release()
+		return nil, err
+	}
 	return &receiving{agent: a, tg: tg, generator: generatorID(tg), ifname: ifname, addr: addr, rx: rx, release: release,
 		settle: settling{drain: spec.DrainTimeOrDefault(), silentAfter: senderSilentAfter, since: time.Now()}}, nil
 }
@@ -481,6 +486,10 @@ func (a *Agent) planPaths(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerat
 	if p.rtt, p.release, err = a.receivers.acquire(ifname); err != nil {
 		return nil, fmt.Errorf("timing round trips needs the receive program on %s, the interface the frames leave "+
 			"through: %w (or set spec.receivers.latencySampleEvery: 0 to send without latency samples)", ifname, err)
+	}
+	if err := p.rtt.Serve(p.generator); err != nil {
+		p.release()
+		return nil, err
 	}
 	return p, nil
 }

@@ -50,6 +50,15 @@ struct {
 	__type(value, struct latency_hist);
 } rx_latency SEC(".maps");
 
+/* The generators whose stamped frames are this program's to account, reflect and time (unless
+ * rx_config.any_generator): userspace registers a run's generator before it receives or sends. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, RX_MAX_GENERATORS);
+	__type(key, __u32);
+	__type(value, __u8);
+} rx_generators SEC(".maps");
+
 /* An empty histogram, too large for the stack, to create rx_latency entries from. Never written. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -269,6 +278,12 @@ int xdpgen_receive(struct xdp_md *ctx)
 	}
 	struct stamp *s = stamp_of(&f, data_end);
 
+	if (s && !rx_config.any_generator) {
+		__u32 generator = bpf_ntohl(s->generator);
+
+		if (!bpf_map_lookup_elem(&rx_generators, &generator))
+			s = NULL; /* not a run of ours: a frame like any other */
+	}
 	if (s) {
 		if (s->flags & STAMP_REFLECTED) {
 			time_frame(&f, s, LATENCY_ROUND_TRIP, bytes);

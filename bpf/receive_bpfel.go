@@ -39,7 +39,8 @@ type receiveRxConfig struct {
 	DstPortFirst uint16
 	DstPortLast  uint16
 	Pass         uint8
-	Pad          [3]uint8
+	AnyGenerator uint8
+	Pad          [2]uint8
 }
 
 type receiveRxStream struct {
@@ -74,6 +75,7 @@ type receiveRxStreamKey struct {
 const (
 	receiveMapLatencyZero    = "latency_zero"
 	receiveMapRxCounters     = "rx_counters"
+	receiveMapRxGenerators   = "rx_generators"
 	receiveMapRxLatency      = "rx_latency"
 	receiveMapRxStreams      = "rx_streams"
 	receiveProgXdpgenReceive = "xdpgen_receive"
@@ -129,10 +131,11 @@ type receiveProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type receiveMapSpecs struct {
-	LatencyZero *ebpf.MapSpec `ebpf:"latency_zero"`
-	RxCounters  *ebpf.MapSpec `ebpf:"rx_counters"`
-	RxLatency   *ebpf.MapSpec `ebpf:"rx_latency"`
-	RxStreams   *ebpf.MapSpec `ebpf:"rx_streams"`
+	LatencyZero  *ebpf.MapSpec `ebpf:"latency_zero"`
+	RxCounters   *ebpf.MapSpec `ebpf:"rx_counters"`
+	RxGenerators *ebpf.MapSpec `ebpf:"rx_generators"`
+	RxLatency    *ebpf.MapSpec `ebpf:"rx_latency"`
+	RxStreams    *ebpf.MapSpec `ebpf:"rx_streams"`
 }
 
 // receiveVariableSpecs contains global variables before they are loaded into the kernel.
@@ -162,16 +165,18 @@ func (o *receiveObjects) Close() error {
 //
 // It can be passed to loadReceiveObjects or ebpf.CollectionSpec.LoadAndAssign.
 type receiveMaps struct {
-	LatencyZero *ebpf.Map `ebpf:"latency_zero"`
-	RxCounters  *ebpf.Map `ebpf:"rx_counters"`
-	RxLatency   *ebpf.Map `ebpf:"rx_latency"`
-	RxStreams   *ebpf.Map `ebpf:"rx_streams"`
+	LatencyZero  *ebpf.Map `ebpf:"latency_zero"`
+	RxCounters   *ebpf.Map `ebpf:"rx_counters"`
+	RxGenerators *ebpf.Map `ebpf:"rx_generators"`
+	RxLatency    *ebpf.Map `ebpf:"rx_latency"`
+	RxStreams    *ebpf.Map `ebpf:"rx_streams"`
 }
 
 func (m *receiveMaps) Close() error {
 	return _ReceiveClose(
 		m.LatencyZero,
 		m.RxCounters,
+		m.RxGenerators,
 		m.RxLatency,
 		m.RxStreams,
 	)

@@ -1,6 +1,7 @@
 package bpf_test
 
 import (
+	"bytes"
 	"encoding/binary"
 	"math"
 	"math/bits"
@@ -155,11 +156,12 @@ func TestUDPStampsEveryFrame(t *testing.T) {
 	}
 }
 
-// receiver loads the receive program (unstamped UDP to port 9 counted, counted frames dropped).
+// receiver loads the receive program (unstamped UDP to port 9 counted, counted frames dropped, the stamped
+// frames of any generator taken).
 func receiver(t *testing.T) *bpf.Receiver {
 	t.Helper()
 	netnstest.RequirePrivileges(t)
-	rx, err := bpf.LoadReceiver(bpf.RxConfig{DstPortFirst: 9, DstPortLast: 9}, 16)
+	rx, err := bpf.LoadReceiver(bpf.RxConfig{DstPortFirst: 9, DstPortLast: 9, AnyGenerator: 1}, 16)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +242,7 @@ func TestReceiveAccountsStreams(t *testing.T) {
 // TestReceiveStreamsFull: a stream that finds the table full is counted as refused, and its frames dropped.
 func TestReceiveStreamsFull(t *testing.T) {
 	netnstest.RequirePrivileges(t)
-	rx, err := bpf.LoadReceiver(bpf.RxConfig{DstPortFirst: 1, DstPortLast: 0}, 2)
+	rx, err := bpf.LoadReceiver(bpf.RxConfig{DstPortFirst: 1, DstPortLast: 0, AnyGenerator: 1}, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -421,4 +423,43 @@ func latencyBucket(v uint64) int {
 	}
 	e := bits.Len64(v) - 1
 	return (e-3)*16 + int(v>>(e-4))&15
+}
+
+// TestReceiveServesRegisteredGenerators: a receive program that serves registered generators only passes the
+// stamped frames of others to the stack untouched, as any frame, and takes a generator's once it is registered.
+func TestReceiveServesRegisteredGenerators(t *testing.T) {
+	netnstest.RequirePrivileges(t)
+	rx, err := bpf.LoadReceiver(bpf.RxConfig{DstPortFirst: 1, DstPortLast: 0}, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Close()
+	src, dst := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
+	for _, flags := range []uint8{0, bpf.StampReflect, bpf.StampReflected} {
+		frame := stampedFrame(t, src, dst, 0, stamp{magic: bpf.StampMagic, flags: flags, generator: 7, sender: 2}, 0)
+		if ret, out := run(t, rx.Program, frame); ret != xdpPass || !bytes.Equal(out[:len(frame)], frame) {
+			t.Fatalf("a stamped frame (flags %#x) of a generator not served: verdict %d, changed %v; want it passed untouched", flags, ret, !bytes.Equal(out[:len(frame)], frame))
+		}
+	}
+	var other []bpf.Counter
+	if err := rx.Counters.Lookup(bpf.RxOther, &other); err != nil {
+		t.Fatal(err)
+	}
+	if n := sum(other); n != 3 {
+		t.Fatalf("frames of a generator not served counted as other: %d, want 3", n)
+	}
+	if err := rx.Generators.Update(uint32(7), uint8(1), ebpf.UpdateAny); err != nil {
+		t.Fatal(err)
+	}
+	frame := stampedFrame(t, src, dst, 0, stamp{magic: bpf.StampMagic, generator: 7, sender: 2}, 0)
+	if ret, _ := run(t, rx.Program, frame); ret != xdpDrop {
+		t.Fatalf("a stamped frame of a served generator: verdict %d, want it accounted and dropped", ret)
+	}
+	var stamped []bpf.Counter
+	if err := rx.Counters.Lookup(bpf.RxStamped, &stamped); err != nil {
+		t.Fatal(err)
+	}
+	if n := sum(stamped); n != 1 {
+		t.Fatalf("stamped frames accounted %d, want 1", n)
+	}
 }

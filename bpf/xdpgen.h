@@ -201,8 +201,14 @@ struct rx_config {
 	/* Non-zero: counted frames (stamped, and unstamped ones in the range) go on to the stack (XDP_PASS); zero:
 	 * they are dropped after counting. */
 	__u8 pass;
-	__u8 pad[3];
+	/* Non-zero: every frame that looks stamped is taken as one; zero: only those of the generators in
+	 * rx_generators (a DNS query whose ID happens to be the magic is another host's traffic, and passes). */
+	__u8 any_generator;
+	__u8 pad[2];
 };
+
+/* The most generators one receive program serves at once when it serves only those registered. */
+#define RX_MAX_GENERATORS 1024
 
 /* rx_counters keys. */
 enum rx_counter_key {

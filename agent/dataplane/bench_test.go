@@ -108,7 +108,7 @@ func newBenchRig(b *testing.B, queues int) *rig {
 	// newRig takes a *testing.T for its cleanup checks; a benchmark's testing.TB does the same job.
 	r := &rig{Pair: netnstest.NewPair(b, netnstest.Options{Queues: queues})}
 	if err := netnstest.Do(r.Remote.NS, func() (err error) {
-		r.rx, err = AttachReceiver(r.Remote.Interface, ReceiverOptions{FirstPort: 1, LastPort: 65535})
+		r.rx, err = AttachReceiver(r.Remote.Interface, ReceiverOptions{FirstPort: 1, LastPort: 65535, AnyGenerator: true})
 		return err
 	}); err != nil {
 		b.Fatal(err)

@@ -59,7 +59,7 @@ func attachDropCounter(b *testing.B, r *rig) peerCounter {
 func attachReceiverB(b *testing.B, r *rig) peerCounter {
 	var rx *Receiver
 	if err := netnstest.Do(r.Remote.NS, func() (err error) {
-		rx, err = AttachReceiver(r.Remote.Interface, ReceiverOptions{})
+		rx, err = AttachReceiver(r.Remote.Interface, ReceiverOptions{AnyGenerator: true})
 		return err
 	}); err != nil {
 		b.Fatal(err)

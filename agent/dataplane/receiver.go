@@ -37,6 +37,10 @@ type ReceiverOptions struct {
 	Pass bool
 	// MaxStreams is the size of the stream table. 0: DefaultMaxStreams.
 	MaxStreams int
+	// AnyGenerator takes every frame that looks stamped as one. Otherwise only the generators registered with
+	// Serve are: on a host with other UDP traffic, a datagram that happens to start like a stamp (1 in 4
+	// million random payloads) would be accounted and dropped, or reflected, instead of reaching its socket.
+	AnyGenerator bool
 }
 
 // DefaultMaxStreams is the stream table's size unless ReceiverOptions say otherwise: 64 senders of 64 threads.
@@ -76,6 +80,9 @@ func AttachReceiver(ifname string, opts ReceiverOptions) (*Receiver, error) {
 	}
 	if opts.Pass {
 		cfg.Pass = 1
+	}
+	if opts.AnyGenerator {
+		cfg.AnyGenerator = 1
 	}
 	maxStreams := opts.MaxStreams
 	if maxStreams <= 0 {
@@ -323,9 +330,22 @@ func (r *Receiver) delays(generator, kind uint32) (map[netip.Addr]*LatencyHistog
 	return out, nil
 }
 
-// Forget deletes what the receiver holds of generator (its streams and latency histograms): call it once a
-// finished run's results are read, so that the tables do not fill up.
+// Serve makes the receiver take generator's stamped frames: account those sent here, reflect those asked to
+// come back, time those that come back. Call it before the generator's frames can arrive (before its senders
+// send, before this host sends), unless the receiver takes any generator's (ReceiverOptions.AnyGenerator).
+func (r *Receiver) Serve(generator uint32) error {
+	if err := r.objs.Generators.Update(generator, uint8(1), ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("serve generator %d: %w (at most %d at once)", generator, err, bpf.RxMaxGenerators)
+	}
+	return nil
+}
+
+// Forget deletes what the receiver holds of generator (its registration, streams and latency histograms): call
+// it once a finished run's results are read, so that the tables do not fill up.
 func (r *Receiver) Forget(generator uint32) error {
+	if err := r.objs.Generators.Delete(generator); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("forget generator: %w", err)
+	}
 	keys, err := r.streamKeys(func(k bpf.RxStreamKey) bool { return k.Generator == generator })
 	if err != nil {
 		return err

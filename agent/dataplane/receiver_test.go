@@ -21,10 +21,11 @@ import (
 	"github.com/xdpgen/xdpgen/test/netnstest"
 )
 
-// attachReceiver attaches a Receiver to the host's veth and checks, when the test ends, that it left nothing
-// attached.
+// attachReceiver attaches a Receiver that takes any generator's frames to the host's veth and checks, when the
+// test ends, that it left nothing attached.
 func attachReceiver(t *testing.T, h netnstest.Host, opts ReceiverOptions) *Receiver {
 	t.Helper()
+	opts.AnyGenerator = true
 	var rx *Receiver
 	if err := netnstest.Do(h.NS, func() (err error) {
 		rx, err = AttachReceiver(h.Interface, opts)

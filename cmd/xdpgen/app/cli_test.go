@@ -27,7 +27,7 @@ func newCLIRig(t *testing.T) *cliRig {
 	t.Helper()
 	r := &cliRig{Pair: netnstest.NewPair(t, netnstest.Options{})}
 	err := netnstest.Do(r.Remote.NS, func() (err error) {
-		r.rx, err = dataplane.AttachReceiver(r.Remote.Interface, dataplane.ReceiverOptions{FirstPort: 9, LastPort: 9})
+		r.rx, err = dataplane.AttachReceiver(r.Remote.Interface, dataplane.ReceiverOptions{FirstPort: 9, LastPort: 9, AnyGenerator: true})
 		return err
 	})
 	if err != nil {

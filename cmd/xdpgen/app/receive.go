@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"time"
 
@@ -18,6 +19,7 @@ func newReceiveCommand() *cobra.Command {
 	var (
 		port, ports uint16
 		pass        bool
+		generators  []uint
 		interval    string
 		duration    time.Duration
 		out         outputFlag
@@ -32,8 +34,10 @@ func newReceiveCommand() *cobra.Command {
 			"received do not show: the sender's count settles the loss). Frames whose sender asks for them are sent\n" +
 			"back to it to be timed (xdpgen udp --latency). Unstamped UDP to the given destination ports (IPv4 or\n" +
 			"IPv6, 802.1Q-tagged or not) is counted as a whole. Counted frames are dropped unless --pass is given.\n" +
-			"On a veth the program also makes the interface able to receive redirected frames. `count` is another\n" +
-			"name for this command.",
+			"On a veth the program also makes the interface able to receive redirected frames. Every generator's\n" +
+			"stamped frames are taken unless --generator-id names those to take: on a host with other UDP traffic,\n" +
+			"name them, so that a datagram that happens to start like a stamp reaches its socket. `count` is\n" +
+			"another name for this command.",
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeInterface,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -47,11 +51,22 @@ func newReceiveCommand() *cobra.Command {
 			if int(port)+int(max(ports, 1))-1 > 65535 {
 				return &flagError{"--dst-port/--dyn-ports", fmt.Sprintf("%d+%d", port, ports), "the range ends past 65535"}
 			}
-			rx, err := dataplane.AttachReceiver(args[0], dataplane.ReceiverOptions{FirstPort: port, LastPort: port + max(ports, 1) - 1, Pass: pass})
+			for _, g := range generators {
+				if g > math.MaxUint32 {
+					return &flagError{"--generator-id", fmt.Sprint(g), "generator ids are 32-bit: at most 4294967295"}
+				}
+			}
+			rx, err := dataplane.AttachReceiver(args[0], dataplane.ReceiverOptions{FirstPort: port, LastPort: port + max(ports, 1) - 1,
+				Pass: pass, AnyGenerator: len(generators) == 0})
 			if err != nil {
 				return err
 			}
 			defer rx.Close()
+			for _, g := range generators {
+				if err := rx.Serve(uint32(g)); err != nil {
+					return err
+				}
+			}
 			ctx := cmd.Context()
 			if duration > 0 {
 				var cancel context.CancelFunc
@@ -65,6 +80,7 @@ func newReceiveCommand() *cobra.Command {
 	fl.Uint16VarP(&port, "dst-port", "p", 9, "first destination port to count unstamped frames to")
 	fl.Uint16VarP(&ports, "dyn-ports", "d", 1, "count unstamped frames to N ports from --dst-port")
 	fl.BoolVar(&pass, "pass", false, "let counted frames on to the stack (XDP_PASS) instead of dropping them")
+	fl.UintSliceVar(&generators, "generator-id", nil, "take only these generators' stamped frames (xdpgen udp --generator-id); default: any")
 	fl.StringVarP(&interval, "interval", "I", "1", "statistics interval: seconds or a duration")
 	fl.DurationVar(&duration, "duration", 0, "stop after this long (default: until Ctrl-C)")
 	out.register(cmd)

@@ -24,6 +24,10 @@ func runUDP(ctx context.Context, w io.Writer, cfg dataplane.UDPConfig, interval 
 			return fmt.Errorf("--latency times the frames that come back with a receive program on %s: %w", cfg.Interface, err)
 		}
 		defer rx.Close()
+		// Only this run's frames: the host's other UDP traffic passes, whatever its first bytes.
+		if err := rx.Serve(cfg.Stamp.Generator); err != nil {
+			return err
+		}
 	}
 	g, err := dataplane.NewUDPGenerator(cfg)
 	if err != nil {
