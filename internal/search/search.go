@@ -239,10 +239,25 @@ type bounds struct {
 	lower, upper *Trial
 	// hintLower and hintUpper are the previous phase's bounds (0: none), measured again before anything else.
 	hintLower, hintUpper float64
-	// stepUp and stepDown are the relative steps away from a single bound: the phase's width at first, doubled
-	// each time a trial lands on the same side, so that a search far off the mark gets there in a few trials.
+	// stepUp and stepDown are the relative steps away from a bound: the phase's width at first, doubled each
+	// time a step lands on the same side, so that a search far off the mark gets there in a few trials.
 	stepUp, stepDown float64
+	// forwardingMissed says a trial at the forwarding rate of the upper bound's trial lost too much: the path
+	// does not simply cut at a rate (it loses a share of everything, say), so steps take over for this phase.
+	forwardingMissed bool
 }
+
+// move is how a goal chose a trial's rate, which says what the trial's result teaches it.
+type move int
+
+const (
+	// moveOther is the maximum, a previous phase's bound, or a bisection.
+	moveOther move = iota
+	// moveForwarding is down to the rate the path forwarded in the upper bound's trial.
+	moveForwarding
+	moveStepDown
+	moveStepUp
+)
 
 // Run searches, calling trial for each trial in turn and onTrial (if not nil) with each as it ends. It returns
 // what it found with every trial; an error when cfg is invalid, a trial fails, or ctx ends (with the result so
@@ -267,6 +282,9 @@ type searcher struct {
 	onTrial func(Trial)
 	res     Result
 	goals   []*bounds
+	// chooser is the goal that chose the next trial's rate, by move.
+	chooser *bounds
+	move    move
 }
 
 func (s *searcher) run(ctx context.Context) error {
@@ -281,7 +299,7 @@ func (s *searcher) run(ctx context.Context) error {
 				b.hintUpper = b.upper.Rate
 			}
 			b.lower, b.upper = nil, nil
-			b.stepUp, b.stepDown = width/2, width/2 // doubled by the trial that sets the bound
+			b.stepUp, b.stepDown, b.forwardingMissed = width, width, false
 		}
 		for {
 			rate, ok := s.next(width)
@@ -355,7 +373,7 @@ func (s *searcher) contradicts(t *Trial) bool {
 }
 
 // record narrows every goal's bounds with t. A bound t contradicts is dropped: t is the newer result (a
-// repeat, by the time record sees a contradiction).
+// repeat, by the time record sees a contradiction). The goal that chose t's rate learns from how it landed.
 func (s *searcher) record(t *Trial) {
 	for _, b := range s.goals {
 		if b.within(t) {
@@ -365,7 +383,9 @@ func (s *searcher) record(t *Trial) {
 			if b.lower == nil || t.Rate > b.lower.Rate {
 				b.lower = t
 			}
-			b.stepUp *= 2
+			if b == s.chooser && s.move == moveStepUp {
+				b.stepUp *= 2
+			}
 			continue
 		}
 		if b.lower != nil && t.Rate <= b.lower.Rate {
@@ -374,7 +394,14 @@ func (s *searcher) record(t *Trial) {
 		if b.upper == nil || t.Rate < b.upper.Rate {
 			b.upper = t
 		}
-		b.stepDown *= 2
+		if b == s.chooser {
+			switch s.move {
+			case moveStepDown:
+				b.stepDown *= 2
+			case moveForwarding:
+				b.forwardingMissed = true
+			}
+		}
 	}
 }
 
@@ -387,55 +414,59 @@ func (s *searcher) next(width float64) (float64, bool) {
 	}
 	for _, b := range s.goals {
 		// Before the first trial without a maximum rate, hi is 0: as fast as the sender goes.
-		if rate, ok := b.next(width, lo, s.res.MaxRate); ok {
+		if rate, m, ok := b.next(width, lo, s.res.MaxRate); ok {
+			s.chooser, s.move = b, m
 			return rate, true
 		}
 	}
 	return 0, false
 }
 
-// next is the rate b needs measured next in a phase whose goal is width, between lo and hi; false when b needs
-// nothing more in this phase.
-func (b *bounds) next(width, lo, hi float64) (float64, bool) {
+// next is the rate b needs measured next in a phase whose goal is width, between lo and hi, and how it chose
+// it; false when b needs nothing more in this phase.
+func (b *bounds) next(width, lo, hi float64) (float64, move, bool) {
 	switch {
 	case b.lower != nil && b.lower.Rate >= hi:
-		return 0, false // the maximum is within the goal
+		return 0, moveOther, false // the maximum is within the goal
 	case b.upper != nil && b.upper.Rate <= lo:
-		return 0, false // even the minimum is not
+		return 0, moveOther, false // even the minimum is not
 	case b.lower == nil && b.upper == nil:
 		// A new phase: the previous one's bounds again, at this phase's duration.
 		if b.hintLower > 0 {
-			return b.hintLower, true
+			return b.hintLower, moveOther, true
 		}
 		if b.hintUpper > 0 {
-			return b.hintUpper, true
+			return b.hintUpper, moveOther, true
 		}
-		return hi, true
+		return hi, moveOther, true
 	case b.lower == nil:
-		// Down from the upper bound; in a trial that lost frames the path forwarded what it could, which is
-		// where the bound is likely to be.
-		rate := math.Min(b.upper.Rate*(1-math.Min(b.stepDown, 0.5)), b.upper.forwardingRate())
-		if b.hintLower > 0 && b.hintLower < b.upper.Rate {
-			rate = math.Max(rate, b.hintLower)
+		// Down from the upper bound. A path that cuts at a rate forwarded about that rate in a trial that lost
+		// frames: try there first, then steps.
+		rate, m := b.upper.Rate*(1-math.Min(b.stepDown, 0.5)), moveStepDown
+		if fwd := b.upper.forwardingRate(); !b.forwardingMissed && fwd < rate {
+			rate, m = fwd, moveForwarding
 		}
-		return math.Max(rate, lo), true
+		if b.hintLower > rate && b.hintLower < b.upper.Rate {
+			rate, m = b.hintLower, moveOther
+		}
+		return math.Max(rate, lo), m, true
 	case b.upper == nil:
-		rate := b.lower.Rate / (1 - math.Min(b.stepUp, 0.5))
-		if b.hintUpper > b.lower.Rate {
-			rate = math.Min(rate, b.hintUpper)
+		rate, m := b.lower.Rate/(1-math.Min(b.stepUp, 0.5)), moveStepUp
+		if b.hintUpper > b.lower.Rate && b.hintUpper < rate {
+			rate, m = b.hintUpper, moveOther
 		}
-		return math.Min(rate, hi), true
+		return math.Min(rate, hi), m, true
 	}
 	if b.upper.Rate-b.lower.Rate <= width*b.upper.Rate {
-		return 0, false
+		return 0, moveOther, false
 	}
 	mid := (b.lower.Rate + b.upper.Rate) / 2
-	if b.lower.Rate >= b.upper.forwardingRate()*(1-width) {
+	if step := b.lower.Rate / (1 - math.Min(b.stepUp, 0.5)); step < mid && b.lower.Rate >= b.upper.forwardingRate()*(1-width) {
 		// The upper bound's trial forwarded no more than the lower bound: the path's ceiling is about there,
 		// so the answer is likely close above the lower bound. Step up from it rather than halve the interval.
-		return math.Min(mid, b.lower.Rate/(1-math.Min(b.stepUp, 0.5))), true
+		return step, moveStepUp, true
 	}
-	return mid, true
+	return mid, moveOther, true
 }
 
 // results are the goals' rates: the last phase's bounds, or for a search that stopped early the latest bounds

@@ -3,6 +3,7 @@ package app
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -20,6 +21,7 @@ func newReceiveCommand() *cobra.Command {
 		pass        bool
 		interval    string
 		duration    time.Duration
+		control     string
 		out         outputFlag
 	)
 	cmd := &cobra.Command{
@@ -32,8 +34,11 @@ func newReceiveCommand() *cobra.Command {
 			"received do not show: the sender's count settles the loss). Frames whose sender asks for them are sent\n" +
 			"back to it to be timed (xdpgen udp --latency). Unstamped UDP to the given destination ports (IPv4 or\n" +
 			"IPv6, 802.1Q-tagged or not) is counted as a whole. Counted frames are dropped unless --pass is given.\n" +
-			"On a veth the program also makes the interface able to receive redirected frames. `count` is another\n" +
-			"name for this command.",
+			"On a veth the program also makes the interface able to receive redirected frames. With --control the\n" +
+			"receiver serves its per-path counts over HTTP (JSON), for `xdpgen search` on the sending host to settle\n" +
+			"each trial with. `count` is another name for this command.",
+		Example: "  xdpgen receive eth0\n" +
+			"  xdpgen receive eth0 --control 192.0.2.10:7357 -o json",
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeInterface,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -58,7 +63,20 @@ func newReceiveCommand() *cobra.Command {
 				ctx, cancel = context.WithTimeout(ctx, duration)
 				defer cancel()
 			}
-			return receiveUntilDone(ctx, cmd.OutOrStdout(), rx, args[0], every, out.format == "json")
+			var served <-chan error
+			if control != "" {
+				serving, stop := context.WithCancel(ctx)
+				defer stop()
+				addr, done, err := serveControl(serving, control, rx)
+				if err != nil {
+					return err
+				}
+				if out.format != "json" {
+					fmt.Fprintf(cmd.OutOrStdout(), "Serving the counts for `xdpgen search` on %s\n", addr)
+				}
+				served = done
+			}
+			return receiveUntilDone(ctx, cmd.OutOrStdout(), rx, args[0], every, out.format == "json", served)
 		},
 	}
 	fl := cmd.Flags()
@@ -67,6 +85,7 @@ func newReceiveCommand() *cobra.Command {
 	fl.BoolVar(&pass, "pass", false, "let counted frames on to the stack (XDP_PASS) instead of dropping them")
 	fl.StringVarP(&interval, "interval", "I", "1", "statistics interval: seconds or a duration")
 	fl.DurationVar(&duration, "duration", 0, "stop after this long (default: until Ctrl-C)")
+	fl.StringVar(&control, "control", "", "serve the per-path counts over HTTP on ADDRESS:PORT (or :PORT) for `xdpgen search`")
 	out.register(cmd)
 	return cmd
 }
@@ -124,7 +143,9 @@ func rxPaths(streams []dataplane.Stream) []rxPath {
 	return out
 }
 
-func receiveUntilDone(ctx context.Context, w io.Writer, rx *dataplane.Receiver, ifname string, every time.Duration, asJSON bool) error {
+// receiveUntilDone prints the counts every interval until ctx ends, or the control channel (served, if not nil)
+// fails.
+func receiveUntilDone(ctx context.Context, w io.Writer, rx *dataplane.Receiver, ifname string, every time.Duration, asJSON bool, served <-chan error) error {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	var prev uint64
@@ -171,6 +192,11 @@ func receiveUntilDone(ctx context.Context, w io.Writer, rx *dataplane.Receiver, 
 		select {
 		case <-ctx.Done():
 			return report("total")
+		case err := <-served:
+			if err == nil { // closed because ctx ended
+				return report("total")
+			}
+			return errors.Join(fmt.Errorf("control channel: %w", err), report("total"))
 		case <-tick.C:
 			if err := report("period"); err != nil {
 				return err
