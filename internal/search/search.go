@@ -11,6 +11,10 @@
 // phase's bounds, measured again at its duration. A trial whose result contradicts another of the same phase
 // (a lower rate losing more than the goal allows while a higher one did not, or the reverse) is repeated once,
 // and the repeat's result stands over the trial it contradicts.
+//
+// Run drives a search to its end with a Trial function. Search drives it one trial at a time (Next, Record), for
+// a driver that cannot block in a loop: a search is deterministic, so the history of its trials is all of its
+// state.
 package search
 
 import (
@@ -18,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -263,96 +268,159 @@ const (
 // what it found with every trial; an error when cfg is invalid, a trial fails, or ctx ends (with the result so
 // far, not Complete).
 func Run(ctx context.Context, cfg Config, trial TrialFunc, onTrial func(Trial)) (Result, error) {
-	cfg, err := cfg.Validated()
+	s, err := New(cfg)
 	if err != nil {
 		return Result{}, err
 	}
-	s := &searcher{cfg: cfg, trial: trial, onTrial: onTrial, res: Result{MaxRate: cfg.MaxRate}}
+	for {
+		step, ok := s.Next()
+		if !ok {
+			return s.Result(), nil
+		}
+		if err := ctx.Err(); err != nil {
+			return s.Result(), err
+		}
+		c, err := trial(ctx, step.Rate, step.Duration)
+		if err != nil {
+			return s.Result(), fmt.Errorf("trial %d at %.0f frames/s for %s: %w", len(s.res.Trials)+1, step.Rate, step.Duration, err)
+		}
+		t, err := s.Record(c)
+		if err != nil {
+			return s.Result(), err
+		}
+		if onTrial != nil {
+			onTrial(t)
+		}
+	}
+}
+
+// Search is a search in progress, driven one trial at a time: Next says which trial to run, Record takes what it
+// sent and received. A search is deterministic: a new Search fed a recorded history (Next, then Record with each
+// trial's counts, in order) reaches the same state, so that a driver keeping only the history (a controller, in
+// a status) resumes where it left off.
+type Search struct {
+	cfg   Config
+	res   Result
+	goals []*bounds
+	// chooser is the goal that chose the pending trial's rate, by move.
+	chooser *bounds
+	move    move
+	// phase is the current phase; phaseStarted says its bounds were set up from the previous phase's.
+	phase        int
+	phaseStarted bool
+	// pending is the trial Next returned, until Record takes its counts.
+	pending *Step
+	// contradicting is a trial that contradicted a bound, to be repeated before its result counts.
+	contradicting *Trial
+	done          bool
+}
+
+// Step is a trial to run.
+type Step struct {
+	Phase int
+	// Rate is in frames per second; 0: as fast as the sender goes (the first trial without a maximum rate).
+	Rate     float64
+	Duration time.Duration
+	// Repeat says the trial repeats the one before, whose result contradicted another trial of its phase.
+	Repeat bool
+}
+
+// New starts a search of cfg, which it validates.
+func New(cfg Config) (*Search, error) {
+	cfg, err := cfg.Validated()
+	if err != nil {
+		return nil, err
+	}
+	s := &Search{cfg: cfg, res: Result{MaxRate: cfg.MaxRate}}
 	for _, g := range cfg.Goals {
 		s.goals = append(s.goals, &bounds{goal: g})
 	}
-	err = s.run(ctx)
-	s.res.Goals = s.results()
-	return s.res, err
+	return s, nil
 }
 
-type searcher struct {
-	cfg     Config
-	trial   TrialFunc
-	onTrial func(Trial)
-	res     Result
-	goals   []*bounds
-	// chooser is the goal that chose the next trial's rate, by move.
-	chooser *bounds
-	move    move
+// Next is the trial to run next, the same until Record takes its counts; false when the search is over (Result
+// says whether it converged).
+func (s *Search) Next() (Step, bool) {
+	switch {
+	case s.pending != nil:
+		return *s.pending, true
+	case s.done:
+		return Step{}, false
+	case len(s.res.Trials) >= s.cfg.MaxTrials:
+		s.done = true
+		return Step{}, false
+	case s.contradicting != nil:
+		t := s.contradicting
+		s.pending = &Step{Phase: t.Phase, Rate: t.Rate, Duration: t.Duration, Repeat: true}
+		return *s.pending, true
+	}
+	for {
+		duration, width := s.cfg.phase(s.phase)
+		if !s.phaseStarted {
+			s.startPhase(width)
+		}
+		if rate, ok := s.nextRate(width); ok {
+			s.pending = &Step{Phase: s.phase, Rate: rate, Duration: duration}
+			return *s.pending, true
+		}
+		s.phase, s.phaseStarted = s.phase+1, false
+		if s.phase == s.cfg.Phases {
+			s.done, s.res.Complete = true, true
+			return Step{}, false
+		}
+	}
 }
 
-func (s *searcher) run(ctx context.Context) error {
-	for phase := range s.cfg.Phases {
-		duration, width := s.cfg.phase(phase)
-		for _, b := range s.goals {
-			b.hintLower, b.hintUpper = 0, 0
-			if b.lower != nil {
-				b.hintLower = b.lower.Rate
-			}
-			if b.upper != nil {
-				b.hintUpper = b.upper.Rate
-			}
-			b.lower, b.upper = nil, nil
-			b.stepUp, b.stepDown, b.forwardingMissed = width, width, false
+// startPhase makes the previous phase's bounds the hints of the current one, measured again at its duration.
+func (s *Search) startPhase(width float64) {
+	for _, b := range s.goals {
+		b.hintLower, b.hintUpper = 0, 0
+		if b.lower != nil {
+			b.hintLower = b.lower.Rate
 		}
-		for {
-			rate, ok := s.next(width)
-			if !ok {
-				break
-			}
-			if len(s.res.Trials) >= s.cfg.MaxTrials {
-				return nil
-			}
-			t, err := s.measure(ctx, phase, rate, duration, false)
-			if err != nil {
-				return err
-			}
-			if s.contradicts(t) {
-				if len(s.res.Trials) >= s.cfg.MaxTrials {
-					return nil
-				}
-				if t, err = s.measure(ctx, phase, t.Rate, duration, true); err != nil {
-					return err
-				}
-			}
-			s.record(t)
+		if b.upper != nil {
+			b.hintUpper = b.upper.Rate
 		}
+		b.lower, b.upper = nil, nil
+		b.stepUp, b.stepDown, b.forwardingMissed = width, width, false
 	}
-	s.res.Complete = true
-	return nil
+	s.phaseStarted = true
 }
 
-// measure runs one trial; the first one of a search without a maximum rate sets it.
-func (s *searcher) measure(ctx context.Context, phase int, rate float64, d time.Duration, repeat bool) (*Trial, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
+// Record takes what the trial Next returned sent and received, and returns the trial as the history keeps it.
+// The first trial of a search without a maximum rate sets it; an error ends the search.
+func (s *Search) Record(c Counts) (Trial, error) {
+	if s.pending == nil {
+		return Trial{}, errors.New("search: Record without a trial from Next")
 	}
-	c, err := s.trial(ctx, rate, d)
-	if err != nil {
-		return nil, fmt.Errorf("trial %d at %.0f frames/s for %s: %w", len(s.res.Trials)+1, rate, d, err)
-	}
-	t := &Trial{Phase: phase, Rate: rate, Duration: d, Counts: c, LossRatio: lossRatio(c), Repeat: repeat}
-	if rate == 0 {
-		if c.Sent == 0 {
-			return nil, fmt.Errorf("trial %d: the sender sent nothing in %s at its full rate", len(s.res.Trials)+1, d)
-		}
-		t.Rate = float64(c.Sent) / d.Seconds()
+	step := *s.pending
+	s.pending = nil
+	t := &Trial{Phase: step.Phase, Rate: step.Rate, Duration: step.Duration, Counts: c, LossRatio: lossRatio(c), Repeat: step.Repeat}
+	if step.Rate == 0 {
+		t.Rate = float64(c.Sent) / step.Duration.Seconds()
 		if t.Rate <= s.cfg.MinRate {
-			return nil, fmt.Errorf("the sender's full rate, %.0f frames/s, is not above the minimum rate %.0f: lower the minimum", t.Rate, s.cfg.MinRate)
+			s.done = true
+			return *t, fmt.Errorf("the sender's full rate, %.0f frames/s in trial %d, is not above the minimum rate %.0f: lower the minimum",
+				t.Rate, len(s.res.Trials)+1, s.cfg.MinRate)
 		}
 		s.res.MaxRate = t.Rate
 	}
 	s.res.Trials = append(s.res.Trials, *t)
-	if s.onTrial != nil {
-		s.onTrial(*t)
+	if !t.Repeat && s.contradicts(t) {
+		s.contradicting = t
+		return *t, nil
 	}
-	return t, nil
+	s.contradicting = nil
+	s.record(t)
+	return *t, nil
+}
+
+// Result is what the search found so far: once Next says it is over, its outcome.
+func (s *Search) Result() Result {
+	res := s.res
+	res.Trials = slices.Clone(s.res.Trials)
+	res.Goals = s.results()
+	return res
 }
 
 // within reports whether t is within b's goal.
@@ -360,7 +428,7 @@ func (b *bounds) within(t *Trial) bool { return t.LossRatio <= b.goal.LossRatio 
 
 // contradicts reports whether t contradicts a bound of some goal: within it at or above a rate that was not,
 // or beyond it at or below a rate that was within.
-func (s *searcher) contradicts(t *Trial) bool {
+func (s *Search) contradicts(t *Trial) bool {
 	for _, b := range s.goals {
 		if b.within(t) && b.upper != nil && t.Rate >= b.upper.Rate {
 			return true
@@ -374,7 +442,7 @@ func (s *searcher) contradicts(t *Trial) bool {
 
 // record narrows every goal's bounds with t. A bound t contradicts is dropped: t is the newer result (a
 // repeat, by the time record sees a contradiction). The goal that chose t's rate learns from how it landed.
-func (s *searcher) record(t *Trial) {
+func (s *Search) record(t *Trial) {
 	for _, b := range s.goals {
 		if b.within(t) {
 			if b.upper != nil && t.Rate >= b.upper.Rate {
@@ -405,9 +473,9 @@ func (s *searcher) record(t *Trial) {
 	}
 }
 
-// next is the rate of the next trial: the next one the first unfinished goal needs. false: every goal's
+// nextRate is the rate of the next trial: the next one the first unfinished goal needs. false: every goal's
 // interval is narrow enough (or pinned at the maximum or below the minimum).
-func (s *searcher) next(width float64) (float64, bool) {
+func (s *Search) nextRate(width float64) (float64, bool) {
 	lo := s.cfg.MinRate
 	if lo == 0 {
 		lo = s.res.MaxRate / 1000
@@ -471,7 +539,7 @@ func (b *bounds) next(width, lo, hi float64) (float64, move, bool) {
 
 // results are the goals' rates: the last phase's bounds, or for a search that stopped early the latest bounds
 // found (the previous phase's where the current one has none yet, unless the current one contradicts them).
-func (s *searcher) results() []GoalResult {
+func (s *Search) results() []GoalResult {
 	out := make([]GoalResult, len(s.goals))
 	for i, b := range s.goals {
 		lower, upper := b.hintLower, b.hintUpper

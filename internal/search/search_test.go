@@ -385,3 +385,54 @@ func TestValidated(t *testing.T) {
 		})
 	}
 }
+
+// TestReplay feeds the history of finished searches to new Searches, one recorded trial at a time: each asks for
+// exactly the trial the history holds next (phase, rate, duration, repeat), and ends with the same result, so a
+// driver that keeps only the history resumes a search where it left off.
+func TestReplay(t *testing.T) {
+	for seed := range uint64(20) {
+		p := &simulatedPath{capacity: 150_000, senderMax: 900_000, jitter: 0.005, transient: 0.1, transientFrames: 5,
+			rng: rand.New(rand.NewPCG(seed, 2))}
+		cfg := Config{Goals: []Goal{NDR, pdr}, Precision: 0.01, FinalDuration: 4 * time.Second}
+		want, err := Run(context.Background(), cfg, p.trial, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, tr := range want.Trials {
+			step, ok := s.Next()
+			if again, _ := s.Next(); again != step {
+				t.Fatalf("seed %d trial %d: Next said %+v, then %+v before Record", seed, i+1, step, again)
+			}
+			rate := tr.Rate
+			if i == 0 {
+				rate = 0 // the first trial ran as fast as the sender went
+			}
+			if wantStep := (Step{Phase: tr.Phase, Rate: rate, Duration: tr.Duration, Repeat: tr.Repeat}); !ok || step != wantStep {
+				t.Fatalf("seed %d trial %d: Next says %+v (%v), the history %+v", seed, i+1, step, ok, wantStep)
+			}
+			if _, err := s.Record(tr.Counts); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if step, ok := s.Next(); ok {
+			t.Fatalf("seed %d: after the history Next says %+v, want the search over", seed, step)
+		}
+		if diff := cmp.Diff(want, s.Result()); diff != "" {
+			t.Fatalf("seed %d: replayed result (-run +replay):\n%s", seed, diff)
+		}
+	}
+}
+
+func TestRecordWithoutNext(t *testing.T) {
+	s, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Record(Counts{Sent: 1}); err == nil {
+		t.Fatal("Record before Next took counts")
+	}
+}
