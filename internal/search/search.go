@@ -9,8 +9,9 @@
 // in phases of growing trial duration and shrinking width: short trials find the neighbourhood cheaply, and
 // only the last phase's trials, at the final duration, decide the result. Each phase starts from the previous
 // phase's bounds, measured again at its duration. A trial whose result contradicts another of the same phase
-// (a lower rate losing more than the goal allows while a higher one did not, or the reverse) is repeated once,
-// and the repeat's result stands over the trial it contradicts.
+// (a lower rate losing more than a goal allows while a higher one did not, or the reverse; or a lower rate
+// losing a larger share than a higher one by more than the precision) is repeated once, and the repeat's result
+// stands over the trial it contradicts.
 //
 // Run drives a search to its end with a Trial function. Search drives it one trial at a time (Next, Record), for
 // a driver that cannot block in a loop: a search is deterministic, so the history of its trials is all of its
@@ -426,14 +427,20 @@ func (s *Search) Result() Result {
 // within reports whether t is within b's goal.
 func (b *bounds) within(t *Trial) bool { return t.LossRatio <= b.goal.LossRatio }
 
-// contradicts reports whether t contradicts a bound of some goal: within it at or above a rate that was not,
-// or beyond it at or below a rate that was within.
+// contradicts reports whether t contradicts another trial of its phase: within a goal at or above a rate that
+// was not, beyond it at or below a rate that was within, or losing a larger share than a higher rate did by more
+// than the precision (on a path that cuts at a rate, a rate higher by the precision loses about that much more).
 func (s *Search) contradicts(t *Trial) bool {
 	for _, b := range s.goals {
 		if b.within(t) && b.upper != nil && t.Rate >= b.upper.Rate {
 			return true
 		}
 		if !b.within(t) && b.lower != nil && t.Rate <= b.lower.Rate {
+			return true
+		}
+	}
+	for _, u := range s.res.Trials[:len(s.res.Trials)-1] { // t is the last
+		if u.Phase == t.Phase && u.Rate > t.Rate && t.LossRatio > u.LossRatio+s.cfg.Precision {
 			return true
 		}
 	}

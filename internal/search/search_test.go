@@ -253,6 +253,45 @@ func requireNear(t *testing.T, got, want, precision float64) {
 	}
 }
 
+// TestRepeatsALossSpike: in the final phase, a trial below a rate that lost a little loses a fifth of its frames
+// once (the host was busy, say): a lower rate losing far more than a higher one. The search repeats it, the
+// repeat (which loses what the path loses) stands, and NDR is not pulled down.
+func TestRepeatsALossSpike(t *testing.T) {
+	const capacity = 100_000
+	p := &simulatedPath{capacity: capacity, senderMax: 1e6}
+	cfg := Config{MaxRate: 1e6, FinalDuration: 4 * time.Second, InitialDuration: time.Second, Precision: 0.01}
+	var res Result
+	var spiked float64
+	trial := func(ctx context.Context, rate float64, d time.Duration) (Counts, error) {
+		c, err := p.trial(ctx, rate, d)
+		if spiked == 0 && d == cfg.FinalDuration && hasFinalUpperAbove(res.Trials, rate, cfg.FinalDuration) {
+			spiked = rate
+			c.Received -= c.Sent / 5
+		}
+		return c, err
+	}
+	res, err := Run(context.Background(), cfg, trial, func(tr Trial) { res.Trials = append(res.Trials, tr) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	logTrials(t, res)
+	if spiked == 0 {
+		t.Fatal("the script never spiked a trial's loss")
+	}
+	requireRepeat(t, res, spiked, func(tr Trial) bool { return tr.LossRatio < 0.01 })
+	requireNear(t, res.Goals[0].Rate, capacity, 0.01)
+}
+
+// hasFinalUpperAbove reports whether a trial of the final duration above rate lost frames.
+func hasFinalUpperAbove(trials []Trial, rate float64, final time.Duration) bool {
+	for _, tr := range trials {
+		if tr.Duration == final && tr.Rate > rate && tr.LossRatio > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // TestContradictionConfirmed: the path's capacity grows in the final phase, after NDR's upper bound lost frames
 // at a rate that now passes. A trial above that bound loses nothing, its repeat confirms it, the contradicted
 // bound is dropped, and the search follows the path up to its new capacity.

@@ -99,6 +99,9 @@ type rxRecord struct {
 	PPS       float64           `json:"pps"`
 	// Paths are the stamped frames, per sender path.
 	Paths []rxPath `json:"paths,omitempty"`
+	// Stamped counts every stamped frame accounted since the receiver started, also of the paths forgotten
+	// since (a search's settled trials).
+	Stamped dataplane.Counter `json:"stamped"`
 	// Reflected frames went back to their senders to be timed; StreamsFull were stamped frames not accounted.
 	Reflected   uint64 `json:"reflected,omitempty"`
 	StreamsFull uint64 `json:"streamsFull,omitempty"`
@@ -174,7 +177,7 @@ func receiveUntilDone(ctx context.Context, w io.Writer, rx *dataplane.Receiver, 
 		paths := rxPaths(streams)
 		if asJSON {
 			return jsonLine(w, rxRecord{Type: kind, Time: now, Interface: ifname, Matched: c.Matched, Other: c.Other, PPS: pps, Paths: paths,
-				Reflected: c.Reflected.Packets, StreamsFull: c.StreamsFull.Packets})
+				Stamped: c.Stamped, Reflected: c.Reflected.Packets, StreamsFull: c.StreamsFull.Packets})
 		}
 		fmt.Fprintf(w, "%-8s %s: %12d pkts (%10.0f pps) %12d KiB matched, %d stamped, %d other frames\n",
 			kind, ifname, c.Matched.Packets, pps, c.Matched.Bytes/1024, c.Stamped.Packets, c.Other.Packets)
