@@ -207,11 +207,11 @@ func TestSearchFindsTheBottleneck(t *testing.T) {
 	bin := buildXDPGen(t)
 	control, stopReceiver := startReceiver(t, bin, r.Receiver)
 	// 64-byte frames, counted by the bucket as 64 bytes each. The bucket must hold the tokens of the time the
-	// router's softirq may be late, or it forwards less than its rate: a burst of 250 frames (5 ms) and a queue
-	// of 250 let a 1s trial through at most 1% above the rate. (Longer trials would shrink that, but the longer
-	// a trial, the likelier a moment of contention on a busy 2-core machine costs it a frame.)
+	// router's softirq may be late, or it forwards less than its rate: a burst of 750 frames (15 ms) and a
+	// queue of 250 let a 1s trial through at most 2% above the rate. (Longer trials would shrink that, but the
+	// longer a trial, the likelier a moment of contention on a busy 2-core machine costs it a frame.)
 	r.RouterOut.Exec(t, "tc", "qdisc", "add", "dev", r.RouterOut.Interface, "root", "tbf", "rate", strconv.Itoa(searchCapacity*64*8)+"bit",
-		"burst", "16000", "limit", "16000")
+		"burst", "48000", "limit", "16000")
 	recs := runSearchCLI(t, bin, r.Sender, r.Receiver.IPv4, control,
 		"--duration", "1s", "--initial-duration", "250ms", "--max-trials", strconv.Itoa(searchTrialsBound))
 	t.Log(r.RouterOut.Exec(t, "tc", "-s", "qdisc", "show", "dev", r.RouterOut.Interface))
