@@ -231,6 +231,9 @@ func runSearch(ctx context.Context, w, warnings io.Writer, udp dataplane.UDPConf
 	started := time.Now()
 	res, err := search.Run(ctx, cfg, tr.run, p.trial)
 	p.result(res, time.Since(started))
+	if errors.Is(err, context.Canceled) {
+		return fmt.Errorf("interrupted after %d trials: the rates above are the bounds found so far", len(res.Trials))
+	}
 	if err != nil {
 		return dataplane.RenameFields(err, flagFor)
 	}
