@@ -229,7 +229,11 @@ func TestSearchFindsTheBottleneck(t *testing.T) {
 		t.Fatalf("goals %+v, want NDR and PDR at 0.5%%", res.Goals)
 	}
 	if ndr.PPS < 0.95*searchCapacity || ndr.PPS > 1.05*searchCapacity {
-		t.Fatalf("NDR %.0f pps, want within 5%% of the bucket's %d", ndr.PPS, searchCapacity)
+		// What the path forwarded when the first trial overloaded it tells a wrong search from a path that did
+		// not carry the bucket's rate (a router whose softirq was starved by other work on the machine).
+		first := recs.trials[0]
+		t.Fatalf("NDR %.0f pps, want within 5%% of the bucket's %d (overloaded by the first trial, the path forwarded %.0f pps)",
+			ndr.PPS, searchCapacity, float64(first.Received)/first.Seconds)
 	}
 	if pdr.PPS < ndr.PPS {
 		t.Fatalf("PDR %.0f pps below NDR %.0f", pdr.PPS, ndr.PPS)
