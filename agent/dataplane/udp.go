@@ -139,6 +139,11 @@ func (g *UDPGenerator) Destinations() []netip.Addr {
 	return g.cfg.DstAddrs
 }
 
+// FrameSize is the length of the frames sent, in bytes without FCS (the configured size, or its default).
+func (g *UDPGenerator) FrameSize() int {
+	return g.cfg.FrameSize
+}
+
 // Flow describes what is sent, for a human.
 func (g *UDPGenerator) Flow() string {
 	f := g.flows[0]

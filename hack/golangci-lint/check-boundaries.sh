@@ -43,6 +43,8 @@ probe cmd/kubectl-xdpgen/app app allowed.go k8s.io/cli-runtime/pkg/genericcliopt
 	sigs.k8s.io/controller-runtime/pkg/client github.com/xdpgen/xdpgen/api/v1alpha1
 probe api/v1alpha1 v1alpha1 violation.go sigs.k8s.io/controller-runtime/pkg/scheme k8s.io/api/apps/v1
 probe api/v1alpha1 v1alpha1 allowed.go strings k8s.io/apimachinery/pkg/runtime k8s.io/api/core/v1
+probe internal/search search violation.go github.com/cilium/ebpf k8s.io/apimachinery/pkg/types
+probe internal/search search allowed.go context time
 
 # Every import of a violation.go, by file and the rule that must name it.
 want=(
@@ -57,6 +59,8 @@ want=(
 	"cmd/kubectl-xdpgen/app/violation.go github.com/xdpgen/xdpgen/bpf kubectl-plugin-without-ebpf"
 	"api/v1alpha1/violation.go sigs.k8s.io/controller-runtime/pkg/scheme api-types-only"
 	"api/v1alpha1/violation.go k8s.io/api/apps/v1 api-types-only"
+	"internal/search/violation.go github.com/cilium/ebpf search-pure"
+	"internal/search/violation.go k8s.io/apimachinery/pkg/types search-pure"
 )
 
 status=0

@@ -3,6 +3,7 @@ package app
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -22,6 +23,7 @@ func newReceiveCommand() *cobra.Command {
 		generators  []uint
 		interval    string
 		duration    time.Duration
+		control     string
 		out         outputFlag
 	)
 	cmd := &cobra.Command{
@@ -36,8 +38,11 @@ func newReceiveCommand() *cobra.Command {
 			"IPv6, 802.1Q-tagged or not) is counted as a whole. Counted frames are dropped unless --pass is given.\n" +
 			"On a veth the program also makes the interface able to receive redirected frames. Every generator's\n" +
 			"stamped frames are taken unless --generator-id names those to take: on a host with other UDP traffic,\n" +
-			"name them, so that a datagram that happens to start like a stamp reaches its socket. `count` is\n" +
-			"another name for this command.",
+			"name them, so that a datagram that happens to start like a stamp reaches its socket. With --control the\n" +
+			"receiver serves its per-path counts over HTTP (JSON), for `xdpgen search` on the sending host to settle\n" +
+			"each trial with. `count` is another name for this command.",
+		Example: "  xdpgen receive eth0\n" +
+			"  xdpgen receive eth0 --control 192.0.2.10:7357 -o json",
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeInterface,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -73,7 +78,20 @@ func newReceiveCommand() *cobra.Command {
 				ctx, cancel = context.WithTimeout(ctx, duration)
 				defer cancel()
 			}
-			return receiveUntilDone(ctx, cmd.OutOrStdout(), rx, args[0], every, out.format == "json")
+			var served <-chan error
+			if control != "" {
+				serving, stop := context.WithCancel(ctx)
+				defer stop()
+				addr, done, err := serveControl(serving, control, rx)
+				if err != nil {
+					return err
+				}
+				if out.format != "json" {
+					fmt.Fprintf(cmd.OutOrStdout(), "Serving the counts for `xdpgen search` on %s\n", addr)
+				}
+				served = done
+			}
+			return receiveUntilDone(ctx, cmd.OutOrStdout(), rx, args[0], every, out.format == "json", served)
 		},
 	}
 	fl := cmd.Flags()
@@ -83,6 +101,7 @@ func newReceiveCommand() *cobra.Command {
 	fl.UintSliceVar(&generators, "generator-id", nil, "take only these generators' stamped frames (xdpgen udp --generator-id); default: any")
 	fl.StringVarP(&interval, "interval", "I", "1", "statistics interval: seconds or a duration")
 	fl.DurationVar(&duration, "duration", 0, "stop after this long (default: until Ctrl-C)")
+	fl.StringVar(&control, "control", "", "serve the per-path counts over HTTP on ADDRESS:PORT (or :PORT) for `xdpgen search`")
 	out.register(cmd)
 	return cmd
 }
@@ -96,6 +115,9 @@ type rxRecord struct {
 	PPS       float64           `json:"pps"`
 	// Paths are the stamped frames, per sender path.
 	Paths []rxPath `json:"paths,omitempty"`
+	// Stamped counts every stamped frame accounted since the receiver started, also of the paths forgotten
+	// since (a search's settled trials).
+	Stamped dataplane.Counter `json:"stamped"`
 	// Reflected frames went back to their senders to be timed; StreamsFull were stamped frames not accounted.
 	Reflected   uint64 `json:"reflected,omitempty"`
 	StreamsFull uint64 `json:"streamsFull,omitempty"`
@@ -140,7 +162,9 @@ func rxPaths(streams []dataplane.Stream) []rxPath {
 	return out
 }
 
-func receiveUntilDone(ctx context.Context, w io.Writer, rx *dataplane.Receiver, ifname string, every time.Duration, asJSON bool) error {
+// receiveUntilDone prints the counts every interval until ctx ends, or the control channel (served, if not nil)
+// fails.
+func receiveUntilDone(ctx context.Context, w io.Writer, rx *dataplane.Receiver, ifname string, every time.Duration, asJSON bool, served <-chan error) error {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	var prev uint64
@@ -169,7 +193,7 @@ func receiveUntilDone(ctx context.Context, w io.Writer, rx *dataplane.Receiver, 
 		paths := rxPaths(streams)
 		if asJSON {
 			return jsonLine(w, rxRecord{Type: kind, Time: now, Interface: ifname, Matched: c.Matched, Other: c.Other, PPS: pps, Paths: paths,
-				Reflected: c.Reflected.Packets, StreamsFull: c.StreamsFull.Packets})
+				Stamped: c.Stamped, Reflected: c.Reflected.Packets, StreamsFull: c.StreamsFull.Packets})
 		}
 		fmt.Fprintf(w, "%-8s %s: %12d pkts (%10.0f pps) %12d KiB matched, %d stamped, %d other frames\n",
 			kind, ifname, c.Matched.Packets, pps, c.Matched.Bytes/1024, c.Stamped.Packets, c.Other.Packets)
@@ -187,6 +211,11 @@ func receiveUntilDone(ctx context.Context, w io.Writer, rx *dataplane.Receiver, 
 		select {
 		case <-ctx.Done():
 			return report("total")
+		case err := <-served:
+			if err == nil { // closed because ctx ended
+				return report("total")
+			}
+			return errors.Join(fmt.Errorf("control channel: %w", err), report("total"))
 		case <-tick.C:
 			if err := report("period"); err != nil {
 				return err
