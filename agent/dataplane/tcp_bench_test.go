@@ -39,12 +39,29 @@ func BenchmarkTCP(b *testing.B) {
 				{name: "xdp-4flows", flows: 4, threads: 1},
 				{name: "kernel-4conns", flows: 4, kernel: true},
 				{name: "xdp-4flows-2threads", flows: 4, threads: 2},
-			})
+			}, [][2]string{{"xdp-1flow", "kernel-1conn"}, {"xdp-4flows", "kernel-4conns"}, {"xdp-4flows-2threads", "kernel-4conns"}})
 		})
 	}
 }
 
-func benchTCP(b *testing.B, r *tcpRig, srv *countingServer, variants []tcpBenchVariant) {
+// BenchmarkTCPBackToBack runs xdpgen three times in a row after each kernel run, on one veth pair: a run that
+// left state behind to slow the next (BPF objects or attachments, sockets, neighbour or route entries) would
+// show as goodput falling from the first xdpgen run of a round to the third, against the kernel's run before
+// them. b.N is ignored.
+func BenchmarkTCPBackToBack(b *testing.B) {
+	r := newTCPRig(b, netnstest.Options{}, 0)
+	srv := newCountingServer(b, r, r.Remote.IPv4)
+	benchTCP(b, r, srv, []tcpBenchVariant{
+		{name: "kernel-1conn", flows: 1, kernel: true},
+		{name: "xdp-1st", flows: 1, threads: 1},
+		{name: "xdp-2nd", flows: 1, threads: 1},
+		{name: "xdp-3rd", flows: 1, threads: 1},
+	}, [][2]string{{"xdp-1st", "kernel-1conn"}, {"xdp-2nd", "kernel-1conn"}, {"xdp-3rd", "kernel-1conn"}, {"xdp-3rd", "xdp-1st"}})
+}
+
+// benchTCP runs the variants in interleaved rounds, then reports each one's goodput and efficiency, and the
+// goodput ratio of each pair (first over second).
+func benchTCP(b *testing.B, r *tcpRig, srv *countingServer, variants []tcpBenchVariant, pairs [][2]string) {
 	results := map[string]*tcpBenchResult{}
 	for range benchRounds {
 		for _, v := range variants {
@@ -68,7 +85,7 @@ func benchTCP(b *testing.B, r *tcpRig, srv *countingServer, variants []tcpBenchV
 				res.lostRetransmits, res.timeouts)
 		}
 	}
-	for _, pair := range [][2]string{{"xdp-1flow", "kernel-1conn"}, {"xdp-4flows", "kernel-4conns"}, {"xdp-4flows-2threads", "kernel-4conns"}} {
+	for _, pair := range pairs {
 		q := results[pair[0]].goodput() / results[pair[1]].goodput()
 		b.ReportMetric(q, pair[0]+"/"+pair[1])
 		b.Logf("goodput %s / %s = %.3f", pair[0], pair[1], q)

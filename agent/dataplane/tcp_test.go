@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	vnl "github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -432,6 +433,127 @@ func TestTCPStopsOnTime(t *testing.T) {
 			checkStreams(t, g, sink, s)
 			t.Logf("%.0f Mbit/s of goodput over %s; %+v", float64(s.Total.BytesAcked)*8/took.Seconds()/1e6, took, s.Total)
 		})
+	}
+}
+
+// TestTCPLeavesNothingBehind runs three generators back to back on one veth pair, as repeated `xdpgen tcp` runs
+// do: once each is closed, its BPF programs and maps are gone (no reference to them is left anywhere), no XDP
+// program is attached, and its connections are closed on both sides, the local end in TIME-WAIT, the state the
+// kernel's own TCP leaves after an active close. So nothing of one run is left to slow the next.
+func TestTCPLeavesNothingBehind(t *testing.T) {
+	r := newTCPRig(t, netnstest.Options{}, 0)
+	_, dst := r.addrs(true)
+	sink := r.listen(t, dst)
+	const segments = 5_000
+	for run := range 3 {
+		g, err := r.tryTCPGenerator(TCPConfig{DstAddr: dst, DstPort: tcpTestPort, Flows: 2, Segments: segments})
+		if err != nil {
+			t.Fatalf("run %d: NewTCPGenerator: %v", run, err)
+		}
+		closed := false
+		t.Cleanup(func() {
+			if !closed {
+				g.Close()
+			}
+		})
+		sink.start(g.SegmentSize())
+		sendAll(t, g, sink, segments)
+		var progs []ebpf.ProgramID
+		var maps []ebpf.MapID
+		for _, p := range []*ebpf.Program{g.objs.Send, g.objs.Ack} {
+			info, err := p.Info()
+			if err != nil {
+				t.Fatal(err)
+			}
+			id, _ := info.ID()
+			progs = append(progs, id)
+		}
+		for _, m := range []*ebpf.Map{g.objs.Flows, g.objs.Control, g.objs.Ports, g.objs.Workers} {
+			info, err := m.Info()
+			if err != nil {
+				t.Fatal(err)
+			}
+			id, _ := info.ID()
+			maps = append(maps, id)
+		}
+		closed = true
+		if err := g.Close(); err != nil {
+			t.Fatalf("run %d: close: %v", run, err)
+		}
+		if r.Local.XDPAttached(t) {
+			t.Fatalf("run %d: an XDP program is still attached to %s", run, r.Local.Interface)
+		}
+		// The kernel frees a program or map once its last reference is gone, after an RCU grace period.
+		waitFor(t, 5*time.Second, func() string {
+			for _, id := range progs {
+				if p, err := ebpf.NewProgramFromID(id); err == nil {
+					p.Close()
+					return fmt.Sprintf("run %d: program %d still exists", run, id)
+				}
+			}
+			for _, id := range maps {
+				if m, err := ebpf.NewMapFromID(id); err == nil {
+					m.Close()
+					return fmt.Sprintf("run %d: map %d still exists", run, id)
+				}
+			}
+			return ""
+		})
+		waitFor(t, 5*time.Second, func() string {
+			for _, s := range tcpSocketStates(t, r.Local.NS) {
+				if s != tcpTimeWait {
+					return fmt.Sprintf("run %d: a local socket in state %#x, want only TIME-WAIT (%#x)", run, s, tcpTimeWait)
+				}
+			}
+			return ""
+		})
+	}
+}
+
+// tcpTimeWait is TCP_TIME_WAIT in include/net/tcp_states.h, as /proc/net/tcp shows a socket's state.
+const tcpTimeWait = 0x06
+
+// tcpSocketStates is the state of every TCP socket (IPv4 and IPv6) in ns.
+func tcpSocketStates(t testing.TB, ns netns.NsHandle) []uint64 {
+	t.Helper()
+	var states []uint64
+	err := netnstest.Do(ns, func() error {
+		for _, file := range []string{"/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"} {
+			b, err := os.ReadFile(file)
+			if err != nil {
+				return err
+			}
+			for _, line := range strings.Split(string(b), "\n")[1:] {
+				if f := strings.Fields(line); len(f) > 3 {
+					st, err := strconv.ParseUint(f[3], 16, 8)
+					if err != nil {
+						return fmt.Errorf("%s: state %q: %w", file, f[3], err)
+					}
+					states = append(states, st)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return states
+}
+
+// waitFor polls check until it returns "" and fails the test with its last answer after timeout.
+func waitFor(t testing.TB, timeout time.Duration, check func() string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		msg := check()
+		if msg == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(msg)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
