@@ -177,6 +177,9 @@ func TestControllerLifecycle(t *testing.T) {
 		g.Expect(cur.Status.NodesOfInterest[0].Node).To(Equal("node-a"))
 		g.Expect(cur.Status.StartTime).NotTo(BeNil())
 		g.Expect(condition(cur, xdpgenv1alpha1.ConditionProgressing).Reason).To(Equal(xdpgenv1alpha1.ReasonRunning))
+		g.Expect(condition(cur, xdpgenv1alpha1.ConditionComplete).Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(condition(cur, xdpgenv1alpha1.ConditionFailed).Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(cur.Status.Rate).To(Equal("300 pps, 154 kbit/s"))
 		c := condition(cur, xdpgenv1alpha1.ConditionReady)
 		g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
 		g.Expect(c.Message).To(Equal("3/3 nodes reported"))
@@ -205,6 +208,9 @@ func TestControllerLifecycle(t *testing.T) {
 		g.Expect(cur.Status.CompletionTime).NotTo(BeNil())
 		g.Expect(condition(cur, xdpgenv1alpha1.ConditionProgressing).Reason).To(Equal(xdpgenv1alpha1.ReasonRunCompleted))
 		g.Expect(condition(cur, xdpgenv1alpha1.ConditionReady).Reason).To(Equal(xdpgenv1alpha1.ReasonAgentsReady))
+		g.Expect(condition(cur, xdpgenv1alpha1.ConditionComplete)).To(And(HaveField("Status", metav1.ConditionTrue),
+			HaveField("Reason", xdpgenv1alpha1.ReasonRunCompleted), HaveField("ObservedGeneration", gen)))
+		g.Expect(condition(cur, xdpgenv1alpha1.ConditionFailed).Status).To(Equal(metav1.ConditionFalse))
 	}).WithTimeout(eventually).WithPolling(poll).Should(Succeed())
 	g.Consistently(func(g Gomega) {
 		cur := get(g)
@@ -247,6 +253,10 @@ func TestControllerLifecycle(t *testing.T) {
 		g.Expect(d.Status).To(Equal(metav1.ConditionTrue))
 		g.Expect(d.Message).To(Equal("1 of 2 nodes failed: node-b: interface eth9 not found"))
 		g.Expect(condition(cur, xdpgenv1alpha1.ConditionProgressing).Reason).To(Equal(xdpgenv1alpha1.ReasonRunFailed))
+		g.Expect(condition(cur, xdpgenv1alpha1.ConditionFailed)).To(And(HaveField("Status", metav1.ConditionTrue),
+			HaveField("Message", "1 of 2 nodes failed: node-b: interface eth9 not found"), HaveField("ObservedGeneration", cur.Generation)))
+		g.Expect(condition(cur, xdpgenv1alpha1.ConditionComplete).Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(condition(cur, xdpgenv1alpha1.ConditionReady).Status).To(Equal(metav1.ConditionFalse))
 		g.Expect(cur.Status.Totals.Packets).To(Equal(int64(1000010)))
 		g.Expect(cur.Status.NodesOfInterest).To(ConsistOf(And(HaveField("Node", "node-b"), HaveField("LastError", "interface eth9 not found"))))
 	}).WithTimeout(eventually).WithPolling(poll).Should(Succeed())
