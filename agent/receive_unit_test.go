@@ -31,9 +31,9 @@ func TestPathRows(t *testing.T) {
 	}
 	got := map[string]dataplane.StreamCounts{
 		"also-receives": {Packets: 1999, Bytes: 1999 * 64, Expected: 1999},
-		"running": {Packets: 4990, Bytes: 4990 * 64, Expected: 4993, Reordered: 2},
-		"done":    {Packets: 994, Bytes: 994 * 64, Expected: 991, Duplicates: 4},
-		"rx":      {Packets: 7},
+		"running":       {Packets: 4990, Bytes: 4990 * 64, Expected: 4993, Reordered: 2},
+		"done":          {Packets: 994, Bytes: 994 * 64, Expected: 991, Duplicates: 4},
+		"rx":            {Packets: 7},
 	}
 
 	rows, settled := pathRows("rx", senders, got, s, t0.Add(10*time.Second))

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestString(t *testing.T) {
@@ -63,5 +65,18 @@ func requireVersion(t *testing.T, binary, want string) {
 	}
 	if got := strings.TrimSpace(string(out)); got != want {
 		t.Errorf("%s --version printed %q, want %q", binary, got, want)
+	}
+}
+
+func TestBuildInfo(t *testing.T) {
+	defer func(v, c string) { Version, Commit = v, c }(Version, Commit)
+	Version, Commit = "v0.1.0", "1a2b3c4"
+	want := `
+# HELP xdpgen_build_info Always 1, labelled with the version and the commit the binary was built from.
+# TYPE xdpgen_build_info gauge
+xdpgen_build_info{commit="1a2b3c4",version="v0.1.0"} 1
+`
+	if err := testutil.CollectAndCompare(BuildInfo(), strings.NewReader(want)); err != nil {
+		t.Error(err)
 	}
 }
