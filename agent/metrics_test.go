@@ -15,6 +15,7 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
+	"github.com/xdpgen/xdpgen/test/monitoring"
 )
 
 func metricsReport(gen, packets, pps int64) xdpgenv1alpha1.NodeReportStatus {
@@ -182,8 +183,9 @@ xdpgen_agent_rtt_seconds_count{generator="mesh",namespace="ns-h",node="node-h"} 
 	}
 }
 
-// TestMetricsExposition: the agent's exposition, with every metric set, passes `promtool check metrics` (the
-// Prometheus naming and unit conventions), and holds no precomputed rate.
+// TestMetricsExposition: the agent's exposition, with every metric set, holds every xdpgen_agent_ metric the
+// chart's dashboard and alerts use, no precomputed rate, and passes `promtool check metrics` (the Prometheus
+// naming and unit conventions).
 func TestMetricsExposition(t *testing.T) {
 	t.Cleanup(func() { deleteSeries(prometheus.Labels{"node": "node-e"}) })
 	setEveryMetric("node-e")
@@ -204,6 +206,10 @@ func TestMetricsExposition(t *testing.T) {
 		}
 	}
 	t.Logf("the agent's metrics:\n%s", text.String())
+	// The chart's dashboard and alerts use only metrics of the exposition.
+	if monitoring.CheckExported(t, "xdpgen_agent_", families) == 0 {
+		t.Error("the dashboard and the alerts use no xdpgen_agent_ metric")
+	}
 	promtool, err := exec.LookPath("promtool")
 	if err != nil {
 		t.Skip("no promtool in PATH (Debian: apt-get install prometheus): the exposition is not linted")

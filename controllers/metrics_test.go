@@ -30,6 +30,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
+	"github.com/xdpgen/xdpgen/test/monitoring"
 )
 
 // seriesIn counts c's series with the label namespace=ns.
@@ -53,8 +54,8 @@ func seriesIn(t *testing.T, c prometheus.Collector, ns string) int {
 }
 
 // TestRunMetrics: a run's phase is one series per phase, 1 for its own (as kube-state-metrics exports a Job's),
-// its nodes a series per phase, Lost included; both go with the TrafficGenerator. The manager's exposition passes
-// `promtool check metrics`.
+// its nodes a series per phase, Lost included; both go with the TrafficGenerator. The manager's exposition holds
+// every xdpgen_trafficgenerator_ metric the chart's dashboard and alerts use, and passes `promtool check metrics`.
 func TestRunMetrics(t *testing.T) {
 	key := types.NamespacedName{Namespace: "metrics-ns", Name: "run"}
 	t.Cleanup(func() { unexportRun(key) })
@@ -95,6 +96,9 @@ xdpgen_trafficgenerator_nodes{name="run",namespace="metrics-ns",phase="Running"}
 				t.Fatal(err)
 			}
 		}
+	}
+	if monitoring.CheckExported(t, "xdpgen_trafficgenerator_", families) == 0 {
+		t.Error("the dashboard and the alerts use no xdpgen_trafficgenerator_ metric")
 	}
 	if promtool, err := exec.LookPath("promtool"); err != nil {
 		t.Log("no promtool in PATH (Debian: apt-get install prometheus): the exposition is not linted")

@@ -6,7 +6,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/xdpgen/xdpgen/test/monitoring"
 )
 
 func TestString(t *testing.T) {
@@ -68,6 +71,7 @@ func requireVersion(t *testing.T, binary, want string) {
 	}
 }
 
+// TestBuildInfo: xdpgen_build_info is 1 with the stamped version and commit, and is what the dashboard uses.
 func TestBuildInfo(t *testing.T) {
 	defer func(v, c string) { Version, Commit = v, c }(Version, Commit)
 	Version, Commit = "v0.1.0", "1a2b3c4"
@@ -78,5 +82,14 @@ xdpgen_build_info{commit="1a2b3c4",version="v0.1.0"} 1
 `
 	if err := testutil.CollectAndCompare(BuildInfo(), strings.NewReader(want)); err != nil {
 		t.Error(err)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(BuildInfo())
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if monitoring.CheckExported(t, "xdpgen_build_info", families) == 0 {
+		t.Error("the dashboard uses no xdpgen_build_info")
 	}
 }
