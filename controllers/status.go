@@ -19,7 +19,6 @@ package controllers
 import (
 	"cmp"
 	"fmt"
-	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -434,21 +433,18 @@ func rateFor(pps, bps int64, average bool) string {
 	return s
 }
 
-// withPrefix formats n units with three significant digits and an SI prefix: 950 pps, 14.9 kpps, 9.41 Gbit/s.
+// withPrefix formats n units with three significant digits (no trailing zeros) and an SI prefix: 950 pps,
+// 14.9 kpps, 100 kpps, 9.41 Gbit/s.
 func withPrefix(n int64, unit string) string {
 	x := float64(n)
 	prefix := ""
 	for _, p := range []string{"k", "M", "G", "T", "P"} {
-		if x < 999.5 {
+		if x < 999.5 { // what rounds to three digits
 			break
 		}
 		x, prefix = x/1000, p
 	}
-	decimals := 0
-	if prefix != "" { // x in [0.9995, 999.5): 9.41, 14.9, 148
-		decimals = max(0, 2-int(math.Floor(math.Log10(x))))
-	}
-	return strconv.FormatFloat(x, 'f', decimals, 64) + " " + prefix + unit
+	return strconv.FormatFloat(x, 'g', 3, 64) + " " + prefix + unit
 }
 
 // durationOf is the run's duration for a message: "an unknown time" when the status has none.

@@ -616,11 +616,11 @@ func TestStatusForAverageRate(t *testing.T) {
 		t.Errorf("average %d pps, %d bit/s, want %d and %d", st.Totals.AveragePacketsPerSecond,
 			st.Totals.AverageBitsPerSecond, 30*pps/20, 30*pps*frame*8/20)
 	}
-	if st.Rate != "avg 1.25 Mpps, 15.0 Gbit/s" {
+	if st.Rate != "avg 1.25 Mpps, 15 Gbit/s" {
 		t.Errorf("rate %q, want the average over the run", st.Rate)
 	}
 	c := meta.FindStatusCondition(st.Conditions, xdpgenv1alpha1.ConditionComplete)
-	if c == nil || c.Status != metav1.ConditionTrue || c.Message != "all 2 nodes completed: 24999990 packets in 20s (avg 1.25 Mpps, 15.0 Gbit/s)" {
+	if c == nil || c.Status != metav1.ConditionTrue || c.Message != "all 2 nodes completed: 24999990 packets in 20s (avg 1.25 Mpps, 15 Gbit/s)" {
 		t.Errorf("Complete = %+v, want True with the run's packets, duration and rate", c)
 	}
 }
@@ -654,7 +654,9 @@ func TestRateFor(t *testing.T) {
 	}{
 		{0, 0, false, "0 pps, 0 bit/s"},
 		{999, 511_488, false, "999 pps, 511 kbit/s"},
-		{1000, 512_000, true, "avg 1.00 kpps, 512 kbit/s"},
+		{1000, 512_000, true, "avg 1 kpps, 512 kbit/s"},
+		{99_980, 51_189_760, false, "100 kpps, 51.2 Mbit/s"},
+		{20_000, 10_240_000, true, "avg 20 kpps, 10.2 Mbit/s"},
 		{14_880_952, 7_619_047_424, false, "14.9 Mpps, 7.62 Gbit/s"},
 		{148_809_523, 100_000_000_000, true, "avg 149 Mpps, 100 Gbit/s"},
 		{1_234_567_890, 1_234_567_890_123, false, "1.23 Gpps, 1.23 Tbit/s"},
