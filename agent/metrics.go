@@ -86,6 +86,10 @@ func newGeneratorMetrics(node string) *generatorMetrics {
 	return &generatorMetrics{node: node, retention: metricsRetention, of: map[types.NamespacedName]*metrics{}}
 }
 
+// countedVerdicts are the XDP verdicts the generator's programs count: frames sent, and frames they could not
+// build.
+var countedVerdicts = []xdpgenv1alpha1.XDPAction{xdpgenv1alpha1.XDPRedirect, xdpgenv1alpha1.XDPAborted}
+
 // forGenerator returns the metrics of the generator named key, keeping them if they were to be forgotten.
 func (g *generatorMetrics) forGenerator(key types.NamespacedName) *metrics {
 	g.mu.Lock()
@@ -95,6 +99,14 @@ func (g *generatorMetrics) forGenerator(key types.NamespacedName) *metrics {
 		m = &metrics{labels: prometheus.Labels{"namespace": key.Namespace, "generator": key.Name, "node": g.node},
 			last: map[xdpgenv1alpha1.XDPAction]xdpgenv1alpha1.ActionCount{}}
 		g.of[key] = m
+		// The verdicts the generator's programs count start at 0 before the first report: a series that first
+		// shows up with the first report's count would hide that count from increase() and rate().
+		for _, action := range countedVerdicts {
+			labels := prometheus.Labels{"action": string(action)}
+			maps.Copy(labels, m.labels)
+			packetsTotal.With(labels).Add(0)
+			bytesTotal.With(labels).Add(0)
+		}
 	}
 	if m.forget != nil {
 		m.forget.Stop()

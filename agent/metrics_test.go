@@ -23,15 +23,27 @@ func metricsReport(gen, packets, pps int64) xdpgenv1alpha1.NodeReportStatus {
 		Actions: []xdpgenv1alpha1.ActionCount{{Action: xdpgenv1alpha1.XDPRedirect, Packets: packets, Bytes: packets * 64}}}
 }
 
-// TestMetricsFollowReports: reports carry running totals per generation; the counters only ever add what is new.
+// TestMetricsFollowReports: the counters of the verdicts the programs count are there at 0 before the first
+// report (so that rate() and increase() see it); reports carry running totals per generation; the counters only
+// ever add what is new.
 func TestMetricsFollowReports(t *testing.T) {
 	m := newGeneratorMetrics("node-m").forGenerator(types.NamespacedName{Namespace: "ns-m", Name: "metrics-test"})
+	before := `
+# HELP xdpgen_agent_packets_total Frames given each XDP verdict by the generator on this node.
+# TYPE xdpgen_agent_packets_total counter
+xdpgen_agent_packets_total{action="XDP_ABORTED",generator="metrics-test",namespace="ns-m",node="node-m"} 0
+xdpgen_agent_packets_total{action="XDP_REDIRECT",generator="metrics-test",namespace="ns-m",node="node-m"} 0
+`
+	if err := testutil.CollectAndCompare(packetsTotal, strings.NewReader(before), "xdpgen_agent_packets_total"); err != nil {
+		t.Fatal(err)
+	}
 	m.set(metricsReport(1, 100, 50))
 	m.set(metricsReport(1, 300, 200))
 	m.set(metricsReport(2, 40, 40)) // a new generation starts from zero and adds to the counters
 	want := `
 # HELP xdpgen_agent_packets_total Frames given each XDP verdict by the generator on this node.
 # TYPE xdpgen_agent_packets_total counter
+xdpgen_agent_packets_total{action="XDP_ABORTED",generator="metrics-test",namespace="ns-m",node="node-m"} 0
 xdpgen_agent_packets_total{action="XDP_REDIRECT",generator="metrics-test",namespace="ns-m",node="node-m"} 340
 `
 	if err := testutil.CollectAndCompare(packetsTotal, strings.NewReader(want), "xdpgen_agent_packets_total"); err != nil {
