@@ -27,6 +27,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -266,17 +267,8 @@ scrape_configs:
 
 // usesOnly reports whether every xdpgen metric promql names starts with one of prefixes.
 func usesOnly(promql string, prefixes []string) bool {
-	for _, f := range strings.FieldsFunc(promql, func(r rune) bool {
-		return !(r == '_' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9')
-	}) {
-		if !strings.HasPrefix(f, "xdpgen_") {
-			continue
-		}
-		ok := false
-		for _, p := range prefixes {
-			ok = ok || strings.HasPrefix(f, p)
-		}
-		if !ok {
+	for _, name := range monitoring.Names(promql) {
+		if !slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(name, p) }) {
 			return false
 		}
 	}

@@ -189,13 +189,18 @@ func Rules(t testing.TB) []Expr {
 // metricName is an xdpgen metric name in PromQL: what the code exports all starts with xdpgen_.
 var metricName = regexp.MustCompile(`\bxdpgen_[a-z0-9_]*[a-z0-9]`)
 
+// Names are the xdpgen metric names a PromQL expression uses.
+func Names(promql string) []string {
+	return metricName.FindAllString(promql, -1)
+}
+
 // MetricNames maps every xdpgen metric name the dashboards and the rules use (a histogram's series by their own
 // names: <name>_bucket, _sum, _count) to where they use it.
 func MetricNames(t testing.TB) map[string][]string {
 	t.Helper()
 	names := map[string][]string{}
 	for _, e := range append(Dashboards(t), Rules(t)...) {
-		for _, n := range metricName.FindAllString(e.PromQL, -1) {
+		for _, n := range Names(e.PromQL) {
 			names[n] = append(names[n], e.Where)
 		}
 	}
