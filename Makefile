@@ -291,9 +291,9 @@ e2e: k8s-bins ## Only the end-to-end tests, on a local cluster of their own (roo
 	$(GO) test -count=1 -v -timeout 25m ./test/e2e
 
 .PHONY: demo
-demo: demo-banner k8s-bins image pause-image xdpgen-cluster xdpgen ## Bring up a local cluster, install xdpgen, run config/samples/trafficgen.yaml into a namespace, count it there, tear down.
+demo: demo-banner k8s-bins image pause-image xdpgen-cluster kubectl-xdpgen ## Bring up a local two-node cluster, install xdpgen, send from one node to the other (config/samples/trafficgen_receivers.yaml), show what arrived, tear down.
 	K8S_BIN=$(K8S_BIN) CLUSTER_DIR=$(CLUSTER_DIR) IMAGE_TAR=$(IMAGE_TAR) PAUSE_TAR=$(PAUSE_TAR) \
-		hack/demo.sh $(XDPGEN_CLUSTER) $(BIN)/xdpgen
+		hack/demo.sh $(XDPGEN_CLUSTER) $(BIN)/kubectl-xdpgen
 
 .PHONY: demo-banner
 demo-banner:

@@ -379,7 +379,11 @@ func receivedNote(rows []xdpgenv1alpha1.PathResult) string {
 		lost += p.LostPackets
 		sent += max(p.SentPackets, p.ReceivedPackets+p.LostPackets)
 	}
-	return fmt.Sprintf("received %d packets from %d senders, %d lost (loss ratio %s)", received, len(rows), lost,
+	senders := "senders"
+	if len(rows) == 1 {
+		senders = "sender"
+	}
+	return fmt.Sprintf("received %d packets from %d %s, %d lost (loss ratio %s)", received, len(rows), senders, lost,
 		xdpgenv1alpha1.LossRatio(lost, sent))
 }
 
@@ -415,8 +419,10 @@ func (a *Agent) receiveUntilSettled(ctx context.Context, w *reportWriter, st xdp
 // receive program on the egress interface that times the round trips.
 type sendingPaths struct {
 	receivers []receiverNode
-	// missing are receiving nodes without an address of the family: not sent to.
+	// missing are receiving nodes without an address of the family, unready those whose receiver was not ready
+	// in time: not sent to.
 	missing   []string
+	unready   []string
 	family    xdpgenv1alpha1.IPFamily
 	generator uint32
 	stamp     *dataplane.Stamp
@@ -459,6 +465,50 @@ func (a *Agent) planPaths(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerat
 	return p, nil
 }
 
+// receiversReadyTimeout bounds how long a sender waits for its receivers' programs before it sends without
+// those not ready (the controller's default node-lost timeout: such a receiver is lost by then).
+const receiversReadyTimeout = 60 * time.Second
+
+// waitForReceivers waits until every receiver reports its receive program ready (ReceiveStartTime), so that
+// every frame sent to it is counted; a receiver not ready within receiversReadyTimeout is not sent to (and named
+// in the message). It returns false when the run was stopped meanwhile.
+func (p *sendingPaths) waitForReceivers(ctx context.Context, a *Agent, tg *xdpgenv1alpha1.TrafficGenerator) bool {
+	deadline := time.Now().Add(receiversReadyTimeout)
+	for {
+		ready := map[string]bool{}
+		var reports xdpgenv1alpha1.NodeReportList
+		if err := a.client.List(ctx, &reports, client.InNamespace(tg.Namespace),
+			client.MatchingLabels{xdpgenv1alpha1.LabelGenerator: xdpgenv1alpha1.LabelValue(tg.Name)}); err == nil {
+			for i := range reports.Items {
+				if rep := &reports.Items[i]; ownedBy(rep, tg) && rep.Status.ReceiveStartTime != nil {
+					ready[rep.Spec.NodeName] = true
+				}
+			}
+		}
+		var waiting []receiverNode
+		for _, r := range p.receivers {
+			if !ready[r.node] {
+				waiting = append(waiting, r)
+			}
+		}
+		if len(waiting) == 0 {
+			return true
+		}
+		if time.Now().After(deadline) {
+			p.receivers = slices.DeleteFunc(p.receivers, func(r receiverNode) bool { return !ready[r.node] })
+			for _, r := range waiting {
+				p.unready = append(p.unready, r.node)
+			}
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
 // defaultLatencySampleEvery is spec.receivers.latencySampleEvery when left out (the API server defaults it).
 const defaultLatencySampleEvery = 1000
 
@@ -485,12 +535,19 @@ func (p *sendingPaths) withPaths(st xdpgenv1alpha1.NodeReportStatus, cur stats) 
 	return st
 }
 
-// missingNote names the receivers not sent to.
+// missingNote names the receivers not sent to, and why.
 func (p *sendingPaths) missingNote() string {
-	if p == nil || len(p.missing) == 0 {
+	if p == nil {
 		return ""
 	}
-	return fmt.Sprintf("not sending to %s: no %s InternalIP address", strings.Join(p.missing, ", "), p.family)
+	var notes []string
+	if len(p.missing) > 0 {
+		notes = append(notes, fmt.Sprintf("not sending to %s: no %s InternalIP address", strings.Join(p.missing, ", "), p.family))
+	}
+	if len(p.unready) > 0 {
+		notes = append(notes, fmt.Sprintf("not sending to %s: no receiver ready there within %s", strings.Join(p.unready, ", "), receiversReadyTimeout))
+	}
+	return joinNonEmpty(notes...)
 }
 
 // nothingToSendNote says why a sender has no receiver.

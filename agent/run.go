@@ -93,6 +93,9 @@ func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator
 			return
 		}
 		defer rcv.stop()
+		// The senders wait for this before they send here.
+		st.ReceiveStartTime, st.Message = now(), rcv.receivingNote()
+		w.write(ctx, st)
 	}
 	if !roles.send {
 		if st.StartTime == nil {
@@ -118,6 +121,9 @@ func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator
 			return
 		}
 		defer snd.stop()
+		if !snd.waitForReceivers(ctx, a, tg) {
+			return // stopped while waiting
+		}
 		if len(snd.receivers) == 0 {
 			st.StartTime, st.SendCompletionTime, st.Message = now(), now(), snd.nothingToSendNote()
 			if rcv != nil {

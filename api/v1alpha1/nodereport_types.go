@@ -258,6 +258,11 @@ type NodeReportStatus struct {
 	// +optional
 	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
 
+	// ReceiveStartTime is when the node's receive program was ready, for a generator with receivers: senders
+	// wait for it before they send to the node, so that every frame they send is counted.
+	// +optional
+	ReceiveStartTime *metav1.Time `json:"receiveStartTime,omitempty"`
+
 	// SendCompletionTime is when the node finished sending, for a generator with receivers: its receivers settle
 	// their paths from it on. A node that also receives finishes its run later, once its own paths settle.
 	// +optional

@@ -179,6 +179,10 @@ func (in *NodeReportStatus) DeepCopyInto(out *NodeReportStatus) {
 		in, out := &in.CompletionTime, &out.CompletionTime
 		*out = (*in).DeepCopy()
 	}
+	if in.ReceiveStartTime != nil {
+		in, out := &in.ReceiveStartTime, &out.ReceiveStartTime
+		*out = (*in).DeepCopy()
+	}
 	if in.SendCompletionTime != nil {
 		in, out := &in.SendCompletionTime, &out.SendCompletionTime
 		*out = (*in).DeepCopy()
