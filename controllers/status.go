@@ -230,13 +230,21 @@ func statusFor(tg *xdpgenv1alpha1.TrafficGenerator, expected map[string]bool, re
 		}
 		st.NodesOfInterest = append(st.NodesOfInterest, n)
 	}
-	var sendEnd *metav1.Time // the last node's end of sending
+	// The time the nodes sent: from the first sender's start to the last sender's end of sending. Nodes that only
+	// receive start before the senders (which wait for them) and end after them (the drain time): not theirs.
+	var sendStart, sendEnd *metav1.Time
 	for _, r := range current {
 		if t := r.Status.StartTime; t != nil && (st.StartTime == nil || t.Before(st.StartTime)) {
 			st.StartTime = t.DeepCopy()
 		}
 		if t := r.Status.CompletionTime; t != nil && (st.CompletionTime == nil || st.CompletionTime.Before(t)) {
 			st.CompletionTime = t.DeepCopy()
+		}
+		if r.Status.Packets == 0 {
+			continue
+		}
+		if t := r.Status.StartTime; t != nil && (sendStart == nil || t.Before(sendStart)) {
+			sendStart = t
 		}
 		if t := cmp.Or(r.Status.SendCompletionTime, r.Status.CompletionTime); t != nil && (sendEnd == nil || sendEnd.Before(t)) {
 			sendEnd = t
@@ -273,14 +281,12 @@ func statusFor(tg *xdpgenv1alpha1.TrafficGenerator, expected map[string]bool, re
 	switch {
 	case st.Phase == xdpgenv1alpha1.PhaseRunning:
 		st.Rate = rateFor(st.Totals.PacketsPerSecond, st.Totals.BitsPerSecond, false)
-	case st.Phase.Terminal() && st.StartTime != nil:
-		if end := cmp.Or(sendEnd, st.CompletionTime); end != nil && end.After(st.StartTime.Time) {
-			d := end.Sub(st.StartTime.Time)
-			st.Duration = &metav1.Duration{Duration: d}
-			st.Totals.AveragePacketsPerSecond = int64(float64(st.Totals.Packets) / d.Seconds())
-			st.Totals.AverageBitsPerSecond = int64(float64(st.Totals.Bytes) * 8 / d.Seconds())
-			st.Rate = rateFor(st.Totals.AveragePacketsPerSecond, st.Totals.AverageBitsPerSecond, true)
-		}
+	case st.Phase.Terminal() && sendStart != nil && sendEnd != nil && sendEnd.After(sendStart.Time):
+		d := sendEnd.Sub(sendStart.Time)
+		st.Duration = &metav1.Duration{Duration: d}
+		st.Totals.AveragePacketsPerSecond = int64(float64(st.Totals.Packets) / d.Seconds())
+		st.Totals.AverageBitsPerSecond = int64(float64(st.Totals.Bytes) * 8 / d.Seconds())
+		st.Rate = rateFor(st.Totals.AveragePacketsPerSecond, st.Totals.AverageBitsPerSecond, true)
 	}
 
 	set := func(typ string, status metav1.ConditionStatus, reason, msg string, args ...any) {

@@ -598,19 +598,21 @@ func TestStatusForAverageRate(t *testing.T) {
 			running.Rate, running.Duration, running.Totals.AveragePacketsPerSecond)
 	}
 
-	// 10 Gbit/s of 1500-byte frames for 20 s on each of two nodes; b drains its receivers' paths 10 s more.
+	// 10 Gbit/s of 1500-byte frames for 20 s on a, 10 s on b, which then drains its receivers' paths 10 s more;
+	// c only receives: ready before the senders start, done after they end.
 	const pps, frame = 833_333, 1500
 	done := []xdpgenv1alpha1.NodeReport{
-		report("a", 1, xdpgenv1alpha1.PhaseCompleted, 20*pps, started(t0), completedAt(t20)),
-		report("b", 1, xdpgenv1alpha1.PhaseCompleted, 10*pps, started(t10), sentUntil(t20), completedAt(t30)),
+		report("a", 1, xdpgenv1alpha1.PhaseCompleted, 20*pps, started(t10), completedAt(t30)),
+		report("b", 1, xdpgenv1alpha1.PhaseCompleted, 10*pps, started(t20), sentUntil(t30), completedAt(now)),
+		report("c", 1, xdpgenv1alpha1.PhaseCompleted, 0, started(t0), completedAt(now)),
 	}
 	for i := range done {
 		done[i].Status.Bytes = done[i].Status.Packets * frame
 	}
 	tg.Spec.Receivers = &xdpgenv1alpha1.Receivers{}
-	st, _ := statusFor(tg, nodes("a", "b"), done, now, lostAfter)
+	st, _ := statusFor(tg, nodes("a", "b", "c"), done, now, lostAfter)
 	if st.Duration == nil || st.Duration.Duration != 20*time.Second {
-		t.Errorf("duration %v, want 20s: from the first start to the last end of sending", st.Duration)
+		t.Errorf("duration %v, want 20s: from the first sender's start to the last sender's end of sending", st.Duration)
 	}
 	if st.Totals.AveragePacketsPerSecond != 30*pps/20 || st.Totals.AverageBitsPerSecond != 30*pps*frame*8/20 {
 		t.Errorf("average %d pps, %d bit/s, want %d and %d", st.Totals.AveragePacketsPerSecond,
@@ -620,7 +622,7 @@ func TestStatusForAverageRate(t *testing.T) {
 		t.Errorf("rate %q, want the average over the run", st.Rate)
 	}
 	c := meta.FindStatusCondition(st.Conditions, xdpgenv1alpha1.ConditionComplete)
-	if c == nil || c.Status != metav1.ConditionTrue || c.Message != "all 2 nodes completed: 24999990 packets in 20s (avg 1.25 Mpps, 15 Gbit/s)" {
+	if c == nil || c.Status != metav1.ConditionTrue || c.Message != "all 3 nodes completed: 24999990 packets in 20s (avg 1.25 Mpps, 15 Gbit/s)" {
 		t.Errorf("Complete = %+v, want True with the run's packets, duration and rate", c)
 	}
 }

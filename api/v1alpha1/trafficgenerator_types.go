@@ -517,8 +517,9 @@ type TrafficGeneratorStatus struct {
 	// +optional
 	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
 
-	// Duration is how long the nodes sent, once the run is over: from startTime to the last node's end of sending
-	// (its sendCompletionTime with receivers, else its completionTime), to the second. The average rates are over it.
+	// Duration is how long the nodes sent, once the run is over: from the first sending node's start to the last
+	// one's end of sending (its sendCompletionTime with receivers, else its completionTime), to the second; nodes
+	// that only receive do not count. The average rates are over it.
 	// +optional
 	Duration *metav1.Duration `json:"duration,omitempty"`
 
