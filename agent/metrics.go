@@ -21,12 +21,6 @@ var (
 	bytesTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "xdpgen_agent_bytes_total", Help: "Bytes of frames given each XDP verdict by the generator on this node.",
 	}, []string{"namespace", "generator", "node", "action"})
-	packetsPerSecond = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "xdpgen_agent_packets_per_second", Help: "Frames sent per second over the last reporting interval.",
-	}, []string{"namespace", "generator", "node"})
-	bitsPerSecond = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "xdpgen_agent_bits_per_second", Help: "Bits of frames sent per second over the last reporting interval.",
-	}, []string{"namespace", "generator", "node"})
 
 	// The connections' counters of tcp runs.
 	tcpAcknowledgedBytesTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -41,9 +35,6 @@ var (
 	tcpRetransmittedBytesTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "xdpgen_agent_tcp_retransmitted_bytes_total", Help: "Payload bytes of the data segments the generator's connections on this node sent again.",
 	}, []string{"namespace", "generator", "node"})
-	tcpGoodputBitsPerSecond = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "xdpgen_agent_tcp_goodput_bits_per_second", Help: "Payload bits the server acknowledged per second over the last reporting interval.",
-	}, []string{"namespace", "generator", "node"})
 
 	// What a receiving node counted per path (sender), for generators with receivers.
 	receivedPacketsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -56,16 +47,27 @@ var (
 		Name: "xdpgen_agent_lost_packets", Help: "Frames of the generator from the sender that did not arrive at this node: the gaps in the sequence numbers until the path settles, then what the sender sent less what arrived.",
 	}, []string{"namespace", "generator", "node", "sender"})
 
-	allMetrics = []*prometheus.MetricVec{packetsTotal.MetricVec, bytesTotal.MetricVec, packetsPerSecond.MetricVec, bitsPerSecond.MetricVec,
+	// The round trips a sending node timed, for generators with receivers.
+	rttSeconds = newRTTHistograms()
+
+	allMetrics = []*prometheus.MetricVec{packetsTotal.MetricVec, bytesTotal.MetricVec,
 		tcpAcknowledgedBytesTotal.MetricVec, tcpSentSegmentsTotal.MetricVec, tcpRetransmittedSegmentsTotal.MetricVec,
-		tcpRetransmittedBytesTotal.MetricVec, tcpGoodputBitsPerSecond.MetricVec,
-		receivedPacketsTotal.MetricVec, receivedBytesTotal.MetricVec, lostPackets.MetricVec}
+		tcpRetransmittedBytesTotal.MetricVec, receivedPacketsTotal.MetricVec, receivedBytesTotal.MetricVec, lostPackets.MetricVec}
 )
 
 func init() {
 	for _, v := range allMetrics {
 		ctrlmetrics.Registry.MustRegister(v)
 	}
+	ctrlmetrics.Registry.MustRegister(rttSeconds)
+}
+
+// deleteSeries removes the series of every metric that have the given labels.
+func deleteSeries(labels prometheus.Labels) {
+	for _, v := range allMetrics {
+		v.DeletePartialMatch(labels)
+	}
+	rttSeconds.deletePartialMatch(labels)
 }
 
 // metricsRetention is how long a deleted generator's series stay: long enough for Prometheus to scrape the
@@ -84,6 +86,10 @@ func newGeneratorMetrics(node string) *generatorMetrics {
 	return &generatorMetrics{node: node, retention: metricsRetention, of: map[types.NamespacedName]*metrics{}}
 }
 
+// countedVerdicts are the XDP verdicts the generator's programs count: frames sent, and frames they could not
+// build.
+var countedVerdicts = []xdpgenv1alpha1.XDPAction{xdpgenv1alpha1.XDPRedirect, xdpgenv1alpha1.XDPAborted}
+
 // forGenerator returns the metrics of the generator named key, keeping them if they were to be forgotten.
 func (g *generatorMetrics) forGenerator(key types.NamespacedName) *metrics {
 	g.mu.Lock()
@@ -93,6 +99,14 @@ func (g *generatorMetrics) forGenerator(key types.NamespacedName) *metrics {
 		m = &metrics{labels: prometheus.Labels{"namespace": key.Namespace, "generator": key.Name, "node": g.node},
 			last: map[xdpgenv1alpha1.XDPAction]xdpgenv1alpha1.ActionCount{}}
 		g.of[key] = m
+		// The verdicts the generator's programs count start at 0 before the first report: a series that first
+		// shows up with the first report's count would hide that count from increase() and rate().
+		for _, action := range countedVerdicts {
+			labels := prometheus.Labels{"action": string(action)}
+			maps.Copy(labels, m.labels)
+			packetsTotal.With(labels).Add(0)
+			bytesTotal.With(labels).Add(0)
+		}
 	}
 	if m.forget != nil {
 		m.forget.Stop()
@@ -117,9 +131,7 @@ func (g *generatorMetrics) forgetLater(key types.NamespacedName) {
 			return // run again in the meantime
 		}
 		delete(g.of, key)
-		for _, v := range allMetrics {
-			v.DeletePartialMatch(m.labels)
-		}
+		deleteSeries(m.labels)
 	})
 	m.forget = t
 }
@@ -133,6 +145,8 @@ type metrics struct {
 	last       map[xdpgenv1alpha1.XDPAction]xdpgenv1alpha1.ActionCount
 	lastTCP    xdpgenv1alpha1.TCPStatus
 	lastPaths  map[string]xdpgenv1alpha1.PathResult
+	lastRTT    map[int64]int64 // bucket's upper bound in ns: count
+	lastRTTSum int64
 	generation int64
 }
 
@@ -146,6 +160,7 @@ func (m *metrics) set(st xdpgenv1alpha1.NodeReportStatus) {
 		clear(m.last)
 		m.lastTCP = xdpgenv1alpha1.TCPStatus{}
 		m.lastPaths = nil
+		m.lastRTT, m.lastRTTSum = nil, 0
 	}
 	for _, ac := range st.Actions {
 		prev := m.last[ac.Action]
@@ -155,15 +170,12 @@ func (m *metrics) set(st xdpgenv1alpha1.NodeReportStatus) {
 		bytesTotal.With(labels).Add(float64(max(ac.Bytes-prev.Bytes, 0)))
 		m.last[ac.Action] = ac
 	}
-	packetsPerSecond.With(m.labels).Set(float64(st.PacketsPerSecond))
-	bitsPerSecond.With(m.labels).Set(float64(st.BitsPerSecond))
 	if tcp := st.TCP; tcp != nil {
 		prev := m.lastTCP
 		tcpAcknowledgedBytesTotal.With(m.labels).Add(float64(max(tcp.BytesAcknowledged-prev.BytesAcknowledged, 0)))
 		tcpSentSegmentsTotal.With(m.labels).Add(float64(max(tcp.SegmentsSent-prev.SegmentsSent, 0)))
 		tcpRetransmittedSegmentsTotal.With(m.labels).Add(float64(max(tcp.SegmentsRetransmitted-prev.SegmentsRetransmitted, 0)))
 		tcpRetransmittedBytesTotal.With(m.labels).Add(float64(max(tcp.BytesRetransmitted-prev.BytesRetransmitted, 0)))
-		tcpGoodputBitsPerSecond.With(m.labels).Set(float64(tcp.GoodputBitsPerSecond))
 		m.lastTCP = *tcp
 	}
 	for _, p := range st.Received {
@@ -177,5 +189,16 @@ func (m *metrics) set(st xdpgenv1alpha1.NodeReportStatus) {
 		receivedBytesTotal.With(labels).Add(float64(max(p.ReceivedBytes-prev.ReceivedBytes, 0)))
 		lostPackets.With(labels).Set(float64(p.LostPackets))
 		m.lastPaths[p.Sender] = p
+	}
+	if len(st.RTTHistogram) > 0 {
+		if m.lastRTT == nil {
+			m.lastRTT = map[int64]int64{}
+		}
+		for _, b := range st.RTTHistogram {
+			rttSeconds.add(m.labels, b.UpperBoundNanoseconds, max(b.Count-m.lastRTT[b.UpperBoundNanoseconds], 0))
+			m.lastRTT[b.UpperBoundNanoseconds] = b.Count
+		}
+		rttSeconds.addSum(m.labels, max(st.RTTSumNanoseconds-m.lastRTTSum, 0))
+		m.lastRTTSum = st.RTTSumNanoseconds
 	}
 }

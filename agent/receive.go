@@ -208,7 +208,7 @@ func receiversOf(nodes []corev1.Node, self string, family xdpgenv1alpha1.IPFamil
 
 // sentPaths is what a sender reports of its paths: the frames it sent to each receiver and their round-trip
 // times, and its histogram of every path's round trips together.
-func sentPaths(receivers []receiverNode, sent []dataplane.DestinationSent, rtt map[netip.Addr]*dataplane.LatencyHistogram) ([]xdpgenv1alpha1.SentPath, []xdpgenv1alpha1.LatencyBucket) {
+func sentPaths(receivers []receiverNode, sent []dataplane.DestinationSent, rtt map[netip.Addr]*dataplane.LatencyHistogram) ([]xdpgenv1alpha1.SentPath, *dataplane.LatencyHistogram) {
 	packets := map[netip.Addr]uint64{}
 	for _, d := range sent {
 		packets[d.Addr] += d.Packets
@@ -223,7 +223,7 @@ func sentPaths(receivers []receiverNode, sent []dataplane.DestinationSent, rtt m
 		}
 		paths = append(paths, p)
 	}
-	return paths, apiBuckets(&all)
+	return paths, &all
 }
 
 // apiBuckets is a histogram as reports hold it.
@@ -558,7 +558,9 @@ func (p *sendingPaths) withPaths(st xdpgenv1alpha1.NodeReportStatus, cur stats) 
 	if p.rtt != nil {
 		rtt, _ = p.rtt.Latency(p.generator)
 	}
-	st.Sent, st.RTTHistogram = sentPaths(p.receivers, cur.frames.Destinations, rtt)
+	var all *dataplane.LatencyHistogram
+	st.Sent, all = sentPaths(p.receivers, cur.frames.Destinations, rtt)
+	st.RTTHistogram, st.RTTSumNanoseconds = apiBuckets(all), int64(all.Sum)
 	return st
 }
 

@@ -14,6 +14,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/xdpgen/xdpgen/agent"
 	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
 	"github.com/xdpgen/xdpgen/bpf"
 	"github.com/xdpgen/xdpgen/bpf/bpftest"
@@ -119,6 +120,24 @@ func TestMeshOfThree(t *testing.T) {
 			if p.Packets != perNode/2 || p.RTT == nil || p.RTT.Samples < perNode/2/100*9/10 || p.RTT.P50.Duration <= 0 || p.RTT.P50.Duration > 10*time.Millisecond {
 				t.Errorf("%s sent to %s: %+v (RTT %+v), want %d packets and about %d round trips timed", node, p.Receiver, p, p.RTT, perNode/2, perNode/2/100)
 			}
+		}
+		var timed, longest int64
+		for _, b := range rep.Status.RTTHistogram {
+			timed += b.Count
+		}
+		for _, p := range rep.Status.Sent {
+			if p.RTT != nil {
+				longest = max(longest, int64(p.RTT.Max.Duration))
+			}
+		}
+		if mean := rep.Status.RTTSumNanoseconds / max(timed, 1); timed == 0 || mean <= 0 || mean > longest {
+			t.Errorf("%s timed %d round trips summing to %d ns: want a mean above 0 and at most the longest, %d ns", node, timed,
+				rep.Status.RTTSumNanoseconds, longest)
+		}
+		// The agent's histogram metric holds what the report does.
+		if h := agent.RTTHistogramOf(t, tg.Namespace, tg.Name, node); h.GetSampleCount() != uint64(timed) || h.GetSampleSum() != float64(rep.Status.RTTSumNanoseconds)/1e9 {
+			t.Errorf("%s: xdpgen_agent_rtt_seconds counts %d round trips summing to %gs, the report %d summing to %d ns", node,
+				h.GetSampleCount(), h.GetSampleSum(), timed, rep.Status.RTTSumNanoseconds)
 		}
 		var senders []string
 		for _, p := range rep.Status.Received {

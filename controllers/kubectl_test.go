@@ -116,7 +116,7 @@ func TestKubectlApply(t *testing.T) {
 		t.Fatalf("kubectl get tg: %v", err)
 	}
 	header := strings.Fields(strings.SplitN(out, "\n", 2)[0])
-	if want := []string{"NAME", "PHASE", "NODES", "PPS", "PACKETS", "RECEIVED", "LOSS", "AGE"}; strings.Join(header, " ") != strings.Join(want, " ") {
+	if want := []string{"NAME", "PHASE", "NODES", "RATE", "PACKETS", "LOSS", "AGE"}; strings.Join(header, " ") != strings.Join(want, " ") {
 		t.Errorf("kubectl get tg columns = %v, want %v", header, want)
 	}
 	out, err = run("get", "trafficgenerators", "-o", "wide")

@@ -20,6 +20,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -229,12 +230,24 @@ func statusFor(tg *xdpgenv1alpha1.TrafficGenerator, expected map[string]bool, re
 		}
 		st.NodesOfInterest = append(st.NodesOfInterest, n)
 	}
+	// The time the nodes sent: from the first sender's start to the last sender's end of sending. Nodes that only
+	// receive start before the senders (which wait for them) and end after them (the drain time): not theirs.
+	var sendStart, sendEnd *metav1.Time
 	for _, r := range current {
 		if t := r.Status.StartTime; t != nil && (st.StartTime == nil || t.Before(st.StartTime)) {
 			st.StartTime = t.DeepCopy()
 		}
 		if t := r.Status.CompletionTime; t != nil && (st.CompletionTime == nil || st.CompletionTime.Before(t)) {
 			st.CompletionTime = t.DeepCopy()
+		}
+		if r.Status.Packets == 0 {
+			continue
+		}
+		if t := r.Status.StartTime; t != nil && (sendStart == nil || t.Before(sendStart)) {
+			sendStart = t
+		}
+		if t := cmp.Or(r.Status.SendCompletionTime, r.Status.CompletionTime); t != nil && (sendEnd == nil || sendEnd.Before(t)) {
+			sendEnd = t
 		}
 	}
 	st.NodesTotal = int32(len(run.all))
@@ -265,6 +278,16 @@ func statusFor(tg *xdpgenv1alpha1.TrafficGenerator, expected map[string]bool, re
 		st.CompletionTime = nil
 	}
 	st.NodesSummary = fmt.Sprintf("%d/%d", st.NodesRunning, st.NodesTotal)
+	switch {
+	case st.Phase == xdpgenv1alpha1.PhaseRunning:
+		st.Rate = rateFor(st.Totals.PacketsPerSecond, st.Totals.BitsPerSecond, false)
+	case st.Phase.Terminal() && sendStart != nil && sendEnd != nil && sendEnd.After(sendStart.Time):
+		d := sendEnd.Sub(sendStart.Time)
+		st.Duration = &metav1.Duration{Duration: d}
+		st.Totals.AveragePacketsPerSecond = int64(float64(st.Totals.Packets) / d.Seconds())
+		st.Totals.AverageBitsPerSecond = int64(float64(st.Totals.Bytes) * 8 / d.Seconds())
+		st.Rate = rateFor(st.Totals.AveragePacketsPerSecond, st.Totals.AverageBitsPerSecond, true)
+	}
 
 	set := func(typ string, status metav1.ConditionStatus, reason, msg string, args ...any) {
 		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
@@ -285,6 +308,11 @@ func statusFor(tg *xdpgenv1alpha1.TrafficGenerator, expected map[string]bool, re
 	case st.NodesLost > 0:
 		set(xdpgenv1alpha1.ConditionReady, metav1.ConditionFalse, xdpgenv1alpha1.ReasonNodesLost,
 			"%d of %d nodes lost", st.NodesLost, st.NodesTotal)
+	case st.NodesFailed > 0:
+		set(xdpgenv1alpha1.ConditionReady, metav1.ConditionFalse, xdpgenv1alpha1.ReasonNodeFailed,
+			"%d of %d nodes failed", st.NodesFailed, st.NodesTotal)
+	case finished(tg) && st.Phase == xdpgenv1alpha1.PhaseFailed:
+		// The nodes changed after the run failed: keep what was recorded then.
 	case reported < st.NodesTotal:
 		set(xdpgenv1alpha1.ConditionReady, metav1.ConditionFalse, xdpgenv1alpha1.ReasonWaitingForAgents,
 			"%d/%d nodes reported for generation %d", reported, st.NodesTotal, tg.Generation)
@@ -307,6 +335,27 @@ func statusFor(tg *xdpgenv1alpha1.TrafficGenerator, expected map[string]bool, re
 		if failed > 0 { // else the nodes changed after the run ended: keep what was recorded then
 			set(xdpgenv1alpha1.ConditionProgressing, metav1.ConditionFalse, xdpgenv1alpha1.ReasonRunFailed,
 				"%d of %d nodes failed: %s", failed, st.NodesTotal, summarize(failures, failed))
+		}
+	}
+
+	// Complete and Failed are a Job's: what `kubectl wait --for=condition=...` waits on.
+	switch st.Phase {
+	case xdpgenv1alpha1.PhaseCompleted:
+		set(xdpgenv1alpha1.ConditionComplete, metav1.ConditionTrue, xdpgenv1alpha1.ReasonRunCompleted,
+			"all %d nodes completed: %d packets in %s (%s)", st.NodesTotal, st.Totals.Packets, durationOf(st), st.Rate)
+		set(xdpgenv1alpha1.ConditionFailed, metav1.ConditionFalse, xdpgenv1alpha1.ReasonRunCompleted,
+			"all %d nodes completed", st.NodesTotal)
+	case xdpgenv1alpha1.PhaseFailed:
+		if failed > 0 { // else the nodes changed after the run ended: keep what was recorded then
+			set(xdpgenv1alpha1.ConditionComplete, metav1.ConditionFalse, xdpgenv1alpha1.ReasonRunFailed,
+				"%d of %d nodes failed", failed, st.NodesTotal)
+			set(xdpgenv1alpha1.ConditionFailed, metav1.ConditionTrue, xdpgenv1alpha1.ReasonRunFailed,
+				"%d of %d nodes failed: %s", failed, st.NodesTotal, summarize(failures, failed))
+		}
+	default:
+		progressing := meta.FindStatusCondition(st.Conditions, xdpgenv1alpha1.ConditionProgressing)
+		for _, typ := range []string{xdpgenv1alpha1.ConditionComplete, xdpgenv1alpha1.ConditionFailed} {
+			set(typ, metav1.ConditionFalse, progressing.Reason, "the run has not ended")
 		}
 	}
 
@@ -378,6 +427,38 @@ func latencyOfRun(current []xdpgenv1alpha1.NodeReport) *xdpgenv1alpha1.Latency {
 		}
 	}
 	return xdpgenv1alpha1.LatencyOf(xdpgenv1alpha1.MergeLatencyBuckets(histograms...), longest)
+}
+
+// rateFor is a rate as status.rate shows it, such as "1.49 Mpps, 9.41 Gbit/s", or "avg 1.49 Mpps, 9.41 Gbit/s"
+// for the average over a run: three significant digits and an SI prefix.
+func rateFor(pps, bps int64, average bool) string {
+	s := withPrefix(pps, "pps") + ", " + withPrefix(bps, "bit/s")
+	if average {
+		return "avg " + s
+	}
+	return s
+}
+
+// withPrefix formats n units with three significant digits (no trailing zeros) and an SI prefix: 950 pps,
+// 14.9 kpps, 100 kpps, 9.41 Gbit/s.
+func withPrefix(n int64, unit string) string {
+	x := float64(n)
+	prefix := ""
+	for _, p := range []string{"k", "M", "G", "T", "P"} {
+		if x < 999.5 { // what rounds to three digits
+			break
+		}
+		x, prefix = x/1000, p
+	}
+	return strconv.FormatFloat(x, 'g', 3, 64) + " " + prefix + unit
+}
+
+// durationOf is the run's duration for a message: "an unknown time" when the status has none.
+func durationOf(st xdpgenv1alpha1.TrafficGeneratorStatus) string {
+	if st.Duration == nil {
+		return "an unknown time"
+	}
+	return st.Duration.Duration.String()
 }
 
 // summarize joins the first few of the total node failures and says how many more there are.

@@ -113,9 +113,18 @@ func TestStatusFor(t *testing.T) {
 		ready       = xdpgenv1alpha1.ConditionReady
 		progressing = xdpgenv1alpha1.ConditionProgressing
 		degraded    = xdpgenv1alpha1.ConditionDegraded
+		complete    = xdpgenv1alpha1.ConditionComplete
+		failed      = xdpgenv1alpha1.ConditionFailed
 		yes, no     = metav1.ConditionTrue, metav1.ConditionFalse
 	)
 	notDegraded := cond(degraded, no, xdpgenv1alpha1.ReasonAsExpected, "no node failed")
+	// notEnded are Complete and Failed while the run has not ended, for Progressing's reason.
+	notEnded := func(reason string) []metav1.Condition {
+		return []metav1.Condition{cond(complete, no, reason, "the run has not ended"), cond(failed, no, reason, "the run has not ended")}
+	}
+	withNotEnded := func(reason string, conds ...metav1.Condition) []metav1.Condition {
+		return append(append(conds[:2:2], notEnded(reason)...), conds[2:]...)
+	}
 
 	runA := report("a", 2, xdpgenv1alpha1.PhaseRunning, 1000, started(t10))
 	runB := report("b", 2, xdpgenv1alpha1.PhaseRunning, 3000, started(t0))
@@ -136,12 +145,18 @@ func TestStatusFor(t *testing.T) {
 		Totals:                 xdpgenv1alpha1.Totals{Packets: 18000, Bytes: 18000 * 64},
 		StartTime:              &t0,
 		CompletionTime:         &t30,
+		// 18000 packets of 64 bytes from t0 to t30.
+		Duration: &metav1.Duration{Duration: 30 * time.Second},
+		Rate:     "avg 600 pps, 307 kbit/s",
 		Conditions: []metav1.Condition{
 			cond(ready, yes, xdpgenv1alpha1.ReasonAgentsReady, "3/3 nodes reported"),
 			cond(progressing, no, xdpgenv1alpha1.ReasonRunCompleted, "all 3 nodes completed"),
+			cond(complete, yes, xdpgenv1alpha1.ReasonRunCompleted, "all 3 nodes completed: 18000 packets in 30s (avg 600 pps, 307 kbit/s)"),
+			cond(failed, no, xdpgenv1alpha1.ReasonRunCompleted, "all 3 nodes completed"),
 			notDegraded,
 		},
 	}
+	completedStatus.Totals.AveragePacketsPerSecond, completedStatus.Totals.AverageBitsPerSecond = 600, 600*64*8
 
 	tests := []struct {
 		name       string
@@ -155,11 +170,11 @@ func TestStatusFor(t *testing.T) {
 			name: "no node matches",
 			want: xdpgenv1alpha1.TrafficGeneratorStatus{
 				Phase: xdpgenv1alpha1.PhasePending, ObservedGeneration: 2, ObservedGenerationTime: &now, NodesSummary: "0/0",
-				Conditions: []metav1.Condition{
+				Conditions: withNotEnded(xdpgenv1alpha1.ReasonWaitingForAgents,
 					cond(ready, no, xdpgenv1alpha1.ReasonNoMatchingNodes, "no node matches spec.nodeSelector: label a node or change the selector"),
 					cond(progressing, yes, xdpgenv1alpha1.ReasonWaitingForAgents, "waiting for the nodes to start sending: 0/0 reported for generation 2"),
 					notDegraded,
-				},
+				),
 			},
 		},
 		{
@@ -167,11 +182,11 @@ func TestStatusFor(t *testing.T) {
 			expected: nodes("a", "b", "c"),
 			want: xdpgenv1alpha1.TrafficGeneratorStatus{
 				Phase: xdpgenv1alpha1.PhasePending, ObservedGeneration: 2, ObservedGenerationTime: &now, NodesTotal: 3, NodesPending: 3, NodesSummary: "0/3",
-				Conditions: []metav1.Condition{
+				Conditions: withNotEnded(xdpgenv1alpha1.ReasonWaitingForAgents,
 					cond(ready, no, xdpgenv1alpha1.ReasonWaitingForAgents, "0/3 nodes reported for generation 2"),
 					cond(progressing, yes, xdpgenv1alpha1.ReasonWaitingForAgents, "waiting for the nodes to start sending: 0/3 reported for generation 2"),
 					notDegraded,
-				},
+				),
 			},
 		},
 		{
@@ -184,11 +199,12 @@ func TestStatusFor(t *testing.T) {
 				Totals:          xdpgenv1alpha1.Totals{Packets: 4000, Bytes: 4000 * 64, PacketsPerSecond: 400, BitsPerSecond: 400 * 64 * 8},
 				NodesOfInterest: []xdpgenv1alpha1.NodeSummary{summary(runA), summary(runB)},
 				StartTime:       &t0,
-				Conditions: []metav1.Condition{
+				Rate:            "400 pps, 205 kbit/s",
+				Conditions: withNotEnded(xdpgenv1alpha1.ReasonRunning,
 					cond(ready, yes, xdpgenv1alpha1.ReasonAgentsReady, "3/3 nodes reported"),
 					cond(progressing, yes, xdpgenv1alpha1.ReasonRunning, "2/3 nodes sending, 0 finished"),
 					notDegraded,
-				},
+				),
 			},
 		},
 		{
@@ -200,11 +216,12 @@ func TestStatusFor(t *testing.T) {
 				NodesTotal: 3, NodesCompleted: 2, NodesPending: 1, NodesSummary: "0/3",
 				Totals:    xdpgenv1alpha1.Totals{Packets: 12000, Bytes: 12000 * 64},
 				StartTime: &t0, CompletionTime: nil,
-				Conditions: []metav1.Condition{
+				Rate: "0 pps, 0 bit/s",
+				Conditions: withNotEnded(xdpgenv1alpha1.ReasonRunning,
 					cond(ready, no, xdpgenv1alpha1.ReasonWaitingForAgents, "2/3 nodes reported for generation 2"),
 					cond(progressing, yes, xdpgenv1alpha1.ReasonRunning, "0/3 nodes sending, 2 finished"),
 					notDegraded,
-				},
+				),
 			},
 		},
 		{
@@ -220,16 +237,19 @@ func TestStatusFor(t *testing.T) {
 			want: xdpgenv1alpha1.TrafficGeneratorStatus{
 				Phase: xdpgenv1alpha1.PhaseFailed, ObservedGeneration: 2, ObservedGenerationTime: &now,
 				NodesTotal: 3, NodesCompleted: 2, NodesFailed: 1, NodesSummary: "0/3",
-				Totals: xdpgenv1alpha1.Totals{Packets: 12010, Bytes: 12010 * 64},
+				Totals: xdpgenv1alpha1.Totals{Packets: 12010, Bytes: 12010 * 64, AveragePacketsPerSecond: 400, AverageBitsPerSecond: 12010 * 64 * 8 / 30},
 				NodesOfInterest: []xdpgenv1alpha1.NodeSummary{func() xdpgenv1alpha1.NodeSummary {
 					s := summary(failC)
 					s.LastError = "interface eth9 not found"
 					return s
 				}()},
-				StartTime: &t0, CompletionTime: &t30,
+				StartTime: &t0, CompletionTime: &t30, Duration: &metav1.Duration{Duration: 30 * time.Second},
+				Rate: "avg 400 pps, 205 kbit/s", // 12010 packets in 30 s
 				Conditions: []metav1.Condition{
-					cond(ready, yes, xdpgenv1alpha1.ReasonAgentsReady, "3/3 nodes reported"),
+					cond(ready, no, xdpgenv1alpha1.ReasonNodeFailed, "1 of 3 nodes failed"),
 					cond(progressing, no, xdpgenv1alpha1.ReasonRunFailed, "1 of 3 nodes failed: c: interface eth9 not found"),
+					cond(complete, no, xdpgenv1alpha1.ReasonRunFailed, "1 of 3 nodes failed"),
+					cond(failed, yes, xdpgenv1alpha1.ReasonRunFailed, "1 of 3 nodes failed: c: interface eth9 not found"),
 					cond(degraded, yes, xdpgenv1alpha1.ReasonNodeFailed, "1 of 3 nodes failed: c: interface eth9 not found"),
 				},
 			},
@@ -257,6 +277,8 @@ func TestStatusFor(t *testing.T) {
 					c := []metav1.Condition{
 						cond(ready, no, xdpgenv1alpha1.ReasonWaitingForAgents, "0/3 nodes reported for generation 3"),
 						cond(progressing, yes, xdpgenv1alpha1.ReasonWaitingForAgents, "waiting for the nodes to start sending: 0/3 reported for generation 3"),
+						cond(complete, no, xdpgenv1alpha1.ReasonWaitingForAgents, "the run has not ended"),
+						cond(failed, no, xdpgenv1alpha1.ReasonWaitingForAgents, "the run has not ended"),
 						notDegraded,
 					}
 					for i := range c {
@@ -557,5 +579,92 @@ func TestStatusForSumsPaths(t *testing.T) {
 	want := &xdpgenv1alpha1.Latency{Samples: 100, P50: us(20), P90: us(20), P99: us(40), P999: us(70), Max: us(70)} // p99.9 in the 80 us bucket, at most the largest sample
 	if diff := cmp.Diff(want, st.Latency); diff != "" {
 		t.Errorf("run latency (-want +got):\n%s", diff)
+	}
+}
+
+// TestStatusForAverageRate: once the run is over, the status keeps its average rates over the time the nodes sent
+// (to their sendCompletionTime with receivers: not the drain that follows), and kubectl's rate column shows them;
+// while it runs, the column shows the running nodes' current rate.
+func TestStatusForAverageRate(t *testing.T) {
+	sentUntil := func(at metav1.Time) reportOpt {
+		return func(r *xdpgenv1alpha1.NodeReport) { r.Status.SendCompletionTime = at.DeepCopy() }
+	}
+	tg := testGenerator()
+	running, _ := statusFor(tg, nodes("a"), []xdpgenv1alpha1.NodeReport{
+		report("a", 1, xdpgenv1alpha1.PhaseRunning, 14_880_000, started(t0), heartbeat(t10)),
+	}, t10, lostAfter)
+	if running.Rate != "1.49 Mpps, 762 Mbit/s" || running.Duration != nil || running.Totals.AveragePacketsPerSecond != 0 {
+		t.Errorf("running: rate %q, duration %v, average %d pps; want the current rate and no average yet",
+			running.Rate, running.Duration, running.Totals.AveragePacketsPerSecond)
+	}
+
+	// 10 Gbit/s of 1500-byte frames for 20 s on a, 10 s on b, which then drains its receivers' paths 10 s more;
+	// c only receives: ready before the senders start, done after they end.
+	const pps, frame = 833_333, 1500
+	done := []xdpgenv1alpha1.NodeReport{
+		report("a", 1, xdpgenv1alpha1.PhaseCompleted, 20*pps, started(t10), completedAt(t30)),
+		report("b", 1, xdpgenv1alpha1.PhaseCompleted, 10*pps, started(t20), sentUntil(t30), completedAt(now)),
+		report("c", 1, xdpgenv1alpha1.PhaseCompleted, 0, started(t0), completedAt(now)),
+	}
+	for i := range done {
+		done[i].Status.Bytes = done[i].Status.Packets * frame
+	}
+	tg.Spec.Receivers = &xdpgenv1alpha1.Receivers{}
+	st, _ := statusFor(tg, nodes("a", "b", "c"), done, now, lostAfter)
+	if st.Duration == nil || st.Duration.Duration != 20*time.Second {
+		t.Errorf("duration %v, want 20s: from the first sender's start to the last sender's end of sending", st.Duration)
+	}
+	if st.Totals.AveragePacketsPerSecond != 30*pps/20 || st.Totals.AverageBitsPerSecond != 30*pps*frame*8/20 {
+		t.Errorf("average %d pps, %d bit/s, want %d and %d", st.Totals.AveragePacketsPerSecond,
+			st.Totals.AverageBitsPerSecond, 30*pps/20, 30*pps*frame*8/20)
+	}
+	if st.Rate != "avg 1.25 Mpps, 15 Gbit/s" {
+		t.Errorf("rate %q, want the average over the run", st.Rate)
+	}
+	c := meta.FindStatusCondition(st.Conditions, xdpgenv1alpha1.ConditionComplete)
+	if c == nil || c.Status != metav1.ConditionTrue || c.Message != "all 3 nodes completed: 24999990 packets in 20s (avg 1.25 Mpps, 15 Gbit/s)" {
+		t.Errorf("Complete = %+v, want True with the run's packets, duration and rate", c)
+	}
+}
+
+// TestStatusForKeepsFailure: the verdict of a failed run stays when its nodes change afterwards (a failed node's
+// Node deleted, say): Ready, Complete and Failed say what they said when it ended.
+func TestStatusForKeepsFailure(t *testing.T) {
+	tg := testGenerator()
+	reports := []xdpgenv1alpha1.NodeReport{
+		report("a", 1, xdpgenv1alpha1.PhaseCompleted, 10, started(t0), completedAt(t10)),
+		report("b", 1, xdpgenv1alpha1.PhaseFailed, 0, started(t0), completedAt(t10), message("no route")),
+	}
+	first, _ := statusFor(tg, nodes("a", "b"), reports, t20, lostAfter)
+	tg.Status = first
+	second, _ := statusFor(tg, nodes("a"), reports[:1], t30, lostAfter)
+	for _, typ := range []string{xdpgenv1alpha1.ConditionReady, xdpgenv1alpha1.ConditionComplete, xdpgenv1alpha1.ConditionFailed} {
+		if diff := cmp.Diff(meta.FindStatusCondition(first.Conditions, typ), meta.FindStatusCondition(second.Conditions, typ)); diff != "" {
+			t.Errorf("%s changed after the run failed (-first +second):\n%s", typ, diff)
+		}
+	}
+	if f := meta.FindStatusCondition(second.Conditions, xdpgenv1alpha1.ConditionFailed); f == nil || f.Status != metav1.ConditionTrue {
+		t.Errorf("Failed = %+v, want True", f)
+	}
+}
+
+func TestRateFor(t *testing.T) {
+	for _, tc := range []struct {
+		pps, bps int64
+		average  bool
+		want     string
+	}{
+		{0, 0, false, "0 pps, 0 bit/s"},
+		{999, 511_488, false, "999 pps, 511 kbit/s"},
+		{1000, 512_000, true, "avg 1 kpps, 512 kbit/s"},
+		{99_980, 51_189_760, false, "100 kpps, 51.2 Mbit/s"},
+		{20_000, 10_240_000, true, "avg 20 kpps, 10.2 Mbit/s"},
+		{14_880_952, 7_619_047_424, false, "14.9 Mpps, 7.62 Gbit/s"},
+		{148_809_523, 100_000_000_000, true, "avg 149 Mpps, 100 Gbit/s"},
+		{1_234_567_890, 1_234_567_890_123, false, "1.23 Gpps, 1.23 Tbit/s"},
+	} {
+		if got := rateFor(tc.pps, tc.bps, tc.average); got != tc.want {
+			t.Errorf("rateFor(%d, %d, %t) = %q, want %q", tc.pps, tc.bps, tc.average, got, tc.want)
+		}
 	}
 }

@@ -26,7 +26,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -42,7 +41,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -54,17 +52,6 @@ const DefaultStatusInterval = 2 * time.Second
 
 // generatorIndex indexes NodeReports by spec.generator, so that a reconcile reads only its generator's reports.
 const generatorIndex = ".spec.generator"
-
-// statusWrites counts the controller's writes of TrafficGenerator status, the load it puts on the API server
-// however many nodes report.
-var statusWrites = prometheus.NewCounter(prometheus.CounterOpts{
-	Name: "xdpgen_trafficgenerator_status_writes_total",
-	Help: "Writes of TrafficGenerator status by the controller (coalesced to at most one per generator per status interval).",
-})
-
-func init() {
-	metrics.Registry.MustRegister(statusWrites)
-}
 
 // DefaultNodeLostTimeout is how long a node of a run may go without reporting before the controller gives up on it.
 const DefaultNodeLostTimeout = 60 * time.Second
@@ -240,6 +227,7 @@ func (r *TrafficGeneratorReconciler) Reconcile(ctx context.Context, req ctrl.Req
 	if err := r.Client.Get(ctx, req.NamespacedName, tg); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.forget(req.NamespacedName)
+			unexportRun(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, fmt.Errorf("get TrafficGenerator: %w", err)
@@ -259,6 +247,7 @@ func (r *TrafficGeneratorReconciler) Reconcile(ctx context.Context, req ctrl.Req
 	}
 	status, recheck := statusFor(tg, expected, reports, metav1.Now().Rfc3339Copy(), r.NodeLostTimeout)
 	r.mark(req.NamespacedName, func(l *lastTimes, t time.Time) { l.computed = t }, time.Now())
+	exportRun(req.NamespacedName, status)
 
 	res, err := r.writeStatus(ctx, tg, status)
 	if err != nil || recheck.IsZero() {

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
@@ -177,6 +178,9 @@ func TestControllerLifecycle(t *testing.T) {
 		g.Expect(cur.Status.NodesOfInterest[0].Node).To(Equal("node-a"))
 		g.Expect(cur.Status.StartTime).NotTo(BeNil())
 		g.Expect(condition(cur, xdpgenv1alpha1.ConditionProgressing).Reason).To(Equal(xdpgenv1alpha1.ReasonRunning))
+		g.Expect(condition(cur, xdpgenv1alpha1.ConditionComplete).Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(condition(cur, xdpgenv1alpha1.ConditionFailed).Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(cur.Status.Rate).To(Equal("300 pps, 154 kbit/s"))
 		c := condition(cur, xdpgenv1alpha1.ConditionReady)
 		g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
 		g.Expect(c.Message).To(Equal("3/3 nodes reported"))
@@ -205,6 +209,12 @@ func TestControllerLifecycle(t *testing.T) {
 		g.Expect(cur.Status.CompletionTime).NotTo(BeNil())
 		g.Expect(condition(cur, xdpgenv1alpha1.ConditionProgressing).Reason).To(Equal(xdpgenv1alpha1.ReasonRunCompleted))
 		g.Expect(condition(cur, xdpgenv1alpha1.ConditionReady).Reason).To(Equal(xdpgenv1alpha1.ReasonAgentsReady))
+		g.Expect(condition(cur, xdpgenv1alpha1.ConditionComplete)).To(And(HaveField("Status", metav1.ConditionTrue),
+			HaveField("Reason", xdpgenv1alpha1.ReasonRunCompleted), HaveField("ObservedGeneration", gen)))
+		g.Expect(condition(cur, xdpgenv1alpha1.ConditionFailed).Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(testutil.ToFloat64(runPhaseMetric.WithLabelValues(ns, "udp", "Completed"))).To(Equal(1.0))
+		g.Expect(testutil.ToFloat64(runPhaseMetric.WithLabelValues(ns, "udp", "Running"))).To(Equal(0.0))
+		g.Expect(testutil.ToFloat64(runNodesMetric.WithLabelValues(ns, "udp", "Completed"))).To(Equal(3.0))
 	}).WithTimeout(eventually).WithPolling(poll).Should(Succeed())
 	g.Consistently(func(g Gomega) {
 		cur := get(g)
@@ -247,6 +257,12 @@ func TestControllerLifecycle(t *testing.T) {
 		g.Expect(d.Status).To(Equal(metav1.ConditionTrue))
 		g.Expect(d.Message).To(Equal("1 of 2 nodes failed: node-b: interface eth9 not found"))
 		g.Expect(condition(cur, xdpgenv1alpha1.ConditionProgressing).Reason).To(Equal(xdpgenv1alpha1.ReasonRunFailed))
+		g.Expect(condition(cur, xdpgenv1alpha1.ConditionFailed)).To(And(HaveField("Status", metav1.ConditionTrue),
+			HaveField("Message", "1 of 2 nodes failed: node-b: interface eth9 not found"), HaveField("ObservedGeneration", cur.Generation)))
+		g.Expect(condition(cur, xdpgenv1alpha1.ConditionComplete).Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(condition(cur, xdpgenv1alpha1.ConditionReady).Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(testutil.ToFloat64(runPhaseMetric.WithLabelValues(ns, "udp", "Failed"))).To(Equal(1.0))
+		g.Expect(testutil.ToFloat64(runNodesMetric.WithLabelValues(ns, "udp", "Failed"))).To(Equal(1.0))
 		g.Expect(cur.Status.Totals.Packets).To(Equal(int64(1000010)))
 		g.Expect(cur.Status.NodesOfInterest).To(ConsistOf(And(HaveField("Node", "node-b"), HaveField("LastError", "interface eth9 not found"))))
 	}).WithTimeout(eventually).WithPolling(poll).Should(Succeed())
@@ -276,6 +292,8 @@ func TestControllerLifecycle(t *testing.T) {
 		err := k8sClient.Get(ctx, tgKey, &xdpgenv1alpha1.TrafficGenerator{})
 		g.Expect(apierrors.IsNotFound(err)).To(BeTrue())
 	}).WithTimeout(eventually).WithPolling(poll).Should(Succeed())
+	g.Eventually(func() int { return seriesIn(t, runPhaseMetric, ns) + seriesIn(t, runNodesMetric, ns) }).
+		WithTimeout(eventually).WithPolling(poll).Should(BeZero(), "the deleted generator's phase and node series")
 	// envtest runs no garbage collector: check that it would find everything.
 	var reports xdpgenv1alpha1.NodeReportList
 	g.Expect(k8sClient.List(ctx, &reports, client.InNamespace(ns))).To(Succeed())

@@ -301,6 +301,12 @@ type NodeReportStatus struct {
 	// +kubebuilder:validation:MaxItems=512
 	RTTHistogram []LatencyBucket `json:"rttHistogram,omitempty"`
 
+	// RTTSumNanoseconds is the sum of the round-trip times RTTHistogram counts: with their count, their mean (the
+	// agent's metrics export it as the histogram's sum).
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	RTTSumNanoseconds int64 `json:"rttSumNanoseconds,omitempty"`
+
 	// Received is what a receiver counted from each sender: its row of the run's sender x receiver matrix.
 	// +optional
 	// +listType=map

@@ -72,13 +72,19 @@ func (p Phase) Terminal() bool { return p == PhaseCompleted || p == PhaseFailed 
 // Condition types of a TrafficGenerator.
 const (
 	// ConditionReady is True when every expected node (the Nodes spec.nodeSelector matches) has reported for the
-	// current generation and none is lost.
+	// current generation and none failed or is lost.
 	ConditionReady = "Ready"
 	// ConditionProgressing is True while the run has not ended.
 	ConditionProgressing = "Progressing"
 	// ConditionDegraded is True when at least one node failed or was lost; the message names the first few nodes
 	// and why.
 	ConditionDegraded = "Degraded"
+	// ConditionComplete is True once the run of the current generation ended well (phase Completed), as a Job's
+	// Complete: `kubectl wait --for=condition=Complete` waits for it. False before, and for a failed run.
+	ConditionComplete = "Complete"
+	// ConditionFailed is True once the run of the current generation ended with a node failed or lost (phase
+	// Failed), as a Job's Failed: `kubectl wait --for=condition=Failed` waits for it. False otherwise.
+	ConditionFailed = "Failed"
 )
 
 // Condition reasons of a TrafficGenerator.
@@ -407,6 +413,12 @@ type Totals struct {
 	Bytes            int64 `json:"bytes"`
 	PacketsPerSecond int64 `json:"packetsPerSecond"`
 	BitsPerSecond    int64 `json:"bitsPerSecond"`
+	// AveragePacketsPerSecond and AverageBitsPerSecond are the run's average rates once it is over: packets and
+	// bits (of frames, without the FCS) over status.duration.
+	// +optional
+	AveragePacketsPerSecond int64 `json:"averagePacketsPerSecond,omitempty"`
+	// +optional
+	AverageBitsPerSecond int64 `json:"averageBitsPerSecond,omitempty"`
 	// TCP sums the nodes' TCP counters, for a tcp run; its goodput sums the nodes that are running.
 	// +optional
 	TCP *TCPStatus `json:"tcp,omitempty"`
@@ -443,7 +455,7 @@ type TrafficGeneratorStatus struct {
 	// +optional
 	ObservedGenerationTime *metav1.Time `json:"observedGenerationTime,omitempty"`
 
-	// Conditions are Ready, Progressing and Degraded.
+	// Conditions are Ready, Progressing, Degraded, Complete and Failed.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -504,6 +516,19 @@ type TrafficGeneratorStatus struct {
 	// CompletionTime is when the last node finished.
 	// +optional
 	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
+
+	// Duration is how long the nodes sent, once the run is over: from the first sending node's start to the last
+	// one's end of sending (its sendCompletionTime with receivers, else its completionTime), to the second; nodes
+	// that only receive do not count. The average rates are over it.
+	// +optional
+	Duration *metav1.Duration `json:"duration,omitempty"`
+
+	// Rate is the run's rate for people, as kubectl get shows it: the running nodes' current rate while the run
+	// runs, such as "1.49 Mpps, 0.762 Gbit/s", and the average over the run once it is over, such as
+	// "avg 1.49 Mpps, 0.762 Gbit/s".
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	Rate string `json:"rate,omitempty"`
 }
 
 // TrafficGenerator sends XDP live frames from a set of nodes: the xdpgen agent on each selected node (one
@@ -514,11 +539,12 @@ type TrafficGeneratorStatus struct {
 // +kubebuilder:resource:shortName=tg,categories=xdpgen
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Nodes",type=string,JSONPath=`.status.nodesSummary`,description="nodes running/nodes of the run"
-// +kubebuilder:printcolumn:name="PPS",type=integer,JSONPath=`.status.totals.packetsPerSecond`,description="packets per second, all nodes"
+// +kubebuilder:printcolumn:name="Rate",type=string,JSONPath=`.status.rate`,description="all nodes: the current rate while running, the average over the run (avg) once over"
 // +kubebuilder:printcolumn:name="Packets",type=integer,JSONPath=`.status.totals.packets`,description="packets sent, all nodes"
-// +kubebuilder:printcolumn:name="Received",type=integer,JSONPath=`.status.totals.receivedPackets`,description="packets the receivers counted, all paths"
 // +kubebuilder:printcolumn:name="Loss",type=string,JSONPath=`.status.totals.lossRatio`,description="lost/sent over all paths to the receivers"
+// +kubebuilder:printcolumn:name="Received",type=integer,JSONPath=`.status.totals.receivedPackets`,priority=1,description="packets the receivers counted, all paths"
 // +kubebuilder:printcolumn:name="RTT-p99",type=string,JSONPath=`.status.latency.p99`,priority=1,description="99th percentile of the round-trip time"
+// +kubebuilder:printcolumn:name="Duration",type=string,JSONPath=`.status.duration`,priority=1,description="how long the nodes sent, once the run is over"
 // +kubebuilder:printcolumn:name="Destination",type=string,JSONPath=`.spec.destination.address`,priority=1
 // +kubebuilder:printcolumn:name="Protocol",type=string,JSONPath=`.spec.protocol`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

@@ -19,6 +19,7 @@ package e2e
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,7 +72,9 @@ func TestRunCompletes(t *testing.T) {
 	pod := e.waitAgentRunning(t, e.cluster.NodeName(), 60*time.Second)
 	e.checkAgentProcess(t, pod)
 
-	tg := e.waitPhase(t, name, xdpgenv1alpha1.PhaseCompleted, 90*time.Second)
+	// What a CI job does: kubectl wait returns once the run finished well, and not before.
+	e.kubectlWait(t, name, xdpgenv1alpha1.ConditionComplete, 90*time.Second)
+	tg := e.waitPhase(t, name, xdpgenv1alpha1.PhaseCompleted, time.Second)
 	if diff := cmp.Diff([]xdpgenv1alpha1.Phase{xdpgenv1alpha1.PhasePending, xdpgenv1alpha1.PhaseRunning,
 		xdpgenv1alpha1.PhaseCompleted}, phases.seenUntil(tg.Status.Phase)); diff != "" {
 		t.Errorf("phases (-want +got):\n%s", diff)
@@ -99,7 +102,13 @@ func TestRunCompletes(t *testing.T) {
 		t.Errorf("status start and completion times: %v, %v", tg.Status.StartTime, tg.Status.CompletionTime)
 	}
 
+	// The average rate over the run (its times are to the second: 10 s, give or take one).
+	if avg := tg.Status.Totals.AveragePacketsPerSecond; avg < rate*3/4 || avg > rate*5/4 || tg.Status.Duration == nil ||
+		!strings.HasPrefix(tg.Status.Rate, "avg ") {
+		t.Errorf("status: average %d packets/s over %v (%q), want about %d", avg, tg.Status.Duration, tg.Status.Rate, rate)
+	}
+
 	e.checkRunCleanedUp(t, tg, pod)
-	e.kubectlShows(t, name, []string{"Completed", strconv.Itoa(packets), far.farIP.String()},
-		[]string{"Phase:", "Completed", "Packets:"})
+	e.kubectlShows(t, name, []string{"Completed", strconv.Itoa(packets), far.farIP.String(), tg.Status.Rate},
+		[]string{"Phase:", "Completed", "Packets:", "Complete", "RunCompleted"})
 }

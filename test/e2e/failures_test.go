@@ -39,7 +39,9 @@ import (
 func (e *clusterEnv) checkFailed(t *testing.T, name string, phases *phaseRecorder, far *farHost, reason ...string) {
 	t.Helper()
 	pod := e.waitAgentRunning(t, e.cluster.NodeName(), 60*time.Second)
-	tg := e.waitPhase(t, name, xdpgenv1alpha1.PhaseFailed, 90*time.Second)
+	e.kubectlWait(t, name, xdpgenv1alpha1.ConditionFailed, 90*time.Second)
+	e.kubectlWait(t, name, xdpgenv1alpha1.ConditionProgressing+"=false", 5*time.Second) // the end, good or bad
+	tg := e.waitPhase(t, name, xdpgenv1alpha1.PhaseFailed, time.Second)
 	if diff := cmp.Diff([]xdpgenv1alpha1.Phase{xdpgenv1alpha1.PhasePending, xdpgenv1alpha1.PhaseFailed},
 		phases.seenUntil(tg.Status.Phase)); diff != "" {
 		t.Errorf("phases (-want +got):\n%s", diff)

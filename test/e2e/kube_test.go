@@ -314,6 +314,18 @@ func (e *clusterEnv) nodeReportAt(t *testing.T, tg client.ObjectKey, node string
 	return &nr
 }
 
+// kubectlWait runs `kubectl wait --for=condition=<condition> tg/<name>` as a CI job would, until it returns, and
+// fails the test unless it says the condition is met.
+func (e *clusterEnv) kubectlWait(t *testing.T, name, condition string, timeout time.Duration) {
+	t.Helper()
+	args := []string{"-n", namespace, "wait", "--for=condition=" + condition, "tg/" + name, "--timeout=" + timeout.String()}
+	out, err := e.run(args...)
+	t.Logf("$ kubectl %s\n%s", strings.Join(args, " "), out)
+	if err != nil || !strings.Contains(out, "condition met") {
+		t.Fatalf("kubectl %s: %v", strings.Join(args, " "), err)
+	}
+}
+
 // kubectlShows checks that `kubectl get tg` and `kubectl describe tg` show each of wants, as a user would see it.
 func (e *clusterEnv) kubectlShows(t *testing.T, name string, get, describe []string) {
 	t.Helper()

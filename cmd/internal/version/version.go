@@ -6,6 +6,8 @@ package version
 import (
 	"flag"
 	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 var (
@@ -27,4 +29,14 @@ func String() string {
 // `<name> <String()>` and exits 0.
 func Flag(fs *flag.FlagSet) *bool {
 	return fs.Bool("version", false, "Print the version, commit and build date, and exit.")
+}
+
+// BuildInfo is the metric xdpgen_build_info{version,commit}, always 1, as Prometheus' and Kubernetes' own
+// *_build_info: a query joins it on the instance to tell which release each process runs.
+func BuildInfo() prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "xdpgen_build_info",
+		Help:        "Always 1, labelled with the version and the commit the binary was built from.",
+		ConstLabels: prometheus.Labels{"version": Version, "commit": Commit},
+	}, func() float64 { return 1 })
 }

@@ -5,6 +5,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/xdpgen/xdpgen/test/monitoring"
 )
 
 func TestString(t *testing.T) {
@@ -63,5 +68,28 @@ func requireVersion(t *testing.T, binary, want string) {
 	}
 	if got := strings.TrimSpace(string(out)); got != want {
 		t.Errorf("%s --version printed %q, want %q", binary, got, want)
+	}
+}
+
+// TestBuildInfo: xdpgen_build_info is 1 with the stamped version and commit, and is what the dashboard uses.
+func TestBuildInfo(t *testing.T) {
+	defer func(v, c string) { Version, Commit = v, c }(Version, Commit)
+	Version, Commit = "v0.1.0", "1a2b3c4"
+	want := `
+# HELP xdpgen_build_info Always 1, labelled with the version and the commit the binary was built from.
+# TYPE xdpgen_build_info gauge
+xdpgen_build_info{commit="1a2b3c4",version="v0.1.0"} 1
+`
+	if err := testutil.CollectAndCompare(BuildInfo(), strings.NewReader(want)); err != nil {
+		t.Error(err)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(BuildInfo())
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if monitoring.CheckExported(t, "xdpgen_build_info", families) == 0 {
+		t.Error("the dashboard uses no xdpgen_build_info")
 	}
 }

@@ -1,0 +1,346 @@
+/*
+Copyright 2026 The xdpgen Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	authnv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
+	"github.com/xdpgen/xdpgen/test/monitoring"
+	"github.com/xdpgen/xdpgen/test/poll"
+)
+
+// prometheusBinary is Debian's Prometheus server (apt-get install prometheus); the test skips without it, and
+// fails when XDPGEN_REQUIRE_PRIVILEGED=1 (CI installs it).
+func prometheusBinary(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("prometheus")
+	if err != nil {
+		msg := "no prometheus in PATH (Debian: apt-get install prometheus)"
+		if os.Getenv("XDPGEN_REQUIRE_PRIVILEGED") == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return p
+}
+
+// TestPrometheusScrapesRun: a real Prometheus server scrapes the manager and the node's agent (over HTTPS, with a
+// service account token bound to the ClusterRole xdpgen-metrics-reader, as the chart's ServiceMonitor does) during
+// a run: the agent's counters end at the status's totals, rate() gives the rate asked for, the manager's phase
+// metric says Completed, and every query of the dashboard whose metrics a udp run without receivers exports
+// returns data (but the one of frames not sent: there are none).
+func TestPrometheusScrapesRun(t *testing.T) {
+	e := requireCluster(t)
+	promBin := prometheusBinary(t)
+	const (
+		name    = "e2e-prometheus"
+		packets = 400_000 // 20 s
+		rate    = 20_000
+	)
+	ctx := context.Background()
+	dir := t.TempDir()
+
+	// Prometheus's credentials: a service account allowed to get /metrics, and a token of it.
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "e2e-prometheus"}}
+	if _, err := e.clients.CoreV1().ServiceAccounts(namespace).Create(ctx, sa, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "e2e-prometheus-metrics-reader"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "xdpgen-metrics-reader"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: namespace, Name: sa.Name}},
+	}
+	if _, err := e.clients.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = e.clients.RbacV1().ClusterRoleBindings().Delete(context.Background(), binding.Name, metav1.DeleteOptions{})
+		_ = e.clients.CoreV1().ServiceAccounts(namespace).Delete(context.Background(), sa.Name, metav1.DeleteOptions{})
+	})
+	tr, err := e.clients.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, sa.Name,
+		&authnv1.TokenRequest{Spec: authnv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte(tr.Status.Token), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	// The targets: the first node's agent (host network) and the manager pod.
+	managers, err := e.clients.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=manager"})
+	if err != nil || len(managers.Items) != 1 || managers.Items[0].Status.PodIP == "" {
+		t.Fatalf("the manager pod: %v (%d pods)", err, len(managers.Items))
+	}
+	node := e.cluster.Nodes()[0]
+	agentTarget := net.JoinHostPort(node.IP, "9441")
+	if node.IP == "" {
+		agentTarget = "127.0.0.1:9441"
+	}
+	config := fmt.Sprintf(`global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+scrape_configs:
+- job_name: xdpgen-agent
+  honor_labels: true
+  scheme: https
+  tls_config: {insecure_skip_verify: true}
+  authorization: {credentials_file: %s}
+  static_configs: [{targets: [%q]}]
+- job_name: xdpgen-manager
+  honor_labels: true
+  static_configs: [{targets: [%q]}]
+`, tokenFile, agentTarget, net.JoinHostPort(managers.Items[0].Status.PodIP, "8080"))
+	configFile := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(configFile, []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	promAddr := l.Addr().String()
+	_ = l.Close()
+	prom := exec.Command(promBin, "--config.file="+configFile, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+promAddr)
+	log, err := os.Create(filepath.Join(dir, "prometheus.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prom.Stdout, prom.Stderr = log, log
+	if err := prom.Start(); err != nil {
+		t.Fatalf("start prometheus: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = prom.Process.Kill()
+		_ = prom.Wait()
+		if t.Failed() {
+			out, _ := os.ReadFile(log.Name())
+			t.Logf("prometheus log:\n%s", out)
+		}
+	})
+	api := &promAPI{base: "http://" + promAddr}
+	poll.Until(t, 30*time.Second, time.Second, "prometheus scrapes both targets", func() error {
+		res, err := api.query(`up`, time.Now())
+		if err != nil {
+			return err
+		}
+		up := 0
+		for _, r := range res {
+			if r.value == 1 {
+				up++
+			}
+		}
+		if up != 2 {
+			return fmt.Errorf("targets up: %+v", res)
+		}
+		return nil
+	})
+
+	far := newFarHost(t, 60, 9, 9)
+	e.applyTrafficGenerator(t, name, udpSpec(far.farIP.String(), 9, 1, rate, packets, e.onFirstNode()))
+	e.kubectlWait(t, name, xdpgenv1alpha1.ConditionComplete, 90*time.Second)
+	tg := e.trafficGenerator(t, name)
+	if tg.Status.StartTime == nil || tg.Status.CompletionTime == nil {
+		t.Fatalf("status times %v, %v", tg.Status.StartTime, tg.Status.CompletionTime)
+	}
+
+	// The run's final counts are scraped: the agent's counter ends where the status does.
+	sent := fmt.Sprintf(`xdpgen_agent_packets_total{namespace=%q, generator=%q, action=~"XDP_TX|XDP_REDIRECT"}`, namespace, name)
+	poll.Until(t, 30*time.Second, time.Second, "the agent's final count scraped", func() error {
+		res, err := api.query("sum("+sent+")", time.Now())
+		if err != nil {
+			return err
+		}
+		if len(res) != 1 || int64(res[0].value) != tg.Status.Totals.Packets {
+			return fmt.Errorf("sum(%s) = %+v, status %d packets", sent, res, tg.Status.Totals.Packets)
+		}
+		return nil
+	})
+	// The manager's metrics say Completed.
+	poll.Until(t, 30*time.Second, time.Second, "the manager's phase metric", func() error {
+		q := fmt.Sprintf(`xdpgen_trafficgenerator_phase{namespace=%q, name=%q, phase="Completed"}`, namespace, name)
+		res, err := api.query(q, time.Now())
+		if err != nil {
+			return err
+		}
+		if len(res) != 1 || res[0].value != 1 {
+			return fmt.Errorf("%s = %+v", q, res)
+		}
+		return nil
+	})
+
+	// Over the run, the counter went from 0 (before the first report) to the status's count exactly; increase()
+	// says so too, give or take its extrapolation to the window's ends at the average slope (one scrape interval,
+	// 1 s, over the series' ~30 s here).
+	end := tg.Status.CompletionTime.Add(3 * time.Second)
+	window := int((end.Sub(tg.Status.StartTime.Time).Truncate(time.Second) + 10*time.Second).Seconds())
+	total := float64(tg.Status.Totals.Packets)
+	for q, tolerance := range map[string]float64{
+		fmt.Sprintf("sum(max_over_time(%[1]s[%[2]ds]) - min_over_time(%[1]s[%[2]ds]))", sent, window): 0,
+		fmt.Sprintf("sum(increase(%s[%ds]))", sent, window):                                           0.04,
+	} {
+		res, err := api.query(q, end)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res) != 1 || res[0].value < total*(1-tolerance) || res[0].value > total*(1+tolerance) {
+			t.Errorf("%s after the run = %+v, status %d packets: want within %g%%", q, res, tg.Status.Totals.Packets, 100*tolerance)
+		}
+		t.Logf("%s = %+v, status %d packets", q, res, tg.Status.Totals.Packets)
+	}
+
+	// Mid-run, rate() gives the rate asked for: the agent's counters move with its reports, every 2 s, so a 10 s
+	// window is within a report (4000 packets/s here) of the rate.
+	mid := tg.Status.StartTime.Add(tg.Status.CompletionTime.Sub(tg.Status.StartTime.Time) / 2)
+	res, err := api.query("sum(rate("+sent+"[10s]))", mid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 1 || res[0].value < rate*3/4 || res[0].value > rate*5/4 {
+		t.Errorf("sum(rate(...[10s])) at mid-run = %+v, want about %d", res, rate)
+		for _, q := range []string{sent + "[40s]", "scrape_duration_seconds[40s]", "up[40s]"} {
+			t.Logf("%s at the end of the run: %s", q, api.raw(q, tg.Status.CompletionTime.Add(5*time.Second)))
+		}
+	}
+	t.Logf("mid-run rate %+v packets/s; status %d packets, %s", res, tg.Status.Totals.Packets, tg.Status.Rate)
+
+	// The dashboard's queries, at the end of the run, return data when their metrics are a udp run's.
+	exported := []string{"xdpgen_agent_packets_total", "xdpgen_agent_bytes_total", "xdpgen_trafficgenerator_", "xdpgen_build_info"}
+	at := tg.Status.CompletionTime.Add(2 * time.Second)
+	checked := 0
+	for _, q := range monitoring.Dashboards(t) {
+		// Frames given another verdict than a send: none in a run that goes well.
+		if !usesOnly(q.PromQL, exported) || strings.Contains(q.PromQL, `action!~"XDP_TX|XDP_REDIRECT"`) {
+			continue
+		}
+		checked++
+		// The dashboard's rate windows ($__rate_interval, 5m here) reach back before this run: fine, it is the first.
+		res, err := api.query(q.PromQL, at)
+		if err != nil {
+			t.Errorf("%s: %s: %v", q.Where, q.PromQL, err)
+			continue
+		}
+		if len(res) == 0 {
+			t.Errorf("%s: %s returns no data", q.Where, q.PromQL)
+		}
+	}
+	if checked < 5 {
+		t.Errorf("only %d dashboard queries checked against the run", checked)
+	}
+}
+
+// usesOnly reports whether every xdpgen metric promql names starts with one of prefixes.
+func usesOnly(promql string, prefixes []string) bool {
+	for _, name := range monitoring.Names(promql) {
+		if !slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(name, p) }) {
+			return false
+		}
+	}
+	return true
+}
+
+// promAPI queries a Prometheus server's HTTP API.
+type promAPI struct{ base string }
+
+type sample struct {
+	labels map[string]string
+	value  float64
+}
+
+// raw is the API's answer to an instant query, as it is: for a failing test's log.
+func (p *promAPI) raw(q string, at time.Time) string {
+	resp, err := http.Get(p.base + "/api/v1/query?" + url.Values{"query": {q}, "time": {strconv.FormatFloat(float64(at.UnixMilli())/1000, 'f', 3, 64)}}.Encode())
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// query evaluates an instant query at a time, returning its vector (or its scalar as one sample).
+func (p *promAPI) query(q string, at time.Time) ([]sample, error) {
+	u := p.base + "/api/v1/query?" + url.Values{"query": {q}, "time": {strconv.FormatFloat(float64(at.UnixMilli())/1000, 'f', 3, 64)}}.Encode()
+	resp, err := http.Get(u)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			ResultType string          `json:"resultType"`
+			Result     json.RawMessage `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return nil, fmt.Errorf("query %s: %w", q, err)
+	}
+	if body.Status != "success" {
+		return nil, fmt.Errorf("query %s: %s", q, body.Error)
+	}
+	parse := func(v []any) float64 {
+		s, _ := v[1].(string)
+		f, _ := strconv.ParseFloat(s, 64)
+		return f
+	}
+	switch body.Data.ResultType {
+	case "vector":
+		var vec []struct {
+			Metric map[string]string `json:"metric"`
+			Value  []any             `json:"value"`
+		}
+		if err := json.Unmarshal(body.Data.Result, &vec); err != nil {
+			return nil, err
+		}
+		var out []sample
+		for _, s := range vec {
+			out = append(out, sample{labels: s.Metric, value: parse(s.Value)})
+		}
+		return out, nil
+	case "scalar":
+		var v []any
+		if err := json.Unmarshal(body.Data.Result, &v); err != nil {
+			return nil, err
+		}
+		return []sample{{value: parse(v)}}, nil
+	}
+	return nil, fmt.Errorf("query %s: result type %s", q, body.Data.ResultType)
+}
