@@ -32,6 +32,8 @@ func specPath(f dataplane.Field) string {
 		return "spec.vlan"
 	case dataplane.FieldFrameSize:
 		return "spec.frameSize"
+	case dataplane.FieldSizes:
+		return "spec.frameSizes"
 	case dataplane.FieldThreads:
 		return "spec.threads"
 	case dataplane.FieldRate:
@@ -77,6 +79,9 @@ func udpConfig(spec *xdpgenv1alpha1.TrafficGeneratorSpec, done progress) (datapl
 	if spec.VLAN != nil {
 		cfg.VLAN = uint16(*spec.VLAN)
 	}
+	if cfg.Sizes, err = specSizes(spec.FrameSizes); err != nil {
+		return cfg, err
+	}
 	if r := spec.Rate; r != nil {
 		if r.PacketsPerSecond != nil {
 			cfg.RatePPS = uint64(*r.PacketsPerSecond)
@@ -89,6 +94,29 @@ func udpConfig(spec *xdpgenv1alpha1.TrafficGeneratorSpec, done progress) (datapl
 		return cfg, err
 	}
 	return cfg, nil
+}
+
+// specSizes is the engine's FrameSizes for spec.frameSizes (nil for none); the API server has checked its shape.
+func specSizes(fs *xdpgenv1alpha1.FrameSizes) (*dataplane.FrameSizes, error) {
+	if fs == nil {
+		return nil, nil
+	}
+	sizes := &dataplane.FrameSizes{Random: fs.Order == xdpgenv1alpha1.SizeOrderRandom}
+	switch {
+	case fs.Profile != "":
+		mix, err := dataplane.SizeProfile(dataplane.FieldSizes, fs.Profile)
+		if err != nil {
+			return nil, userError(err)
+		}
+		sizes.Mix = mix
+	case len(fs.Weights) > 0:
+		for _, w := range fs.Weights {
+			sizes.Mix = append(sizes.Mix, dataplane.WeightedSize{Size: int(w.Size), Weight: int(w.Weight)})
+		}
+	case fs.Min != nil && fs.Max != nil:
+		sizes.Min, sizes.Max = int(*fs.Min), int(*fs.Max)
+	}
+	return sizes, nil
 }
 
 // tcpConfig is udpConfig for a tcp TrafficGenerator: packets count data segments.

@@ -48,6 +48,19 @@ const (
 // UDPMaxDests is the most destinations one UDP run sends to (UDP_MAX_DESTS).
 const UDPMaxDests = 64
 
+// How a UDP run's frame sizes vary (enum size_mode), and the bounds of the tables that say how (SIZE_BUCKETS,
+// MIX_SLOTS, SIZES_TABLE).
+const (
+	SizesFixed   = 0
+	SizesStepped = 1
+	SizesRandom  = 2
+	SizesMix     = 3
+
+	SizeBuckets = 16
+	MixSlots    = 1024
+	SizesTable  = 4096
+)
+
 // Latency histogram buckets (LATENCY_SUB_BITS, LATENCY_BUCKETS).
 const (
 	LatencySubBits = 4

@@ -6,6 +6,7 @@
  * and a large repeat; the kernel runs one of these programs on each copy and acts on the verdict.
  */
 #include <linux/bpf.h>
+#include <linux/ip.h>
 #include <bpf_helpers.h>
 #include <bpf_endian.h>
 
@@ -17,12 +18,14 @@ char __license[] SEC("license") = "Dual BSD/GPL";
 const volatile struct udp_config config;
 
 /*
- * Writes what changes from frame to frame over the headers restore_headers wrote for destination d: the ports,
- * when ranges are configured (destination ports advance every frame to d, source ports every time the
- * destination range wraps, so a run covers every combination), and the stamp. The UDP checksum is recomputed
- * incrementally from the template's (RFC 1624): the template holds the stamp with every per-frame field zero.
+ * Writes what changes from frame to frame over the headers restore_headers wrote for destination d: the lengths,
+ * when sizes vary (the frame is len bytes, trimmed from the template's; the IPv4 header checksum follows its
+ * length), the ports, when ranges are configured (destination ports advance every frame to d, source ports every
+ * time the destination range wraps, so a run covers every combination), and the stamp. The UDP checksum is
+ * recomputed incrementally from the template's (RFC 1624): the template holds the stamp with every per-frame
+ * field zero.
  */
-static __always_inline int finish_frame(struct xdp_md *ctx, struct worker_state *w, __u32 d)
+static __always_inline int finish_frame(struct xdp_md *ctx, struct worker_state *w, __u32 d, __u32 len)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -33,6 +36,29 @@ static __always_inline int finish_frame(struct xdp_md *ctx, struct worker_state 
 		return -1;
 	__u32 sum = (__u16)~bpf_htons(config.dests[d].udp_check);
 
+	if (config.size_mode != SIZES_FIXED) {
+		__be16 l4_len = bpf_htons(len - config.udp_offset);
+
+		sum += bpf_htons(config.sizes[len & (SIZES_TABLE - 1)].udp_sum);
+		udp[2] = l4_len;
+		if (config.ipv6) {
+			/* payload_len, 4 bytes into the IPv6 header. */
+			__be16 *payload_len = data + config.udp_offset - 36;
+
+			if ((void *)(payload_len + 1) > data_end)
+				return -1;
+			*payload_len = l4_len;
+		} else {
+			struct iphdr *ip = data + config.udp_offset - sizeof(*ip);
+
+			if ((void *)(ip + 1) > data_end)
+				return -1;
+			__be16 tot_len = bpf_htons(len - config.udp_offset + sizeof(*ip));
+
+			ip->check = csum_fold((__u16)~ip->check + (__u16)~ip->tot_len + tot_len);
+			ip->tot_len = tot_len;
+		}
+	}
 	if (config.dst_port_count > 1 || config.src_port_count > 1) {
 		__be16 dst = bpf_htons(config.dst_port + w->dst_port_offset);
 		__be16 src = bpf_htons(config.src_port + w->src_port_offset);
@@ -98,6 +124,24 @@ static __always_inline int frame_due(struct worker_state *w)
 	return 1;
 }
 
+/* The length of this worker's next frame, when sizes vary. */
+static __always_inline __u32 next_frame_len(struct worker_state *w)
+{
+	__u32 pos = w->size_pos;
+
+	switch (config.size_mode) {
+	case SIZES_RANDOM:
+		return config.size_min + bpf_get_prandom_u32() % config.size_count;
+	case SIZES_STEPPED:
+		w->size_pos = cycle(pos, config.size_count);
+		return config.size_min + pos;
+	default:
+		pos &= MIX_SLOTS - 1;
+		w->size_pos = cycle(pos, config.mix_len);
+		return config.mix[pos];
+	}
+}
+
 SEC("xdp")
 int xdpgen_udp(struct xdp_md *ctx)
 {
@@ -119,15 +163,29 @@ int xdpgen_udp(struct xdp_md *ctx)
 	}
 	if (restore_headers(ctx, config.dests[d].headers, config.udp_offset + 8, config.frame_len) < 0)
 		return count_verdict(ctx, w->actions, XDP_ABORTED);
-	if (config.dst_port_count > 1 || config.src_port_count > 1 || config.stamp) {
-		if (finish_frame(ctx, w, d) < 0)
+
+	__u32 len = config.frame_len;
+
+	if (config.size_mode != SIZES_FIXED) {
+		len = next_frame_len(w);
+		/* Userspace fills the sizes from the template's length down, never below the headers and stamp. */
+		if (len > config.frame_len)
+			return count_verdict(ctx, w->actions, XDP_ABORTED);
+		if (len < config.frame_len && bpf_xdp_adjust_tail(ctx, (int)len - (int)config.frame_len) < 0)
+			return count_verdict(ctx, w->actions, XDP_ABORTED);
+	}
+	if (config.dst_port_count > 1 || config.src_port_count > 1 || config.stamp || config.size_mode != SIZES_FIXED) {
+		if (finish_frame(ctx, w, d, len) < 0)
 			return count_verdict(ctx, w->actions, XDP_ABORTED);
 	}
 	int verdict = redirect_counted(ctx, w->actions, config.ifindex);
 
 	/* Counted only once sent, so that a receiver sees sequence numbers 0 .. sent-1 with no gap of ours. */
-	if (verdict == XDP_REDIRECT)
+	if (verdict == XDP_REDIRECT) {
 		w->sent[d]++;
+		if (config.size_mode != SIZES_FIXED)
+			w->size_frames[config.sizes[len & (SIZES_TABLE - 1)].bucket & (SIZE_BUCKETS - 1)]++;
+	}
 	return verdict;
 }
 

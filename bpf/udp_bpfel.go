@@ -36,11 +36,23 @@ type udpUdpConfig struct {
 	ReflectEvery   uint32
 	StampGenerator uint32
 	StampSender    uint32
+	Ipv6           uint8
+	SizeMode       uint8
+	SizeMin        uint16
+	SizeCount      uint16
+	MixLen         uint16
 	Dests          [64]struct {
 		_        structs.HostLayout
 		UdpCheck uint16
 		Pad      [6]uint8
 		Headers  [96]uint8
+	}
+	Mix   [1024]uint16
+	Sizes [4096]struct {
+		_      structs.HostLayout
+		UdpSum uint16
+		Bucket uint8
+		Pad    uint8
 	}
 }
 
@@ -56,6 +68,9 @@ type udpWorkerState struct {
 	Dest          uint32
 	Sent          [64]uint64
 	ReflectIn     [64]uint32
+	SizePos       uint32
+	Pad           uint32
+	SizeFrames    [16]uint64
 }
 
 // Names of all BPF objects in the ELF.

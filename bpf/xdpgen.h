@@ -93,6 +93,24 @@ static __always_inline __u32 cycle(__u32 position, __u32 count)
 /* The most destinations one UDP run sends to, round-robin (a power of two: indexes are masked with it). */
 #define UDP_MAX_DESTS 64
 
+/* How a UDP run's frame sizes vary (udp_config.size_mode). */
+enum size_mode {
+	/* Every frame is the template's length. */
+	SIZES_FIXED = 0,
+	/* size_min, size_min + 1, ..., size_min + size_count - 1, in turn. */
+	SIZES_STEPPED = 1,
+	/* Uniformly random over the same range. */
+	SIZES_RANDOM = 2,
+	/* mix[0], mix[1], ..., mix[mix_len - 1], in turn: a weighted mix, interleaved by userspace. */
+	SIZES_MIX = 3,
+};
+
+/* The most size buckets a run reports (a power of two), and the most slots of a mix (a power of two). */
+#define SIZE_BUCKETS 16
+#define MIX_SLOTS 1024
+/* Frame lengths index udp_config.sizes: a power of two above the largest live frame (4096 - 256 - 320). */
+#define SIZES_TABLE 4096
+
 /*
  * One live-frame worker's state, in a per-CPU map because each worker is pinned to one CPU and BPF_PROG_RUN runs
  * on the caller's CPU. Userspace writes `limit` and `stream` once before the workers start and never again (a
@@ -119,6 +137,11 @@ struct worker_state {
 	__u64 sent[UDP_MAX_DESTS];
 	/* Frames to each destination until the next one asks to be reflected. */
 	__u32 reflect_in[UDP_MAX_DESTS];
+	/* Position in the sizes (SIZES_STEPPED) or in the mix (SIZES_MIX): derived state, as the port offsets. */
+	__u32 size_pos;
+	__u32 pad;
+	/* Frames redirected per size bucket (udp_config.sizes[len].bucket), when sizes vary. */
+	__u64 size_frames[SIZE_BUCKETS];
 };
 
 /* Pacing keeps time in 1/256 ns, so that any rate's interval is exact enough over a long run. */
@@ -149,6 +172,16 @@ struct stamp {
 	/* The low 32 bits of bpf_ktime_get_tai_ns when the frame was sent, on frames flagged STAMP_REFLECT (0 on
 	 * the others: the clock is the dearest part of a stamp). */
 	__be32 tx_time;
+};
+
+/* What a frame length changes, against the template's. */
+struct frame_size {
+	/* The UDP checksum's change, as a 16-bit one's complement sum to add: the payload the trim removed and the
+	 * two length fields (the UDP header's and the pseudo-header's). Host byte order, as udp_dest.udp_check. */
+	__u16 udp_sum;
+	/* The bucket frames of this length are counted in (worker_state.size_frames). */
+	__u8 bucket;
+	__u8 pad;
 };
 
 /* One destination of a UDP run: its template's headers and UDP checksum. */
@@ -188,8 +221,20 @@ struct udp_config {
 	/* The stamp's generator and sender, in network byte order. */
 	__be32 stamp_generator;
 	__be32 stamp_sender;
+	/* Non-zero: IPv6 (the IP header is the 40 bytes before the UDP header), else IPv4 without options. */
+	__u8 ipv6;
+	/* enum size_mode. With any but SIZES_FIXED the template is the largest size and each frame is trimmed to
+	 * its own (never below the stamp). */
+	__u8 size_mode;
+	__u16 size_min;
+	__u16 size_count;
+	__u16 mix_len;
 	/* Each destination's headers, up to the end of the UDP header (udp_offset + 8 bytes). */
 	struct udp_dest dests[UDP_MAX_DESTS];
+	/* SIZES_MIX: the frame length of each slot. */
+	__u16 mix[MIX_SLOTS];
+	/* Indexed by frame length; only the lengths a run sends are filled. */
+	struct frame_size sizes[SIZES_TABLE];
 };
 
 /* The receive program's configuration (receive.c). */

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"time"
@@ -34,8 +35,12 @@ type UDPConfig struct {
 	SrcPort, SrcPortCount uint16
 	// VLAN is the 802.1Q VLAN ID to tag frames with; 0 sends them untagged.
 	VLAN uint16
-	// FrameSize is the Ethernet frame length without FCS. 0: 64 bytes, or the smallest frame the headers fit.
+	// FrameSize is the Ethernet frame length without FCS. 0: 64 bytes, or the smallest frame the headers fit;
+	// with Sizes, the largest of them.
 	FrameSize int
+	// Sizes, when set, varies the frame size from frame to frame (a range or a weighted mix) instead of
+	// FrameSize. A rate in bits per second is paced by the mean size.
+	Sizes *FrameSizes
 
 	// Threads is the number of workers, each pinned to its own CPU. 0 means 1, or len(CPUs).
 	Threads int
@@ -116,10 +121,29 @@ func (c UDPConfig) withDefaults() UDPConfig {
 	if len(c.DstAddrs) == 0 && c.DstAddr.IsValid() {
 		c.DstAddrs = []netip.Addr{c.DstAddr}
 	}
+	if c.Sizes != nil {
+		c.FrameSize = c.Sizes.largest()
+	}
 	if c.FrameSize == 0 {
 		c.FrameSize = max(defaultFrameSize, c.minFrameSize())
 	}
 	return c
+}
+
+// smallestFrame is the size of c's smallest frame.
+func (c UDPConfig) smallestFrame() int {
+	if c.Sizes != nil {
+		return c.Sizes.smallest()
+	}
+	return c.FrameSize
+}
+
+// meanFrame is the mean size of c's frames.
+func (c UDPConfig) meanFrame() float64 {
+	if c.Sizes != nil {
+		return c.Sizes.mean()
+	}
+	return float64(c.FrameSize)
 }
 
 // minFrameSize is the smallest frame that holds c's headers and, when stamped, the stamp.
@@ -150,6 +174,9 @@ func (c UDPConfig) validated() (UDPConfig, error) {
 	if c.DstAddr.IsValid() && len(c.DstAddrs) > 0 {
 		return c, fieldError(FieldDstAddr, c.DstAddr, "give one destination address or a list of them, not both")
 	}
+	if c.Sizes != nil && c.FrameSize != 0 {
+		return c, fieldError(FieldSizes, c.Sizes, "give one frame size or sizes that vary, not both")
+	}
 	c = c.withDefaults()
 	errs := c.destinationErrors()
 	for _, m := range []struct {
@@ -173,13 +200,19 @@ func (c UDPConfig) validated() (UDPConfig, error) {
 	if c.VLAN > 4094 {
 		errs = append(errs, fieldError(FieldVLAN, c.VLAN, "VLAN IDs go from 1 to 4094 (0 sends untagged frames)"))
 	}
-	if len(c.DstAddrs) > 0 {
+	if c.Sizes != nil {
+		what := "frame"
+		if len(c.DstAddrs) > 0 {
+			what = stampNote(c.Stamp) + family(c.DstAddrs[0]) + vlanNote(c.VLAN)
+		}
+		errs = append(errs, c.Sizes.errors(c.minFrameSize(), what)...)
+	} else if len(c.DstAddrs) > 0 {
 		if lo := c.minFrameSize(); c.FrameSize < lo {
 			errs = append(errs, fieldError(FieldFrameSize, c.FrameSize, "below the smallest %s%s%s frame: use at least %d bytes",
 				stampNote(c.Stamp), family(c.DstAddrs[0]), vlanNote(c.VLAN), lo))
 		}
 	}
-	if c.FrameSize > MaxLiveFrameSize {
+	if c.Sizes == nil && c.FrameSize > MaxLiveFrameSize {
 		errs = append(errs, fieldError(FieldFrameSize, c.FrameSize, "live frames hold at most %d bytes (one page): use a smaller size",
 			MaxLiveFrameSize))
 	}
@@ -187,9 +220,9 @@ func (c UDPConfig) validated() (UDPConfig, error) {
 	if c.RatePPS != 0 && c.RateBPS != 0 {
 		errs = append(errs, fieldError(FieldRate, nil, "give a rate in packets/s or in bits/s, not both"))
 	}
-	if c.RateBPS != 0 && c.RateBPS < uint64(c.FrameSize)*8 {
-		errs = append(errs, fieldError(FieldRate, fmt.Sprintf("%d bit/s", c.RateBPS), "below one %d-byte frame per second: use at least %d bit/s",
-			c.FrameSize, c.FrameSize*8))
+	if mean := c.meanFrame(); c.RateBPS != 0 && float64(c.RateBPS) < mean*8 {
+		errs = append(errs, fieldError(FieldRate, fmt.Sprintf("%d bit/s", c.RateBPS), "below one %.0f-byte frame per second: use at least %.0f bit/s",
+			mean, math.Ceil(mean*8)))
 	}
 	return c, errors.Join(errs...)
 }
@@ -224,10 +257,11 @@ func (c UDPConfig) targetSpec() targetSpec {
 		VLAN: c.VLAN, FrameSize: c.FrameSize, Threads: c.Threads, CPUs: c.CPUs}
 }
 
-// ratePPS is the whole run's target rate in frames per second; 0 is unlimited.
+// ratePPS is the whole run's target rate in frames per second; 0 is unlimited. A rate in bits per second is
+// paced by the mean frame size: exact over each cycle of a mix or of stepped sizes, on average for random ones.
 func (c UDPConfig) ratePPS() float64 {
 	if c.RateBPS != 0 {
-		return float64(c.RateBPS) / float64(c.FrameSize*8)
+		return float64(c.RateBPS) / (c.meanFrame() * 8)
 	}
 	return float64(c.RatePPS)
 }

@@ -21,6 +21,7 @@ const (
 	FieldSrcPort   Field = "src-port"
 	FieldVLAN      Field = "vlan"
 	FieldFrameSize Field = "size"
+	FieldSizes     Field = "sizes"
 	FieldThreads   Field = "threads"
 	FieldRate      Field = "rate"
 )

@@ -62,6 +62,9 @@ type Stats struct {
 	// Destinations are the frames sent to each destination (UDP runs), in the order of the configuration:
 	// with stamps, exactly what its receiver should account for (SettlePath).
 	Destinations []DestinationSent
+	// Sizes are the frames sent per size bucket (UDP runs): one bucket for a fixed size, each size of a mix, or
+	// up to 16 equal slices of a range.
+	Sizes []SizeCount
 }
 
 // DestinationSent is what a run sent to one destination.

@@ -40,8 +40,8 @@ func NewUDPGenerator(cfg UDPConfig) (*UDPGenerator, error) {
 	if err != nil {
 		return nil, err
 	}
-	if lo := udpMinFrameSize(cfg.family6(), tgt.VLAN, cfg.Stamp != nil); cfg.FrameSize < lo {
-		return nil, fieldError(FieldFrameSize, cfg.FrameSize, "below the smallest %s%s VLAN-tagged frame (%s is VLAN %d): use at least %d bytes",
+	if lo := udpMinFrameSize(cfg.family6(), tgt.VLAN, cfg.Stamp != nil); cfg.smallestFrame() < lo {
+		return nil, fieldError(FieldFrameSize, cfg.smallestFrame(), "below the smallest %s%s VLAN-tagged frame (%s is VLAN %d): use at least %d bytes",
 			stampNote(cfg.Stamp), family(cfg.DstAddrs[0]), tgt.Link.Attrs().Name, tgt.VLAN, lo)
 	}
 	flows, err := destinationFlows(cfg, tgt)
@@ -70,6 +70,12 @@ func NewUDPGenerator(cfg UDPConfig) (*UDPGenerator, error) {
 		SrcPortCount: cfg.SrcPortCount,
 		PaceInterval: paceInterval(cfg.ratePPS(), cfg.Threads),
 		ClockBase:    monotonicNow(),
+	}
+	if cfg.family6() {
+		bcfg.Ipv6 = 1
+	}
+	if cfg.Sizes != nil {
+		cfg.Sizes.program(&bcfg, frames[0], templates[0].UDPOffset)
 	}
 	if s := cfg.Stamp; s != nil {
 		// In network byte order, as the stamp carries them.
@@ -164,9 +170,13 @@ func (g *UDPGenerator) Flow() string {
 		}
 		stamp += ")"
 	}
-	return fmt.Sprintf("udp %s:%s -> %s:%s (%s -> %s%s), %d-byte frames, %d thread(s)%s",
+	size := fmt.Sprintf("%d-byte frames", f.FrameSize)
+	if s := g.cfg.Sizes; s != nil {
+		size = fmt.Sprintf("frame sizes %s (mean %.1f bytes)", s, s.mean())
+	}
+	return fmt.Sprintf("udp %s:%s -> %s:%s (%s -> %s%s), %s, %d thread(s)%s",
 		f.SrcAddr, ports(f.SrcPort, g.cfg.SrcPortCount), dst, ports(f.DstPort, g.cfg.DstPortCount),
-		f.SrcMAC, f.DstMAC, vlan, f.FrameSize, len(g.target.CPUs), stamp)
+		f.SrcMAC, f.DstMAC, vlan, size, len(g.target.CPUs), stamp)
 }
 
 // Close detaches what the generator attached and releases its programs. Safe to call more than once.
@@ -194,6 +204,10 @@ func (g *UDPGenerator) Stats() (Stats, error) {
 	for i, a := range g.cfg.DstAddrs {
 		s.Destinations[i].Addr = a
 	}
+	s.Sizes = []SizeCount{{Min: g.cfg.FrameSize, Max: g.cfg.FrameSize}}
+	if g.cfg.Sizes != nil {
+		s.Sizes = g.cfg.Sizes.buckets()
+	}
 	for _, st := range states {
 		for a, c := range st.Actions {
 			s.Actions[a] = s.Actions[a].add(Counter{Packets: c.Packets, Bytes: c.Bytes})
@@ -201,6 +215,15 @@ func (g *UDPGenerator) Stats() (Stats, error) {
 		for i := range s.Destinations {
 			s.Destinations[i].Packets += st.Sent[i]
 		}
+		if g.cfg.Sizes != nil {
+			for i := range s.Sizes {
+				s.Sizes[i].Packets += st.SizeFrames[i]
+			}
+		}
+	}
+	if g.cfg.Sizes == nil {
+		// One size: the program counts no buckets, every frame sent is in the one.
+		s.Sizes[0].Packets = s.Actions[ActionRedirect].Packets
 	}
 	return s, nil
 }

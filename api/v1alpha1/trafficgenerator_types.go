@@ -179,6 +179,67 @@ type Rate struct {
 	BitsPerSecond *int64 `json:"bitsPerSecond,omitempty"`
 }
 
+// SizeOrder is the order a range of frame sizes is sent in.
+// +kubebuilder:validation:Enum=Stepped;Random
+type SizeOrder string
+
+const (
+	// SizeOrderStepped sends min, min+1, ..., max, min, ...
+	SizeOrderStepped SizeOrder = "Stepped"
+	// SizeOrderRandom picks each frame's size uniformly at random from min..max.
+	SizeOrderRandom SizeOrder = "Random"
+)
+
+// FrameSizes varies the frame size from frame to frame: a range (min and max), a named mix (profile), or a mix of
+// your own (weights). Sizes are Ethernet frame lengths without FCS, as frameSize. Each node's BPF program trims
+// every frame from one of the largest size, so a mix costs no more per frame than a range of ports; a rate in
+// bitsPerSecond is paced by the mean frame size.
+// +kubebuilder:validation:XValidation:rule="(has(self.min) || has(self.max) ? 1 : 0) + (has(self.profile) ? 1 : 0) + (has(self.weights) ? 1 : 0) == 1",message="frameSizes: set exactly one of min and max (a range), profile (a named mix such as imix-simple) or weights (a mix of your own)"
+// +kubebuilder:validation:XValidation:rule="has(self.min) == has(self.max)",message="frameSizes: a range needs both min and max"
+// +kubebuilder:validation:XValidation:rule="!has(self.min) || !has(self.max) || self.min <= self.max",message="frameSizes.max must be at least frameSizes.min",fieldPath=".max"
+// +kubebuilder:validation:XValidation:rule="!has(self.order) || has(self.min)",message="frameSizes.order orders a range: remove order, or give min and max instead of a mix",fieldPath=".order"
+type FrameSizes struct {
+	// Min and Max bound a range of sizes.
+	// +optional
+	// +kubebuilder:validation:Minimum=60
+	// +kubebuilder:validation:Maximum=3520
+	Min *int32 `json:"min,omitempty"`
+	// +optional
+	// +kubebuilder:validation:Minimum=60
+	// +kubebuilder:validation:Maximum=3520
+	Max *int32 `json:"max,omitempty"`
+	// Order is the order of a range: Stepped (min, min+1, ..., max, in turn) or Random. Left out: Stepped.
+	// +optional
+	Order SizeOrder `json:"order,omitempty"`
+
+	// Profile is a named mix: imix-simple is 64, 570 and 1518-byte frames with FCS (60, 566 and 1514 without)
+	// weighted 7:4:1. Its 60-byte frames are IPv4 only: an IPv6 run needs weights of its own.
+	// +optional
+	// +kubebuilder:validation:Enum=imix-simple
+	Profile string `json:"profile,omitempty"`
+
+	// Weights is a mix of your own: each size once, with its weight. Each thread sends the sizes interleaved in
+	// cycles of sum(weight) frames, each size weight times per cycle.
+	// +optional
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:XValidation:rule="self.map(w, w.weight).sum() <= 1024",message="frameSizes.weights add up to more than 1024: scale them down"
+	// +kubebuilder:validation:XValidation:rule="self.all(a, self.exists_one(b, b.size == a.size))",message="frameSizes.weights: give each size once, with its whole weight"
+	Weights []SizeWeight `json:"weights,omitempty"`
+}
+
+// SizeWeight is one size of a mix and its weight.
+type SizeWeight struct {
+	// Size is the Ethernet frame length without FCS.
+	// +kubebuilder:validation:Minimum=60
+	// +kubebuilder:validation:Maximum=3520
+	Size int32 `json:"size"`
+	// Weight is how many frames of this size each cycle of the mix holds.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1024
+	Weight int32 `json:"weight"`
+}
+
 // TCPOptions tune a tcp run. Each node opens its own connections to destination.address, port destination.port
 // (a server must listen there), and sends a byte stream over each; packets counts data segments.
 type TCPOptions struct {
@@ -259,6 +320,9 @@ type Receivers struct {
 // TrafficGeneratorSpec is what to send, from which nodes, and for how long.
 // +kubebuilder:validation:XValidation:rule="!has(self.source) || !has(self.source.address) || !has(self.destination.address) || !isIP(self.source.address) || !isIP(self.destination.address) || ip(self.source.address).family() == ip(self.destination.address).family()",message="destination.address and source.address must both be IPv4 or both IPv6",fieldPath=".source.address"
 // +kubebuilder:validation:XValidation:rule="!has(self.frameSize) || self.frameSize >= (14 + (has(self.vlan) ? 4 : 0) + (((has(self.destination.address) && isIP(self.destination.address) && ip(self.destination.address).family() == 6) || (has(self.receivers) && self.receivers.ipFamily == 'IPv6')) ? 40 : 20) + (self.protocol == 'tcp' ? 40 : 8) + (has(self.receivers) ? 20 : 0))",messageExpression="'frameSize must hold Ethernet (14) + VLAN tag (4, when vlan is set) + IP header (20 for IPv4, 40 for IPv6) + %s%sbytes: set frameSize to at least %d'.format([self.protocol == 'tcp' ? 'TCP with timestamps (32) + the stream offset (8)' : 'UDP (8)', has(self.receivers) ? ' + the receivers stamp (20) ' : ' ', (14 + (has(self.vlan) ? 4 : 0) + (((has(self.destination.address) && isIP(self.destination.address) && ip(self.destination.address).family() == 6) || (has(self.receivers) && self.receivers.ipFamily == 'IPv6')) ? 40 : 20) + (self.protocol == 'tcp' ? 40 : 8) + (has(self.receivers) ? 20 : 0))])",fieldPath=".frameSize"
+// +kubebuilder:validation:XValidation:rule="!has(self.frameSize) || !has(self.frameSizes)",message="frameSize and frameSizes exclude each other: remove frameSize to vary the size, or frameSizes for one size",fieldPath=".frameSizes"
+// +kubebuilder:validation:XValidation:rule="!has(self.frameSizes) || !has(self.frameSizes.profile) || !has(self.receivers)",message="frameSizes.profile imix-simple has 60-byte frames, too small for the receivers' 20-byte stamp: give frameSizes.weights from 62 bytes (IPv4) or 82 (IPv6) up",fieldPath=".frameSizes"
+// +kubebuilder:validation:XValidation:rule="self.protocol != 'tcp' || !has(self.frameSizes)",message="frameSizes applies to udp: a tcp run's segments are as large as frameSize or the MSS allows; remove frameSizes",fieldPath=".frameSizes"
 // +kubebuilder:validation:XValidation:rule="self.protocol != 'tcp' || !has(self.rate)",message="rate applies to udp: a tcp run sends as fast as its congestion window allows; remove rate",fieldPath=".rate"
 // +kubebuilder:validation:XValidation:rule="self.protocol != 'tcp' || !has(self.vlan)",message="vlan applies to udp only: tcp mode sends untagged frames; remove vlan",fieldPath=".vlan"
 // +kubebuilder:validation:XValidation:rule="self.protocol != 'tcp' || self.destination.portCount == 1",message="a tcp run connects to one destination.port: remove destination.portCount (use tcp.flows for more connections)",fieldPath=".destination.portCount"
@@ -312,6 +376,10 @@ type TrafficGeneratorSpec struct {
 	// +kubebuilder:validation:Minimum=60
 	// +kubebuilder:validation:Maximum=9216
 	FrameSize int32 `json:"frameSize,omitempty"`
+
+	// FrameSizes varies the frame size from frame to frame (udp), instead of frameSize.
+	// +optional
+	FrameSizes *FrameSizes `json:"frameSizes,omitempty"`
 
 	// VLAN is an 802.1Q VLAN ID to tag the frames with.
 	// +optional

@@ -125,6 +125,7 @@ type udpFlags struct {
 	dstPort, srcPort uint16
 	dynPorts         uint16
 	srcPortRange     string
+	sizes, sizeOrder string
 	rate, rateBPS    string
 	vlan             uint16
 	stamp            bool
@@ -143,10 +144,14 @@ func newUDPCommand() *cobra.Command {
 			"the UDP header, for `xdpgen receive` at the far end to count loss, reordering and duplicates per path;\n" +
 			"the summary lists what was sent to each destination, which settles the receiver's loss. --latency N\n" +
 			"asks the receivers to send back one frame in N: xdpgen attaches its receive program to <ifname> to time\n" +
-			"them and prints the round-trip time percentiles per destination at the end.",
+			"them and prints the round-trip time percentiles per destination at the end. --sizes varies the frame\n" +
+			"size per frame (a range, or a weighted mix such as IMIX), trimmed in BPF from the largest; the summary\n" +
+			"counts the frames per size. A --rate-bps is paced by the mean frame size.",
 		Example: "  xdpgen udp eth0 -a 192.0.2.10 -d 100 -t 2 --duration 10s\n" +
 			"  xdpgen udp eth0 -a 2001:db8::10 --rate 1M -n 5000000 --output json\n" +
-			"  xdpgen udp eth0 -a 192.0.2.10,192.0.2.11 --rate 100k --duration 10s --latency 100",
+			"  xdpgen udp eth0 -a 192.0.2.10,192.0.2.11 --rate 100k --duration 10s --latency 100\n" +
+			"  xdpgen udp eth0 -a 192.0.2.10 --sizes imix-simple --rate-bps 1G --duration 10s\n" +
+			"  xdpgen udp eth0 -a 192.0.2.10 --sizes 64-1514 --size-order random -n 1000000",
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeInterface,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -166,6 +171,9 @@ func newUDPCommand() *cobra.Command {
 		size:       "Ethernet frame size in bytes without FCS (default 64)",
 		duration:   "stop after this long (default: no limit)",
 	})
+	fl.StringVar(&f.sizes, "sizes", "", "vary the frame size (instead of --size): MIN-MAX, a mix SIZE:WEIGHT,... or a profile: "+
+		strings.Join(dataplane.SizeProfileNames(), ", ")+" (64, 570 and 1518 bytes with FCS, 7:4:1)")
+	fl.StringVar(&f.sizeOrder, "size-order", "stepped", "order of a --sizes range: stepped (MIN, MIN+1, ..., MAX) or random")
 	fl.Uint16VarP(&f.dstPort, "dst-port", "p", 9, "destination port (the first of the range with --dyn-ports)")
 	fl.Uint16VarP(&f.srcPort, "src-port", "P", 9, "source port")
 	fl.Uint16VarP(&f.dynPorts, "dyn-ports", "d", 0, "spray destination ports over N ports from --dst-port")
@@ -219,6 +227,13 @@ func (f *udpFlags) config(ifname string, cmd *cobra.Command) (dataplane.UDPConfi
 		if cfg.SrcPort, cfg.SrcPortCount, err = parsePortRange("--src-port-range", f.srcPortRange); err != nil {
 			return cfg, 0, err
 		}
+	}
+	if f.sizes != "" {
+		if cfg.Sizes, err = parseSizes(f.sizes, f.sizeOrder); err != nil {
+			return cfg, 0, err
+		}
+	} else if fl.Changed("size-order") {
+		return cfg, 0, &flagError{"--size-order", f.sizeOrder, "orders a range of --sizes: give --sizes MIN-MAX too"}
 	}
 	if cfg.RatePPS, err = parseRate("--rate", f.rate); err != nil {
 		return cfg, 0, err

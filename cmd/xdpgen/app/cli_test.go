@@ -109,6 +109,34 @@ func TestCLISendsACountAsJSON(t *testing.T) {
 	r.requireNoXDP(t)
 }
 
+// TestCLISendsIMIX sends the simple IMIX: the summary counts the frames of each size in the weights' exact
+// proportion, and the peer counted every frame.
+func TestCLISendsIMIX(t *testing.T) {
+	r := newCLIRig(t)
+	out, err := r.command("udp", r.Local.Interface, "-a", r.Remote.IPv4.String(), "-n", "1200", "--sizes", "imix-simple", "-o", "json").Output()
+	if err != nil {
+		t.Fatalf("xdpgen: %v\n%s", err, out)
+	}
+	var last struct {
+		Type  string
+		Sizes []dataplane.SizeCount
+	}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		if err := json.Unmarshal(sc.Bytes(), &last); err != nil {
+			t.Fatalf("line %q is not JSON: %v", sc.Text(), err)
+		}
+	}
+	want := []dataplane.SizeCount{{Min: 60, Max: 60, Packets: 700}, {Min: 566, Max: 566, Packets: 400}, {Min: 1514, Max: 1514, Packets: 100}}
+	if last.Type != "summary" || len(last.Sizes) != 3 || last.Sizes[0] != want[0] || last.Sizes[1] != want[1] || last.Sizes[2] != want[2] {
+		t.Fatalf("last record %+v, want a summary with sizes %v\n%s", last, want, out)
+	}
+	if got, _ := r.rx.Counts(); got.Matched.Packets != 1200 || got.Matched.Bytes != 100*(7*60+4*566+1514) {
+		t.Fatalf("peer counted %+v, want 1200 frames of %d bytes", got.Matched, 100*(7*60+4*566+1514))
+	}
+	r.requireNoXDP(t)
+}
+
 // TestCLIStopsCleanlyOnCtrlC interrupts an unlimited run: xdpgen prints its summary, exits 0, and leaves no XDP
 // program attached.
 func TestCLIStopsCleanlyOnCtrlC(t *testing.T) {

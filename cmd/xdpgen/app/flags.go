@@ -36,6 +36,8 @@ func flagFor(f dataplane.Field) string {
 		return "--dst-port/--dyn-ports"
 	case dataplane.FieldSrcPort:
 		return "--src-port/--src-port-range"
+	case dataplane.FieldSizes:
+		return "--sizes"
 	}
 	return "--" + string(f)
 }
@@ -71,6 +73,49 @@ func parsePortRange(flag, s string) (port, count uint16, err error) {
 		return 0, 0, &flagError{flag, s, "not a port range: give FIRST-LAST with 1 <= FIRST <= LAST <= 65535, such as 1024-2047"}
 	}
 	return uint16(first), uint16(last - first + 1), nil
+}
+
+// parseSizes reads --sizes: MIN-MAX (a range, sent in order's order), a profile name, or SIZE:WEIGHT,... (a mix).
+func parseSizes(s, order string) (*dataplane.FrameSizes, error) {
+	const hint = "give MIN-MAX (a range such as 64-1518), a profile (%s) or SIZE:WEIGHT,... (a mix such as 60:7,566:4,1514:1)"
+	bad := func(what string) error {
+		return &flagError{"--sizes", s, what + ": " + fmt.Sprintf(hint, strings.Join(dataplane.SizeProfileNames(), ", "))}
+	}
+	sizes := &dataplane.FrameSizes{}
+	switch order {
+	case "stepped":
+	case "random":
+		sizes.Random = true
+	default:
+		return nil, &flagError{"--size-order", order, "use stepped or random"}
+	}
+	switch {
+	case strings.Contains(s, ":"):
+		for _, part := range strings.Split(s, ",") {
+			size, weight, _ := strings.Cut(strings.TrimSpace(part), ":")
+			sz, err1 := strconv.Atoi(size)
+			w, err2 := strconv.Atoi(weight)
+			if err1 != nil || err2 != nil {
+				return nil, bad(fmt.Sprintf("%q is not SIZE:WEIGHT", part))
+			}
+			sizes.Mix = append(sizes.Mix, dataplane.WeightedSize{Size: sz, Weight: w})
+		}
+	case strings.Contains(s, "-") && s[0] >= '0' && s[0] <= '9':
+		lo, hi, _ := strings.Cut(s, "-")
+		var err1, err2 error
+		sizes.Min, err1 = strconv.Atoi(lo)
+		sizes.Max, err2 = strconv.Atoi(hi)
+		if err1 != nil || err2 != nil {
+			return nil, bad("not a range")
+		}
+	default:
+		mix, err := dataplane.SizeProfile(dataplane.FieldSizes, s)
+		if err != nil {
+			return nil, dataplane.RenameFields(err, flagFor)
+		}
+		sizes.Mix = mix
+	}
+	return sizes, nil
 }
 
 // parseInterval reads seconds ("2", "0.5", like xdp-trafficgen) or a Go duration ("500ms").

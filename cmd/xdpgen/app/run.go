@@ -134,6 +134,8 @@ type jsonRecord struct {
 	Egress *dataplane.InterfaceCounters `json:"egress,omitempty"`
 	// Destinations are the frames sent to each destination over the whole run (summary of a UDP run).
 	Destinations []dataplane.DestinationSent `json:"destinations,omitempty"`
+	// Sizes are the frames sent per size bucket over the whole run (summary of a UDP run).
+	Sizes []dataplane.SizeCount `json:"sizes,omitempty"`
 	// Latency is the round-trip times per destination (a UDP run with --latency).
 	Latency []latencyRecord `json:"latency,omitempty"`
 }
@@ -166,6 +168,7 @@ func (p *printer) report(kind, heading string, d dataplane.Delta, total dataplan
 		rec := jsonRecord{Type: kind, Time: total.At, Seconds: d.Period.Seconds(), Actions: map[string]jsonAction{}, Egress: &total.Egress}
 		if kind == "summary" {
 			rec.Destinations = total.Destinations
+			rec.Sizes = total.Sizes
 		}
 		for _, a := range dataplane.Actions {
 			if total.Actions[a].Packets > 0 || a == dataplane.ActionRedirect {
@@ -191,6 +194,12 @@ func (p *printer) report(kind, heading string, d dataplane.Delta, total dataplan
 	if kind == "summary" {
 		for _, dst := range total.Destinations {
 			fmt.Fprintf(p.w, "%-13s %12d pkts to %s\n", "sent", dst.Packets, dst.Addr)
+		}
+		if len(total.Sizes) > 1 {
+			sent := max(total.Actions[dataplane.ActionRedirect].Packets, 1)
+			for _, b := range total.Sizes {
+				fmt.Fprintf(p.w, "%-13s %12d pkts of %s (%.1f%%)\n", "size", b.Packets, b, 100*float64(b.Packets)/float64(sent))
+			}
 		}
 	}
 }

@@ -1,0 +1,59 @@
+package agent
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"k8s.io/utils/ptr"
+
+	"github.com/xdpgen/xdpgen/agent/dataplane"
+	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
+)
+
+// TestSpecFrameSizes checks that each form of spec.frameSizes reaches the engine as the same FrameSizes the CLI
+// builds from --sizes.
+func TestSpecFrameSizes(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   *xdpgenv1alpha1.FrameSizes
+		want *dataplane.FrameSizes
+	}{
+		{"none", nil, nil},
+		{"range", &xdpgenv1alpha1.FrameSizes{Min: ptr.To[int32](64), Max: ptr.To[int32](1514)}, &dataplane.FrameSizes{Min: 64, Max: 1514}},
+		{"random range", &xdpgenv1alpha1.FrameSizes{Min: ptr.To[int32](64), Max: ptr.To[int32](128), Order: xdpgenv1alpha1.SizeOrderRandom},
+			&dataplane.FrameSizes{Min: 64, Max: 128, Random: true}},
+		{"profile", &xdpgenv1alpha1.FrameSizes{Profile: "imix-simple"}, &dataplane.FrameSizes{Mix: dataplane.SizeProfiles["imix-simple"]}},
+		{"weights", &xdpgenv1alpha1.FrameSizes{Weights: []xdpgenv1alpha1.SizeWeight{{Size: 100, Weight: 3}, {Size: 200, Weight: 1}}},
+			&dataplane.FrameSizes{Mix: []dataplane.WeightedSize{{Size: 100, Weight: 3}, {Size: 200, Weight: 1}}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := specSizes(tc.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Fatalf("sizes (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestSpecFrameSizesErrorNamesTheSpec: what the API server cannot check (the smallest frame of the family) fails on
+// the node with the spec's path.
+func TestSpecFrameSizesErrorNamesTheSpec(t *testing.T) {
+	spec := &xdpgenv1alpha1.TrafficGeneratorSpec{
+		Destination: xdpgenv1alpha1.Destination{Address: "fd00::2", Port: 9, PortCount: 1},
+		Source:      xdpgenv1alpha1.Source{Port: 9, PortCount: 1},
+		FrameSizes:  &xdpgenv1alpha1.FrameSizes{Profile: "imix-simple"},
+		Packets:     ptr.To[int64](10),
+	}
+	cfg, err := udpConfig(spec, progress{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = dataplane.NewUDPGenerator(cfg)
+	want := "spec.frameSizes 60: below the smallest IPv6 frame: use sizes of at least 62 bytes"
+	if err = userError(err); err == nil || err.Error() != want {
+		t.Fatalf("got %v, want %q", err, want)
+	}
+}
