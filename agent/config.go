@@ -34,6 +34,10 @@ func specPath(f dataplane.Field) string {
 		return "spec.frameSize"
 	case dataplane.FieldSizes:
 		return "spec.frameSizes"
+	case dataplane.FieldDstRange:
+		return "spec.destination.addressRange"
+	case dataplane.FieldSrcRange:
+		return "spec.source.addressRange"
 	case dataplane.FieldThreads:
 		return "spec.threads"
 	case dataplane.FieldRate:
@@ -82,6 +86,12 @@ func udpConfig(spec *xdpgenv1alpha1.TrafficGeneratorSpec, done progress) (datapl
 	if cfg.Sizes, err = specSizes(spec.FrameSizes); err != nil {
 		return cfg, err
 	}
+	if cfg.DstRange, err = specRange(dataplane.FieldDstRange, spec.Destination.AddressRange, spec.Destination.AddressOrder); err != nil {
+		return cfg, err
+	}
+	if cfg.SrcRange, err = specRange(dataplane.FieldSrcRange, spec.Source.AddressRange, spec.Source.AddressOrder); err != nil {
+		return cfg, err
+	}
 	if r := spec.Rate; r != nil {
 		if r.PacketsPerSecond != nil {
 			cfg.RatePPS = uint64(*r.PacketsPerSecond)
@@ -101,7 +111,7 @@ func specSizes(fs *xdpgenv1alpha1.FrameSizes) (*dataplane.FrameSizes, error) {
 	if fs == nil {
 		return nil, nil
 	}
-	sizes := &dataplane.FrameSizes{Random: fs.Order == xdpgenv1alpha1.SizeOrderRandom}
+	sizes := &dataplane.FrameSizes{Random: fs.Order == xdpgenv1alpha1.OrderRandom}
 	switch {
 	case fs.Profile != "":
 		mix, err := dataplane.SizeProfile(dataplane.FieldSizes, fs.Profile)
@@ -117,6 +127,19 @@ func specSizes(fs *xdpgenv1alpha1.FrameSizes) (*dataplane.FrameSizes, error) {
 		sizes.Min, sizes.Max = int(*fs.Min), int(*fs.Max)
 	}
 	return sizes, nil
+}
+
+// specRange is the engine's AddrRange for an addressRange of the spec (nil for none).
+func specRange(f dataplane.Field, s string, order xdpgenv1alpha1.Order) (*dataplane.AddrRange, error) {
+	if s == "" {
+		return nil, nil
+	}
+	r, err := dataplane.ParseAddrRange(f, s)
+	if err != nil {
+		return nil, userError(err)
+	}
+	r.Random = order == xdpgenv1alpha1.OrderRandom
+	return &r, nil
 }
 
 // tcpConfig is udpConfig for a tcp TrafficGenerator: packets count data segments.

@@ -20,7 +20,7 @@ func TestSpecFrameSizes(t *testing.T) {
 	}{
 		{"none", nil, nil},
 		{"range", &xdpgenv1alpha1.FrameSizes{Min: ptr.To[int32](64), Max: ptr.To[int32](1514)}, &dataplane.FrameSizes{Min: 64, Max: 1514}},
-		{"random range", &xdpgenv1alpha1.FrameSizes{Min: ptr.To[int32](64), Max: ptr.To[int32](128), Order: xdpgenv1alpha1.SizeOrderRandom},
+		{"random range", &xdpgenv1alpha1.FrameSizes{Min: ptr.To[int32](64), Max: ptr.To[int32](128), Order: xdpgenv1alpha1.OrderRandom},
 			&dataplane.FrameSizes{Min: 64, Max: 128, Random: true}},
 		{"profile", &xdpgenv1alpha1.FrameSizes{Profile: "imix-simple"}, &dataplane.FrameSizes{Mix: dataplane.SizeProfiles["imix-simple"]}},
 		{"weights", &xdpgenv1alpha1.FrameSizes{Weights: []xdpgenv1alpha1.SizeWeight{{Size: 100, Weight: 3}, {Size: 200, Weight: 1}}},
@@ -53,6 +53,54 @@ func TestSpecFrameSizesErrorNamesTheSpec(t *testing.T) {
 	}
 	_, err = dataplane.NewUDPGenerator(cfg)
 	want := "spec.frameSizes 60: below the smallest IPv6 frame: use sizes of at least 62 bytes"
+	if err = userError(err); err == nil || err.Error() != want {
+		t.Fatalf("got %v, want %q", err, want)
+	}
+}
+
+// TestSpecialInRange: the node's check of a destination range finds every special block it touches, as the
+// admission policy does.
+func TestSpecialInRange(t *testing.T) {
+	for in, want := range map[string]string{
+		"10.0.0.0/24":                   "",
+		"126.0.0.1-128.0.0.1":           "127.0.0.0",
+		"169.254.169.250-169.254.170.0": "169.254.169.250",
+		"96.0.0.0/3":                    "127.0.0.0",
+		"223.255.255.250-224.0.0.2":     "224.0.0.0",
+		"10.200.0.1-255.255.255.255":    "127.0.0.0",
+		"fd00::/120":                    "",
+		"::-::ff":                       "::",
+		"ff02::/120":                    "ff02::",
+		"":                              "",
+	} {
+		a, ok := specialInRange(in)
+		if got := map[bool]string{true: a.String(), false: ""}[ok]; got != want {
+			t.Errorf("specialInRange(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestSpecRanges: the spec's address ranges reach the engine in their order.
+func TestSpecRanges(t *testing.T) {
+	spec := &xdpgenv1alpha1.TrafficGeneratorSpec{
+		Destination: xdpgenv1alpha1.Destination{AddressRange: "192.0.2.0/30", AddressOrder: xdpgenv1alpha1.OrderRandom, Port: 9, PortCount: 1},
+		Source:      xdpgenv1alpha1.Source{AddressRange: "198.51.100.1-198.51.100.4", Port: 9, PortCount: 1},
+		Packets:     ptr.To[int64](10),
+	}
+	cfg, err := udpConfig(spec, progress{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.DstRange.String() + " " + cfg.SrcRange.String(); got != "192.0.2.1-192.0.2.2 random 198.51.100.1-198.51.100.4" {
+		t.Fatalf("ranges %s", got)
+	}
+	spec.Source.AddressRange = "fd00::/120"
+	cfg, err = udpConfig(spec, progress{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = dataplane.NewUDPGenerator(cfg)
+	want := "spec.source.addressRange fd00::-fd00::ff: is IPv6 but 192.0.2.1 is IPv4: use one IP family for both"
 	if err = userError(err); err == nil || err.Error() != want {
 		t.Fatalf("got %v, want %q", err, want)
 	}

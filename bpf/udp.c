@@ -18,10 +18,32 @@ char __license[] SEC("license") = "Dual BSD/GPL";
 const volatile struct udp_config config;
 
 /*
+ * Writes the address first + off as the 32-bit word at `at` (the template holds first there), and adds the
+ * change to the UDP checksum's sum (the pseudo-header) and, for IPv4, to the IP header checksum's.
+ */
+static __always_inline int rewrite_addr(void *data, void *data_end, __u16 at, __u32 first, __u32 off, __u32 *sum,
+					__u32 *ip_sum)
+{
+	__be32 *word = data + at;
+
+	if ((void *)(word + 1) > data_end)
+		return -1;
+	__be32 old = bpf_htonl(first), new = bpf_htonl(first + off);
+	__u32 change = (__u16)~old + (__u16)~(old >> 16) + (new & 0xffff) + (new >> 16);
+
+	*word = new;
+	*sum += change;
+	if (!config.ipv6)
+		*ip_sum += change;
+	return 0;
+}
+
+/*
  * Writes what changes from frame to frame over the headers restore_headers wrote for destination d: the lengths,
  * when sizes vary (the frame is len bytes, trimmed from the template's; the IPv4 header checksum follows its
- * length), the ports, when ranges are configured (destination ports advance every frame to d, source ports every
- * time the destination range wraps, so a run covers every combination), and the stamp. The UDP checksum is
+ * length), the ports and addresses, when ranges are configured (destination ports advance every frame to d,
+ * source ports every time the destination ports wrap, then the destination address, then the source address, so
+ * that a run covers every combination; a random range picks its value per frame instead), and the stamp. The UDP checksum is
  * recomputed incrementally from the template's (RFC 1624): the template holds the stamp with every per-frame
  * field zero.
  */
@@ -35,6 +57,10 @@ static __always_inline int finish_frame(struct xdp_md *ctx, struct worker_state 
 	if ((void *)(udp + 4) > data_end)
 		return -1;
 	__u32 sum = (__u16)~bpf_htons(config.dests[d].udp_check);
+
+	/* The IPv4 header checksum's change (RFC 1624), for the length and the addresses. */
+	__u32 ip_sum = 0;
+	int port_wrapped = 1;
 
 	if (config.size_mode != SIZES_FIXED) {
 		__be16 l4_len = bpf_htons(len - config.udp_offset);
@@ -55,7 +81,7 @@ static __always_inline int finish_frame(struct xdp_md *ctx, struct worker_state 
 				return -1;
 			__be16 tot_len = bpf_htons(len - config.udp_offset + sizeof(*ip));
 
-			ip->check = csum_fold((__u16)~ip->check + (__u16)~ip->tot_len + tot_len);
+			ip_sum += (__u16)~ip->tot_len + tot_len;
 			ip->tot_len = tot_len;
 		}
 	}
@@ -68,8 +94,42 @@ static __always_inline int finish_frame(struct xdp_md *ctx, struct worker_state 
 		udp[0] = src;
 		udp[1] = dst;
 		w->dst_port_offset = cycle(w->dst_port_offset, config.dst_port_count);
-		if (w->dst_port_offset == 0 && config.src_port_count > 1)
+		port_wrapped = w->dst_port_offset == 0;
+		if (port_wrapped && config.src_port_count > 1) {
 			w->src_port_offset = cycle(w->src_port_offset, config.src_port_count);
+			port_wrapped = w->src_port_offset == 0;
+		}
+	}
+	if (config.dst_addr_count > 1) {
+		__u32 off = w->dst_addr_offset;
+
+		if (config.addr_random & ADDR_RANDOM_DST) {
+			off = bpf_get_prandom_u32() % config.dst_addr_count;
+		} else if (port_wrapped) {
+			w->dst_addr_offset = cycle(off, config.dst_addr_count);
+			port_wrapped = w->dst_addr_offset == 0;
+		} else {
+			port_wrapped = 0;
+		}
+		if (rewrite_addr(data, data_end, config.dst_addr_at, config.dst_addr_first, off, &sum, &ip_sum) < 0)
+			return -1;
+	}
+	if (config.src_addr_count > 1) {
+		__u32 off = w->src_addr_offset;
+
+		if (config.addr_random & ADDR_RANDOM_SRC)
+			off = bpf_get_prandom_u32() % config.src_addr_count;
+		else if (port_wrapped)
+			w->src_addr_offset = cycle(off, config.src_addr_count);
+		if (rewrite_addr(data, data_end, config.src_addr_at, config.src_addr_first, off, &sum, &ip_sum) < 0)
+			return -1;
+	}
+	if (!config.ipv6 && (config.size_mode != SIZES_FIXED || config.dst_addr_count > 1 || config.src_addr_count > 1)) {
+		struct iphdr *ip = data + config.udp_offset - sizeof(*ip);
+
+		if ((void *)(ip + 1) > data_end)
+			return -1;
+		ip->check = csum_fold((__u16)~ip->check + ip_sum);
 	}
 	if (config.stamp) {
 		if ((void *)(stamp + 1) > data_end)
@@ -174,7 +234,8 @@ int xdpgen_udp(struct xdp_md *ctx)
 		if (len < config.frame_len && bpf_xdp_adjust_tail(ctx, (int)len - (int)config.frame_len) < 0)
 			return count_verdict(ctx, w->actions, XDP_ABORTED);
 	}
-	if (config.dst_port_count > 1 || config.src_port_count > 1 || config.stamp || config.size_mode != SIZES_FIXED) {
+	if (config.dst_port_count > 1 || config.src_port_count > 1 || config.stamp || config.size_mode != SIZES_FIXED ||
+	    config.dst_addr_count > 1 || config.src_addr_count > 1) {
 		if (finish_frame(ctx, w, d, len) < 0)
 			return count_verdict(ctx, w->actions, XDP_ABORTED);
 	}

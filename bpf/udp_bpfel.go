@@ -41,6 +41,15 @@ type udpUdpConfig struct {
 	SizeMin        uint16
 	SizeCount      uint16
 	MixLen         uint16
+	AddrRandom     uint8
+	Pad2           uint8
+	SrcAddrAt      uint16
+	DstAddrAt      uint16
+	Pad3           uint16
+	SrcAddrCount   uint32
+	DstAddrCount   uint32
+	SrcAddrFirst   uint32
+	DstAddrFirst   uint32
 	Dests          [64]struct {
 		_        structs.HostLayout
 		UdpCheck uint16
@@ -69,6 +78,8 @@ type udpWorkerState struct {
 	Sent          [64]uint64
 	ReflectIn     [64]uint32
 	SizePos       uint32
+	DstAddrOffset uint32
+	SrcAddrOffset uint32
 	Pad           uint32
 	SizeFrames    [16]uint64
 }

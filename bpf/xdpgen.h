@@ -105,6 +105,10 @@ enum size_mode {
 	SIZES_MIX = 3,
 };
 
+/* udp_config.addr_random bits. */
+#define ADDR_RANDOM_SRC 0x01
+#define ADDR_RANDOM_DST 0x02
+
 /* The most size buckets a run reports (a power of two), and the most slots of a mix (a power of two). */
 #define SIZE_BUCKETS 16
 #define MIX_SLOTS 1024
@@ -139,6 +143,9 @@ struct worker_state {
 	__u32 reflect_in[UDP_MAX_DESTS];
 	/* Position in the sizes (SIZES_STEPPED) or in the mix (SIZES_MIX): derived state, as the port offsets. */
 	__u32 size_pos;
+	/* Position in the address ranges (sequential order): the source advances each time the destination wraps. */
+	__u32 dst_addr_offset;
+	__u32 src_addr_offset;
 	__u32 pad;
 	/* Frames redirected per size bucket (udp_config.sizes[len].bucket), when sizes vary. */
 	__u64 size_frames[SIZE_BUCKETS];
@@ -229,6 +236,19 @@ struct udp_config {
 	__u16 size_min;
 	__u16 size_count;
 	__u16 mix_len;
+	/* Address ranges: the addresses' last 32 bits (all of an IPv4 address) go from the template's over
+	 * *_addr_count values: in turn (the destination fastest, after the ports) or, with ADDR_RANDOM_*, at random.
+	 * *_addr_at is where the 32-bit word sits in the frame; *_addr_first is the template's, host byte order. A
+	 * count of 0 or 1: the template's address. */
+	__u8 addr_random;
+	__u8 pad2;
+	__u16 src_addr_at;
+	__u16 dst_addr_at;
+	__u16 pad3;
+	__u32 src_addr_count;
+	__u32 dst_addr_count;
+	__u32 src_addr_first;
+	__u32 dst_addr_first;
 	/* Each destination's headers, up to the end of the UDP header (udp_offset + 8 bytes). */
 	struct udp_dest dests[UDP_MAX_DESTS];
 	/* SIZES_MIX: the frame length of each slot. */

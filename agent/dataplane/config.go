@@ -27,6 +27,12 @@ type UDPConfig struct {
 	// DstAddrs are several destinations, of one IP family, all reached through one interface: each thread
 	// sends its frames to them in turn. Give DstAddr or DstAddrs (at most MaxDestinations), not both.
 	DstAddrs []netip.Addr
+	// DstRange, when set, takes each frame's destination address from a range instead of DstAddr: every address
+	// goes to the next hop of the range's first (its MAC, through its interface). Not with Stamp: receivers
+	// account per destination address.
+	DstRange *AddrRange
+	// SrcRange, when set, takes each frame's source address from a range instead of SrcAddr.
+	SrcRange *AddrRange
 	// Stamp, when set, writes a stamp after the UDP header of every frame, for receivers to account for
 	// (AttachReceiver). It takes StampLen bytes of the payload.
 	Stamp *Stamp
@@ -118,6 +124,12 @@ func (c UDPConfig) withDefaults() UDPConfig {
 	if c.Threads == 0 {
 		c.Threads = max(1, len(c.CPUs))
 	}
+	if c.DstRange != nil {
+		c.DstAddr = c.DstRange.First
+	}
+	if c.SrcRange != nil {
+		c.SrcAddr = c.SrcRange.First
+	}
 	if len(c.DstAddrs) == 0 && c.DstAddr.IsValid() {
 		c.DstAddrs = []netip.Addr{c.DstAddr}
 	}
@@ -176,6 +188,33 @@ func (c UDPConfig) validated() (UDPConfig, error) {
 	}
 	if c.Sizes != nil && c.FrameSize != 0 {
 		return c, fieldError(FieldSizes, c.Sizes, "give one frame size or sizes that vary, not both")
+	}
+	if r := c.DstRange; r != nil {
+		switch {
+		case c.DstAddr.IsValid() || len(c.DstAddrs) > 0:
+			return c, fieldError(FieldDstRange, r, "give a destination address or a range of them, not both")
+		case c.Stamp != nil:
+			return c, fieldError(FieldDstRange, r, "stamped frames are accounted per destination address: vary the source address or the ports instead, or send unstamped")
+		}
+		if errs := r.errors(FieldDstRange, netip.Addr{}); errs != nil {
+			return c, errors.Join(errs...)
+		}
+	}
+	if r := c.SrcRange; r != nil {
+		if c.SrcAddr.IsValid() {
+			return c, fieldError(FieldSrcRange, r, "give a source address or a range of them, not both")
+		}
+		var like netip.Addr
+		if c.DstRange != nil {
+			like = c.DstRange.First
+		} else if len(c.DstAddrs) > 0 {
+			like = c.DstAddrs[0]
+		} else {
+			like = c.DstAddr
+		}
+		if errs := r.errors(FieldSrcRange, like); errs != nil {
+			return c, errors.Join(errs...)
+		}
 	}
 	c = c.withDefaults()
 	errs := c.destinationErrors()

@@ -22,6 +22,8 @@ const (
 	FieldVLAN      Field = "vlan"
 	FieldFrameSize Field = "size"
 	FieldSizes     Field = "sizes"
+	FieldDstRange  Field = "dst-range"
+	FieldSrcRange  Field = "src-range"
 	FieldThreads   Field = "threads"
 	FieldRate      Field = "rate"
 )

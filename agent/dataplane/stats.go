@@ -69,7 +69,9 @@ type Stats struct {
 
 // DestinationSent is what a run sent to one destination.
 type DestinationSent struct {
-	Addr    netip.Addr `json:"addr"`
+	Addr netip.Addr `json:"addr"`
+	// Last is the end of the range of addresses the frames went to, from Addr (a run with DstRange).
+	Last    netip.Addr `json:"last,omitzero"`
 	Packets uint64     `json:"packets"`
 }
 

@@ -77,6 +77,7 @@ func NewUDPGenerator(cfg UDPConfig) (*UDPGenerator, error) {
 	if cfg.Sizes != nil {
 		cfg.Sizes.program(&bcfg, frames[0], templates[0].UDPOffset)
 	}
+	cfg.programAddrRanges(&bcfg, templates[0].UDPOffset)
 	if s := cfg.Stamp; s != nil {
 		// In network byte order, as the stamp carries them.
 		bcfg.Stamp, bcfg.ReflectEvery = 1, s.ReflectEvery
@@ -159,6 +160,13 @@ func (g *UDPGenerator) Flow() string {
 		vlan = fmt.Sprintf(" vlan %d", f.VLAN)
 	}
 	dst := f.DstAddr.String()
+	if r := g.cfg.DstRange; r != nil {
+		dst = r.String()
+	}
+	src := f.SrcAddr.String()
+	if r := g.cfg.SrcRange; r != nil {
+		src = r.String()
+	}
 	if len(g.flows) > 1 {
 		dst = fmt.Sprintf("%d destinations %s .. %s", len(g.flows), f.DstAddr, g.flows[len(g.flows)-1].DstAddr)
 	}
@@ -174,9 +182,9 @@ func (g *UDPGenerator) Flow() string {
 	if s := g.cfg.Sizes; s != nil {
 		size = fmt.Sprintf("frame sizes %s (mean %.1f bytes)", s, s.mean())
 	}
-	return fmt.Sprintf("udp %s:%s -> %s:%s (%s -> %s%s), %s, %d thread(s)%s",
-		f.SrcAddr, ports(f.SrcPort, g.cfg.SrcPortCount), dst, ports(f.DstPort, g.cfg.DstPortCount),
-		f.SrcMAC, f.DstMAC, vlan, size, len(g.target.CPUs), stamp)
+	return fmt.Sprintf("udp %s:%s -> %s:%s (%s -> %s%s), %d flow(s), %s, %d thread(s)%s",
+		src, ports(f.SrcPort, g.cfg.SrcPortCount), dst, ports(f.DstPort, g.cfg.DstPortCount),
+		f.SrcMAC, f.DstMAC, vlan, g.cfg.Flows(), size, len(g.target.CPUs), stamp)
 }
 
 // Close detaches what the generator attached and releases its programs. Safe to call more than once.
@@ -203,6 +211,9 @@ func (g *UDPGenerator) Stats() (Stats, error) {
 	s := Stats{At: time.Now(), Egress: egress, Destinations: make([]DestinationSent, len(g.cfg.DstAddrs))}
 	for i, a := range g.cfg.DstAddrs {
 		s.Destinations[i].Addr = a
+	}
+	if r := g.cfg.DstRange; r != nil {
+		s.Destinations[0].Last = r.Last
 	}
 	s.Sizes = []SizeCount{{Min: g.cfg.FrameSize, Max: g.cfg.FrameSize}}
 	if g.cfg.Sizes != nil {

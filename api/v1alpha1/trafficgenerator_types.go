@@ -101,6 +101,8 @@ const (
 
 // Destination is where the frames go.
 // +kubebuilder:validation:XValidation:rule="self.port + self.portCount - 1 <= 65535",message="destination.port + destination.portCount - 1 must be <= 65535: lower port or portCount"
+// +kubebuilder:validation:XValidation:rule="!has(self.address) || !has(self.addressRange)",message="destination.address and destination.addressRange exclude each other: give one address or a range",fieldPath=".addressRange"
+// +kubebuilder:validation:XValidation:rule="!has(self.addressOrder) || has(self.addressRange)",message="destination.addressOrder orders destination.addressRange: remove addressOrder, or give addressRange",fieldPath=".addressOrder"
 type Destination struct {
 	// Address is the destination IPv4 or IPv6 address: a receiver outside the cluster (xdpgen receive, say). Left
 	// out when receivers are nodes of the cluster (spec.receivers): each sender then sends to their addresses.
@@ -110,6 +112,21 @@ type Destination struct {
 	// +kubebuilder:validation:XValidation:rule="isIP(self)",message="destination.address must be an IPv4 or IPv6 address such as 10.200.0.2 or fd00::2 (no prefix length, no zone)"
 	// +kubebuilder:validation:XValidation:rule="!isIP(self) || !ip(self).isUnspecified()",message="destination.address must not be the unspecified address (0.0.0.0 or ::): give the receiver's address"
 	Address string `json:"address,omitempty"`
+
+	// AddressRange varies each frame's destination address over a range instead of address: a prefix
+	// (192.0.2.0/24; an IPv4 prefix of /30 or wider leaves out its network and broadcast addresses) or FIRST-LAST
+	// (192.0.2.10-192.0.2.20). An IPv6 range stays within one /96. Every address goes to the next hop of the
+	// first, so that the far end's RSS spreads the flows over its queues. Not with receivers, which account per
+	// destination address.
+	// +optional
+	// +kubebuilder:validation:MaxLength=91
+	// +kubebuilder:validation:XValidation:rule="isCIDR(self) || isIP(self) || (self.split('-').size() == 2 && isIP(self.split('-')[0]) && isIP(self.split('-')[1]))",message="destination.addressRange must be a prefix such as 192.0.2.0/24 or fd00::/120, or FIRST-LAST such as 192.0.2.10-192.0.2.20"
+	AddressRange string `json:"addressRange,omitempty"`
+
+	// AddressOrder is the order of addressRange: Stepped (in turn, after the ports, so that every combination of
+	// ports and addresses is sent) or Random. Left out: Stepped.
+	// +optional
+	AddressOrder Order `json:"addressOrder,omitempty"`
 
 	// MAC is the destination MAC address. Left out, each node resolves the next hop's MAC from its neighbour table.
 	// +optional
@@ -134,6 +151,8 @@ type Destination struct {
 
 // Source is what the frames come from. Every field has a per-node default.
 // +kubebuilder:validation:XValidation:rule="self.port + self.portCount - 1 <= 65535",message="source.port + source.portCount - 1 must be <= 65535: lower port or portCount"
+// +kubebuilder:validation:XValidation:rule="!has(self.address) || !has(self.addressRange)",message="source.address and source.addressRange exclude each other: give one address or a range",fieldPath=".addressRange"
+// +kubebuilder:validation:XValidation:rule="!has(self.addressOrder) || has(self.addressRange)",message="source.addressOrder orders source.addressRange: remove addressOrder, or give addressRange",fieldPath=".addressOrder"
 type Source struct {
 	// Address is the source IPv4 or IPv6 address. Left out, each node uses its interface's address of the
 	// destination's family.
@@ -142,6 +161,18 @@ type Source struct {
 	// +kubebuilder:validation:XValidation:rule="isIP(self)",message="source.address must be an IPv4 or IPv6 address such as 10.200.0.1 or fd00::1 (no prefix length, no zone), or be left out to use the interface's address"
 	// +kubebuilder:validation:XValidation:rule="!isIP(self) || !ip(self).isUnspecified()",message="source.address must not be the unspecified address (0.0.0.0 or ::): leave it out to use the interface's address"
 	Address string `json:"address,omitempty"`
+
+	// AddressRange varies each frame's source address over a range instead of address, as
+	// destination.addressRange does (every node sends from the whole range).
+	// +optional
+	// +kubebuilder:validation:MaxLength=91
+	// +kubebuilder:validation:XValidation:rule="isCIDR(self) || isIP(self) || (self.split('-').size() == 2 && isIP(self.split('-')[0]) && isIP(self.split('-')[1]))",message="source.addressRange must be a prefix such as 198.51.100.0/24 or fd00::/120, or FIRST-LAST such as 198.51.100.10-198.51.100.20"
+	AddressRange string `json:"addressRange,omitempty"`
+
+	// AddressOrder is the order of addressRange: Stepped (in turn, after the ports and the destination
+	// addresses) or Random. Left out: Stepped.
+	// +optional
+	AddressOrder Order `json:"addressOrder,omitempty"`
 
 	// MAC is the source MAC address. Left out, each node uses its interface's MAC.
 	// +optional
@@ -179,15 +210,15 @@ type Rate struct {
 	BitsPerSecond *int64 `json:"bitsPerSecond,omitempty"`
 }
 
-// SizeOrder is the order a range of frame sizes is sent in.
+// Order is the order the values of a range (frame sizes, addresses) are sent in.
 // +kubebuilder:validation:Enum=Stepped;Random
-type SizeOrder string
+type Order string
 
 const (
-	// SizeOrderStepped sends min, min+1, ..., max, min, ...
-	SizeOrderStepped SizeOrder = "Stepped"
-	// SizeOrderRandom picks each frame's size uniformly at random from min..max.
-	SizeOrderRandom SizeOrder = "Random"
+	// OrderStepped sends each value in turn: first, first+1, ..., last, first, ...
+	OrderStepped Order = "Stepped"
+	// OrderRandom picks each frame's value uniformly at random from the range.
+	OrderRandom Order = "Random"
 )
 
 // FrameSizes varies the frame size from frame to frame: a range (min and max), a named mix (profile), or a mix of
@@ -210,7 +241,7 @@ type FrameSizes struct {
 	Max *int32 `json:"max,omitempty"`
 	// Order is the order of a range: Stepped (min, min+1, ..., max, in turn) or Random. Left out: Stepped.
 	// +optional
-	Order SizeOrder `json:"order,omitempty"`
+	Order Order `json:"order,omitempty"`
 
 	// Profile is a named mix: imix-simple is 64, 570 and 1518-byte frames with FCS (60, 566 and 1514 without)
 	// weighted 7:4:1. Its 60-byte frames are IPv4 only: an IPv6 run needs weights of its own.
@@ -329,8 +360,10 @@ type Receivers struct {
 // +kubebuilder:validation:XValidation:rule="self.protocol == 'tcp' || !has(self.tcp)",message="tcp options need protocol: tcp",fieldPath=".tcp"
 // +kubebuilder:validation:XValidation:rule="has(self.duration) || has(self.packets) || (has(self.continuous) && self.continuous)",message="set duration or packets to bound the run, or set continuous: true to send until the TrafficGenerator is deleted"
 // +kubebuilder:validation:XValidation:rule="!(has(self.continuous) && self.continuous) || !(has(self.duration) || has(self.packets))",message="continuous: true sends until the TrafficGenerator is deleted: remove duration and packets, or set continuous: false",fieldPath=".continuous"
-// +kubebuilder:validation:XValidation:rule="has(self.destination.address) || has(self.receivers)",message="set destination.address (a receiver outside the cluster) or receivers (nodes of the cluster that count what arrives)"
+// +kubebuilder:validation:XValidation:rule="has(self.destination.address) || has(self.destination.addressRange) || has(self.receivers)",message="set destination.address or destination.addressRange (receivers outside the cluster) or receivers (nodes of the cluster that count what arrives)"
 // +kubebuilder:validation:XValidation:rule="!has(self.destination.address) || !has(self.receivers)",message="destination.address and receivers exclude each other: remove destination.address to send to the receiving nodes, or remove receivers to send to that address",fieldPath=".receivers"
+// +kubebuilder:validation:XValidation:rule="!has(self.receivers) || !has(self.destination.addressRange)",message="destination.addressRange does not apply with receivers, which account per destination address: vary source.addressRange or the ports instead",fieldPath=".destination.addressRange"
+// +kubebuilder:validation:XValidation:rule="self.protocol != 'tcp' || (!has(self.destination.addressRange) && !has(self.source.addressRange))",message="address ranges apply to udp: a tcp run connects from and to one address; remove destination.addressRange and source.addressRange",fieldPath=".protocol"
 // +kubebuilder:validation:XValidation:rule="!has(self.receivers) || !has(self.destination.mac)",message="destination.mac does not apply with receivers: each sender resolves each receiver's next hop; remove destination.mac",fieldPath=".destination.mac"
 // +kubebuilder:validation:XValidation:rule="self.protocol != 'tcp' || !has(self.receivers)",message="receivers apply to udp: a tcp run's server acknowledges what arrived; remove receivers or use protocol: udp",fieldPath=".receivers"
 type TrafficGeneratorSpec struct {

@@ -126,6 +126,9 @@ type udpFlags struct {
 	dynPorts         uint16
 	srcPortRange     string
 	sizes, sizeOrder string
+	dstRange         string
+	srcRange         string
+	addrOrder        string
 	rate, rateBPS    string
 	vlan             uint16
 	stamp            bool
@@ -146,12 +149,15 @@ func newUDPCommand() *cobra.Command {
 			"asks the receivers to send back one frame in N: xdpgen attaches its receive program to <ifname> to time\n" +
 			"them and prints the round-trip time percentiles per destination at the end. --sizes varies the frame\n" +
 			"size per frame (a range, or a weighted mix such as IMIX), trimmed in BPF from the largest; the summary\n" +
-			"counts the frames per size. A --rate-bps is paced by the mean frame size.",
+			"counts the frames per size. A --rate-bps is paced by the mean frame size. --dst-range and --src-range\n" +
+			"vary the addresses per frame (after the ports, or at random), so that the far end's RSS spreads the flows\n" +
+			"over its queues; the first line says how many distinct flows are sent.",
 		Example: "  xdpgen udp eth0 -a 192.0.2.10 -d 100 -t 2 --duration 10s\n" +
 			"  xdpgen udp eth0 -a 2001:db8::10 --rate 1M -n 5000000 --output json\n" +
 			"  xdpgen udp eth0 -a 192.0.2.10,192.0.2.11 --rate 100k --duration 10s --latency 100\n" +
 			"  xdpgen udp eth0 -a 192.0.2.10 --sizes imix-simple --rate-bps 1G --duration 10s\n" +
-			"  xdpgen udp eth0 -a 192.0.2.10 --sizes 64-1514 --size-order random -n 1000000",
+			"  xdpgen udp eth0 -a 192.0.2.10 --sizes 64-1514 --size-order random -n 1000000\n" +
+			"  xdpgen udp eth0 --dst-range 192.0.2.0/24 --src-range 198.51.100.10-198.51.100.73 -d 16 --duration 10s",
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeInterface,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -174,6 +180,9 @@ func newUDPCommand() *cobra.Command {
 	fl.StringVar(&f.sizes, "sizes", "", "vary the frame size (instead of --size): MIN-MAX, a mix SIZE:WEIGHT,... or a profile: "+
 		strings.Join(dataplane.SizeProfileNames(), ", ")+" (64, 570 and 1518 bytes with FCS, 7:4:1)")
 	fl.StringVar(&f.sizeOrder, "size-order", "stepped", "order of a --sizes range: stepped (MIN, MIN+1, ..., MAX) or random")
+	fl.StringVar(&f.dstRange, "dst-range", "", "vary the destination address (instead of --dst-addr): a prefix or FIRST-LAST; every address goes to the first's next hop")
+	fl.StringVar(&f.srcRange, "src-range", "", "vary the source address (instead of --src-addr): a prefix or FIRST-LAST")
+	fl.StringVar(&f.addrOrder, "addr-order", "stepped", "order of the address ranges: stepped (after the ports: every combination in turn) or random")
 	fl.Uint16VarP(&f.dstPort, "dst-port", "p", 9, "destination port (the first of the range with --dyn-ports)")
 	fl.Uint16VarP(&f.srcPort, "src-port", "P", 9, "source port")
 	fl.Uint16VarP(&f.dynPorts, "dyn-ports", "d", 0, "spray destination ports over N ports from --dst-port")
@@ -195,8 +204,15 @@ func (f *udpFlags) config(ifname string, cmd *cobra.Command) (dataplane.UDPConfi
 		Interface: ifname, DstPort: f.dstPort, DstPortCount: f.dynPorts, SrcPort: f.srcPort, VLAN: f.vlan,
 		FrameSize: f.size, Threads: f.threads, Packets: f.numPackets, Duration: f.duration,
 	}
-	interval, dsts, err := f.parse("the IPv4 or IPv6 address to send to, or several separated by commas (-a 192.0.2.10)", flagFor, &cfg.SrcAddr)
+	hint := "the IPv4 or IPv6 address to send to, or several separated by commas (-a 192.0.2.10), or --dst-range"
+	if f.dstRange != "" {
+		hint = "" // the range names the destinations
+	}
+	interval, dsts, err := f.parse(hint, flagFor, &cfg.SrcAddr)
 	if err != nil {
+		return cfg, 0, err
+	}
+	if cfg.DstRange, cfg.SrcRange, err = f.addrRanges(); err != nil {
 		return cfg, 0, err
 	}
 	if len(dsts) == 1 {
@@ -242,6 +258,31 @@ func (f *udpFlags) config(ifname string, cmd *cobra.Command) (dataplane.UDPConfi
 		return cfg, 0, err
 	}
 	return cfg, interval, nil
+}
+
+// addrRanges reads --dst-range and --src-range, in --addr-order.
+func (f *udpFlags) addrRanges() (dst, src *dataplane.AddrRange, err error) {
+	if f.addrOrder != "stepped" && f.addrOrder != "random" {
+		return nil, nil, &flagError{"--addr-order", f.addrOrder, "use stepped or random"}
+	}
+	parse := func(field dataplane.Field, s string) (*dataplane.AddrRange, error) {
+		if s == "" {
+			return nil, nil
+		}
+		r, err := dataplane.ParseAddrRange(field, s)
+		if err != nil {
+			return nil, dataplane.RenameFields(err, flagFor)
+		}
+		r.Random = f.addrOrder == "random"
+		return &r, nil
+	}
+	if dst, err = parse(dataplane.FieldDstRange, f.dstRange); err != nil {
+		return nil, nil, err
+	}
+	if src, err = parse(dataplane.FieldSrcRange, f.srcRange); err != nil {
+		return nil, nil, err
+	}
+	return dst, src, nil
 }
 
 // randomID is a run's default generator id: runs that share a receiver do not mix.

@@ -137,6 +137,26 @@ func TestCLISendsIMIX(t *testing.T) {
 	r.requireNoXDP(t)
 }
 
+// TestCLISendsAddressRanges sends source and destination ranges: the first line counts the distinct flows, the
+// summary names the destination range.
+func TestCLISendsAddressRanges(t *testing.T) {
+	r := newCLIRig(t)
+	out, err := r.command("udp", r.Local.Interface, "-m", r.Remote.MAC.String(), "--dst-range", "10.200.0.96/28",
+		"--src-range", "10.200.0.50-10.200.0.57", "-d", "4", "-p", "9", "--addr-order", "random", "-n", "1000").Output()
+	if err != nil {
+		t.Fatalf("xdpgen: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"udp 10.200.0.50-10.200.0.57 random:9 -> 10.200.0.97-10.200.0.110 random:9-12", "448 flow(s)",
+		"1000 pkts to 10.200.0.97-10.200.0.110",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Fatalf("output lacks %q:\n%s", want, out)
+		}
+	}
+	r.requireNoXDP(t)
+}
+
 // TestCLIStopsCleanlyOnCtrlC interrupts an unlimited run: xdpgen prints its summary, exits 0, and leaves no XDP
 // program attached.
 func TestCLIStopsCleanlyOnCtrlC(t *testing.T) {

@@ -38,6 +38,10 @@ func flagFor(f dataplane.Field) string {
 		return "--src-port/--src-port-range"
 	case dataplane.FieldSizes:
 		return "--sizes"
+	case dataplane.FieldDstRange:
+		return "--dst-range"
+	case dataplane.FieldSrcRange:
+		return "--src-range"
 	}
 	return "--" + string(f)
 }
@@ -173,8 +177,8 @@ func pktSizeIsSize(_ *pflag.FlagSet, name string) pflag.NormalizedName {
 }
 
 // parse checks the shared flags and reads the source address into src and the destination addresses (one, or
-// several separated by commas); dstAddrHint says what --dst-addr is when it is missing, and name maps the
-// engine's fields to this command's flags.
+// several separated by commas); dstAddrHint says what --dst-addr is when it is missing (empty: it may be, when
+// another flag names the destinations), and name maps the engine's fields to this command's flags.
 func (f *sendFlags) parse(dstAddrHint string, name func(dataplane.Field) string, src *netip.Addr) (time.Duration, []netip.Addr, error) {
 	if err := f.out.check(); err != nil {
 		return 0, nil, err
@@ -183,7 +187,7 @@ func (f *sendFlags) parse(dstAddrHint string, name func(dataplane.Field) string,
 	if err != nil {
 		return 0, nil, err
 	}
-	if f.dstAddr == "" {
+	if f.dstAddr == "" && dstAddrHint != "" {
 		return 0, nil, &flagError{"--dst-addr", "", "required: " + dstAddrHint}
 	}
 	if f.duration < 0 {
@@ -191,6 +195,9 @@ func (f *sendFlags) parse(dstAddrHint string, name func(dataplane.Field) string,
 	}
 	var dsts []netip.Addr
 	for _, s := range strings.Split(f.dstAddr, ",") {
+		if f.dstAddr == "" {
+			break
+		}
 		dst, err := dataplane.ParseAddr(dataplane.FieldDstAddr, strings.TrimSpace(s))
 		if err != nil {
 			return 0, nil, dataplane.RenameFields(err, name)

@@ -193,7 +193,11 @@ func (p *printer) report(kind, heading string, d dataplane.Delta, total dataplan
 	}
 	if kind == "summary" {
 		for _, dst := range total.Destinations {
-			fmt.Fprintf(p.w, "%-13s %12d pkts to %s\n", "sent", dst.Packets, dst.Addr)
+			to := dst.Addr.String()
+			if dst.Last.IsValid() {
+				to += "-" + dst.Last.String()
+			}
+			fmt.Fprintf(p.w, "%-13s %12d pkts to %s\n", "sent", dst.Packets, to)
 		}
 		if len(total.Sizes) > 1 {
 			sent := max(total.Actions[dataplane.ActionRedirect].Packets, 1)
