@@ -5,6 +5,7 @@ package agent
 import (
 	"errors"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/xdpgen/xdpgen/agent/dataplane"
@@ -98,6 +99,15 @@ func udpConfig(spec *xdpgenv1alpha1.TrafficGeneratorSpec, done progress) (datapl
 		}
 		if r.BitsPerSecond != nil {
 			cfg.RateBPS = uint64(*r.BitsPerSecond)
+		}
+		if r.L1BitsPerSecond != nil {
+			cfg.RateL1BPS = uint64(*r.L1BitsPerSecond)
+		}
+		if r.PercentOfLineRate != "" {
+			// The API server has checked it is a number in (0, 100].
+			if cfg.RateLinePercent, err = strconv.ParseFloat(r.PercentOfLineRate, 64); err != nil {
+				return cfg, userError(&dataplane.ConfigError{Field: dataplane.FieldRate, Value: r.PercentOfLineRate, Problem: "not a number"})
+			}
 		}
 	}
 	if cfg.Packets, cfg.Duration, err = remaining(spec, done); err != nil {

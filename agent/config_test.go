@@ -105,3 +105,25 @@ func TestSpecRanges(t *testing.T) {
 		t.Fatalf("got %v, want %q", err, want)
 	}
 }
+
+// TestSpecRates: each unit of spec.rate reaches the engine.
+func TestSpecRates(t *testing.T) {
+	for _, tc := range []struct {
+		rate xdpgenv1alpha1.Rate
+		want dataplane.UDPConfig
+	}{
+		{xdpgenv1alpha1.Rate{PacketsPerSecond: ptr.To[int64](5)}, dataplane.UDPConfig{RatePPS: 5}},
+		{xdpgenv1alpha1.Rate{BitsPerSecond: ptr.To[int64](6)}, dataplane.UDPConfig{RateBPS: 6}},
+		{xdpgenv1alpha1.Rate{L1BitsPerSecond: ptr.To[int64](7)}, dataplane.UDPConfig{RateL1BPS: 7}},
+		{xdpgenv1alpha1.Rate{PercentOfLineRate: "2.5"}, dataplane.UDPConfig{RateLinePercent: 2.5}},
+	} {
+		spec := &xdpgenv1alpha1.TrafficGeneratorSpec{Destination: xdpgenv1alpha1.Destination{Address: "192.0.2.1"}, Rate: &tc.rate, Packets: ptr.To[int64](1)}
+		cfg, err := udpConfig(spec, progress{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.RatePPS != tc.want.RatePPS || cfg.RateBPS != tc.want.RateBPS || cfg.RateL1BPS != tc.want.RateL1BPS || cfg.RateLinePercent != tc.want.RateLinePercent {
+			t.Errorf("rate %+v: engine got %d pps, %d bps, %d L1 bps, %g%%", tc.rate, cfg.RatePPS, cfg.RateBPS, cfg.RateL1BPS, cfg.RateLinePercent)
+		}
+	}
+}

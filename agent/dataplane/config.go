@@ -56,9 +56,13 @@ type UDPConfig struct {
 	Packets uint64
 	// Duration stops the run after this long; 0: no limit.
 	Duration time.Duration
-	// RatePPS or RateBPS caps the whole run's rate (frames per second, or frame bits per second);
-	// 0: as fast as the machine goes.
-	RatePPS, RateBPS uint64
+	// RatePPS, RateBPS, RateL1BPS or RateLinePercent caps the whole run's rate; give at most one (none: as fast
+	// as the machine goes). RatePPS counts frames per second; RateBPS the frames' bits (layer 2, without FCS);
+	// RateL1BPS the bits on the wire (layer 1: each frame with its FCS, preamble, SFD and inter-frame gap,
+	// L1Overhead bytes more); RateLinePercent is a percentage of the egress interface's link speed, at layer 1.
+	// A rate in bits is paced by the mean frame size (Sizes).
+	RatePPS, RateBPS, RateL1BPS uint64
+	RateLinePercent             float64
 }
 
 // MaxDestinations is the most destinations one UDP run sends to.
@@ -256,12 +260,26 @@ func (c UDPConfig) validated() (UDPConfig, error) {
 			MaxLiveFrameSize))
 	}
 	errs = append(errs, threadErrors(c.Threads, c.CPUs)...)
-	if c.RatePPS != 0 && c.RateBPS != 0 {
-		errs = append(errs, fieldError(FieldRate, nil, "give a rate in packets/s or in bits/s, not both"))
+	rates := 0
+	for _, set := range []bool{c.RatePPS != 0, c.RateBPS != 0, c.RateL1BPS != 0, c.RateLinePercent != 0} {
+		if set {
+			rates++
+		}
 	}
-	if mean := c.meanFrame(); c.RateBPS != 0 && float64(c.RateBPS) < mean*8 {
+	if rates > 1 {
+		errs = append(errs, fieldError(FieldRate, nil, "give one rate: in packets/s, in bits/s (layer 2 or layer 1) or in percent of the line rate"))
+	}
+	mean := c.meanFrame()
+	if c.RateBPS != 0 && float64(c.RateBPS) < mean*8 {
 		errs = append(errs, fieldError(FieldRate, fmt.Sprintf("%d bit/s", c.RateBPS), "below one %.0f-byte frame per second: use at least %.0f bit/s",
 			mean, math.Ceil(mean*8)))
+	}
+	if l1 := (mean + L1Overhead) * 8; c.RateL1BPS != 0 && float64(c.RateL1BPS) < l1 {
+		errs = append(errs, fieldError(FieldRate, fmt.Sprintf("%d bit/s", c.RateL1BPS), "below one %.0f-byte frame (%.0f bytes on the wire) per second: use at least %.0f bit/s",
+			mean, mean+L1Overhead, math.Ceil(l1)))
+	}
+	if p := c.RateLinePercent; p < 0 || p > 100 || math.IsNaN(p) {
+		errs = append(errs, fieldError(FieldRate, fmt.Sprintf("%g%%", p), "a percentage of the line rate is above 0 and at most 100"))
 	}
 	return c, errors.Join(errs...)
 }
@@ -296,13 +314,28 @@ func (c UDPConfig) targetSpec() targetSpec {
 		VLAN: c.VLAN, FrameSize: c.FrameSize, Threads: c.Threads, CPUs: c.CPUs}
 }
 
-// ratePPS is the whole run's target rate in frames per second; 0 is unlimited. A rate in bits per second is
-// paced by the mean frame size: exact over each cycle of a mix or of stepped sizes, on average for random ones.
-func (c UDPConfig) ratePPS() float64 {
-	if c.RateBPS != 0 {
+// L1Overhead is what a frame takes on the wire beyond FrameSize: preamble and SFD (8 bytes), FCS (4) and the
+// inter-frame gap (12). So 60-byte frames (64 with FCS) at 10 Gbit/s layer 1 are 14.88 Mpps.
+const L1Overhead = 24
+
+// ratePPS is the whole run's target rate in frames per second; 0 is unlimited. linkBPS is the egress link's speed
+// in bits per second, for RateLinePercent. A rate in bits per second is paced by the mean frame size: exact over
+// each cycle of a mix or of stepped sizes, on average for random ones.
+func (c UDPConfig) ratePPS(linkBPS float64) float64 {
+	switch {
+	case c.RateBPS != 0:
 		return float64(c.RateBPS) / (c.meanFrame() * 8)
+	case c.RateL1BPS != 0:
+		return float64(c.RateL1BPS) / ((c.meanFrame() + L1Overhead) * 8)
+	case c.RateLinePercent != 0:
+		return linkBPS * c.RateLinePercent / 100 / ((c.meanFrame() + L1Overhead) * 8)
 	}
 	return float64(c.RatePPS)
+}
+
+// paced reports whether c caps its rate.
+func (c UDPConfig) paced() bool {
+	return c.RatePPS != 0 || c.RateBPS != 0 || c.RateL1BPS != 0 || c.RateLinePercent != 0
 }
 
 // TCPConfig describes a TCP run: Flows connections to one server, each a real TCP connection whose data

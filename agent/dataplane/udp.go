@@ -28,6 +28,8 @@ type UDPGenerator struct {
 	program *ebpf.Program
 	// host is the namespace, netlink sockets and egress interface state the generator holds.
 	host *sendingHost
+	// ratePPS is the rate the workers are paced to, in frames per second; 0: unpaced.
+	ratePPS float64
 }
 
 // NewUDPGenerator validates cfg against this host, builds the frames, loads the programs and readies the egress
@@ -47,6 +49,12 @@ func NewUDPGenerator(cfg UDPConfig) (*UDPGenerator, error) {
 	flows, err := destinationFlows(cfg, tgt)
 	if err != nil {
 		return nil, err
+	}
+	var linkBPS float64
+	if cfg.RateLinePercent != 0 {
+		if linkBPS, err = lineRate(tgt.Link); err != nil {
+			return nil, err
+		}
 	}
 	templates := make([]udpTemplate, len(flows))
 	frames := make([][]byte, len(flows))
@@ -68,7 +76,7 @@ func NewUDPGenerator(cfg UDPConfig) (*UDPGenerator, error) {
 		DstPortCount: cfg.DstPortCount,
 		SrcPort:      cfg.SrcPort,
 		SrcPortCount: cfg.SrcPortCount,
-		PaceInterval: paceInterval(cfg.ratePPS(), cfg.Threads),
+		PaceInterval: paceInterval(cfg.ratePPS(linkBPS), cfg.Threads),
 		ClockBase:    monotonicNow(),
 	}
 	if cfg.family6() {
@@ -87,7 +95,7 @@ func NewUDPGenerator(cfg UDPConfig) (*UDPGenerator, error) {
 	if err != nil {
 		return nil, privilegeHint(err)
 	}
-	g := &UDPGenerator{cfg: cfg, target: tgt, flows: flows, templates: templates, objs: objs, program: objs.Send}
+	g := &UDPGenerator{cfg: cfg, target: tgt, flows: flows, templates: templates, objs: objs, program: objs.Send, ratePPS: cfg.ratePPS(linkBPS)}
 	if g.host, err = openSendingHost(tgt); err != nil {
 		g.Close()
 		return nil, err
@@ -182,9 +190,13 @@ func (g *UDPGenerator) Flow() string {
 	if s := g.cfg.Sizes; s != nil {
 		size = fmt.Sprintf("frame sizes %s (mean %.1f bytes)", s, s.mean())
 	}
-	return fmt.Sprintf("udp %s:%s -> %s:%s (%s -> %s%s), %d flow(s), %s, %d thread(s)%s",
+	rate := ""
+	if g.ratePPS > 0 {
+		rate = fmt.Sprintf(", paced to %.0f pps", g.ratePPS)
+	}
+	return fmt.Sprintf("udp %s:%s -> %s:%s (%s -> %s%s), %d flow(s), %s, %d thread(s)%s%s",
 		src, ports(f.SrcPort, g.cfg.SrcPortCount), dst, ports(f.DstPort, g.cfg.DstPortCount),
-		f.SrcMAC, f.DstMAC, vlan, g.cfg.Flows(), size, len(g.target.CPUs), stamp)
+		f.SrcMAC, f.DstMAC, vlan, g.cfg.Flows(), size, len(g.target.CPUs), rate, stamp)
 }
 
 // Close detaches what the generator attached and releases its programs. Safe to call more than once.
@@ -282,7 +294,7 @@ func (g *UDPGenerator) budget(cpu int) (uint64, error) {
 	if st.Emitted >= st.Limit {
 		return 0, nil
 	}
-	if g.cfg.ratePPS() == 0 {
+	if !g.cfg.paced() {
 		// Every frame is sent, so the call can end exactly at the limit.
 		return min(maxRepeat, st.Limit-st.Emitted), nil
 	}

@@ -196,18 +196,34 @@ type Source struct {
 }
 
 // Rate caps how fast each node sends. Exactly one of its fields is set.
-// +kubebuilder:validation:XValidation:rule="!(has(self.packetsPerSecond) && has(self.bitsPerSecond))",message="rate: set only one of packetsPerSecond and bitsPerSecond, not both"
-// +kubebuilder:validation:XValidation:rule="has(self.packetsPerSecond) || has(self.bitsPerSecond)",message="rate: set packetsPerSecond or bitsPerSecond, or remove rate to send as fast as the node can"
+// +kubebuilder:validation:XValidation:rule="(has(self.packetsPerSecond) ? 1 : 0) + (has(self.bitsPerSecond) ? 1 : 0) + (has(self.l1BitsPerSecond) ? 1 : 0) + (has(self.percentOfLineRate) ? 1 : 0) <= 1",message="rate: set only one of packetsPerSecond, bitsPerSecond, l1BitsPerSecond and percentOfLineRate"
+// +kubebuilder:validation:XValidation:rule="has(self.packetsPerSecond) || has(self.bitsPerSecond) || has(self.l1BitsPerSecond) || has(self.percentOfLineRate)",message="rate: set packetsPerSecond, bitsPerSecond, l1BitsPerSecond or percentOfLineRate, or remove rate to send as fast as the node can"
 type Rate struct {
 	// PacketsPerSecond is the rate of each node in frames per second.
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	PacketsPerSecond *int64 `json:"packetsPerSecond,omitempty"`
 
-	// BitsPerSecond is the rate of each node in bits per second of Ethernet frames (without preamble and FCS).
+	// BitsPerSecond is the rate of each node in bits per second of Ethernet frames (layer 2: without preamble and
+	// FCS).
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	BitsPerSecond *int64 `json:"bitsPerSecond,omitempty"`
+
+	// L1BitsPerSecond is the rate of each node in bits per second on the wire (layer 1): each frame with its FCS,
+	// preamble and SFD and the inter-frame gap, 24 bytes more than frameSize. 64-byte frames (frameSize 60) at
+	// 10 Gbit/s are 14.88 million frames per second.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	L1BitsPerSecond *int64 `json:"l1BitsPerSecond,omitempty"`
+
+	// PercentOfLineRate is the rate of each node as a percentage of its interface's link speed, at layer 1 (a
+	// decimal number such as "50" or "2.5"). A node whose driver reports no speed (a veth, most virtual NICs)
+	// fails saying so.
+	// +optional
+	// +kubebuilder:validation:MaxLength=16
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9]+(\\\\.[0-9]+)?$') && double(self) > 0.0 && double(self) <= 100.0",message="rate.percentOfLineRate must be a decimal number above 0 and at most 100, such as 50 or 2.5"
+	PercentOfLineRate string `json:"percentOfLineRate,omitempty"`
 }
 
 // Order is the order the values of a range (frame sizes, addresses) are sent in.

@@ -130,6 +130,8 @@ type udpFlags struct {
 	srcRange         string
 	addrOrder        string
 	rate, rateBPS    string
+	rateL1BPS        string
+	ratePercent      string
 	vlan             uint16
 	stamp            bool
 	generatorID      uint32
@@ -156,6 +158,7 @@ func newUDPCommand() *cobra.Command {
 			"  xdpgen udp eth0 -a 2001:db8::10 --rate 1M -n 5000000 --output json\n" +
 			"  xdpgen udp eth0 -a 192.0.2.10,192.0.2.11 --rate 100k --duration 10s --latency 100\n" +
 			"  xdpgen udp eth0 -a 192.0.2.10 --sizes imix-simple --rate-bps 1G --duration 10s\n" +
+			"  xdpgen udp eth0 -a 192.0.2.10 -s 60 --rate-percent 50 --duration 10s    # 7.44 Mpps on a 10G link\n" +
 			"  xdpgen udp eth0 -a 192.0.2.10 --sizes 64-1514 --size-order random -n 1000000\n" +
 			"  xdpgen udp eth0 --dst-range 192.0.2.0/24 --src-range 198.51.100.10-198.51.100.73 -d 16 --duration 10s",
 		Args:              cobra.ExactArgs(1),
@@ -188,7 +191,9 @@ func newUDPCommand() *cobra.Command {
 	fl.Uint16VarP(&f.dynPorts, "dyn-ports", "d", 0, "spray destination ports over N ports from --dst-port")
 	fl.StringVar(&f.srcPortRange, "src-port-range", "", "spray source ports over FIRST-LAST (instead of --src-port)")
 	fl.StringVar(&f.rate, "rate", "", "packets per second for the whole run, with k/M/G suffixes (default: as fast as possible)")
-	fl.StringVar(&f.rateBPS, "rate-bps", "", "bits per second of Ethernet frames for the whole run, with k/M/G suffixes")
+	fl.StringVar(&f.rateBPS, "rate-bps", "", "bits per second of Ethernet frames (layer 2, without FCS) for the whole run, with k/M/G suffixes")
+	fl.StringVar(&f.rateL1BPS, "rate-l1-bps", "", "bits per second on the wire (layer 1: each frame with FCS, preamble, SFD and inter-frame gap, 24 bytes more) for the whole run")
+	fl.StringVar(&f.ratePercent, "rate-percent", "", "percent of the interface's line rate (its link speed, at layer 1) for the whole run")
 	fl.Uint16Var(&f.vlan, "vlan", 0, "tag frames with this 802.1Q VLAN ID")
 	fl.BoolVar(&f.stamp, "stamp", false, "stamp every frame for `xdpgen receive` to account for (implied by the three flags below)")
 	fl.Uint32Var(&f.generatorID, "generator-id", 0, "the run's id in the stamps (default: random)")
@@ -255,6 +260,12 @@ func (f *udpFlags) config(ifname string, cmd *cobra.Command) (dataplane.UDPConfi
 		return cfg, 0, err
 	}
 	if cfg.RateBPS, err = parseRate("--rate-bps", f.rateBPS); err != nil {
+		return cfg, 0, err
+	}
+	if cfg.RateL1BPS, err = parseRate("--rate-l1-bps", f.rateL1BPS); err != nil {
+		return cfg, 0, err
+	}
+	if cfg.RateLinePercent, err = parsePercent("--rate-percent", f.ratePercent); err != nil {
 		return cfg, 0, err
 	}
 	return cfg, interval, nil

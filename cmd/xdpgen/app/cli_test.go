@@ -157,6 +157,19 @@ func TestCLISendsAddressRanges(t *testing.T) {
 	r.requireNoXDP(t)
 }
 
+// TestCLIPercentOfAVeth: a veth reports no line rate to take a percentage of: xdpgen says so and what to give
+// instead, and leaves nothing attached.
+func TestCLIPercentOfAVeth(t *testing.T) {
+	r := newCLIRig(t)
+	out, err := r.command("udp", r.Local.Interface, "-a", r.Remote.IPv4.String(), "--rate-percent", "10", "-n", "10").CombinedOutput()
+	want := "--rate/--rate-bps/--rate-l1-bps/--rate-percent: a percentage of the line rate needs the link speed, and " +
+		r.Local.Interface + " is a veth, whose speed is a nominal constant of the driver: give the rate in packets/s or bits/s"
+	if err == nil || !strings.Contains(string(out), want) {
+		t.Fatalf("xdpgen: %v\n%s\nwant it to fail saying %q", err, out, want)
+	}
+	r.requireNoXDP(t)
+}
+
 // TestCLIStopsCleanlyOnCtrlC interrupts an unlimited run: xdpgen prints its summary, exits 0, and leaves no XDP
 // program attached.
 func TestCLIStopsCleanlyOnCtrlC(t *testing.T) {

@@ -31,7 +31,7 @@ func flagFor(f dataplane.Field) string {
 	case dataplane.FieldInterface:
 		return "<ifname>"
 	case dataplane.FieldRate:
-		return "--rate/--rate-bps"
+		return "--rate/--rate-bps/--rate-l1-bps/--rate-percent"
 	case dataplane.FieldDstPort:
 		return "--dst-port/--dyn-ports"
 	case dataplane.FieldSrcPort:
@@ -66,6 +66,18 @@ func parseRate(flag, s string) (uint64, error) {
 		return 0, &flagError{flag, s, "not a rate: give a positive number with an optional k, M or G suffix, such as 500k or 1.5M"}
 	}
 	return uint64(v * mult), nil
+}
+
+// parsePercent reads a percentage, with or without a % sign: "10", "2.5%".
+func parsePercent(flag, s string) (float64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	v, err := strconv.ParseFloat(strings.TrimSuffix(s, "%"), 64)
+	if err != nil || v <= 0 || v > 100 {
+		return 0, &flagError{flag, s, "not a percentage of the line rate: give a number above 0 and at most 100, such as 10 or 2.5%"}
+	}
+	return v, nil
 }
 
 // parsePortRange reads "LO-HI" into a first port and a count.
