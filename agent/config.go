@@ -43,6 +43,8 @@ func specPath(f dataplane.Field) string {
 		return "spec.threads"
 	case dataplane.FieldRate:
 		return "spec.rate"
+	case dataplane.FieldBurst:
+		return "spec.rate.burst"
 	}
 	return string(f)
 }
@@ -102,6 +104,9 @@ func udpConfig(spec *xdpgenv1alpha1.TrafficGeneratorSpec, done progress) (datapl
 		}
 		if r.L1BitsPerSecond != nil {
 			cfg.RateL1BPS = uint64(*r.L1BitsPerSecond)
+		}
+		if r.Burst != nil {
+			cfg.Burst = int(*r.Burst)
 		}
 		if r.PercentOfLineRate != "" {
 			// The API server has checked it is a number in (0, 100].

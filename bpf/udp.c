@@ -17,6 +17,12 @@ char __license[] SEC("license") = "Dual BSD/GPL";
 
 const volatile struct udp_config config;
 
+/* A random number in [0, n): a multiply and a shift (Lemire), not a division. */
+static __always_inline __u32 random_below(__u32 n)
+{
+	return ((__u64)bpf_get_prandom_u32() * n) >> 32;
+}
+
 /*
  * Writes the address first + off as the 32-bit word at `at` (the template holds first there), and adds the
  * change to the UDP checksum's sum (the pseudo-header) and, for IPv4, to the IP header checksum's.
@@ -104,7 +110,7 @@ static __always_inline int finish_frame(struct xdp_md *ctx, struct worker_state 
 		__u32 off = w->dst_addr_offset;
 
 		if (config.addr_random & ADDR_RANDOM_DST) {
-			off = bpf_get_prandom_u32() % config.dst_addr_count;
+			off = random_below(config.dst_addr_count);
 		} else if (port_wrapped) {
 			w->dst_addr_offset = cycle(off, config.dst_addr_count);
 			port_wrapped = w->dst_addr_offset == 0;
@@ -118,7 +124,7 @@ static __always_inline int finish_frame(struct xdp_md *ctx, struct worker_state 
 		__u32 off = w->src_addr_offset;
 
 		if (config.addr_random & ADDR_RANDOM_SRC)
-			off = bpf_get_prandom_u32() % config.src_addr_count;
+			off = random_below(config.src_addr_count);
 		else if (port_wrapped)
 			w->src_addr_offset = cycle(off, config.src_addr_count);
 		if (rewrite_addr(data, data_end, config.src_addr_at, config.src_addr_first, off, &sum, &ip_sum) < 0)
@@ -166,14 +172,19 @@ static __always_inline int finish_frame(struct xdp_md *ctx, struct worker_state 
 	return 0;
 }
 
-/* Whether this worker's next frame is due; advances the schedule when it is. A worker's schedule starts at its
- * first frame (the kernel takes tens of milliseconds to start each worker's run, and userspace times the
+/* Whether this worker's next frame is due; advances the schedule when it is. With bursts, each due time lets
+ * config.burst frames through back to back, and the schedule advances by a burst's interval. A worker's schedule
+ * starts at its first frame (the kernel takes tens of milliseconds to start each worker's run, and userspace times the
  * run's duration from that frame too); a worker that fell more than MAX_BACKLOG behind (descheduled for long)
  * restarts its schedule rather than bursting. */
 #define MAX_BACKLOG_NS (1000 * 1000 * 1000ULL)
 
 static __always_inline int frame_due(struct worker_state *w)
 {
+	if (w->burst_left) {
+		w->burst_left--;
+		return 1;
+	}
 	__u64 now = (bpf_ktime_get_ns() - config.clock_base) << PACE_SHIFT;
 
 	if (now < w->next_due)
@@ -181,6 +192,8 @@ static __always_inline int frame_due(struct worker_state *w)
 	if (w->next_due == 0 || now - w->next_due > (MAX_BACKLOG_NS << PACE_SHIFT))
 		w->next_due = now;
 	w->next_due += config.pace_interval;
+	if (config.burst > 1)
+		w->burst_left = config.burst - 1;
 	return 1;
 }
 
@@ -191,7 +204,7 @@ static __always_inline __u32 next_frame_len(struct worker_state *w)
 
 	switch (config.size_mode) {
 	case SIZES_RANDOM:
-		return config.size_min + bpf_get_prandom_u32() % config.size_count;
+		return config.size_min + random_below(config.size_count);
 	case SIZES_STEPPED:
 		w->size_pos = cycle(pos, config.size_count);
 		return config.size_min + pos;

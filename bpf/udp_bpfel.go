@@ -29,6 +29,8 @@ type udpUdpConfig struct {
 	SrcPort        uint16
 	SrcPortCount   uint16
 	PaceInterval   uint64
+	Burst          uint32
+	Pad4           uint32
 	ClockBase      uint64
 	FrameLen       uint16
 	Stamp          uint8
@@ -80,7 +82,7 @@ type udpWorkerState struct {
 	SizePos       uint32
 	DstAddrOffset uint32
 	SrcAddrOffset uint32
-	Pad           uint32
+	BurstLeft     uint32
 	SizeFrames    [16]uint64
 }
 

@@ -146,7 +146,8 @@ struct worker_state {
 	/* Position in the address ranges (sequential order): the source advances each time the destination wraps. */
 	__u32 dst_addr_offset;
 	__u32 src_addr_offset;
-	__u32 pad;
+	/* Frames of the current burst still to send back to back. */
+	__u32 burst_left;
 	/* Frames redirected per size bucket (udp_config.sizes[len].bucket), when sizes vary. */
 	__u64 size_frames[SIZE_BUCKETS];
 };
@@ -211,9 +212,13 @@ struct udp_config {
 	__u16 dst_port_count;
 	__u16 src_port;
 	__u16 src_port_count;
-	/* Time between two frames of one worker, in 1/256 ns; 0: as fast as possible. A frame that is not due yet
-	 * is dropped uncounted: the worker spins, as hardware generators do, so that pacing has no sleep jitter. */
+	/* Time between two frames (or two bursts) of one worker, in 1/256 ns; 0: as fast as possible. A frame that
+	 * is not due yet is dropped uncounted: the worker spins, as hardware generators do, so that pacing has no
+	 * sleep jitter. */
 	__u64 pace_interval;
+	/* With pacing: frames sent back to back each time one is due (0 or 1: one). */
+	__u32 burst;
+	__u32 pad4;
 	/* Boot time (ns) at load: pacing clocks count from here, so PACE_SHIFT cannot overflow them. */
 	__u64 clock_base;
 	/* The template's length. */

@@ -140,6 +140,8 @@ func TestInvalidSpecsRejected(t *testing.T) {
 			"rate.percentOfLineRate must be a decimal number above 0 and at most 100, such as 50 or 2.5"},
 		{"percent of line rate not a number", `{rate: {percentOfLineRate: "10%"}}`,
 			"rate.percentOfLineRate must be a decimal number above 0 and at most 100"},
+		{"burst without a rate", `{rate: {packetsPerSecond: null, burst: 64}}`,
+			"rate: set packetsPerSecond, bitsPerSecond, l1BitsPerSecond or percentOfLineRate, or remove rate"},
 		{"percent of line rate zero", `{rate: {percentOfLineRate: "0"}}`,
 			"rate.percentOfLineRate must be a decimal number above 0 and at most 100"},
 		{"frame size and frame sizes", `{frameSize: 100, frameSizes: {profile: imix-simple}}`,
@@ -286,6 +288,7 @@ func TestValidSpecsAccepted(t *testing.T) {
 		`{rate: {l1BitsPerSecond: 10000000000}}`,
 		`{rate: {percentOfLineRate: "2.5"}}`,
 		`{rate: {percentOfLineRate: "100"}}`,
+		`{rate: {packetsPerSecond: 1000, burst: 64}}`,
 		`{frameSizes: {weights: [{size: 64, weight: 1000}, {size: 1514, weight: 24}]}}`,
 	} {
 		tg := generatorFromPatch(t, ns, fmt.Sprintf("valid-%d", i), patch)

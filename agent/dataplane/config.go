@@ -63,6 +63,9 @@ type UDPConfig struct {
 	// A rate in bits is paced by the mean frame size (Sizes).
 	RatePPS, RateBPS, RateL1BPS uint64
 	RateLinePercent             float64
+	// Burst, with a rate, sends this many frames back to back each time the pacing lets one through, and waits
+	// as many frames' intervals: each thread's average rate stays its share of the rate. 0 or 1: no bursts.
+	Burst int
 }
 
 // MaxDestinations is the most destinations one UDP run sends to.
@@ -278,6 +281,11 @@ func (c UDPConfig) validated() (UDPConfig, error) {
 		errs = append(errs, fieldError(FieldRate, fmt.Sprintf("%d bit/s", c.RateL1BPS), "below one %.0f-byte frame (%.0f bytes on the wire) per second: use at least %.0f bit/s",
 			mean, mean+L1Overhead, math.Ceil(l1)))
 	}
+	if c.Burst < 0 || c.Burst > MaxBurst {
+		errs = append(errs, fieldError(FieldBurst, c.Burst, "use 1 to %d frames per burst", MaxBurst))
+	} else if c.Burst > 1 && !c.paced() {
+		errs = append(errs, fieldError(FieldBurst, c.Burst, "bursts are spaced to keep a rate: give a rate too"))
+	}
 	if p := c.RateLinePercent; p < 0 || p > 100 || math.IsNaN(p) {
 		errs = append(errs, fieldError(FieldRate, fmt.Sprintf("%g%%", p), "a percentage of the line rate is above 0 and at most 100"))
 	}
@@ -313,6 +321,9 @@ func (c UDPConfig) targetSpec() targetSpec {
 	return targetSpec{Interface: c.Interface, DstMAC: c.DstMAC, SrcMAC: c.SrcMAC, DstAddr: c.DstAddrs[0], SrcAddr: c.SrcAddr,
 		VLAN: c.VLAN, FrameSize: c.FrameSize, Threads: c.Threads, CPUs: c.CPUs}
 }
+
+// MaxBurst bounds UDPConfig.Burst.
+const MaxBurst = 1 << 20
 
 // L1Overhead is what a frame takes on the wire beyond FrameSize: preamble and SFD (8 bytes), FCS (4) and the
 // inter-frame gap (12). So 60-byte frames (64 with FCS) at 10 Gbit/s layer 1 are 14.88 Mpps.

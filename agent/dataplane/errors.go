@@ -26,6 +26,7 @@ const (
 	FieldSrcRange  Field = "src-range"
 	FieldThreads   Field = "threads"
 	FieldRate      Field = "rate"
+	FieldBurst     Field = "burst"
 )
 
 // Fields only TCPConfig has.

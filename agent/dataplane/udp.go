@@ -76,7 +76,8 @@ func NewUDPGenerator(cfg UDPConfig) (*UDPGenerator, error) {
 		DstPortCount: cfg.DstPortCount,
 		SrcPort:      cfg.SrcPort,
 		SrcPortCount: cfg.SrcPortCount,
-		PaceInterval: paceInterval(cfg.ratePPS(linkBPS), cfg.Threads),
+		PaceInterval: paceInterval(cfg.ratePPS(linkBPS), cfg.Threads) * uint64(max(cfg.Burst, 1)),
+		Burst:        uint32(cfg.Burst),
 		ClockBase:    monotonicNow(),
 	}
 	if cfg.family6() {
@@ -193,6 +194,9 @@ func (g *UDPGenerator) Flow() string {
 	rate := ""
 	if g.ratePPS > 0 {
 		rate = fmt.Sprintf(", paced to %.0f pps", g.ratePPS)
+		if g.cfg.Burst > 1 {
+			rate += fmt.Sprintf(" in bursts of %d per thread", g.cfg.Burst)
+		}
 	}
 	return fmt.Sprintf("udp %s:%s -> %s:%s (%s -> %s%s), %d flow(s), %s, %d thread(s)%s%s",
 		src, ports(f.SrcPort, g.cfg.SrcPortCount), dst, ports(f.DstPort, g.cfg.DstPortCount),

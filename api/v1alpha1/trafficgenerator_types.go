@@ -224,6 +224,13 @@ type Rate struct {
 	// +kubebuilder:validation:MaxLength=16
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9]+(\\\\.[0-9]+)?$') && double(self) > 0.0 && double(self) <= 100.0",message="rate.percentOfLineRate must be a decimal number above 0 and at most 100, such as 50 or 2.5"
 	PercentOfLineRate string `json:"percentOfLineRate,omitempty"`
+
+	// Burst sends this many frames back to back per sending thread each time the rate lets one through, then
+	// waits as many frames' time: the average rate holds, the traffic comes in bursts.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1048576
+	Burst *int32 `json:"burst,omitempty"`
 }
 
 // Order is the order the values of a range (frame sizes, addresses) are sent in.

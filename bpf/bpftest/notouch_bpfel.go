@@ -32,7 +32,7 @@ type notouchWorkerState struct {
 	SizePos       uint32
 	DstAddrOffset uint32
 	SrcAddrOffset uint32
-	Pad           uint32
+	BurstLeft     uint32
 	SizeFrames    [16]uint64
 }
 

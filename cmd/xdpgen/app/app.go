@@ -132,6 +132,7 @@ type udpFlags struct {
 	rate, rateBPS    string
 	rateL1BPS        string
 	ratePercent      string
+	burst            int
 	vlan             uint16
 	stamp            bool
 	generatorID      uint32
@@ -194,6 +195,7 @@ func newUDPCommand() *cobra.Command {
 	fl.StringVar(&f.rateBPS, "rate-bps", "", "bits per second of Ethernet frames (layer 2, without FCS) for the whole run, with k/M/G suffixes")
 	fl.StringVar(&f.rateL1BPS, "rate-l1-bps", "", "bits per second on the wire (layer 1: each frame with FCS, preamble, SFD and inter-frame gap, 24 bytes more) for the whole run")
 	fl.StringVar(&f.ratePercent, "rate-percent", "", "percent of the interface's line rate (its link speed, at layer 1) for the whole run")
+	fl.IntVar(&f.burst, "burst", 0, "with a rate: send N frames back to back per thread, then wait N frames' time (the average rate holds)")
 	fl.Uint16Var(&f.vlan, "vlan", 0, "tag frames with this 802.1Q VLAN ID")
 	fl.BoolVar(&f.stamp, "stamp", false, "stamp every frame for `xdpgen receive` to account for (implied by the three flags below)")
 	fl.Uint32Var(&f.generatorID, "generator-id", 0, "the run's id in the stamps (default: random)")
@@ -207,7 +209,7 @@ func newUDPCommand() *cobra.Command {
 func (f *udpFlags) config(ifname string, cmd *cobra.Command) (dataplane.UDPConfig, time.Duration, error) {
 	cfg := dataplane.UDPConfig{
 		Interface: ifname, DstPort: f.dstPort, DstPortCount: f.dynPorts, SrcPort: f.srcPort, VLAN: f.vlan,
-		FrameSize: f.size, Threads: f.threads, Packets: f.numPackets, Duration: f.duration,
+		FrameSize: f.size, Threads: f.threads, Packets: f.numPackets, Duration: f.duration, Burst: f.burst,
 	}
 	hint := "the IPv4 or IPv6 address to send to, or several separated by commas (-a 192.0.2.10), or --dst-range"
 	if f.dstRange != "" {

@@ -42,6 +42,8 @@ func TestBadFlagsNameTheFlag(t *testing.T) {
 		{[]string{"udp", "eth0", "-a", "10.0.0.1", "--rate", "fast"}, "--rate fast: not a rate"},
 		{[]string{"udp", "eth0", "-a", "10.0.0.1", "--rate", "1k", "--rate-bps", "1M"}, "--rate/--rate-bps/--rate-l1-bps/--rate-percent: give one rate"},
 		{[]string{"udp", "eth0", "-a", "10.0.0.1", "--rate-l1-bps", "1G", "--rate-percent", "10"}, "--rate/--rate-bps/--rate-l1-bps/--rate-percent: give one rate"},
+		{[]string{"udp", "eth0", "-a", "10.0.0.1", "--burst", "32"}, "--burst 32: bursts are spaced to keep a rate: give a rate too"},
+		{[]string{"udp", "eth0", "-a", "10.0.0.1", "--rate", "1k", "--burst", "-1"}, "--burst -1: use 1 to 1048576 frames per burst"},
 		{[]string{"udp", "eth0", "-a", "10.0.0.1", "--rate-percent", "120"}, "--rate-percent 120: not a percentage of the line rate"},
 		{[]string{"udp", "eth0", "-a", "10.0.0.1", "--rate-l1-bps", "100"}, "--rate/--rate-bps/--rate-l1-bps/--rate-percent 100 bit/s: below one 64-byte frame (88 bytes on the wire) per second"},
 		{[]string{"udp", "eth0", "-a", "10.0.0.1", "--vlan", "4095"}, "--vlan 4095: VLAN IDs go from 1 to 4094"},
