@@ -72,6 +72,7 @@ func udpConfig(spec *xdpgenv1alpha1.TrafficGeneratorSpec, done progress) (datapl
 		FrameSize:    int(spec.FrameSize),
 		Threads:      int(spec.Threads),
 		Interface:    specInterface(spec),
+		Inject:       spec.Mode == xdpgenv1alpha1.ModeInject,
 	}
 	var err error
 	if cfg.DstAddr, cfg.SrcAddr, err = specAddrs(spec); err != nil {

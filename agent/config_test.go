@@ -127,3 +127,21 @@ func TestSpecRates(t *testing.T) {
 		}
 	}
 }
+
+// TestSpecInject: mode Inject reaches the engine, which injects into the named interface.
+func TestSpecInject(t *testing.T) {
+	spec := &xdpgenv1alpha1.TrafficGeneratorSpec{
+		Interface:   "eth0",
+		Mode:        xdpgenv1alpha1.ModeInject,
+		Destination: xdpgenv1alpha1.Destination{Address: "10.96.0.10", Port: 53, PortCount: 1},
+		Source:      xdpgenv1alpha1.Source{Address: "10.244.1.7", Port: 9, PortCount: 1},
+		Packets:     ptr.To[int64](1),
+	}
+	cfg, err := udpConfig(spec, progress{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.Inject || cfg.Interface != "eth0" {
+		t.Fatalf("engine config %+v: want injection into eth0", cfg)
+	}
+}

@@ -55,13 +55,14 @@ func statusWith(st xdpgenv1alpha1.NodeReportStatus, base earlierCounts, cur, pre
 		}
 		st.Actions = append(st.Actions, xdpgenv1alpha1.ActionCount{Action: xdpgenv1alpha1.XDPAction(a.String()),
 			Packets: int64(total.Packets), Bytes: int64(total.Bytes)})
-		if a == dataplane.ActionRedirect || a == dataplane.ActionTX {
+		// XDP_PASS is what an injecting run hands its node's stack.
+		if a == dataplane.ActionRedirect || a == dataplane.ActionTX || a == dataplane.ActionPass {
 			st.Packets += int64(total.Packets)
 			st.Bytes += int64(total.Bytes)
 		}
 	}
 	d := cur.frames.Since(prev.frames)
-	for _, a := range []dataplane.Action{dataplane.ActionRedirect, dataplane.ActionTX} {
+	for _, a := range []dataplane.Action{dataplane.ActionRedirect, dataplane.ActionTX, dataplane.ActionPass} {
 		r := d.Rate(a)
 		st.PacketsPerSecond += int64(r.PacketsPerSecond)
 		st.BitsPerSecond += int64(r.BitsPerSecond)

@@ -252,10 +252,10 @@ int xdpgen_udp(struct xdp_md *ctx)
 		if (finish_frame(ctx, w, d, len) < 0)
 			return count_verdict(ctx, w->actions, XDP_ABORTED);
 	}
-	int verdict = redirect_counted(ctx, w->actions, config.ifindex);
+	int verdict = config.inject ? count_verdict(ctx, w->actions, XDP_PASS) : redirect_counted(ctx, w->actions, config.ifindex);
 
 	/* Counted only once sent, so that a receiver sees sequence numbers 0 .. sent-1 with no gap of ours. */
-	if (verdict == XDP_REDIRECT) {
+	if (verdict == XDP_REDIRECT || verdict == XDP_PASS) {
 		w->sent[d]++;
 		if (config.size_mode != SIZES_FIXED)
 			w->size_frames[config.sizes[len & (SIZES_TABLE - 1)].bucket & (SIZE_BUCKETS - 1)]++;

@@ -30,7 +30,8 @@ type udpUdpConfig struct {
 	SrcPortCount   uint16
 	PaceInterval   uint64
 	Burst          uint32
-	Pad4           uint32
+	Inject         uint8
+	Pad4           [3]uint8
 	ClockBase      uint64
 	FrameLen       uint16
 	Stamp          uint8

@@ -218,7 +218,10 @@ struct udp_config {
 	__u64 pace_interval;
 	/* With pacing: frames sent back to back each time one is due (0 or 1: one). */
 	__u32 burst;
-	__u32 pad4;
+	/* Non-zero: frames are not sent but passed to the stack of the interface the run names as its ingress
+	 * (XDP_PASS of a live frame: netif_receive_skb), to load the host's own receive path. */
+	__u8 inject;
+	__u8 pad4[3];
 	/* Boot time (ns) at load: pacing clocks count from here, so PACE_SHIFT cannot overflow them. */
 	__u64 clock_base;
 	/* The template's length. */

@@ -63,6 +63,13 @@ type UDPConfig struct {
 	// A rate in bits is paced by the mean frame size (Sizes).
 	RatePPS, RateBPS, RateL1BPS uint64
 	RateLinePercent             float64
+	// Inject, when set, sends nothing: each frame goes up Interface's own receive path instead (XDP_PASS of a
+	// live frame), as if it had arrived there, so that the host's own stack (netfilter, routing, NAT, sockets, a
+	// CNI's programs at tc) is loaded without a second host. Frames are addressed to the interface's MAC unless
+	// DstMAC says otherwise; DstAddr is where they go (a local address, or one the host routes or translates);
+	// SrcAddr (or SrcRange), required, is a peer the host accepts frames from, not one of its own addresses. Not
+	// with Stamp: receivers count at an interface's XDP hook, which injected frames do not pass.
+	Inject bool
 	// Burst, with a rate, sends this many frames back to back each time the pacing lets one through, and waits
 	// as many frames' intervals: each thread's average rate stays its share of the rate. 0 or 1: no bursts.
 	Burst int
@@ -196,6 +203,16 @@ func (c UDPConfig) validated() (UDPConfig, error) {
 	if c.Sizes != nil && c.FrameSize != 0 {
 		return c, fieldError(FieldSizes, c.Sizes, "give one frame size or sizes that vary, not both")
 	}
+	if c.Inject {
+		switch {
+		case c.Interface == "":
+			return c, fieldError(FieldInterface, nil, "injection needs the interface whose receive path takes the frames: name it")
+		case !c.SrcAddr.IsValid() && c.SrcRange == nil:
+			return c, fieldError(FieldSrcAddr, nil, "injected frames need a source address the host accepts frames from (a peer, not one of its own): give one")
+		case c.Stamp != nil:
+			return c, fieldError(FieldInterface, c.Interface, "injected frames go up the stack without passing the interface's XDP hook, where receivers count stamps: send unstamped")
+		}
+	}
 	if r := c.DstRange; r != nil {
 		switch {
 		case c.DstAddr.IsValid() || len(c.DstAddrs) > 0:
@@ -318,7 +335,7 @@ func (c UDPConfig) destinationErrors() []error {
 
 // targetSpec is what resolveTarget needs of c to reach its first destination.
 func (c UDPConfig) targetSpec() targetSpec {
-	return targetSpec{Interface: c.Interface, DstMAC: c.DstMAC, SrcMAC: c.SrcMAC, DstAddr: c.DstAddrs[0], SrcAddr: c.SrcAddr,
+	return targetSpec{Inject: c.Inject, Interface: c.Interface, DstMAC: c.DstMAC, SrcMAC: c.SrcMAC, DstAddr: c.DstAddrs[0], SrcAddr: c.SrcAddr,
 		VLAN: c.VLAN, FrameSize: c.FrameSize, Threads: c.Threads, CPUs: c.CPUs}
 }
 

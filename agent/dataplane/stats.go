@@ -87,9 +87,10 @@ func (c InterfaceCounters) sub(o InterfaceCounters) InterfaceCounters {
 	return InterfaceCounters{TxPackets: c.TxPackets - o.TxPackets, TxBytes: c.TxBytes - o.TxBytes, TxDropped: c.TxDropped - o.TxDropped}
 }
 
-// Sent is what was handed to an interface for transmission: XDP_REDIRECT and XDP_TX.
+// Sent is what was handed on: to an interface for transmission (XDP_REDIRECT, XDP_TX), or to the stack by an
+// injecting run (XDP_PASS).
 func (s Stats) Sent() Counter {
-	return s.Actions[ActionRedirect].add(s.Actions[ActionTX])
+	return s.Actions[ActionRedirect].add(s.Actions[ActionTX]).add(s.Actions[ActionPass])
 }
 
 // EgressDrops explains frames the egress interface refused, or is empty when it refused none.

@@ -83,6 +83,9 @@ func NewUDPGenerator(cfg UDPConfig) (*UDPGenerator, error) {
 	if cfg.family6() {
 		bcfg.Ipv6 = 1
 	}
+	if cfg.Inject {
+		bcfg.Inject = 1
+	}
 	if cfg.Sizes != nil {
 		cfg.Sizes.program(&bcfg, frames[0], templates[0].UDPOffset)
 	}
@@ -100,6 +103,9 @@ func NewUDPGenerator(cfg UDPConfig) (*UDPGenerator, error) {
 	if g.host, err = openSendingHost(tgt); err != nil {
 		g.Close()
 		return nil, err
+	}
+	if cfg.Inject {
+		return g, nil // nothing leaves: the interface transmits nothing of ours
 	}
 	if err := g.host.readyEgress(objs.Pass); err != nil {
 		g.Close()
@@ -145,7 +151,15 @@ func vlanName(vlan uint16) string {
 	return fmt.Sprintf(" (VLAN %d)", vlan)
 }
 
-// Interface is the egress interface's name and index.
+// ingress is the interface whose receive path takes injected frames; 0 when the run transmits.
+func (g *UDPGenerator) ingress() int {
+	if !g.cfg.Inject {
+		return 0
+	}
+	return g.target.Ifindex
+}
+
+// Interface is the egress interface's name and index (with Inject, the interface frames are injected into).
 func (g *UDPGenerator) Interface() (string, int) {
 	return g.target.Link.Attrs().Name, g.target.Ifindex
 }
@@ -198,9 +212,13 @@ func (g *UDPGenerator) Flow() string {
 			rate += fmt.Sprintf(" in bursts of %d per thread", g.cfg.Burst)
 		}
 	}
-	return fmt.Sprintf("udp %s:%s -> %s:%s (%s -> %s%s), %d flow(s), %s, %d thread(s)%s%s",
+	inject := ""
+	if g.cfg.Inject {
+		inject = ", injected into " + g.target.Link.Attrs().Name + "'s receive path"
+	}
+	return fmt.Sprintf("udp %s:%s -> %s:%s (%s -> %s%s), %d flow(s), %s, %d thread(s)%s%s%s",
 		src, ports(f.SrcPort, g.cfg.SrcPortCount), dst, ports(f.DstPort, g.cfg.DstPortCount),
-		f.SrcMAC, f.DstMAC, vlan, g.cfg.Flows(), size, len(g.target.CPUs), rate, stamp)
+		f.SrcMAC, f.DstMAC, vlan, g.cfg.Flows(), size, len(g.target.CPUs), rate, stamp, inject)
 }
 
 // Close detaches what the generator attached and releases its programs. Safe to call more than once.
@@ -220,9 +238,11 @@ func (g *UDPGenerator) Stats() (Stats, error) {
 	if err != nil {
 		return Stats{}, err
 	}
-	egress, err := g.host.egressSinceStart()
-	if err != nil {
-		return Stats{}, err
+	var egress InterfaceCounters
+	if !g.cfg.Inject {
+		if egress, err = g.host.egressSinceStart(); err != nil {
+			return Stats{}, err
+		}
 	}
 	s := Stats{At: time.Now(), Egress: egress, Destinations: make([]DestinationSent, len(g.cfg.DstAddrs))}
 	for i, a := range g.cfg.DstAddrs {
@@ -250,7 +270,7 @@ func (g *UDPGenerator) Stats() (Stats, error) {
 	}
 	if g.cfg.Sizes == nil {
 		// One size: the program counts no buckets, every frame sent is in the one.
-		s.Sizes[0].Packets = s.Actions[ActionRedirect].Packets
+		s.Sizes[0].Packets = s.Sent().Packets
 	}
 	return s, nil
 }
@@ -269,7 +289,8 @@ func (g *UDPGenerator) Run(ctx context.Context) error {
 	if err := g.initWorkers(); err != nil {
 		return err
 	}
-	workers := startWorkers(g.target.CPUs, liveFrameJob{program: g.program, frame: g.templates[0].Frame, ns: g.host.ns, budget: g.budget})
+	workers := startWorkers(g.target.CPUs, liveFrameJob{program: g.program, frame: g.templates[0].Frame, ns: g.host.ns, budget: g.budget,
+		ingress: g.ingress()})
 	// Each worker's duration counts from its first frame: the kernel takes tens of milliseconds to start a
 	// run, and the rate over the duration must hold for every worker.
 	err := supervise(ctx, workers, func() (func(*liveFrameWorker) bool, error) {

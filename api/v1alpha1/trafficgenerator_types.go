@@ -31,6 +31,19 @@ const (
 	ProtocolTCP Protocol = "tcp"
 )
 
+// Mode says where a node's frames go.
+// +kubebuilder:validation:Enum=Transmit;Inject
+type Mode string
+
+const (
+	// ModeTransmit sends the frames out of the interface.
+	ModeTransmit Mode = "Transmit"
+	// ModeInject hands each frame to the interface's own receive path instead (XDP_PASS of a live frame), as if
+	// it had arrived there: the node's own stack (netfilter, kube-proxy or the CNI's programs, routing, sockets)
+	// is loaded with no second machine.
+	ModeInject Mode = "Inject"
+)
+
 // InterfaceAuto asks each node's agent to use the interface of the route to the destination.
 const InterfaceAuto = "auto"
 
@@ -377,6 +390,10 @@ type Receivers struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.frameSize) || !has(self.frameSizes)",message="frameSize and frameSizes exclude each other: remove frameSize to vary the size, or frameSizes for one size",fieldPath=".frameSizes"
 // +kubebuilder:validation:XValidation:rule="!has(self.frameSizes) || !has(self.frameSizes.profile) || !has(self.receivers)",message="frameSizes.profile imix-simple has 60-byte frames, too small for the receivers' 20-byte stamp: give frameSizes.weights from 62 bytes (IPv4) or 82 (IPv6) up",fieldPath=".frameSizes"
 // +kubebuilder:validation:XValidation:rule="self.protocol != 'tcp' || !has(self.frameSizes)",message="frameSizes applies to udp: a tcp run's segments are as large as frameSize or the MSS allows; remove frameSizes",fieldPath=".frameSizes"
+// +kubebuilder:validation:XValidation:rule="!has(self.mode) || self.mode != 'Inject' || self.protocol == 'udp'",message="mode Inject applies to udp: use protocol: udp",fieldPath=".mode"
+// +kubebuilder:validation:XValidation:rule="!has(self.mode) || self.mode != 'Inject' || !has(self.receivers)",message="mode Inject hands the frames to each sending node's own stack: remove receivers, and give destination.address",fieldPath=".receivers"
+// +kubebuilder:validation:XValidation:rule="!has(self.mode) || self.mode != 'Inject' || (has(self.interface) && self.interface != 'auto')",message="mode Inject needs the interface whose receive path takes the frames: set interface to its name, such as eth0",fieldPath=".interface"
+// +kubebuilder:validation:XValidation:rule="!has(self.mode) || self.mode != 'Inject' || (has(self.source) && (has(self.source.address) || has(self.source.addressRange)))",message="mode Inject needs source.address (or source.addressRange): a peer the nodes accept frames from, not one of their own addresses",fieldPath=".source"
 // +kubebuilder:validation:XValidation:rule="self.protocol != 'tcp' || !has(self.rate)",message="rate applies to udp: a tcp run sends as fast as its congestion window allows; remove rate",fieldPath=".rate"
 // +kubebuilder:validation:XValidation:rule="self.protocol != 'tcp' || !has(self.vlan)",message="vlan applies to udp only: tcp mode sends untagged frames; remove vlan",fieldPath=".vlan"
 // +kubebuilder:validation:XValidation:rule="self.protocol != 'tcp' || self.destination.portCount == 1",message="a tcp run connects to one destination.port: remove destination.portCount (use tcp.flows for more connections)",fieldPath=".destination.portCount"
@@ -409,6 +426,12 @@ type TrafficGeneratorSpec struct {
 	// +optional
 	// +kubebuilder:default=udp
 	Protocol Protocol `json:"protocol,omitempty"`
+
+	// Mode is Transmit (frames leave through the interface) or Inject (udp: each node hands its frames to the
+	// named interface's own receive path, addressed to its MAC, from source.address: a Service or pod address,
+	// or one of the node's own, is then reached through the node's own datapath). Left out: Transmit.
+	// +optional
+	Mode Mode `json:"mode,omitempty"`
 
 	// Destination is where the frames go: an address, or with receivers only the ports.
 	// +optional

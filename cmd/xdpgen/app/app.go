@@ -133,6 +133,7 @@ type udpFlags struct {
 	rateL1BPS        string
 	ratePercent      string
 	burst            int
+	inject           bool
 	vlan             uint16
 	stamp            bool
 	generatorID      uint32
@@ -154,14 +155,17 @@ func newUDPCommand() *cobra.Command {
 			"size per frame (a range, or a weighted mix such as IMIX), trimmed in BPF from the largest; the summary\n" +
 			"counts the frames per size. A --rate-bps is paced by the mean frame size. --dst-range and --src-range\n" +
 			"vary the addresses per frame (after the ports, or at random), so that the far end's RSS spreads the flows\n" +
-			"over its queues; the first line says how many distinct flows are sent.",
+			"over its queues; the first line says how many distinct flows are sent. --inject sends nothing: each frame\n" +
+			"goes up <ifname>'s receive path as if it had arrived there (XDP_PASS), to load this host's own stack\n" +
+			"(netfilter, routing, NAT, sockets) without a second machine; the summary counts them as XDP_PASS.",
 		Example: "  xdpgen udp eth0 -a 192.0.2.10 -d 100 -t 2 --duration 10s\n" +
 			"  xdpgen udp eth0 -a 2001:db8::10 --rate 1M -n 5000000 --output json\n" +
 			"  xdpgen udp eth0 -a 192.0.2.10,192.0.2.11 --rate 100k --duration 10s --latency 100\n" +
 			"  xdpgen udp eth0 -a 192.0.2.10 --sizes imix-simple --rate-bps 1G --duration 10s\n" +
 			"  xdpgen udp eth0 -a 192.0.2.10 -s 60 --rate-percent 50 --duration 10s    # 7.44 Mpps on a 10G link\n" +
 			"  xdpgen udp eth0 -a 192.0.2.10 --sizes 64-1514 --size-order random -n 1000000\n" +
-			"  xdpgen udp eth0 --dst-range 192.0.2.0/24 --src-range 198.51.100.10-198.51.100.73 -d 16 --duration 10s",
+			"  xdpgen udp eth0 --dst-range 192.0.2.0/24 --src-range 198.51.100.10-198.51.100.73 -d 16 --duration 10s\n" +
+			"  xdpgen udp eth0 --inject -a 10.0.0.5 -A 10.0.0.1 -p 53 --rate 100k --duration 10s   # into this host's stack",
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeInterface,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -195,6 +199,7 @@ func newUDPCommand() *cobra.Command {
 	fl.StringVar(&f.rateBPS, "rate-bps", "", "bits per second of Ethernet frames (layer 2, without FCS) for the whole run, with k/M/G suffixes")
 	fl.StringVar(&f.rateL1BPS, "rate-l1-bps", "", "bits per second on the wire (layer 1: each frame with FCS, preamble, SFD and inter-frame gap, 24 bytes more) for the whole run")
 	fl.StringVar(&f.ratePercent, "rate-percent", "", "percent of the interface's line rate (its link speed, at layer 1) for the whole run")
+	fl.BoolVar(&f.inject, "inject", false, "send nothing: hand each frame to <ifname>'s own receive path (XDP_PASS), to load this host's stack; needs --src-addr")
 	fl.IntVar(&f.burst, "burst", 0, "with a rate: send N frames back to back per thread, then wait N frames' time (the average rate holds)")
 	fl.Uint16Var(&f.vlan, "vlan", 0, "tag frames with this 802.1Q VLAN ID")
 	fl.BoolVar(&f.stamp, "stamp", false, "stamp every frame for `xdpgen receive` to account for (implied by the three flags below)")
@@ -210,6 +215,7 @@ func (f *udpFlags) config(ifname string, cmd *cobra.Command) (dataplane.UDPConfi
 	cfg := dataplane.UDPConfig{
 		Interface: ifname, DstPort: f.dstPort, DstPortCount: f.dynPorts, SrcPort: f.srcPort, VLAN: f.vlan,
 		FrameSize: f.size, Threads: f.threads, Packets: f.numPackets, Duration: f.duration, Burst: f.burst,
+		Inject: f.inject,
 	}
 	hint := "the IPv4 or IPv6 address to send to, or several separated by commas (-a 192.0.2.10), or --dst-range"
 	if f.dstRange != "" {

@@ -42,6 +42,8 @@ func TestBadFlagsNameTheFlag(t *testing.T) {
 		{[]string{"udp", "eth0", "-a", "10.0.0.1", "--rate", "fast"}, "--rate fast: not a rate"},
 		{[]string{"udp", "eth0", "-a", "10.0.0.1", "--rate", "1k", "--rate-bps", "1M"}, "--rate/--rate-bps/--rate-l1-bps/--rate-percent: give one rate"},
 		{[]string{"udp", "eth0", "-a", "10.0.0.1", "--rate-l1-bps", "1G", "--rate-percent", "10"}, "--rate/--rate-bps/--rate-l1-bps/--rate-percent: give one rate"},
+		{[]string{"udp", "eth0", "-a", "10.0.0.1", "--inject"}, "--src-addr: injected frames need a source address the host accepts frames from (a peer, not one of its own): give one"},
+		{[]string{"udp", "eth0", "-a", "10.0.0.1", "-A", "10.0.0.2", "--inject", "--stamp"}, "<ifname> eth0: injected frames go up the stack without passing the interface's XDP hook"},
 		{[]string{"udp", "eth0", "-a", "10.0.0.1", "--burst", "32"}, "--burst 32: bursts are spaced to keep a rate: give a rate too"},
 		{[]string{"udp", "eth0", "-a", "10.0.0.1", "--rate", "1k", "--burst", "-1"}, "--burst -1: use 1 to 1048576 frames per burst"},
 		{[]string{"udp", "eth0", "-a", "10.0.0.1", "--rate-percent", "120"}, "--rate-percent 120: not a percentage of the line rate"},

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -166,6 +167,34 @@ func TestCLIPercentOfAVeth(t *testing.T) {
 		r.Local.Interface + " is a veth, whose speed is a nominal constant of the driver: give the rate in packets/s or bits/s"
 	if err == nil || !strings.Contains(string(out), want) {
 		t.Fatalf("xdpgen: %v\n%s\nwant it to fail saying %q", err, out, want)
+	}
+	r.requireNoXDP(t)
+}
+
+// TestCLIInjects injects frames into the local namespace's own interface: a socket there receives every one, and
+// the summary counts them as passed to the stack.
+func TestCLIInjects(t *testing.T) {
+	r := newCLIRig(t)
+	conn := netnstest.ListenUDP(t, r.Local.NS, r.Local.IPv4, 7777, "")
+	out, err := r.command("udp", r.Local.Interface, "--inject", "-a", r.Local.IPv4.String(), "-A", r.Remote.IPv4.String(),
+		"-p", "7777", "-n", "100").Output()
+	if err != nil {
+		t.Fatalf("xdpgen: %v\n%s", err, out)
+	}
+	for _, want := range []string{"Injecting into " + r.Local.Interface, "injected into " + r.Local.Interface + "'s receive path"} {
+		if !strings.Contains(string(out), want) {
+			t.Fatalf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if !regexp.MustCompile(`XDP_PASS\s+100 pkts`).Match(out) {
+		t.Fatalf("the summary does not count 100 frames passed:\n%s", out)
+	}
+	buf := make([]byte, 2048)
+	for i := range 100 {
+		_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if _, err := conn.Read(buf); err != nil {
+			t.Fatalf("datagram %d of 100: %v", i+1, err)
+		}
 	}
 	r.requireNoXDP(t)
 }

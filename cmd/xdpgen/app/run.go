@@ -33,7 +33,11 @@ func runUDP(ctx context.Context, w io.Writer, cfg dataplane.UDPConfig, interval 
 
 	p := newPrinter(w, format)
 	name, index := g.Interface()
-	p.start(name, index, g.Flow())
+	verb := "Transmitting on"
+	if cfg.Inject {
+		verb = "Injecting into"
+	}
+	p.start(verb, name, index, g.Flow())
 	err = runAndReport(ctx, g, interval, func(kind string, from, to dataplane.Stats) {
 		if kind == "summary" {
 			p.summary(to.Since(from), to)
@@ -145,12 +149,13 @@ type latencyRecord struct {
 	dataplane.LatencySummary
 }
 
-func (p *printer) start(name string, index int, flow string) {
+// start says where the run sends (verb: "Transmitting on", or "Injecting into") and what.
+func (p *printer) start(verb, name string, index int, flow string) {
 	if p.json != nil {
 		_ = p.json.Encode(jsonRecord{Type: "start", Time: time.Now(), Interface: name, Ifindex: index, Flow: flow})
 		return
 	}
-	fmt.Fprintf(p.w, "Transmitting on %s (ifindex %d)\n%s\n", name, index, flow)
+	fmt.Fprintf(p.w, "%s %s (ifindex %d)\n%s\n", verb, name, index, flow)
 }
 
 func (p *printer) period(d dataplane.Delta, total dataplane.Stats) {
