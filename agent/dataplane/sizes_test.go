@@ -141,8 +141,8 @@ func TestIMIXArrives(t *testing.T) {
 	}
 }
 
-// TestRandomSizesArrive sends a random range of sizes with stamps, counted by a stamped-frame receiver and a
-// socket: every size stays in the range, each bucket holds its share within five standard deviations, and
+// TestRandomSizesArrive sends a random range of sizes with stamps, from a range of source addresses, counted by a
+// stamped-frame receiver and a socket: every size stays in the range, each bucket holds its share within five standard deviations, and
 // the receiver finds every stamp intact (no loss, no duplicate).
 func TestRandomSizesArrive(t *testing.T) {
 	// Few enough frames for the socket buffer to hold them all, should the reader fall behind.
@@ -152,7 +152,9 @@ func TestRandomSizesArrive(t *testing.T) {
 	before := netnstest.ReadUDPStats(t, r.Remote.NS)
 	sizes := &FrameSizes{Min: 64, Max: 1023, Random: true}
 	stamp := &Stamp{Generator: 7, Sender: 9}
-	g := r.generator(t, UDPConfig{DstAddr: r.Remote.IPv4, DstPort: dport, Sizes: sizes, Stamp: stamp, Packets: n, RatePPS: 20000})
+	// From a range of sources too: a receiver accounts stamps whatever their source.
+	sources := &AddrRange{First: netip.MustParseAddr("10.200.0.50"), Last: netip.MustParseAddr("10.200.0.57")}
+	g := r.generator(t, UDPConfig{DstAddr: r.Remote.IPv4, SrcRange: sources, DstPort: dport, Sizes: sizes, Stamp: stamp, Packets: n, RatePPS: 20000})
 	// Read while it runs, at a rate the reader keeps up with: the socket's buffer holds fewer frames than are sent.
 	done := make(chan error, 1)
 	go func() { done <- g.Run(t.Context()) }()
