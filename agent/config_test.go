@@ -145,3 +145,16 @@ func TestSpecInject(t *testing.T) {
 		t.Fatalf("engine config %+v: want injection into eth0", cfg)
 	}
 }
+
+// TestSizesWith: a resumed run adds its size buckets to the report's; a run of one size reports none.
+func TestSizesWith(t *testing.T) {
+	base := []xdpgenv1alpha1.SizeCount{{Min: 60, Max: 60, Packets: 70}, {Min: 1514, Max: 1514, Packets: 10}}
+	cur := []dataplane.SizeCount{{Min: 60, Max: 60, Packets: 7}, {Min: 1514, Max: 1514, Packets: 1}}
+	want := []xdpgenv1alpha1.SizeCount{{Min: 60, Max: 60, Packets: 77}, {Min: 1514, Max: 1514, Packets: 11}}
+	if diff := cmp.Diff(want, sizesWith(base, cur)); diff != "" {
+		t.Fatalf("sizes (-want +got):\n%s", diff)
+	}
+	if got := sizesWith(nil, []dataplane.SizeCount{{Min: 64, Max: 64, Packets: 5}}); got != nil {
+		t.Fatalf("one size reported as %v", got)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"k8s.io/utils/ptr"
 
 	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
@@ -29,6 +30,10 @@ func TestShapesThroughTheAgent(t *testing.T) {
 	}
 	if got := f.received(); got != 12*cycles {
 		t.Fatalf("the far end counted %d, want %d", got, 12*cycles)
+	}
+	want := []xdpgenv1alpha1.SizeCount{{Min: 60, Max: 60, Packets: 7 * cycles}, {Min: 566, Max: 566, Packets: 4 * cycles}, {Min: 1514, Max: 1514, Packets: cycles}}
+	if diff := cmp.Diff(want, done.Status.Sizes); diff != "" {
+		t.Fatalf("the report's sizes (-want +got):\n%s", diff)
 	}
 	f.requireNoXDP()
 }
