@@ -45,13 +45,13 @@ static __always_inline int rewrite_addr(void *data, void *data_end, __u16 at, __
 }
 
 /*
- * Writes what changes from frame to frame over the headers restore_headers wrote for destination d: the lengths,
- * when sizes vary (the frame is len bytes, trimmed from the template's; the IPv4 header checksum follows its
- * length), the ports and addresses, when ranges are configured (destination ports advance every frame to d,
+ * Writes what changes from frame to frame over the headers restore_headers wrote for destination d: the
+ * lengths, when sizes vary (the frame is len bytes, trimmed from the template's; the IPv4 header checksum follows
+ * its length), the ports and addresses, when ranges are configured (destination ports advance every frame to d,
  * source ports every time the destination ports wrap, then the destination address, then the source address, so
- * that a run covers every combination; a random range picks its value per frame instead), and the stamp. The UDP checksum is
- * recomputed incrementally from the template's (RFC 1624): the template holds the stamp with every per-frame
- * field zero.
+ * that a run covers every combination; a random range picks its value per frame instead), and the stamp. The
+ * checksums are recomputed incrementally from the template's (RFC 1624): the template holds the stamp with every
+ * per-frame field zero.
  */
 static __always_inline int finish_frame(struct xdp_md *ctx, struct worker_state *w, __u32 d, __u32 len)
 {
@@ -174,8 +174,8 @@ static __always_inline int finish_frame(struct xdp_md *ctx, struct worker_state 
 
 /* Whether this worker's next frame is due; advances the schedule when it is. With bursts, each due time lets
  * config.burst frames through back to back, and the schedule advances by a burst's interval. A worker's schedule
- * starts at its first frame (the kernel takes tens of milliseconds to start each worker's run, and userspace times the
- * run's duration from that frame too); a worker that fell more than MAX_BACKLOG behind (descheduled for long)
+ * starts at its first frame (the kernel takes tens of milliseconds to start each worker's run, and userspace
+ * times the run's duration from that frame too); a worker that fell more than MAX_BACKLOG behind (descheduled for long)
  * restarts its schedule rather than bursting. */
 #define MAX_BACKLOG_NS (1000 * 1000 * 1000ULL)
 
@@ -252,7 +252,8 @@ int xdpgen_udp(struct xdp_md *ctx)
 		if (finish_frame(ctx, w, d, len) < 0)
 			return count_verdict(ctx, w->actions, XDP_ABORTED);
 	}
-	int verdict = config.inject ? count_verdict(ctx, w->actions, XDP_PASS) : redirect_counted(ctx, w->actions, config.ifindex);
+	int verdict = config.inject ? count_verdict(ctx, w->actions, XDP_PASS) :
+				      redirect_counted(ctx, w->actions, config.ifindex);
 
 	/* Counted only once sent, so that a receiver sees sequence numbers 0 .. sent-1 with no gap of ours. */
 	if (verdict == XDP_REDIRECT || verdict == XDP_PASS) {
