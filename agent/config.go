@@ -5,6 +5,7 @@ package agent
 import (
 	"errors"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/xdpgen/xdpgen/agent/dataplane"
@@ -32,10 +33,18 @@ func specPath(f dataplane.Field) string {
 		return "spec.vlan"
 	case dataplane.FieldFrameSize:
 		return "spec.frameSize"
+	case dataplane.FieldSizes:
+		return "spec.frameSizes"
+	case dataplane.FieldDstRange:
+		return "spec.destination.addressRange"
+	case dataplane.FieldSrcRange:
+		return "spec.source.addressRange"
 	case dataplane.FieldThreads:
 		return "spec.threads"
 	case dataplane.FieldRate:
 		return "spec.rate"
+	case dataplane.FieldBurst:
+		return "spec.rate.burst"
 	}
 	return string(f)
 }
@@ -63,6 +72,7 @@ func udpConfig(spec *xdpgenv1alpha1.TrafficGeneratorSpec, done progress) (datapl
 		FrameSize:    int(spec.FrameSize),
 		Threads:      int(spec.Threads),
 		Interface:    specInterface(spec),
+		Inject:       spec.Mode == xdpgenv1alpha1.ModeInject,
 	}
 	var err error
 	if cfg.DstAddr, cfg.SrcAddr, err = specAddrs(spec); err != nil {
@@ -77,6 +87,15 @@ func udpConfig(spec *xdpgenv1alpha1.TrafficGeneratorSpec, done progress) (datapl
 	if spec.VLAN != nil {
 		cfg.VLAN = uint16(*spec.VLAN)
 	}
+	if cfg.Sizes, err = specSizes(spec.FrameSizes); err != nil {
+		return cfg, err
+	}
+	if cfg.DstRange, err = specRange(dataplane.FieldDstRange, spec.Destination.AddressRange, spec.Destination.AddressOrder); err != nil {
+		return cfg, err
+	}
+	if cfg.SrcRange, err = specRange(dataplane.FieldSrcRange, spec.Source.AddressRange, spec.Source.AddressOrder); err != nil {
+		return cfg, err
+	}
 	if r := spec.Rate; r != nil {
 		if r.PacketsPerSecond != nil {
 			cfg.RatePPS = uint64(*r.PacketsPerSecond)
@@ -84,11 +103,59 @@ func udpConfig(spec *xdpgenv1alpha1.TrafficGeneratorSpec, done progress) (datapl
 		if r.BitsPerSecond != nil {
 			cfg.RateBPS = uint64(*r.BitsPerSecond)
 		}
+		if r.L1BitsPerSecond != nil {
+			cfg.RateL1BPS = uint64(*r.L1BitsPerSecond)
+		}
+		if r.Burst != nil {
+			cfg.Burst = int(*r.Burst)
+		}
+		if r.PercentOfLineRate != "" {
+			// The API server has checked it is a number in (0, 100].
+			if cfg.RateLinePercent, err = strconv.ParseFloat(r.PercentOfLineRate, 64); err != nil {
+				return cfg, userError(&dataplane.ConfigError{Field: dataplane.FieldRate, Value: r.PercentOfLineRate, Problem: "not a number"})
+			}
+		}
 	}
 	if cfg.Packets, cfg.Duration, err = remaining(spec, done); err != nil {
 		return cfg, err
 	}
 	return cfg, nil
+}
+
+// specSizes is the engine's FrameSizes for spec.frameSizes (nil for none); the API server has checked its shape.
+func specSizes(fs *xdpgenv1alpha1.FrameSizes) (*dataplane.FrameSizes, error) {
+	if fs == nil {
+		return nil, nil
+	}
+	sizes := &dataplane.FrameSizes{Random: fs.Order == xdpgenv1alpha1.OrderRandom}
+	switch {
+	case fs.Profile != "":
+		mix, err := dataplane.SizeProfile(dataplane.FieldSizes, fs.Profile)
+		if err != nil {
+			return nil, userError(err)
+		}
+		sizes.Mix = mix
+	case len(fs.Weights) > 0:
+		for _, w := range fs.Weights {
+			sizes.Mix = append(sizes.Mix, dataplane.WeightedSize{Size: int(w.Size), Weight: int(w.Weight)})
+		}
+	case fs.Min != nil && fs.Max != nil:
+		sizes.Min, sizes.Max = int(*fs.Min), int(*fs.Max)
+	}
+	return sizes, nil
+}
+
+// specRange is the engine's AddrRange for an addressRange of the spec (nil for none).
+func specRange(f dataplane.Field, s string, order xdpgenv1alpha1.Order) (*dataplane.AddrRange, error) {
+	if s == "" {
+		return nil, nil
+	}
+	r, err := dataplane.ParseAddrRange(f, s)
+	if err != nil {
+		return nil, userError(err)
+	}
+	r.Random = order == xdpgenv1alpha1.OrderRandom
+	return &r, nil
 }
 
 // tcpConfig is udpConfig for a tcp TrafficGenerator: packets count data segments.

@@ -34,11 +34,31 @@ type earlierCounts struct {
 	frames counters
 	// tcp is what the connections of a tcp run counted; nil for udp.
 	tcp *xdpgenv1alpha1.TCPStatus
+	// sizes are the frames per size bucket of a run whose sizes vary.
+	sizes []xdpgenv1alpha1.SizeCount
 }
 
 // earlierCountsOf reads what a report already holds: what earlier incarnations of the agent counted.
 func earlierCountsOf(st xdpgenv1alpha1.NodeReportStatus) earlierCounts {
-	return earlierCounts{frames: countersOf(st), tcp: st.TCP}
+	return earlierCounts{frames: countersOf(st), tcp: st.TCP, sizes: st.Sizes}
+}
+
+// sizesWith is the frames per size bucket of this run (cur, one bucket when the size is fixed: then none is
+// reported) added to those of earlier incarnations (base), bucket by bucket.
+func sizesWith(base []xdpgenv1alpha1.SizeCount, cur []dataplane.SizeCount) []xdpgenv1alpha1.SizeCount {
+	if len(cur) <= 1 {
+		return base
+	}
+	sizes := make([]xdpgenv1alpha1.SizeCount, len(cur))
+	for i, c := range cur {
+		sizes[i] = xdpgenv1alpha1.SizeCount{Min: int32(c.Min), Max: int32(c.Max), Packets: int64(c.Packets)}
+		for _, b := range base {
+			if b.Min == sizes[i].Min && b.Max == sizes[i].Max {
+				sizes[i].Packets += b.Packets
+			}
+		}
+	}
+	return sizes
 }
 
 // statusWith is st with the counts of this run (cur) added to those of earlier incarnations (base), and the
@@ -55,18 +75,20 @@ func statusWith(st xdpgenv1alpha1.NodeReportStatus, base earlierCounts, cur, pre
 		}
 		st.Actions = append(st.Actions, xdpgenv1alpha1.ActionCount{Action: xdpgenv1alpha1.XDPAction(a.String()),
 			Packets: int64(total.Packets), Bytes: int64(total.Bytes)})
-		if a == dataplane.ActionRedirect || a == dataplane.ActionTX {
+		// XDP_PASS is what an injecting run hands its node's stack.
+		if a == dataplane.ActionRedirect || a == dataplane.ActionTX || a == dataplane.ActionPass {
 			st.Packets += int64(total.Packets)
 			st.Bytes += int64(total.Bytes)
 		}
 	}
 	d := cur.frames.Since(prev.frames)
-	for _, a := range []dataplane.Action{dataplane.ActionRedirect, dataplane.ActionTX} {
+	for _, a := range []dataplane.Action{dataplane.ActionRedirect, dataplane.ActionTX, dataplane.ActionPass} {
 		r := d.Rate(a)
 		st.PacketsPerSecond += int64(r.PacketsPerSecond)
 		st.BitsPerSecond += int64(r.BitsPerSecond)
 	}
 	st.TCP = tcpStatusWith(base.tcp, cur.tcp, prev.tcp)
+	st.Sizes = sizesWith(base.sizes, cur.frames.Sizes)
 	return st
 }
 

@@ -60,7 +60,7 @@ func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator
 		// pinned is exact; its report may be up to an interval behind.
 		if havePins {
 			// The connections' counts are not pinned: the report's are the last known.
-			st = statusWith(st, earlierCounts{frames: pinned, tcp: st.TCP}, stats{}, stats{})
+			st = statusWith(st, earlierCounts{frames: pinned, tcp: st.TCP, sizes: st.Sizes}, stats{}, stats{})
 		}
 		done = progress{packets: uint64(st.Packets)}
 		if st.StartTime != nil {

@@ -9,6 +9,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/xdpgen/xdpgen/agent/dataplane"
 	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
 )
 
@@ -22,6 +23,9 @@ func specialAddress(spec *xdpgenv1alpha1.TrafficGeneratorSpec) string {
 	if dst, err := netip.ParseAddr(spec.Destination.Address); err == nil && !dst.Unmap().IsGlobalUnicast() {
 		return fmt.Sprintf("spec.destination.address %s is %s", spec.Destination.Address, addressKind(dst.Unmap()))
 	}
+	if a, ok := specialInRange(spec.Destination.AddressRange); ok {
+		return fmt.Sprintf("spec.destination.addressRange %s holds %s, %s", spec.Destination.AddressRange, a, addressKind(a))
+	}
 	if groupMAC(spec.Destination.MAC) {
 		return fmt.Sprintf("spec.destination.mac %s is a group (broadcast or multicast) MAC address, which every host of the link takes", spec.Destination.MAC)
 	}
@@ -29,6 +33,30 @@ func specialAddress(spec *xdpgenv1alpha1.TrafficGeneratorSpec) string {
 		return fmt.Sprintf("spec.source.mac %s is a group (broadcast or multicast) MAC address, which no host sends from", spec.Source.MAC)
 	}
 	return ""
+}
+
+// specialBlocks are the addresses that are not global unicast.
+var specialBlocks = []netip.Prefix{
+	netip.MustParsePrefix("0.0.0.0/32"), netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("169.254.0.0/16"),
+	netip.MustParsePrefix("224.0.0.0/3"), // multicast, and 240/4 up to the broadcast address
+	netip.MustParsePrefix("::/127"), netip.MustParsePrefix("fe80::/10"), netip.MustParsePrefix("ff00::/8"),
+}
+
+// specialInRange is the first address of a destination range (as the engine reads it) that is not global unicast.
+func specialInRange(s string) (netip.Addr, bool) {
+	if s == "" {
+		return netip.Addr{}, false
+	}
+	r, err := dataplane.ParseAddrRange(dataplane.FieldDstRange, s)
+	if err != nil {
+		return netip.Addr{}, false // the engine refuses it
+	}
+	for _, b := range specialBlocks {
+		if a, ok := r.FirstIn(b); ok {
+			return a, true
+		}
+	}
+	return netip.Addr{}, false
 }
 
 // addressKind names what an address that is not global unicast is, as the admission policy does.

@@ -57,6 +57,25 @@ const (
 // UDPMaxDests is the most destinations one UDP run sends to (UDP_MAX_DESTS).
 const UDPMaxDests = 64
 
+// Bits of UDPConfig.AddrRandom (ADDR_RANDOM_SRC, ADDR_RANDOM_DST): which address ranges are sent in random order.
+const (
+	AddrRandomSrc = 0x01
+	AddrRandomDst = 0x02
+)
+
+// How a UDP run's frame sizes vary (enum size_mode), and the bounds of the tables that say how (SIZE_BUCKETS,
+// MIX_SLOTS, SIZES_TABLE).
+const (
+	SizesFixed   = 0
+	SizesStepped = 1
+	SizesRandom  = 2
+	SizesMix     = 3
+
+	SizeBuckets = 16
+	MixSlots    = 1024
+	SizesTable  = 4096
+)
+
 // Latency histogram buckets (LATENCY_SUB_BITS, LATENCY_BUCKETS).
 const (
 	LatencySubBits = 4

@@ -6,6 +6,7 @@
  * and a large repeat; the kernel runs one of these programs on each copy and acts on the verdict.
  */
 #include <linux/bpf.h>
+#include <linux/ip.h>
 #include <bpf_helpers.h>
 #include <bpf_endian.h>
 
@@ -16,13 +17,43 @@ char __license[] SEC("license") = "Dual BSD/GPL";
 
 const volatile struct udp_config config;
 
+/* A random number in [0, n): a multiply and a shift (Lemire), not a division. */
+static __always_inline __u32 random_below(__u32 n)
+{
+	return ((__u64)bpf_get_prandom_u32() * n) >> 32;
+}
+
 /*
- * Writes what changes from frame to frame over the headers restore_headers wrote for destination d: the ports,
- * when ranges are configured (destination ports advance every frame to d, source ports every time the
- * destination range wraps, so a run covers every combination), and the stamp. The UDP checksum is recomputed
- * incrementally from the template's (RFC 1624): the template holds the stamp with every per-frame field zero.
+ * Writes the address first + off as the 32-bit word at `at` (the template holds first there), and adds the
+ * change to the UDP checksum's sum (the pseudo-header) and, for IPv4, to the IP header checksum's.
  */
-static __always_inline int finish_frame(struct xdp_md *ctx, struct worker_state *w, __u32 d)
+static __always_inline int rewrite_addr(void *data, void *data_end, __u16 at, __u32 first, __u32 off, __u32 *sum,
+					__u32 *ip_sum)
+{
+	__be32 *word = data + at;
+
+	if ((void *)(word + 1) > data_end)
+		return -1;
+	__be32 old = bpf_htonl(first), new = bpf_htonl(first + off);
+	__u32 change = (__u16)~old + (__u16)~(old >> 16) + (new & 0xffff) + (new >> 16);
+
+	*word = new;
+	*sum += change;
+	if (!config.ipv6)
+		*ip_sum += change;
+	return 0;
+}
+
+/*
+ * Writes what changes from frame to frame over the headers restore_headers wrote for destination d: the
+ * lengths, when sizes vary (the frame is len bytes, trimmed from the template's; the IPv4 header checksum follows
+ * its length), the ports and addresses, when ranges are configured (destination ports advance every frame to d,
+ * source ports every time the destination ports wrap, then the destination address, then the source address, so
+ * that a run covers every combination; a random range picks its value per frame instead), and the stamp. The
+ * checksums are recomputed incrementally from the template's (RFC 1624): the template holds the stamp with every
+ * per-frame field zero.
+ */
+static __always_inline int finish_frame(struct xdp_md *ctx, struct worker_state *w, __u32 d, __u32 len)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -33,6 +64,33 @@ static __always_inline int finish_frame(struct xdp_md *ctx, struct worker_state 
 		return -1;
 	__u32 sum = (__u16)~bpf_htons(config.dests[d].udp_check);
 
+	/* The IPv4 header checksum's change (RFC 1624), for the length and the addresses. */
+	__u32 ip_sum = 0;
+	int port_wrapped = 1;
+
+	if (config.size_mode != SIZES_FIXED) {
+		__be16 l4_len = bpf_htons(len - config.udp_offset);
+
+		sum += bpf_htons(config.sizes[len & (SIZES_TABLE - 1)].udp_sum);
+		udp[2] = l4_len;
+		if (config.ipv6) {
+			/* payload_len, 4 bytes into the IPv6 header. */
+			__be16 *payload_len = data + config.udp_offset - 36;
+
+			if ((void *)(payload_len + 1) > data_end)
+				return -1;
+			*payload_len = l4_len;
+		} else {
+			struct iphdr *ip = data + config.udp_offset - sizeof(*ip);
+
+			if ((void *)(ip + 1) > data_end)
+				return -1;
+			__be16 tot_len = bpf_htons(len - config.udp_offset + sizeof(*ip));
+
+			ip_sum += (__u16)~ip->tot_len + tot_len;
+			ip->tot_len = tot_len;
+		}
+	}
 	if (config.dst_port_count > 1 || config.src_port_count > 1) {
 		__be16 dst = bpf_htons(config.dst_port + w->dst_port_offset);
 		__be16 src = bpf_htons(config.src_port + w->src_port_offset);
@@ -42,8 +100,42 @@ static __always_inline int finish_frame(struct xdp_md *ctx, struct worker_state 
 		udp[0] = src;
 		udp[1] = dst;
 		w->dst_port_offset = cycle(w->dst_port_offset, config.dst_port_count);
-		if (w->dst_port_offset == 0 && config.src_port_count > 1)
+		port_wrapped = w->dst_port_offset == 0;
+		if (port_wrapped && config.src_port_count > 1) {
 			w->src_port_offset = cycle(w->src_port_offset, config.src_port_count);
+			port_wrapped = w->src_port_offset == 0;
+		}
+	}
+	if (config.dst_addr_count > 1) {
+		__u32 off = w->dst_addr_offset;
+
+		if (config.addr_random & ADDR_RANDOM_DST) {
+			off = random_below(config.dst_addr_count);
+		} else if (port_wrapped) {
+			w->dst_addr_offset = cycle(off, config.dst_addr_count);
+			port_wrapped = w->dst_addr_offset == 0;
+		} else {
+			port_wrapped = 0;
+		}
+		if (rewrite_addr(data, data_end, config.dst_addr_at, config.dst_addr_first, off, &sum, &ip_sum) < 0)
+			return -1;
+	}
+	if (config.src_addr_count > 1) {
+		__u32 off = w->src_addr_offset;
+
+		if (config.addr_random & ADDR_RANDOM_SRC)
+			off = random_below(config.src_addr_count);
+		else if (port_wrapped)
+			w->src_addr_offset = cycle(off, config.src_addr_count);
+		if (rewrite_addr(data, data_end, config.src_addr_at, config.src_addr_first, off, &sum, &ip_sum) < 0)
+			return -1;
+	}
+	if (!config.ipv6 && (config.size_mode != SIZES_FIXED || config.dst_addr_count > 1 || config.src_addr_count > 1)) {
+		struct iphdr *ip = data + config.udp_offset - sizeof(*ip);
+
+		if ((void *)(ip + 1) > data_end)
+			return -1;
+		ip->check = csum_fold((__u16)~ip->check + ip_sum);
 	}
 	if (config.stamp) {
 		if ((void *)(stamp + 1) > data_end)
@@ -80,14 +172,19 @@ static __always_inline int finish_frame(struct xdp_md *ctx, struct worker_state 
 	return 0;
 }
 
-/* Whether this worker's next frame is due; advances the schedule when it is. A worker's schedule starts at its
- * first frame (the kernel takes tens of milliseconds to start each worker's run, and userspace times the
- * run's duration from that frame too); a worker that fell more than MAX_BACKLOG behind (descheduled for long)
+/* Whether this worker's next frame is due; advances the schedule when it is. With bursts, each due time lets
+ * config.burst frames through back to back, and the schedule advances by a burst's interval. A worker's schedule
+ * starts at its first frame (the kernel takes tens of milliseconds to start each worker's run, and userspace
+ * times the run's duration from that frame too); a worker that fell more than MAX_BACKLOG behind (descheduled for long)
  * restarts its schedule rather than bursting. */
 #define MAX_BACKLOG_NS (1000 * 1000 * 1000ULL)
 
 static __always_inline int frame_due(struct worker_state *w)
 {
+	if (w->burst_left) {
+		w->burst_left--;
+		return 1;
+	}
 	__u64 now = (bpf_ktime_get_ns() - config.clock_base) << PACE_SHIFT;
 
 	if (now < w->next_due)
@@ -95,7 +192,27 @@ static __always_inline int frame_due(struct worker_state *w)
 	if (w->next_due == 0 || now - w->next_due > (MAX_BACKLOG_NS << PACE_SHIFT))
 		w->next_due = now;
 	w->next_due += config.pace_interval;
+	if (config.burst > 1)
+		w->burst_left = config.burst - 1;
 	return 1;
+}
+
+/* The length of this worker's next frame, when sizes vary. */
+static __always_inline __u32 next_frame_len(struct worker_state *w)
+{
+	__u32 pos = w->size_pos;
+
+	switch (config.size_mode) {
+	case SIZES_RANDOM:
+		return config.size_min + random_below(config.size_count);
+	case SIZES_STEPPED:
+		w->size_pos = cycle(pos, config.size_count);
+		return config.size_min + pos;
+	default:
+		pos &= MIX_SLOTS - 1;
+		w->size_pos = cycle(pos, config.mix_len);
+		return config.mix[pos];
+	}
 }
 
 SEC("xdp")
@@ -119,15 +236,31 @@ int xdpgen_udp(struct xdp_md *ctx)
 	}
 	if (restore_headers(ctx, config.dests[d].headers, config.udp_offset + 8, config.frame_len) < 0)
 		return count_verdict(ctx, w->actions, XDP_ABORTED);
-	if (config.dst_port_count > 1 || config.src_port_count > 1 || config.stamp) {
-		if (finish_frame(ctx, w, d) < 0)
+
+	__u32 len = config.frame_len;
+
+	if (config.size_mode != SIZES_FIXED) {
+		len = next_frame_len(w);
+		/* Userspace fills the sizes from the template's length down, never below the headers and stamp. */
+		if (len > config.frame_len)
+			return count_verdict(ctx, w->actions, XDP_ABORTED);
+		if (len < config.frame_len && bpf_xdp_adjust_tail(ctx, (int)len - (int)config.frame_len) < 0)
 			return count_verdict(ctx, w->actions, XDP_ABORTED);
 	}
-	int verdict = redirect_counted(ctx, w->actions, config.ifindex);
+	if (config.dst_port_count > 1 || config.src_port_count > 1 || config.stamp || config.size_mode != SIZES_FIXED ||
+	    config.dst_addr_count > 1 || config.src_addr_count > 1) {
+		if (finish_frame(ctx, w, d, len) < 0)
+			return count_verdict(ctx, w->actions, XDP_ABORTED);
+	}
+	int verdict = config.inject ? count_verdict(ctx, w->actions, XDP_PASS) :
+				      redirect_counted(ctx, w->actions, config.ifindex);
 
 	/* Counted only once sent, so that a receiver sees sequence numbers 0 .. sent-1 with no gap of ours. */
-	if (verdict == XDP_REDIRECT)
+	if (verdict == XDP_REDIRECT || verdict == XDP_PASS) {
 		w->sent[d]++;
+		if (config.size_mode != SIZES_FIXED)
+			w->size_frames[config.sizes[len & (SIZES_TABLE - 1)].bucket & (SIZE_BUCKETS - 1)]++;
+	}
 	return verdict;
 }
 

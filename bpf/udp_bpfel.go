@@ -29,6 +29,9 @@ type udpUdpConfig struct {
 	SrcPort        uint16
 	SrcPortCount   uint16
 	PaceInterval   uint64
+	Burst          uint32
+	Inject         uint8
+	Pad4           [3]uint8
 	ClockBase      uint64
 	FrameLen       uint16
 	Stamp          uint8
@@ -36,11 +39,32 @@ type udpUdpConfig struct {
 	ReflectEvery   uint32
 	StampGenerator uint32
 	StampSender    uint32
+	Ipv6           uint8
+	SizeMode       uint8
+	SizeMin        uint16
+	SizeCount      uint16
+	MixLen         uint16
+	AddrRandom     uint8
+	Pad2           uint8
+	SrcAddrAt      uint16
+	DstAddrAt      uint16
+	Pad3           uint16
+	SrcAddrCount   uint32
+	DstAddrCount   uint32
+	SrcAddrFirst   uint32
+	DstAddrFirst   uint32
 	Dests          [64]struct {
 		_        structs.HostLayout
 		UdpCheck uint16
 		Pad      [6]uint8
 		Headers  [96]uint8
+	}
+	Mix   [1024]uint16
+	Sizes [4096]struct {
+		_      structs.HostLayout
+		UdpSum uint16
+		Bucket uint8
+		Pad    uint8
 	}
 }
 
@@ -56,6 +80,11 @@ type udpWorkerState struct {
 	Dest          uint32
 	Sent          [64]uint64
 	ReflectIn     [64]uint32
+	SizePos       uint32
+	DstAddrOffset uint32
+	SrcAddrOffset uint32
+	BurstLeft     uint32
+	SizeFrames    [16]uint64
 }
 
 // Names of all BPF objects in the ELF.

@@ -93,6 +93,28 @@ static __always_inline __u32 cycle(__u32 position, __u32 count)
 /* The most destinations one UDP run sends to, round-robin (a power of two: indexes are masked with it). */
 #define UDP_MAX_DESTS 64
 
+/* How a UDP run's frame sizes vary (udp_config.size_mode). */
+enum size_mode {
+	/* Every frame is the template's length. */
+	SIZES_FIXED = 0,
+	/* size_min, size_min + 1, ..., size_min + size_count - 1, in turn. */
+	SIZES_STEPPED = 1,
+	/* Uniformly random over the same range. */
+	SIZES_RANDOM = 2,
+	/* mix[0], mix[1], ..., mix[mix_len - 1], in turn: a weighted mix, interleaved by userspace. */
+	SIZES_MIX = 3,
+};
+
+/* udp_config.addr_random bits. */
+#define ADDR_RANDOM_SRC 0x01
+#define ADDR_RANDOM_DST 0x02
+
+/* The most size buckets a run reports (a power of two), and the most slots of a mix (a power of two). */
+#define SIZE_BUCKETS 16
+#define MIX_SLOTS 1024
+/* Frame lengths index udp_config.sizes: a power of two above the largest live frame (4096 - 256 - 320). */
+#define SIZES_TABLE 4096
+
 /*
  * One live-frame worker's state, in a per-CPU map because each worker is pinned to one CPU and BPF_PROG_RUN runs
  * on the caller's CPU. Userspace writes `limit` and `stream` once before the workers start and never again (a
@@ -119,6 +141,15 @@ struct worker_state {
 	__u64 sent[UDP_MAX_DESTS];
 	/* Frames to each destination until the next one asks to be reflected. */
 	__u32 reflect_in[UDP_MAX_DESTS];
+	/* Position in the sizes (SIZES_STEPPED) or in the mix (SIZES_MIX): derived state, as the port offsets. */
+	__u32 size_pos;
+	/* Position in the address ranges (sequential order): the source advances each time the destination wraps. */
+	__u32 dst_addr_offset;
+	__u32 src_addr_offset;
+	/* Frames of the current burst still to send back to back. */
+	__u32 burst_left;
+	/* Frames redirected per size bucket (udp_config.sizes[len].bucket), when sizes vary. */
+	__u64 size_frames[SIZE_BUCKETS];
 };
 
 /* Pacing keeps time in 1/256 ns, so that any rate's interval is exact enough over a long run. */
@@ -151,6 +182,16 @@ struct stamp {
 	__be32 tx_time;
 };
 
+/* What a frame length changes, against the template's. */
+struct frame_size {
+	/* The UDP checksum's change, as a 16-bit one's complement sum to add: the payload the trim removed and the
+	 * two length fields (the UDP header's and the pseudo-header's). Host byte order, as udp_dest.udp_check. */
+	__u16 udp_sum;
+	/* The bucket frames of this length are counted in (worker_state.size_frames). */
+	__u8 bucket;
+	__u8 pad;
+};
+
 /* One destination of a UDP run: its template's headers and UDP checksum. */
 struct udp_dest {
 	/* The template's UDP checksum: the value the per-frame checksums are derived from. */
@@ -171,9 +212,16 @@ struct udp_config {
 	__u16 dst_port_count;
 	__u16 src_port;
 	__u16 src_port_count;
-	/* Time between two frames of one worker, in 1/256 ns; 0: as fast as possible. A frame that is not due yet
-	 * is dropped uncounted: the worker spins, as hardware generators do, so that pacing has no sleep jitter. */
+	/* Time between two frames (or two bursts) of one worker, in 1/256 ns; 0: as fast as possible. A frame that
+	 * is not due yet is dropped uncounted: the worker spins, as hardware generators do, so that pacing has no
+	 * sleep jitter. */
 	__u64 pace_interval;
+	/* With pacing: frames sent back to back each time one is due (0 or 1: one). */
+	__u32 burst;
+	/* Non-zero: frames are not sent but passed to the stack of the interface the run names as its ingress
+	 * (XDP_PASS of a live frame: netif_receive_skb), to load the host's own receive path. */
+	__u8 inject;
+	__u8 pad4[3];
 	/* Boot time (ns) at load: pacing clocks count from here, so PACE_SHIFT cannot overflow them. */
 	__u64 clock_base;
 	/* The template's length. */
@@ -188,8 +236,33 @@ struct udp_config {
 	/* The stamp's generator and sender, in network byte order. */
 	__be32 stamp_generator;
 	__be32 stamp_sender;
+	/* Non-zero: IPv6 (the IP header is the 40 bytes before the UDP header), else IPv4 without options. */
+	__u8 ipv6;
+	/* enum size_mode. With any but SIZES_FIXED the template is the largest size and each frame is trimmed to
+	 * its own (never below the stamp). */
+	__u8 size_mode;
+	__u16 size_min;
+	__u16 size_count;
+	__u16 mix_len;
+	/* Address ranges: the addresses' last 32 bits (all of an IPv4 address) go from the template's over
+	 * *_addr_count values: in turn (the destination fastest, after the ports) or, with ADDR_RANDOM_*, at random.
+	 * *_addr_at is where the 32-bit word sits in the frame; *_addr_first is the template's, host byte order. A
+	 * count of 0 or 1: the template's address. */
+	__u8 addr_random;
+	__u8 pad2;
+	__u16 src_addr_at;
+	__u16 dst_addr_at;
+	__u16 pad3;
+	__u32 src_addr_count;
+	__u32 dst_addr_count;
+	__u32 src_addr_first;
+	__u32 dst_addr_first;
 	/* Each destination's headers, up to the end of the UDP header (udp_offset + 8 bytes). */
 	struct udp_dest dests[UDP_MAX_DESTS];
+	/* SIZES_MIX: the frame length of each slot. */
+	__u16 mix[MIX_SLOTS];
+	/* Indexed by frame length; only the lengths a run sends are filled. */
+	struct frame_size sizes[SIZES_TABLE];
 };
 
 /* The receive program's configuration (receive.c). */

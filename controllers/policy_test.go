@@ -177,6 +177,11 @@ func TestGeneratorPolicy(t *testing.T) {
 	if err := admit(policyGenerator(t, strict, "admitted", "")); err != nil {
 		t.Fatalf("a generator within the policy: %v", err)
 	}
+	for _, r := range []string{"10.200.1.0/24", "10.200.0.10-10.200.3.20", "'fd00:200::100/120'", "10.200.0.9"} {
+		if err := admit(policyGenerator(t, strict, "admitted-range", "destination: {address: null, addressRange: "+r+"}")); err != nil {
+			t.Fatalf("a generator with a destination range within the policy: %v", err)
+		}
+	}
 	// Receivers have no destination address to check: their nodes are kept within the policy's nodes.
 	receiving := "{destination: {address: null}, receivers: {nodeSelector: {xdpgen.io/sender: 'true'}}}"
 	if err := admit(policyGenerator(t, strict, "admitted-receivers", receiving)); err != nil {
@@ -201,6 +206,19 @@ func TestGeneratorPolicy(t *testing.T) {
 		{"broadcast-mac", "destination: {mac: 'ff:ff:ff:ff:ff:ff'}", []string{"spec.destination.mac ff:ff:ff:ff:ff:ff is a group", "allowSpecialAddresses: true"}},
 		{"ipv6-multicast-mac", "destination: {mac: '33:33:00:00:00:01'}", []string{"spec.destination.mac 33:33:00:00:00:01 is a group"}},
 		{"multicast-source-mac", "source: {mac: '01:00:5e:00:00:01'}", []string{"spec.source.mac 01:00:5e:00:00:01 is a group"}},
+		{"range-loopback-prefix", "destination: {address: null, addressRange: 127.0.0.0/30}", []string{"spec.destination.addressRange 127.0.0.0/30 holds addresses that are not unicast", "allowSpecialAddresses: true"}},
+		{"range-holding-loopback", "destination: {address: null, addressRange: 96.0.0.0/3}", []string{"96.0.0.0/3 holds addresses that are not unicast"}},
+		{"range-across-metadata", "destination: {address: null, addressRange: 169.200.0.1-169.255.0.1}", []string{"169.200.0.1-169.255.0.1 holds addresses that are not unicast"}},
+		{"range-across-loopback", "destination: {address: null, addressRange: 126.0.0.1-128.0.0.1}", []string{"126.0.0.1-128.0.0.1 holds addresses that are not unicast"}},
+		{"range-to-broadcast", "destination: {address: null, addressRange: 10.200.0.1-255.255.255.255}", []string{"holds addresses that are not unicast"}},
+		{"range-multicast-ipv6", "destination: {address: null, addressRange: 'ff02::/120'}", []string{"ff02::/120 holds addresses that are not unicast"}},
+		{"range-outside-cidrs", "destination: {address: null, addressRange: 10.200.255.0-10.201.0.10}", []string{"spec.destination.addressRange 10.200.255.0-10.201.0.10 is not within one of the networks " + strictName + " allows"}},
+		{"range-prefix-outside-cidrs", "destination: {address: null, addressRange: 10.0.0.0/8}", []string{"10.0.0.0/8 is not within one of the networks"}},
+		{"bit-rate-of-a-mix", "{rate: {packetsPerSecond: 1000000}, frameSizes: {weights: [{size: 64, weight: 100}, {size: 1514, weight: 1}]}}", []string{strictName + " allows at most 10000000000 bits/s per node: lower spec.rate (12112000000 bits/s)"}},
+		{"packet-rate-of-a-range", "{rate: {packetsPerSecond: null, bitsPerSecond: 1000000000}, frameSizes: {min: 64, max: 1514}}", []string{strictName + " allows at most 1000000 packets/s per node: lower spec.rate (1953125 packets/s of 64 bytes)"}},
+		{"l1-packet-rate", "{rate: {packetsPerSecond: null, l1BitsPerSecond: 10000000000}, frameSize: 60}", []string{strictName + " allows at most 1000000 packets/s per node: lower spec.rate (14880953 packets/s of 60 bytes)"}},
+		{"l1-bit-rate", "{rate: {packetsPerSecond: null, l1BitsPerSecond: 40000000000}, frameSize: 9000}", []string{strictName + " allows at most 10000000000 bits/s per node: lower spec.rate (39893617021 bits/s)"}},
+		{"percent-of-line-rate", "rate: {packetsPerSecond: null, percentOfLineRate: '10'}", []string{"set spec.rate in packets or bits per second (a percentage of the line rate depends on each node's link)"}},
 		{"outside-cidrs", "destination: {address: 10.201.0.1}", []string{"10.201.0.1 is outside the networks " + strictName + " allows (10.200.0.0/16, fd00:200::/64)", "allowedDestinationCIDRs"}},
 		{"packet-rate", "rate: {packetsPerSecond: 2000000}", []string{strictName + " allows at most 1000000 packets/s per node: lower spec.rate", "raise maxPacketsPerSecondPerNode"}},
 		{"bit-rate", "{rate: {packetsPerSecond: null, bitsPerSecond: 20000000000}, frameSize: 9000}", []string{strictName + " allows at most 10000000000 bits/s per node", "raise maxBitsPerSecondPerNode"}},

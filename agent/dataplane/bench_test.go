@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"fmt"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -151,4 +152,41 @@ func BenchmarkThreads(b *testing.B) {
 			ratio(b, res, "2threads", "1thread")
 		})
 	}
+}
+
+// BenchmarkShapes: what varying the frame size and the addresses costs, against fixed flows. imix trims each frame
+// of the simple IMIX from a 1514-byte template; fixed-64 and fixed-1514 are one size without a trim (the mix's
+// smallest and its template); randsize picks a random size of 60-1514 per frame; addrs sends to 253 destination
+// and from 64 source addresses in turn (64-byte frames); imix+addrs does both.
+func BenchmarkShapes(b *testing.B) {
+	r := newBenchRig(b, 1)
+	imix := &FrameSizes{Mix: SizeProfiles["imix-simple"]}
+	ranges := func(r *rig) (*AddrRange, *AddrRange) {
+		dst := AddrRange{First: r.Remote.IPv4, Last: netip.MustParseAddr("10.200.0.254")}
+		src := AddrRange{First: netip.MustParseAddr("10.200.0.100"), Last: netip.MustParseAddr("10.200.0.163")}
+		return &dst, &src
+	}
+	res := measure(b, r, []benchVariant{
+		{name: "fixed-64", cfg: func(r *rig) UDPConfig { return UDPConfig{DstAddr: r.Remote.IPv4, Duration: benchPeriod} }},
+		{name: "fixed-1514", cfg: func(r *rig) UDPConfig {
+			return UDPConfig{DstAddr: r.Remote.IPv4, FrameSize: 1514, Duration: benchPeriod}
+		}},
+		{name: "imix", cfg: func(r *rig) UDPConfig { return UDPConfig{DstAddr: r.Remote.IPv4, Sizes: imix, Duration: benchPeriod} }},
+		{name: "randsize", cfg: func(r *rig) UDPConfig {
+			return UDPConfig{DstAddr: r.Remote.IPv4, Sizes: &FrameSizes{Min: 60, Max: 1514, Random: true}, Duration: benchPeriod}
+		}},
+		{name: "addrs", cfg: func(r *rig) UDPConfig {
+			dst, src := ranges(r)
+			return UDPConfig{DstRange: dst, SrcRange: src, Duration: benchPeriod}
+		}},
+		{name: "imix+addrs", cfg: func(r *rig) UDPConfig {
+			dst, src := ranges(r)
+			return UDPConfig{DstRange: dst, SrcRange: src, Sizes: imix, Duration: benchPeriod}
+		}},
+	})
+	ratio(b, res, "imix", "fixed-64")
+	ratio(b, res, "imix", "fixed-1514")
+	ratio(b, res, "randsize", "fixed-1514")
+	ratio(b, res, "addrs", "fixed-64")
+	ratio(b, res, "imix+addrs", "imix")
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"time"
@@ -26,6 +27,12 @@ type UDPConfig struct {
 	// DstAddrs are several destinations, of one IP family, all reached through one interface: each thread
 	// sends its frames to them in turn. Give DstAddr or DstAddrs (at most MaxDestinations), not both.
 	DstAddrs []netip.Addr
+	// DstRange, when set, takes each frame's destination address from a range instead of DstAddr: every address
+	// goes to the next hop of the range's first (its MAC, through its interface). Not with Stamp: receivers
+	// account per destination address.
+	DstRange *AddrRange
+	// SrcRange, when set, takes each frame's source address from a range instead of SrcAddr.
+	SrcRange *AddrRange
 	// Stamp, when set, writes a stamp after the UDP header of every frame, for receivers to account for
 	// (AttachReceiver). It takes StampLen bytes of the payload.
 	Stamp *Stamp
@@ -34,8 +41,12 @@ type UDPConfig struct {
 	SrcPort, SrcPortCount uint16
 	// VLAN is the 802.1Q VLAN ID to tag frames with; 0 sends them untagged.
 	VLAN uint16
-	// FrameSize is the Ethernet frame length without FCS. 0: 64 bytes, or the smallest frame the headers fit.
+	// FrameSize is the Ethernet frame length without FCS. 0: 64 bytes, or the smallest frame the headers fit;
+	// with Sizes, the largest of them.
 	FrameSize int
+	// Sizes, when set, varies the frame size from frame to frame (a range or a weighted mix) instead of
+	// FrameSize. A rate in bits per second is paced by the mean size.
+	Sizes *FrameSizes
 
 	// Threads is the number of workers, each pinned to its own CPU. 0 means 1, or len(CPUs).
 	Threads int
@@ -45,9 +56,23 @@ type UDPConfig struct {
 	Packets uint64
 	// Duration stops the run after this long; 0: no limit.
 	Duration time.Duration
-	// RatePPS or RateBPS caps the whole run's rate (frames per second, or frame bits per second);
-	// 0: as fast as the machine goes.
-	RatePPS, RateBPS uint64
+	// RatePPS, RateBPS, RateL1BPS or RateLinePercent caps the whole run's rate; give at most one (none: as fast
+	// as the machine goes). RatePPS counts frames per second; RateBPS the frames' bits (layer 2, without FCS);
+	// RateL1BPS the bits on the wire (layer 1: each frame with its FCS, preamble, SFD and inter-frame gap,
+	// L1Overhead bytes more); RateLinePercent is a percentage of the egress interface's link speed, at layer 1.
+	// A rate in bits is paced by the mean frame size (Sizes).
+	RatePPS, RateBPS, RateL1BPS uint64
+	RateLinePercent             float64
+	// Inject, when set, sends nothing: each frame goes up Interface's own receive path instead (XDP_PASS of a
+	// live frame), as if it had arrived there, so that the host's own stack (netfilter, routing, NAT, sockets, a
+	// CNI's programs at tc) is loaded without a second host. Frames are addressed to the interface's MAC unless
+	// DstMAC says otherwise; DstAddr is where they go (a local address, or one the host routes or translates);
+	// SrcAddr (or SrcRange), required, is a peer the host accepts frames from, not one of its own addresses. Not
+	// with Stamp: receivers count at an interface's XDP hook, which injected frames do not pass.
+	Inject bool
+	// Burst, with a rate, sends this many frames back to back each time the pacing lets one through, and waits
+	// as many frames' intervals: each thread's average rate stays its share of the rate. 0 or 1: no bursts.
+	Burst int
 }
 
 // MaxDestinations is the most destinations one UDP run sends to.
@@ -113,13 +138,38 @@ func (c UDPConfig) withDefaults() UDPConfig {
 	if c.Threads == 0 {
 		c.Threads = max(1, len(c.CPUs))
 	}
+	if c.DstRange != nil {
+		c.DstAddr = c.DstRange.First
+	}
+	if c.SrcRange != nil {
+		c.SrcAddr = c.SrcRange.First
+	}
 	if len(c.DstAddrs) == 0 && c.DstAddr.IsValid() {
 		c.DstAddrs = []netip.Addr{c.DstAddr}
+	}
+	if c.Sizes != nil {
+		c.FrameSize = c.Sizes.largest()
 	}
 	if c.FrameSize == 0 {
 		c.FrameSize = max(defaultFrameSize, c.minFrameSize())
 	}
 	return c
+}
+
+// smallestFrame is the size of c's smallest frame.
+func (c UDPConfig) smallestFrame() int {
+	if c.Sizes != nil {
+		return c.Sizes.smallest()
+	}
+	return c.FrameSize
+}
+
+// meanFrame is the mean size of c's frames.
+func (c UDPConfig) meanFrame() float64 {
+	if c.Sizes != nil {
+		return c.Sizes.mean()
+	}
+	return float64(c.FrameSize)
 }
 
 // minFrameSize is the smallest frame that holds c's headers and, when stamped, the stamp.
@@ -150,6 +200,46 @@ func (c UDPConfig) validated() (UDPConfig, error) {
 	if c.DstAddr.IsValid() && len(c.DstAddrs) > 0 {
 		return c, fieldError(FieldDstAddr, c.DstAddr, "give one destination address or a list of them, not both")
 	}
+	if c.Sizes != nil && c.FrameSize != 0 {
+		return c, fieldError(FieldSizes, c.Sizes, "give one frame size or sizes that vary, not both")
+	}
+	if c.Inject {
+		switch {
+		case c.Interface == "":
+			return c, fieldError(FieldInterface, nil, "injection needs the interface whose receive path takes the frames: name it")
+		case !c.SrcAddr.IsValid() && c.SrcRange == nil:
+			return c, fieldError(FieldSrcAddr, nil, "injected frames need a source address the host accepts frames from (a peer, not one of its own): give one")
+		case c.Stamp != nil:
+			return c, fieldError(FieldInterface, c.Interface, "injected frames go up the stack without passing the interface's XDP hook, where receivers count stamps: send unstamped")
+		}
+	}
+	if r := c.DstRange; r != nil {
+		switch {
+		case c.DstAddr.IsValid() || len(c.DstAddrs) > 0:
+			return c, fieldError(FieldDstRange, r, "give a destination address or a range of them, not both")
+		case c.Stamp != nil:
+			return c, fieldError(FieldDstRange, r, "stamped frames are accounted per destination address: vary the source address or the ports instead, or send unstamped")
+		}
+		if errs := r.errors(FieldDstRange, netip.Addr{}); errs != nil {
+			return c, errors.Join(errs...)
+		}
+	}
+	if r := c.SrcRange; r != nil {
+		if c.SrcAddr.IsValid() {
+			return c, fieldError(FieldSrcRange, r, "give a source address or a range of them, not both")
+		}
+		var like netip.Addr
+		if c.DstRange != nil {
+			like = c.DstRange.First
+		} else if len(c.DstAddrs) > 0 {
+			like = c.DstAddrs[0]
+		} else {
+			like = c.DstAddr
+		}
+		if errs := r.errors(FieldSrcRange, like); errs != nil {
+			return c, errors.Join(errs...)
+		}
+	}
 	c = c.withDefaults()
 	errs := c.destinationErrors()
 	for _, m := range []struct {
@@ -173,23 +263,48 @@ func (c UDPConfig) validated() (UDPConfig, error) {
 	if c.VLAN > 4094 {
 		errs = append(errs, fieldError(FieldVLAN, c.VLAN, "VLAN IDs go from 1 to 4094 (0 sends untagged frames)"))
 	}
-	if len(c.DstAddrs) > 0 {
+	if c.Sizes != nil {
+		what := "frame"
+		if len(c.DstAddrs) > 0 {
+			what = stampNote(c.Stamp) + family(c.DstAddrs[0]) + vlanNote(c.VLAN)
+		}
+		errs = append(errs, c.Sizes.errors(c.minFrameSize(), what)...)
+	} else if len(c.DstAddrs) > 0 {
 		if lo := c.minFrameSize(); c.FrameSize < lo {
 			errs = append(errs, fieldError(FieldFrameSize, c.FrameSize, "below the smallest %s%s%s frame: use at least %d bytes",
 				stampNote(c.Stamp), family(c.DstAddrs[0]), vlanNote(c.VLAN), lo))
 		}
 	}
-	if c.FrameSize > MaxLiveFrameSize {
+	if c.Sizes == nil && c.FrameSize > MaxLiveFrameSize {
 		errs = append(errs, fieldError(FieldFrameSize, c.FrameSize, "live frames hold at most %d bytes (one page): use a smaller size",
 			MaxLiveFrameSize))
 	}
 	errs = append(errs, threadErrors(c.Threads, c.CPUs)...)
-	if c.RatePPS != 0 && c.RateBPS != 0 {
-		errs = append(errs, fieldError(FieldRate, nil, "give a rate in packets/s or in bits/s, not both"))
+	rates := 0
+	for _, set := range []bool{c.RatePPS != 0, c.RateBPS != 0, c.RateL1BPS != 0, c.RateLinePercent != 0} {
+		if set {
+			rates++
+		}
 	}
-	if c.RateBPS != 0 && c.RateBPS < uint64(c.FrameSize)*8 {
-		errs = append(errs, fieldError(FieldRate, fmt.Sprintf("%d bit/s", c.RateBPS), "below one %d-byte frame per second: use at least %d bit/s",
-			c.FrameSize, c.FrameSize*8))
+	if rates > 1 {
+		errs = append(errs, fieldError(FieldRate, nil, "give one rate: in packets/s, in bits/s (layer 2 or layer 1) or in percent of the line rate"))
+	}
+	mean := c.meanFrame()
+	if c.RateBPS != 0 && float64(c.RateBPS) < mean*8 {
+		errs = append(errs, fieldError(FieldRate, fmt.Sprintf("%d bit/s", c.RateBPS), "below one %.0f-byte frame per second: use at least %.0f bit/s",
+			mean, math.Ceil(mean*8)))
+	}
+	if l1 := (mean + L1Overhead) * 8; c.RateL1BPS != 0 && float64(c.RateL1BPS) < l1 {
+		errs = append(errs, fieldError(FieldRate, fmt.Sprintf("%d bit/s", c.RateL1BPS), "below one %.0f-byte frame (%.0f bytes on the wire) per second: use at least %.0f bit/s",
+			mean, mean+L1Overhead, math.Ceil(l1)))
+	}
+	if c.Burst < 0 || c.Burst > MaxBurst {
+		errs = append(errs, fieldError(FieldBurst, c.Burst, "use 1 to %d frames per burst", MaxBurst))
+	} else if c.Burst > 1 && !c.paced() {
+		errs = append(errs, fieldError(FieldBurst, c.Burst, "bursts are spaced to keep a rate: give a rate too"))
+	}
+	if p := c.RateLinePercent; p < 0 || p > 100 || math.IsNaN(p) {
+		errs = append(errs, fieldError(FieldRate, fmt.Sprintf("%g%%", p), "a percentage of the line rate is above 0 and at most 100"))
 	}
 	return c, errors.Join(errs...)
 }
@@ -220,16 +335,35 @@ func (c UDPConfig) destinationErrors() []error {
 
 // targetSpec is what resolveTarget needs of c to reach its first destination.
 func (c UDPConfig) targetSpec() targetSpec {
-	return targetSpec{Interface: c.Interface, DstMAC: c.DstMAC, SrcMAC: c.SrcMAC, DstAddr: c.DstAddrs[0], SrcAddr: c.SrcAddr,
+	return targetSpec{Inject: c.Inject, Interface: c.Interface, DstMAC: c.DstMAC, SrcMAC: c.SrcMAC, DstAddr: c.DstAddrs[0], SrcAddr: c.SrcAddr,
 		VLAN: c.VLAN, FrameSize: c.FrameSize, Threads: c.Threads, CPUs: c.CPUs}
 }
 
-// ratePPS is the whole run's target rate in frames per second; 0 is unlimited.
-func (c UDPConfig) ratePPS() float64 {
-	if c.RateBPS != 0 {
-		return float64(c.RateBPS) / float64(c.FrameSize*8)
+// MaxBurst bounds UDPConfig.Burst.
+const MaxBurst = 1 << 20
+
+// L1Overhead is what a frame takes on the wire beyond FrameSize: preamble and SFD (8 bytes), FCS (4) and the
+// inter-frame gap (12). So 60-byte frames (64 with FCS) at 10 Gbit/s layer 1 are 14.88 Mpps.
+const L1Overhead = 24
+
+// ratePPS is the whole run's target rate in frames per second; 0 is unlimited. linkBPS is the egress link's speed
+// in bits per second, for RateLinePercent. A rate in bits per second is paced by the mean frame size: exact over
+// each cycle of a mix or of stepped sizes, on average for random ones.
+func (c UDPConfig) ratePPS(linkBPS float64) float64 {
+	switch {
+	case c.RateBPS != 0:
+		return float64(c.RateBPS) / (c.meanFrame() * 8)
+	case c.RateL1BPS != 0:
+		return float64(c.RateL1BPS) / ((c.meanFrame() + L1Overhead) * 8)
+	case c.RateLinePercent != 0:
+		return linkBPS * c.RateLinePercent / 100 / ((c.meanFrame() + L1Overhead) * 8)
 	}
 	return float64(c.RatePPS)
+}
+
+// paced reports whether c caps its rate.
+func (c UDPConfig) paced() bool {
+	return c.RatePPS != 0 || c.RateBPS != 0 || c.RateL1BPS != 0 || c.RateLinePercent != 0
 }
 
 // TCPConfig describes a TCP run: Flows connections to one server, each a real TCP connection whose data

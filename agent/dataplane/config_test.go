@@ -24,7 +24,7 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"frame too small v4", UDPConfig{DstAddr: v4, FrameSize: 59}, FieldFrameSize, "at least 60"},
 		{"frame too small v6 vlan", UDPConfig{DstAddr: v6, VLAN: 5, FrameSize: 64}, FieldFrameSize, "at least 66"},
 		{"frame over a page", UDPConfig{DstAddr: v4, FrameSize: 9000}, FieldFrameSize, "at most 3520"},
-		{"both rates", UDPConfig{DstAddr: v4, RatePPS: 1, RateBPS: 1000}, FieldRate, "not both"},
+		{"both rates", UDPConfig{DstAddr: v4, RatePPS: 1, RateBPS: 1000}, FieldRate, "give one rate"},
 		{"bps below a frame", UDPConfig{DstAddr: v4, RateBPS: 8}, FieldRate, "at least 512"},
 		{"bad mac", UDPConfig{DstAddr: v4, DstMAC: net.HardwareAddr{1, 2}}, FieldDstMAC, "six bytes"},
 		{"negative threads", UDPConfig{DstAddr: v4, Threads: -1}, FieldThreads, "at least 1"},

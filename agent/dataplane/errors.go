@@ -21,8 +21,12 @@ const (
 	FieldSrcPort   Field = "src-port"
 	FieldVLAN      Field = "vlan"
 	FieldFrameSize Field = "size"
+	FieldSizes     Field = "sizes"
+	FieldDstRange  Field = "dst-range"
+	FieldSrcRange  Field = "src-range"
 	FieldThreads   Field = "threads"
 	FieldRate      Field = "rate"
+	FieldBurst     Field = "burst"
 )
 
 // Fields only TCPConfig has.

@@ -32,12 +32,19 @@ type progTestRunAttr struct {
 // errInterrupted: a signal ended a live-frame run early. What it sent is in the BPF counters.
 var errInterrupted = errors.New("live-frame run interrupted")
 
-// runLiveFrames runs prog over frame up to repeat times in live-frame mode, on the calling thread's CPU.
+// xdpMD is struct xdp_md (include/uapi/linux/bpf.h): BPF_PROG_RUN's context, of which a live-frame run reads the
+// ingress interface (the device XDP_PASS hands frames to), and the frame's bounds.
+type xdpMD struct {
+	data, dataEnd, dataMeta, ingressIfindex, rxQueueIndex, egressIfindex uint32
+}
+
+// runLiveFrames runs prog over frame up to repeat times in live-frame mode, on the calling thread's CPU. A non-zero
+// ingress is the interface whose receive path takes the frames the program passes (XDP_PASS); 0: loopback's.
 //
 // ebpf.Program.Run would do, except that it restarts an interrupted run from the beginning; here a signal is
 // how a run is stopped (every BPF_PROG_RUN call costs two RCU grace periods, ~25 ms here, to add the program
 // to the XDP dispatcher and remove it again, so calls must be long), so the interruption is returned instead.
-func runLiveFrames(prog *ebpf.Program, frame []byte, repeat uint32) error {
+func runLiveFrames(prog *ebpf.Program, frame []byte, repeat uint32, ingress int) error {
 	attr := progTestRunAttr{
 		progFD:     uint32(prog.FD()),
 		dataSizeIn: uint32(len(frame)),
@@ -45,9 +52,14 @@ func runLiveFrames(prog *ebpf.Program, frame []byte, repeat uint32) error {
 		repeat:     repeat,
 		flags:      unix.BPF_F_TEST_XDP_LIVE_FRAMES,
 	}
+	md := xdpMD{dataEnd: uint32(len(frame)), ingressIfindex: uint32(ingress)}
+	if ingress != 0 {
+		attr.ctxIn, attr.ctxSizeIn = unsafe.Pointer(&md), uint32(unsafe.Sizeof(md))
+	}
 	_, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_PROG_TEST_RUN, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
 	runtime.KeepAlive(prog)
 	runtime.KeepAlive(frame)
+	runtime.KeepAlive(&md)
 	switch errno {
 	case 0:
 		return nil

@@ -23,6 +23,8 @@ type targetSpec struct {
 	Threads   int
 	// CPUs are the CPUs asked for, one per thread; empty: any.
 	CPUs []int
+	// Inject: the frames go up the interface's own receive path, so they are addressed to its MAC.
+	Inject bool
 }
 
 // target is a targetSpec made concrete on this host: the egress link, both MACs, the source address, the VLAN
@@ -102,6 +104,9 @@ func resolveTarget(c targetSpec) (target, error) {
 	}
 
 	dst := c.DstMAC
+	if dst == nil && c.Inject {
+		dst = attrs.HardwareAddr
+	}
 	if dst == nil {
 		if dst, err = resolveNeighbour(route, link, c.DstAddr); err != nil {
 			return target{}, err

@@ -12,9 +12,9 @@ import (
 // routedEnds builds sender - router - receiver and returns the sender and the receiver as a Pair. The router's
 // ingress veth gets a pass program, so that it receives redirected frames and hands them to its stack, which
 // forwards them: it writes the next hop's MACs and the decremented TTL (hop limit) into the frame's own page.
-func routedEnds(t *testing.T) *netnstest.Pair {
+func routedEnds(t *testing.T, opts netnstest.Options) *netnstest.Pair {
 	t.Helper()
-	rt := netnstest.NewRouted(t, netnstest.Options{})
+	rt := netnstest.NewRouted(t, opts)
 	pass, err := constantProgram(ActionPass)
 	if err != nil {
 		t.Fatal(err)
@@ -47,7 +47,7 @@ func TestUDPThroughARouter(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			// Paced, so that the router's and the receiver's backlogs never overflow.
 			const count, dport = 5000, 7777
-			r := countOn(t, routedEnds(t), dport, dport, false)
+			r := countOn(t, routedEnds(t, netnstest.Options{}), dport, dport, false)
 			dst := r.Remote.IPv4
 			if tc.v6 {
 				dst = r.Remote.IPv6
@@ -68,7 +68,7 @@ func TestUDPThroughARouter(t *testing.T) {
 func TestTCPThroughARouter(t *testing.T) {
 	for _, tc := range tcpPathCases {
 		t.Run(tc.name, func(t *testing.T) {
-			goodput := runTCPStream(t, &tcpRig{Pair: routedEnds(t)}, tc.v6, tc.flows, tcpPathSegments)
+			goodput := runTCPStream(t, &tcpRig{Pair: routedEnds(t, netnstest.Options{})}, tc.v6, tc.flows, tcpPathSegments)
 			t.Logf("goodput through the router: %.0f Mbit/s", goodput/1e6)
 		})
 	}

@@ -62,11 +62,16 @@ type Stats struct {
 	// Destinations are the frames sent to each destination (UDP runs), in the order of the configuration:
 	// with stamps, exactly what its receiver should account for (SettlePath).
 	Destinations []DestinationSent
+	// Sizes are the frames sent per size bucket (UDP runs): one bucket for a fixed size, each size of a mix, or
+	// up to 16 equal slices of a range.
+	Sizes []SizeCount
 }
 
 // DestinationSent is what a run sent to one destination.
 type DestinationSent struct {
-	Addr    netip.Addr `json:"addr"`
+	Addr netip.Addr `json:"addr"`
+	// Last is the end of the range of addresses the frames went to, from Addr (a run with DstRange).
+	Last    netip.Addr `json:"last,omitzero"`
 	Packets uint64     `json:"packets"`
 }
 
@@ -82,9 +87,10 @@ func (c InterfaceCounters) sub(o InterfaceCounters) InterfaceCounters {
 	return InterfaceCounters{TxPackets: c.TxPackets - o.TxPackets, TxBytes: c.TxBytes - o.TxBytes, TxDropped: c.TxDropped - o.TxDropped}
 }
 
-// Sent is what was handed to an interface for transmission: XDP_REDIRECT and XDP_TX.
+// Sent is what was handed on: to an interface for transmission (XDP_REDIRECT, XDP_TX), or to the stack by an
+// injecting run (XDP_PASS).
 func (s Stats) Sent() Counter {
-	return s.Actions[ActionRedirect].add(s.Actions[ActionTX])
+	return s.Actions[ActionRedirect].add(s.Actions[ActionTX]).add(s.Actions[ActionPass])
 }
 
 // EgressDrops explains frames the egress interface refused, or is empty when it refused none.

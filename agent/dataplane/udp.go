@@ -28,6 +28,8 @@ type UDPGenerator struct {
 	program *ebpf.Program
 	// host is the namespace, netlink sockets and egress interface state the generator holds.
 	host *sendingHost
+	// ratePPS is the rate the workers are paced to, in frames per second; 0: unpaced.
+	ratePPS float64
 }
 
 // NewUDPGenerator validates cfg against this host, builds the frames, loads the programs and readies the egress
@@ -40,13 +42,19 @@ func NewUDPGenerator(cfg UDPConfig) (*UDPGenerator, error) {
 	if err != nil {
 		return nil, err
 	}
-	if lo := udpMinFrameSize(cfg.family6(), tgt.VLAN, cfg.Stamp != nil); cfg.FrameSize < lo {
-		return nil, fieldError(FieldFrameSize, cfg.FrameSize, "below the smallest %s%s VLAN-tagged frame (%s is VLAN %d): use at least %d bytes",
+	if lo := udpMinFrameSize(cfg.family6(), tgt.VLAN, cfg.Stamp != nil); cfg.smallestFrame() < lo {
+		return nil, fieldError(FieldFrameSize, cfg.smallestFrame(), "below the smallest %s%s VLAN-tagged frame (%s is VLAN %d): use at least %d bytes",
 			stampNote(cfg.Stamp), family(cfg.DstAddrs[0]), tgt.Link.Attrs().Name, tgt.VLAN, lo)
 	}
 	flows, err := destinationFlows(cfg, tgt)
 	if err != nil {
 		return nil, err
+	}
+	var linkBPS float64
+	if cfg.RateLinePercent != 0 {
+		if linkBPS, err = lineRate(tgt.Link); err != nil {
+			return nil, err
+		}
 	}
 	templates := make([]udpTemplate, len(flows))
 	frames := make([][]byte, len(flows))
@@ -68,9 +76,20 @@ func NewUDPGenerator(cfg UDPConfig) (*UDPGenerator, error) {
 		DstPortCount: cfg.DstPortCount,
 		SrcPort:      cfg.SrcPort,
 		SrcPortCount: cfg.SrcPortCount,
-		PaceInterval: paceInterval(cfg.ratePPS(), cfg.Threads),
+		PaceInterval: paceInterval(cfg.ratePPS(linkBPS), cfg.Threads) * uint64(max(cfg.Burst, 1)),
+		Burst:        uint32(cfg.Burst),
 		ClockBase:    monotonicNow(),
 	}
+	if cfg.family6() {
+		bcfg.Ipv6 = 1
+	}
+	if cfg.Inject {
+		bcfg.Inject = 1
+	}
+	if cfg.Sizes != nil {
+		cfg.Sizes.program(&bcfg, frames[0], templates[0].UDPOffset)
+	}
+	cfg.programAddrRanges(&bcfg, templates[0].UDPOffset)
 	if s := cfg.Stamp; s != nil {
 		// In network byte order, as the stamp carries them.
 		bcfg.Stamp, bcfg.ReflectEvery = 1, s.ReflectEvery
@@ -80,10 +99,13 @@ func NewUDPGenerator(cfg UDPConfig) (*UDPGenerator, error) {
 	if err != nil {
 		return nil, privilegeHint(err)
 	}
-	g := &UDPGenerator{cfg: cfg, target: tgt, flows: flows, templates: templates, objs: objs, program: objs.Send}
+	g := &UDPGenerator{cfg: cfg, target: tgt, flows: flows, templates: templates, objs: objs, program: objs.Send, ratePPS: cfg.ratePPS(linkBPS)}
 	if g.host, err = openSendingHost(tgt); err != nil {
 		g.Close()
 		return nil, err
+	}
+	if cfg.Inject {
+		return g, nil // nothing leaves: the interface transmits nothing of ours
 	}
 	if err := g.host.readyEgress(objs.Pass); err != nil {
 		g.Close()
@@ -129,7 +151,15 @@ func vlanName(vlan uint16) string {
 	return fmt.Sprintf(" (VLAN %d)", vlan)
 }
 
-// Interface is the egress interface's name and index.
+// ingress is the interface whose receive path takes injected frames; 0 when the run transmits.
+func (g *UDPGenerator) ingress() int {
+	if !g.cfg.Inject {
+		return 0
+	}
+	return g.target.Ifindex
+}
+
+// Interface is the egress interface's name and index (with Inject, the interface frames are injected into).
 func (g *UDPGenerator) Interface() (string, int) {
 	return g.target.Link.Attrs().Name, g.target.Ifindex
 }
@@ -158,6 +188,13 @@ func (g *UDPGenerator) Flow() string {
 		vlan = fmt.Sprintf(" vlan %d", f.VLAN)
 	}
 	dst := f.DstAddr.String()
+	if r := g.cfg.DstRange; r != nil {
+		dst = r.String()
+	}
+	src := f.SrcAddr.String()
+	if r := g.cfg.SrcRange; r != nil {
+		src = r.String()
+	}
 	if len(g.flows) > 1 {
 		dst = fmt.Sprintf("%d destinations %s .. %s", len(g.flows), f.DstAddr, g.flows[len(g.flows)-1].DstAddr)
 	}
@@ -169,9 +206,24 @@ func (g *UDPGenerator) Flow() string {
 		}
 		stamp += ")"
 	}
-	return fmt.Sprintf("udp %s:%s -> %s:%s (%s -> %s%s), %d-byte frames, %d thread(s)%s",
-		f.SrcAddr, ports(f.SrcPort, g.cfg.SrcPortCount), dst, ports(f.DstPort, g.cfg.DstPortCount),
-		f.SrcMAC, f.DstMAC, vlan, f.FrameSize, len(g.target.CPUs), stamp)
+	size := fmt.Sprintf("%d-byte frames", f.FrameSize)
+	if s := g.cfg.Sizes; s != nil {
+		size = fmt.Sprintf("frame sizes %s (mean %.1f bytes)", s, s.mean())
+	}
+	rate := ""
+	if g.ratePPS > 0 {
+		rate = fmt.Sprintf(", paced to %.0f pps", g.ratePPS)
+		if g.cfg.Burst > 1 {
+			rate += fmt.Sprintf(" in bursts of %d per thread", g.cfg.Burst)
+		}
+	}
+	inject := ""
+	if g.cfg.Inject {
+		inject = ", injected into " + g.target.Link.Attrs().Name + "'s receive path"
+	}
+	return fmt.Sprintf("udp %s:%s -> %s:%s (%s -> %s%s), %d flow(s), %s, %d thread(s)%s%s%s",
+		src, ports(f.SrcPort, g.cfg.SrcPortCount), dst, ports(f.DstPort, g.cfg.DstPortCount),
+		f.SrcMAC, f.DstMAC, vlan, g.cfg.Flows(), size, len(g.target.CPUs), rate, stamp, inject)
 }
 
 // Close detaches what the generator attached and releases its programs. Safe to call more than once.
@@ -191,13 +243,22 @@ func (g *UDPGenerator) Stats() (Stats, error) {
 	if err != nil {
 		return Stats{}, err
 	}
-	egress, err := g.host.egressSinceStart()
-	if err != nil {
-		return Stats{}, err
+	var egress InterfaceCounters
+	if !g.cfg.Inject {
+		if egress, err = g.host.egressSinceStart(); err != nil {
+			return Stats{}, err
+		}
 	}
 	s := Stats{At: time.Now(), Egress: egress, Destinations: make([]DestinationSent, len(g.cfg.DstAddrs))}
 	for i, a := range g.cfg.DstAddrs {
 		s.Destinations[i].Addr = a
+	}
+	if r := g.cfg.DstRange; r != nil {
+		s.Destinations[0].Last = r.Last
+	}
+	s.Sizes = []SizeCount{{Min: g.cfg.FrameSize, Max: g.cfg.FrameSize}}
+	if g.cfg.Sizes != nil {
+		s.Sizes = g.cfg.Sizes.buckets()
 	}
 	for _, st := range states {
 		for a, c := range st.Actions {
@@ -206,6 +267,15 @@ func (g *UDPGenerator) Stats() (Stats, error) {
 		for i := range s.Destinations {
 			s.Destinations[i].Packets += st.Sent[i]
 		}
+		if g.cfg.Sizes != nil {
+			for i := range s.Sizes {
+				s.Sizes[i].Packets += st.SizeFrames[i]
+			}
+		}
+	}
+	if g.cfg.Sizes == nil {
+		// One size: the program counts no buckets, every frame sent is in the one.
+		s.Sizes[0].Packets = s.Sent().Packets
 	}
 	return s, nil
 }
@@ -224,7 +294,8 @@ func (g *UDPGenerator) Run(ctx context.Context) error {
 	if err := g.initWorkers(); err != nil {
 		return err
 	}
-	workers := startWorkers(g.target.CPUs, liveFrameJob{program: g.program, frame: g.templates[0].Frame, ns: g.host.ns, budget: g.budget})
+	workers := startWorkers(g.target.CPUs, liveFrameJob{program: g.program, frame: g.templates[0].Frame, ns: g.host.ns, budget: g.budget,
+		ingress: g.ingress()})
 	// Each worker's duration counts from its first frame: the kernel takes tens of milliseconds to start a
 	// run, and the rate over the duration must hold for every worker.
 	err := supervise(ctx, workers, func() (func(*liveFrameWorker) bool, error) {
@@ -253,7 +324,7 @@ func (g *UDPGenerator) budget(cpu int) (uint64, error) {
 	if st.Emitted >= st.Limit {
 		return 0, nil
 	}
-	if g.cfg.ratePPS() == 0 {
+	if !g.cfg.paced() {
 		// Every frame is sent, so the call can end exactly at the limit.
 		return min(maxRepeat, st.Limit-st.Emitted), nil
 	}

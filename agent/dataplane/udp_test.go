@@ -301,22 +301,24 @@ func TestRateLimit(t *testing.T) {
 	threads := min(runtime.NumCPU(), 2)
 	for _, tc := range []struct {
 		name         string
-		pps, bps     uint64
+		pps, bps, l1 uint64
 		threads      int
 		wantPPS      float64
 		frameSize    int
 		tolerancePct float64
 	}{
-		{"1kpps", 1_000, 0, 1, 1_000, 64, 5},
-		{"20kpps 2 threads", 20_000, 0, threads, 20_000, 64, 5},
-		{"200kpps", 200_000, 0, 1, 200_000, 64, 5},
-		{"100Mbps of 1000-byte frames", 0, 100_000_000, threads, 12_500, 1000, 5},
+		{"1kpps", 1_000, 0, 0, 1, 1_000, 64, 5},
+		{"20kpps 2 threads", 20_000, 0, 0, threads, 20_000, 64, 5},
+		{"200kpps", 200_000, 0, 0, 1, 200_000, 64, 5},
+		{"100Mbps of 1000-byte frames", 0, 100_000_000, 0, threads, 12_500, 1000, 5},
+		// Each 1000-byte frame takes 1024 bytes on the wire: FCS, preamble and SFD, inter-frame gap.
+		{"100Mbps L1 of 1000-byte frames", 0, 0, 100_000_000, threads, 100e6 / (1024 * 8), 1000, 5},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t, netnstest.Options{Queues: threads}, 9, 9, false)
 			const d = time.Second
 			g := r.generator(t, UDPConfig{DstAddr: r.Remote.IPv4, Threads: tc.threads, RatePPS: tc.pps, RateBPS: tc.bps,
-				FrameSize: tc.frameSize, Duration: d})
+				RateL1BPS: tc.l1, FrameSize: tc.frameSize, Duration: d})
 			s := run(t, g)
 			got := float64(r.received(t).Packets) / d.Seconds()
 			if diff := 100 * (got - tc.wantPPS) / tc.wantPPS; diff > tc.tolerancePct || diff < -tc.tolerancePct {

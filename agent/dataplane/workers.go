@@ -22,6 +22,8 @@ type liveFrameJob struct {
 	ns      netns.NsHandle
 	// budget is how many frames the worker on cpu may run in its next call; 0 ends the worker.
 	budget func(cpu int) (uint64, error)
+	// ingress is the interface whose receive path takes the frames the program passes (0: none does).
+	ingress int
 }
 
 // startWorkers starts one worker per CPU.
@@ -129,7 +131,7 @@ func (w *liveFrameWorker) run(job liveFrameJob) {
 		if repeat == 0 {
 			return
 		}
-		if err := runLiveFrames(job.program, job.frame, uint32(min(repeat, maxRepeat))); err != nil && !errors.Is(err, errInterrupted) {
+		if err := runLiveFrames(job.program, job.frame, uint32(min(repeat, maxRepeat)), job.ingress); err != nil && !errors.Is(err, errInterrupted) {
 			w.err = fmt.Errorf("live-frame run on cpu %d: %w", w.cpu, err)
 			return
 		}

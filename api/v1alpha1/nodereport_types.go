@@ -108,6 +108,13 @@ type ActionCount struct {
 	Bytes int64 `json:"bytes,omitempty"`
 }
 
+// SizeCount is how many frames of sizes min to max (bytes, without FCS) a node sent.
+type SizeCount struct {
+	Min     int32 `json:"min"`
+	Max     int32 `json:"max"`
+	Packets int64 `json:"packets"`
+}
+
 // TCPStatus is what a tcp run's connections counted, summed over its flows, and their goodput. Bytes are payload
 // bytes; counts are totals of the run, across restarts of the agent.
 type TCPStatus struct {
@@ -288,6 +295,13 @@ type NodeReportStatus struct {
 	// TCP is what the connections of a tcp run counted; unset for udp.
 	// +optional
 	TCP *TCPStatus `json:"tcp,omitempty"`
+
+	// Sizes are the frames sent per size bucket, for a run whose frame sizes vary (spec.frameSizes): each size of
+	// a mix, or up to 16 equal slices of a range. They are not pinned: after an agent is killed, the next one
+	// carries them from the last report, up to a report interval behind.
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	Sizes []SizeCount `json:"sizes,omitempty"`
 
 	// Sent is what a sender sent to each receiver of the generator's receivers.
 	// +optional

@@ -31,6 +31,19 @@ const (
 	ProtocolTCP Protocol = "tcp"
 )
 
+// Mode says where a node's frames go.
+// +kubebuilder:validation:Enum=Transmit;Inject
+type Mode string
+
+const (
+	// ModeTransmit sends the frames out of the interface.
+	ModeTransmit Mode = "Transmit"
+	// ModeInject hands each frame to the interface's own receive path instead (XDP_PASS of a live frame), as if
+	// it had arrived there: the node's own stack (netfilter, kube-proxy or the CNI's programs, routing, sockets)
+	// is loaded with no second machine.
+	ModeInject Mode = "Inject"
+)
+
 // InterfaceAuto asks each node's agent to use the interface of the route to the destination.
 const InterfaceAuto = "auto"
 
@@ -107,6 +120,8 @@ const (
 
 // Destination is where the frames go.
 // +kubebuilder:validation:XValidation:rule="self.port + self.portCount - 1 <= 65535",message="destination.port + destination.portCount - 1 must be <= 65535: lower port or portCount"
+// +kubebuilder:validation:XValidation:rule="!has(self.address) || !has(self.addressRange)",message="destination.address and destination.addressRange exclude each other: give one address or a range",fieldPath=".addressRange"
+// +kubebuilder:validation:XValidation:rule="!has(self.addressOrder) || has(self.addressRange)",message="destination.addressOrder orders destination.addressRange: remove addressOrder, or give addressRange",fieldPath=".addressOrder"
 type Destination struct {
 	// Address is the destination IPv4 or IPv6 address: a receiver outside the cluster (xdpgen receive, say). Left
 	// out when receivers are nodes of the cluster (spec.receivers): each sender then sends to their addresses.
@@ -116,6 +131,21 @@ type Destination struct {
 	// +kubebuilder:validation:XValidation:rule="isIP(self)",message="destination.address must be an IPv4 or IPv6 address such as 10.200.0.2 or fd00::2 (no prefix length, no zone)"
 	// +kubebuilder:validation:XValidation:rule="!isIP(self) || !ip(self).isUnspecified()",message="destination.address must not be the unspecified address (0.0.0.0 or ::): give the receiver's address"
 	Address string `json:"address,omitempty"`
+
+	// AddressRange varies each frame's destination address over a range instead of address: a prefix
+	// (192.0.2.0/24; an IPv4 prefix of /30 or wider leaves out its network and broadcast addresses) or FIRST-LAST
+	// (192.0.2.10-192.0.2.20). An IPv6 range stays within one /96. Every address goes to the next hop of the
+	// first, so that the far end's RSS spreads the flows over its queues. Not with receivers, which account per
+	// destination address.
+	// +optional
+	// +kubebuilder:validation:MaxLength=91
+	// +kubebuilder:validation:XValidation:rule="isCIDR(self) || isIP(self) || (self.split('-').size() == 2 && isIP(self.split('-')[0]) && isIP(self.split('-')[1]))",message="destination.addressRange must be a prefix such as 192.0.2.0/24 or fd00::/120, or FIRST-LAST such as 192.0.2.10-192.0.2.20"
+	AddressRange string `json:"addressRange,omitempty"`
+
+	// AddressOrder is the order of addressRange: Stepped (in turn, after the ports, so that every combination of
+	// ports and addresses is sent) or Random. Left out: Stepped.
+	// +optional
+	AddressOrder Order `json:"addressOrder,omitempty"`
 
 	// MAC is the destination MAC address. Left out, each node resolves the next hop's MAC from its neighbour table.
 	// +optional
@@ -140,6 +170,8 @@ type Destination struct {
 
 // Source is what the frames come from. Every field has a per-node default.
 // +kubebuilder:validation:XValidation:rule="self.port + self.portCount - 1 <= 65535",message="source.port + source.portCount - 1 must be <= 65535: lower port or portCount"
+// +kubebuilder:validation:XValidation:rule="!has(self.address) || !has(self.addressRange)",message="source.address and source.addressRange exclude each other: give one address or a range",fieldPath=".addressRange"
+// +kubebuilder:validation:XValidation:rule="!has(self.addressOrder) || has(self.addressRange)",message="source.addressOrder orders source.addressRange: remove addressOrder, or give addressRange",fieldPath=".addressOrder"
 type Source struct {
 	// Address is the source IPv4 or IPv6 address. Left out, each node uses its interface's address of the
 	// destination's family.
@@ -148,6 +180,18 @@ type Source struct {
 	// +kubebuilder:validation:XValidation:rule="isIP(self)",message="source.address must be an IPv4 or IPv6 address such as 10.200.0.1 or fd00::1 (no prefix length, no zone), or be left out to use the interface's address"
 	// +kubebuilder:validation:XValidation:rule="!isIP(self) || !ip(self).isUnspecified()",message="source.address must not be the unspecified address (0.0.0.0 or ::): leave it out to use the interface's address"
 	Address string `json:"address,omitempty"`
+
+	// AddressRange varies each frame's source address over a range instead of address, as
+	// destination.addressRange does (every node sends from the whole range).
+	// +optional
+	// +kubebuilder:validation:MaxLength=91
+	// +kubebuilder:validation:XValidation:rule="isCIDR(self) || isIP(self) || (self.split('-').size() == 2 && isIP(self.split('-')[0]) && isIP(self.split('-')[1]))",message="source.addressRange must be a prefix such as 198.51.100.0/24 or fd00::/120, or FIRST-LAST such as 198.51.100.10-198.51.100.20"
+	AddressRange string `json:"addressRange,omitempty"`
+
+	// AddressOrder is the order of addressRange: Stepped (in turn, after the ports and the destination
+	// addresses) or Random. Left out: Stepped.
+	// +optional
+	AddressOrder Order `json:"addressOrder,omitempty"`
 
 	// MAC is the source MAC address. Left out, each node uses its interface's MAC.
 	// +optional
@@ -171,18 +215,102 @@ type Source struct {
 }
 
 // Rate caps how fast each node sends. Exactly one of its fields is set.
-// +kubebuilder:validation:XValidation:rule="!(has(self.packetsPerSecond) && has(self.bitsPerSecond))",message="rate: set only one of packetsPerSecond and bitsPerSecond, not both"
-// +kubebuilder:validation:XValidation:rule="has(self.packetsPerSecond) || has(self.bitsPerSecond)",message="rate: set packetsPerSecond or bitsPerSecond, or remove rate to send as fast as the node can"
+// +kubebuilder:validation:XValidation:rule="(has(self.packetsPerSecond) ? 1 : 0) + (has(self.bitsPerSecond) ? 1 : 0) + (has(self.l1BitsPerSecond) ? 1 : 0) + (has(self.percentOfLineRate) ? 1 : 0) <= 1",message="rate: set only one of packetsPerSecond, bitsPerSecond, l1BitsPerSecond and percentOfLineRate"
+// +kubebuilder:validation:XValidation:rule="has(self.packetsPerSecond) || has(self.bitsPerSecond) || has(self.l1BitsPerSecond) || has(self.percentOfLineRate)",message="rate: set packetsPerSecond, bitsPerSecond, l1BitsPerSecond or percentOfLineRate, or remove rate to send as fast as the node can"
 type Rate struct {
 	// PacketsPerSecond is the rate of each node in frames per second.
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	PacketsPerSecond *int64 `json:"packetsPerSecond,omitempty"`
 
-	// BitsPerSecond is the rate of each node in bits per second of Ethernet frames (without preamble and FCS).
+	// BitsPerSecond is the rate of each node in bits per second of Ethernet frames (layer 2: without preamble and
+	// FCS).
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	BitsPerSecond *int64 `json:"bitsPerSecond,omitempty"`
+
+	// L1BitsPerSecond is the rate of each node in bits per second on the wire (layer 1): each frame with its FCS,
+	// preamble and SFD and the inter-frame gap, 24 bytes more than frameSize. 64-byte frames (frameSize 60) at
+	// 10 Gbit/s are 14.88 million frames per second.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	L1BitsPerSecond *int64 `json:"l1BitsPerSecond,omitempty"`
+
+	// PercentOfLineRate is the rate of each node as a percentage of its interface's link speed, at layer 1 (a
+	// decimal number such as "50" or "2.5"). A node whose driver reports no speed (a veth, most virtual NICs)
+	// fails saying so.
+	// +optional
+	// +kubebuilder:validation:MaxLength=16
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9]+(\\\\.[0-9]+)?$') && double(self) > 0.0 && double(self) <= 100.0",message="rate.percentOfLineRate must be a decimal number above 0 and at most 100, such as 50 or 2.5"
+	PercentOfLineRate string `json:"percentOfLineRate,omitempty"`
+
+	// Burst sends this many frames back to back per sending thread each time the rate lets one through, then
+	// waits as many frames' time: the average rate holds, the traffic comes in bursts.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1048576
+	Burst *int32 `json:"burst,omitempty"`
+}
+
+// Order is the order the values of a range (frame sizes, addresses) are sent in.
+// +kubebuilder:validation:Enum=Stepped;Random
+type Order string
+
+const (
+	// OrderStepped sends each value in turn: first, first+1, ..., last, first, ...
+	OrderStepped Order = "Stepped"
+	// OrderRandom picks each frame's value uniformly at random from the range.
+	OrderRandom Order = "Random"
+)
+
+// FrameSizes varies the frame size from frame to frame: a range (min and max), a named mix (profile), or a mix of
+// your own (weights). Sizes are Ethernet frame lengths without FCS, as frameSize. Each node's BPF program trims
+// every frame from one of the largest size, so a mix costs no more per frame than a range of ports; a rate in
+// bitsPerSecond is paced by the mean frame size.
+// +kubebuilder:validation:XValidation:rule="(has(self.min) || has(self.max) ? 1 : 0) + (has(self.profile) ? 1 : 0) + (has(self.weights) ? 1 : 0) == 1",message="frameSizes: set exactly one of min and max (a range), profile (a named mix such as imix-simple) or weights (a mix of your own)"
+// +kubebuilder:validation:XValidation:rule="has(self.min) == has(self.max)",message="frameSizes: a range needs both min and max"
+// +kubebuilder:validation:XValidation:rule="!has(self.min) || !has(self.max) || self.min <= self.max",message="frameSizes.max must be at least frameSizes.min",fieldPath=".max"
+// +kubebuilder:validation:XValidation:rule="!has(self.order) || has(self.min)",message="frameSizes.order orders a range: remove order, or give min and max instead of a mix",fieldPath=".order"
+type FrameSizes struct {
+	// Min and Max bound a range of sizes.
+	// +optional
+	// +kubebuilder:validation:Minimum=60
+	// +kubebuilder:validation:Maximum=3520
+	Min *int32 `json:"min,omitempty"`
+	// +optional
+	// +kubebuilder:validation:Minimum=60
+	// +kubebuilder:validation:Maximum=3520
+	Max *int32 `json:"max,omitempty"`
+	// Order is the order of a range: Stepped (min, min+1, ..., max, in turn) or Random. Left out: Stepped.
+	// +optional
+	Order Order `json:"order,omitempty"`
+
+	// Profile is a named mix: imix-simple is 64, 570 and 1518-byte frames with FCS (60, 566 and 1514 without)
+	// weighted 7:4:1. Its 60-byte frames are IPv4 only: an IPv6 run needs weights of its own.
+	// +optional
+	// +kubebuilder:validation:Enum=imix-simple
+	Profile string `json:"profile,omitempty"`
+
+	// Weights is a mix of your own: each size once, with its weight. Each thread sends the sizes interleaved in
+	// cycles of sum(weight) frames, each size weight times per cycle.
+	// +optional
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:XValidation:rule="self.map(w, w.weight).sum() <= 1024",message="frameSizes.weights add up to more than 1024: scale them down"
+	// +kubebuilder:validation:XValidation:rule="self.all(a, self.exists_one(b, b.size == a.size))",message="frameSizes.weights: give each size once, with its whole weight"
+	Weights []SizeWeight `json:"weights,omitempty"`
+}
+
+// SizeWeight is one size of a mix and its weight.
+type SizeWeight struct {
+	// Size is the Ethernet frame length without FCS.
+	// +kubebuilder:validation:Minimum=60
+	// +kubebuilder:validation:Maximum=3520
+	Size int32 `json:"size"`
+	// Weight is how many frames of this size each cycle of the mix holds.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1024
+	Weight int32 `json:"weight"`
 }
 
 // TCPOptions tune a tcp run. Each node opens its own connections to destination.address, port destination.port
@@ -265,14 +393,23 @@ type Receivers struct {
 // TrafficGeneratorSpec is what to send, from which nodes, and for how long.
 // +kubebuilder:validation:XValidation:rule="!has(self.source) || !has(self.source.address) || !has(self.destination.address) || !isIP(self.source.address) || !isIP(self.destination.address) || ip(self.source.address).family() == ip(self.destination.address).family()",message="destination.address and source.address must both be IPv4 or both IPv6",fieldPath=".source.address"
 // +kubebuilder:validation:XValidation:rule="!has(self.frameSize) || self.frameSize >= (14 + (has(self.vlan) ? 4 : 0) + (((has(self.destination.address) && isIP(self.destination.address) && ip(self.destination.address).family() == 6) || (has(self.receivers) && self.receivers.ipFamily == 'IPv6')) ? 40 : 20) + (self.protocol == 'tcp' ? 40 : 8) + (has(self.receivers) ? 20 : 0))",messageExpression="'frameSize must hold Ethernet (14) + VLAN tag (4, when vlan is set) + IP header (20 for IPv4, 40 for IPv6) + %s%sbytes: set frameSize to at least %d'.format([self.protocol == 'tcp' ? 'TCP with timestamps (32) + the stream offset (8)' : 'UDP (8)', has(self.receivers) ? ' + the receivers stamp (20) ' : ' ', (14 + (has(self.vlan) ? 4 : 0) + (((has(self.destination.address) && isIP(self.destination.address) && ip(self.destination.address).family() == 6) || (has(self.receivers) && self.receivers.ipFamily == 'IPv6')) ? 40 : 20) + (self.protocol == 'tcp' ? 40 : 8) + (has(self.receivers) ? 20 : 0))])",fieldPath=".frameSize"
+// +kubebuilder:validation:XValidation:rule="!has(self.frameSize) || !has(self.frameSizes)",message="frameSize and frameSizes exclude each other: remove frameSize to vary the size, or frameSizes for one size",fieldPath=".frameSizes"
+// +kubebuilder:validation:XValidation:rule="!has(self.frameSizes) || !has(self.frameSizes.profile) || !has(self.receivers)",message="frameSizes.profile imix-simple has 60-byte frames, too small for the receivers' 20-byte stamp: give frameSizes.weights from 62 bytes (IPv4) or 82 (IPv6) up",fieldPath=".frameSizes"
+// +kubebuilder:validation:XValidation:rule="self.protocol != 'tcp' || !has(self.frameSizes)",message="frameSizes applies to udp: a tcp run's segments are as large as frameSize or the MSS allows; remove frameSizes",fieldPath=".frameSizes"
+// +kubebuilder:validation:XValidation:rule="!has(self.mode) || self.mode != 'Inject' || self.protocol == 'udp'",message="mode Inject applies to udp: use protocol: udp",fieldPath=".mode"
+// +kubebuilder:validation:XValidation:rule="!has(self.mode) || self.mode != 'Inject' || !has(self.receivers)",message="mode Inject hands the frames to each sending node's own stack: remove receivers, and give destination.address",fieldPath=".receivers"
+// +kubebuilder:validation:XValidation:rule="!has(self.mode) || self.mode != 'Inject' || (has(self.interface) && self.interface != 'auto')",message="mode Inject needs the interface whose receive path takes the frames: set interface to its name, such as eth0",fieldPath=".interface"
+// +kubebuilder:validation:XValidation:rule="!has(self.mode) || self.mode != 'Inject' || (has(self.source) && (has(self.source.address) || has(self.source.addressRange)))",message="mode Inject needs source.address (or source.addressRange): a peer the nodes accept frames from, not one of their own addresses",fieldPath=".source"
 // +kubebuilder:validation:XValidation:rule="self.protocol != 'tcp' || !has(self.rate)",message="rate applies to udp: a tcp run sends as fast as its congestion window allows; remove rate",fieldPath=".rate"
 // +kubebuilder:validation:XValidation:rule="self.protocol != 'tcp' || !has(self.vlan)",message="vlan applies to udp only: tcp mode sends untagged frames; remove vlan",fieldPath=".vlan"
 // +kubebuilder:validation:XValidation:rule="self.protocol != 'tcp' || self.destination.portCount == 1",message="a tcp run connects to one destination.port: remove destination.portCount (use tcp.flows for more connections)",fieldPath=".destination.portCount"
 // +kubebuilder:validation:XValidation:rule="self.protocol == 'tcp' || !has(self.tcp)",message="tcp options need protocol: tcp",fieldPath=".tcp"
 // +kubebuilder:validation:XValidation:rule="has(self.duration) || has(self.packets) || (has(self.continuous) && self.continuous)",message="set duration or packets to bound the run, or set continuous: true to send until the TrafficGenerator is deleted"
 // +kubebuilder:validation:XValidation:rule="!(has(self.continuous) && self.continuous) || !(has(self.duration) || has(self.packets))",message="continuous: true sends until the TrafficGenerator is deleted: remove duration and packets, or set continuous: false",fieldPath=".continuous"
-// +kubebuilder:validation:XValidation:rule="has(self.destination.address) || has(self.receivers)",message="set destination.address (a receiver outside the cluster) or receivers (nodes of the cluster that count what arrives)"
+// +kubebuilder:validation:XValidation:rule="has(self.destination.address) || has(self.destination.addressRange) || has(self.receivers)",message="set destination.address or destination.addressRange (receivers outside the cluster) or receivers (nodes of the cluster that count what arrives)"
 // +kubebuilder:validation:XValidation:rule="!has(self.destination.address) || !has(self.receivers)",message="destination.address and receivers exclude each other: remove destination.address to send to the receiving nodes, or remove receivers to send to that address",fieldPath=".receivers"
+// +kubebuilder:validation:XValidation:rule="!has(self.receivers) || !has(self.destination.addressRange)",message="destination.addressRange does not apply with receivers, which account per destination address: vary source.addressRange or the ports instead",fieldPath=".destination.addressRange"
+// +kubebuilder:validation:XValidation:rule="self.protocol != 'tcp' || (!has(self.destination.addressRange) && !has(self.source.addressRange))",message="address ranges apply to udp: a tcp run connects from and to one address; remove destination.addressRange and source.addressRange",fieldPath=".protocol"
 // +kubebuilder:validation:XValidation:rule="!has(self.receivers) || !has(self.destination.mac)",message="destination.mac does not apply with receivers: each sender resolves each receiver's next hop; remove destination.mac",fieldPath=".destination.mac"
 // +kubebuilder:validation:XValidation:rule="self.protocol != 'tcp' || !has(self.receivers)",message="receivers apply to udp: a tcp run's server acknowledges what arrived; remove receivers or use protocol: udp",fieldPath=".receivers"
 type TrafficGeneratorSpec struct {
@@ -296,6 +433,12 @@ type TrafficGeneratorSpec struct {
 	// +kubebuilder:default=udp
 	Protocol Protocol `json:"protocol,omitempty"`
 
+	// Mode is Transmit (frames leave through the interface) or Inject (udp: each node hands its frames to the
+	// named interface's own receive path, addressed to its MAC, from source.address: a Service or pod address,
+	// or one of the node's own, is then reached through the node's own datapath). Left out: Transmit.
+	// +optional
+	Mode Mode `json:"mode,omitempty"`
+
 	// Destination is where the frames go: an address, or with receivers only the ports.
 	// +optional
 	// +kubebuilder:default={port: 9, portCount: 1}
@@ -318,6 +461,10 @@ type TrafficGeneratorSpec struct {
 	// +kubebuilder:validation:Minimum=60
 	// +kubebuilder:validation:Maximum=9216
 	FrameSize int32 `json:"frameSize,omitempty"`
+
+	// FrameSizes varies the frame size from frame to frame (udp), instead of frameSize.
+	// +optional
+	FrameSizes *FrameSizes `json:"frameSizes,omitempty"`
 
 	// VLAN is an 802.1Q VLAN ID to tag the frames with.
 	// +optional

@@ -72,15 +72,17 @@ type TrafficGeneratorPolicySpec struct {
 	// +optional
 	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
 
-	// MaxPacketsPerSecondPerNode bounds rate.packetsPerSecond (and the packets per second of rate.bitsPerSecond at
-	// the generator's frameSize, 64 bytes when left out). Set, a generator needs a rate (no tcp run: tcp sends as
-	// fast as its congestion window allows).
+	// MaxPacketsPerSecondPerNode bounds rate.packetsPerSecond (and the packets per second of rate.bitsPerSecond
+	// or rate.l1BitsPerSecond at the generator's frameSize, 64 bytes when left out, or the smallest of its
+	// frameSizes). Set, a generator needs a rate in packets or bits per second (no tcp run: tcp sends as fast as
+	// its congestion window allows; no rate.percentOfLineRate: it depends on each node's link).
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	MaxPacketsPerSecondPerNode *int64 `json:"maxPacketsPerSecondPerNode,omitempty"`
 
-	// MaxBitsPerSecondPerNode bounds rate.bitsPerSecond (and the bits per second of rate.packetsPerSecond at the
-	// generator's frameSize, 64 bytes when left out). Set, a generator needs a rate (no tcp run).
+	// MaxBitsPerSecondPerNode bounds rate.bitsPerSecond, in bits of Ethernet frames (layer 2), and the same bits
+	// of rate.packetsPerSecond or rate.l1BitsPerSecond at the generator's frameSize (64 bytes when left out, or the
+	// largest of its frameSizes). Set, a generator needs a rate in packets or bits per second (no tcp run).
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	MaxBitsPerSecondPerNode *int64 `json:"maxBitsPerSecondPerNode,omitempty"`

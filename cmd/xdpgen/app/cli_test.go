@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -105,6 +106,95 @@ func TestCLISendsACountAsJSON(t *testing.T) {
 	}
 	if got, _ := r.rx.Counts(); got.Matched.Packets != 5000 {
 		t.Fatalf("peer counted %d, want 5000", got.Matched.Packets)
+	}
+	r.requireNoXDP(t)
+}
+
+// TestCLISendsIMIX sends the simple IMIX: the summary counts the frames of each size in the weights' exact
+// proportion, and the peer counted every frame.
+func TestCLISendsIMIX(t *testing.T) {
+	r := newCLIRig(t)
+	out, err := r.command("udp", r.Local.Interface, "-a", r.Remote.IPv4.String(), "-n", "1200", "--sizes", "imix-simple", "-o", "json").Output()
+	if err != nil {
+		t.Fatalf("xdpgen: %v\n%s", err, out)
+	}
+	var last struct {
+		Type  string
+		Sizes []dataplane.SizeCount
+	}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		if err := json.Unmarshal(sc.Bytes(), &last); err != nil {
+			t.Fatalf("line %q is not JSON: %v", sc.Text(), err)
+		}
+	}
+	want := []dataplane.SizeCount{{Min: 60, Max: 60, Packets: 700}, {Min: 566, Max: 566, Packets: 400}, {Min: 1514, Max: 1514, Packets: 100}}
+	if last.Type != "summary" || len(last.Sizes) != 3 || last.Sizes[0] != want[0] || last.Sizes[1] != want[1] || last.Sizes[2] != want[2] {
+		t.Fatalf("last record %+v, want a summary with sizes %v\n%s", last, want, out)
+	}
+	if got, _ := r.rx.Counts(); got.Matched.Packets != 1200 || got.Matched.Bytes != 100*(7*60+4*566+1514) {
+		t.Fatalf("peer counted %+v, want 1200 frames of %d bytes", got.Matched, 100*(7*60+4*566+1514))
+	}
+	r.requireNoXDP(t)
+}
+
+// TestCLISendsAddressRanges sends source and destination ranges: the first line counts the distinct flows, the
+// summary names the destination range.
+func TestCLISendsAddressRanges(t *testing.T) {
+	r := newCLIRig(t)
+	out, err := r.command("udp", r.Local.Interface, "-m", r.Remote.MAC.String(), "--dst-range", "10.200.0.96/28",
+		"--src-range", "10.200.0.50-10.200.0.57", "-d", "4", "-p", "9", "--addr-order", "random", "-n", "1000").Output()
+	if err != nil {
+		t.Fatalf("xdpgen: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"udp 10.200.0.50-10.200.0.57 random:9 -> 10.200.0.97-10.200.0.110 random:9-12", "448 flow(s)",
+		"1000 pkts to 10.200.0.97-10.200.0.110",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Fatalf("output lacks %q:\n%s", want, out)
+		}
+	}
+	r.requireNoXDP(t)
+}
+
+// TestCLIPercentOfAVeth: a veth reports no line rate to take a percentage of: xdpgen says so and what to give
+// instead, and leaves nothing attached.
+func TestCLIPercentOfAVeth(t *testing.T) {
+	r := newCLIRig(t)
+	out, err := r.command("udp", r.Local.Interface, "-a", r.Remote.IPv4.String(), "--rate-percent", "10", "-n", "10").CombinedOutput()
+	want := "--rate/--rate-bps/--rate-l1-bps/--rate-percent: a percentage of the line rate needs the link speed, and " +
+		r.Local.Interface + " is a veth, whose speed is a nominal constant of the driver: give the rate in packets/s or bits/s"
+	if err == nil || !strings.Contains(string(out), want) {
+		t.Fatalf("xdpgen: %v\n%s\nwant it to fail saying %q", err, out, want)
+	}
+	r.requireNoXDP(t)
+}
+
+// TestCLIInjects injects frames into the local namespace's own interface: a socket there receives every one, and
+// the summary counts them as passed to the stack.
+func TestCLIInjects(t *testing.T) {
+	r := newCLIRig(t)
+	conn := netnstest.ListenUDP(t, r.Local.NS, r.Local.IPv4, 7777, "")
+	out, err := r.command("udp", r.Local.Interface, "--inject", "-a", r.Local.IPv4.String(), "-A", r.Remote.IPv4.String(),
+		"-p", "7777", "-n", "100").Output()
+	if err != nil {
+		t.Fatalf("xdpgen: %v\n%s", err, out)
+	}
+	for _, want := range []string{"Injecting into " + r.Local.Interface, "injected into " + r.Local.Interface + "'s receive path"} {
+		if !strings.Contains(string(out), want) {
+			t.Fatalf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if !regexp.MustCompile(`XDP_PASS\s+100 pkts`).Match(out) {
+		t.Fatalf("the summary does not count 100 frames passed:\n%s", out)
+	}
+	buf := make([]byte, 2048)
+	for i := range 100 {
+		_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if _, err := conn.Read(buf); err != nil {
+			t.Fatalf("datagram %d of 100: %v", i+1, err)
+		}
 	}
 	r.requireNoXDP(t)
 }

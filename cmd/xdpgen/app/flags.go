@@ -31,11 +31,17 @@ func flagFor(f dataplane.Field) string {
 	case dataplane.FieldInterface:
 		return "<ifname>"
 	case dataplane.FieldRate:
-		return "--rate/--rate-bps"
+		return "--rate/--rate-bps/--rate-l1-bps/--rate-percent"
 	case dataplane.FieldDstPort:
 		return "--dst-port/--dyn-ports"
 	case dataplane.FieldSrcPort:
 		return "--src-port/--src-port-range"
+	case dataplane.FieldSizes:
+		return "--sizes"
+	case dataplane.FieldDstRange:
+		return "--dst-range"
+	case dataplane.FieldSrcRange:
+		return "--src-range"
 	}
 	return "--" + string(f)
 }
@@ -62,6 +68,18 @@ func parseRate(flag, s string) (uint64, error) {
 	return uint64(v * mult), nil
 }
 
+// parsePercent reads a percentage, with or without a % sign: "10", "2.5%".
+func parsePercent(flag, s string) (float64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	v, err := strconv.ParseFloat(strings.TrimSuffix(s, "%"), 64)
+	if err != nil || v <= 0 || v > 100 {
+		return 0, &flagError{flag, s, "not a percentage of the line rate: give a number above 0 and at most 100, such as 10 or 2.5%"}
+	}
+	return v, nil
+}
+
 // parsePortRange reads "LO-HI" into a first port and a count.
 func parsePortRange(flag, s string) (port, count uint16, err error) {
 	lo, hi, ok := strings.Cut(s, "-")
@@ -71,6 +89,49 @@ func parsePortRange(flag, s string) (port, count uint16, err error) {
 		return 0, 0, &flagError{flag, s, "not a port range: give FIRST-LAST with 1 <= FIRST <= LAST <= 65535, such as 1024-2047"}
 	}
 	return uint16(first), uint16(last - first + 1), nil
+}
+
+// parseSizes reads --sizes: MIN-MAX (a range, sent in order's order), a profile name, or SIZE:WEIGHT,... (a mix).
+func parseSizes(s, order string) (*dataplane.FrameSizes, error) {
+	const hint = "give MIN-MAX (a range such as 64-1518), a profile (%s) or SIZE:WEIGHT,... (a mix such as 60:7,566:4,1514:1)"
+	bad := func(what string) error {
+		return &flagError{"--sizes", s, what + ": " + fmt.Sprintf(hint, strings.Join(dataplane.SizeProfileNames(), ", "))}
+	}
+	sizes := &dataplane.FrameSizes{}
+	switch order {
+	case "stepped":
+	case "random":
+		sizes.Random = true
+	default:
+		return nil, &flagError{"--size-order", order, "use stepped or random"}
+	}
+	switch {
+	case strings.Contains(s, ":"):
+		for _, part := range strings.Split(s, ",") {
+			size, weight, _ := strings.Cut(strings.TrimSpace(part), ":")
+			sz, err1 := strconv.Atoi(size)
+			w, err2 := strconv.Atoi(weight)
+			if err1 != nil || err2 != nil {
+				return nil, bad(fmt.Sprintf("%q is not SIZE:WEIGHT", part))
+			}
+			sizes.Mix = append(sizes.Mix, dataplane.WeightedSize{Size: sz, Weight: w})
+		}
+	case strings.Contains(s, "-") && s[0] >= '0' && s[0] <= '9':
+		lo, hi, _ := strings.Cut(s, "-")
+		var err1, err2 error
+		sizes.Min, err1 = strconv.Atoi(lo)
+		sizes.Max, err2 = strconv.Atoi(hi)
+		if err1 != nil || err2 != nil {
+			return nil, bad("not a range")
+		}
+	default:
+		mix, err := dataplane.SizeProfile(dataplane.FieldSizes, s)
+		if err != nil {
+			return nil, dataplane.RenameFields(err, flagFor)
+		}
+		sizes.Mix = mix
+	}
+	return sizes, nil
 }
 
 // parseInterval reads seconds ("2", "0.5", like xdp-trafficgen) or a Go duration ("500ms").
@@ -128,8 +189,8 @@ func pktSizeIsSize(_ *pflag.FlagSet, name string) pflag.NormalizedName {
 }
 
 // parse checks the shared flags and reads the source address into src and the destination addresses (one, or
-// several separated by commas); dstAddrHint says what --dst-addr is when it is missing, and name maps the
-// engine's fields to this command's flags.
+// several separated by commas); dstAddrHint says what --dst-addr is when it is missing (empty: it may be, when
+// another flag names the destinations), and name maps the engine's fields to this command's flags.
 func (f *sendFlags) parse(dstAddrHint string, name func(dataplane.Field) string, src *netip.Addr) (time.Duration, []netip.Addr, error) {
 	if err := f.out.check(); err != nil {
 		return 0, nil, err
@@ -138,7 +199,7 @@ func (f *sendFlags) parse(dstAddrHint string, name func(dataplane.Field) string,
 	if err != nil {
 		return 0, nil, err
 	}
-	if f.dstAddr == "" {
+	if f.dstAddr == "" && dstAddrHint != "" {
 		return 0, nil, &flagError{"--dst-addr", "", "required: " + dstAddrHint}
 	}
 	if f.duration < 0 {
@@ -146,6 +207,9 @@ func (f *sendFlags) parse(dstAddrHint string, name func(dataplane.Field) string,
 	}
 	var dsts []netip.Addr
 	for _, s := range strings.Split(f.dstAddr, ",") {
+		if f.dstAddr == "" {
+			break
+		}
 		dst, err := dataplane.ParseAddr(dataplane.FieldDstAddr, strings.TrimSpace(s))
 		if err != nil {
 			return 0, nil, dataplane.RenameFields(err, name)

@@ -37,7 +37,11 @@ func runUDP(ctx context.Context, w io.Writer, cfg dataplane.UDPConfig, interval 
 
 	p := newPrinter(w, format)
 	name, index := g.Interface()
-	p.start(name, index, g.Flow())
+	verb := "Transmitting on"
+	if cfg.Inject {
+		verb = "Injecting into"
+	}
+	p.start(verb, name, index, g.Flow())
 	err = runAndReport(ctx, g, interval, func(kind string, from, to dataplane.Stats) {
 		if kind == "summary" {
 			p.summary(to.Since(from), to)
@@ -138,6 +142,8 @@ type jsonRecord struct {
 	Egress *dataplane.InterfaceCounters `json:"egress,omitempty"`
 	// Destinations are the frames sent to each destination over the whole run (summary of a UDP run).
 	Destinations []dataplane.DestinationSent `json:"destinations,omitempty"`
+	// Sizes are the frames sent per size bucket over the whole run (summary of a UDP run).
+	Sizes []dataplane.SizeCount `json:"sizes,omitempty"`
 	// Latency is the round-trip times per destination (a UDP run with --latency).
 	Latency []latencyRecord `json:"latency,omitempty"`
 }
@@ -147,12 +153,13 @@ type latencyRecord struct {
 	dataplane.LatencySummary
 }
 
-func (p *printer) start(name string, index int, flow string) {
+// start says where the run sends (verb: "Transmitting on", or "Injecting into") and what.
+func (p *printer) start(verb, name string, index int, flow string) {
 	if p.json != nil {
 		_ = p.json.Encode(jsonRecord{Type: "start", Time: time.Now(), Interface: name, Ifindex: index, Flow: flow})
 		return
 	}
-	fmt.Fprintf(p.w, "Transmitting on %s (ifindex %d)\n%s\n", name, index, flow)
+	fmt.Fprintf(p.w, "%s %s (ifindex %d)\n%s\n", verb, name, index, flow)
 }
 
 func (p *printer) period(d dataplane.Delta, total dataplane.Stats) {
@@ -170,6 +177,7 @@ func (p *printer) report(kind, heading string, d dataplane.Delta, total dataplan
 		rec := jsonRecord{Type: kind, Time: total.At, Seconds: d.Period.Seconds(), Actions: map[string]jsonAction{}, Egress: &total.Egress}
 		if kind == "summary" {
 			rec.Destinations = total.Destinations
+			rec.Sizes = total.Sizes
 		}
 		for _, a := range dataplane.Actions {
 			if total.Actions[a].Packets > 0 || a == dataplane.ActionRedirect {
@@ -194,7 +202,17 @@ func (p *printer) report(kind, heading string, d dataplane.Delta, total dataplan
 	}
 	if kind == "summary" {
 		for _, dst := range total.Destinations {
-			fmt.Fprintf(p.w, "%-13s %12d pkts to %s\n", "sent", dst.Packets, dst.Addr)
+			to := dst.Addr.String()
+			if dst.Last.IsValid() {
+				to += "-" + dst.Last.String()
+			}
+			fmt.Fprintf(p.w, "%-13s %12d pkts to %s\n", "sent", dst.Packets, to)
+		}
+		if len(total.Sizes) > 1 {
+			sent := max(total.Actions[dataplane.ActionRedirect].Packets, 1)
+			for _, b := range total.Sizes {
+				fmt.Fprintf(p.w, "%-13s %12d pkts of %s (%.1f%%)\n", "size", b.Packets, b, 100*float64(b.Packets)/float64(sent))
+			}
 		}
 	}
 }

@@ -136,7 +136,7 @@ func runTCP(ctx context.Context, w io.Writer, cfg dataplane.TCPConfig, interval 
 
 	p := &tcpPrinter{printer: newPrinter(w, format)}
 	name, index := g.Interface()
-	p.start(name, index, g.Flow())
+	p.start("Transmitting on", name, index, g.Flow())
 	var endErr error
 	err = runAndReport(ctx, g, interval, func(kind string, from, to dataplane.TCPStats) {
 		var server *iperf3Report
