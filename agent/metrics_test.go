@@ -16,6 +16,7 @@ import (
 
 	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
 	"github.com/xdpgen/xdpgen/test/monitoring"
+	"github.com/xdpgen/xdpgen/test/netnstest"
 )
 
 func metricsReport(gen, packets, pps int64) xdpgenv1alpha1.NodeReportStatus {
@@ -222,11 +223,8 @@ func TestMetricsExposition(t *testing.T) {
 	if monitoring.CheckExported(t, "xdpgen_agent_", families) == 0 {
 		t.Error("the dashboard and the alerts use no xdpgen_agent_ metric")
 	}
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		t.Skip("no promtool in PATH (Debian: apt-get install prometheus): the exposition is not linted")
-	}
-	cmd := exec.Command(promtool, "check", "metrics")
+	netnstest.RequireCommand(t, "promtool") // Debian's prometheus package; CI installs it
+	cmd := exec.Command("promtool", "check", "metrics")
 	cmd.Stdin = &text
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("promtool check metrics: %v\n%s", err, out)

@@ -29,6 +29,7 @@ import (
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/xdpgen/xdpgen/test/monitoring"
+	"github.com/xdpgen/xdpgen/test/netnstest"
 )
 
 // exportedPrefixes are the metric names the code exports, each checked against its exposition by its package's
@@ -69,10 +70,8 @@ func prefixOf(name string) int {
 // are, and every query of the dashboard as the expression of a recording rule, so a query that does not parse
 // fails here rather than in Grafana.
 func TestMonitoringPromQL(t *testing.T) {
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		t.Skip("no promtool in PATH (Debian: apt-get install prometheus): the PromQL is not parsed")
-	}
+	netnstest.RequireCommand(t, "promtool") // Debian's prometheus package; CI installs it
+	promtool := "promtool"
 	args := append([]string{"check", "rules"}, monitoring.RuleFiles(t)...)
 	if out, err := exec.Command(promtool, args...).CombinedOutput(); err != nil {
 		t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
