@@ -25,6 +25,7 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/xdpgen/xdpgen/test/k8senv"
 	"github.com/xdpgen/xdpgen/test/k8sversion"
 )
 
@@ -42,10 +43,7 @@ func kubectlBinary(t *testing.T) string {
 	}
 	if err != nil {
 		msg := "no kubectl at " + p + " (make kubectl builds it, or set XDPGEN_KUBECTL)"
-		if os.Getenv("XDPGEN_REQUIRE_ENVTEST") == "1" || os.Getenv("XDPGEN_REQUIRE_PRIVILEGED") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		k8senv.Missing(t, msg)
 	}
 	return abs
 }

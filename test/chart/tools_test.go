@@ -28,6 +28,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/xdpgen/xdpgen/test/k8senv"
 	"github.com/xdpgen/xdpgen/test/k8sversion"
 	"github.com/xdpgen/xdpgen/test/manifest"
 )
@@ -40,13 +41,8 @@ const (
 
 var chartDir = filepath.Join(repoRoot, "charts", "xdpgen")
 
-// required reports whether the environment says the tools and the control plane must be there (CI).
-func required() bool {
-	return os.Getenv("XDPGEN_REQUIRE_ENVTEST") == "1" || os.Getenv("XDPGEN_REQUIRE_PRIVILEGED") == "1"
-}
-
 // tool returns the absolute path of a pinned tool: $env, or the default path under the repository's bin/. Missing,
-// the test skips (or fails when required()).
+// the test skips (or fails when k8senv.Required()).
 func tool(t testing.TB, env, def, build string) string {
 	t.Helper()
 	p := os.Getenv(env)
@@ -59,10 +55,7 @@ func tool(t testing.TB, env, def, build string) string {
 	}
 	if err != nil {
 		msg := "no " + filepath.Base(def) + " at " + p + " (" + build + " builds it, or set " + env + ")"
-		if required() {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		k8senv.Missing(t, msg)
 	}
 	return abs
 }

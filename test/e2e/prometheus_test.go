@@ -41,6 +41,7 @@ import (
 
 	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
 	"github.com/xdpgen/xdpgen/test/monitoring"
+	"github.com/xdpgen/xdpgen/test/netnstest"
 	"github.com/xdpgen/xdpgen/test/poll"
 )
 
@@ -48,13 +49,10 @@ import (
 // fails when XDPGEN_REQUIRE_PRIVILEGED=1 (CI installs it).
 func prometheusBinary(t *testing.T) string {
 	t.Helper()
+	netnstest.RequireCommand(t, "prometheus") // Debian's prometheus package; CI installs it
 	p, err := exec.LookPath("prometheus")
 	if err != nil {
-		msg := "no prometheus in PATH (Debian: apt-get install prometheus)"
-		if os.Getenv("XDPGEN_REQUIRE_PRIVILEGED") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		t.Fatal(err)
 	}
 	return p
 }

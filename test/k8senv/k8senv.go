@@ -66,6 +66,22 @@ func Start(repoRoot string) (*Env, error) {
 	return &Env{Environment: env, Config: cfg}, nil
 }
 
+// Required reports whether the environment asks every test to run rather than skip for want of something
+// (CI sets XDPGEN_REQUIRE_ENVTEST=1 and XDPGEN_REQUIRE_PRIVILEGED=1).
+func Required() bool {
+	return os.Getenv("XDPGEN_REQUIRE_ENVTEST") == "1" || os.Getenv("XDPGEN_REQUIRE_PRIVILEGED") == "1"
+}
+
+// Missing ends a test that lacks something it needs (a binary, a tool): a failure when Required, else a skip
+// whose message says why.
+func Missing(t testing.TB, msg string) {
+	t.Helper()
+	if Required() {
+		t.Fatal(msg)
+	}
+	t.Skip(msg + " (set XDPGEN_REQUIRE_ENVTEST=1 to make this a failure)")
+}
+
 // Require skips a test when the control plane could not start because the binaries are missing, unless
 // XDPGEN_REQUIRE_ENVTEST=1 or XDPGEN_REQUIRE_PRIVILEGED=1 (CI), which make that a failure.
 func Require(t testing.TB, env *Env, startErr error) {
@@ -73,7 +89,7 @@ func Require(t testing.TB, env *Env, startErr error) {
 	switch {
 	case env != nil:
 		return
-	case errors.Is(startErr, ErrMissing) && os.Getenv("XDPGEN_REQUIRE_ENVTEST") != "1" && os.Getenv("XDPGEN_REQUIRE_PRIVILEGED") != "1":
+	case errors.Is(startErr, ErrMissing) && !Required():
 		t.Skipf("%v (set XDPGEN_REQUIRE_ENVTEST=1 to make this a failure)", startErr)
 	default:
 		t.Fatalf("no control plane: %v", startErr)

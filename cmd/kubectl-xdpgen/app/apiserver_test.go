@@ -233,10 +233,7 @@ func TestResultsFromAPIServer(t *testing.T) {
 		kubectl := filepath.Join(repoRoot, "bin", "k8s", k8sversion.Version, "kubectl")
 		if _, err := os.Stat(kubectl); err != nil {
 			msg := "no kubectl at " + kubectl + " (make kubectl builds it)"
-			if os.Getenv("XDPGEN_REQUIRE_ENVTEST") == "1" || os.Getenv("XDPGEN_REQUIRE_PRIVILEGED") == "1" {
-				t.Fatal(msg)
-			}
-			t.Skip(msg)
+			k8senv.Missing(t, msg)
 		}
 		// kubectl finds the plugin as kubectl-xdpgen on PATH.
 		dir := t.TempDir()
