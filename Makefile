@@ -176,12 +176,12 @@ verify-helm: helm ## Fail when the chart's CRDs or RBAC rules differ from config
 CRDS := config/crd/bases/xdpgen.io_trafficgenerators.yaml config/crd/bases/xdpgen.io_nodereports.yaml config/crd/bases/xdpgen.io_trafficgeneratorpolicies.yaml
 
 .PHONY: crd-ref
-crd-ref: ## Regenerate the README's CRD reference from the CRDs (which `make manifests` generates from api/).
-	$(GO) run ./hack/crdref -readme README.md $(CRDS)
+crd-ref: ## Regenerate the CRD reference (docs/crd-reference.md) from the CRDs (which `make manifests` generates from api/).
+	$(GO) run ./hack/crdref -doc docs/crd-reference.md $(CRDS)
 
 .PHONY: verify-crd-ref
-verify-crd-ref: ## Fail when the README's CRD reference differs from what crd-ref generates.
-	$(GO) run ./hack/crdref -readme README.md -check $(CRDS)
+verify-crd-ref: ## Fail when docs/crd-reference.md differs from what crd-ref generates.
+	$(GO) run ./hack/crdref -doc docs/crd-reference.md -check $(CRDS)
 
 # The chart's tests (test/chart) and the end-to-end install test (test/e2e/install_test.go) drive helm.
 test e2e: helm

@@ -549,6 +549,10 @@ type NodeSummary struct {
 	// the run where the last report left it.
 	// +optional
 	Restarts int32 `json:"restarts,omitempty"`
+	// EgressDroppedPackets are the frames the node's egress interface refused: see
+	// NodeReportStatus.EgressDroppedPackets.
+	// +optional
+	EgressDroppedPackets int64 `json:"egressDroppedPackets,omitempty"`
 	// TCP is what the node's connections counted, for a tcp run; its goodput is zero once the node stopped.
 	// +optional
 	TCP *TCPStatus `json:"tcp,omitempty"`
@@ -566,6 +570,10 @@ type Totals struct {
 	AveragePacketsPerSecond int64 `json:"averagePacketsPerSecond,omitempty"`
 	// +optional
 	AverageBitsPerSecond int64 `json:"averageBitsPerSecond,omitempty"`
+	// EgressDroppedPackets sums the frames the nodes' egress interfaces refused (a full transmit ring): sent by
+	// the XDP program, but they did not leave the node. See NodeReportStatus.EgressDroppedPackets.
+	// +optional
+	EgressDroppedPackets int64 `json:"egressDroppedPackets,omitempty"`
 	// TCP sums the nodes' TCP counters, for a tcp run; its goodput sums the nodes that are running.
 	// +optional
 	TCP *TCPStatus `json:"tcp,omitempty"`
