@@ -361,6 +361,14 @@ func statusFor(tg *xdpgenv1alpha1.TrafficGenerator, expected map[string]bool, re
 		}
 	}
 
+	// kstatus's: the same answers as Progressing and Failed, under the names tools that know no CRD read.
+	for _, kstatus := range [][2]string{{xdpgenv1alpha1.ConditionReconciling, xdpgenv1alpha1.ConditionProgressing},
+		{xdpgenv1alpha1.ConditionStalled, xdpgenv1alpha1.ConditionFailed}} {
+		if c := meta.FindStatusCondition(st.Conditions, kstatus[1]); c != nil {
+			set(kstatus[0], c.Status, c.Reason, "%s", c.Message)
+		}
+	}
+
 	switch {
 	case failed > 0:
 		reason := xdpgenv1alpha1.ReasonNodeFailed

@@ -98,6 +98,12 @@ const (
 	// ConditionFailed is True once the run of the current generation ended with a node failed or lost (phase
 	// Failed), as a Job's Failed: `kubectl wait --for=condition=Failed` waits for it. False otherwise.
 	ConditionFailed = "Failed"
+	// ConditionReconciling and ConditionStalled are kstatus's (sigs.k8s.io/cli-utils), which Flux, Argo CD's
+	// kstatus health checks and kpt read for any resource: Reconciling is True while the run has not ended
+	// (as Progressing), Stalled is True once it failed (as Failed). A run that ended well has both False: kstatus
+	// calls it Current.
+	ConditionReconciling = "Reconciling"
+	ConditionStalled     = "Stalled"
 )
 
 // Condition reasons of a TrafficGenerator.
@@ -610,7 +616,7 @@ type TrafficGeneratorStatus struct {
 	// +optional
 	ObservedGenerationTime *metav1.Time `json:"observedGenerationTime,omitempty"`
 
-	// Conditions are Ready, Progressing, Degraded, Complete and Failed.
+	// Conditions are Ready, Progressing, Degraded, Complete and Failed, and kstatus's Reconciling and Stalled.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
