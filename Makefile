@@ -290,6 +290,10 @@ cluster-install: ## Install xdpgen on the running local cluster from config/loca
 e2e: k8s-bins ## Only the end-to-end tests, on a local cluster of their own (root; ~5 min once built).
 	$(GO) test -count=1 -v -timeout 25m ./test/e2e
 
+.PHONY: dashboard-png
+dashboard-png: k8s-bins ## Redraw docs/dashboard.png: the Grafana dashboard's panels from a real Prometheus scraping a run on a local cluster (root; needs Debian's prometheus).
+	XDPGEN_DASHBOARD_PNG=$(CURDIR)/docs/dashboard.png $(GO) test -count=1 -v -timeout 15m -run 'TestPrometheusScrapesRun$$' ./test/e2e
+
 .PHONY: demo
 demo: demo-banner k8s-bins image pause-image xdpgen-cluster kubectl-xdpgen ## Bring up a local two-node cluster, install xdpgen, send from one node to the other (config/samples/trafficgen_receivers.yaml), show what arrived, tear down.
 	K8S_BIN=$(K8S_BIN) CLUSTER_DIR=$(CLUSTER_DIR) IMAGE_TAR=$(IMAGE_TAR) PAUSE_TAR=$(PAUSE_TAR) \
