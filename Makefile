@@ -176,12 +176,12 @@ verify-helm: helm ## Fail when the chart's CRDs or RBAC rules differ from config
 CRDS := config/crd/bases/xdpgen.io_trafficgenerators.yaml config/crd/bases/xdpgen.io_nodereports.yaml config/crd/bases/xdpgen.io_trafficgeneratorpolicies.yaml
 
 .PHONY: crd-ref
-crd-ref: ## Regenerate the README's CRD reference from the CRDs (which `make manifests` generates from api/).
-	$(GO) run ./hack/crdref -readme README.md $(CRDS)
+crd-ref: ## Regenerate the CRD reference (docs/crd-reference.md) from the CRDs (which `make manifests` generates from api/).
+	$(GO) run ./hack/crdref -doc docs/crd-reference.md $(CRDS)
 
 .PHONY: verify-crd-ref
-verify-crd-ref: ## Fail when the README's CRD reference differs from what crd-ref generates.
-	$(GO) run ./hack/crdref -readme README.md -check $(CRDS)
+verify-crd-ref: ## Fail when docs/crd-reference.md differs from what crd-ref generates.
+	$(GO) run ./hack/crdref -doc docs/crd-reference.md -check $(CRDS)
 
 # The chart's tests (test/chart) and the end-to-end install test (test/e2e/install_test.go) drive helm.
 test e2e: helm
@@ -289,6 +289,10 @@ cluster-install: ## Install xdpgen on the running local cluster from config/loca
 .PHONY: e2e
 e2e: k8s-bins ## Only the end-to-end tests, on a local cluster of their own (root; ~5 min once built).
 	$(GO) test -count=1 -v -timeout 25m ./test/e2e
+
+.PHONY: dashboard-png
+dashboard-png: k8s-bins ## Redraw docs/dashboard.png: the Grafana dashboard's panels from a real Prometheus scraping a run on a local cluster (root; needs Debian's prometheus).
+	XDPGEN_DASHBOARD_PNG=$(CURDIR)/docs/dashboard.png $(GO) test -count=1 -v -timeout 15m -run 'TestPrometheusScrapesRun$$' ./test/e2e
 
 .PHONY: demo
 demo: demo-banner k8s-bins image pause-image xdpgen-cluster kubectl-xdpgen ## Bring up a local two-node cluster, install xdpgen, send from one node to the other (config/samples/trafficgen_receivers.yaml), show what arrived, tear down.

@@ -22,6 +22,10 @@ var (
 		Name: "xdpgen_agent_bytes_total", Help: "Bytes of frames given each XDP verdict by the generator on this node.",
 	}, []string{"namespace", "generator", "node", "action"})
 
+	egressDroppedPacketsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "xdpgen_agent_egress_dropped_packets_total", Help: "Frames the generator's program sent that the egress interface refused (a full transmit ring); the interface's other traffic counts too.",
+	}, []string{"namespace", "generator", "node"})
+
 	// The connections' counters of tcp runs.
 	tcpAcknowledgedBytesTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "xdpgen_agent_tcp_acknowledged_bytes_total", Help: "Payload bytes the server acknowledged to the generator's connections on this node.",
@@ -50,7 +54,7 @@ var (
 	// The round trips a sending node timed, for generators with receivers.
 	rttSeconds = newRTTHistograms()
 
-	allMetrics = []*prometheus.MetricVec{packetsTotal.MetricVec, bytesTotal.MetricVec,
+	allMetrics = []*prometheus.MetricVec{packetsTotal.MetricVec, bytesTotal.MetricVec, egressDroppedPacketsTotal.MetricVec,
 		tcpAcknowledgedBytesTotal.MetricVec, tcpSentSegmentsTotal.MetricVec, tcpRetransmittedSegmentsTotal.MetricVec,
 		tcpRetransmittedBytesTotal.MetricVec, receivedPacketsTotal.MetricVec, receivedBytesTotal.MetricVec, lostPackets.MetricVec}
 )
@@ -107,6 +111,7 @@ func (g *generatorMetrics) forGenerator(key types.NamespacedName) *metrics {
 			packetsTotal.With(labels).Add(0)
 			bytesTotal.With(labels).Add(0)
 		}
+		egressDroppedPacketsTotal.With(m.labels).Add(0)
 	}
 	if m.forget != nil {
 		m.forget.Stop()
@@ -140,14 +145,15 @@ func (g *generatorMetrics) forgetLater(key types.NamespacedName) {
 type metrics struct {
 	labels prometheus.Labels
 	// forget removes the series once the generator is deleted; guarded by generatorMetrics.mu.
-	forget     *time.Timer
-	mu         sync.Mutex
-	last       map[xdpgenv1alpha1.XDPAction]xdpgenv1alpha1.ActionCount
-	lastTCP    xdpgenv1alpha1.TCPStatus
-	lastPaths  map[string]xdpgenv1alpha1.PathResult
-	lastRTT    map[int64]int64 // bucket's upper bound in ns: count
-	lastRTTSum int64
-	generation int64
+	forget            *time.Timer
+	mu                sync.Mutex
+	last              map[xdpgenv1alpha1.XDPAction]xdpgenv1alpha1.ActionCount
+	lastTCP           xdpgenv1alpha1.TCPStatus
+	lastEgressDropped int64
+	lastPaths         map[string]xdpgenv1alpha1.PathResult
+	lastRTT           map[int64]int64 // bucket's upper bound in ns: count
+	lastRTTSum        int64
+	generation        int64
 }
 
 // set brings the metrics to a report's status. A new generation starts its totals from zero, and its counts
@@ -159,6 +165,7 @@ func (m *metrics) set(st xdpgenv1alpha1.NodeReportStatus) {
 		m.generation = st.Generation
 		clear(m.last)
 		m.lastTCP = xdpgenv1alpha1.TCPStatus{}
+		m.lastEgressDropped = 0
 		m.lastPaths = nil
 		m.lastRTT, m.lastRTTSum = nil, 0
 	}
@@ -170,6 +177,8 @@ func (m *metrics) set(st xdpgenv1alpha1.NodeReportStatus) {
 		bytesTotal.With(labels).Add(float64(max(ac.Bytes-prev.Bytes, 0)))
 		m.last[ac.Action] = ac
 	}
+	egressDroppedPacketsTotal.With(m.labels).Add(float64(max(st.EgressDroppedPackets-m.lastEgressDropped, 0)))
+	m.lastEgressDropped = st.EgressDroppedPackets
 	if tcp := st.TCP; tcp != nil {
 		prev := m.lastTCP
 		tcpAcknowledgedBytesTotal.With(m.labels).Add(float64(max(tcp.BytesAcknowledged-prev.BytesAcknowledged, 0)))

@@ -55,6 +55,28 @@ xdpgen_agent_packets_total{action="XDP_REDIRECT",generator="metrics-test",namesp
 	}
 }
 
+// TestMetricsEgressDrops: the egress drop counter is there at 0 before the first report, and adds what each
+// report's count adds, generation by generation.
+func TestMetricsEgressDrops(t *testing.T) {
+	before := testutil.CollectAndCount(egressDroppedPacketsTotal)
+	m := newGeneratorMetrics("node-d").forGenerator(types.NamespacedName{Namespace: "ns-d", Name: "drops"})
+	if n := testutil.CollectAndCount(egressDroppedPacketsTotal); n != before+1 {
+		t.Fatalf("%d egress drop series after making a generator's metrics, want %d", n, before+1)
+	}
+	dropped := egressDroppedPacketsTotal.WithLabelValues("ns-d", "drops", "node-d")
+	if got := testutil.ToFloat64(dropped); got != 0 {
+		t.Fatalf("egress drops %v before the first report, want 0", got)
+	}
+	for _, r := range []struct{ gen, dropped int64 }{{1, 5}, {1, 12}, {2, 3}} {
+		st := metricsReport(r.gen, 1000, 0)
+		st.EgressDroppedPackets = r.dropped
+		m.set(st)
+	}
+	if got := testutil.ToFloat64(dropped); got != 15 {
+		t.Fatalf("egress drops %v after reports of 5 and 12 (generation 1) and 3 (generation 2), want 15", got)
+	}
+}
+
 // TestMetricsOutliveRuns: a generator's series stay after its run; they go a retention after the generator is
 // deleted, unless it runs again first.
 func TestMetricsOutliveRuns(t *testing.T) {

@@ -5,7 +5,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/xdpgen/xdpgen/agent/dataplane"
 	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
@@ -79,5 +81,51 @@ func TestIDs(t *testing.T) {
 	}
 	if nodeID("node-a") == nodeID("node-b") {
 		t.Error("two nodes share an id")
+	}
+}
+
+// TestUnitReceiverPathsStartAtZero: a receiving node's first report, the one that tells the senders to send,
+// already holds a row for every sender, at zero. Its metrics are there at zero before the first frame arrives,
+// so that increase() and rate() over the run count every frame.
+func TestUnitReceiverPathsStartAtZero(t *testing.T) {
+	tg := unitGenerator("receiver-zero", func(s *xdpgenv1alpha1.TrafficGeneratorSpec) {
+		s.Destination.Address = ""
+		s.NodeSelector = map[string]string{"pool": "senders"}
+		s.Receivers = &xdpgenv1alpha1.Receivers{NodeSelector: map[string]string{"pool": "unit"}, Interface: "fake0"}
+	})
+	sender := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-s", Labels: map[string]string{"pool": "senders", "kubernetes.io/os": "linux"}}}
+	h := newRunHarness(t, tg, sender)
+	h.reconcile()
+	st := h.awaitWrite("the receiver's ready report", func(st xdpgenv1alpha1.NodeReportStatus) bool {
+		return st.ReceiveStartTime != nil
+	})
+	want := []xdpgenv1alpha1.PathResult{{Sender: "node-s", Receiver: "node-u", LossRatio: "0"}}
+	if diff := cmp.Diff(want, st.Received); diff != "" {
+		t.Fatalf("the receiver's paths when it is ready (-want +got):\n%s", diff)
+	}
+	// Gathered, not looked up: a lookup would make the series.
+	families, err := ctrlmetrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"xdpgen_agent_received_packets_total", "xdpgen_agent_received_bytes_total"} {
+		found := false
+		for _, f := range families {
+			for _, m := range f.GetMetric() {
+				l := map[string]string{}
+				for _, p := range m.GetLabel() {
+					l[p.GetName()] = p.GetValue()
+				}
+				if f.GetName() == name && l["generator"] == "receiver-zero" && l["sender"] == "node-s" {
+					found = true
+					if v := m.GetCounter().GetValue(); v != 0 {
+						t.Errorf("%s%v = %v before any frame", name, l, v)
+					}
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no %s series for the path node-s > node-u before the first frame", name)
+		}
 	}
 }

@@ -36,11 +36,13 @@ type earlierCounts struct {
 	tcp *xdpgenv1alpha1.TCPStatus
 	// sizes are the frames per size bucket of a run whose sizes vary.
 	sizes []xdpgenv1alpha1.SizeCount
+	// egressDropped are the frames the egress interface refused.
+	egressDropped int64
 }
 
 // earlierCountsOf reads what a report already holds: what earlier incarnations of the agent counted.
 func earlierCountsOf(st xdpgenv1alpha1.NodeReportStatus) earlierCounts {
-	return earlierCounts{frames: countersOf(st), tcp: st.TCP, sizes: st.Sizes}
+	return earlierCounts{frames: countersOf(st), tcp: st.TCP, sizes: st.Sizes, egressDropped: st.EgressDroppedPackets}
 }
 
 // sizesWith is the frames per size bucket of this run (cur, one bucket when the size is fixed: then none is
@@ -89,6 +91,7 @@ func statusWith(st xdpgenv1alpha1.NodeReportStatus, base earlierCounts, cur, pre
 	}
 	st.TCP = tcpStatusWith(base.tcp, cur.tcp, prev.tcp)
 	st.Sizes = sizesWith(base.sizes, cur.frames.Sizes)
+	st.EgressDroppedPackets = base.egressDropped + int64(cur.frames.Egress.TxDropped)
 	return st
 }
 

@@ -59,8 +59,10 @@ func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator
 		// An earlier incarnation of the agent was sending: finish its run instead of starting over. What it
 		// pinned is exact; its report may be up to an interval behind.
 		if havePins {
-			// The connections' counts are not pinned: the report's are the last known.
-			st = statusWith(st, earlierCounts{frames: pinned, tcp: st.TCP, sizes: st.Sizes}, stats{}, stats{})
+			// The frames per verdict are; the rest (connections, sizes, egress drops) are the report's last known.
+			earlier := earlierCountsOf(st)
+			earlier.frames = pinned
+			st = statusWith(st, earlier, stats{}, stats{})
 		}
 		done = progress{packets: uint64(st.Packets)}
 		if st.StartTime != nil {
@@ -93,8 +95,10 @@ func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator
 			return
 		}
 		defer rcv.stop()
-		// The senders wait for this before they send here.
+		// The senders wait for this before they send here. Its paths start at zero: their counters are there
+		// before the first frame arrives, so that increase() and rate() see every frame.
 		st.ReceiveStartTime, st.Message = now(), rcv.receivingNote()
+		st.Received, _ = rcv.rows(ctx, time.Now())
 		w.write(ctx, st)
 	}
 	if !roles.send {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -30,11 +31,13 @@ import (
 
 // fakeFrameSize is the size of every frame a fake engine sends; fakePayloadSize the payload of each of a tcp fake
 // engine's segments (the frame less the Ethernet, IPv4 and TCP headers). A tcp fake engine retransmits every
-// fakeRetransmitEvery-th segment.
+// fakeRetransmitEvery-th segment. The egress interface of every fake engine refuses every fakeEgressDropEvery-th
+// frame.
 const (
 	fakeFrameSize       = 64
 	fakePayloadSize     = 10
 	fakeRetransmitEvery = 10
+	fakeEgressDropEvery = 100
 )
 
 // fakeEngine stands in for the data plane: its Run sends what the test tells it to, and ends when told to.
@@ -84,6 +87,7 @@ func (e *fakeEngine) Stats() (stats, error) {
 	defer e.mu.Unlock()
 	s := stats{frames: dataplane.Stats{At: time.Now()}}
 	s.frames.Actions[dataplane.ActionRedirect] = dataplane.Counter{Packets: e.sent, Bytes: e.sent * fakeFrameSize}
+	s.frames.Egress.TxDropped = e.sent / fakeEgressDropEvery
 	if e.tcp {
 		retransmitted := e.sent / fakeRetransmitEvery
 		s.tcp = &dataplane.TCPStats{At: s.frames.At, Total: dataplane.TCPCounters{
@@ -94,6 +98,20 @@ func (e *fakeEngine) Stats() (stats, error) {
 	}
 	return s, nil
 }
+
+// fakeReceiver stands in for an interface's receive program that has counted nothing.
+type fakeReceiver struct{}
+
+func (fakeReceiver) Streams() ([]dataplane.Stream, error) { return nil, nil }
+func (fakeReceiver) Latency(uint32) (map[netip.Addr]*dataplane.LatencyHistogram, error) {
+	return nil, nil
+}
+func (fakeReceiver) OneWay(uint32) (map[netip.Addr]*dataplane.LatencyHistogram, error) {
+	return nil, nil
+}
+func (fakeReceiver) Serve(uint32) error  { return nil }
+func (fakeReceiver) Forget(uint32) error { return nil }
+func (fakeReceiver) Close() error        { return nil }
 
 func (e *fakeEngine) isClosed() bool {
 	select {
@@ -121,12 +139,15 @@ type runHarness struct {
 	stopAgent func()
 }
 
-// unitNodeLabels are node-u's labels.
+// unitNodeLabels are node-u's labels, unitNodeIP its InternalIP.
 var unitNodeLabels = map[string]string{"pool": "unit", "kubernetes.io/os": "linux"}
+
+const unitNodeIP = "192.0.2.10"
 
 func newRunHarness(t *testing.T, tg *xdpgenv1alpha1.TrafficGenerator, existing ...client.Object) *runHarness {
 	h := &runHarness{t: t, key: client.ObjectKeyFromObject(tg), engines: make(chan *fakeEngine, 4)}
-	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-u", Labels: unitNodeLabels}}
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-u", Labels: unitNodeLabels},
+		Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: unitNodeIP}}}}
 	h.client = fake.NewClientBuilder().
 		WithScheme(k8senv.Scheme).
 		WithStatusSubresource(&xdpgenv1alpha1.NodeReport{}).
@@ -140,6 +161,7 @@ func newRunHarness(t *testing.T, tg *xdpgenv1alpha1.TrafficGenerator, existing .
 		t.Fatal(err)
 	}
 	h.agent.newEngine = h.newEngine
+	h.agent.receivers.attach = func(string) (rxEngine, error) { return fakeReceiver{}, nil }
 	ctx, cancel := context.WithCancel(context.Background())
 	started := make(chan error, 1)
 	go func() { started <- h.agent.Start(ctx) }()
@@ -298,6 +320,7 @@ func earlierReport(tg *xdpgenv1alpha1.TrafficGenerator, st xdpgenv1alpha1.NodeRe
 func sentStatus(st xdpgenv1alpha1.NodeReportStatus, packets int64) xdpgenv1alpha1.NodeReportStatus {
 	st.Packets, st.Bytes = packets, packets*fakeFrameSize
 	st.Actions = []xdpgenv1alpha1.ActionCount{{Action: xdpgenv1alpha1.XDPRedirect, Packets: packets, Bytes: packets * fakeFrameSize}}
+	st.EgressDroppedPackets = packets / fakeEgressDropEvery
 	return st
 }
 

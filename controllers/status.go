@@ -82,14 +82,15 @@ func nodesOfRun(tg *xdpgenv1alpha1.TrafficGenerator, expected map[string]bool, c
 	for _, r := range current {
 		reported[r.Spec.NodeName] = true
 		n := xdpgenv1alpha1.NodeSummary{
-			Node:             r.Spec.NodeName,
-			Phase:            r.Status.Phase,
-			Packets:          r.Status.Packets,
-			Bytes:            r.Status.Bytes,
-			PacketsPerSecond: r.Status.PacketsPerSecond,
-			BitsPerSecond:    r.Status.BitsPerSecond,
-			Restarts:         r.Status.Restarts,
-			TCP:              r.Status.TCP.DeepCopy(),
+			Node:                 r.Spec.NodeName,
+			Phase:                r.Status.Phase,
+			Packets:              r.Status.Packets,
+			Bytes:                r.Status.Bytes,
+			PacketsPerSecond:     r.Status.PacketsPerSecond,
+			BitsPerSecond:        r.Status.BitsPerSecond,
+			Restarts:             r.Status.Restarts,
+			TCP:                  r.Status.TCP.DeepCopy(),
+			EgressDroppedPackets: r.Status.EgressDroppedPackets,
 		}
 		if n.Phase == "" {
 			n.Phase = xdpgenv1alpha1.PhasePending
@@ -208,6 +209,7 @@ func statusFor(tg *xdpgenv1alpha1.TrafficGenerator, expected map[string]bool, re
 		}
 		st.Totals.Packets += n.Packets
 		st.Totals.Bytes += n.Bytes
+		st.Totals.EgressDroppedPackets += n.EgressDroppedPackets
 		if n.TCP != nil {
 			if st.Totals.TCP == nil {
 				st.Totals.TCP = &xdpgenv1alpha1.TCPStatus{}
@@ -356,6 +358,14 @@ func statusFor(tg *xdpgenv1alpha1.TrafficGenerator, expected map[string]bool, re
 		progressing := meta.FindStatusCondition(st.Conditions, xdpgenv1alpha1.ConditionProgressing)
 		for _, typ := range []string{xdpgenv1alpha1.ConditionComplete, xdpgenv1alpha1.ConditionFailed} {
 			set(typ, metav1.ConditionFalse, progressing.Reason, "the run has not ended")
+		}
+	}
+
+	// kstatus's: the same answers as Progressing and Failed, under the names tools that know no CRD read.
+	for _, kstatus := range [][2]string{{xdpgenv1alpha1.ConditionReconciling, xdpgenv1alpha1.ConditionProgressing},
+		{xdpgenv1alpha1.ConditionStalled, xdpgenv1alpha1.ConditionFailed}} {
+		if c := meta.FindStatusCondition(st.Conditions, kstatus[1]); c != nil {
+			set(kstatus[0], c.Status, c.Reason, "%s", c.Message)
 		}
 	}
 

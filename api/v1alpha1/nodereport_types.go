@@ -292,6 +292,13 @@ type NodeReportStatus struct {
 	// +optional
 	BitsPerSecond int64 `json:"bitsPerSecond,omitempty"`
 
+	// EgressDroppedPackets are the frames the egress interface refused during this run: its transmit ring was
+	// full (for a veth, its peer's receive ring). They were counted as sent by the XDP program (XDP_REDIRECT) but
+	// did not leave. The interface's counter counts its other traffic too. Not pinned: after an agent is killed,
+	// the next one carries the last report's count.
+	// +optional
+	EgressDroppedPackets int64 `json:"egressDroppedPackets,omitempty"`
+
 	// TCP is what the connections of a tcp run counted; unset for udp.
 	// +optional
 	TCP *TCPStatus `json:"tcp,omitempty"`

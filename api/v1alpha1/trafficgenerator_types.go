@@ -98,6 +98,12 @@ const (
 	// ConditionFailed is True once the run of the current generation ended with a node failed or lost (phase
 	// Failed), as a Job's Failed: `kubectl wait --for=condition=Failed` waits for it. False otherwise.
 	ConditionFailed = "Failed"
+	// ConditionReconciling and ConditionStalled are kstatus's (sigs.k8s.io/cli-utils), which Flux, Argo CD's
+	// kstatus health checks and kpt read for any resource: Reconciling is True while the run has not ended
+	// (as Progressing), Stalled is True once it failed (as Failed). A run that ended well has both False: kstatus
+	// calls it Current.
+	ConditionReconciling = "Reconciling"
+	ConditionStalled     = "Stalled"
 )
 
 // Condition reasons of a TrafficGenerator.
@@ -549,6 +555,10 @@ type NodeSummary struct {
 	// the run where the last report left it.
 	// +optional
 	Restarts int32 `json:"restarts,omitempty"`
+	// EgressDroppedPackets are the frames the node's egress interface refused: see
+	// NodeReportStatus.EgressDroppedPackets.
+	// +optional
+	EgressDroppedPackets int64 `json:"egressDroppedPackets,omitempty"`
 	// TCP is what the node's connections counted, for a tcp run; its goodput is zero once the node stopped.
 	// +optional
 	TCP *TCPStatus `json:"tcp,omitempty"`
@@ -566,6 +576,10 @@ type Totals struct {
 	AveragePacketsPerSecond int64 `json:"averagePacketsPerSecond,omitempty"`
 	// +optional
 	AverageBitsPerSecond int64 `json:"averageBitsPerSecond,omitempty"`
+	// EgressDroppedPackets sums the frames the nodes' egress interfaces refused (a full transmit ring): sent by
+	// the XDP program, but they did not leave the node. See NodeReportStatus.EgressDroppedPackets.
+	// +optional
+	EgressDroppedPackets int64 `json:"egressDroppedPackets,omitempty"`
 	// TCP sums the nodes' TCP counters, for a tcp run; its goodput sums the nodes that are running.
 	// +optional
 	TCP *TCPStatus `json:"tcp,omitempty"`
@@ -602,7 +616,7 @@ type TrafficGeneratorStatus struct {
 	// +optional
 	ObservedGenerationTime *metav1.Time `json:"observedGenerationTime,omitempty"`
 
-	// Conditions are Ready, Progressing, Degraded, Complete and Failed.
+	// Conditions are Ready, Progressing, Degraded, Complete and Failed, and kstatus's Reconciling and Stalled.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

@@ -14,12 +14,12 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Command crdref writes the CRD reference of the README from the CRDs that controller-gen generates from the API
+// Command crdref writes the CRD reference (docs/crd-reference.md) from the CRDs that controller-gen generates from the API
 // types (config/crd/bases): every field with its type, default, validation and the API types' doc comment, and the
-// messages of the CEL rules. It replaces what stands between the README's markers, or with -check fails when that
+// messages of the CEL rules. It replaces what stands between the document's markers, or with -check fails when that
 // differs (make crd-ref, make verify-crd-ref).
 //
-//	go run ./hack/crdref -readme README.md [-check] <crd.yaml>...
+//	go run ./hack/crdref -doc docs/crd-reference.md [-check] <crd.yaml>...
 package main
 
 import (
@@ -42,16 +42,16 @@ const (
 )
 
 func main() {
-	readme := flag.String("readme", "README.md", "The Markdown file whose CRD reference (between the markers) to write.")
-	check := flag.Bool("check", false, "Do not write: fail when the reference in -readme differs from the generated one.")
+	doc := flag.String("doc", "docs/crd-reference.md", "The Markdown file whose CRD reference (between the markers) to write.")
+	check := flag.Bool("check", false, "Do not write: fail when the reference in -doc differs from the generated one.")
 	flag.Parse()
-	if err := run(*readme, *check, flag.Args()); err != nil {
+	if err := run(*doc, *check, flag.Args()); err != nil {
 		fmt.Fprintln(os.Stderr, "crdref:", err)
 		os.Exit(1)
 	}
 }
 
-func run(readme string, check bool, crdFiles []string) error {
+func run(doc string, check bool, crdFiles []string) error {
 	if len(crdFiles) == 0 {
 		return fmt.Errorf("no CRD files given")
 	}
@@ -63,26 +63,26 @@ func run(readme string, check bool, crdFiles []string) error {
 		}
 		writeCRD(&ref, crd)
 	}
-	doc, err := os.ReadFile(readme)
+	text, err := os.ReadFile(doc)
 	if err != nil {
 		return err
 	}
-	begin, end := bytes.Index(doc, []byte(beginMarker)), bytes.Index(doc, []byte(endMarker))
+	begin, end := bytes.Index(text, []byte(beginMarker)), bytes.Index(text, []byte(endMarker))
 	if begin < 0 || end < begin {
-		return fmt.Errorf("%s has no %q ... %q markers: add them where the reference goes", readme, beginMarker, endMarker)
+		return fmt.Errorf("%s has no %q ... %q markers: add them where the reference goes", doc, beginMarker, endMarker)
 	}
 	var out bytes.Buffer
-	out.Write(doc[:begin+len(beginMarker)])
+	out.Write(text[:begin+len(beginMarker)])
 	out.WriteString("\n\n")
 	out.Write(ref.Bytes())
-	out.Write(doc[end:])
-	if bytes.Equal(out.Bytes(), doc) {
+	out.Write(text[end:])
+	if bytes.Equal(out.Bytes(), text) {
 		return nil
 	}
 	if check {
-		return fmt.Errorf("the CRD reference in %s differs from the CRDs: run make crd-ref", readme)
+		return fmt.Errorf("the CRD reference in %s differs from the CRDs: run make crd-ref", doc)
 	}
-	return os.WriteFile(readme, out.Bytes(), 0o644)
+	return os.WriteFile(doc, out.Bytes(), 0o644)
 }
 
 func readCRD(path string) (*apiextensionsv1.CustomResourceDefinition, error) {

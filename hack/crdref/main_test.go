@@ -29,15 +29,15 @@ var crds = []string{
 	"../../config/crd/bases/xdpgen.io_trafficgeneratorpolicies.yaml",
 }
 
-// TestReadmeUpToDate: the README's CRD reference is what the CRDs generate (make crd-ref), so that `make test`
+// TestReferenceUpToDate: docs/crd-reference.md is what the CRDs generate (make crd-ref), so that `make test`
 // catches a stale one as make verify-crd-ref does.
-func TestReadmeUpToDate(t *testing.T) {
-	if err := run("../../README.md", true, crds); err != nil {
+func TestReferenceUpToDate(t *testing.T) {
+	if err := run("../../docs/crd-reference.md", true, crds); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// TestReference writes the reference into a scratch README and checks the parts a user looks for.
+// TestReference writes the reference into a scratch document and checks the parts a user looks for.
 func TestReference(t *testing.T) {
 	readme := filepath.Join(t.TempDir(), "README.md")
 	if err := os.WriteFile(readme, []byte("# x\n\n"+beginMarker+"\nstale\n"+endMarker+"\n\nafter\n"), 0o644); err != nil {

@@ -26,6 +26,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/xdpgen/xdpgen/test/monitoring"
@@ -155,6 +156,34 @@ func TestMonitoringTemplates(t *testing.T) {
 		}
 	}
 	if len(endpoints) != 2 {
-		t.Errorf("%d ServiceMonitor endpoints, want the manager's and the agents'", len(endpoints))
+		t.Fatalf("%d ServiceMonitor endpoints, want the manager's and the agents'", len(endpoints))
+	}
+
+	// The agents' endpoint presents the token of a service account of the chart's that may read their metrics:
+	// no deprecated bearerTokenFile, no binding left for the admin to make.
+	agents := endpoints[1].(map[string]any)
+	if _, ok := agents["bearerTokenFile"]; ok {
+		t.Error("the agents' endpoint uses bearerTokenFile, which prometheus-operator deprecates")
+	}
+	secretName, _, _ := unstructured.NestedString(agents, "authorization", "credentials", "name")
+	secret := get(t, objs, "Secret xdpgen-system/"+secretName)
+	account := secret.GetAnnotations()["kubernetes.io/service-account.name"]
+	if nested(secret, "type") != "kubernetes.io/service-account-token" || account == "" {
+		t.Fatalf("the agents' endpoint's credentials %q are not a service account token Secret: %v", secretName, secret.Object)
+	}
+	get(t, objs, "ServiceAccount xdpgen-system/"+account)
+	bound := false
+	for _, o := range objs {
+		if o.GetKind() != "ClusterRoleBinding" || nested(o, "roleRef", "name") != "xdpgen-metrics-reader" {
+			continue
+		}
+		subjects, _ := nested(o, "subjects").([]any)
+		for _, sub := range subjects {
+			m := sub.(map[string]any)
+			bound = bound || (m["kind"] == "ServiceAccount" && m["name"] == account && m["namespace"] == "xdpgen-system")
+		}
+	}
+	if !bound {
+		t.Errorf("the service account %s is not bound to xdpgen-metrics-reader", account)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -57,18 +58,19 @@ func prometheusBinary(t *testing.T) string {
 	return p
 }
 
-// TestPrometheusScrapesRun: a real Prometheus server scrapes the manager and the node's agent (over HTTPS, with a
-// service account token bound to the ClusterRole xdpgen-metrics-reader, as the chart's ServiceMonitor does) during
-// a run: the agent's counters end at the status's totals, rate() gives the rate asked for, the manager's phase
-// metric says Completed, and every query of the dashboard whose metrics a udp run without receivers exports
-// returns data (but the one of frames not sent: there are none).
+// TestPrometheusScrapesRun: a real Prometheus server scrapes the manager and both nodes' agents (over HTTPS, with
+// a service account token bound to the ClusterRole xdpgen-metrics-reader, as the chart's ServiceMonitor does)
+// during a run of a mesh (each node sends to the other, which receives): the agents' counters end at the status's
+// totals, sent and received, rate() gives the rate asked for, the manager's phase metric says Completed, every
+// query of the dashboard whose metrics a udp run with receivers exports returns data, and the dashboard drawn from
+// the run (docs/dashboard.png when XDPGEN_DASHBOARD_PNG names it: make dashboard-png) has data in every such panel.
 func TestPrometheusScrapesRun(t *testing.T) {
 	e := requireCluster(t)
 	promBin := prometheusBinary(t)
 	const (
 		name    = "e2e-prometheus"
-		packets = 400_000 // 20 s
-		rate    = 20_000
+		packets = 300_000 // per node: 15 s
+		rate    = 20_000  // per node
 	)
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -100,15 +102,22 @@ func TestPrometheusScrapesRun(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The targets: the first node's agent (host network) and the manager pod.
+	// The targets: every node's agent (host network) and the manager pod.
 	managers, err := e.clients.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=manager"})
 	if err != nil || len(managers.Items) != 1 || managers.Items[0].Status.PodIP == "" {
 		t.Fatalf("the manager pod: %v (%d pods)", err, len(managers.Items))
 	}
-	node := e.cluster.Nodes()[0]
-	agentTarget := net.JoinHostPort(node.IP, "9441")
-	if node.IP == "" {
-		agentTarget = "127.0.0.1:9441"
+	var agentTargets []string
+	for _, node := range e.cluster.Nodes() {
+		if node.IP == "" {
+			agentTargets = append(agentTargets, "127.0.0.1:9441")
+			continue
+		}
+		agentTargets = append(agentTargets, net.JoinHostPort(node.IP, "9441"))
+	}
+	targets, err := json.Marshal(agentTargets)
+	if err != nil {
+		t.Fatal(err)
 	}
 	config := fmt.Sprintf(`global:
   scrape_interval: 1s
@@ -119,11 +128,11 @@ scrape_configs:
   scheme: https
   tls_config: {insecure_skip_verify: true}
   authorization: {credentials_file: %s}
-  static_configs: [{targets: [%q]}]
+  static_configs: [{targets: %s}]
 - job_name: xdpgen-manager
   honor_labels: true
   static_configs: [{targets: [%q]}]
-`, tokenFile, agentTarget, net.JoinHostPort(managers.Items[0].Status.PodIP, "8080"))
+`, tokenFile, targets, net.JoinHostPort(managers.Items[0].Status.PodIP, "8080"))
 	configFile := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(configFile, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
@@ -164,32 +173,50 @@ scrape_configs:
 				up++
 			}
 		}
-		if up != 2 {
+		if up != 1+len(agentTargets) {
 			return fmt.Errorf("targets up: %+v", res)
 		}
 		return nil
 	})
 
-	far := newFarHost(t, 60, 9, 9)
-	e.applyTrafficGenerator(t, name, udpSpec(far.farIP.String(), 9, 1, rate, packets, e.onFirstNode()))
-	e.kubectlWait(t, name, xdpgenv1alpha1.ConditionComplete, 90*time.Second)
+	nodes := len(agentTargets)
+	e.applyTrafficGenerator(t, name, fmt.Sprintf(`  destination:
+    port: 9
+  receivers:
+    latencySampleEvery: 100
+    drainTime: 1s
+  source:
+    port: 10000
+    portCount: 8
+  rate:
+    packetsPerSecond: %d
+  packets: %d
+`, rate, packets))
+	e.kubectlWait(t, name, xdpgenv1alpha1.ConditionComplete, 120*time.Second)
 	tg := e.trafficGenerator(t, name)
 	if tg.Status.StartTime == nil || tg.Status.CompletionTime == nil {
 		t.Fatalf("status times %v, %v", tg.Status.StartTime, tg.Status.CompletionTime)
 	}
 
-	// The run's final counts are scraped: the agent's counter ends where the status does.
+	// The run's final counts are scraped: the agents' counters end where the status does, sent and received.
 	sent := fmt.Sprintf(`xdpgen_agent_packets_total{namespace=%q, generator=%q, action=~"XDP_TX|XDP_REDIRECT"}`, namespace, name)
-	poll.Until(t, 30*time.Second, time.Second, "the agent's final count scraped", func() error {
-		res, err := api.query("sum("+sent+")", time.Now())
-		if err != nil {
-			return err
-		}
-		if len(res) != 1 || int64(res[0].value) != tg.Status.Totals.Packets {
-			return fmt.Errorf("sum(%s) = %+v, status %d packets", sent, res, tg.Status.Totals.Packets)
-		}
-		return nil
-	})
+	received := fmt.Sprintf(`xdpgen_agent_received_packets_total{namespace=%q, generator=%q}`, namespace, name)
+	if tg.Status.Totals.ReceivedPackets != tg.Status.Totals.Packets || tg.Status.Totals.Packets != int64(nodes*packets) {
+		t.Errorf("status: %d sent, %d received, want %d each", tg.Status.Totals.Packets, tg.Status.Totals.ReceivedPackets, nodes*packets)
+	}
+	counted := map[string]int64{sent: tg.Status.Totals.Packets, received: tg.Status.Totals.ReceivedPackets}
+	for series, status := range counted {
+		poll.Until(t, 30*time.Second, time.Second, "the agents' final count scraped", func() error {
+			res, err := api.query("sum("+series+")", time.Now())
+			if err != nil {
+				return err
+			}
+			if len(res) != 1 || int64(res[0].value) != status {
+				return fmt.Errorf("sum(%s) = %+v, status %d packets", series, res, status)
+			}
+			return nil
+		})
+	}
 	// The manager's metrics say Completed.
 	poll.Until(t, 30*time.Second, time.Second, "the manager's phase metric", func() error {
 		q := fmt.Sprintf(`xdpgen_trafficgenerator_phase{namespace=%q, name=%q, phase="Completed"}`, namespace, name)
@@ -209,43 +236,57 @@ scrape_configs:
 	// (CI saw 5.1 % with a 33 s window).
 	end := tg.Status.CompletionTime.Add(3 * time.Second)
 	window := int((end.Sub(tg.Status.StartTime.Time).Truncate(time.Second) + 10*time.Second).Seconds())
-	total := float64(tg.Status.Totals.Packets)
-	for q, tolerance := range map[string]float64{
-		fmt.Sprintf("sum(max_over_time(%[1]s[%[2]ds]) - min_over_time(%[1]s[%[2]ds]))", sent, window): 0,
-		fmt.Sprintf("sum(increase(%s[%ds]))", sent, window):                                           0.01 + 2.2/float64(window-2),
-	} {
-		res, err := api.query(q, end)
-		if err != nil {
-			t.Fatal(err)
+	for series, status := range counted {
+		total := float64(status)
+		for q, tolerance := range map[string]float64{
+			fmt.Sprintf("sum(max_over_time(%[1]s[%[2]ds]) - min_over_time(%[1]s[%[2]ds]))", series, window): 0,
+			fmt.Sprintf("sum(increase(%s[%ds]))", series, window):                                           0.01 + 2.2/float64(window-2),
+		} {
+			res, err := api.query(q, end)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res) != 1 || res[0].value < total*(1-tolerance) || res[0].value > total*(1+tolerance) {
+				t.Errorf("%s after the run = %+v, status %d packets: want within %g%%", q, res, status, 100*tolerance)
+			}
+			t.Logf("%s = %+v, status %d packets", q, res, status)
 		}
-		if len(res) != 1 || res[0].value < total*(1-tolerance) || res[0].value > total*(1+tolerance) {
-			t.Errorf("%s after the run = %+v, status %d packets: want within %g%%", q, res, tg.Status.Totals.Packets, 100*tolerance)
-		}
-		t.Logf("%s = %+v, status %d packets", q, res, tg.Status.Totals.Packets)
 	}
 
-	// Mid-run, rate() gives the rate asked for: the agent's counters move with its reports, every 2 s, so a 10 s
-	// window is within a report (4000 packets/s here) of the rate.
-	mid := tg.Status.StartTime.Add(tg.Status.CompletionTime.Sub(tg.Status.StartTime.Time) / 2)
+	// Mid-run, rate() gives the rate asked for: the agents' counters move with their reports, every 2 s, so a 10 s
+	// window is within a report (4000 packets/s here) of the rate. The window ends where three quarters were sent,
+	// so that it starts after the senders did (they first wait for the receivers, within the status's run).
+	var mid time.Time
+	sums, err := api.queryRange("sum("+sent+")", tg.Status.StartTime.Time, tg.Status.CompletionTime.Time, time.Second)
+	if err != nil || len(sums) != 1 {
+		t.Fatalf("sum(%s) over the run: %v, %d series", sent, err, len(sums))
+	}
+	for _, p := range sums[0].Points {
+		if p.V >= 0.75*float64(tg.Status.Totals.Packets) {
+			mid = p.T
+			break
+		}
+	}
 	res, err := api.query("sum(rate("+sent+"[10s]))", mid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res) != 1 || res[0].value < rate*3/4 || res[0].value > rate*5/4 {
-		t.Errorf("sum(rate(...[10s])) at mid-run = %+v, want about %d", res, rate)
+	if want := float64(nodes * rate); len(res) != 1 || res[0].value < want*3/4 || res[0].value > want*5/4 {
+		t.Errorf("sum(rate(...[10s])) at mid-run = %+v, want about %g", res, want)
 		for _, q := range []string{sent + "[40s]", "scrape_duration_seconds[40s]", "up[40s]"} {
 			t.Logf("%s at the end of the run: %s", q, api.raw(q, tg.Status.CompletionTime.Add(5*time.Second)))
 		}
 	}
 	t.Logf("mid-run rate %+v packets/s; status %d packets, %s", res, tg.Status.Totals.Packets, tg.Status.Rate)
 
-	// The dashboard's queries, at the end of the run, return data when their metrics are a udp run's.
-	exported := []string{"xdpgen_agent_packets_total", "xdpgen_agent_bytes_total", "xdpgen_trafficgenerator_", "xdpgen_build_info"}
+	// The dashboard's queries, at the end of the run, return data when their metrics are a udp run's with
+	// receivers (the counters of what did not go, aborted frames and egress drops, are there at 0).
+	exported := []string{"xdpgen_agent_packets_total", "xdpgen_agent_bytes_total", "xdpgen_agent_egress_dropped_packets_total",
+		"xdpgen_agent_received_", "xdpgen_agent_lost_packets", "xdpgen_agent_rtt_seconds", "xdpgen_trafficgenerator_", "xdpgen_build_info"}
 	at := tg.Status.CompletionTime.Add(2 * time.Second)
 	checked := 0
 	for _, q := range monitoring.Dashboards(t) {
-		// Frames given another verdict than a send: none in a run that goes well.
-		if !usesOnly(q.PromQL, exported) || strings.Contains(q.PromQL, `action!~"XDP_TX|XDP_REDIRECT"`) {
+		if !usesOnly(q.PromQL, exported) {
 			continue
 		}
 		checked++
@@ -259,9 +300,39 @@ scrape_configs:
 			t.Errorf("%s: %s returns no data", q.Where, q.PromQL)
 		}
 	}
-	if checked < 5 {
+	if checked < 10 {
 		t.Errorf("only %d dashboard queries checked against the run", checked)
 	}
+
+	// The dashboard drawn from the run, over its time range, as Grafana would with a 1 s scrape interval: every
+	// panel whose metrics the run exports has data.
+	// The range ends a rate window after the run, for the rates to come down.
+	from, to := tg.Status.StartTime.Add(-5*time.Second), tg.Status.CompletionTime.Add(12*time.Second)
+	time.Sleep(time.Until(to.Add(2 * time.Second)))
+	panels := monitoring.Panels(t, monitoring.Intervals{Rate: "10s", Interval: "1s", Range: fmt.Sprintf("%ds", int(to.Sub(from).Seconds()))})
+	picture := os.Getenv("XDPGEN_DASHBOARD_PNG") // make dashboard-png: docs/dashboard.png
+	if picture == "" {
+		picture = filepath.Join(dir, "dashboard.png")
+	}
+	f, err := os.Create(picture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	title := fmt.Sprintf("xdpgen's Grafana dashboard, drawn from Prometheus: a mesh of %d nodes, each sending %d packets/s to the other", nodes, rate)
+	withData, err := monitoring.Render(f, title, panels, func(q string) ([]monitoring.Series, error) {
+		return api.queryRange(q, from, to, time.Second)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range panels {
+		if !slices.ContainsFunc(p.Targets, func(target monitoring.Target) bool { return !usesOnly(target.PromQL, exported) }) &&
+			!slices.Contains(withData, p.Title) {
+			t.Errorf("the dashboard's panel %q has no data over the run", p.Title)
+		}
+	}
+	t.Logf("the dashboard drawn in %s: panels with data %q", picture, withData)
 }
 
 // usesOnly reports whether every xdpgen metric promql names starts with one of prefixes.
@@ -291,6 +362,48 @@ func (p *promAPI) raw(q string, at time.Time) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// queryRange evaluates a query over a time range, returning its matrix.
+func (p *promAPI) queryRange(q string, from, to time.Time, step time.Duration) ([]monitoring.Series, error) {
+	unix := func(t time.Time) string { return strconv.FormatFloat(float64(t.UnixMilli())/1000, 'f', 3, 64) }
+	resp, err := http.Get(p.base + "/api/v1/query_range?" + url.Values{"query": {q}, "start": {unix(from)}, "end": {unix(to)},
+		"step": {step.String()}}.Encode())
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			Result []struct {
+				Metric map[string]string `json:"metric"`
+				Values [][2]any          `json:"values"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return nil, fmt.Errorf("query_range %s: %w", q, err)
+	}
+	if body.Status != "success" {
+		return nil, fmt.Errorf("query_range %s: %s", q, body.Error)
+	}
+	var out []monitoring.Series
+	for _, r := range body.Data.Result {
+		s := monitoring.Series{Labels: r.Metric}
+		for _, v := range r.Values {
+			at, _ := v[0].(float64)
+			text, _ := v[1].(string)
+			value, err := strconv.ParseFloat(text, 64)
+			if err != nil || math.IsNaN(value) {
+				continue // histogram_quantile of no samples
+			}
+			s.Points = append(s.Points, monitoring.Point{T: time.UnixMilli(int64(at * 1000)), V: value})
+		}
+		out = append(out, s)
+	}
+	return out, nil
 }
 
 // query evaluates an instant query at a time, returning its vector (or its scalar as one sample).

@@ -68,8 +68,14 @@ type panel struct {
 	Title   string `json:"title"`
 	Type    string `json:"type"`
 	Targets []struct {
-		Expr string `json:"expr"`
+		Expr         string `json:"expr"`
+		LegendFormat string `json:"legendFormat"`
 	} `json:"targets"`
+	FieldConfig struct {
+		Defaults struct {
+			Unit string `json:"unit"`
+		} `json:"defaults"`
+	} `json:"fieldConfig"`
 	// Panels are a collapsed row's.
 	Panels []panel `json:"panels"`
 }
@@ -83,23 +89,75 @@ var labelValues = regexp.MustCompile(`^label_values\((.+),\s*(\w+)\)$`)
 // gives its selector.
 func Dashboards(t testing.TB) []Expr {
 	t.Helper()
+	var exprs []Expr
+	intervals := Intervals{Rate: "5m", Interval: "1m", Range: "1h"}
+	for _, d := range readDashboards(t) {
+		for _, v := range d.variables {
+			exprs = append(exprs, Expr{Where: v.Where, PromQL: d.substitute(t, v.Where, v.PromQL, intervals)})
+		}
+		for _, p := range d.panels(t, intervals) {
+			for _, target := range p.Targets {
+				exprs = append(exprs, Expr{Where: d.file + " panel " + p.Title, PromQL: target.PromQL})
+			}
+		}
+	}
+	return exprs
+}
+
+// Intervals are what Grafana puts in place of $__rate_interval, $__interval and $__range.
+type Intervals struct{ Rate, Interval, Range string }
+
+// Panel is a dashboard panel that queries, with Grafana's variables in place.
+type Panel struct {
+	Title, Type, Unit string
+	Targets           []Target
+}
+
+// Target is one query of a panel, and how its series are named (Grafana's legendFormat: {{label}} for a label's
+// value).
+type Target struct {
+	PromQL, Legend string
+}
+
+// Panels returns the panels of every dashboard file that query, in their order, with the dashboard's own
+// variables as .* and Grafana's as intervals.
+func Panels(t testing.TB, intervals Intervals) []Panel {
+	t.Helper()
+	var panels []Panel
+	for _, d := range readDashboards(t) {
+		panels = append(panels, d.panels(t, intervals)...)
+	}
+	return panels
+}
+
+// dashboardFile is a decoded dashboard file.
+type dashboardFile struct {
+	file string
+	dashboard
+	// vars are the dashboard's variables, longest first, so that $generator is replaced before a $gen would be.
+	vars []string
+	// variables are the selectors of its query variables.
+	variables []Expr
+}
+
+func readDashboards(t testing.TB) []dashboardFile {
+	t.Helper()
 	files, err := filepath.Glob(filepath.Join(ChartDir(t), "dashboards", "*.json"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no dashboard in %s (%v)", filepath.Join(ChartDir(t), "dashboards"), err)
 	}
-	var exprs []Expr
+	var out []dashboardFile
 	for _, f := range files {
 		raw, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var d dashboard
-		if err := json.Unmarshal(raw, &d); err != nil {
+		d := dashboardFile{file: filepath.Base(f)}
+		if err := json.Unmarshal(raw, &d.dashboard); err != nil {
 			t.Fatalf("dashboard %s is not valid JSON: %v", f, err)
 		}
-		var vars []string
 		for _, v := range d.Templating.List {
-			vars = append(vars, v.Name)
+			d.vars = append(d.vars, v.Name)
 			if v.Type != "query" {
 				continue
 			}
@@ -111,35 +169,50 @@ func Dashboards(t testing.TB) []Expr {
 			if sel == nil {
 				t.Fatalf("%s: variable %s's query %q is not label_values(<selector>, <label>)", f, v.Name, q)
 			}
-			exprs = append(exprs, Expr{Where: filepath.Base(f) + " variable " + v.Name, PromQL: sel[1]})
+			d.variables = append(d.variables, Expr{Where: d.file + " variable " + v.Name, PromQL: sel[1]})
 		}
-		var walk func([]panel)
-		walk = func(ps []panel) {
-			for _, p := range ps {
-				for _, target := range p.Targets {
-					exprs = append(exprs, Expr{Where: filepath.Base(f) + " panel " + p.Title, PromQL: target.Expr})
+		slices.SortFunc(d.vars, func(a, b string) int { return len(b) - len(a) })
+		out = append(out, d)
+	}
+	return out
+}
+
+// substitute puts Grafana's variables and the dashboard's in a query.
+func (d dashboardFile) substitute(t testing.TB, where, q string, intervals Intervals) string {
+	t.Helper()
+	q = strings.NewReplacer("$__rate_interval", intervals.Rate, "$__interval", intervals.Interval, "$__range", intervals.Range).Replace(q)
+	for _, v := range d.vars {
+		q = strings.ReplaceAll(q, "$"+v, ".*")
+	}
+	if strings.Contains(q, "$") {
+		t.Errorf("%s: %q uses a variable the dashboard does not define", where, q)
+	}
+	return q
+}
+
+// panels are the dashboard's panels that query, collapsed rows' included.
+func (d dashboardFile) panels(t testing.TB, intervals Intervals) []Panel {
+	t.Helper()
+	var out []Panel
+	var walk func([]panel)
+	walk = func(ps []panel) {
+		for _, p := range ps {
+			if len(p.Targets) > 0 {
+				out = append(out, Panel{Title: p.Title, Type: p.Type, Unit: p.FieldConfig.Defaults.Unit})
+			}
+			for _, target := range p.Targets {
+				where := d.file + " panel " + p.Title
+				if strings.TrimSpace(target.Expr) == "" {
+					t.Fatalf("%s: a query without an expression", where)
 				}
-				walk(p.Panels)
+				last := &out[len(out)-1]
+				last.Targets = append(last.Targets, Target{PromQL: d.substitute(t, where, target.Expr, intervals), Legend: target.LegendFormat})
 			}
-		}
-		walk(d.Panels)
-		// Longest first, so that $generator is replaced before a $gen would be.
-		slices.SortFunc(vars, func(a, b string) int { return len(b) - len(a) })
-		for i := range exprs {
-			e := &exprs[i]
-			if strings.TrimSpace(e.PromQL) == "" {
-				t.Fatalf("%s: a query without an expression", e.Where)
-			}
-			e.PromQL = strings.NewReplacer("$__rate_interval", "5m", "$__interval", "1m", "$__range", "1h").Replace(e.PromQL)
-			for _, v := range vars {
-				e.PromQL = strings.ReplaceAll(e.PromQL, "$"+v, ".*")
-			}
-			if strings.Contains(e.PromQL, "$") {
-				t.Errorf("%s: %q uses a variable the dashboard does not define", e.Where, e.PromQL)
-			}
+			walk(p.Panels)
 		}
 	}
-	return exprs
+	walk(d.Panels)
+	return out
 }
 
 // RuleFiles are the chart's alerting rule files.
