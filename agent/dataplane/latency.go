@@ -47,8 +47,9 @@ func latencyBucketBounds(b int) (lo, hi uint64) {
 	return lo, lo + 1<<shift
 }
 
-// Percentile is the round-trip time below which a fraction q (0 < q <= 1) of the samples fall: the middle of
-// its bucket (within 3.2%), never above Max. 0 without samples.
+// Percentile is the round-trip time below which a fraction q (0 < q <= 1) of the samples fall: the upper bound of
+// its bucket (at most 6.25% above), never above Max; 0 without samples. The operator's percentiles
+// (v1alpha1.LatencyOf, from the same buckets) are the same bounds, so that the CLI and a status agree.
 func (h *LatencyHistogram) Percentile(q float64) time.Duration {
 	if h.Count == 0 {
 		return 0
@@ -58,8 +59,8 @@ func (h *LatencyHistogram) Percentile(q float64) time.Duration {
 	var seen uint64
 	for b, n := range h.buckets {
 		if seen += n; seen >= rank {
-			lo, hi := latencyBucketBounds(b)
-			return min(time.Duration((lo+hi-1)/2), h.Max)
+			_, hi := latencyBucketBounds(b)
+			return min(time.Duration(hi), h.Max)
 		}
 	}
 	return h.Max
