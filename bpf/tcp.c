@@ -130,7 +130,12 @@ static __always_inline int next_segment(struct tcp_flow *f, struct tcp_flow_ctl 
 	if (f->state != TCP_FLOW_RUNNING)
 		return 0;
 
-	if (f->rto_at && now >= f->rto_at) {
+	/* The timer measures the peer's silence since the segment at snd_una last went out: a retransmission that
+	 * an ACK asked for but the worker has not sent yet (it was off its CPU, the timer's deadline passed
+	 * meanwhile) goes out first, as the fast retransmit it is, and restarts the timer. */
+	int rtx_due = f->in_recovery && f->rtx_pending && f->peer_wnd >= mss;
+
+	if (f->rto_at && now >= f->rto_at && !rtx_due) {
 		f->ssthresh = reduced_window(f);
 		f->cwnd = 1;
 		f->cwnd_acked = 0;
@@ -172,6 +177,11 @@ static __always_inline int next_segment(struct tcp_flow *f, struct tcp_flow_ctl 
 			f->rtx_nxt += mss;
 		*retransmit = 1;
 		if (off == f->snd_una) {
+			/* Only a hole's first retransmission restarts the timer: one sent again because it was lost
+			 * too leaves it running, so a peer that answers nothing still meets the timeout and its
+			 * backoff. */
+			if (f->rtx_pending)
+				f->rto_at = now + f->rto;
 			f->rtx_pending = 0;
 			f->rtx_lost_at = now + rtx_wait(f);
 		}

@@ -524,3 +524,40 @@ func TestTCPSACKRecovery(t *testing.T) {
 		t.Fatalf("after the ACK that ends recovery: %+v", f)
 	}
 }
+
+// TestTCPFastRetransmitBeforeTimer: a fast retransmit that an ACK asked for but the worker sent only after the
+// timer's deadline (it was off its CPU meanwhile) goes out as a fast retransmit and restarts the timer; it is
+// not a timeout, which would cut the window to one segment and send again what the peer's SACK blocks show it
+// holds. A retransmission lost again and left unanswered still meets the timeout.
+func TestTCPFastRetransmitBeforeTimer(t *testing.T) {
+	src, dst := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
+	r := newTCPRig(t, src, dst)
+	r.setFlow(t, flow(10))
+	for range 10 {
+		r.send(t, r.template)
+	}
+	r.ack(t, &layers.TCP{Seq: rcvNxt, Ack: seqAt(0), ACK: true, Window: 100, Options: sackOption(5000, seqAt(1), seqAt(10))})
+	f := r.flow(t)
+	if f.InRecovery != 1 || f.RtxPending != 1 {
+		t.Fatalf("after a duplicate ACK with 9 segments SACKed above the first: %+v", f)
+	}
+	f.RtoAt = 1 // the deadline passed before the worker came back
+	r.setFlow(t, f)
+	var now unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &now)
+	began := uint64(now.Nano())
+	ret, out := r.send(t, r.template)
+	seq := binary.BigEndian.Uint32(out[r.tcpOff+4:])
+	if f = r.flow(t); ret != xdpRedirect || seq != seqAt(0) || f.Timeouts != 0 || f.Cwnd != 7 || f.RtoAt < began {
+		t.Fatalf("the fast retransmit, late: verdict %d seq %d, flow %+v; want segment 0 again, no timeout, the window "+
+			"of the recovery (7) and the timer restarted", ret, seq, f)
+	}
+
+	f.RtxLostAt, f.RtoAt = 1, 1 // the retransmission was lost too, and the timer ran out
+	r.setFlow(t, f)
+	ret, out = r.send(t, r.template)
+	seq = binary.BigEndian.Uint32(out[r.tcpOff+4:])
+	if f = r.flow(t); ret != xdpRedirect || seq != seqAt(0) || f.Timeouts != 1 || f.Cwnd != 1 {
+		t.Fatalf("a lost retransmission past the deadline: verdict %d seq %d, flow %+v; want a timeout", ret, seq, f)
+	}
+}
