@@ -581,19 +581,25 @@ static __always_inline void sacked(struct tcp_flow *f, struct peer_segment *p)
 }
 
 /*
- * A duplicate ACK. The third, or SACK blocks that show three segments delivered above the one at snd_una (RFC
- * 6675's DupThresh in bytes: the receiver's GRO merges segments, and sends one ACK for many), starts a fast
- * retransmit, unless a recovery (or a timeout's) is not over yet.
+ * Starts a fast retransmit when the peer's ACKs show the segment at snd_una lost: three duplicate ACKs, or SACK
+ * blocks that show three segments delivered above it (RFC 6675's DupThresh in bytes: the receiver's GRO merges
+ * segments, and sends one ACK for many, often one that also moves snd_una), unless a recovery (or a timeout's)
+ * is not over yet. At the end of the stream, with fewer than four segments outstanding and no new data to
+ * follow them, three can never come: one less than what is outstanding will do (RFC 5827's early
+ * retransmit), or a loss among the last three segments waits out the retransmission timeout.
  */
-static __always_inline void dup_ack(struct tcp_flow *f, __u64 now)
+static __always_inline void detect_loss(struct tcp_flow *f, struct tcp_flow_ctl *ctl, __u64 now)
 {
 	__u32 mss = tcp_config.mss;
+	__u32 dupthresh = 3;
+	__u64 end = ctl->stop ? f->snd_max : ctl->end;
+	__u32 outstanding = flight_segments(f);
 
-	f->dupacks++;
-	f->dupacks_seen++;
-	if (f->in_recovery || f->snd_una < f->recover)
+	if (f->in_recovery || f->snd_una < f->recover || f->snd_una >= f->snd_max)
 		return;
-	if (f->dupacks < 3 && f->sack_high < f->snd_una + 4 * mss)
+	if (f->snd_max + mss > end && outstanding < 4)
+		dupthresh = outstanding > 1 ? outstanding - 1 : 1;
+	if (f->dupacks < dupthresh && f->sack_high < f->snd_una + (dupthresh + 1) * mss)
 		return;
 	f->ssthresh = reduced_window(f);
 	f->cwnd = f->ssthresh;
@@ -607,7 +613,16 @@ static __always_inline void dup_ack(struct tcp_flow *f, __u64 now)
 	f->rto_at = now + f->rto;
 }
 
-static __always_inline void peer_segment_arrived(struct tcp_flow *f, struct peer_segment *p, __u64 now)
+/* A duplicate ACK: it counts towards the fast retransmit. */
+static __always_inline void dup_ack(struct tcp_flow *f, struct tcp_flow_ctl *ctl, __u64 now)
+{
+	f->dupacks++;
+	f->dupacks_seen++;
+	detect_loss(f, ctl, now);
+}
+
+static __always_inline void peer_segment_arrived(struct tcp_flow *f, struct tcp_flow_ctl *ctl, struct peer_segment *p,
+						 __u64 now)
 {
 	if (f->state != TCP_FLOW_RUNNING)
 		return;
@@ -636,10 +651,12 @@ static __always_inline void peer_segment_arrived(struct tcp_flow *f, struct peer
 	if (delta > 0) {
 		new_ack(f, (__u64)delta, now);
 		sacked(f, p);
+		if (p->sack_blocks)
+			detect_loss(f, ctl, now);
 	} else if (f->snd_max > f->snd_una && !p->payload && !(p->flags & FLAG_FIN) &&
 		   (p->sack_blocks || window == f->peer_wnd)) {
 		sacked(f, p);
-		dup_ack(f, now);
+		dup_ack(f, ctl, now);
 	}
 	f->peer_wnd = window;
 }
@@ -663,7 +680,7 @@ int xdpgen_tcp_ack(struct xdp_md *ctx)
 	__u64 now = bpf_ktime_get_ns();
 
 	bpf_spin_lock(&f->lock);
-	peer_segment_arrived(f, &p, now);
+	peer_segment_arrived(f, ctl, &p, now);
 	bpf_spin_unlock(&f->lock);
 	return XDP_DROP;
 }

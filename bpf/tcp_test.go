@@ -561,3 +561,51 @@ func TestTCPFastRetransmitBeforeTimer(t *testing.T) {
 		t.Fatalf("a lost retransmission past the deadline: verdict %d seq %d, flow %+v; want a timeout", ret, seq, f)
 	}
 }
+
+// TestTCPEarlyRetransmit: at the end of the stream, a loss among the last three segments cannot bring three
+// duplicate ACKs; with fewer than four segments outstanding and nothing new to send, one less than what is
+// outstanding starts the fast retransmit (RFC 5827) instead of the retransmission timeout, also when the ACK
+// that shows it moves snd_una too (the receiver's GRO merged what came before the hole with what came after).
+// In the middle of the stream the threshold stays three.
+func TestTCPEarlyRetransmit(t *testing.T) {
+	src, dst := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
+	for _, tc := range []struct {
+		name string
+		end  uint64
+		// acks: cumulative ACK (in segments) and the SACK block [left, right).
+		acks    [][3]int
+		lost    int // the segment retransmitted; -1: none
+		recover bool
+	}{
+		{"the last three segments, two duplicate ACKs", 3 * tcpMSS, [][3]int{{0, 1, 2}, {0, 1, 3}}, 0, true},
+		{"the last three segments, one ACK that moves snd_una", 3 * tcpMSS, [][3]int{{1, 2, 3}}, 1, true},
+		{"more of the stream to come", math.MaxUint64, [][3]int{{0, 1, 2}, {0, 1, 3}}, -1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newTCPRig(t, src, dst)
+			if err := r.Control.Update(uint32(0), bpf.TCPFlowCtl{End: tc.end}, ebpf.UpdateAny); err != nil {
+				t.Fatal(err)
+			}
+			r.setFlow(t, flow(3))
+			for range 3 {
+				if ret, _ := r.send(t, r.template); ret != xdpRedirect {
+					t.Fatal("could not send three segments")
+				}
+			}
+			for i, a := range tc.acks {
+				r.ack(t, &layers.TCP{Seq: rcvNxt, Ack: seqAt(a[0]), ACK: true, Window: 100, Options: sackOption(uint32(5000+i), seqAt(a[1]), seqAt(a[2]))})
+			}
+			f := r.flow(t)
+			if (f.FastRetrans == 1) != tc.recover || (f.InRecovery == 1) != tc.recover {
+				t.Fatalf("after ACKs %v for three segments sent: %+v; want recovery %v", tc.acks, f, tc.recover)
+			}
+			if tc.lost < 0 {
+				return
+			}
+			ret, out := r.send(t, r.template)
+			if seq := binary.BigEndian.Uint32(out[r.tcpOff+4:]); ret != xdpRedirect || seq != seqAt(tc.lost) {
+				t.Fatalf("early retransmit: verdict %d seq %d, want segment %d again", ret, seq, tc.lost)
+			}
+		})
+	}
+}
