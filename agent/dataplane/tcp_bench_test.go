@@ -90,8 +90,9 @@ func benchTCP(b *testing.B, r *tcpRig, srv *countingServer, variants []tcpBenchV
 			v.name, res.goodput()/1e9, res.efficiency(), float64(res.received)/float64(max(res.payloadSent, 1)),
 			float64(res.received)/float64(max(res.arrived, 1)), 100*float64(res.retransmitted)/float64(max(res.segments, 1)))
 		if v.congestion == "" {
-			b.Logf("%-20s %d fast retransmits, %d retransmissions lost and sent again, %d timeouts", "", res.fastRetransmits,
-				res.lostRetransmits, res.timeouts)
+			b.Logf("%-20s %d fast retransmits, %d retransmissions lost and sent again, %d timeouts; workers on their CPUs %.2f s, "+
+				"waiting for them %.2f s", "", res.fastRetransmits, res.lostRetransmits, res.timeouts, res.workers.OnCPU.Seconds(),
+				res.workers.Waiting.Seconds())
 		}
 	}
 	for _, pair := range pairs {
@@ -119,6 +120,8 @@ type tcpBenchResult struct {
 	segments, retransmitted    uint64
 	// xdpgen's recovery: fast retransmits, retransmissions presumed lost and sent again, timeouts.
 	fastRetransmits, lostRetransmits, timeouts uint64
+	// xdpgen's workers' time on their CPUs and waiting for them.
+	workers SchedTimes
 }
 
 func (t *tcpBenchResult) goodput() float64    { return float64(t.received) * 8 / t.seconds }
@@ -163,6 +166,7 @@ func (v tcpBenchVariant) runXDP(b testing.TB, r *tcpRig, res *tcpBenchResult) {
 	res.fastRetransmits += s.Total.FastRetransmits
 	res.lostRetransmits += s.Total.LostRetransmits
 	res.timeouts += s.Total.Timeouts
+	res.workers = res.workers.add(s.Workers)
 }
 
 // runKernel writes to each connection for the bench period, then shuts its sending side (what is still in the
