@@ -226,6 +226,18 @@ static __always_inline int next_segment(struct tcp_flow *f, struct tcp_flow_ctl 
 	return 1;
 }
 
+/* Notes that flow f has nothing to send until an ACK arrives or its earliest timer is due. The caller holds f's
+ * lock. */
+static __always_inline void note_idle(struct tcp_flow *f)
+{
+	__u64 until = f->rto_at ? f->rto_at : ~0ULL;
+
+	if (f->in_recovery && f->rtx_lost_at && f->rtx_lost_at < until)
+		until = f->rtx_lost_at;
+	f->idle_until = until;
+	f->idle_acks = f->acks_seen + 1;
+}
+
 static __always_inline __u32 add_words32(__u32 v)
 {
 	return (__u32)(__u16)v + (v >> 16);
@@ -297,13 +309,23 @@ int xdpgen_tcp_send(struct xdp_md *ctx)
 	if (!f || !ctl)
 		return count_verdict(ctx, w->actions, XDP_ABORTED);
 
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = 0;
 	struct segment seg = {};
 	int retransmit = 0;
+	int send = 0;
 
-	bpf_spin_lock(&f->lock);
-	int send = next_segment(f, ctl, now, &seg, &retransmit);
-	bpf_spin_unlock(&f->lock);
+	/* What a flow may send changes only with an ACK or when one of its timers is due; until then a flow that
+	 * found nothing to send skips its lock and the precise clock, the dearest parts of an idle iteration (half
+	 * of the worker's time with the small windows of a lossy path). The coarse clock it checks the timers
+	 * against lags by up to a tick (4 ms at HZ=250): a timer may act that much late. */
+	if (f->idle_acks != f->acks_seen + 1 || bpf_ktime_get_coarse_ns() >= f->idle_until) {
+		now = bpf_ktime_get_ns();
+		bpf_spin_lock(&f->lock);
+		send = next_segment(f, ctl, now, &seg, &retransmit);
+		if (!send)
+			note_idle(f);
+		bpf_spin_unlock(&f->lock);
+	}
 
 	/* A flow sends up to TCP_BURST segments in a row: the receiver's GRO merges them, where segments of
 	 * different flows interleaved one by one would each go up its stack alone. */

@@ -609,3 +609,43 @@ func TestTCPEarlyRetransmit(t *testing.T) {
 		})
 	}
 }
+
+// TestTCPIdleNote: a flow that found nothing to send is not looked at again (no lock, no precise clock) until an
+// ACK arrives or its earliest timer is due, per the note it leaves; an ACK that opens the window, and a timer
+// that is due, each make it send again.
+func TestTCPIdleNote(t *testing.T) {
+	src, dst := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
+	r := newTCPRig(t, src, dst)
+	r.setFlow(t, flow(2))
+	r.send(t, r.template)
+	r.send(t, r.template)
+	if ret, _ := r.send(t, r.template); ret != xdpDrop {
+		t.Fatal("a full window let a third segment through")
+	}
+	f := r.flow(t)
+	if f.IdleAcks != f.AcksSeen+1 || f.IdleUntil != f.RtoAt || f.RtoAt == 0 {
+		t.Fatalf("after a full window: %+v; want the note valid until the retransmission timer", f)
+	}
+
+	// The timer's deadline passes, but the note says otherwise: the flow is not looked at.
+	f.RtoAt = 1
+	r.setFlow(t, f)
+	if ret, _ := r.send(t, r.template); ret != xdpDrop || r.flow(t).Timeouts != 0 {
+		t.Fatalf("a flow with a valid note was looked at: verdict %d, %+v", ret, r.flow(t))
+	}
+	// With the note's deadline passed too, the timeout is taken.
+	f.IdleUntil = 1
+	r.setFlow(t, f)
+	if ret, _ := r.send(t, r.template); ret != xdpRedirect || r.flow(t).Timeouts != 1 {
+		t.Fatalf("a due timer: verdict %d, %+v; want the timeout's retransmission", ret, r.flow(t))
+	}
+	if ret, _ := r.send(t, r.template); ret != xdpDrop {
+		t.Fatal("after a timeout a window of one segment let a second through")
+	}
+
+	// An ACK of the retransmission opens the window: the flow sends again, its note notwithstanding.
+	r.ack(t, &layers.TCP{Seq: rcvNxt, Ack: seqAt(1), ACK: true, Window: 100, Options: tsOption(5000, 0)})
+	if ret, _ := r.send(t, r.template); ret != xdpRedirect {
+		t.Fatalf("after an ACK that opened the window: verdict %d, %+v", ret, r.flow(t))
+	}
+}

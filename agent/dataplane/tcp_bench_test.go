@@ -3,8 +3,10 @@ package dataplane
 import (
 	"context"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -341,33 +343,41 @@ func BenchmarkTCPChecksum(b *testing.B) {
 	for i := range workers {
 		workers[i] = bpf.TCPWorker{Count: 1, Stride: 1}
 	}
-	perFrame := func(prog *ebpf.Program, setup func()) time.Duration {
+	perFrame := func(prog *ebpf.Program, verdicts []Action, setup func()) time.Duration {
 		var total time.Duration
 		for range benchRounds {
 			setup()
 			ret, d, err := prog.Benchmark(tmpl.Frame, repeat, nil)
-			if err != nil || (ret != uint32(ActionRedirect) && ret != uint32(ActionTX)) {
-				b.Fatalf("run: verdict %d, %v", ret, err)
+			if err != nil || !slices.Contains(verdicts, Action(ret)) {
+				b.Fatalf("run: verdict %d, want one of %v, %v", ret, verdicts, err)
 			}
 			total += d
 		}
 		return total / benchRounds
 	}
-	incremental := perFrame(objs.Send, func() {
-		flow := bpf.TCPFlow{State: bpf.TCPFlowRunning, Cwnd: tcpMaxCwnd, Ssthresh: tcpMaxCwnd, PeerWnd: 1 << 31, Rto: uint64(time.Hour)}
-		if err := objs.Flows.Update(uint32(0), flow, ebpf.UpdateAny); err != nil {
-			b.Fatal(err)
+	setFlow := func(flow bpf.TCPFlow) func() {
+		return func() {
+			if err := objs.Flows.Update(uint32(0), flow, ebpf.UpdateAny); err != nil {
+				b.Fatal(err)
+			}
+			if err := objs.Control.Update(uint32(0), bpf.TCPFlowCtl{End: 1 << 62}, ebpf.UpdateAny); err != nil {
+				b.Fatal(err)
+			}
+			if err := objs.Workers.Put(uint32(0), workers); err != nil {
+				b.Fatal(err)
+			}
 		}
-		if err := objs.Control.Update(uint32(0), bpf.TCPFlowCtl{End: 1 << 62}, ebpf.UpdateAny); err != nil {
-			b.Fatal(err)
-		}
-		if err := objs.Workers.Put(uint32(0), workers); err != nil {
-			b.Fatal(err)
-		}
-	})
-	computed := perFrame(full, func() {})
+	}
+	sent := []Action{ActionRedirect, ActionTX}
+	incremental := perFrame(objs.Send, sent, setFlow(bpf.TCPFlow{State: bpf.TCPFlowRunning, Cwnd: tcpMaxCwnd,
+		Ssthresh: tcpMaxCwnd, PeerWnd: 1 << 31, Rto: uint64(time.Hour)}))
+	// A flow whose window is full, waiting for an ACK: what the worker spends on each frame it cannot send.
+	idle := perFrame(objs.Send, []Action{ActionDrop}, setFlow(bpf.TCPFlow{State: bpf.TCPFlowRunning, Cwnd: 10, Ssthresh: 10,
+		PeerWnd: 1 << 31, SndNxt: 10 * 1448, SndMax: 10 * 1448, Rto: uint64(time.Hour), RtoAt: math.MaxUint64}))
+	computed := perFrame(full, sent, func() {})
 	b.ReportMetric(float64(incremental.Nanoseconds()), "ns/frame-send-program")
+	b.ReportMetric(float64(idle.Nanoseconds()), "ns/frame-idle")
 	b.ReportMetric(float64(computed.Nanoseconds()), "ns/frame-full-checksum")
 	b.Logf("the whole send program (lock, congestion control, stamping, incremental checksum): %s per frame; "+
-		"a full checksum of a %d-byte segment alone: %s per frame", incremental, 1448, computed)
+		"a frame no flow may send: %s; a full checksum of a %d-byte segment alone: %s per frame", incremental, idle, 1448, computed)
 }
