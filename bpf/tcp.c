@@ -130,7 +130,12 @@ static __always_inline int next_segment(struct tcp_flow *f, struct tcp_flow_ctl 
 	if (f->state != TCP_FLOW_RUNNING)
 		return 0;
 
-	if (f->rto_at && now >= f->rto_at) {
+	/* The timer measures the peer's silence since the segment at snd_una last went out: a retransmission that
+	 * an ACK asked for but the worker has not sent yet (it was off its CPU, the timer's deadline passed
+	 * meanwhile) goes out first, as the fast retransmit it is, and restarts the timer. */
+	int rtx_due = f->in_recovery && f->rtx_pending && f->peer_wnd >= mss;
+
+	if (f->rto_at && now >= f->rto_at && !rtx_due) {
 		f->ssthresh = reduced_window(f);
 		f->cwnd = 1;
 		f->cwnd_acked = 0;
@@ -172,6 +177,11 @@ static __always_inline int next_segment(struct tcp_flow *f, struct tcp_flow_ctl 
 			f->rtx_nxt += mss;
 		*retransmit = 1;
 		if (off == f->snd_una) {
+			/* Only a hole's first retransmission restarts the timer: one sent again because it was lost
+			 * too leaves it running, so a peer that answers nothing still meets the timeout and its
+			 * backoff. */
+			if (f->rtx_pending)
+				f->rto_at = now + f->rto;
 			f->rtx_pending = 0;
 			f->rtx_lost_at = now + rtx_wait(f);
 		}
@@ -214,6 +224,18 @@ static __always_inline int next_segment(struct tcp_flow *f, struct tcp_flow_ctl 
 	seg->ts_offset = f->ts_offset;
 	seg->port = f->port;
 	return 1;
+}
+
+/* Notes that flow f has nothing to send until an ACK arrives or its earliest timer is due. The caller holds f's
+ * lock. */
+static __always_inline void note_idle(struct tcp_flow *f)
+{
+	__u64 until = f->rto_at ? f->rto_at : ~0ULL;
+
+	if (f->in_recovery && f->rtx_lost_at && f->rtx_lost_at < until)
+		until = f->rtx_lost_at;
+	f->idle_until = until;
+	f->idle_acks = f->acks_seen + 1;
 }
 
 static __always_inline __u32 add_words32(__u32 v)
@@ -287,13 +309,23 @@ int xdpgen_tcp_send(struct xdp_md *ctx)
 	if (!f || !ctl)
 		return count_verdict(ctx, w->actions, XDP_ABORTED);
 
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = 0;
 	struct segment seg = {};
 	int retransmit = 0;
+	int send = 0;
 
-	bpf_spin_lock(&f->lock);
-	int send = next_segment(f, ctl, now, &seg, &retransmit);
-	bpf_spin_unlock(&f->lock);
+	/* What a flow may send changes only with an ACK or when one of its timers is due; until then a flow that
+	 * found nothing to send skips its lock and the precise clock, the dearest parts of an idle iteration (half
+	 * of the worker's time with the small windows of a lossy path). The coarse clock it checks the timers
+	 * against lags by up to a tick (4 ms at HZ=250): a timer may act that much late. */
+	if (f->idle_acks != f->acks_seen + 1 || bpf_ktime_get_coarse_ns() >= f->idle_until) {
+		now = bpf_ktime_get_ns();
+		bpf_spin_lock(&f->lock);
+		send = next_segment(f, ctl, now, &seg, &retransmit);
+		if (!send)
+			note_idle(f);
+		bpf_spin_unlock(&f->lock);
+	}
 
 	/* A flow sends up to TCP_BURST segments in a row: the receiver's GRO merges them, where segments of
 	 * different flows interleaved one by one would each go up its stack alone. */
@@ -571,19 +603,25 @@ static __always_inline void sacked(struct tcp_flow *f, struct peer_segment *p)
 }
 
 /*
- * A duplicate ACK. The third, or SACK blocks that show three segments delivered above the one at snd_una (RFC
- * 6675's DupThresh in bytes: the receiver's GRO merges segments, and sends one ACK for many), starts a fast
- * retransmit, unless a recovery (or a timeout's) is not over yet.
+ * Starts a fast retransmit when the peer's ACKs show the segment at snd_una lost: three duplicate ACKs, or SACK
+ * blocks that show three segments delivered above it (RFC 6675's DupThresh in bytes: the receiver's GRO merges
+ * segments, and sends one ACK for many, often one that also moves snd_una), unless a recovery (or a timeout's)
+ * is not over yet. At the end of the stream, with fewer than four segments outstanding and no new data to
+ * follow them, three can never come: one less than what is outstanding will do (RFC 5827's early
+ * retransmit), or a loss among the last three segments waits out the retransmission timeout.
  */
-static __always_inline void dup_ack(struct tcp_flow *f, __u64 now)
+static __always_inline void detect_loss(struct tcp_flow *f, struct tcp_flow_ctl *ctl, __u64 now)
 {
 	__u32 mss = tcp_config.mss;
+	__u32 dupthresh = 3;
+	__u64 end = ctl->stop ? f->snd_max : ctl->end;
+	__u32 outstanding = flight_segments(f);
 
-	f->dupacks++;
-	f->dupacks_seen++;
-	if (f->in_recovery || f->snd_una < f->recover)
+	if (f->in_recovery || f->snd_una < f->recover || f->snd_una >= f->snd_max)
 		return;
-	if (f->dupacks < 3 && f->sack_high < f->snd_una + 4 * mss)
+	if (f->snd_max + mss > end && outstanding < 4)
+		dupthresh = outstanding > 1 ? outstanding - 1 : 1;
+	if (f->dupacks < dupthresh && f->sack_high < f->snd_una + (dupthresh + 1) * mss)
 		return;
 	f->ssthresh = reduced_window(f);
 	f->cwnd = f->ssthresh;
@@ -597,7 +635,16 @@ static __always_inline void dup_ack(struct tcp_flow *f, __u64 now)
 	f->rto_at = now + f->rto;
 }
 
-static __always_inline void peer_segment_arrived(struct tcp_flow *f, struct peer_segment *p, __u64 now)
+/* A duplicate ACK: it counts towards the fast retransmit. */
+static __always_inline void dup_ack(struct tcp_flow *f, struct tcp_flow_ctl *ctl, __u64 now)
+{
+	f->dupacks++;
+	f->dupacks_seen++;
+	detect_loss(f, ctl, now);
+}
+
+static __always_inline void peer_segment_arrived(struct tcp_flow *f, struct tcp_flow_ctl *ctl, struct peer_segment *p,
+						 __u64 now)
 {
 	if (f->state != TCP_FLOW_RUNNING)
 		return;
@@ -626,10 +673,12 @@ static __always_inline void peer_segment_arrived(struct tcp_flow *f, struct peer
 	if (delta > 0) {
 		new_ack(f, (__u64)delta, now);
 		sacked(f, p);
+		if (p->sack_blocks)
+			detect_loss(f, ctl, now);
 	} else if (f->snd_max > f->snd_una && !p->payload && !(p->flags & FLAG_FIN) &&
 		   (p->sack_blocks || window == f->peer_wnd)) {
 		sacked(f, p);
-		dup_ack(f, now);
+		dup_ack(f, ctl, now);
 	}
 	f->peer_wnd = window;
 }
@@ -653,7 +702,7 @@ int xdpgen_tcp_ack(struct xdp_md *ctx)
 	__u64 now = bpf_ktime_get_ns();
 
 	bpf_spin_lock(&f->lock);
-	peer_segment_arrived(f, &p, now);
+	peer_segment_arrived(f, ctl, &p, now);
 	bpf_spin_unlock(&f->lock);
 	return XDP_DROP;
 }

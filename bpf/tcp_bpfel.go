@@ -85,6 +85,8 @@ type tcpTcpFlow struct {
 	LostRetrans uint64
 	DupacksSeen uint64
 	AcksSeen    uint64
+	IdleAcks    uint64
+	IdleUntil   uint64
 }
 
 type tcpTcpFlowCtl struct {

@@ -524,3 +524,128 @@ func TestTCPSACKRecovery(t *testing.T) {
 		t.Fatalf("after the ACK that ends recovery: %+v", f)
 	}
 }
+
+// TestTCPFastRetransmitBeforeTimer: a fast retransmit that an ACK asked for but the worker sent only after the
+// timer's deadline (it was off its CPU meanwhile) goes out as a fast retransmit and restarts the timer; it is
+// not a timeout, which would cut the window to one segment and send again what the peer's SACK blocks show it
+// holds. A retransmission lost again and left unanswered still meets the timeout.
+func TestTCPFastRetransmitBeforeTimer(t *testing.T) {
+	src, dst := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
+	r := newTCPRig(t, src, dst)
+	r.setFlow(t, flow(10))
+	for range 10 {
+		r.send(t, r.template)
+	}
+	r.ack(t, &layers.TCP{Seq: rcvNxt, Ack: seqAt(0), ACK: true, Window: 100, Options: sackOption(5000, seqAt(1), seqAt(10))})
+	f := r.flow(t)
+	if f.InRecovery != 1 || f.RtxPending != 1 {
+		t.Fatalf("after a duplicate ACK with 9 segments SACKed above the first: %+v", f)
+	}
+	f.RtoAt = 1 // the deadline passed before the worker came back
+	r.setFlow(t, f)
+	var now unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &now)
+	began := uint64(now.Nano())
+	ret, out := r.send(t, r.template)
+	seq := binary.BigEndian.Uint32(out[r.tcpOff+4:])
+	if f = r.flow(t); ret != xdpRedirect || seq != seqAt(0) || f.Timeouts != 0 || f.Cwnd != 7 || f.RtoAt < began {
+		t.Fatalf("the fast retransmit, late: verdict %d seq %d, flow %+v; want segment 0 again, no timeout, the window "+
+			"of the recovery (7) and the timer restarted", ret, seq, f)
+	}
+
+	f.RtxLostAt, f.RtoAt = 1, 1 // the retransmission was lost too, and the timer ran out
+	r.setFlow(t, f)
+	ret, out = r.send(t, r.template)
+	seq = binary.BigEndian.Uint32(out[r.tcpOff+4:])
+	if f = r.flow(t); ret != xdpRedirect || seq != seqAt(0) || f.Timeouts != 1 || f.Cwnd != 1 {
+		t.Fatalf("a lost retransmission past the deadline: verdict %d seq %d, flow %+v; want a timeout", ret, seq, f)
+	}
+}
+
+// TestTCPEarlyRetransmit: at the end of the stream, a loss among the last three segments cannot bring three
+// duplicate ACKs; with fewer than four segments outstanding and nothing new to send, one less than what is
+// outstanding starts the fast retransmit (RFC 5827) instead of the retransmission timeout, also when the ACK
+// that shows it moves snd_una too (the receiver's GRO merged what came before the hole with what came after).
+// In the middle of the stream the threshold stays three.
+func TestTCPEarlyRetransmit(t *testing.T) {
+	src, dst := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
+	for _, tc := range []struct {
+		name string
+		end  uint64
+		// acks: cumulative ACK (in segments) and the SACK block [left, right).
+		acks    [][3]int
+		lost    int // the segment retransmitted; -1: none
+		recover bool
+	}{
+		{"the last three segments, two duplicate ACKs", 3 * tcpMSS, [][3]int{{0, 1, 2}, {0, 1, 3}}, 0, true},
+		{"the last three segments, one ACK that moves snd_una", 3 * tcpMSS, [][3]int{{1, 2, 3}}, 1, true},
+		{"more of the stream to come", math.MaxUint64, [][3]int{{0, 1, 2}, {0, 1, 3}}, -1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newTCPRig(t, src, dst)
+			if err := r.Control.Update(uint32(0), bpf.TCPFlowCtl{End: tc.end}, ebpf.UpdateAny); err != nil {
+				t.Fatal(err)
+			}
+			r.setFlow(t, flow(3))
+			for range 3 {
+				if ret, _ := r.send(t, r.template); ret != xdpRedirect {
+					t.Fatal("could not send three segments")
+				}
+			}
+			for i, a := range tc.acks {
+				r.ack(t, &layers.TCP{Seq: rcvNxt, Ack: seqAt(a[0]), ACK: true, Window: 100, Options: sackOption(uint32(5000+i), seqAt(a[1]), seqAt(a[2]))})
+			}
+			f := r.flow(t)
+			if (f.FastRetrans == 1) != tc.recover || (f.InRecovery == 1) != tc.recover {
+				t.Fatalf("after ACKs %v for three segments sent: %+v; want recovery %v", tc.acks, f, tc.recover)
+			}
+			if tc.lost < 0 {
+				return
+			}
+			ret, out := r.send(t, r.template)
+			if seq := binary.BigEndian.Uint32(out[r.tcpOff+4:]); ret != xdpRedirect || seq != seqAt(tc.lost) {
+				t.Fatalf("early retransmit: verdict %d seq %d, want segment %d again", ret, seq, tc.lost)
+			}
+		})
+	}
+}
+
+// TestTCPIdleNote: a flow that found nothing to send is not looked at again (no lock, no precise clock) until an
+// ACK arrives or its earliest timer is due, per the note it leaves; an ACK that opens the window, and a timer
+// that is due, each make it send again.
+func TestTCPIdleNote(t *testing.T) {
+	src, dst := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
+	r := newTCPRig(t, src, dst)
+	r.setFlow(t, flow(2))
+	r.send(t, r.template)
+	r.send(t, r.template)
+	if ret, _ := r.send(t, r.template); ret != xdpDrop {
+		t.Fatal("a full window let a third segment through")
+	}
+	f := r.flow(t)
+	if f.IdleAcks != f.AcksSeen+1 || f.IdleUntil != f.RtoAt || f.RtoAt == 0 {
+		t.Fatalf("after a full window: %+v; want the note valid until the retransmission timer", f)
+	}
+
+	// The timer's deadline passes, but the note says otherwise: the flow is not looked at.
+	f.RtoAt = 1
+	r.setFlow(t, f)
+	if ret, _ := r.send(t, r.template); ret != xdpDrop || r.flow(t).Timeouts != 0 {
+		t.Fatalf("a flow with a valid note was looked at: verdict %d, %+v", ret, r.flow(t))
+	}
+	// With the note's deadline passed too, the timeout is taken.
+	f.IdleUntil = 1
+	r.setFlow(t, f)
+	if ret, _ := r.send(t, r.template); ret != xdpRedirect || r.flow(t).Timeouts != 1 {
+		t.Fatalf("a due timer: verdict %d, %+v; want the timeout's retransmission", ret, r.flow(t))
+	}
+	if ret, _ := r.send(t, r.template); ret != xdpDrop {
+		t.Fatal("after a timeout a window of one segment let a second through")
+	}
+
+	// An ACK of the retransmission opens the window: the flow sends again, its note notwithstanding.
+	r.ack(t, &layers.TCP{Seq: rcvNxt, Ack: seqAt(1), ACK: true, Window: 100, Options: tsOption(5000, 0)})
+	if ret, _ := r.send(t, r.template); ret != xdpRedirect {
+		t.Fatalf("after an ACK that opened the window: verdict %d, %+v", ret, r.flow(t))
+	}
+}

@@ -438,6 +438,10 @@ struct tcp_flow {
 	__u64 lost_retrans;
 	__u64 dupacks_seen;
 	__u64 acks_seen;
+	/* The send program found nothing to send, and notes until when that holds: while acks_seen + 1 is
+	 * idle_acks (no ACK taken since; 0: no note) and the clock is before idle_until (its earliest timer). */
+	__u64 idle_acks;
+	__u64 idle_until;
 };
 
 /* Per flow, written only by userspace: where new data ends, and the run's phases. */

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -30,6 +31,8 @@ type TCPGenerator struct {
 	// sockets and egress interface state the generator holds.
 	host *sendingHost
 	ran  bool
+	// workersSched is the workers' threads' time on and waiting for their CPUs, added up once Run returns.
+	workersSched atomic.Pointer[SchedTimes]
 }
 
 const (

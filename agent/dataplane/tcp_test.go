@@ -294,6 +294,14 @@ func sendAll(t *testing.T, g *TCPGenerator, sink *tcpSink, segments uint64) (TCP
 	if want := segments * uint64(g.SegmentSize()); s.Total.BytesAcked != want {
 		t.Fatalf("%d bytes acknowledged, want %d: %+v", s.Total.BytesAcked, want, s.Total)
 	}
+	// The workers' threads are accounted: some time on their CPUs, and on and waiting for them no more than
+	// the run's length each.
+	if _, err := os.Stat("/proc/thread-self/schedstat"); err == nil {
+		threads := time.Duration(len(g.target.CPUs))
+		if w := s.Workers; w.OnCPU <= 0 || w.Waiting < 0 || w.OnCPU+w.Waiting > threads*took {
+			t.Errorf("%d workers' threads over a run of %s: %+v", threads, took, w)
+		}
+	}
 	checkStreams(t, g, sink, s)
 	return s, took
 }
@@ -383,6 +391,11 @@ func TestTCPRecoversFromLoss(t *testing.T) {
 			}
 			if waste := float64(tot.SegmentsRetransmitted) / float64(segments); waste > 0.1 {
 				t.Fatalf("%.1f%% of the stream was sent twice for 1%% loss", 100*waste)
+			}
+			// One loss in a hundred, never two in a window: duplicate ACKs recover each (early retransmit
+			// at the stream's end, where three never come), none waits out the 200 ms timeout.
+			if tot.Timeouts != 0 {
+				t.Fatalf("%d timeouts for single losses (%d fast retransmits)", tot.Timeouts, tot.FastRetransmits)
 			}
 		})
 	}

@@ -28,6 +28,11 @@ func (g *TCPGenerator) Run(ctx context.Context) error {
 	workers := startWorkers(g.target.CPUs, liveFrameJob{program: g.objs.Send, frame: g.template.Frame, ns: g.host.ns,
 		budget: func(int) (uint64, error) { return maxRepeat, nil }})
 	err := supervise(ctx, workers, r.poll)
+	var sched SchedTimes
+	for _, w := range workers {
+		sched = sched.add(w.sched)
+	}
+	g.workersSched.Store(&sched)
 	err = errors.Join(err, r.err, g.handBackAll())
 	if err == nil {
 		err = ctx.Err()

@@ -71,6 +71,10 @@ type TCPStats struct {
 	// Idle is frames the send program dropped because no flow could send: the workers' spare capacity.
 	Idle   uint64            `json:"idle"`
 	Egress InterfaceCounters `json:"egress"`
+	// Workers is the workers' threads' time on their CPUs and waiting for them, added up; known once Run
+	// has returned (zero before). A worker that waited much of the run sent that much less: its CPU was
+	// shared with other threads.
+	Workers SchedTimes `json:"workers"`
 }
 
 // Sent is what was handed to the interface.
@@ -152,6 +156,9 @@ func (g *TCPGenerator) Stats() (TCPStats, error) {
 		return TCPStats{}, err
 	}
 	s := TCPStats{At: time.Now(), Egress: egress}
+	if sched := g.workersSched.Load(); sched != nil {
+		s.Workers = *sched
+	}
 	for i, f := range flows {
 		fs := flowStats(f, uint64(g.mss))
 		if g.conns[i].done.Load() && fs.State == "running" {

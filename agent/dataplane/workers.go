@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -104,6 +105,34 @@ type liveFrameWorker struct {
 	stopping   atomic.Bool
 	done       chan struct{}
 	err        error
+	// sched is the scheduler's account of the worker's thread over its run, set before done closes.
+	sched SchedTimes
+}
+
+// SchedTimes is the scheduler's account of threads: time on a CPU, and time runnable but waiting for one (a
+// worker waits when other threads share its CPU; softirq work it triggers, such as a veth peer's receive
+// path, runs on its time).
+type SchedTimes struct {
+	OnCPU   time.Duration `json:"onCPUNs"`
+	Waiting time.Duration `json:"waitingNs"`
+}
+
+func (s SchedTimes) add(o SchedTimes) SchedTimes {
+	return SchedTimes{OnCPU: s.OnCPU + o.OnCPU, Waiting: s.Waiting + o.Waiting}
+}
+
+// threadSchedTimes reads the calling thread's /proc/thread-self/schedstat; zero where the kernel keeps no
+// scheduler statistics.
+func threadSchedTimes() SchedTimes {
+	b, err := os.ReadFile("/proc/thread-self/schedstat")
+	if err != nil {
+		return SchedTimes{}
+	}
+	var onCPU, waiting int64
+	if _, err := fmt.Sscan(string(b), &onCPU, &waiting); err != nil {
+		return SchedTimes{}
+	}
+	return SchedTimes{OnCPU: time.Duration(onCPU), Waiting: time.Duration(waiting)}
 }
 
 func (w *liveFrameWorker) run(job liveFrameJob) {
@@ -121,6 +150,11 @@ func (w *liveFrameWorker) run(job liveFrameJob) {
 		return
 	}
 	w.tid.Store(int32(unix.Gettid()))
+	began := threadSchedTimes()
+	defer func() {
+		ended := threadSchedTimes()
+		w.sched = SchedTimes{OnCPU: ended.OnCPU - began.OnCPU, Waiting: ended.Waiting - began.Waiting}
+	}()
 
 	for !w.stopping.Load() {
 		repeat, err := job.budget(w.cpu)

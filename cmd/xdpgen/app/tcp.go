@@ -208,6 +208,8 @@ type tcpJSON struct {
 	RetransmittedRate float64               `json:"retransmittedBps"`
 	// Idle is frames the send program dropped because no connection could send.
 	Idle uint64 `json:"idle"`
+	// Workers is the workers' threads' time on and waiting for their CPUs, in the summary.
+	Workers *dataplane.SchedTimes `json:"workers,omitempty"`
 }
 
 func (p *tcpPrinter) report(kind string, d dataplane.TCPDelta, total dataplane.TCPStats, server *iperf3Report) {
@@ -227,7 +229,7 @@ func (p *tcpPrinter) report(kind string, d dataplane.TCPDelta, total dataplane.T
 			}
 		}
 		if kind == "summary" {
-			rec.Flows, rec.Iperf3 = total.Flows, server
+			rec.Flows, rec.Iperf3, rec.TCP.Workers = total.Flows, server, &total.Workers
 		}
 		_ = p.json.Encode(rec)
 		return
@@ -252,6 +254,15 @@ func (p *tcpPrinter) report(kind string, d dataplane.TCPDelta, total dataplane.T
 			fmt.Fprintf(p.w, "  flow %-3d port %-5d %12d KiB acked, %d segments sent, %d retransmitted, cwnd %d, srtt %s, %s%s\n",
 				i, f.LocalPort, f.BytesAcked/1024, f.SegmentsSent, f.SegmentsRetransmitted, f.CongestionWindow,
 				f.SRTT.Round(time.Microsecond), f.State, strings.Join(append([]string{""}, notes...), ", "))
+		}
+		if w := total.Workers; w.OnCPU > 0 {
+			waited := float64(w.Waiting) / float64(w.OnCPU+w.Waiting)
+			note := ""
+			if waited > 0.1 {
+				note = ": other threads share their CPUs, and a worker sends only while it has its CPU"
+			}
+			fmt.Fprintf(p.w, "%-13s on their CPUs %.3fs, waiting for them %.3fs (%.0f%%)%s\n", "workers",
+				w.OnCPU.Seconds(), w.Waiting.Seconds(), 100*waited, note)
 		}
 	}
 	if server != nil {

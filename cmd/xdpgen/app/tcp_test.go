@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -42,8 +43,11 @@ func TestCLITCPSendsACount(t *testing.T) {
 	var last struct {
 		Type    string
 		Actions map[string]struct{ Packets uint64 }
-		TCP     struct{ Total dataplane.TCPCounters }
-		Flows   []dataplane.TCPFlowStats
+		TCP     struct {
+			Total   dataplane.TCPCounters
+			Workers *dataplane.SchedTimes
+		}
+		Flows []dataplane.TCPFlowStats
 	}
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
@@ -53,6 +57,9 @@ func TestCLITCPSendsACount(t *testing.T) {
 	}
 	if last.Type != "summary" || len(last.Flows) != 2 || last.TCP.Total.SegmentsSent < 3001 || last.Actions["XDP_REDIRECT"].Packets != last.TCP.Total.SegmentsSent {
 		t.Fatalf("last record %+v, want a summary of 2 flows and at least 3001 segments\n%s", last, out)
+	}
+	if _, err := os.Stat("/proc/thread-self/schedstat"); err == nil && (last.TCP.Workers == nil || last.TCP.Workers.OnCPU <= 0) {
+		t.Fatalf("the summary's workers: %+v, want their time on their CPUs\n%s", last.TCP.Workers, out)
 	}
 	for range 2 {
 		srv.Next(t, 5*time.Second)
