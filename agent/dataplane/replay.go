@@ -75,7 +75,7 @@ func (c ReplayConfig) validated() (ReplayConfig, error) {
 		case srcFamilies[familyIndex(a)]:
 			errs = append(errs, fieldError(FieldSrcAddr, a, "a second %s source: give at most one address per IP family", family(a)))
 		case !dstFamilies[familyIndex(a)]:
-			errs = append(errs, fieldError(FieldSrcAddr, a, "rewrites the source of %s frames for the path to a %s destination: give a %s destination address too",
+			errs = append(errs, fieldError(FieldSrcAddr, a, "rewrites the source of %s frames for the path to an %s destination: give an %s destination address too",
 				family(a), family(a), family(a)))
 		}
 		srcFamilies[familyIndex(a)] = true
