@@ -577,6 +577,11 @@ type Totals struct {
 	LostPackets int64 `json:"lostPackets,omitempty"`
 	// +optional
 	LossRatio string `json:"lossRatio,omitempty"`
+	// Sizes sums the nodes' frames per size bucket, for a run whose frame sizes vary (spec.frameSizes): the mix
+	// the run achieved, each size of a mix or up to 16 equal slices of a range, sorted by size.
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	Sizes []SizeCount `json:"sizes,omitempty"`
 }
 
 // MaxWorstPaths bounds status.worstPaths.
