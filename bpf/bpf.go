@@ -271,8 +271,8 @@ type (
 // ReplayChunk is how many bytes of a frame one entry of the replay's chunk map holds (REPLAY_CHUNK), and
 // ReplayMaxChunks how many chunks a frame takes at most (REPLAY_MAX_CHUNKS).
 const (
-	ReplayChunk     = 256
-	ReplayMaxChunks = 14
+	ReplayChunk     = 2048
+	ReplayMaxChunks = 2
 )
 
 // ReplayedFrame is one frame of a capture as the replay program sends it.

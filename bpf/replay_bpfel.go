@@ -15,7 +15,7 @@ import (
 
 type replayReplayChunk struct {
 	_     structs.HostLayout
-	Bytes [256]uint8
+	Bytes [2048]uint8
 }
 
 type replayReplayConfig struct {

@@ -503,9 +503,11 @@ struct tcp_config {
 
 /* Capture replay (replay.c): the capture's frames are cut into chunks of REPLAY_CHUNK bytes in replay_chunks, each
  * frame's first chunk and length in replay_frames. A frame is at most REPLAY_MAX_CHUNKS chunks (a live frame's
- * largest, 3520 bytes). */
-#define REPLAY_CHUNK 256
-#define REPLAY_MAX_CHUNKS 14
+ * largest, 3520 bytes). Each chunk costs one bpf_xdp_store_bytes call, the dearest part of a replayed frame: with
+ * 256-byte chunks 1514-byte frames replayed at 0.37 of the UDP generator's rate, with 2048-byte ones at 0.83
+ * (BENCHMARKS.md), so a frame up to 2048 bytes is one call, for at most 2 KiB of kernel memory per small frame. */
+#define REPLAY_CHUNK 2048
+#define REPLAY_MAX_CHUNKS 2
 
 struct replay_chunk {
 	__u8 bytes[REPLAY_CHUNK];

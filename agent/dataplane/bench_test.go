@@ -217,8 +217,9 @@ func BenchmarkShapes(b *testing.B) {
 }
 
 // BenchmarkReplay: what replaying a capture costs against the UDP generator sending the same frames. replay-64 and
-// replay-1514 replay 100 copies of the fixed flow's frame (each written whole from the maps: one 256-byte chunk,
-// or six); replay-imix replays 12 frames in the simple IMIX's proportion (7:4:1), against the generator's imix.
+// replay-1514 replay 100 copies of the fixed flow's frame (each written whole from the maps: one 2048-byte chunk,
+// one bpf_xdp_store_bytes); replay-imix replays 12 frames in the simple IMIX's proportion (7:4:1), against the
+// generator's imix.
 func BenchmarkReplay(b *testing.B) {
 	r := newBenchRig(b, 1)
 	capture := func(r *rig, sizes ...int) *Capture {

@@ -28,7 +28,7 @@ type CapturedFrame struct {
 }
 
 // MaxCaptureFrames and MaxCaptureBytes bound a capture a run replays: its frames live in BPF maps (each frame in
-// whole chunks of 256 bytes), in the kernel's memory for the whole run.
+// whole chunks of bpf.ReplayChunk bytes), in the kernel's memory for the whole run.
 const (
 	MaxCaptureFrames = 1 << 16
 	MaxCaptureBytes  = 64 << 20
@@ -108,15 +108,6 @@ func (c *Capture) meanFrame() float64 {
 		total += len(f.Data)
 	}
 	return float64(total) / float64(len(c.Frames))
-}
-
-// largest is the length of the capture's largest frame.
-func (c *Capture) largest() int {
-	n := 0
-	for _, f := range c.Frames {
-		n = max(n, len(f.Data))
-	}
-	return n
 }
 
 // loopTime is how long one loop of the capture lasts at its own timing: to the last frame, and the mean gap

@@ -17,17 +17,16 @@ limitations under the License.
 package v1alpha1
 
 import (
+	"slices"
 	"testing"
-
-	"github.com/google/go-cmp/cmp"
 )
 
 func TestMergeSizeCounts(t *testing.T) {
 	a := []SizeCount{{Min: 100, Max: 199, Packets: 5}, {Min: 0, Max: 99, Packets: 1}}
 	b := []SizeCount{{Min: 0, Max: 99, Packets: 2}, {Min: 200, Max: 299, Packets: 3}}
 	want := []SizeCount{{Min: 0, Max: 99, Packets: 3}, {Min: 100, Max: 199, Packets: 5}, {Min: 200, Max: 299, Packets: 3}}
-	if diff := cmp.Diff(want, MergeSizeCounts(a, b)); diff != "" {
-		t.Errorf("merged (-want +got):\n%s", diff)
+	if got := MergeSizeCounts(a, b); !slices.Equal(want, got) {
+		t.Errorf("merged %v, want %v", got, want)
 	}
 	var many []SizeCount
 	for i := range 20 {
