@@ -115,10 +115,9 @@ int xdpgen_replay(struct xdp_md *ctx)
 	if (write_frame(ctx, f) < 0)
 		return count_verdict(ctx, w->actions, XDP_ABORTED);
 
-	int verdict = replay_config.inject ? count_verdict(ctx, w->actions, XDP_PASS) :
-					     redirect_counted(ctx, w->actions, replay_config.ifindex);
+	int verdict = redirect_counted(ctx, w->actions, replay_config.ifindex);
 
-	if (verdict == XDP_REDIRECT || verdict == XDP_PASS)
+	if (verdict == XDP_REDIRECT)
 		w->size_frames[f->bucket & (SIZE_BUCKETS - 1)]++;
 	return verdict;
 }

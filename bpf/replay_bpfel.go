@@ -24,7 +24,7 @@ type replayReplayConfig struct {
 	FrameCount    uint32
 	Stride        uint32
 	FrameLen      uint16
-	Inject        uint8
+	Pad           uint8
 	CaptureTiming uint8
 	PaceInterval  uint64
 	ClockBase     uint64

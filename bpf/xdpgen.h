@@ -533,8 +533,7 @@ struct replay_config {
 	__u32 stride;
 	/* The largest frame: the length of the buffer BPF_PROG_RUN is handed, that each frame is trimmed from. */
 	__u16 frame_len;
-	/* Non-zero: passed to the ingress interface's stack (XDP_PASS) instead of sent. */
-	__u8 inject;
+	__u8 pad;
 	/* Non-zero: each frame is due at its capture time (replay_frame.at) after its loop's start, instead of paced
 	 * by pace_interval. */
 	__u8 capture_timing;
