@@ -228,3 +228,22 @@ func pseudoHeaderChecksummed(network gopacket.NetworkLayer) bool {
 	}
 	return false
 }
+
+// rewritesDestination returns an error naming frame i unless r gives it a new destination address.
+func (r frameRewrite) rewritesDestination(f Field, i int, frame []byte) error {
+	p := gopacket.NewPacket(frame, layers.LayerTypeEthernet, gopacket.DecodeOptions{Lazy: true, NoCopy: true})
+	kind := "not an IP frame"
+	switch p.NetworkLayer().(type) {
+	case *layers.IPv4:
+		if r.dst[0].IsValid() {
+			return nil
+		}
+		kind = "IPv4, and no IPv4 destination address is given"
+	case *layers.IPv6:
+		if r.dst[1].IsValid() {
+			return nil
+		}
+		kind = "IPv6, and no IPv6 destination address is given"
+	}
+	return fieldError(f, nil, "frame %d is %s: every frame must go to the destination address; remove other frames from the capture", i+1, kind)
+}

@@ -38,8 +38,16 @@ type ReplayConfig struct {
 	Threads int
 	// CPUs are the CPUs the workers are pinned to, one each. Empty: the first Threads CPUs this process may run on.
 	CPUs []int
-	// Loops is how many times the capture is sent; 0: until Duration is up or the run is stopped.
-	Loops uint64
+	// Packets is how many frames are sent in all, from the capture's start and looping (a number of loops is that
+	// many times the capture's frames); 0: until Duration is up or the run is stopped.
+	Packets uint64
+	// Skip is how many frames an earlier run already sent of this replay: this one goes on from there, in the
+	// capture and in Packets' count.
+	Skip uint64
+	// OnlyRewritten refuses a capture holding a frame whose destination DstAddrs does not rewrite (not IP, or of
+	// a family without an address), so that every frame sent goes to an address of DstAddrs: what an admission
+	// policy that checks the destination address has seen.
+	OnlyRewritten bool
 	// Duration stops the run after this long; 0: no limit.
 	Duration time.Duration
 	// RatePPS or RateBPS caps the whole run's rate (frames per second, or bits of frames without FCS, paced by
@@ -147,6 +155,11 @@ func NewReplayGenerator(cfg ReplayConfig) (*ReplayGenerator, error) {
 	}
 	frames := make([]bpf.ReplayedFrame, len(cfg.Capture.Frames))
 	for i, f := range cfg.Capture.Frames {
+		if cfg.OnlyRewritten {
+			if err := rw.rewritesDestination(FieldCapture, i, f.Data); err != nil {
+				return nil, err
+			}
+		}
 		data, err := rw.rewrite(FieldCapture, i, f.Data)
 		if err != nil {
 			return nil, err
@@ -276,9 +289,13 @@ func (g *ReplayGenerator) Interface() (string, int) {
 // Flow describes what is sent, for a human.
 func (g *ReplayGenerator) Flow() string {
 	c := g.cfg
+	n := uint64(len(c.Capture.Frames))
 	loops := "looped until stopped"
-	if c.Loops > 0 {
-		loops = fmt.Sprintf("%d time(s)", c.Loops)
+	if c.Packets > 0 {
+		loops = fmt.Sprintf("%d frames (%.2f loops)", c.Packets, float64(c.Packets)/float64(n))
+	}
+	if c.Skip > 0 {
+		loops += fmt.Sprintf(", from frame %d of the capture (%d sent before)", c.Skip%n+1, c.Skip)
 	}
 	pace := "as fast as possible"
 	switch {
@@ -344,13 +361,16 @@ func (g *ReplayGenerator) Stats() (Stats, error) {
 	return s, nil
 }
 
-// Run replays until the loops are sent, the duration is up, or ctx is cancelled, and returns promptly (a few
+// PinCounters is UDPGenerator.PinCounters for a replay.
+func (g *ReplayGenerator) PinCounters(path string) error { return pinMap(g.objs.Workers, path) }
+
+// Run replays until the frames are sent, the duration is up, or ctx is cancelled, and returns promptly (a few
 // milliseconds) after any of them. It returns ctx's error when ctx ended the run.
 func (g *ReplayGenerator) Run(ctx context.Context) error {
 	n := uint64(len(g.cfg.Capture.Frames))
-	states := workerShares(g.target.CPUs, g.cfg.Loops*n)
+	states := workerShares(g.target.CPUs, g.cfg.Packets)
 	for i, cpu := range g.target.CPUs {
-		states[cpu].ReplayPos = uint32(uint64(i) % n)
+		states[cpu].ReplayPos = uint32((g.cfg.Skip + uint64(i)) % n)
 	}
 	paced := g.cfg.CaptureTiming || g.cfg.ratePPS() > 0
 	return runCountedWorkers(ctx, g.objs.Workers, states, paced, g.cfg.Duration,

@@ -199,7 +199,7 @@ func TestReplayMatchesFrameByFrame(t *testing.T) {
 	before := netnstest.ReadUDPStats(t, r.Remote.NS)
 
 	g := r.replayGenerator(t, ReplayConfig{Interface: r.Local.Interface, Capture: readTestCapture(t, writePcap(t, captured, time.Millisecond)),
-		DstAddrs: []netip.Addr{r.Remote.IPv4, r.Remote.IPv6}, Loops: loops})
+		DstAddrs: []netip.Addr{r.Remote.IPv4, r.Remote.IPv6}, Packets: loops * uint64(len(captured))})
 	if err := g.Run(t.Context()); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -238,6 +238,30 @@ func TestReplayMatchesFrameByFrame(t *testing.T) {
 	after := netnstest.ReadUDPStats(t, r.Remote.NS)
 	if after.InCsumErrors != before.InCsumErrors {
 		t.Fatalf("the peer's UDP counted checksum errors: before %+v after %+v", before, after)
+	}
+}
+
+// TestReplayResumes: a replay that goes on from an earlier one's count (Skip) starts at the frame after the last
+// one sent, and counts its frames on from there.
+func TestReplayResumes(t *testing.T) {
+	r := newRig(t, netnstest.Options{}, 7777, 7777, true)
+	captured := mixedFrames(t, capturedPath)
+	want := mixedFrames(t, replayPath{srcMAC: r.Local.MAC, dstMAC: r.Remote.MAC, src4: r.Local.IPv4, dst4: r.Remote.IPv4, src6: r.Local.IPv6, dst6: r.Remote.IPv6})
+	capture := netnstest.NewCapture(t, r.Remote.NS, r.Remote.Interface)
+	const skip, packets = 12, 5 // an earlier run sent a loop and 5 frames of the next: this one sends 5, 6, 0, 1, 2
+	g := r.replayGenerator(t, ReplayConfig{Interface: r.Local.Interface, Capture: readTestCapture(t, writePcap(t, captured, 0)),
+		DstAddrs: []netip.Addr{r.Remote.IPv4, r.Remote.IPv6}, Skip: skip, Packets: packets})
+	if err := g.Run(t.Context()); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	for i := range packets {
+		got := nextReplayed(t, capture, i)
+		if diff := cmp.Diff(want[(skip+i)%len(want)], got); diff != "" {
+			t.Fatalf("frame %d received (-want +got):\n%s", i, diff)
+		}
+	}
+	if f, err := capture.Next(200 * time.Millisecond); err == nil && bytes.Contains(f.Data, []byte(replayMarker)) {
+		t.Fatalf("a frame beyond the %d asked arrived: %x", packets, f.Data)
 	}
 }
 
@@ -341,6 +365,8 @@ func TestReplayRefusesWhatTheHostCannotSend(t *testing.T) {
 			"dst-addr 10.200.0.3: a second IPv4 destination: give at most one address per IP family"},
 		{"source without destination", ReplayConfig{Capture: readTestCapture(t, writePcap(t, frames, 0)), SrcAddrs: []netip.Addr{r.Local.IPv6}},
 			"src-addr fd00:200::1: rewrites the source of IPv6 frames for the path to an IPv6 destination: give an IPv6 destination address too"},
+		{"a frame the rewrite leaves to its captured destination", ReplayConfig{Capture: readTestCapture(t, writePcap(t, frames, 0)), DstAddrs: []netip.Addr{r.Remote.IPv4},
+			OnlyRewritten: true}, "capture: frame 4 is IPv6, and no IPv6 destination address is given: every frame must go to the destination address"},
 		{"timing of a capture without time", ReplayConfig{Capture: readTestCapture(t, writePcap(t, frames, 0)), CaptureTiming: true},
 			"rate capture timing: the capture's frames all have one time: give a rate instead"},
 	} {

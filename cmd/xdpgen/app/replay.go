@@ -77,7 +77,7 @@ func newReplayCommand() *cobra.Command {
 
 // config turns the flags and the capture file into an engine configuration.
 func (f *replayFlags) config(ifname, file string) (dataplane.ReplayConfig, time.Duration, error) {
-	cfg := dataplane.ReplayConfig{Interface: ifname, Loops: f.loops, Duration: f.duration, CaptureTiming: f.captureTiming, Threads: f.threads}
+	cfg := dataplane.ReplayConfig{Interface: ifname, Duration: f.duration, CaptureTiming: f.captureTiming, Threads: f.threads}
 	if err := f.out.check(); err != nil {
 		return cfg, 0, err
 	}
@@ -114,6 +114,7 @@ func (f *replayFlags) config(ifname, file string) (dataplane.ReplayConfig, time.
 	if cfg.Capture, err = dataplane.ReadCapture(dataplane.FieldCapture, in); err != nil {
 		return cfg, 0, dataplane.RenameFields(err, replayFlagFor(file))
 	}
+	cfg.Packets = f.loops * uint64(len(cfg.Capture.Frames))
 	return cfg, interval, nil
 }
 
