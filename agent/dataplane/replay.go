@@ -19,7 +19,7 @@ import (
 // ReplayConfig describes the replay of a capture: its frames in order, looped, at a rate or at the capture's own
 // timing, as captured or rewritten for the local path. Zero values mean "work it out", as in UDPConfig.
 type ReplayConfig struct {
-	// Interface is the egress interface. Required.
+	// Interface is the egress interface. Empty: the interface of the route to the first of DstAddrs.
 	Interface string
 	// Capture is what is replayed (ReadCapture). Required.
 	Capture *Capture
@@ -67,8 +67,8 @@ func (c ReplayConfig) validated() (ReplayConfig, error) {
 	if c.Capture == nil || len(c.Capture.Frames) == 0 {
 		errs = append(errs, fieldError(FieldCapture, nil, "required: the capture to replay"))
 	}
-	if c.Interface == "" {
-		errs = append(errs, fieldError(FieldInterface, nil, "required: the interface to send the capture on"))
+	if c.Interface == "" && len(c.DstAddrs) == 0 {
+		errs = append(errs, fieldError(FieldInterface, nil, "required: the interface to send the capture on (or a destination address whose route names it)"))
 	}
 	var dstFamilies [2]bool
 	for _, a := range c.DstAddrs {
@@ -204,29 +204,12 @@ func NewReplayGenerator(cfg ReplayConfig) (*ReplayGenerator, error) {
 	return g, nil
 }
 
-// replayTarget resolves the egress interface and the CPUs, checks each frame against the interface's MTU, and
-// works out the rewrite: with destination addresses, the local path's MACs and source addresses.
+// replayTarget resolves the egress interface (Interface, or the route to the first destination address) and the
+// CPUs, works out the rewrite (with destination addresses, the local path's MACs and source addresses), and checks
+// each frame against the interface's MTU.
 func replayTarget(cfg ReplayConfig) (target, frameRewrite, error) {
 	rw := frameRewrite{srcMAC: cfg.SrcMAC, dstMAC: cfg.DstMAC}
-	link, err := egressLink(cfg.Interface, 0)
-	if err != nil {
-		return target{}, rw, err
-	}
-	attrs := link.Attrs()
-	if _, ok := link.(*netlink.Vlan); ok {
-		return target{}, rw, fieldError(FieldInterface, attrs.Name, "is a VLAN device, which XDP cannot transmit through: name its parent (frames are sent with the tags they were captured with)")
-	}
-	for i, f := range cfg.Capture.Frames {
-		limit := attrs.MTU + ethernetHeaderLen
-		if binary.BigEndian.Uint16(f.Data[12:14]) == 0x8100 {
-			limit += vlanTagLen
-		}
-		if len(f.Data) > limit {
-			return target{}, rw, fieldError(FieldCapture, nil, "frame %d: %d bytes, larger than %s's MTU %d allows (%d): raise the MTU, or leave the frame out",
-				i+1, len(f.Data), attrs.Name, attrs.MTU, limit)
-		}
-	}
-	tgt := target{Link: link, Ifindex: attrs.Index}
+	var tgt target
 	for i, dst := range cfg.DstAddrs {
 		var src netip.Addr
 		for _, a := range cfg.SrcAddrs {
@@ -234,7 +217,7 @@ func replayTarget(cfg ReplayConfig) (target, frameRewrite, error) {
 				src = a
 			}
 		}
-		// Each frame was checked against the MTU above: the spec's frame size is the smallest the family allows.
+		// Each frame is checked against the MTU below: the spec's frame size is the smallest the family allows.
 		t, err := resolveTarget(targetSpec{Interface: cfg.Interface, DstMAC: cfg.DstMAC, SrcMAC: cfg.SrcMAC, DstAddr: dst, SrcAddr: src,
 			FrameSize: minFrameSize(dst.Is6(), 0), Threads: cfg.Threads, CPUs: cfg.CPUs})
 		if err != nil {
@@ -244,14 +227,36 @@ func replayTarget(cfg ReplayConfig) (target, frameRewrite, error) {
 			return target{}, rw, fieldError(FieldDstAddr, dst, "is reached through VLAN %d: replay sends frames with the tags they were captured with; give an untagged path", t.VLAN)
 		}
 		if i == 0 {
+			tgt = target{Link: t.Link, Ifindex: t.Ifindex, CPUs: t.CPUs}
 			rw.srcMAC, rw.dstMAC = t.SrcMAC, t.DstMAC
+		} else if t.Ifindex != tgt.Ifindex {
+			return target{}, rw, fieldError(FieldDstAddr, dst, "is reached through %s, but %s through %s: give destinations that one interface reaches",
+				t.Link.Attrs().Name, cfg.DstAddrs[0], tgt.Link.Attrs().Name)
 		}
 		rw.src[familyIndex(dst)], rw.dst[familyIndex(dst)] = t.SrcAddr, dst
-		tgt.CPUs = t.CPUs
 	}
-	if tgt.CPUs == nil {
+	if tgt.Link == nil {
+		link, err := egressLink(cfg.Interface, 0)
+		if err != nil {
+			return target{}, rw, err
+		}
+		if _, ok := link.(*netlink.Vlan); ok {
+			return target{}, rw, fieldError(FieldInterface, link.Attrs().Name, "is a VLAN device, which XDP cannot transmit through: name its parent (frames are sent with the tags they were captured with)")
+		}
+		tgt = target{Link: link, Ifindex: link.Attrs().Index}
 		if tgt.CPUs, err = workerCPUs(cfg.Threads, cfg.CPUs); err != nil {
 			return target{}, rw, err
+		}
+	}
+	attrs := tgt.Link.Attrs()
+	for i, f := range cfg.Capture.Frames {
+		limit := attrs.MTU + ethernetHeaderLen
+		if binary.BigEndian.Uint16(f.Data[12:14]) == 0x8100 {
+			limit += vlanTagLen
+		}
+		if len(f.Data) > limit {
+			return target{}, rw, fieldError(FieldCapture, nil, "frame %d: %d bytes, larger than %s's MTU %d allows (%d): raise the MTU, or leave the frame out",
+				i+1, len(f.Data), attrs.Name, attrs.MTU, limit)
 		}
 	}
 	return tgt, rw, nil
