@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/cilium/ebpf/rlimit"
@@ -320,7 +321,7 @@ func (g *ReplayGenerator) Flow() string {
 		parts = append(parts, fmt.Sprintf("MACs %s -> %s", macOrCaptured(g.rewrite.srcMAC), macOrCaptured(g.rewrite.dstMAC)))
 	}
 	if len(parts) > 0 {
-		rewrite = "rewritten " + fmt.Sprint(parts)
+		rewrite = "rewritten: " + strings.Join(parts, ", ")
 	}
 	return fmt.Sprintf("replay of %d frames (mean %.1f bytes), %s, %s, %s, checksums recomputed, %d thread(s)",
 		len(c.Capture.Frames), c.Capture.meanFrame(), loops, pace, rewrite, len(g.target.CPUs))
