@@ -65,7 +65,8 @@ type Agent struct {
 	client  client.Client
 	metrics *generatorMetrics
 	cpus    *cpuAllocator
-	// nodes reads Nodes from the API server: the agent caches only its own.
+	// nodes reads Nodes from the API server: the agent caches only its own. A replay's ConfigMap is read through
+	// it too (replayCapture), uncached.
 	nodes client.Reader
 	// newEngine readies the data plane for a run: the package's newEngine, or a fake in the run's unit tests.
 	newEngine func(ctx context.Context, spec *xdpgenv1alpha1.TrafficGeneratorSpec, plan enginePlan) (engine, error)

@@ -45,6 +45,8 @@ func specPath(f dataplane.Field) string {
 		return "spec.rate"
 	case dataplane.FieldBurst:
 		return "spec.rate.burst"
+	case dataplane.FieldCapture:
+		return "spec.replay (the ConfigMap's capture)"
 	}
 	return string(f)
 }
@@ -156,6 +158,49 @@ func specRange(f dataplane.Field, s string, order xdpgenv1alpha1.Order) (*datapl
 	}
 	r.Random = order == xdpgenv1alpha1.OrderRandom
 	return &r, nil
+}
+
+// replayConfig is udpConfig for a udp TrafficGenerator that replays capture (read from spec.replay's ConfigMap):
+// it goes on from the frame after the last one an earlier incarnation sent, and sends only frames rewritten to
+// destination.address, which the admission policy has checked.
+func replayConfig(spec *xdpgenv1alpha1.TrafficGeneratorSpec, done progress, capture *dataplane.Capture) (dataplane.ReplayConfig, error) {
+	cfg := dataplane.ReplayConfig{
+		Interface:     specInterface(spec),
+		Capture:       capture,
+		Threads:       int(spec.Threads),
+		CaptureTiming: spec.Replay.Timing == xdpgenv1alpha1.ReplayAtCaptureTiming,
+		Skip:          done.packets,
+		OnlyRewritten: true,
+	}
+	dst, src, err := specAddrs(spec)
+	if err != nil {
+		return cfg, err
+	}
+	if dst.IsValid() {
+		cfg.DstAddrs = []netip.Addr{dst}
+	}
+	if src.IsValid() {
+		cfg.SrcAddrs = []netip.Addr{src}
+	}
+	if cfg.DstMAC, err = dataplane.ParseMAC(dataplane.FieldDstMAC, spec.Destination.MAC); err != nil {
+		return cfg, userError(err)
+	}
+	if cfg.SrcMAC, err = dataplane.ParseMAC(dataplane.FieldSrcMAC, spec.Source.MAC); err != nil {
+		return cfg, userError(err)
+	}
+	// The API server allows a replay these two rates only.
+	if r := spec.Rate; r != nil {
+		if r.PacketsPerSecond != nil {
+			cfg.RatePPS = uint64(*r.PacketsPerSecond)
+		}
+		if r.BitsPerSecond != nil {
+			cfg.RateBPS = uint64(*r.BitsPerSecond)
+		}
+	}
+	if cfg.Packets, cfg.Duration, err = remaining(spec, done); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
 }
 
 // tcpConfig is udpConfig for a tcp TrafficGenerator: packets count data segments.

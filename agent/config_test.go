@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"net"
+	"net/netip"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -156,5 +158,35 @@ func TestSizesWith(t *testing.T) {
 	}
 	if got := sizesWith(nil, []dataplane.SizeCount{{Min: 64, Max: 64, Packets: 5}}); got != nil {
 		t.Fatalf("one size reported as %v", got)
+	}
+}
+
+// TestReplayConfig: spec.replay reaches the engine with the destination to rewrite every frame to (and nothing
+// else), the rate, and the frames an earlier incarnation sent to go on from.
+func TestReplayConfig(t *testing.T) {
+	capture := &dataplane.Capture{Frames: []dataplane.CapturedFrame{{Data: make([]byte, 60)}}}
+	spec := &xdpgenv1alpha1.TrafficGeneratorSpec{
+		Interface:   xdpgenv1alpha1.InterfaceAuto,
+		Destination: xdpgenv1alpha1.Destination{Address: "10.200.0.2", MAC: "02:00:00:00:00:02", Port: 9, PortCount: 1},
+		Source:      xdpgenv1alpha1.Source{Address: "10.200.0.1", Port: 9, PortCount: 1},
+		Replay:      &xdpgenv1alpha1.Replay{ConfigMap: "capture", Key: "capture.pcap", Timing: xdpgenv1alpha1.ReplayAtRate},
+		Rate:        &xdpgenv1alpha1.Rate{BitsPerSecond: ptr.To[int64](1_000_000)},
+		Threads:     2,
+		Packets:     ptr.To[int64](100),
+	}
+	got, err := replayConfig(spec, progress{packets: 30}, capture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := dataplane.ReplayConfig{
+		Capture: capture, DstAddrs: []netip.Addr{netip.MustParseAddr("10.200.0.2")}, SrcAddrs: []netip.Addr{netip.MustParseAddr("10.200.0.1")},
+		DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, Threads: 2, Packets: 70, Skip: 30, RateBPS: 1_000_000, OnlyRewritten: true,
+	}
+	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+		t.Fatalf("replay config (-want +got):\n%s", diff)
+	}
+	spec.Replay.Timing, spec.Rate = xdpgenv1alpha1.ReplayAtCaptureTiming, nil
+	if got, err = replayConfig(spec, progress{}, capture); err != nil || !got.CaptureTiming || got.RateBPS != 0 {
+		t.Fatalf("timing Capture: %+v, %v; want the capture's timing and no rate", got, err)
 	}
 }

@@ -37,6 +37,8 @@ type enginePlan struct {
 	// receivers are the nodes to send to, for a generator with receivers; stamp marks the frames for them.
 	receivers []receiverNode
 	stamp     *dataplane.Stamp
+	// capture is what a replay sends (spec.replay's ConfigMap, read by the run).
+	capture *dataplane.Capture
 }
 
 // newEngine readies the data plane for the spec and plan: resolving, loading, attaching, and for tcp
@@ -54,6 +56,18 @@ func newEngine(ctx context.Context, spec *xdpgenv1alpha1.TrafficGeneratorSpec, p
 			return nil, err
 		}
 		return tcpEngine{g}, nil
+	}
+	if spec.Replay != nil {
+		cfg, err := replayConfig(spec, done, plan.capture)
+		if err != nil {
+			return nil, err
+		}
+		cfg.CPUs = cpus
+		g, err := dataplane.NewReplayGenerator(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return replayEngine{g}, nil
 	}
 	cfg, err := udpConfig(spec, done)
 	if err != nil {
@@ -77,6 +91,13 @@ type udpEngine struct{ *dataplane.UDPGenerator }
 
 func (e udpEngine) Stats() (stats, error) {
 	s, err := e.UDPGenerator.Stats()
+	return stats{frames: s}, err
+}
+
+type replayEngine struct{ *dataplane.ReplayGenerator }
+
+func (e replayEngine) Stats() (stats, error) {
+	s, err := e.ReplayGenerator.Stats()
 	return stats{frames: s}, err
 }
 

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"maps"
+	"strconv"
 	"sync"
 	"time"
 
@@ -51,12 +52,17 @@ var (
 		Name: "xdpgen_agent_lost_packets", Help: "Frames of the generator from the sender that did not arrive at this node: the gaps in the sequence numbers until the path settles, then what the sender sent less what arrived.",
 	}, []string{"namespace", "generator", "node", "sender"})
 
+	// The achieved mix of a run whose frame sizes vary.
+	sizePacketsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "xdpgen_agent_size_packets_total", Help: "Frames the generator on this node sent per size bucket (min_bytes to max_bytes, without FCS), for runs whose frame sizes vary.",
+	}, []string{"namespace", "generator", "node", "min_bytes", "max_bytes"})
+
 	// The round trips a sending node timed, for generators with receivers.
 	rttSeconds = newRTTHistograms()
 
 	allMetrics = []*prometheus.MetricVec{packetsTotal.MetricVec, bytesTotal.MetricVec, egressDroppedPacketsTotal.MetricVec,
 		tcpAcknowledgedBytesTotal.MetricVec, tcpSentSegmentsTotal.MetricVec, tcpRetransmittedSegmentsTotal.MetricVec,
-		tcpRetransmittedBytesTotal.MetricVec, receivedPacketsTotal.MetricVec, receivedBytesTotal.MetricVec, lostPackets.MetricVec}
+		tcpRetransmittedBytesTotal.MetricVec, receivedPacketsTotal.MetricVec, receivedBytesTotal.MetricVec, lostPackets.MetricVec, sizePacketsTotal.MetricVec}
 )
 
 func init() {
@@ -153,6 +159,7 @@ type metrics struct {
 	lastPaths         map[string]xdpgenv1alpha1.PathResult
 	lastRTT           map[int64]int64 // bucket's upper bound in ns: count
 	lastRTTSum        int64
+	lastSizes         map[[2]int32]int64 // bucket's bounds: frames
 	generation        int64
 }
 
@@ -168,6 +175,7 @@ func (m *metrics) set(st xdpgenv1alpha1.NodeReportStatus) {
 		m.lastEgressDropped = 0
 		m.lastPaths = nil
 		m.lastRTT, m.lastRTTSum = nil, 0
+		m.lastSizes = nil
 	}
 	for _, ac := range st.Actions {
 		prev := m.last[ac.Action]
@@ -198,6 +206,16 @@ func (m *metrics) set(st xdpgenv1alpha1.NodeReportStatus) {
 		receivedBytesTotal.With(labels).Add(float64(max(p.ReceivedBytes-prev.ReceivedBytes, 0)))
 		lostPackets.With(labels).Set(float64(p.LostPackets))
 		m.lastPaths[p.Sender] = p
+	}
+	for _, c := range st.Sizes {
+		if m.lastSizes == nil {
+			m.lastSizes = map[[2]int32]int64{}
+		}
+		b := [2]int32{c.Min, c.Max}
+		labels := prometheus.Labels{"min_bytes": strconv.Itoa(int(c.Min)), "max_bytes": strconv.Itoa(int(c.Max))}
+		maps.Copy(labels, m.labels)
+		sizePacketsTotal.With(labels).Add(float64(max(c.Packets-m.lastSizes[b], 0)))
+		m.lastSizes[b] = c.Packets
 	}
 	if len(st.RTTHistogram) > 0 {
 		if m.lastRTT == nil {

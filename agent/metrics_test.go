@@ -77,6 +77,26 @@ func TestMetricsEgressDrops(t *testing.T) {
 	}
 }
 
+// TestMetricsSizes: a run whose sizes vary counts its frames per size bucket; a new generation adds to them.
+func TestMetricsSizes(t *testing.T) {
+	m := newGeneratorMetrics("node-s").forGenerator(types.NamespacedName{Namespace: "ns-s", Name: "sizes-test"})
+	report := func(gen, small, large int64) xdpgenv1alpha1.NodeReportStatus {
+		return xdpgenv1alpha1.NodeReportStatus{Generation: gen, Sizes: []xdpgenv1alpha1.SizeCount{{Min: 60, Max: 60, Packets: small}, {Min: 1514, Max: 1514, Packets: large}}}
+	}
+	m.set(report(1, 70, 10))
+	m.set(report(1, 700, 100))
+	m.set(report(2, 7, 1))
+	want := `
+# HELP xdpgen_agent_size_packets_total Frames the generator on this node sent per size bucket (min_bytes to max_bytes, without FCS), for runs whose frame sizes vary.
+# TYPE xdpgen_agent_size_packets_total counter
+xdpgen_agent_size_packets_total{generator="sizes-test",max_bytes="1514",min_bytes="1514",namespace="ns-s",node="node-s"} 101
+xdpgen_agent_size_packets_total{generator="sizes-test",max_bytes="60",min_bytes="60",namespace="ns-s",node="node-s"} 707
+`
+	if err := testutil.CollectAndCompare(sizePacketsTotal, strings.NewReader(want)); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestMetricsOutliveRuns: a generator's series stay after its run; they go a retention after the generator is
 // deleted, unless it runs again first.
 func TestMetricsOutliveRuns(t *testing.T) {

@@ -118,6 +118,12 @@ func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator
 	}
 
 	plan := enginePlan{done: done}
+	if tg.Spec.Replay != nil {
+		if plan.capture, err = a.replayCapture(ctx, tg); err != nil {
+			fail(err)
+			return
+		}
+	}
 	var snd *sendingPaths
 	if tg.Spec.Receivers != nil {
 		if snd, err = a.planPaths(ctx, tg); err != nil {

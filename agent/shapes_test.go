@@ -1,11 +1,19 @@
 package agent_test
 
 import (
+	"bytes"
+	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"github.com/google/gopacket/pcapgo"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
@@ -70,6 +78,93 @@ func TestInjectThroughTheAgent(t *testing.T) {
 	}
 	if got := f.received(); got != 0 {
 		t.Fatalf("the far end of the link counted %d frames of an injecting run", got)
+	}
+	f.requireNoXDP()
+}
+
+// udpCapture is a pcap of UDP frames to port 9, one of each size, between addresses of nobody's.
+func udpCapture(t *testing.T, sizes ...int) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w := pcapgo.NewWriter(&buf)
+	if err := w.WriteFileHeader(65536, layers.LinkTypeEthernet); err != nil {
+		t.Fatal(err)
+	}
+	for i, size := range sizes {
+		ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: net.IP{192, 0, 2, 1}, DstIP: net.IP{198, 51, 100, 1}}
+		udp := &layers.UDP{SrcPort: 4000, DstPort: 9}
+		_ = udp.SetNetworkLayerForChecksum(ip)
+		frame := gopacket.NewSerializeBuffer()
+		err := gopacket.SerializeLayers(frame, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true},
+			&layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, EthernetType: layers.EthernetTypeIPv4},
+			ip, udp, gopacket.Payload(make([]byte, size-42)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ci := gopacket.CaptureInfo{Timestamp: time.Unix(1700000000, int64(i)*int64(time.Millisecond)), CaptureLength: size, Length: size}
+		if err := w.WritePacket(ci, frame.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return buf.Bytes()
+}
+
+// TestReplayThroughTheAgent: a generator that replays a capture from a ConfigMap sends its frames, rewritten for
+// the node's path, as many as asked: the far end counts every one, and the report counts them per size.
+func TestReplayThroughTheAgent(t *testing.T) {
+	f := newFixture(t)
+	const loops = 100
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "capture", Namespace: f.namespace},
+		BinaryData: map[string][]byte{"trace.pcap": udpCapture(t, 64, 300, 1514)}}
+	if err := k8s.Create(t.Context(), cm); err != nil {
+		t.Fatal(err)
+	}
+	tg := f.generator("replay", func(s *xdpgenv1alpha1.TrafficGeneratorSpec) {
+		s.Packets = ptr.To[int64](3 * loops)
+		s.Replay = &xdpgenv1alpha1.Replay{ConfigMap: "capture", Key: "trace.pcap"}
+		s.Rate = &xdpgenv1alpha1.Rate{PacketsPerSecond: ptr.To[int64](10000)}
+	})
+	f.startAgent("node-a", nil)
+	done := f.report(tg, "node-a", 20*time.Second, "Completed", phase(xdpgenv1alpha1.PhaseCompleted))
+	if want := int64(loops * (64 + 300 + 1514)); done.Status.Packets != 3*loops || done.Status.Bytes != want {
+		t.Fatalf("completed report %+v, want %d packets of %d bytes", done.Status, 3*loops, want)
+	}
+	if got := f.received(); got != 3*loops {
+		t.Fatalf("the far end counted %d, want %d", got, 3*loops)
+	}
+	want := []xdpgenv1alpha1.SizeCount{{Min: 64, Max: 64, Packets: loops}, {Min: 300, Max: 300, Packets: loops}, {Min: 1514, Max: 1514, Packets: loops}}
+	if diff := cmp.Diff(want, done.Status.Sizes); diff != "" {
+		t.Fatalf("the report's sizes (-want +got):\n%s", diff)
+	}
+	f.requireNoXDP()
+}
+
+// TestReplayOfAMissingCapture: a replay whose ConfigMap or key is missing fails on the node, saying how to make it.
+func TestReplayOfAMissingCapture(t *testing.T) {
+	f := newFixture(t)
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "text-only", Namespace: f.namespace}, Data: map[string]string{"capture.pcap": "not binary"}}
+	if err := k8s.Create(t.Context(), cm); err != nil {
+		t.Fatal(err)
+	}
+	missing := f.generator("replay-missing", func(s *xdpgenv1alpha1.TrafficGeneratorSpec) {
+		s.Replay = &xdpgenv1alpha1.Replay{ConfigMap: "nope"}
+	})
+	textual := f.generator("replay-textual", func(s *xdpgenv1alpha1.TrafficGeneratorSpec) {
+		s.Replay = &xdpgenv1alpha1.Replay{ConfigMap: "text-only"}
+	})
+	f.startAgent("node-a", nil)
+	for tg, want := range map[*xdpgenv1alpha1.TrafficGenerator]string{
+		missing: "spec.replay.configMap nope: no such ConfigMap in namespace " + f.namespace + ": create it (kubectl create configmap nope -n " + f.namespace +
+			" --from-file=capture.pcap=FILE.pcap)",
+		textual: "spec.replay.key capture.pcap: ConfigMap text-only holds no capture under it (capture.pcap is in its data, which holds text: a capture is binary, give it with --from-file)",
+	} {
+		failed := f.report(tg, "node-a", 10*time.Second, "Failed", phase(xdpgenv1alpha1.PhaseFailed))
+		if !strings.Contains(failed.Status.Message, want) {
+			t.Errorf("%s: message %q, want it to say %q", tg.Name, failed.Status.Message, want)
+		}
+	}
+	if got := f.received(); got != 0 {
+		t.Fatalf("the far end counted %d frames of failed replays", got)
 	}
 	f.requireNoXDP()
 }

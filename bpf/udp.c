@@ -12,6 +12,7 @@
 
 #include "xdpgen.h"
 #include "workers.h"
+#include "pacing.h"
 
 char __license[] SEC("license") = "Dual BSD/GPL";
 
@@ -172,31 +173,6 @@ static __always_inline int finish_frame(struct xdp_md *ctx, struct worker_state 
 	return 0;
 }
 
-/* Whether this worker's next frame is due; advances the schedule when it is. With bursts, each due time lets
- * config.burst frames through back to back, and the schedule advances by a burst's interval. A worker's schedule
- * starts at its first frame (the kernel takes tens of milliseconds to start each worker's run, and userspace
- * times the run's duration from that frame too); a worker that fell more than MAX_BACKLOG behind (descheduled for long)
- * restarts its schedule rather than bursting. */
-#define MAX_BACKLOG_NS (1000 * 1000 * 1000ULL)
-
-static __always_inline int frame_due(struct worker_state *w)
-{
-	if (w->burst_left) {
-		w->burst_left--;
-		return 1;
-	}
-	__u64 now = (bpf_ktime_get_ns() - config.clock_base) << PACE_SHIFT;
-
-	if (now < w->next_due)
-		return 0;
-	if (w->next_due == 0 || now - w->next_due > (MAX_BACKLOG_NS << PACE_SHIFT))
-		w->next_due = now;
-	w->next_due += config.pace_interval;
-	if (config.burst > 1)
-		w->burst_left = config.burst - 1;
-	return 1;
-}
-
 /* The length of this worker's next frame, when sizes vary. */
 static __always_inline __u32 next_frame_len(struct worker_state *w)
 {
@@ -224,7 +200,7 @@ int xdpgen_udp(struct xdp_md *ctx)
 		return XDP_ABORTED;
 	if (w->emitted >= w->limit)
 		return XDP_DROP;
-	if (config.pace_interval && !frame_due(w))
+	if (config.pace_interval && !frame_due(w, config.clock_base, config.pace_interval, config.burst))
 		return XDP_DROP;
 	w->emitted++;
 

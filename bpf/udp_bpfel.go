@@ -69,22 +69,25 @@ type udpUdpConfig struct {
 }
 
 type udpWorkerState struct {
-	_             structs.HostLayout
-	Limit         uint64
-	Emitted       uint64
-	DstPortOffset uint32
-	SrcPortOffset uint32
-	NextDue       uint64
-	Actions       [5]udpCounter
-	Stream        uint32
-	Dest          uint32
-	Sent          [64]uint64
-	ReflectIn     [64]uint32
-	SizePos       uint32
-	DstAddrOffset uint32
-	SrcAddrOffset uint32
-	BurstLeft     uint32
-	SizeFrames    [16]uint64
+	_               structs.HostLayout
+	Limit           uint64
+	Emitted         uint64
+	DstPortOffset   uint32
+	SrcPortOffset   uint32
+	NextDue         uint64
+	Actions         [5]udpCounter
+	Stream          uint32
+	Dest            uint32
+	Sent            [64]uint64
+	ReflectIn       [64]uint32
+	SizePos         uint32
+	DstAddrOffset   uint32
+	SrcAddrOffset   uint32
+	BurstLeft       uint32
+	SizeFrames      [16]uint64
+	ReplayPos       uint32
+	Pad             uint32
+	ReplayLoopStart uint64
 }
 
 // Names of all BPF objects in the ELF.

@@ -148,8 +148,14 @@ struct worker_state {
 	__u32 src_addr_offset;
 	/* Frames of the current burst still to send back to back. */
 	__u32 burst_left;
-	/* Frames redirected per size bucket (udp_config.sizes[len].bucket), when sizes vary. */
+	/* Frames redirected per size bucket (udp_config.sizes[len].bucket, or replay_frame.bucket), when sizes vary. */
 	__u64 size_frames[SIZE_BUCKETS];
+	/* Replay (replay.c): the capture's frame this worker sends next, and, with the capture's timing, when the
+	 * capture's current loop started for this worker (ns since replay_config.clock_base; 0 before its first
+	 * frame). Derived state, as the port offsets. */
+	__u32 replay_pos;
+	__u32 pad;
+	__u64 replay_loop_start;
 };
 
 /* Pacing keeps time in 1/256 ns, so that any rate's interval is exact enough over a long run. */
@@ -497,4 +503,47 @@ struct tcp_config {
 	__u16 frame_len;
 	__u8 pad2[6];
 	__u8 headers[HEADERS_MAX];
+};
+
+/* Capture replay (replay.c): the capture's frames are cut into chunks of REPLAY_CHUNK bytes in replay_chunks, each
+ * frame's first chunk and length in replay_frames. A frame is at most REPLAY_MAX_CHUNKS chunks (a live frame's
+ * largest, 3520 bytes). Each chunk costs one bpf_xdp_store_bytes call, the dearest part of a replayed frame: with
+ * 256-byte chunks 1514-byte frames replayed at 0.37 of the UDP generator's rate, with 2048-byte ones at 0.83
+ * (BENCHMARKS.md), so a frame up to 2048 bytes is one call, for at most 2 KiB of kernel memory per small frame. */
+#define REPLAY_CHUNK 2048
+#define REPLAY_MAX_CHUNKS 2
+
+struct replay_chunk {
+	__u8 bytes[REPLAY_CHUNK];
+};
+
+struct replay_frame {
+	__u32 first_chunk;
+	/* The frame's length, at most replay_config.frame_len. */
+	__u16 len;
+	/* The size bucket it is counted in (worker_state.size_frames). */
+	__u8 bucket;
+	__u8 pad;
+	/* With the capture's timing: when it is due, ns after the capture's first frame. */
+	__u64 at;
+};
+
+/* The replay program's configuration, fixed at load time. Host byte order. */
+struct replay_config {
+	__u32 ifindex;
+	/* Frames in the capture (entries of replay_frames). */
+	__u32 frame_count;
+	/* Workers: worker k sends the capture's frames k, k + stride, k + 2 * stride, ... (modulo frame_count). */
+	__u32 stride;
+	/* The largest frame: the length of the buffer BPF_PROG_RUN is handed, that each frame is trimmed from. */
+	__u16 frame_len;
+	__u8 pad;
+	/* Non-zero: each frame is due at its capture time (replay_frame.at) after its loop's start, instead of paced
+	 * by pace_interval. */
+	__u8 capture_timing;
+	/* As udp_config's: time between two frames of one worker in 1/256 ns (0: unpaced), and the load time. */
+	__u64 pace_interval;
+	__u64 clock_base;
+	/* With the capture's timing: one loop's length in ns (the last frame's time plus the mean gap). */
+	__u64 loop_ns;
 };

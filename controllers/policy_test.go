@@ -216,6 +216,8 @@ func TestGeneratorPolicy(t *testing.T) {
 		{"range-prefix-outside-cidrs", "destination: {address: null, addressRange: 10.0.0.0/8}", []string{"10.0.0.0/8 is not within one of the networks"}},
 		{"bit-rate-of-a-mix", "{rate: {packetsPerSecond: 1000000}, frameSizes: {weights: [{size: 64, weight: 100}, {size: 1514, weight: 1}]}}", []string{strictName + " allows at most 10000000000 bits/s per node: lower spec.rate (12112000000 bits/s)"}},
 		{"packet-rate-of-a-range", "{rate: {packetsPerSecond: null, bitsPerSecond: 1000000000}, frameSizes: {min: 64, max: 1514}}", []string{strictName + " allows at most 1000000 packets/s per node: lower spec.rate (1953125 packets/s of 64 bytes)"}},
+		{"bit-rate-of-a-replay", "{rate: {packetsPerSecond: 1000000}, replay: {configMap: capture}}", []string{strictName + " allows at most 10000000000 bits/s per node: lower spec.rate (28160000000 bits/s)"}},
+		{"packet-rate-of-a-replay", "{rate: {packetsPerSecond: null, bitsPerSecond: 1000000000}, replay: {configMap: capture}}", []string{strictName + " allows at most 1000000 packets/s per node: lower spec.rate (2083334 packets/s of 60 bytes)"}},
 		{"l1-packet-rate", "{rate: {packetsPerSecond: null, l1BitsPerSecond: 10000000000}, frameSize: 60}", []string{strictName + " allows at most 1000000 packets/s per node: lower spec.rate (14880953 packets/s of 60 bytes)"}},
 		{"l1-bit-rate", "{rate: {packetsPerSecond: null, l1BitsPerSecond: 40000000000}, frameSize: 9000}", []string{strictName + " allows at most 10000000000 bits/s per node: lower spec.rate (39893617021 bits/s)"}},
 		{"percent-of-line-rate", "rate: {packetsPerSecond: null, percentOfLineRate: '10'}", []string{"set spec.rate in packets or bits per second (a percentage of the line rate depends on each node's link)"}},

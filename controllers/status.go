@@ -221,6 +221,7 @@ func statusFor(tg *xdpgenv1alpha1.TrafficGenerator, expected map[string]bool, re
 			st.Totals.TCP.Add(tcp)
 		}
 	}
+	st.Totals.Sizes = sizesOfRun(current)
 	if tg.Spec.Receivers != nil {
 		st.Totals.ReceivedPackets, st.Totals.LostPackets, st.Totals.LossRatio, st.WorstPaths = pathsOfRun(current)
 		st.Latency = latencyOfRun(current)
@@ -422,6 +423,18 @@ func pathsOfRun(current []xdpgenv1alpha1.NodeReport) (received, lost int64, rati
 		worst = append(worst, p.PathResult)
 	}
 	return received, lost, xdpgenv1alpha1.LossRatio(lost, sent), worst
+}
+
+// sizesOfRun is the frames the run sent per size bucket, summed over the nodes; nil for a run of one size.
+func sizesOfRun(current []xdpgenv1alpha1.NodeReport) []xdpgenv1alpha1.SizeCount {
+	var lists [][]xdpgenv1alpha1.SizeCount
+	for _, r := range current {
+		lists = append(lists, r.Status.Sizes)
+	}
+	if sizes := xdpgenv1alpha1.MergeSizeCounts(lists...); len(sizes) > 0 {
+		return sizes
+	}
+	return nil
 }
 
 // latencyOfRun is the round-trip time of every latency sample of the run: the senders' histograms merged.

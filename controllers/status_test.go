@@ -644,6 +644,29 @@ func TestStatusForSumsPaths(t *testing.T) {
 	}
 }
 
+// TestStatusForSumsSizes: the achieved mix is the nodes' frames per size bucket, summed bucket by bucket; a run of
+// one size lists none.
+func TestStatusForSumsSizes(t *testing.T) {
+	sizes := func(c ...xdpgenv1alpha1.SizeCount) reportOpt {
+		return func(r *xdpgenv1alpha1.NodeReport) { r.Status.Sizes = c }
+	}
+	reports := []xdpgenv1alpha1.NodeReport{
+		report("a", 1, xdpgenv1alpha1.PhaseRunning, 1200, heartbeat(now), sizes(xdpgenv1alpha1.SizeCount{Min: 566, Max: 566, Packets: 400},
+			xdpgenv1alpha1.SizeCount{Min: 60, Max: 60, Packets: 700}, xdpgenv1alpha1.SizeCount{Min: 1514, Max: 1514, Packets: 100})),
+		report("b", 1, xdpgenv1alpha1.PhaseCompleted, 12, heartbeat(now), sizes(xdpgenv1alpha1.SizeCount{Min: 60, Max: 60, Packets: 7},
+			xdpgenv1alpha1.SizeCount{Min: 566, Max: 566, Packets: 4}, xdpgenv1alpha1.SizeCount{Min: 1514, Max: 1514, Packets: 1})),
+	}
+	st, _ := statusFor(testGenerator(), nodes("a", "b"), reports, now, lostAfter)
+	want := []xdpgenv1alpha1.SizeCount{{Min: 60, Max: 60, Packets: 707}, {Min: 566, Max: 566, Packets: 404}, {Min: 1514, Max: 1514, Packets: 101}}
+	if diff := cmp.Diff(want, st.Totals.Sizes); diff != "" {
+		t.Errorf("achieved mix (-want +got):\n%s", diff)
+	}
+	st, _ = statusFor(testGenerator(), nodes("a"), []xdpgenv1alpha1.NodeReport{report("a", 1, xdpgenv1alpha1.PhaseRunning, 5, heartbeat(now))}, now, lostAfter)
+	if st.Totals.Sizes != nil {
+		t.Errorf("a run of one size lists sizes %v", st.Totals.Sizes)
+	}
+}
+
 // TestStatusForAverageRate: once the run is over, the status keeps its average rates over the time the nodes sent
 // (to their sendCompletionTime with receivers: not the drain that follows), and kubectl's rate column shows them;
 // while it runs, the column shows the running nodes' current rate.

@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"testing"
@@ -27,6 +28,41 @@ type benchVariant struct {
 	// peer, when set, attaches what counts this variant's frames on the peer for each of its runs (the rig
 	// has no receiver then); nil: the rig's receiver counts.
 	peer func(b *testing.B, r *rig) peerCounter
+	// replay, when set, runs a capture replay instead of cfg.
+	replay func(r *rig) ReplayConfig
+}
+
+// benchGenerator is a UDP or replay generator as a benchmark drives it.
+type benchGenerator interface {
+	Run(context.Context) error
+	Stats() (Stats, error)
+	Close() error
+}
+
+// start makes v's generator on r, and returns it with what releases it.
+func (v benchVariant) start(b *testing.B, r *rig) (benchGenerator, func()) {
+	b.Helper()
+	if v.replay != nil {
+		g, err := r.tryReplayGenerator(v.replay(r))
+		if err != nil {
+			b.Fatal(err)
+		}
+		return g, func() { g.Close() }
+	}
+	g, err := r.tryGenerator(v.cfg(r))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if !v.noTouch {
+		return g, func() { g.Close() }
+	}
+	if g.program, err = bpftest.LoadRedirectNoTouch(uint32(g.target.Ifindex), g.objs.Workers); err != nil {
+		b.Fatal(err)
+	}
+	return g, func() {
+		g.Close()
+		g.program.Close()
+	}
 }
 
 // peerCounter counts the frames the peer received.
@@ -63,15 +99,7 @@ func measure(b *testing.B, r *rig, variants []benchVariant) map[string]benchResu
 			if v.peer != nil {
 				counter = v.peer(b, r)
 			}
-			g, err := r.tryGenerator(v.cfg(r))
-			if err != nil {
-				b.Fatal(err)
-			}
-			if v.noTouch {
-				if g.program, err = bpftest.LoadRedirectNoTouch(uint32(g.target.Ifindex), g.objs.Workers); err != nil {
-					b.Fatal(err)
-				}
-			}
+			g, release := v.start(b, r)
 			before := counter.packets(b)
 			if err := g.Run(b.Context()); err != nil {
 				b.Fatal(err)
@@ -81,10 +109,7 @@ func measure(b *testing.B, r *rig, variants []benchVariant) map[string]benchResu
 			if err != nil {
 				b.Fatal(err)
 			}
-			g.Close()
-			if v.noTouch {
-				g.program.Close()
-			}
+			release()
 			res := results[v.name]
 			res.received += counter.packets(b) - before
 			if v.peer != nil {
@@ -189,4 +214,52 @@ func BenchmarkShapes(b *testing.B) {
 	ratio(b, res, "randsize", "fixed-1514")
 	ratio(b, res, "addrs", "fixed-64")
 	ratio(b, res, "imix+addrs", "imix")
+}
+
+// BenchmarkReplay: what replaying a capture costs against the UDP generator sending the same frames. replay-64 and
+// replay-1514 replay 100 copies of the fixed flow's frame (each written whole from the maps: one 2048-byte chunk,
+// one bpf_xdp_store_bytes); replay-imix replays 12 frames in the simple IMIX's proportion (7:4:1), against the
+// generator's imix.
+func BenchmarkReplay(b *testing.B) {
+	r := newBenchRig(b, 1)
+	capture := func(r *rig, sizes ...int) *Capture {
+		c := &Capture{}
+		for _, size := range sizes {
+			tpl, err := buildUDPTemplate(udpFlow{SrcMAC: r.Local.MAC, DstMAC: r.Remote.MAC, SrcAddr: r.Local.IPv4, DstAddr: r.Remote.IPv4,
+				SrcPort: defaultPort, DstPort: defaultPort, FrameSize: size})
+			if err != nil {
+				b.Fatal(err)
+			}
+			c.Frames = append(c.Frames, CapturedFrame{Data: tpl.Frame})
+		}
+		return c
+	}
+	copies := func(n, size int) []int {
+		s := make([]int, n)
+		for i := range s {
+			s[i] = size
+		}
+		return s
+	}
+	replay := func(sizes ...int) func(r *rig) ReplayConfig {
+		return func(r *rig) ReplayConfig {
+			return ReplayConfig{Interface: r.Local.Interface, Capture: capture(r, sizes...), Duration: benchPeriod}
+		}
+	}
+	imix := append(append(copies(7, 60), copies(4, 566)...), 1514)
+	res := measure(b, r, []benchVariant{
+		{name: "fixed-64", cfg: func(r *rig) UDPConfig { return UDPConfig{DstAddr: r.Remote.IPv4, Duration: benchPeriod} }},
+		{name: "replay-64", replay: replay(copies(100, 64)...)},
+		{name: "fixed-1514", cfg: func(r *rig) UDPConfig {
+			return UDPConfig{DstAddr: r.Remote.IPv4, FrameSize: 1514, Duration: benchPeriod}
+		}},
+		{name: "replay-1514", replay: replay(copies(100, 1514)...)},
+		{name: "imix", cfg: func(r *rig) UDPConfig {
+			return UDPConfig{DstAddr: r.Remote.IPv4, Sizes: &FrameSizes{Mix: SizeProfiles["imix-simple"]}, Duration: benchPeriod}
+		}},
+		{name: "replay-imix", replay: replay(imix...)},
+	})
+	ratio(b, res, "replay-64", "fixed-64")
+	ratio(b, res, "replay-1514", "fixed-1514")
+	ratio(b, res, "replay-imix", "imix")
 }

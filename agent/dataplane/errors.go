@@ -35,6 +35,12 @@ const (
 	FieldConnectTimeout Field = "connect-timeout"
 )
 
+// Fields only ReplayConfig has.
+const (
+	// FieldCapture is the capture replayed (its file).
+	FieldCapture Field = "capture"
+)
+
 // ConfigError is bad input: which field, the value given, and what would work.
 type ConfigError struct {
 	Field Field

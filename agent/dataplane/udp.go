@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"math/bits"
 	"net/netip"
 	"time"
@@ -281,94 +280,15 @@ func (g *UDPGenerator) Stats() (Stats, error) {
 }
 
 func (g *UDPGenerator) workerStates() ([]bpf.WorkerState, error) {
-	var states []bpf.WorkerState
-	if err := g.objs.Workers.Lookup(uint32(0), &states); err != nil {
-		return nil, fmt.Errorf("read worker counters: %w", err)
-	}
-	return states, nil
+	return readWorkerStates(g.objs.Workers)
 }
 
 // Run generates until the packet count is reached, the duration is up, or ctx is cancelled, and returns
 // promptly (a few milliseconds) after any of them. It returns ctx's error when ctx ended the run.
 func (g *UDPGenerator) Run(ctx context.Context) error {
-	if err := g.initWorkers(); err != nil {
-		return err
-	}
-	workers := startWorkers(g.target.CPUs, liveFrameJob{program: g.program, frame: g.templates[0].Frame, ns: g.host.ns, budget: g.budget,
-		ingress: g.ingress()})
-	// Each worker's duration counts from its first frame: the kernel takes tens of milliseconds to start a
-	// run, and the rate over the duration must hold for every worker.
-	err := supervise(ctx, workers, func() (func(*liveFrameWorker) bool, error) {
-		if ctx.Err() != nil {
-			return stopEvery, nil
-		}
-		states, err := g.workerStates()
-		if err != nil {
-			return nil, err
-		}
-		return func(w *liveFrameWorker) bool { return w.finished(states[w.cpu], g.cfg.Duration) }, nil
-	})
-	if err == nil {
-		err = ctx.Err()
-	}
-	return err
-}
-
-// budget is how many frames the worker on cpu may run in its next call: none once its share is sent.
-func (g *UDPGenerator) budget(cpu int) (uint64, error) {
-	states, err := g.workerStates()
-	if err != nil {
-		return 0, err
-	}
-	st := states[cpu]
-	if st.Emitted >= st.Limit {
-		return 0, nil
-	}
-	if !g.cfg.paced() {
-		// Every frame is sent, so the call can end exactly at the limit.
-		return min(maxRepeat, st.Limit-st.Emitted), nil
-	}
-	return maxRepeat, nil
-}
-
-// finished reports whether the worker has sent its share or, with a duration, run for it since its first frame.
-func (w *liveFrameWorker) finished(st bpf.WorkerState, d time.Duration) bool {
-	if st.Emitted >= st.Limit {
-		return true
-	}
-	if d == 0 {
-		return false
-	}
-	if w.firstFrame.IsZero() {
-		for _, c := range st.Actions {
-			if c.Packets > 0 {
-				w.firstFrame = time.Now()
-				break
-			}
-		}
-		return false
-	}
-	return time.Since(w.firstFrame) >= d
-}
-
-// initWorkers gives each worker's CPU its stream index and its share of the packet count (all of it: no limit).
-func (g *UDPGenerator) initWorkers() error {
-	states := make([]bpf.WorkerState, ebpf.MustPossibleCPU())
-	for i, cpu := range g.target.CPUs {
-		states[cpu].Stream = uint32(i)
-		states[cpu].Limit = math.MaxUint64
-		if n := g.cfg.Packets; n > 0 {
-			share := n / uint64(len(g.target.CPUs))
-			if uint64(i) < n%uint64(len(g.target.CPUs)) {
-				share++
-			}
-			states[cpu].Limit = share
-		}
-	}
-	if err := g.objs.Workers.Put(uint32(0), states); err != nil {
-		return fmt.Errorf("set worker limits: %w", err)
-	}
-	return nil
+	states := workerShares(g.target.CPUs, g.cfg.Packets)
+	return runCountedWorkers(ctx, g.objs.Workers, states, g.cfg.paced(), g.cfg.Duration,
+		liveFrameJob{program: g.program, frame: g.templates[0].Frame, ns: g.host.ns, ingress: g.ingress()}, g.target.CPUs)
 }
 
 // paceInterval is the time between one worker's frames in 1/256 ns (PACE_SHIFT), 0 for no pacing.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"runtime"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xdpgen/xdpgen/agent/dataplane/netnsthread"
+	"github.com/xdpgen/xdpgen/bpf"
 )
 
 // liveFrameJob is what pinned workers run: one program over one frame, in one network namespace.
@@ -179,4 +181,97 @@ func (w *liveFrameWorker) stop() {
 	if tid := w.tid.Load(); tid != 0 {
 		_ = unix.Tgkill(unix.Getpid(), int(tid), unix.SIGURG) // the Go runtime ignores a SIGURG it did not ask for
 	}
+}
+
+// readWorkerStates reads every CPU's WorkerState from a program's per-CPU worker map.
+func readWorkerStates(m *ebpf.Map) ([]bpf.WorkerState, error) {
+	var states []bpf.WorkerState
+	if err := m.Lookup(uint32(0), &states); err != nil {
+		return nil, fmt.Errorf("read worker counters: %w", err)
+	}
+	return states, nil
+}
+
+// runCountedWorkers writes states to a program's worker map, and runs job on cpus until each worker has sent its
+// share (its state's Limit), or with a duration, for that long since its first frame, or until ctx ends; and
+// returns promptly (a few milliseconds) after any of them, with ctx's error when ctx ended the run. paced says
+// whether the program drops the frames that are not due yet (then a call's repeat cannot end at the limit).
+func runCountedWorkers(ctx context.Context, m *ebpf.Map, states []bpf.WorkerState, paced bool, d time.Duration, job liveFrameJob, cpus []int) error {
+	if err := m.Put(uint32(0), states); err != nil {
+		return fmt.Errorf("set worker limits: %w", err)
+	}
+	job.budget = func(cpu int) (uint64, error) {
+		states, err := readWorkerStates(m)
+		if err != nil {
+			return 0, err
+		}
+		return workerBudget(states[cpu], paced), nil
+	}
+	workers := startWorkers(cpus, job)
+	// Each worker's duration counts from its first frame: the kernel takes tens of milliseconds to start a
+	// run, and the rate over the duration must hold for every worker.
+	err := supervise(ctx, workers, func() (func(*liveFrameWorker) bool, error) {
+		if ctx.Err() != nil {
+			return stopEvery, nil
+		}
+		states, err := readWorkerStates(m)
+		if err != nil {
+			return nil, err
+		}
+		return func(w *liveFrameWorker) bool { return w.finished(states[w.cpu], d) }, nil
+	})
+	if err == nil {
+		err = ctx.Err()
+	}
+	return err
+}
+
+// workerBudget is how many frames a worker in state st may run in its next call: none once its share is sent.
+func workerBudget(st bpf.WorkerState, paced bool) uint64 {
+	if st.Emitted >= st.Limit {
+		return 0
+	}
+	if !paced {
+		// Every frame is sent, so the call can end exactly at the limit.
+		return min(maxRepeat, st.Limit-st.Emitted)
+	}
+	return maxRepeat
+}
+
+// finished reports whether the worker has sent its share or, with a duration, run for it since its first frame.
+func (w *liveFrameWorker) finished(st bpf.WorkerState, d time.Duration) bool {
+	if st.Emitted >= st.Limit {
+		return true
+	}
+	if d == 0 {
+		return false
+	}
+	if w.firstFrame.IsZero() {
+		for _, c := range st.Actions {
+			if c.Packets > 0 {
+				w.firstFrame = time.Now()
+				break
+			}
+		}
+		return false
+	}
+	return time.Since(w.firstFrame) >= d
+}
+
+// workerShares is the worker state of each CPU (indexed by CPU) before a run on cpus: each worker's stream index
+// and its share of the packet count (all of it: no limit).
+func workerShares(cpus []int, packets uint64) []bpf.WorkerState {
+	states := make([]bpf.WorkerState, ebpf.MustPossibleCPU())
+	for i, cpu := range cpus {
+		states[cpu].Stream = uint32(i)
+		states[cpu].Limit = math.MaxUint64
+		if packets > 0 {
+			share := packets / uint64(len(cpus))
+			if uint64(i) < packets%uint64(len(cpus)) {
+				share++
+			}
+			states[cpu].Limit = share
+		}
+	}
+	return states
 }

@@ -418,6 +418,14 @@ type Receivers struct {
 // +kubebuilder:validation:XValidation:rule="self.protocol != 'tcp' || (!has(self.destination.addressRange) && !has(self.source.addressRange))",message="address ranges apply to udp: a tcp run connects from and to one address; remove destination.addressRange and source.addressRange",fieldPath=".protocol"
 // +kubebuilder:validation:XValidation:rule="!has(self.receivers) || !has(self.destination.mac)",message="destination.mac does not apply with receivers: each sender resolves each receiver's next hop; remove destination.mac",fieldPath=".destination.mac"
 // +kubebuilder:validation:XValidation:rule="self.protocol != 'tcp' || !has(self.receivers)",message="receivers apply to udp: a tcp run's server acknowledges what arrived; remove receivers or use protocol: udp",fieldPath=".receivers"
+// +kubebuilder:validation:XValidation:rule="!has(self.replay) || self.protocol == 'udp'",message="replay sends the capture's frames as they are: use protocol: udp",fieldPath=".replay"
+// +kubebuilder:validation:XValidation:rule="!has(self.replay) || (!has(self.frameSize) && !has(self.frameSizes))",message="replay sends the capture's frames at their own sizes: remove frameSize and frameSizes",fieldPath=".replay"
+// +kubebuilder:validation:XValidation:rule="!has(self.replay) || !has(self.receivers)",message="replay sends the capture's frames, which carry no receivers' stamp, to destination.address: remove receivers and give destination.address",fieldPath=".replay"
+// +kubebuilder:validation:XValidation:rule="!has(self.replay) || !has(self.mode) || self.mode != 'Inject'",message="replay transmits the capture: remove mode Inject",fieldPath=".replay"
+// +kubebuilder:validation:XValidation:rule="!has(self.replay) || !has(self.vlan)",message="replay sends the frames with the tags they were captured with: remove vlan",fieldPath=".replay"
+// +kubebuilder:validation:XValidation:rule="!has(self.replay) || (!has(self.destination.addressRange) && !has(self.source.addressRange))",message="replay rewrites every frame to destination.address: remove destination.addressRange and source.addressRange",fieldPath=".replay"
+// +kubebuilder:validation:XValidation:rule="!has(self.replay) || !has(self.rate) || (!has(self.rate.l1BitsPerSecond) && !has(self.rate.percentOfLineRate) && !has(self.rate.burst))",message="a replay is paced by rate.packetsPerSecond or rate.bitsPerSecond: remove l1BitsPerSecond, percentOfLineRate and burst",fieldPath=".rate"
+// +kubebuilder:validation:XValidation:rule="!has(self.replay) || !has(self.replay.timing) || self.replay.timing != 'Capture' || !has(self.rate)",message="replay.timing Capture sends each frame at its time in the capture: remove rate, or use timing: Rate",fieldPath=".rate"
 type TrafficGeneratorSpec struct {
 	// NodeSelector picks the nodes that send: the agent on every Node whose labels match runs this generator, and
 	// the run waits for each of them. Only Linux nodes (kubernetes.io/os=linux) unless the selector says otherwise.
@@ -471,6 +479,10 @@ type TrafficGeneratorSpec struct {
 	// FrameSizes varies the frame size from frame to frame (udp), instead of frameSize.
 	// +optional
 	FrameSizes *FrameSizes `json:"frameSizes,omitempty"`
+
+	// Replay sends the frames of a capture held in a ConfigMap instead of built ones (udp).
+	// +optional
+	Replay *Replay `json:"replay,omitempty"`
 
 	// VLAN is an 802.1Q VLAN ID to tag the frames with.
 	// +optional
@@ -591,6 +603,11 @@ type Totals struct {
 	LostPackets int64 `json:"lostPackets,omitempty"`
 	// +optional
 	LossRatio string `json:"lossRatio,omitempty"`
+	// Sizes sums the nodes' frames per size bucket, for a run whose frame sizes vary (spec.frameSizes): the mix
+	// the run achieved, each size of a mix or up to 16 equal slices of a range, sorted by size.
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	Sizes []SizeCount `json:"sizes,omitempty"`
 }
 
 // MaxWorstPaths bounds status.worstPaths.

@@ -25,15 +25,18 @@ type notouchWorkerState struct {
 		Packets uint64
 		Bytes   uint64
 	}
-	Stream        uint32
-	Dest          uint32
-	Sent          [64]uint64
-	ReflectIn     [64]uint32
-	SizePos       uint32
-	DstAddrOffset uint32
-	SrcAddrOffset uint32
-	BurstLeft     uint32
-	SizeFrames    [16]uint64
+	Stream          uint32
+	Dest            uint32
+	Sent            [64]uint64
+	ReflectIn       [64]uint32
+	SizePos         uint32
+	DstAddrOffset   uint32
+	SrcAddrOffset   uint32
+	BurstLeft       uint32
+	SizeFrames      [16]uint64
+	ReplayPos       uint32
+	Pad             uint32
+	ReplayLoopStart uint64
 }
 
 // Names of all BPF objects in the ELF.

@@ -51,7 +51,7 @@ func NewRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.SetVersionTemplate("{{.Name}} {{.Version}}\n")
-	root.AddCommand(newUDPCommand(), newTCPCommand(), newProbeCommand(), newReceiveCommand(), newSearchCommand())
+	root.AddCommand(newUDPCommand(), newTCPCommand(), newProbeCommand(), newReceiveCommand(), newSearchCommand(), newReplayCommand())
 	return root
 }
 
