@@ -85,9 +85,9 @@ type activeRun struct {
 	uid        types.UID
 	generation int64
 	// trial is the search trial the run is, 0 for a generator without spec.search.
-	trial int32
-	cancel     context.CancelCauseFunc
-	done       chan struct{}
+	trial  int32
+	cancel context.CancelCauseFunc
+	done   chan struct{}
 }
 
 // New makes an agent that writes through c and lists Nodes through nodes (uncached: the manager's API reader);

@@ -11,8 +11,8 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
 )
@@ -213,7 +213,6 @@ func TestSearchFailsWithItsTrial(t *testing.T) {
 		t.Fatalf("search %+v: want Failed, the history not leading to the trial", st.Search)
 	}
 }
-
 
 // TestSearchAgainstAPIServer drives a search through the controller against a real API server, the test
 // writing the NodeReports of each trial the controller asks for, as the agents would (a mesh of two nodes, one

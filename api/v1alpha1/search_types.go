@@ -134,7 +134,9 @@ const (
 )
 
 // Over reports whether a search in this phase runs no more trials.
-func (p SearchPhase) Over() bool { return p == SearchCompleted || p == SearchIncomplete || p == SearchFailed }
+func (p SearchPhase) Over() bool {
+	return p == SearchCompleted || p == SearchIncomplete || p == SearchFailed
+}
 
 // SearchTrial is the trial the agents run now: each run of the generator's current generation is one trial.
 type SearchTrial struct {
