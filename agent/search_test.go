@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"strconv"
 	"sync"
 	"testing"
@@ -110,8 +111,10 @@ func TestSearchFindsTheBottleneck(t *testing.T) {
 		if err := k8s.Get(t.Context(), client.ObjectKeyFromObject(tg), &cur); err != nil {
 			return err
 		}
-		if s := cur.Status.Search; s == nil || !s.Phase.Over() {
-			return errors.New(cur.Status.Search.Message)
+		if s := cur.Status.Search; s == nil {
+			return errors.New("no search in the status yet")
+		} else if !s.Phase.Over() {
+			return errors.New(s.Message)
 		}
 		return nil
 	})
@@ -139,6 +142,13 @@ func TestSearchFindsTheBottleneck(t *testing.T) {
 	}
 	if len(s.Paths) != 1 || s.Paths[0].Sender != f.node("tx") || s.Paths[0].Receiver != f.node("rx") || s.Paths[0].FirstLossPacketsPerSecond == 0 {
 		t.Fatalf("paths %+v: want the one path, losing above the NDR", s.Paths)
+	}
+	// Every trial but the first (as fast as the sender went) sent exactly its rate x duration, the one sender's.
+	for _, h := range s.History[1:] {
+		if want := int64(math.Round(float64(h.PacketsPerSecond) * h.Duration.Seconds())); h.SentPackets != want || h.ReceivedPackets > h.SentPackets {
+			t.Fatalf("trial %d: sent %d, received %d; want %d sent (%d pps x %s)", h.Number, h.SentPackets, h.ReceivedPackets, want,
+				h.PacketsPerSecond, h.Duration.Duration)
+		}
 	}
 	// The trials' received frames are what the bucket let through to the receiver: every frame it sent there
 	// is a trial's (the router's own neighbour discovery aside, a handful).
