@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"fmt"
-	"math"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -49,9 +48,7 @@ func (a *Agent) trialRun(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerato
 	if err := a.nodes.List(ctx, list, client.MatchingLabelsSelector{Selector: tg.Spec.SenderSelector()}); err != nil {
 		return nil, fmt.Errorf("list the generator's senders to take this node's share of trial %d: %w", trial.Number, err)
 	}
-	pps := int64(math.Round(float64(trial.PacketsPerSecond) / float64(max(1, len(list.Items)))))
-	pps = max(1, pps)
-	packets := max(1, int64(math.Round(float64(pps)*trial.Duration.Seconds())))
+	pps, packets := trial.SenderShare(len(list.Items))
 	spec.Rate = &xdpgenv1alpha1.Rate{PacketsPerSecond: &pps}
 	spec.Packets = &packets
 	spec.Duration = &metav1.Duration{Duration: trialGuard * trial.Duration.Duration}

@@ -99,7 +99,7 @@ func replay(cfg search.Config, st *xdpgenv1alpha1.SearchStatus) (*search.Search,
 			return nil, err
 		}
 	}
-	if t := st.Trial; t != nil && int(t.Number) > len(st.History) {
+	if t := st.Trial; t != nil && (len(st.History) == 0 || t.Number > st.History[len(st.History)-1].Number) {
 		step, ok := s.Next()
 		if !ok || t.Duration.Duration != step.Duration || t.PacketsPerSecond != int64(math.Round(step.Rate)) {
 			return nil, fmt.Errorf("trial %d (%d pps for %s) is not the trial the history leads to", t.Number, t.PacketsPerSecond, t.Duration.Duration)
@@ -161,6 +161,19 @@ func searchStatusFor(tg *xdpgenv1alpha1.TrafficGenerator, current []xdpgenv1alph
 	if counts.Sent == 0 {
 		return fail("trial %d sent nothing to the receivers: see the senders' NodeReports", st.Trial.Number)
 	}
+	if want := trialFrames(st.Trial, rows); float64(counts.Sent) < shortTrial*float64(want) {
+		// The senders fell short: the trial was not at its rate. Run it again, as a trial of its own.
+		short := fmt.Sprintf("the senders sent %d of the %d frames of trial %d (%d pps for %s)", counts.Sent, want, st.Trial.Number,
+			st.Trial.PacketsPerSecond, st.Trial.Duration.Duration)
+		if st.Trial.Attempt >= shortAttempts {
+			return fail("%s, %d times: the nodes are too busy, or the rate is beyond them (lower spec.search.maxPacketsPerSecond)", short, shortAttempts)
+		}
+		retry := *st.Trial
+		retry.Number, retry.Attempt, retry.StartTime = st.Trial.Number+1, max(1, st.Trial.Attempt)+1, now
+		st.Trial, st.ShortTrials = &retry, st.ShortTrials+1
+		st.Message = short + " (busy?): running it again as trial " + strconv.Itoa(int(retry.Number))
+		return st, xdpgenv1alpha1.PhaseRunning
+	}
 	t, err := s.Record(counts)
 	if err != nil {
 		return fail("trial %d: %v", st.Trial.Number, err)
@@ -179,6 +192,13 @@ func searchStatusFor(tg *xdpgenv1alpha1.TrafficGenerator, current []xdpgenv1alph
 	}
 	return nextTrial(st, s, cfg, now)
 }
+
+// A trial whose senders sent less than shortTrial of its frames (less rounding) was not at its rate: it runs
+// again, up to shortAttempts times in all, as xdpgen search's trials do.
+const (
+	shortTrial    = 0.999
+	shortAttempts = 3
+)
 
 // nextTrial asks the search for its next trial and puts it in st, or, when the search is over, its result.
 func nextTrial(st *xdpgenv1alpha1.SearchStatus, s *search.Search, cfg search.Config, now metav1.Time) (*xdpgenv1alpha1.SearchStatus, xdpgenv1alpha1.Phase) {
@@ -199,7 +219,11 @@ func nextTrial(st *xdpgenv1alpha1.SearchStatus, s *search.Search, cfg search.Con
 	step, ok := s.Next()
 	if ok {
 		st.Phase = xdpgenv1alpha1.SearchSearching
-		st.Trial = &xdpgenv1alpha1.SearchTrial{Number: int32(len(res.Trials) + 1), Phase: int32(step.Phase),
+		number := int32(1)
+		if st.Trial != nil {
+			number = st.Trial.Number + 1
+		}
+		st.Trial = &xdpgenv1alpha1.SearchTrial{Number: number, Attempt: 1, Phase: int32(step.Phase),
 			PacketsPerSecond: int64(math.Round(step.Rate)), Duration: metav1.Duration{Duration: step.Duration}, Repeat: step.Repeat,
 			StartTime: now}
 		st.Message = fmt.Sprintf("trial %d of at most %d: phase %d of %d, %s for %s", st.Trial.Number, cfg.MaxTrials, step.Phase+1,
@@ -241,6 +265,17 @@ func searchResultNote(st *xdpgenv1alpha1.SearchStatus, cfg search.Config) string
 		note += fmt.Sprintf("; did not converge within %d trials (spec.search.maxTrials): the rates are the best bounds found", cfg.MaxTrials)
 	}
 	return note
+}
+
+// trialFrames is how many frames the senders of rows send in a trial at a rate, as the agents take their
+// shares; 0 for a trial as fast as they go.
+func trialFrames(t *xdpgenv1alpha1.SearchTrial, rows []trialPath) int64 {
+	senders := map[string]bool{}
+	for _, r := range rows {
+		senders[r.sender] = true
+	}
+	_, packets := t.SenderShare(len(senders))
+	return int64(len(senders)) * packets
 }
 
 // trialPath is what one path carried in a trial, as its receiver settled it.

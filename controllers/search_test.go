@@ -185,6 +185,47 @@ func TestSearchStopsAtMaxTrials(t *testing.T) {
 	}
 }
 
+// TestSearchRunsShortTrialsAgain: a trial whose senders sent less than its frames was not at its rate: it runs
+// again under the next number, and only the run that sent them all enters the history; a trial short three
+// times fails the search, saying what to do.
+func TestSearchRunsShortTrialsAgain(t *testing.T) {
+	tg := searchGenerator(xdpgenv1alpha1.Search{TrialDuration: &metav1.Duration{Duration: time.Second}, MaxPacketsPerSecond: ptr.To[int64](10_000)})
+	now := metav1.Now()
+	expected := map[string]bool{"s1": true, "r1": true}
+	paths := []pathCapacity{{"s1", "r1", 1e9}}
+	short := func() []xdpgenv1alpha1.NodeReport {
+		reports := fakeTrial(tg, paths, 1e6, 64)
+		for i := range reports {
+			for j := range reports[i].Status.Received {
+				p := &reports[i].Status.Received[j]
+				p.SentPackets, p.ReceivedPackets = p.SentPackets/2, p.ReceivedPackets/2
+			}
+		}
+		return reports
+	}
+	tg.Status, _ = statusFor(tg, expected, nil, now, time.Minute)
+	for attempt := int32(2); attempt <= 3; attempt++ {
+		tg.Status, _ = statusFor(tg, expected, short(), now, time.Minute)
+		s := tg.Status.Search
+		if s.Phase != xdpgenv1alpha1.SearchSearching || s.Trial.Number != attempt || s.Trial.Attempt != attempt || s.ShortTrials != attempt-1 ||
+			len(s.History) != 0 || s.Trial.PacketsPerSecond != 10_000 || !strings.Contains(s.Message, "running it again as trial") {
+			t.Fatalf("after %d short runs: %+v, trial %+v; want the trial again as trial %d", attempt-1, s, s.Trial, attempt)
+		}
+	}
+	good := *tg.DeepCopy()
+	good.Status, _ = statusFor(&good, expected, fakeTrial(&good, paths, 1e6, 64), now, time.Minute)
+	if h := good.Status.Search.History; len(h) != 1 || h[0].Number != 3 || h[0].SentPackets != 1000 || good.Status.Search.Trial.Number != 4 ||
+		good.Status.Search.Trial.Attempt != 1 {
+		t.Fatalf("history %+v, trial %+v: want the third run as the first trial of the history, then trial 4", h, good.Status.Search.Trial)
+	}
+	tg.Status, _ = statusFor(tg, expected, short(), now, time.Minute)
+	if s := tg.Status.Search; s.Phase != xdpgenv1alpha1.SearchFailed || tg.Status.Phase != xdpgenv1alpha1.PhaseFailed ||
+		!strings.Contains(s.Message, "the senders sent 500 of the 1000 frames of trial 3 (10000 pps for 100ms), 3 times") ||
+		!strings.Contains(s.Message, "lower spec.search.maxPacketsPerSecond") {
+		t.Fatalf("after three short runs: phase %s, search %+v; want Failed saying what to do", tg.Status.Phase, s)
+	}
+}
+
 // TestSearchFailsWithItsTrial: a node that fails a trial fails the search, saying which trial and why; a
 // history that does not lead to the trial in the status (edited by hand) fails it too.
 func TestSearchFailsWithItsTrial(t *testing.T) {

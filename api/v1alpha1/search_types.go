@@ -17,6 +17,7 @@ limitations under the License.
 package v1alpha1
 
 import (
+	"math"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -140,9 +141,13 @@ func (p SearchPhase) Over() bool {
 
 // SearchTrial is the trial the agents run now: each run of the generator's current generation is one trial.
 type SearchTrial struct {
-	// Number counts the trials from 1. The agents' NodeReports carry it (status.trial), and their frames a
-	// generator id of the trial's own, so that each trial is accounted apart.
+	// Number counts the trials run from 1, those run again included. The agents' NodeReports carry it
+	// (status.trial), and their frames a generator id of the trial's own, so that each trial is accounted apart.
 	Number int32 `json:"number"`
+	// Attempt is 1, or 2 and 3 for a trial run again because its senders fell short of its frames (a node too
+	// busy to send them within three times the trial's duration): such a trial would not be at its rate.
+	// +optional
+	Attempt int32 `json:"attempt,omitempty"`
 	// Phase is the search phase the trial belongs to (0 is the first).
 	Phase int32 `json:"phase"`
 	// PacketsPerSecond is the trial's rate, of all senders together: each sends its share (this over the number
@@ -160,6 +165,7 @@ type SearchTrial struct {
 
 // SearchTrialResult is one finished trial: what all paths together sent and received.
 type SearchTrialResult struct {
+	// Number is the trial's status.search.trial.number (a trial run again keeps the number of its last run).
 	Number int32 `json:"number"`
 	Phase  int32 `json:"phase"`
 	// PacketsPerSecond is the rate offered, of all senders together: for a first trial as fast as the senders
@@ -218,9 +224,13 @@ type SearchStatus struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024
 	Message string `json:"message,omitempty"`
-	// Trials counts the finished trials.
+	// Trials counts the finished trials, those of the history.
 	// +optional
 	Trials int32 `json:"trials,omitempty"`
+	// ShortTrials counts the trials run again because their senders fell short of their frames: their frames are
+	// in no trial of the history.
+	// +optional
+	ShortTrials int32 `json:"shortTrials,omitempty"`
 	// Trial is the trial the agents run now, or the last one once the search is over.
 	// +optional
 	Trial *SearchTrial `json:"trial,omitempty"`
@@ -269,4 +279,14 @@ func (tg *TrafficGenerator) TrialNumber() int32 {
 		return t.Number
 	}
 	return 0
+}
+
+// SenderShare is what each of senders sends in the trial: its share of the trial's rate, in whole frames per
+// second, and that rate's frames over the trial's duration. Zeros for a trial as fast as the senders go.
+func (t *SearchTrial) SenderShare(senders int) (packetsPerSecond, packets int64) {
+	if t.PacketsPerSecond == 0 {
+		return 0, 0
+	}
+	packetsPerSecond = max(1, int64(math.Round(float64(t.PacketsPerSecond)/float64(max(1, senders)))))
+	return packetsPerSecond, max(1, int64(math.Round(float64(packetsPerSecond)*t.Duration.Seconds())))
 }
