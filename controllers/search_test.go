@@ -318,6 +318,7 @@ func TestSearchAgainstAPIServer(t *testing.T) {
 	g.Expect(s.Paths).NotTo(BeEmpty())
 	g.Expect(s.Paths[0].Sender).To(Equal(a), "the cut path lost first")
 	g.Expect(condition(cur, xdpgenv1alpha1.ConditionComplete).Status).To(Equal(metav1.ConditionTrue))
+	g.Expect(condition(cur, xdpgenv1alpha1.ConditionComplete).Message).To(HavePrefix("search completed: NDR (loss ratio 0)"))
 
 	g.Eventually(func(g Gomega) {
 		var events eventsv1.EventList

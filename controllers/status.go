@@ -365,8 +365,13 @@ func statusFor(tg *xdpgenv1alpha1.TrafficGenerator, expected map[string]bool, re
 	// Complete and Failed are a Job's: what `kubectl wait --for=condition=...` waits on.
 	switch st.Phase {
 	case xdpgenv1alpha1.PhaseCompleted:
-		set(xdpgenv1alpha1.ConditionComplete, metav1.ConditionTrue, xdpgenv1alpha1.ReasonRunCompleted,
-			"all %d nodes completed: %d packets in %s (%s)", st.NodesTotal, st.Totals.Packets, durationOf(st), st.Rate)
+		if st.Search != nil {
+			set(xdpgenv1alpha1.ConditionComplete, metav1.ConditionTrue, xdpgenv1alpha1.ReasonRunCompleted,
+				"search %s: %s", strings.ToLower(string(st.Search.Phase)), st.Search.Message)
+		} else {
+			set(xdpgenv1alpha1.ConditionComplete, metav1.ConditionTrue, xdpgenv1alpha1.ReasonRunCompleted,
+				"all %d nodes completed: %d packets in %s (%s)", st.NodesTotal, st.Totals.Packets, durationOf(st), st.Rate)
+		}
 		set(xdpgenv1alpha1.ConditionFailed, metav1.ConditionFalse, xdpgenv1alpha1.ReasonRunCompleted,
 			"all %d nodes completed", st.NodesTotal)
 	case xdpgenv1alpha1.PhaseFailed:
