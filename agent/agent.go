@@ -56,7 +56,8 @@ var (
 // runIsOver says whether a run stopped for cause will never be taken up again by an agent on this node: its
 // pinned counters can go. Only a run stopped with the agent (shutdown, or a kill) is taken up again.
 func runIsOver(cause error) bool {
-	return cause == nil || errors.Is(cause, errSpecChanged) || errors.Is(cause, errNextTrial) || errors.Is(cause, errDeleted) || errors.Is(cause, errUnselected)
+	return cause == nil || errors.Is(cause, errSpecChanged) || errors.Is(cause, errNextTrial) || errors.Is(cause, errDeleted) ||
+		errors.Is(cause, errUnselected)
 }
 
 // Agent runs, on its node, every TrafficGenerator whose node selector picks the node, in any namespace, each
@@ -190,8 +191,9 @@ func (a *Agent) Reconcile(ctx context.Context, req reconcile.Request) (reconcile
 
 	run := &tg
 	if tg.Spec.Search != nil {
-		if tg.CurrentTrial() == nil {
-			// The controller has not started the search of this generation yet.
+		if tg.CurrentTrial() == nil || tg.Status.Search.Phase.Over() {
+			// The controller has not started the search of this generation yet, or it is over: no trial to run
+			// (an agent back after the search failed without it must not run its last trial).
 			a.stop(req.NamespacedName, errSpecChanged)
 			return reconcile.Result{}, nil
 		}

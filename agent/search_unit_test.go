@@ -33,22 +33,23 @@ func searchReceiver(tg *xdpgenv1alpha1.TrafficGenerator, trial int32) (*corev1.N
 
 // TestUnitSearchTrials: a sender runs nothing until the controller asks for a trial; then each trial is a run of
 // its own: the trial's rate and frames (rate x duration, the duration only a guard), its number in the report,
-// a generator id of its own in the frames; the next trial starts afresh, not as the last one resumed.
+// a generator id of its own in the frames; the next trial starts afresh, not as the last one resumed; once the
+// search is over, nothing runs.
 func TestUnitSearchTrials(t *testing.T) {
 	tg := searchUnitGenerator()
 	node, ready := searchReceiver(tg, 1)
 	h := newRunHarness(t, tg, node, ready)
 	h.reconcile()
-	h.requireNoEngine()
+	requireNoRun(h)
 
-	startTrial := func(number int32, pps int64, d time.Duration) {
+	startTrial := func(number int32, pps int64, d time.Duration, phase ...xdpgenv1alpha1.SearchPhase) {
 		t.Helper()
 		var cur xdpgenv1alpha1.TrafficGenerator
 		if err := h.client.Get(t.Context(), h.key, &cur); err != nil {
 			t.Fatal(err)
 		}
 		cur.Status.ObservedGeneration = cur.Generation
-		cur.Status.Search = &xdpgenv1alpha1.SearchStatus{Phase: xdpgenv1alpha1.SearchSearching, Trial: &xdpgenv1alpha1.SearchTrial{
+		cur.Status.Search = &xdpgenv1alpha1.SearchStatus{Phase: append(phase, xdpgenv1alpha1.SearchSearching)[0], Trial: &xdpgenv1alpha1.SearchTrial{
 			Number: number, Attempt: 1, PacketsPerSecond: pps, Duration: metav1.Duration{Duration: d}, StartTime: metav1.Now()}}
 		if err := h.client.Update(t.Context(), &cur); err != nil { // the fake client keeps the status this way
 			t.Fatal(err)
@@ -93,4 +94,20 @@ func TestUnitSearchTrials(t *testing.T) {
 	second.send <- 2000
 	second.finish <- nil
 	h.waitRun()
+
+	// A search that is over runs no trial, not even its last one on a node that did not run it.
+	startTrial(3, 20_000, time.Second, xdpgenv1alpha1.SearchFailed)
+	requireNoRun(h)
+}
+
+// requireNoRun checks that the agent holds no run of the harness's generator (Reconcile starts one before it
+// returns).
+func requireNoRun(h *runHarness) {
+	h.t.Helper()
+	h.agent.mu.Lock()
+	defer h.agent.mu.Unlock()
+	if r := h.agent.runs[h.key]; r != nil {
+		h.t.Fatalf("the agent runs generation %d, trial %d", r.generation, r.trial)
+	}
+	h.requireNoEngine()
 }
