@@ -50,12 +50,14 @@ var (
 	errDeleted     = errors.New("the TrafficGenerator was deleted")
 	errUnselected  = errors.New("the TrafficGenerator no longer selects this node")
 	errShutdown    = errors.New("the agent is shutting down")
+	errNextTrial   = errors.New("the search moved on to another trial")
 )
 
 // runIsOver says whether a run stopped for cause will never be taken up again by an agent on this node: its
 // pinned counters can go. Only a run stopped with the agent (shutdown, or a kill) is taken up again.
 func runIsOver(cause error) bool {
-	return cause == nil || errors.Is(cause, errSpecChanged) || errors.Is(cause, errDeleted) || errors.Is(cause, errUnselected)
+	return cause == nil || errors.Is(cause, errSpecChanged) || errors.Is(cause, errNextTrial) || errors.Is(cause, errDeleted) ||
+		errors.Is(cause, errUnselected)
 }
 
 // Agent runs, on its node, every TrafficGenerator whose node selector picks the node, in any namespace, each
@@ -84,8 +86,10 @@ type Agent struct {
 type activeRun struct {
 	uid        types.UID
 	generation int64
-	cancel     context.CancelCauseFunc
-	done       chan struct{}
+	// trial is the search trial the run is, 0 for a generator without spec.search.
+	trial  int32
+	cancel context.CancelCauseFunc
+	done   chan struct{}
 }
 
 // New makes an agent that writes through c and lists Nodes through nodes (uncached: the manager's API reader);
@@ -121,7 +125,7 @@ func (a *Agent) SetupWithManager(mgr ctrl.Manager) error {
 	thisNode := predicate.NewPredicateFuncs(func(o client.Object) bool { return o.GetName() == a.opts.NodeName })
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("agent").
-		For(&xdpgenv1alpha1.TrafficGenerator{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		For(&xdpgenv1alpha1.TrafficGenerator{}, builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, trialChanged))).
 		Watches(&corev1.Node{}, handler.EnqueueRequestsFromMapFunc(a.everyGenerator),
 			builder.WithPredicates(thisNode, predicate.LabelChangedPredicate{})).
 		Complete(a)
@@ -186,29 +190,44 @@ func (a *Agent) Reconcile(ctx context.Context, req reconcile.Request) (reconcile
 		return reconcile.Result{}, nil
 	}
 
+	run := &tg
+	if tg.Spec.Search != nil {
+		if tg.CurrentTrial() == nil || tg.Status.Search.Phase.Over() {
+			// The controller has not started the search of this generation yet, or it is over: no trial to run
+			// (an agent back after the search failed without it must not run its last trial).
+			a.stop(req.NamespacedName, errSpecChanged)
+			return reconcile.Result{}, nil
+		}
+		if run, err = a.trialRun(ctx, &tg); err != nil {
+			return reconcile.Result{}, err
+		}
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	r := a.runs[req.NamespacedName]
-	if r != nil && r.uid == tg.UID && r.generation == tg.Generation {
+	if r != nil && r.uid == tg.UID && r.generation == tg.Generation && r.trial == tg.TrialNumber() {
 		return reconcile.Result{}, nil
 	}
 	if r != nil {
 		cause := errSpecChanged
-		if r.uid != tg.UID {
+		switch {
+		case r.uid != tg.UID:
 			cause = errDeleted // and made again under the same name
+		case r.generation == tg.Generation:
+			cause = errNextTrial
 		}
 		r.cancel(cause)
 		<-r.done
 	}
 	// Runs end only through cancel, so that the cause (shutdown, spec change, deletion) is always known.
 	runCtx, cancel := context.WithCancelCause(context.WithoutCancel(a.base))
-	r = &activeRun{uid: tg.UID, generation: tg.Generation, cancel: cancel, done: make(chan struct{})}
+	r = &activeRun{uid: tg.UID, generation: tg.Generation, trial: tg.TrialNumber(), cancel: cancel, done: make(chan struct{})}
 	a.runs[req.NamespacedName] = r
 	m := a.metrics.forGenerator(req.NamespacedName)
-	log.FromContext(ctx).Info("starting run", "generation", tg.Generation)
+	log.FromContext(ctx).Info("starting run", append([]any{"generation", tg.Generation}, trialNote(&tg)...)...)
 	go func() {
 		defer close(r.done)
-		a.execute(log.IntoContext(runCtx, log.FromContext(ctx)), &tg, roles, m)
+		a.execute(log.IntoContext(runCtx, log.FromContext(ctx)), run, roles, m)
 	}()
 	return reconcile.Result{}, nil
 }

@@ -25,10 +25,15 @@ import (
 // receiver serves every generator that sends to its node at once, and tells them, and their senders, apart by
 // these ids alone.
 
-// generatorID is the id a run stamps into its frames: the generator's UID and generation, hashed, so that two
-// generators, and two generations of one, never share sequence numbers at a receiver.
+// generatorID is the id a run stamps into its frames: the generator's UID and generation (and search trial),
+// hashed, so that two generators, two generations of one, and two trials of a search never share sequence
+// numbers at a receiver.
 func generatorID(tg *xdpgenv1alpha1.TrafficGenerator) uint32 {
-	return hash32(string(tg.UID) + "/" + strconv.FormatInt(tg.Generation, 10))
+	id := string(tg.UID) + "/" + strconv.FormatInt(tg.Generation, 10)
+	if trial := tg.TrialNumber(); trial > 0 {
+		id += "/trial/" + strconv.FormatInt(int64(trial), 10)
+	}
+	return hash32(id)
 }
 
 // nodeID is the id a sending node stamps into its frames.
@@ -377,9 +382,9 @@ func (r *receiving) rows(ctx context.Context, now time.Time) ([]xdpgenv1alpha1.P
 		oneWayFrom(streams, r.generator, names, delays), r.settle, now)
 }
 
-// ownedBy says whether a report is of this generator's current generation.
+// ownedBy says whether a report is of this generator's current run: its generation and search trial.
 func ownedBy(rep *xdpgenv1alpha1.NodeReport, tg *xdpgenv1alpha1.TrafficGenerator) bool {
-	if rep.Status.Generation != tg.Generation {
+	if rep.Status.Generation != tg.Generation || rep.Status.Trial != tg.TrialNumber() {
 		return false
 	}
 	for _, o := range rep.OwnerReferences {

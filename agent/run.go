@@ -51,11 +51,11 @@ func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator
 	}
 	var done progress
 	switch {
-	case st.Generation == tg.Generation && st.Phase.Terminal():
+	case st.Generation == tg.Generation && st.Trial == tg.TrialNumber() && st.Phase.Terminal():
 		logger.Info("this node already finished this generation", "phase", st.Phase)
 		m.set(st)
 		return
-	case st.Generation == tg.Generation && (st.StartTime != nil || havePins):
+	case st.Generation == tg.Generation && st.Trial == tg.TrialNumber() && (st.StartTime != nil || havePins):
 		// An earlier incarnation of the agent was sending: finish its run instead of starting over. What it
 		// pinned is exact; its report may be up to an interval behind.
 		if havePins {
@@ -74,7 +74,7 @@ func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator
 		if havePins {
 			pins.remove(ctx) // of an incarnation that never reported this generation: it sent nothing
 		}
-		st = xdpgenv1alpha1.NodeReportStatus{Generation: tg.Generation, Phase: xdpgenv1alpha1.PhasePending,
+		st = xdpgenv1alpha1.NodeReportStatus{Generation: tg.Generation, Trial: tg.TrialNumber(), Phase: xdpgenv1alpha1.PhasePending,
 			Message: "preparing: resolving the interface, the addresses and the destination MAC"}
 	}
 	base := earlierCountsOf(st)

@@ -52,6 +52,8 @@ type fakeEngine struct {
 	cpus []int
 	// tcp engines count their connections too.
 	tcp bool
+	// generator is the id the run's frames are stamped with, for a generator with receivers.
+	generator uint32
 
 	send   chan uint64 // Run sends each count it receives
 	finish chan error  // Run returns what it receives
@@ -197,6 +199,9 @@ func (h *runHarness) newEngine(_ context.Context, spec *xdpgenv1alpha1.TrafficGe
 	}
 	e := &fakeEngine{done: done, packets: packets, duration: duration, cpus: cpus, tcp: spec.Protocol == xdpgenv1alpha1.ProtocolTCP,
 		send: make(chan uint64), finish: make(chan error), closed: make(chan struct{})}
+	if plan.stamp != nil {
+		e.generator = plan.stamp.Generator
+	}
 	h.engines <- e
 	return e, nil
 }

@@ -187,6 +187,10 @@ func TestGeneratorPolicy(t *testing.T) {
 	if err := admit(policyGenerator(t, strict, "admitted-receivers", receiving)); err != nil {
 		t.Fatalf("a generator with receivers within the policy: %v", err)
 	}
+	searching := "{destination: {address: null}, duration: null, rate: null, receivers: {nodeSelector: {xdpgen.io/sender: 'true'}}, search: {maxPacketsPerSecond: 1000}}"
+	if err := admit(policyGenerator(t, strict, "admitted-search", searching)); err != nil {
+		t.Fatalf("a search within the policy: %v", err)
+	}
 
 	for _, tc := range []struct {
 		name, patch string
@@ -233,6 +237,12 @@ func TestGeneratorPolicy(t *testing.T) {
 		{"vlan", "vlan: 200", []string{"spec.vlan 200 is not one of the VLANs " + strictName + " allows (100)"}},
 		{"no-node-selector", "nodeSelector: null", []string{strictName + " keeps TrafficGenerators to the nodes labelled xdpgen.io/sender=true"}},
 		{"other-nodes", "nodeSelector: {xdpgen.io/sender: other}", []string{"xdpgen.io/sender=true: add every one"}},
+		{"search-without-maximum", "{destination: {address: null}, duration: null, rate: null, receivers: {nodeSelector: {xdpgen.io/sender: 'true'}}, search: {}}",
+			[]string{strictName + " allows at most 1000000 packets/s per node: set spec.search.maxPacketsPerSecond (a search without one starts as fast as the nodes can)"}},
+		{"search-too-fast", "{destination: {address: null}, duration: null, rate: null, receivers: {nodeSelector: {xdpgen.io/sender: 'true'}}, search: {maxPacketsPerSecond: 2000000}}",
+			[]string{strictName + " allows at most 1000000 packets/s per node: lower spec.search.maxPacketsPerSecond (2000000 packets/s of 64 bytes)"}},
+		{"search-too-long", "{destination: {address: null}, duration: null, rate: null, receivers: {nodeSelector: {xdpgen.io/sender: 'true'}}, search: {maxPacketsPerSecond: 1000, trialDuration: 1m, maxTrials: 61}}",
+			[]string{strictName + " allows runs of at most 1h0m0s, and a search sends for up to maxTrials x trialDuration (3660s): lower spec.search.maxTrials"}},
 		{"receivers-anywhere", "{destination: {address: null}, receivers: {}}", []string{"xdpgen.io/sender=true, receivers too: add every one of these labels to spec.receivers.nodeSelector"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

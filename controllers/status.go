@@ -189,7 +189,11 @@ func statusFor(tg *xdpgenv1alpha1.TrafficGenerator, expected map[string]bool, re
 	if old.ObservedGeneration == tg.Generation && old.ObservedGenerationTime != nil {
 		st.ObservedGenerationTime = old.ObservedGenerationTime.DeepCopy()
 	}
-	run := nodesOfRun(tg, expected, current, st.ObservedGenerationTime.Time, now.Time, lostAfter)
+	begun := st.ObservedGenerationTime.Time
+	if trial := tg.CurrentTrial(); trial != nil {
+		begun = trial.StartTime.Time // each trial of a search is a run of its own
+	}
+	run := nodesOfRun(tg, expected, current, begun, now.Time, lostAfter)
 
 	var failures []string
 	for _, n := range run.all {
@@ -280,6 +284,26 @@ func statusFor(tg *xdpgenv1alpha1.TrafficGenerator, expected map[string]bool, re
 		st.Phase = xdpgenv1alpha1.PhasePending
 		st.CompletionTime = nil
 	}
+	if tg.Spec.Search != nil {
+		if finished(tg) {
+			st.Search = old.Search.DeepCopy()
+		} else {
+			trialNumber := tg.TrialNumber()
+			st.Search, st.Phase = searchStatusFor(tg, current, st.Phase, summarize(failures, failed), now)
+			if t := st.Search.Trial; t != nil && t.Number != trialNumber && !st.Search.Phase.Over() {
+				// A new trial: its nodes are lost if they do not report it in time, whatever else happens.
+				run.recheck = t.StartTime.Add(lostAfter)
+			}
+			if st.Phase == xdpgenv1alpha1.PhaseCompleted || st.Phase == xdpgenv1alpha1.PhaseFailed {
+				st.CompletionTime = now.DeepCopy()
+			} else {
+				st.CompletionTime = nil
+			}
+			if st.Phase == xdpgenv1alpha1.PhasePending && len(st.Search.History) > 0 {
+				st.Phase = xdpgenv1alpha1.PhaseRunning // between trials
+			}
+		}
+	}
 	st.NodesSummary = fmt.Sprintf("%d/%d", st.NodesRunning, st.NodesTotal)
 	switch {
 	case st.Phase == xdpgenv1alpha1.PhaseRunning:
@@ -344,8 +368,13 @@ func statusFor(tg *xdpgenv1alpha1.TrafficGenerator, expected map[string]bool, re
 	// Complete and Failed are a Job's: what `kubectl wait --for=condition=...` waits on.
 	switch st.Phase {
 	case xdpgenv1alpha1.PhaseCompleted:
-		set(xdpgenv1alpha1.ConditionComplete, metav1.ConditionTrue, xdpgenv1alpha1.ReasonRunCompleted,
-			"all %d nodes completed: %d packets in %s (%s)", st.NodesTotal, st.Totals.Packets, durationOf(st), st.Rate)
+		if st.Search != nil {
+			set(xdpgenv1alpha1.ConditionComplete, metav1.ConditionTrue, xdpgenv1alpha1.ReasonRunCompleted,
+				"search %s: %s", strings.ToLower(string(st.Search.Phase)), st.Search.Message)
+		} else {
+			set(xdpgenv1alpha1.ConditionComplete, metav1.ConditionTrue, xdpgenv1alpha1.ReasonRunCompleted,
+				"all %d nodes completed: %d packets in %s (%s)", st.NodesTotal, st.Totals.Packets, durationOf(st), st.Rate)
+		}
 		set(xdpgenv1alpha1.ConditionFailed, metav1.ConditionFalse, xdpgenv1alpha1.ReasonRunCompleted,
 			"all %d nodes completed", st.NodesTotal)
 	case xdpgenv1alpha1.PhaseFailed:

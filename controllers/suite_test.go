@@ -119,6 +119,15 @@ func startManager(t *testing.T, ns string, interval time.Duration, wrap func(cli
 // default).
 func startManagerAs(t *testing.T, restConfig *rest.Config, ns string, interval, lostAfter time.Duration, wrap func(client.Client) client.Client) *TrafficGeneratorReconciler {
 	t.Helper()
+	r, _ := startStoppableManager(t, restConfig, ns, interval, lostAfter, wrap)
+	return r
+}
+
+// startStoppableManager is startManagerAs that also returns a function stopping the manager before the test
+// ends (a manager restart, with the next one started anew).
+func startStoppableManager(t *testing.T, restConfig *rest.Config, ns string, interval, lostAfter time.Duration,
+	wrap func(client.Client) client.Client) (*TrafficGeneratorReconciler, func()) {
+	t.Helper()
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                 testScheme,
 		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{ns: {}}},
@@ -153,11 +162,12 @@ func startManagerAs(t *testing.T, restConfig *rest.Config, ns string, interval, 
 			t.Errorf("manager: %v", err)
 		}
 	}()
-	t.Cleanup(func() {
+	stop := func() {
 		cancel()
 		wg.Wait()
-	})
-	return r
+	}
+	t.Cleanup(stop)
+	return r, stop
 }
 
 // createNodes creates Linux Nodes of the given names, labelled so that a selector of {testNodeLabel: ns} picks

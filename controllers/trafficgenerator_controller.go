@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -373,6 +374,16 @@ func (r *TrafficGeneratorReconciler) recordTransitions(tg *xdpgenv1alpha1.Traffi
 			r.runEvent(tg, corev1.EventTypeNormal, xdpgenv1alpha1.ReasonRunCompleted,
 				"generation %d completed on %d nodes: %d packets, %d bytes", tg.Generation, cur.NodesTotal, cur.Totals.Packets, cur.Totals.Bytes)
 		}
+	}
+	if cur.Search != nil && cur.Search.Phase.Over() && (!sameRun || old.Search == nil || !old.Search.Phase.Over()) {
+		eventType, reason := corev1.EventTypeNormal, xdpgenv1alpha1.ReasonSearchCompleted
+		switch cur.Search.Phase {
+		case xdpgenv1alpha1.SearchIncomplete:
+			eventType, reason = corev1.EventTypeWarning, xdpgenv1alpha1.ReasonSearchIncomplete
+		case xdpgenv1alpha1.SearchFailed:
+			eventType, reason = corev1.EventTypeWarning, xdpgenv1alpha1.ReasonSearchFailed
+		}
+		r.runEvent(tg, eventType, reason, "generation %d: search %s: %s", tg.Generation, strings.ToLower(string(cur.Search.Phase)), cur.Search.Message)
 	}
 	// Node events for the nodes of interest only: a bounded number per write, whatever the number of nodes.
 	before := map[string]xdpgenv1alpha1.NodeSummary{}

@@ -92,6 +92,28 @@ func TestInvalidSpecsRejected(t *testing.T) {
 		patch string
 		want  string
 	}{
+		{"search without receivers", `{duration: null, search: {}}`,
+			"search needs receivers, which count what arrived on each path: set receivers"},
+		{"search with a duration", `{destination: {address: null}, receivers: {}, search: {}}`,
+			"search sets each trial's rate and duration itself: remove rate, duration, packets and continuous"},
+		{"search with a rate", `{destination: {address: null}, duration: null, receivers: {}, rate: {packetsPerSecond: 5}, search: {}}`,
+			"search sets each trial's rate and duration itself"},
+		{"search with start.at", `{destination: {address: null}, duration: null, receivers: {}, search: {}, start: {policy: At, at: "2030-01-01T00:00:00Z"}}`,
+			"search starts each trial when the last one settled: remove start.at"},
+		{"search pdr not above ndr", `{destination: {address: null}, duration: null, receivers: {}, search: {ndrLossRatio: "0.01", pdrLossRatio: "0.005"}}`,
+			"search.pdrLossRatio must be above search.ndrLossRatio"},
+		{"search loss ratio not a decimal", `{destination: {address: null}, duration: null, receivers: {}, search: {pdrLossRatio: "0.5%"}}`,
+			"search.pdrLossRatio must be a decimal above 0 and below 1, such as 0.005 for 0.5%"},
+		{"search loss ratio of 1", `{destination: {address: null}, duration: null, receivers: {}, search: {ndrLossRatio: "1"}}`,
+			"search.ndrLossRatio must be a decimal from 0 to below 1"},
+		{"search precision too wide", `{destination: {address: null}, duration: null, receivers: {}, search: {precision: "0.5"}}`,
+			"search.precision must be a decimal above 0 and below 0.5"},
+		{"search minimum not below the maximum", `{destination: {address: null}, duration: null, receivers: {}, search: {minPacketsPerSecond: 1000, maxPacketsPerSecond: 1000}}`,
+			"search.minPacketsPerSecond must be below search.maxPacketsPerSecond"},
+		{"search trial too short", `{destination: {address: null}, duration: null, receivers: {}, search: {trialDuration: 500ms}}`,
+			"search.trialDuration must be a Go duration from 1s to 1h"},
+		{"search too many trials", `{destination: {address: null}, duration: null, receivers: {}, search: {maxTrials: 101}}`,
+			"spec.search.maxTrials: Invalid value: 101"},
 		{"destination address not an IP", `{destination: {address: 10.200.0.300}}`,
 			"destination.address must be an IPv4 or IPv6 address such as 10.200.0.2 or fd00::2"},
 		{"destination address with a prefix length", `{destination: {address: 10.200.0.0/24}}`,
@@ -247,7 +269,7 @@ func TestInvalidSpecsRejected(t *testing.T) {
 			"deadManTimeout must be between 1s and 1h: a node stops sending when it cannot reach the API server for this long"},
 		{"dead-man timeout not a duration", `{deadManTimeout: forever}`, "deadManTimeout must be a Go duration such as 30s or 5m"},
 		{"no bound and not continuous", `{duration: null}`,
-			"set duration or packets to bound the run, or set continuous: true to send until the TrafficGenerator is deleted"},
+			"set duration or packets to bound the run, set continuous: true to send until the TrafficGenerator is deleted, or set search"},
 		{"continuous with a packet count", `{duration: null, packets: 1000, continuous: true}`,
 			"continuous: true sends until the TrafficGenerator is deleted: remove duration and packets, or set continuous: false"},
 		{"zero packets", `{duration: null, packets: 0}`, "spec.packets in body should be greater than or equal to 1"},
@@ -321,6 +343,8 @@ func TestValidSpecsAccepted(t *testing.T) {
 		`{frameSizes: {weights: [{size: 64, weight: 1000}, {size: 1514, weight: 24}]}}`,
 		`{replay: {configMap: capture}, rate: {bitsPerSecond: 1000000}}`,
 		`{replay: {configMap: capture, key: trace.pcapng, timing: Capture}, source: {address: 10.200.0.1, mac: "02:00:00:00:00:01"}, destination: {mac: "02:00:00:00:00:02"}}`,
+		`{destination: {address: null}, duration: null, receivers: {}, search: {}}`,
+		`{destination: {address: null}, duration: null, receivers: {}, search: {trialDuration: 1h, ndrLossRatio: "0.0001", pdrLossRatio: "0.005", minPacketsPerSecond: 1, maxPacketsPerSecond: 20000000, precision: "0.001", maxTrials: 100}}`,
 	} {
 		tg := generatorFromPatch(t, ns, fmt.Sprintf("valid-%d", i), patch)
 		if err := k8sClient.Create(ctx, tg); err != nil {
@@ -351,6 +375,14 @@ func TestValidSpecsAccepted(t *testing.T) {
 	}
 	if r := got.Spec.Receivers; r.IPFamily != xdpgenv1alpha1.IPv4 || r.DrainTime.Duration != time.Minute || *r.LatencySampleEvery != 1000 {
 		t.Errorf("receivers' defaults not applied as documented: %+v", r)
+	}
+	if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "valid-25"}, &got); err != nil {
+		t.Fatal(err)
+	}
+	if s := got.Spec.Search; s == nil || s.TrialDuration.Duration != xdpgenv1alpha1.DefaultSearchTrialDuration || s.NDRLossRatio != "0" ||
+		s.PDRLossRatio != "" || s.Precision != xdpgenv1alpha1.DefaultSearchPrecision || s.MaxTrials != xdpgenv1alpha1.DefaultSearchMaxTrials ||
+		s.MinPacketsPerSecond != nil || s.MaxPacketsPerSecond != nil {
+		t.Errorf("search's defaults not applied as documented: %+v", s)
 	}
 }
 

@@ -252,6 +252,12 @@ type NodeReportStatus struct {
 	// +optional
 	Generation int64 `json:"generation,omitempty"`
 
+	// Trial is the number of the search trial this run is for, for a TrafficGenerator with spec.search (its
+	// status.search.trial): each trial is a run of its own. 0 otherwise.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Trial int32 `json:"trial,omitempty"`
+
 	// Phase is the node's phase.
 	// +optional
 	Phase Phase `json:"phase,omitempty"`

@@ -49,12 +49,14 @@ func linuxNodes(selector map[string]string) labels.Selector {
 	return labels.SelectorFromSet(set)
 }
 
-// CurrentReports returns the reports of the current generation (status.generation equal to the generator's
-// metadata.generation), sorted by node name: only these count, the others are of runs the spec replaced.
+// CurrentReports returns the reports of the current run (status.generation equal to the generator's
+// metadata.generation and, for a search, status.trial its current trial), sorted by node name: only these count,
+// the others are of runs the spec (or the search) replaced.
 func (tg *TrafficGenerator) CurrentReports(reports []NodeReport) []NodeReport {
 	var current []NodeReport
+	trial := tg.TrialNumber()
 	for _, r := range reports {
-		if r.Status.Generation == tg.Generation {
+		if r.Status.Generation == tg.Generation && r.Status.Trial == trial {
 			current = append(current, r)
 		}
 	}

@@ -410,7 +410,10 @@ type Receivers struct {
 // +kubebuilder:validation:XValidation:rule="self.protocol != 'tcp' || !has(self.vlan)",message="vlan applies to udp only: tcp mode sends untagged frames; remove vlan",fieldPath=".vlan"
 // +kubebuilder:validation:XValidation:rule="self.protocol != 'tcp' || self.destination.portCount == 1",message="a tcp run connects to one destination.port: remove destination.portCount (use tcp.flows for more connections)",fieldPath=".destination.portCount"
 // +kubebuilder:validation:XValidation:rule="self.protocol == 'tcp' || !has(self.tcp)",message="tcp options need protocol: tcp",fieldPath=".tcp"
-// +kubebuilder:validation:XValidation:rule="has(self.duration) || has(self.packets) || (has(self.continuous) && self.continuous)",message="set duration or packets to bound the run, or set continuous: true to send until the TrafficGenerator is deleted"
+// +kubebuilder:validation:XValidation:rule="has(self.duration) || has(self.packets) || (has(self.continuous) && self.continuous) || has(self.search)",message="set duration or packets to bound the run, set continuous: true to send until the TrafficGenerator is deleted, or set search to search for the highest rate without loss"
+// +kubebuilder:validation:XValidation:rule="!has(self.search) || has(self.receivers)",message="search needs receivers, which count what arrived on each path: set receivers (nodes of the cluster)",fieldPath=".search"
+// +kubebuilder:validation:XValidation:rule="!has(self.search) || !(has(self.rate) || has(self.duration) || has(self.packets) || (has(self.continuous) && self.continuous))",message="search sets each trial's rate and duration itself: remove rate, duration, packets and continuous (bound the search with search.minPacketsPerSecond, maxPacketsPerSecond and trialDuration)",fieldPath=".search"
+// +kubebuilder:validation:XValidation:rule="!has(self.search) || self.start.policy != 'At'",message="search starts each trial when the last one settled: remove start.at and set start.policy WhenReady",fieldPath=".start"
 // +kubebuilder:validation:XValidation:rule="!(has(self.continuous) && self.continuous) || !(has(self.duration) || has(self.packets))",message="continuous: true sends until the TrafficGenerator is deleted: remove duration and packets, or set continuous: false",fieldPath=".continuous"
 // +kubebuilder:validation:XValidation:rule="has(self.destination.address) || has(self.destination.addressRange) || has(self.receivers)",message="set destination.address or destination.addressRange (receivers outside the cluster) or receivers (nodes of the cluster that count what arrives)"
 // +kubebuilder:validation:XValidation:rule="!has(self.destination.address) || !has(self.receivers)",message="destination.address and receivers exclude each other: remove destination.address to send to the receiving nodes, or remove receivers to send to that address",fieldPath=".receivers"
@@ -518,9 +521,16 @@ type TrafficGeneratorSpec struct {
 	// +optional
 	TCP *TCPOptions `json:"tcp,omitempty"`
 
-	// Continuous runs until the TrafficGenerator is deleted. A run needs duration, packets, or continuous: true.
+	// Continuous runs until the TrafficGenerator is deleted. A run needs duration, packets, continuous: true or
+	// search.
 	// +optional
 	Continuous bool `json:"continuous,omitempty"`
+
+	// Search searches for the highest rate the paths to the receivers carry without loss (NDR) and with little
+	// loss (PDR), trial by trial, instead of sending at one rate: status.search has the result and every trial.
+	// Needs receivers; excludes rate, duration, packets and continuous, which each trial sets.
+	// +optional
+	Search *Search `json:"search,omitempty"`
 
 	// Start says when each node starts sending.
 	// +optional
@@ -701,6 +711,12 @@ type TrafficGeneratorStatus struct {
 	// +optional
 	Duration *metav1.Duration `json:"duration,omitempty"`
 
+	// Search is where the search stands and what it found, for a generator with spec.search. While it
+	// searches, the nodes, totals, paths and rates above describe the current trial; phase is Running until
+	// the search is over.
+	// +optional
+	Search *SearchStatus `json:"search,omitempty"`
+
 	// Rate is the run's rate for people, as kubectl get shows it: the running nodes' current rate while the run
 	// runs, such as "1.49 Mpps, 0.762 Gbit/s", and the average over the run once it is over, such as
 	// "avg 1.49 Mpps, 0.762 Gbit/s".
@@ -720,6 +736,9 @@ type TrafficGeneratorStatus struct {
 // +kubebuilder:printcolumn:name="Rate",type=string,JSONPath=`.status.rate`,description="all nodes: the current rate while running, the average over the run (avg) once over"
 // +kubebuilder:printcolumn:name="Packets",type=integer,JSONPath=`.status.totals.packets`,description="packets sent, all nodes"
 // +kubebuilder:printcolumn:name="Loss",type=string,JSONPath=`.status.totals.lossRatio`,description="lost/sent over all paths to the receivers"
+// +kubebuilder:printcolumn:name="Search",type=string,JSONPath=`.status.search.phase`,priority=1,description="where the search stands, for a generator with spec.search"
+// +kubebuilder:printcolumn:name="NDR-pps",type=integer,JSONPath=`.status.search.ndr.packetsPerSecond`,priority=1,description="the Non-Drop Rate found, all senders together"
+// +kubebuilder:printcolumn:name="PDR-pps",type=integer,JSONPath=`.status.search.pdr.packetsPerSecond`,priority=1,description="the Partial-Drop Rate found, all senders together"
 // +kubebuilder:printcolumn:name="Received",type=integer,JSONPath=`.status.totals.receivedPackets`,priority=1,description="packets the receivers counted, all paths"
 // +kubebuilder:printcolumn:name="RTT-p99",type=string,JSONPath=`.status.latency.p99`,priority=1,description="99th percentile of the round-trip time"
 // +kubebuilder:printcolumn:name="Duration",type=string,JSONPath=`.status.duration`,priority=1,description="how long the nodes sent, once the run is over"

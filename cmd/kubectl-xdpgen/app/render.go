@@ -53,6 +53,14 @@ func render(w io.Writer, res *Results, format string) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if res.Search != nil && len(res.Search.History) > 0 {
+		fmt.Fprintln(w)
+		tw = printers.GetNewTabWriter(w)
+		renderTrials(tw, res.Search)
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
 	var unsettled, unreported bool
 	for _, p := range res.Paths {
 		unsettled = unsettled || p.ReceiverReported && !p.Settled
@@ -81,6 +89,12 @@ func renderSummary(w io.Writer, res *Results, wide bool) {
 			res.Phase, res.StatusGeneration, res.Generation)
 	}
 	fmt.Fprintf(w, "Phase:\t%s\n", phase)
+	if s := res.Search; s != nil {
+		fmt.Fprintf(w, "Search:\t%s: %s\n", s.Phase, s.Message)
+		if s.Trial != nil {
+			fmt.Fprintf(w, "Trial:\t%d (what follows is this trial's)\n", s.Trial.Number)
+		}
+	}
 	t := res.Totals
 	sent := fmt.Sprintf("%d packets", t.SentPackets)
 	if wide {
@@ -103,6 +117,19 @@ func renderSummary(w io.Writer, res *Results, wide bool) {
 	} else {
 		fmt.Fprintf(w, "RTT:\tp50 %s, p99 %s, max %s (%d samples)\n", duration(l.P50.Duration),
 			duration(l.P99.Duration), duration(l.Max.Duration), l.Samples)
+	}
+}
+
+// renderTrials prints a search's finished trials.
+func renderTrials(w io.Writer, s *xdpgenv1alpha1.SearchStatus) {
+	row(w, "TRIAL", "PHASE", "DURATION", "PPS", "SENT", "RECEIVED", "LOSS")
+	for _, h := range s.History {
+		number := count(int64(h.Number))
+		if h.Repeat {
+			number += " (repeat)"
+		}
+		row(w, number, count(int64(h.Phase)), duration(h.Duration.Duration), count(h.PacketsPerSecond), count(h.SentPackets),
+			count(h.ReceivedPackets), h.LossRatio)
 	}
 }
 

@@ -300,3 +300,55 @@ func TestDuration(t *testing.T) {
 		}
 	}
 }
+
+// TestRenderSearch: a search shows where it stands and what it found, that the rest is its last trial's, and
+// every finished trial.
+func TestRenderSearch(t *testing.T) {
+	tg := &xdpgenv1alpha1.TrafficGenerator{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "load", Name: "ndr", Generation: 1},
+		Spec:       xdpgenv1alpha1.TrafficGeneratorSpec{Receivers: &xdpgenv1alpha1.Receivers{}, Search: &xdpgenv1alpha1.Search{}},
+		Status: xdpgenv1alpha1.TrafficGeneratorStatus{
+			Phase: xdpgenv1alpha1.PhaseCompleted, ObservedGeneration: 1,
+			Totals: xdpgenv1alpha1.Totals{Packets: 50000, Bytes: 3200000, ReceivedPackets: 50000, LossRatio: "0"},
+			Search: &xdpgenv1alpha1.SearchStatus{Phase: xdpgenv1alpha1.SearchCompleted, Trials: 2,
+				Message: "NDR (loss ratio 0) 50 kpps, 25.6 Mbit/s; 2 trials in 14s",
+				Trial:   &xdpgenv1alpha1.SearchTrial{Number: 2, PacketsPerSecond: 50000, Duration: metav1.Duration{Duration: time.Second}},
+				History: []xdpgenv1alpha1.SearchTrialResult{
+					{Number: 1, PacketsPerSecond: 600000, Duration: metav1.Duration{Duration: 100 * time.Millisecond}, SentPackets: 60000,
+						ReceivedPackets: 5000, LossRatio: "0.9167"},
+					{Number: 2, Phase: 2, PacketsPerSecond: 50000, Duration: metav1.Duration{Duration: time.Second}, SentPackets: 50000,
+						ReceivedPackets: 50000, LossRatio: "0", Repeat: true},
+				}},
+		},
+	}
+	reports := []xdpgenv1alpha1.NodeReport{
+		report("ndr", "node-b", 1, xdpgenv1alpha1.NodeReportStatus{Trial: 2, Phase: xdpgenv1alpha1.PhaseCompleted,
+			Received: []xdpgenv1alpha1.PathResult{{Sender: "node-a", Receiver: "node-b", SentPackets: 50000, ReceivedPackets: 50000,
+				Settled: true}}}),
+		// The first trial's report of another node: not the last trial's.
+		report("ndr", "node-c", 1, xdpgenv1alpha1.NodeReportStatus{Trial: 1, Phase: xdpgenv1alpha1.PhaseCompleted,
+			Received: []xdpgenv1alpha1.PathResult{{Sender: "node-a", Receiver: "node-c", SentPackets: 7, Settled: true}}}),
+	}
+	got := renderString(t, resultsOf(tg, reports), formatTable)
+	want := strings.Join([]string{
+		"Name:       load/ndr",
+		"Phase:      Completed (generation 1)",
+		"Search:     Completed: NDR (loss ratio 0) 50 kpps, 25.6 Mbit/s; 2 trials in 14s",
+		"Trial:      2 (what follows is this trial's)",
+		"Sent:       50000 packets",
+		"Received:   50000 packets",
+		"Lost:       0 packets (loss ratio 0)",
+		"RTT:        no samples",
+		"",
+		"SENDER   RECEIVER   SENT    RECEIVED   LOST   LOSS   OUT-OF-ORDER   DUPLICATES   RTT-P50   RTT-P99   RTT-MAX   SETTLED",
+		"node-a   node-b     50000   50000      0      0      0              0            -         -         -         yes",
+		"",
+		"TRIAL        PHASE   DURATION   PPS      SENT    RECEIVED   LOSS",
+		"1            0       100ms      600000   60000   5000       0.9167",
+		"2 (repeat)   2       1s         50000    50000   50000      0",
+		"",
+	}, "\n")
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("table (-want +got):\n%s", diff)
+	}
+}

@@ -38,6 +38,9 @@ type Results struct {
 	// Paths is the sender x receiver matrix, one entry per path, sorted by sender then receiver; empty without
 	// receivers.
 	Paths []PathResult `json:"paths"`
+	// Search is status.search, for a generator with spec.search: then Totals, Nodes and Paths are of its
+	// current (or last) trial.
+	Search *xdpgenv1alpha1.SearchStatus `json:"search,omitempty"`
 }
 
 // Totals sums the run, as the controller computed it.
@@ -101,8 +104,9 @@ func resultsOf(tg *xdpgenv1alpha1.TrafficGenerator, reports []xdpgenv1alpha1.Nod
 			LossRatio:       cmp.Or(st.Totals.LossRatio, "0"),
 			RTT:             st.Latency,
 		},
-		Nodes: []NodeResult{},
-		Paths: []PathResult{},
+		Nodes:  []NodeResult{},
+		Paths:  []PathResult{},
+		Search: st.Search.DeepCopy(),
 	}
 	if res.Phase == "" {
 		res.Phase = string(xdpgenv1alpha1.PhasePending)
