@@ -376,7 +376,7 @@ func TestValidSpecsAccepted(t *testing.T) {
 	if r := got.Spec.Receivers; r.IPFamily != xdpgenv1alpha1.IPv4 || r.DrainTime.Duration != time.Minute || *r.LatencySampleEvery != 1000 {
 		t.Errorf("receivers' defaults not applied as documented: %+v", r)
 	}
-	if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "valid-25"}, &got); err != nil {
+	if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "valid-27"}, &got); err != nil {
 		t.Fatal(err)
 	}
 	if s := got.Spec.Search; s == nil || s.TrialDuration.Duration != xdpgenv1alpha1.DefaultSearchTrialDuration || s.NDRLossRatio != "0" ||
