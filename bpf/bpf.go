@@ -161,7 +161,7 @@ type Receiver struct {
 	Program *ebpf.Program
 	// Counters is a per-CPU array of Counter keyed by RxMatched .. RxLatencyFull.
 	Counters *ebpf.Map
-	// Streams maps RxStreamKey to RxStream (spin-locked: read with ebpf.LookupLock).
+	// Streams maps RxStreamKey to RxStream, per CPU (each CPU's row counts the frames it received).
 	Streams *ebpf.Map
 	// Latency maps LatencyKey to LatencyHist.
 	Latency *ebpf.Map

@@ -4,8 +4,8 @@
 /*
  * The receive program: one per interface, serving every generator whose frames arrive there.
  * - Stamped frames (struct stamp after the UDP header) are accounted per sender stream: packets, bytes, highest
- *   sequence number, reordered and duplicated frames. Those flagged STAMP_REFLECT are sent back (XDP_TX) to be
- *   timed by their sender; the others are dropped (or passed, with rx_config.pass).
+ *   sequence number, reordered and duplicated frames, each CPU apart. Those flagged STAMP_REFLECT are sent back
+ *   (XDP_TX) to be timed by their sender; the others are dropped (or passed, with rx_config.pass).
  * - Stamped frames flagged STAMP_REFLECTED came back to the sender that sent them: their round-trip time goes
  *   into a histogram per (generator, destination), and they are dropped.
  * - Unstamped UDP to the configured ports is counted (and dropped unless rx_config.pass); everything else is
@@ -32,10 +32,13 @@ struct {
 	__type(value, struct counter);
 } rx_counters SEC(".maps");
 
-/* max_entries is set at load (the loader's maxStreams). */
+/* Per CPU, without a lock: a stream is one sending thread, whose frames a veth, or a NIC's RSS hashing its fixed
+ * addresses and ports, hands to one CPU; userspace sums the CPUs' rows and flags a stream seen on several. Entries
+ * (one row per CPU each) are allocated as streams appear; max_entries is set at load (the loader's maxStreams). */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(max_entries, 4096);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct rx_stream_key);
 	__type(value, struct rx_stream);
 } rx_streams SEC(".maps");
@@ -90,8 +93,23 @@ static __always_inline __u64 extend_seq(__u64 high, __u32 seq32)
 	return seq;
 }
 
-/* Accounts a stamped frame in its stream: returns -1 when the stream table is full. */
-static __always_inline int account(struct udp_frame *f, struct stamp *s, __u64 bytes)
+/* Whether the receive program takes generator's stamped frames. */
+static __always_inline int served(__u32 generator)
+{
+	return rx_config.any_generator || bpf_map_lookup_elem(&rx_generators, &generator);
+}
+
+enum account_result {
+	ACCOUNTED = 0,
+	/* The stream is new and the stream table full. */
+	STREAMS_FULL = 1,
+	/* The stream is new and its generator not served: the frame is not ours. */
+	NOT_SERVED = 2,
+};
+
+/* Accounts a stamped frame in its stream, on this CPU's row. Only a new stream checks that its generator is
+ * served: Forget deletes a generator's streams after its registration, so an existing stream is a served one. */
+static __always_inline enum account_result account(struct udp_frame *f, struct stamp *s, __u64 bytes)
 {
 	struct rx_stream_key key = {
 		.generator = bpf_ntohl(s->generator),
@@ -103,26 +121,37 @@ static __always_inline int account(struct udp_frame *f, struct stamp *s, __u64 b
 	struct rx_stream *st = bpf_map_lookup_elem(&rx_streams, &key);
 
 	if (!st) {
+		if (!served(key.generator))
+			return NOT_SERVED;
 		struct rx_stream fresh = {};
 
 		frame_addr(f, 0, fresh.src_addr);
-		/* -EEXIST: another CPU created it first, which is as good. */
+		/* -EEXIST: another CPU created it first; this CPU's row of it is zero, which is as good. */
 		bpf_map_update_elem(&rx_streams, &key, &fresh, BPF_NOEXIST);
 		st = bpf_map_lookup_elem(&rx_streams, &key);
 		if (!st)
-			return -1;
+			return STREAMS_FULL;
 	}
 	__u32 seq32 = bpf_ntohl(s->seq);
+	__u64 next = st->next_seq;
 
-	bpf_spin_lock(&st->lock);
 	st->packets++;
 	st->bytes += bytes;
-	__u64 seq = st->next_seq ? extend_seq(st->next_seq - 1, seq32) : seq32;
+	if (next && (__u32)next == seq32) {
+		/* In order, the common case: the next bit of the window, in a fresh word at a word's start. */
+		__u64 *word = &st->window[(next >> 6) & (RX_WINDOW_WORDS - 1)];
+		__u64 bit = 1ULL << (next & 63);
 
-	if (seq >= st->next_seq) {
+		*word = (next & 63) ? *word | bit : bit;
+		st->next_seq = next + 1;
+		return ACCOUNTED;
+	}
+	__u64 seq = next ? extend_seq(next - 1, seq32) : seq32;
+
+	if (seq >= next) {
 		/* A new highest: the window's words between the old highest and this one hold no frame yet. */
-		if (st->next_seq) {
-			__u64 old = (st->next_seq - 1) >> 6, now = seq >> 6;
+		if (next) {
+			__u64 old = (next - 1) >> 6, now = seq >> 6;
 
 #pragma unroll
 			for (__u32 i = 1; i <= RX_WINDOW_WORDS; i++) {
@@ -133,7 +162,7 @@ static __always_inline int account(struct udp_frame *f, struct stamp *s, __u64 b
 		}
 		st->window[(seq >> 6) & (RX_WINDOW_WORDS - 1)] |= 1ULL << (seq & 63);
 		st->next_seq = seq + 1;
-	} else if (((st->next_seq - 1) >> 6) - (seq >> 6) >= RX_WINDOW_WORDS) {
+	} else if (((next - 1) >> 6) - (seq >> 6) >= RX_WINDOW_WORDS) {
 		st->late++;
 		st->reordered++;
 	} else {
@@ -147,8 +176,7 @@ static __always_inline int account(struct udp_frame *f, struct stamp *s, __u64 b
 			st->reordered++;
 		}
 	}
-	bpf_spin_unlock(&st->lock);
-	return 0;
+	return ACCOUNTED;
 }
 
 /*
@@ -278,20 +306,19 @@ int xdpgen_receive(struct xdp_md *ctx)
 	}
 	struct stamp *s = stamp_of(&f, data_end);
 
-	if (s && !rx_config.any_generator) {
-		__u32 generator = bpf_ntohl(s->generator);
-
-		if (!bpf_map_lookup_elem(&rx_generators, &generator))
-			s = NULL; /* not a run of ours: a frame like any other */
+	/* A stamped frame of a generator not served is not a run of ours: a frame like any other. */
+	if (s && (s->flags & STAMP_REFLECTED) && served(bpf_ntohl(s->generator))) {
+		time_frame(&f, s, LATENCY_ROUND_TRIP, bytes);
+		return XDP_DROP;
 	}
-	if (s) {
-		if (s->flags & STAMP_REFLECTED) {
-			time_frame(&f, s, LATENCY_ROUND_TRIP, bytes);
-			return XDP_DROP;
-		}
-		if (account(&f, s, bytes) < 0) {
+	if (s && !(s->flags & STAMP_REFLECTED)) {
+		enum account_result res = account(&f, s, bytes);
+
+		if (res == STREAMS_FULL) {
 			count(RX_STREAMS_FULL, bytes);
-		} else {
+			return rx_config.pass ? XDP_PASS : XDP_DROP;
+		}
+		if (res == ACCOUNTED) {
 			count(RX_STAMPED, bytes);
 			if (s->flags & STAMP_REFLECT) {
 				/* Only the sampled frames carry their transmit time. */
@@ -299,8 +326,8 @@ int xdpgen_receive(struct xdp_md *ctx)
 				count(RX_REFLECTED, bytes);
 				return reflect(&f, s);
 			}
+			return rx_config.pass ? XDP_PASS : XDP_DROP;
 		}
-		return rx_config.pass ? XDP_PASS : XDP_DROP;
 	}
 	__u16 port = bpf_ntohs(f.udp->dest);
 

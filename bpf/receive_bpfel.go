@@ -44,12 +44,7 @@ type receiveRxConfig struct {
 }
 
 type receiveRxStream struct {
-	_    structs.HostLayout
-	Lock struct {
-		_   structs.HostLayout
-		Val uint32
-	}
-	Pad        uint32
+	_          structs.HostLayout
 	Packets    uint64
 	Bytes      uint64
 	NextSeq    uint64

@@ -46,7 +46,7 @@ func readStamp(b []byte) stamp {
 }
 
 // stampedFrame is a UDP frame whose payload starts with s, followed by extra bytes; checksums valid.
-func stampedFrame(t *testing.T, src, dst netip.Addr, vlan uint16, s stamp, extra int) []byte {
+func stampedFrame(t testing.TB, src, dst netip.Addr, vlan uint16, s stamp, extra int) []byte {
 	t.Helper()
 	frame := udpFrame(t, src, dst, 4000, 9, vlan, bpf.StampLen+extra)
 	// Rebuild with the stamp in the payload, so that gopacket computes the checksum over it.
@@ -174,6 +174,7 @@ func receiver(t *testing.T) *bpf.Receiver {
 func TestReceiveAccountsStreams(t *testing.T) {
 	src, dst := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
 	rx := receiver(t)
+	onOneCPU(t) // a stream's frames arrive on one CPU, and each CPU accounts apart
 	send := func(stream uint8, seqs ...uint32) {
 		t.Helper()
 		for _, seq := range seqs {
@@ -187,9 +188,17 @@ func TestReceiveAccountsStreams(t *testing.T) {
 		t.Helper()
 		k := bpf.RxStreamKey{Generator: 1, Sender: 2, Stream: stream, DstAddr: dst.As16()}
 		k.DstAddr = netip.AddrFrom4(dst.As4()).As16() // IPv4-mapped
-		var v bpf.RxStream
-		if err := rx.Streams.LookupWithFlags(&k, &v, ebpf.LookupLock); err != nil {
+		var rows []bpf.RxStream
+		if err := rx.Streams.Lookup(&k, &rows); err != nil {
 			t.Fatalf("stream %d: %v", stream, err)
+		}
+		var v bpf.RxStream
+		for cpu, row := range rows {
+			if row.Packets != 0 && v.Packets != 0 {
+				t.Fatalf("stream %d accounted on two CPUs (the second %d), all ran on one", stream, cpu)
+			} else if row.Packets != 0 {
+				v = row
+			}
 		}
 		if got := netip.AddrFrom16(v.SrcAddr).Unmap(); got != src {
 			t.Fatalf("stream %d: source %s, want %s", stream, got, src)
@@ -315,7 +324,7 @@ func TestReceiveReflects(t *testing.T) {
 			var (
 				n uint32
 				k bpf.RxStreamKey
-				v bpf.RxStream
+				v []bpf.RxStream
 			)
 			for it := rx.Streams.Iterate(); it.Next(&k, &v); {
 				n++
@@ -363,7 +372,7 @@ func TestReceiveTimesReflected(t *testing.T) {
 	}
 	var streams uint32
 	var k bpf.RxStreamKey
-	var v bpf.RxStream
+	var v []bpf.RxStream
 	for it := rx.Streams.Iterate(); it.Next(&k, &v); {
 		streams++
 	}
@@ -400,7 +409,7 @@ func TestReceiveOtherFrames(t *testing.T) {
 		}
 	}
 	var k bpf.RxStreamKey
-	var v bpf.RxStream
+	var v []bpf.RxStream
 	if rx.Streams.Iterate().Next(&k, &v) {
 		t.Fatalf("stream %+v accounted from a frame without a whole stamp", k)
 	}

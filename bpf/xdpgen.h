@@ -316,10 +316,8 @@ struct rx_stream_key {
  * (RX_WINDOW_WORDS - 1) * 64 below the highest sequence number seen (RFC 6479's bitmap). */
 #define RX_WINDOW_WORDS 16
 
+/* One CPU's row of a stream (rx_streams is per CPU). */
 struct rx_stream {
-	/* Frames of one stream may arrive on several CPUs (RSS, several RX queues). */
-	struct bpf_spin_lock lock;
-	__u32 pad;
 	__u64 packets;
 	__u64 bytes;
 	/* The highest sequence number seen plus one (0: none yet), extended to 64 bits. */
@@ -331,7 +329,8 @@ struct rx_stream {
 	/* Frames too far below the highest to tell whether they were duplicates (counted as reordered too). */
 	__u64 late;
 	__u64 window[RX_WINDOW_WORDS];
-	/* The source address of the stream's first frame (IPv4-mapped for IPv4). */
+	/* The source address of the stream's first frame (IPv4-mapped for IPv4), in the row of the CPU that saw
+	 * the stream first (zero in the others'). */
 	__u8 src_addr[16];
 };
 

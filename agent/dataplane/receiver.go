@@ -174,6 +174,9 @@ type Stream struct {
 	StreamKey
 	// Src is the source address of the stream's first frame.
 	Src netip.Addr `json:"src"`
+	// CPUs is how many CPUs received the stream's frames: above 1, reordering and duplicates between them went
+	// unseen (see Streams).
+	CPUs int `json:"cpus"`
 	StreamCounts
 }
 
@@ -210,7 +213,11 @@ func (c StreamCounts) Add(o StreamCounts) StreamCounts {
 		Reordered: c.Reordered + o.Reordered, Duplicates: c.Duplicates + o.Duplicates, Late: c.Late + o.Late}
 }
 
-// Streams reads every stream the receiver accounted for, each consistently (under its lock).
+// Streams reads every stream the receiver accounted for. The receive program counts each CPU apart, without a
+// lock: a stream is one sending thread, whose frames arrive on one CPU (a veth; a NIC hashing the stream's fixed
+// addresses and ports to one RX queue). Its CPUs' rows are summed, the highest sequence number is the highest of
+// theirs, and CPUs says how many saw it: above 1, frames reordered or duplicated across CPUs went unseen (the
+// received and expected counts, and so the loss, stay exact).
 func (r *Receiver) Streams() ([]Stream, error) {
 	keys, err := r.streamKeys(func(bpf.RxStreamKey) bool { return true })
 	if err != nil {
@@ -218,18 +225,26 @@ func (r *Receiver) Streams() ([]Stream, error) {
 	}
 	streams := make([]Stream, 0, len(keys))
 	for _, k := range keys {
-		var v bpf.RxStream
-		if err := r.objs.Streams.LookupWithFlags(&k, &v, ebpf.LookupLock); errors.Is(err, ebpf.ErrKeyNotExist) {
+		var rows []bpf.RxStream
+		if err := r.objs.Streams.Lookup(&k, &rows); errors.Is(err, ebpf.ErrKeyNotExist) {
 			continue // forgotten meanwhile
 		} else if err != nil {
 			return nil, fmt.Errorf("read stream: %w", err)
 		}
-		streams = append(streams, Stream{
-			StreamKey: StreamKey{Generator: k.Generator, Sender: k.Sender, Stream: k.Stream, Dst: netip.AddrFrom16(k.DstAddr).Unmap()},
-			Src:       netip.AddrFrom16(v.SrcAddr).Unmap(),
-			StreamCounts: StreamCounts{Packets: v.Packets, Bytes: v.Bytes, Expected: v.NextSeq, Reordered: v.Reordered,
-				Duplicates: v.Duplicates, Late: v.Late},
-		})
+		s := Stream{StreamKey: StreamKey{Generator: k.Generator, Sender: k.Sender, Stream: k.Stream, Dst: netip.AddrFrom16(k.DstAddr).Unmap()}}
+		for _, v := range rows {
+			if v.Packets == 0 {
+				continue
+			}
+			s.CPUs++
+			if v.SrcAddr != [16]byte{} {
+				s.Src = netip.AddrFrom16(v.SrcAddr).Unmap()
+			}
+			s.StreamCounts = s.Add(StreamCounts{Packets: v.Packets, Bytes: v.Bytes, Reordered: v.Reordered,
+				Duplicates: v.Duplicates, Late: v.Late})
+			s.Expected = max(s.Expected, v.NextSeq)
+		}
+		streams = append(streams, s)
 	}
 	return streams, nil
 }
@@ -238,7 +253,7 @@ func (r *Receiver) streamKeys(keep func(bpf.RxStreamKey) bool) ([]bpf.RxStreamKe
 	var (
 		keys []bpf.RxStreamKey
 		k    bpf.RxStreamKey
-		v    bpf.RxStream
+		v    []bpf.RxStream
 	)
 	it := r.objs.Streams.Iterate()
 	for it.Next(&k, &v) {
