@@ -117,8 +117,8 @@ enum size_mode {
 
 /*
  * One live-frame worker's state, in a per-CPU map because each worker is pinned to one CPU and BPF_PROG_RUN runs
- * on the caller's CPU. Userspace writes `limit` and `stream` once before the workers start and never again (a
- * per-CPU map write replaces every CPU's value); from then on only the program writes here.
+ * on the caller's CPU. Userspace writes `limit`, `stream` and `first_seq` once before the workers start and never
+ * again (a per-CPU map write replaces every CPU's value); from then on only the program writes here.
  */
 struct worker_state {
 	/* Frames this CPU may emit in the whole run; further frames are dropped uncounted. The kernel may re-run
@@ -139,6 +139,9 @@ struct worker_state {
 	/* Frames redirected to each destination: what its receiver should see of this stream, and the sequence
 	 * number of the next frame stamped for it. */
 	__u64 sent[UDP_MAX_DESTS];
+	/* The sequence number of this stream's first frame to each destination: 0, or what the same stream sent
+	 * there in an earlier run it continues (an agent restarted mid-run), so that its receivers see one stream. */
+	__u32 first_seq[UDP_MAX_DESTS];
 	/* Frames to each destination until the next one asks to be reflected. */
 	__u32 reflect_in[UDP_MAX_DESTS];
 	/* Position in the sizes (SIZES_STEPPED) or in the mix (SIZES_MIX): derived state, as the port offsets. */

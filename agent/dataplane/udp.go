@@ -356,6 +356,11 @@ func (g *UDPGenerator) initWorkers() error {
 	states := make([]bpf.WorkerState, ebpf.MustPossibleCPU())
 	for i, cpu := range g.target.CPUs {
 		states[cpu].Stream = uint32(i)
+		if s := g.cfg.Stamp; s != nil && i < len(s.Continue) {
+			for d, n := range s.Continue[i] {
+				states[cpu].FirstSeq[d] = uint32(n) // the wire's 32 bits: receivers extend them
+			}
+		}
 		states[cpu].Limit = math.MaxUint64
 		if n := g.cfg.Packets; n > 0 {
 			share := n / uint64(len(g.target.CPUs))
