@@ -1,8 +1,8 @@
 package dataplane
 
 import (
-	"math"
 	"fmt"
+	"math"
 
 	"github.com/cilium/ebpf"
 
