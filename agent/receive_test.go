@@ -180,3 +180,58 @@ func TestMeshOfThree(t *testing.T) {
 		})
 	}
 }
+
+// TestRestartedSenderContinuesItsStreams: a sender killed mid-run (no last report, its counters left pinned) and
+// started again continues its streams' sequence numbers from the pins, so that its receiver accounts every
+// frame of the run once: the path settles with all that was sent received, no duplicates, nothing reordered or
+// lost, and the sender's path count holds both incarnations' frames.
+func TestRestartedSenderContinuesItsStreams(t *testing.T) {
+	f := newFixture(t)
+	star := netnstest.NewStar(t, 2, netnstest.Options{})
+	sender := f.meshNode("sender", star.Hosts[0])
+	receiver := f.meshNode("receiver", star.Hosts[1])
+	const receiverLabel = "test.xdpgen.io/receiver"
+	var n corev1.Node
+	if err := k8s.Get(t.Context(), client.ObjectKey{Name: receiver}, &n); err != nil {
+		t.Fatal(err)
+	}
+	n.Labels[receiverLabel] = f.namespace
+	if err := k8s.Update(t.Context(), &n); err != nil {
+		t.Fatal(err)
+	}
+	for _, port := range star.Ports {
+		routerDropping(t, port, star.Hosts[1].IPv4, 0)
+	}
+
+	const total, pps = 40_000, 10_000
+	tg := f.generator("restarted", func(s *xdpgenv1alpha1.TrafficGeneratorSpec) {
+		s.Destination = xdpgenv1alpha1.Destination{Port: 9, PortCount: 1}
+		s.Receivers = &xdpgenv1alpha1.Receivers{NodeSelector: map[string]string{receiverLabel: f.namespace}, Interface: "auto",
+			DrainTime: &metav1.Duration{Duration: time.Second}, LatencySampleEvery: ptr.To[int32](100)}
+		s.Packets, s.Rate = ptr.To[int64](total), &xdpgenv1alpha1.Rate{PacketsPerSecond: ptr.To[int64](pps)}
+	})
+	f.startAgent("receiver", nil)
+	killed, stop := f.startAgentOf("sender", nil)
+	f.report(tg, "sender", 30*time.Second, "sending", func(r *xdpgenv1alpha1.NodeReport) bool { return r.Status.Packets > total/4 })
+	killed.Kill()
+	stop()
+	left := f.report(tg, "sender", time.Second, "left running", phase(xdpgenv1alpha1.PhaseRunning))
+	t.Logf("the killed sender last reported %d packets", left.Status.Packets)
+
+	f.startAgent("sender", nil)
+	done := f.report(tg, "sender", 30*time.Second, "Completed", phase(xdpgenv1alpha1.PhaseCompleted))
+	if done.Status.Packets != total || done.Status.Restarts != 1 || len(done.Status.Sent) != 1 || done.Status.Sent[0].Packets != total {
+		t.Fatalf("the sender completed with %d packets, %d restarts, paths %+v; want %d packets, 1 restart, all to %s", done.Status.Packets,
+			done.Status.Restarts, done.Status.Sent, total, receiver)
+	}
+	rep := f.report(tg, "receiver", 30*time.Second, "Completed", phase(xdpgenv1alpha1.PhaseCompleted))
+	if len(rep.Status.Received) != 1 {
+		t.Fatalf("the receiver's paths: %+v, want the one from %s", rep.Status.Received, sender)
+	}
+	p := rep.Status.Received[0]
+	t.Logf("path %s>%s: %+v", p.Sender, p.Receiver, p)
+	if !p.Settled || p.Sender != sender || p.SentPackets != total || p.ReceivedPackets != total || p.LostPackets != 0 ||
+		p.Duplicates != 0 || p.OutOfOrder != 0 {
+		t.Fatalf("path %s>%s: %+v; want settled with all %d sent received once, in order", p.Sender, p.Receiver, p, total)
+	}
+}
