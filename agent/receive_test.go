@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	vnl "github.com/vishvananda/netlink"
 	corev1 "k8s.io/api/core/v1"
@@ -67,6 +68,55 @@ func routerDropping(t *testing.T, port netnstest.Host, dst netip.Addr, ppm uint3
 	return d
 }
 
+// routerDelaying makes the path from src to dst reorder frames where the router sends them on to dst (the
+// egress of port, dst's link): an htb qdisc whose class 1:2 has a token bucket of 100 kbit/s shallower than one
+// frame, and the test's delayer, which puts the frames whose sequence numbers are 500 and 501 of every 1000 of
+// each stream in that class. The first of a pair goes through at once and leaves the bucket about 5 ms in debt;
+// the second waits that long, while the path's later frames (100 µs apart at the test's rate) overtake it
+// through the default class.
+func routerDelaying(t *testing.T, port netnstest.Host, src, dst netip.Addr) *bpftest.StampDelay {
+	t.Helper()
+	d, err := bpftest.LoadStampDelay(bpftest.StampDelayConfig{SrcAddr: netip.AddrFrom4(src.As4()).As16(),
+		DstAddr: netip.AddrFrom4(dst.As4()).As16(), Every: 1000, First: 500, Classid: 0x1_0002})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	port.Exec(t, "tc", "qdisc", "add", "dev", port.Interface, "root", "handle", "1:", "htb", "default", "1")
+	t.Cleanup(func() { port.Exec(t, "tc", "qdisc", "del", "dev", port.Interface, "root") })
+	port.Exec(t, "tc", "class", "add", "dev", port.Interface, "parent", "1:", "classid", "1:1", "htb", "rate", "10gbit",
+		"burst", "1m", "quantum", "1514")
+	port.Exec(t, "tc", "class", "add", "dev", port.Interface, "parent", "1:", "classid", "1:2", "htb", "rate", "100kbit",
+		"ceil", "100kbit", "burst", "10", "cburst", "10", "quantum", "1514")
+	var lk link.Link
+	if err := netnstest.Do(port.NS, func() error {
+		l, err := vnl.LinkByName(port.Interface)
+		if err != nil {
+			return err
+		}
+		lk, err = link.AttachTCX(link.TCXOptions{Program: d.Program, Attach: ebpf.AttachTCXEgress, Interface: l.Attrs().Index})
+		return err
+	}); err != nil {
+		t.Fatalf("attach the delayer to %s: %v", port.Interface, err)
+	}
+	t.Cleanup(func() { lk.Close() })
+	return d
+}
+
+// held is how many frames the delayer held back.
+func held(t *testing.T, d *bpftest.StampDelay) int64 {
+	t.Helper()
+	var perCPU []bpf.Counter
+	if err := d.Counters.Lookup(bpftest.StampDelayHeld, &perCPU); err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, c := range perCPU {
+		n += int64(c.Packets)
+	}
+	return n
+}
+
 func dropped(t *testing.T, d *bpftest.StampDrop) int64 {
 	t.Helper()
 	var perCPU []bpf.Counter
@@ -81,9 +131,11 @@ func dropped(t *testing.T, d *bpftest.StampDrop) int64 {
 }
 
 // TestMeshOfThree: three nodes, each sender and receiver of one generator, behind a router that drops 1% of the
-// stamped frames from the third node to the first. Every node sends to the two others, and each receiver settles
-// its paths against its senders' reports: every path arrives exactly, but the dropping one, whose loss is what
-// the dropper dropped (1% +- 0.2%); every path's round trip is timed; no XDP program is left on the nodes.
+// stamped frames from the third node to the first, and holds back 2 in 1000 of the second node's to the first
+// so that later ones overtake them. Every node sends to the two others, and each receiver settles its paths
+// against its senders' reports: every path arrives exactly, but the dropping one, whose loss is what the dropper
+// dropped (1% +- 0.2%); the delayed path's frames arrive out of order as many times as the delayer held one
+// back, and none of them is lost; every path's round trip is timed; no XDP program is left on the nodes.
 func TestMeshOfThree(t *testing.T) {
 	f := newFixture(t)
 	star := netnstest.NewStar(t, 3, netnstest.Options{})
@@ -94,6 +146,7 @@ func TestMeshOfThree(t *testing.T) {
 	routerDropping(t, star.Ports[0], star.Hosts[0].IPv4, 0)
 	routerDropping(t, star.Ports[1], star.Hosts[0].IPv4, 0)
 	dropper := routerDropping(t, star.Ports[2], star.Hosts[0].IPv4, 10_000)
+	delayer := routerDelaying(t, star.Ports[0], star.Hosts[1].IPv4, star.Hosts[0].IPv4)
 
 	const perNode, pps = 60_000, 20_000
 	tg := f.generator("mesh", func(s *xdpgenv1alpha1.TrafficGeneratorSpec) {
@@ -109,7 +162,7 @@ func TestMeshOfThree(t *testing.T) {
 	for i, node := range nodes {
 		reports[node] = f.report(tg, fmt.Sprintf("mesh%d", i), 60*time.Second, "completed", phase(xdpgenv1alpha1.PhaseCompleted))
 	}
-	lossy := [2]string{nodes[2], nodes[0]}
+	lossy, reordering := [2]string{nodes[2], nodes[0]}, [2]string{nodes[1], nodes[0]}
 	for _, node := range nodes {
 		rep := reports[node]
 		t.Logf("%s: %s", node, rep.Status.Message)
@@ -142,8 +195,17 @@ func TestMeshOfThree(t *testing.T) {
 		var senders []string
 		for _, p := range rep.Status.Received {
 			senders = append(senders, p.Sender)
-			if !p.Settled || p.Receiver != node || p.SentPackets != perNode/2 || p.Duplicates != 0 || p.OutOfOrder != 0 {
-				t.Errorf("path %s>%s: %+v, want settled with %d sent, in order, no duplicates", p.Sender, p.Receiver, p, perNode/2)
+			var outOfOrder int64
+			if [2]string{p.Sender, p.Receiver} == reordering {
+				// 500 and 501 of every 1000 of a stream are 30 pairs of the path's 30000 frames over one thread.
+				outOfOrder = held(t, delayer)
+				if outOfOrder < perNode/2/1000 {
+					t.Errorf("the delayer held back %d frames of path %s>%s, want one per 1000 of its %d", outOfOrder, p.Sender, p.Receiver, perNode/2)
+				}
+				t.Logf("path %s>%s: %d frames held back, %d counted out of order", p.Sender, p.Receiver, outOfOrder, p.OutOfOrder)
+			}
+			if !p.Settled || p.Receiver != node || p.SentPackets != perNode/2 || p.Duplicates != 0 || p.OutOfOrder != outOfOrder {
+				t.Errorf("path %s>%s: %+v, want settled with %d sent, %d out of order, no duplicates", p.Sender, p.Receiver, p, perNode/2, outOfOrder)
 			}
 			// One host, one clock: the one-way delays are real, and shorter than the round trips.
 			if p.OneWay == nil || p.RTT == nil || p.OneWay.Samples < perNode/2/100*9/10 || p.OneWay.P50.Duration <= 0 || p.OneWay.P50.Duration > p.RTT.P99.Duration {
