@@ -32,14 +32,30 @@ struct {
 	__type(value, struct counter);
 } rx_counters SEC(".maps");
 
-/* Per CPU, without a lock: a stream is one sending thread, whose frames a veth, or a NIC's RSS hashing its fixed
- * addresses and ports, hands to one CPU; userspace sums the CPUs' rows and flags a stream seen on several. Entries
- * (one row per CPU each) are allocated as streams appear; max_entries is set at load (the loader's maxStreams). */
+/* The stream table (struct rx_slot): which stream each slot holds. max_entries, a power of two, is set at load
+ * (the loader's slots), and rx_slot_mask with it. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 4096);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct rx_stream_key);
+	__type(key, __u32);
+	__type(value, struct rx_slot);
+} rx_slots SEC(".maps");
+
+const volatile __u32 rx_slot_mask = 4095;
+const volatile __u32 rx_max_streams = 2048;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rx_stream_count);
+} rx_table_count SEC(".maps");
+
+/* Each slot's stream's counters, one row per CPU; as many entries as rx_slots. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
 	__type(value, struct rx_stream);
 } rx_streams SEC(".maps");
 
@@ -101,14 +117,145 @@ static __always_inline int served(__u32 generator)
 
 enum account_result {
 	ACCOUNTED = 0,
-	/* The stream is new and the stream table full. */
+	/* The stream is new and the stream table has no room for it. */
 	STREAMS_FULL = 1,
 	/* The stream is new and its generator not served: the frame is not ours. */
 	NOT_SERVED = 2,
 };
 
-/* Accounts a stamped frame in its stream, on this CPU's row. Only a new stream checks that its generator is
- * served: Forget deletes a generator's streams after its registration, so an existing stream is a served one. */
+static __always_inline __u32 slot_hash(const struct rx_stream_key *k)
+{
+	const __u32 *w = (const __u32 *)k;
+	__u32 h = 0;
+
+#pragma unroll
+	for (int i = 0; i < sizeof(*k) / 4; i++)
+		h = (h ^ w[i]) * 0x9e3779b1;
+	/* MurmurHash3's finaliser: every bit of the key moves the low bits, which pick the slot. */
+	h ^= h >> 16;
+	h *= 0x85ebca6b;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35;
+	return h ^ (h >> 16);
+}
+
+static __always_inline int same_key(const struct rx_stream_key *a, const struct rx_stream_key *b)
+{
+	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
+	__u32 diff = 0;
+
+#pragma unroll
+	for (int i = 0; i < sizeof(*a) / 4; i++)
+		diff |= x[i] ^ y[i];
+	return !diff;
+}
+
+enum claim_result {
+	CLAIM_MINE = 0,
+	/* Another stream took the slot meanwhile. */
+	CLAIM_TAKEN = 1,
+	/* The table holds rx_max_streams streams. */
+	CLAIM_FULL = 2,
+};
+
+/* Adds n to the table's count of streams; when growing, only while it is below rx_max_streams. */
+static __always_inline int count_streams(struct rx_stream_count *c, int n)
+{
+	int ok;
+
+	bpf_spin_lock(&c->lock);
+	ok = n < 0 || c->streams < rx_max_streams;
+	if (ok)
+		c->streams += n;
+	bpf_spin_unlock(&c->lock);
+	return ok;
+}
+
+/* Claims slot i for a new stream, under the slot's lock: the slot is the stream's, by this claim or another
+ * CPU's, or another stream's. */
+static __always_inline enum claim_result claim(__u32 i, const struct rx_stream_key *key)
+{
+	__u32 zero = 0;
+	struct rx_stream_count *c = bpf_map_lookup_elem(&rx_table_count, &zero);
+	struct rx_slot *sl = bpf_map_lookup_elem(&rx_slots, &i);
+	int wrote = 0, mine;
+
+	if (!c || !sl || !count_streams(c, 1))
+		return CLAIM_FULL;
+	bpf_spin_lock(&sl->lock);
+	if (sl->state != RX_SLOT_USED) {
+		sl->key = *key;
+		/* The state after the key, and the lookups, which take no lock, read it before the key. Where stores
+		 * may be seen out of order, a lookup that sees the state before the key claims another slot for the
+		 * stream, which userspace sums with this one. */
+		asm volatile("" ::: "memory");
+		sl->state = RX_SLOT_USED;
+		wrote = mine = 1;
+	} else {
+		mine = same_key(&sl->key, key);
+	}
+	bpf_spin_unlock(&sl->lock);
+	if (!wrote)
+		count_streams(c, -1);
+	return mine ? CLAIM_MINE : CLAIM_TAKEN;
+}
+
+enum slot_result {
+	SLOT_FOUND = 0,
+	/* The stream is new, and the slot this frame claimed for it is its own. */
+	SLOT_CLAIMED = 1,
+	SLOT_FULL = 2,
+	SLOT_NOT_SERVED = 3,
+};
+
+/* Finds the slot of the frame's stream, claiming one when the stream is new. Only a new stream checks that its
+ * generator is served: Forget removes a generator's streams after its registration, so a stream in the table is
+ * a served one. */
+static __always_inline enum slot_result stream_slot(const struct rx_stream_key *key, __u32 *slot)
+{
+	__u32 h = slot_hash(key);
+
+	/* Twice: a new stream whose free slot another new stream took meanwhile looks again. */
+	for (int attempt = 0; attempt < 2; attempt++) {
+		__u32 free = RX_PROBES;
+
+		for (__u32 p = 0; p < RX_PROBES; p++) {
+			__u32 i = (h + p) & rx_slot_mask;
+			struct rx_slot *sl = bpf_map_lookup_elem(&rx_slots, &i);
+
+			if (!sl)
+				return SLOT_FULL;
+			__u32 state = *(volatile __u32 *)&sl->state;
+
+			if (state == RX_SLOT_USED) {
+				if (same_key(&sl->key, key)) {
+					*slot = i;
+					return SLOT_FOUND;
+				}
+				continue;
+			}
+			if (free == RX_PROBES)
+				free = p;
+			if (state == RX_SLOT_FREE)
+				break; /* the stream would be here or before */
+		}
+		if (!attempt && !served(key->generator))
+			return SLOT_NOT_SERVED;
+		if (free == RX_PROBES)
+			return SLOT_FULL;
+		enum claim_result claimed = claim((h + free) & rx_slot_mask, key);
+
+		if (claimed == CLAIM_FULL)
+			return SLOT_FULL;
+		if (claimed == CLAIM_MINE) {
+			*slot = (h + free) & rx_slot_mask;
+			return SLOT_CLAIMED;
+		}
+	}
+	return SLOT_FULL;
+}
+
+/* Accounts a stamped frame in its stream, on this CPU's row. */
 static __always_inline enum account_result account(struct udp_frame *f, struct stamp *s, __u64 bytes)
 {
 	struct rx_stream_key key = {
@@ -116,22 +263,21 @@ static __always_inline enum account_result account(struct udp_frame *f, struct s
 		.sender = bpf_ntohl(s->sender),
 		.stream = s->stream,
 	};
+	__u32 slot = 0;
 
 	frame_addr(f, 1, key.dst_addr);
-	struct rx_stream *st = bpf_map_lookup_elem(&rx_streams, &key);
+	enum slot_result found = stream_slot(&key, &slot);
 
-	if (!st) {
-		if (!served(key.generator))
-			return NOT_SERVED;
-		struct rx_stream fresh = {};
+	if (found == SLOT_NOT_SERVED)
+		return NOT_SERVED;
+	if (found == SLOT_FULL)
+		return STREAMS_FULL;
+	struct rx_stream *st = bpf_map_lookup_elem(&rx_streams, &slot);
 
-		frame_addr(f, 0, fresh.src_addr);
-		/* -EEXIST: another CPU created it first; this CPU's row of it is zero, which is as good. */
-		bpf_map_update_elem(&rx_streams, &key, &fresh, BPF_NOEXIST);
-		st = bpf_map_lookup_elem(&rx_streams, &key);
-		if (!st)
-			return STREAMS_FULL;
-	}
+	if (!st)
+		return STREAMS_FULL;
+	if (found == SLOT_CLAIMED)
+		frame_addr(f, 0, st->src_addr); /* this CPU's row of a new stream, zero until now */
 	__u32 seq32 = bpf_ntohl(s->seq);
 	__u64 next = st->next_seq;
 

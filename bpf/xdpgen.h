@@ -315,11 +315,43 @@ struct rx_stream_key {
 	__u8 pad[3];
 };
 
+/*
+ * A slot of the receive program's stream table (rx_slots), which says which stream the slot's per-CPU counters
+ * (rx_streams, same index) belong to. The table is open-addressed: a stream lives in the first of the RX_PROBES
+ * slots from the hash of its key that is free when its first frame arrives. That frame claims the slot under its
+ * lock; from then on the slot is only read, so every CPU finds the stream at the same index, without a lock and
+ * with no hash table's lookup (the bulk of the program's cost on a veth). Userspace forgets a stream by zeroing
+ * its rows and leaving a tombstone, which lookups step over and claims reuse.
+ */
+struct rx_slot {
+	struct bpf_spin_lock lock;
+	/* RX_SLOT_FREE, RX_SLOT_USED once key is written, RX_SLOT_FORGOTTEN. */
+	__u32 state;
+	struct rx_stream_key key;
+};
+
+enum rx_slot_state {
+	RX_SLOT_FREE = 0,
+	RX_SLOT_USED = 1,
+	RX_SLOT_FORGOTTEN = 2,
+};
+
+/* How many slots from its hash a new stream may take. The table has twice as many slots as it takes streams
+ * (rx_max_streams), so that a new stream finds one of them free with all but certainty. */
+#define RX_PROBES 16
+
+/* How many streams the table holds, under its lock (a new stream is refused once rx_max_streams are there). */
+struct rx_stream_count {
+	struct bpf_spin_lock lock;
+	__u32 streams;
+};
+
 /* Words in a stream's window of recent sequence numbers (a power of two): duplicates are recognised up to
  * (RX_WINDOW_WORDS - 1) * 64 below the highest sequence number seen (RFC 6479's bitmap). */
 #define RX_WINDOW_WORDS 16
 
-/* One CPU's row of a stream (rx_streams is per CPU). */
+/* One CPU's row of a stream (rx_streams is per CPU: a stream is one sending thread, whose frames arrive on one
+ * CPU, so its counters need no lock; userspace sums the rows). */
 struct rx_stream {
 	__u64 packets;
 	__u64 bytes;
