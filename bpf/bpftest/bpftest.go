@@ -150,23 +150,25 @@ func (d *StampDrop) Close() error {
 	return _StampdropClose(d.Program, d.Counters)
 }
 
-// DropCount counts every frame and drops it: the receive benchmark's baseline.
+// DropCount counts every frame and drops it (Program), or every stamped frame, once found as the receive program
+// finds it (StampProgram): the receive benchmark's baselines. Both count in Counter.
 type DropCount struct {
-	Program *ebpf.Program
+	Program      *ebpf.Program
+	StampProgram *ebpf.Program
 	// Counter is a per-CPU array with one bpf.Counter.
 	Counter *ebpf.Map
 }
 
-// LoadDropCount loads the drop-only counter.
+// LoadDropCount loads the drop-only counters.
 func LoadDropCount() (*DropCount, error) {
 	var objs dropcountObjects
 	if err := loadDropcountObjects(&objs, nil); err != nil {
 		return nil, fmt.Errorf("load drop counter: %w", err)
 	}
-	return &DropCount{Program: objs.XdpgenDropCount, Counter: objs.DropCounter}, nil
+	return &DropCount{Program: objs.XdpgenDropCount, StampProgram: objs.XdpgenStampCount, Counter: objs.DropCounter}, nil
 }
 
 // Close releases the program and the map.
 func (d *DropCount) Close() error {
-	return _DropcountClose(d.Program, d.Counter)
+	return _DropcountClose(d.Program, d.StampProgram, d.Counter)
 }
