@@ -41,9 +41,11 @@ struct {
 	__type(value, struct rx_slot);
 } rx_slots SEC(".maps");
 
+/* Set at load: the number of slots less one, and how many streams the table takes (half the slots). */
 const volatile __u32 rx_slot_mask = 4095;
 const volatile __u32 rx_max_streams = 2048;
 
+/* How many streams the table holds (rx_max_streams at most). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
@@ -123,6 +125,7 @@ enum account_result {
 	NOT_SERVED = 2,
 };
 
+/* The slot a stream's probes start from. */
 static __always_inline __u32 slot_hash(const struct rx_stream_key *k)
 {
 	const __u32 *w = (const __u32 *)k;
