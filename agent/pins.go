@@ -62,6 +62,34 @@ func (p runPins) counters() (c counters, found bool, err error) {
 	return c, len(entries) > 0, nil
 }
 
+// streams sums what each stream (thread) of the run's earlier incarnations sent to each destination, by the
+// destinations' index in their runs (UDP runs; nil for TCP).
+func (p runPins) streams() ([][]uint64, error) {
+	entries, err := os.ReadDir(p.dir)
+	if err != nil {
+		return nil, err
+	}
+	var sum [][]uint64
+	for _, e := range entries {
+		streams, err := dataplane.PinnedStreams(filepath.Join(p.dir, e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		for i, sent := range streams {
+			if i == len(sum) {
+				sum = append(sum, nil)
+			}
+			for len(sum[i]) < len(sent) {
+				sum[i] = append(sum[i], 0)
+			}
+			for d, n := range sent {
+				sum[i][d] += n
+			}
+		}
+	}
+	return sum, nil
+}
+
 // pin pins this incarnation's counters next to those of the earlier ones.
 func (p runPins) pin(gen engine) error {
 	if p.dir == "" {

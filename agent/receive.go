@@ -456,8 +456,51 @@ type sendingPaths struct {
 	family    xdpgenv1alpha1.IPFamily
 	generator uint32
 	stamp     *dataplane.Stamp
-	rtt       rxEngine
-	release   func()
+	// earlier is what earlier incarnations of the agent sent to each receiver, when this one continues their run.
+	earlier []uint64
+	rtt     rxEngine
+	release func()
+}
+
+// sentAddrs are the receivers' addresses of a report's paths, in order; nil when it has none (or one does not
+// parse: then the order is unknown).
+func sentAddrs(paths []xdpgenv1alpha1.SentPath) []netip.Addr {
+	var addrs []netip.Addr
+	for _, p := range paths {
+		a, err := netip.ParseAddr(p.Address)
+		if err != nil {
+			return nil
+		}
+		addrs = append(addrs, a)
+	}
+	return addrs
+}
+
+// continueFrom makes the run continue the streams of earlier incarnations of the agent: pinned is what each of
+// their streams sent to each of their destinations, by index; before are those destinations' addresses, in
+// order (their last report's paths), or nil when they never reported any (then they were this run's receivers).
+// Each stream numbers its frames on from there (Stamp.Continue), so that the receivers account one stream with
+// neither duplicates nor a gap, and each path's sent count holds the earlier frames too.
+func (p *sendingPaths) continueFrom(pinned [][]uint64, before []netip.Addr) {
+	if before == nil {
+		for _, r := range p.receivers {
+			before = append(before, r.addr)
+		}
+	}
+	p.earlier = make([]uint64, len(p.receivers))
+	p.stamp.Continue = make([][]uint64, len(pinned))
+	for stream, sent := range pinned {
+		p.stamp.Continue[stream] = make([]uint64, len(p.receivers))
+		for i, n := range sent {
+			if i >= len(before) {
+				break
+			}
+			if j := slices.IndexFunc(p.receivers, func(r receiverNode) bool { return r.addr == before[i] }); j >= 0 {
+				p.stamp.Continue[stream][j] = n
+				p.earlier[j] += n
+			}
+		}
+	}
 }
 
 // planPaths finds the receivers to send to and, for latency samples, attaches (or shares) the receive program
@@ -563,8 +606,14 @@ func (p *sendingPaths) withPaths(st xdpgenv1alpha1.NodeReportStatus, cur stats) 
 	if p.rtt != nil {
 		rtt, _ = p.rtt.Latency(p.generator)
 	}
+	sent := slices.Clone(cur.frames.Destinations)
+	for i := range sent {
+		if i < len(p.earlier) {
+			sent[i].Packets += p.earlier[i]
+		}
+	}
 	var all *dataplane.LatencyHistogram
-	st.Sent, all = sentPaths(p.receivers, cur.frames.Destinations, rtt)
+	st.Sent, all = sentPaths(p.receivers, sent, rtt)
 	st.RTTHistogram, st.RTTSumNanoseconds = apiBuckets(all), int64(all.Sum)
 	return st
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	vnl "github.com/vishvananda/netlink"
 	corev1 "k8s.io/api/core/v1"
@@ -67,6 +68,58 @@ func routerDropping(t *testing.T, port netnstest.Host, dst netip.Addr, ppm uint3
 	return d
 }
 
+// routerDelaying makes the path from src to dst reorder frames where the router sends them on to dst (the
+// egress of port, dst's link): an htb qdisc whose class 1:2 has a token bucket of 100 kbit/s shallower than one
+// frame, and the test's delayer, which puts the frames whose sequence numbers are 500 and 501 of every 1000 of
+// each stream in that class. The first of a pair goes through at once and leaves the bucket about 5 ms in debt;
+// the second waits that long, while the path's later frames (100 µs apart at the test's rate) overtake it
+// through the default class. Class 1:2 is served only when the default class has nothing to send, so that the
+// first of a pair never overtakes an earlier frame; it may be overtaken itself when frames queue in the default
+// class (a loaded router), and arrive out of order too.
+func routerDelaying(t *testing.T, port netnstest.Host, src, dst netip.Addr) *bpftest.StampDelay {
+	t.Helper()
+	d, err := bpftest.LoadStampDelay(bpftest.StampDelayConfig{SrcAddr: netip.AddrFrom4(src.As4()).As16(),
+		DstAddr: netip.AddrFrom4(dst.As4()).As16(), Every: 1000, First: 500, Classid: 0x1_0002})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	port.Exec(t, "tc", "qdisc", "add", "dev", port.Interface, "root", "handle", "1:", "htb", "default", "1")
+	t.Cleanup(func() { port.Exec(t, "tc", "qdisc", "del", "dev", port.Interface, "root") })
+	port.Exec(t, "tc", "class", "add", "dev", port.Interface, "parent", "1:", "classid", "1:1", "htb", "rate", "10gbit",
+		"burst", "1m", "quantum", "1514", "prio", "0")
+	port.Exec(t, "tc", "class", "add", "dev", port.Interface, "parent", "1:", "classid", "1:2", "htb", "rate", "100kbit",
+		"ceil", "100kbit", "burst", "10", "cburst", "10", "quantum", "1514", "prio", "1")
+	var lk link.Link
+	if err := netnstest.Do(port.NS, func() error {
+		l, err := vnl.LinkByName(port.Interface)
+		if err != nil {
+			return err
+		}
+		lk, err = link.AttachTCX(link.TCXOptions{Program: d.Program, Attach: ebpf.AttachTCXEgress, Interface: l.Attrs().Index})
+		return err
+	}); err != nil {
+		t.Fatalf("attach the delayer to %s: %v", port.Interface, err)
+	}
+	t.Cleanup(func() { lk.Close() })
+	return d
+}
+
+// delayed is how many frames the delayer put in the delaying class: the first frames of its pairs (key
+// bpftest.StampDelayFirst) or the second ones, which it held back (bpftest.StampDelayHeld).
+func delayed(t *testing.T, d *bpftest.StampDelay, key uint32) int64 {
+	t.Helper()
+	var perCPU []bpf.Counter
+	if err := d.Counters.Lookup(key, &perCPU); err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, c := range perCPU {
+		n += int64(c.Packets)
+	}
+	return n
+}
+
 func dropped(t *testing.T, d *bpftest.StampDrop) int64 {
 	t.Helper()
 	var perCPU []bpf.Counter
@@ -81,9 +134,11 @@ func dropped(t *testing.T, d *bpftest.StampDrop) int64 {
 }
 
 // TestMeshOfThree: three nodes, each sender and receiver of one generator, behind a router that drops 1% of the
-// stamped frames from the third node to the first. Every node sends to the two others, and each receiver settles
-// its paths against its senders' reports: every path arrives exactly, but the dropping one, whose loss is what
-// the dropper dropped (1% +- 0.2%); every path's round trip is timed; no XDP program is left on the nodes.
+// stamped frames from the third node to the first, and holds back 2 in 1000 of the second node's to the first
+// so that later ones overtake them. Every node sends to the two others, and each receiver settles its paths
+// against its senders' reports: every path arrives exactly, but the dropping one, whose loss is what the dropper
+// dropped (1% +- 0.2%); the delayed path's frames arrive out of order as many times as the delayer held one
+// back, and none of them is lost; every path's round trip is timed; no XDP program is left on the nodes.
 func TestMeshOfThree(t *testing.T) {
 	f := newFixture(t)
 	star := netnstest.NewStar(t, 3, netnstest.Options{})
@@ -94,6 +149,7 @@ func TestMeshOfThree(t *testing.T) {
 	routerDropping(t, star.Ports[0], star.Hosts[0].IPv4, 0)
 	routerDropping(t, star.Ports[1], star.Hosts[0].IPv4, 0)
 	dropper := routerDropping(t, star.Ports[2], star.Hosts[0].IPv4, 10_000)
+	delayer := routerDelaying(t, star.Ports[0], star.Hosts[1].IPv4, star.Hosts[0].IPv4)
 
 	const perNode, pps = 60_000, 20_000
 	tg := f.generator("mesh", func(s *xdpgenv1alpha1.TrafficGeneratorSpec) {
@@ -109,7 +165,7 @@ func TestMeshOfThree(t *testing.T) {
 	for i, node := range nodes {
 		reports[node] = f.report(tg, fmt.Sprintf("mesh%d", i), 60*time.Second, "completed", phase(xdpgenv1alpha1.PhaseCompleted))
 	}
-	lossy := [2]string{nodes[2], nodes[0]}
+	lossy, reordering := [2]string{nodes[2], nodes[0]}, [2]string{nodes[1], nodes[0]}
 	for _, node := range nodes {
 		rep := reports[node]
 		t.Logf("%s: %s", node, rep.Status.Message)
@@ -142,8 +198,21 @@ func TestMeshOfThree(t *testing.T) {
 		var senders []string
 		for _, p := range rep.Status.Received {
 			senders = append(senders, p.Sender)
-			if !p.Settled || p.Receiver != node || p.SentPackets != perNode/2 || p.Duplicates != 0 || p.OutOfOrder != 0 {
-				t.Errorf("path %s>%s: %+v, want settled with %d sent, in order, no duplicates", p.Sender, p.Receiver, p, perNode/2)
+			// Out of order: at least every frame held back, at most those and the first frames of their pairs.
+			var leastOutOfOrder, mostOutOfOrder int64
+			if [2]string{p.Sender, p.Receiver} == reordering {
+				// 500 and 501 of every 1000 of a stream are 30 pairs of the path's 30000 frames over one thread.
+				leastOutOfOrder = delayed(t, delayer, bpftest.StampDelayHeld)
+				mostOutOfOrder = leastOutOfOrder + delayed(t, delayer, bpftest.StampDelayFirst)
+				if leastOutOfOrder < perNode/2/1000 {
+					t.Errorf("the delayer held back %d frames of path %s>%s, want one per 1000 of its %d", leastOutOfOrder, p.Sender, p.Receiver, perNode/2)
+				}
+				t.Logf("path %s>%s: %d frames held back, %d counted out of order", p.Sender, p.Receiver, leastOutOfOrder, p.OutOfOrder)
+			}
+			if !p.Settled || p.Receiver != node || p.SentPackets != perNode/2 || p.Duplicates != 0 || p.OutOfOrder < leastOutOfOrder ||
+				p.OutOfOrder > mostOutOfOrder {
+				t.Errorf("path %s>%s: %+v, want settled with %d sent, %d to %d out of order, no duplicates", p.Sender, p.Receiver, p,
+					perNode/2, leastOutOfOrder, mostOutOfOrder)
 			}
 			// One host, one clock: the one-way delays are real, and shorter than the round trips.
 			if p.OneWay == nil || p.RTT == nil || p.OneWay.Samples < perNode/2/100*9/10 || p.OneWay.P50.Duration <= 0 || p.OneWay.P50.Duration > p.RTT.P99.Duration {
@@ -178,5 +247,60 @@ func TestMeshOfThree(t *testing.T) {
 			}
 			return nil
 		})
+	}
+}
+
+// TestRestartedSenderContinuesItsStreams: a sender killed mid-run (no last report, its counters left pinned) and
+// started again continues its streams' sequence numbers from the pins, so that its receiver accounts every
+// frame of the run once: the path settles with all that was sent received, no duplicates, nothing reordered or
+// lost, and the sender's path count holds both incarnations' frames.
+func TestRestartedSenderContinuesItsStreams(t *testing.T) {
+	f := newFixture(t)
+	star := netnstest.NewStar(t, 2, netnstest.Options{})
+	sender := f.meshNode("sender", star.Hosts[0])
+	receiver := f.meshNode("receiver", star.Hosts[1])
+	const receiverLabel = "test.xdpgen.io/receiver"
+	var n corev1.Node
+	if err := k8s.Get(t.Context(), client.ObjectKey{Name: receiver}, &n); err != nil {
+		t.Fatal(err)
+	}
+	n.Labels[receiverLabel] = f.namespace
+	if err := k8s.Update(t.Context(), &n); err != nil {
+		t.Fatal(err)
+	}
+	for _, port := range star.Ports {
+		routerDropping(t, port, star.Hosts[1].IPv4, 0)
+	}
+
+	const total, pps = 40_000, 10_000
+	tg := f.generator("restarted", func(s *xdpgenv1alpha1.TrafficGeneratorSpec) {
+		s.Destination = xdpgenv1alpha1.Destination{Port: 9, PortCount: 1}
+		s.Receivers = &xdpgenv1alpha1.Receivers{NodeSelector: map[string]string{receiverLabel: f.namespace}, Interface: "auto",
+			DrainTime: &metav1.Duration{Duration: time.Second}, LatencySampleEvery: ptr.To[int32](100)}
+		s.Packets, s.Rate = ptr.To[int64](total), &xdpgenv1alpha1.Rate{PacketsPerSecond: ptr.To[int64](pps)}
+	})
+	f.startAgent("receiver", nil)
+	killed, stop := f.startAgentOf("sender", nil)
+	f.report(tg, "sender", 30*time.Second, "sending", func(r *xdpgenv1alpha1.NodeReport) bool { return r.Status.Packets > total/4 })
+	killed.Kill()
+	stop()
+	left := f.report(tg, "sender", time.Second, "left running", phase(xdpgenv1alpha1.PhaseRunning))
+	t.Logf("the killed sender last reported %d packets", left.Status.Packets)
+
+	f.startAgent("sender", nil)
+	done := f.report(tg, "sender", 30*time.Second, "Completed", phase(xdpgenv1alpha1.PhaseCompleted))
+	if done.Status.Packets != total || done.Status.Restarts != 1 || len(done.Status.Sent) != 1 || done.Status.Sent[0].Packets != total {
+		t.Fatalf("the sender completed with %d packets, %d restarts, paths %+v; want %d packets, 1 restart, all to %s", done.Status.Packets,
+			done.Status.Restarts, done.Status.Sent, total, receiver)
+	}
+	rep := f.report(tg, "receiver", 30*time.Second, "Completed", phase(xdpgenv1alpha1.PhaseCompleted))
+	if len(rep.Status.Received) != 1 {
+		t.Fatalf("the receiver's paths: %+v, want the one from %s", rep.Status.Received, sender)
+	}
+	p := rep.Status.Received[0]
+	t.Logf("path %s>%s: %+v", p.Sender, p.Receiver, p)
+	if !p.Settled || p.Sender != sender || p.SentPackets != total || p.ReceivedPackets != total || p.LostPackets != 0 ||
+		p.Duplicates != 0 || p.OutOfOrder != 0 {
+		t.Fatalf("path %s>%s: %+v; want settled with all %d sent received once, in order", p.Sender, p.Receiver, p, total)
 	}
 }

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"net/netip"
 	"testing"
 	"time"
 
@@ -127,5 +128,24 @@ func TestUnitReceiverPathsStartAtZero(t *testing.T) {
 		if !found {
 			t.Errorf("no %s series for the path node-s > node-u before the first frame", name)
 		}
+	}
+}
+
+// TestUnitContinueFrom: what earlier incarnations' streams sent goes to the same receivers by address, whatever
+// their order now; a destination no longer sent to is left out.
+func TestUnitContinueFrom(t *testing.T) {
+	a, b, c, gone := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("10.0.0.3"), netip.MustParseAddr("10.0.0.9")
+	p := &sendingPaths{receivers: []receiverNode{{node: "a", addr: a}, {node: "b", addr: b}, {node: "c", addr: c}}, stamp: &dataplane.Stamp{}}
+	p.continueFrom([][]uint64{{5, 7, 2}, {1}}, []netip.Addr{c, a, gone})
+	if want := [][]uint64{{7, 0, 5}, {0, 0, 1}}; !cmp.Equal(p.stamp.Continue, want) {
+		t.Errorf("Continue %v, want %v", p.stamp.Continue, want)
+	}
+	if want := []uint64{7, 0, 6}; !cmp.Equal(p.earlier, want) {
+		t.Errorf("earlier %v, want %v", p.earlier, want)
+	}
+	// Never reported a path: the earlier destinations were this run's receivers.
+	p.continueFrom([][]uint64{{5, 7}}, nil)
+	if want := [][]uint64{{5, 7, 0}}; !cmp.Equal(p.stamp.Continue, want) {
+		t.Errorf("Continue without paths %v, want %v", p.stamp.Continue, want)
 	}
 }

@@ -45,11 +45,15 @@ func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator
 	}
 	w := &reportWriter{client: a.client, report: rep, metrics: m}
 	st := rep.Status
+	earlierPaths := st.Sent
 	pinned, havePins, err := pins.counters()
 	if err != nil {
 		logger.Error(err, "cannot read the counters pinned by an earlier agent: resuming from the report")
 	}
-	var done progress
+	var (
+		done    progress
+		resumed bool
+	)
 	switch {
 	case st.Generation == tg.Generation && st.Trial == tg.TrialNumber() && st.Phase.Terminal():
 		logger.Info("this node already finished this generation", "phase", st.Phase)
@@ -64,7 +68,7 @@ func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator
 			earlier.frames = pinned
 			st = statusWith(st, earlier, stats{}, stats{})
 		}
-		done = progress{packets: uint64(st.Packets)}
+		done, resumed = progress{packets: uint64(st.Packets)}, true
 		if st.StartTime != nil {
 			done.running = time.Since(st.StartTime.Time)
 		}
@@ -145,6 +149,13 @@ func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator
 			st.Phase, st.CompletionTime = xdpgenv1alpha1.PhaseCompleted, now()
 			w.writeFinal(ctx, st)
 			return
+		}
+		if resumed && havePins {
+			if pinned, err := pins.streams(); err != nil {
+				logger.Error(err, "cannot read the streams pinned by an earlier agent: its receivers will count the repeated sequence numbers as duplicates")
+			} else {
+				snd.continueFrom(pinned, sentAddrs(earlierPaths))
+			}
 		}
 		plan.receivers, plan.stamp = snd.receivers, snd.stamp
 	}

@@ -2,6 +2,7 @@ package bpf
 
 import (
 	"fmt"
+	"math/bits"
 
 	"github.com/cilium/ebpf"
 )
@@ -18,8 +19,12 @@ type (
 	RxConfig = receiveRxConfig
 	// RxStreamKey names a sender's stream as a receiver sees it (struct rx_stream_key).
 	RxStreamKey = receiveRxStreamKey
-	// RxStream is what a receiver counted of one stream (struct rx_stream).
+	// RxStream is what a receiver counted of one stream on one CPU (struct rx_stream).
 	RxStream = receiveRxStream
+	// RxSlot is a slot of the receiver's stream table (struct rx_slot).
+	RxSlot = receiveRxSlot
+	// RxStreamCount is how many streams the receiver's table holds (struct rx_stream_count).
+	RxStreamCount = receiveRxStreamCount
 	// LatencyKey names a path timed, and how (struct latency_key).
 	LatencyKey = receiveLatencyKey
 	// LatencyHist is one path's delays (struct latency_hist).
@@ -161,36 +166,130 @@ type Receiver struct {
 	Program *ebpf.Program
 	// Counters is a per-CPU array of Counter keyed by RxMatched .. RxLatencyFull.
 	Counters *ebpf.Map
-	// Streams maps RxStreamKey to RxStream (spin-locked: read with ebpf.LookupLock).
+	// Slots is the stream table (struct rx_slot): which stream each slot holds. Read it with StreamRows.
+	Slots *ebpf.Map
+	// Streams holds each slot's stream's RxStream, per CPU (each CPU's row counts the frames it received).
 	Streams *ebpf.Map
 	// Latency maps LatencyKey to LatencyHist.
 	Latency *ebpf.Map
 	// Generators holds the generator ids (uint32 keys, uint8 values) whose stamped frames the program takes.
 	Generators *ebpf.Map
-	zero       *ebpf.Map
+	// count holds how many streams the table holds (struct rx_stream_count).
+	count *ebpf.Map
+	zero  *ebpf.Map
 }
 
-// LoadReceiver loads the receive program with cfg baked in and room for maxStreams streams.
+// States of a stream table's slot (enum rx_slot_state).
+const (
+	rxSlotUsed      uint32 = 1
+	rxSlotForgotten uint32 = 2
+)
+
+// LoadReceiver loads the receive program with cfg baked in and a stream table for maxStreams streams: twice as
+// many slots (a power of two), of which a new stream takes the first free of 16 from the hash of its key, so that
+// it finds one with all but certainty until maxStreams are there. Each slot's counters take 192 bytes per
+// possible CPU.
 func LoadReceiver(cfg RxConfig, maxStreams uint32) (*Receiver, error) {
 	spec, err := loadReceive()
 	if err != nil {
 		return nil, fmt.Errorf("load receive spec: %w", err)
 	}
-	if err := spec.Variables["rx_config"].Set(cfg); err != nil {
-		return nil, fmt.Errorf("set receive config: %w", err)
+	maxStreams = max(maxStreams, 1)
+	slots := uint32(1) << bits.Len32(2*maxStreams-1)
+	for name, v := range map[string]any{"rx_config": cfg, "rx_slot_mask": slots - 1, "rx_max_streams": maxStreams} {
+		if err := spec.Variables[name].Set(v); err != nil {
+			return nil, fmt.Errorf("set receive %s: %w", name, err)
+		}
 	}
-	spec.Maps["rx_streams"].MaxEntries = maxStreams
+	spec.Maps["rx_slots"].MaxEntries = slots
+	spec.Maps["rx_streams"].MaxEntries = slots
 	var objs receiveObjects
 	if err := spec.LoadAndAssign(&objs, nil); err != nil {
 		return nil, fmt.Errorf("load receive program: %w", err)
 	}
-	return &Receiver{Program: objs.XdpgenReceive, Counters: objs.RxCounters, Streams: objs.RxStreams, Latency: objs.RxLatency,
-		Generators: objs.RxGenerators, zero: objs.LatencyZero}, nil
+	return &Receiver{Program: objs.XdpgenReceive, Counters: objs.RxCounters, Slots: objs.RxSlots, Streams: objs.RxStreams,
+		Latency: objs.RxLatency, Generators: objs.RxGenerators, count: objs.RxTableCount, zero: objs.LatencyZero}, nil
+}
+
+// RxStreamRows is a stream of the receive program's table: its key and each CPU's row.
+type RxStreamRows struct {
+	Key  RxStreamKey
+	Rows []RxStream
+}
+
+// StreamRows reads the streams in the table. A stream may be in two slots (a lookup that raced with its claim,
+// on a CPU that orders stores loosely): each is read apart, and the caller sums rows of the same key.
+func (r *Receiver) StreamRows() ([]RxStreamRows, error) {
+	var out []RxStreamRows
+	err := r.usedSlots(func(slot uint32, key RxStreamKey) error {
+		var rows []RxStream
+		if err := r.Streams.Lookup(slot, &rows); err != nil {
+			return fmt.Errorf("read stream: %w", err)
+		}
+		out = append(out, RxStreamRows{Key: key, Rows: rows})
+		return nil
+	})
+	return out, err
+}
+
+// ForgetStreams removes generator's streams from the table: their rows are zeroed, and their slots left to
+// new streams. Call it once nothing of the generator arrives any more (after deregistering it), or frames in
+// flight may count into the zeroed rows.
+func (r *Receiver) ForgetStreams(generator uint32) error {
+	cpus, err := ebpf.PossibleCPU()
+	if err != nil {
+		return err
+	}
+	zero := make([]RxStream, cpus)
+	var kept uint32
+	if err := r.usedSlots(func(slot uint32, key RxStreamKey) error {
+		if key.Generator != generator {
+			kept++
+			return nil
+		}
+		if err := r.Streams.Update(slot, zero, ebpf.UpdateExist); err != nil {
+			return fmt.Errorf("forget stream: %w", err)
+		}
+		// Under the slot's lock, as claims take it.
+		if err := r.Slots.Update(slot, RxSlot{State: rxSlotForgotten}, ebpf.UpdateLock); err != nil {
+			return fmt.Errorf("forget stream: %w", err)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	// Recounted rather than decremented (userspace has no atomic add): a stream claimed meanwhile may go
+	// uncounted, which lets the table take one stream more than it should, in slots it has twice over.
+	if err := r.count.Update(uint32(0), RxStreamCount{Streams: kept}, ebpf.UpdateLock); err != nil {
+		return fmt.Errorf("recount streams: %w", err)
+	}
+	return nil
+}
+
+// usedSlots calls fn with every slot that holds a stream, and its key.
+func (r *Receiver) usedSlots(fn func(slot uint32, key RxStreamKey) error) error {
+	var (
+		slot uint32
+		s    RxSlot
+	)
+	it := r.Slots.Iterate()
+	for it.Next(&slot, &s) {
+		if s.State != rxSlotUsed {
+			continue
+		}
+		if err := fn(slot, s.Key); err != nil {
+			return err
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("list streams: %w", err)
+	}
+	return nil
 }
 
 // Close releases the program and the maps.
 func (r *Receiver) Close() error {
-	return _ReceiveClose(r.Program, r.Counters, r.Streams, r.Latency, r.Generators, r.zero)
+	return _ReceiveClose(r.Program, r.Counters, r.Slots, r.Streams, r.Latency, r.Generators, r.count, r.zero)
 }
 
 // Types of the TCP programs (xdpgen.h), generated by bpf2go.

@@ -30,7 +30,7 @@ var (
 )
 
 // udpFrame builds a frame with gopacket, independently of the engine's template code.
-func udpFrame(t *testing.T, src, dst netip.Addr, sport, dport uint16, vlan uint16, payload int) []byte {
+func udpFrame(t testing.TB, src, dst netip.Addr, sport, dport uint16, vlan uint16, payload int) []byte {
 	t.Helper()
 	eth := &layers.Ethernet{SrcMAC: srcMAC, DstMAC: dstMAC, EthernetType: layers.EthernetTypeIPv4}
 	stack := []gopacket.SerializableLayer{eth}

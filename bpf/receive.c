@@ -4,8 +4,8 @@
 /*
  * The receive program: one per interface, serving every generator whose frames arrive there.
  * - Stamped frames (struct stamp after the UDP header) are accounted per sender stream: packets, bytes, highest
- *   sequence number, reordered and duplicated frames. Those flagged STAMP_REFLECT are sent back (XDP_TX) to be
- *   timed by their sender; the others are dropped (or passed, with rx_config.pass).
+ *   sequence number, reordered and duplicated frames, each CPU apart. Those flagged STAMP_REFLECT are sent back
+ *   (XDP_TX) to be timed by their sender; the others are dropped (or passed, with rx_config.pass).
  * - Stamped frames flagged STAMP_REFLECTED came back to the sender that sent them: their round-trip time goes
  *   into a histogram per (generator, destination), and they are dropped.
  * - Unstamped UDP to the configured ports is counted (and dropped unless rx_config.pass); everything else is
@@ -32,11 +32,32 @@ struct {
 	__type(value, struct counter);
 } rx_counters SEC(".maps");
 
-/* max_entries is set at load (the loader's maxStreams). */
+/* The stream table (struct rx_slot): which stream each slot holds. max_entries, a power of two, is set at load
+ * (the loader's slots), and rx_slot_mask with it. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 4096);
-	__type(key, struct rx_stream_key);
+	__type(key, __u32);
+	__type(value, struct rx_slot);
+} rx_slots SEC(".maps");
+
+/* Set at load: the number of slots less one, and how many streams the table takes (half the slots). */
+const volatile __u32 rx_slot_mask = 4095;
+const volatile __u32 rx_max_streams = 2048;
+
+/* How many streams the table holds (rx_max_streams at most). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rx_stream_count);
+} rx_table_count SEC(".maps");
+
+/* Each slot's stream's counters, one row per CPU; as many entries as rx_slots. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
 	__type(value, struct rx_stream);
 } rx_streams SEC(".maps");
 
@@ -90,39 +111,196 @@ static __always_inline __u64 extend_seq(__u64 high, __u32 seq32)
 	return seq;
 }
 
-/* Accounts a stamped frame in its stream: returns -1 when the stream table is full. */
-static __always_inline int account(struct udp_frame *f, struct stamp *s, __u64 bytes)
+/* Whether the receive program takes generator's stamped frames. */
+static __always_inline int served(__u32 generator)
+{
+	return rx_config.any_generator || bpf_map_lookup_elem(&rx_generators, &generator);
+}
+
+enum account_result {
+	ACCOUNTED = 0,
+	/* The stream is new and the stream table has no room for it. */
+	STREAMS_FULL = 1,
+	/* The stream is new and its generator not served: the frame is not ours. */
+	NOT_SERVED = 2,
+};
+
+/* The slot a stream's probes start from. */
+static __always_inline __u32 slot_hash(const struct rx_stream_key *k)
+{
+	const __u32 *w = (const __u32 *)k;
+	__u32 h = 0;
+
+#pragma unroll
+	for (int i = 0; i < sizeof(*k) / 4; i++)
+		h = (h ^ w[i]) * 0x9e3779b1;
+	/* MurmurHash3's finaliser: every bit of the key moves the low bits, which pick the slot. */
+	h ^= h >> 16;
+	h *= 0x85ebca6b;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35;
+	return h ^ (h >> 16);
+}
+
+static __always_inline int same_key(const struct rx_stream_key *a, const struct rx_stream_key *b)
+{
+	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
+	__u32 diff = 0;
+
+#pragma unroll
+	for (int i = 0; i < sizeof(*a) / 4; i++)
+		diff |= x[i] ^ y[i];
+	return !diff;
+}
+
+enum claim_result {
+	CLAIM_MINE = 0,
+	/* Another stream took the slot meanwhile. */
+	CLAIM_TAKEN = 1,
+	/* The table holds rx_max_streams streams. */
+	CLAIM_FULL = 2,
+};
+
+/* Adds n to the table's count of streams; when growing, only while it is below rx_max_streams. */
+static __always_inline int count_streams(struct rx_stream_count *c, int n)
+{
+	int ok;
+
+	bpf_spin_lock(&c->lock);
+	ok = n < 0 || c->streams < rx_max_streams;
+	if (ok)
+		c->streams += n;
+	bpf_spin_unlock(&c->lock);
+	return ok;
+}
+
+/* Claims slot i for a new stream, under the slot's lock: the slot is the stream's, by this claim or another
+ * CPU's, or another stream's. */
+static __always_inline enum claim_result claim(__u32 i, const struct rx_stream_key *key)
+{
+	__u32 zero = 0;
+	struct rx_stream_count *c = bpf_map_lookup_elem(&rx_table_count, &zero);
+	struct rx_slot *sl = bpf_map_lookup_elem(&rx_slots, &i);
+	int wrote = 0, mine;
+
+	if (!c || !sl || !count_streams(c, 1))
+		return CLAIM_FULL;
+	bpf_spin_lock(&sl->lock);
+	if (sl->state != RX_SLOT_USED) {
+		sl->key = *key;
+		/* The state after the key, and the lookups, which take no lock, read it before the key. Where stores
+		 * may be seen out of order, a lookup that sees the state before the key claims another slot for the
+		 * stream, which userspace sums with this one. */
+		asm volatile("" ::: "memory");
+		sl->state = RX_SLOT_USED;
+		wrote = mine = 1;
+	} else {
+		mine = same_key(&sl->key, key);
+	}
+	bpf_spin_unlock(&sl->lock);
+	if (!wrote)
+		count_streams(c, -1);
+	return mine ? CLAIM_MINE : CLAIM_TAKEN;
+}
+
+enum slot_result {
+	SLOT_FOUND = 0,
+	/* The stream is new, and the slot this frame claimed for it is its own. */
+	SLOT_CLAIMED = 1,
+	SLOT_FULL = 2,
+	SLOT_NOT_SERVED = 3,
+};
+
+/* Finds the slot of the frame's stream, claiming one when the stream is new. Only a new stream checks that its
+ * generator is served: Forget removes a generator's streams after its registration, so a stream in the table is
+ * a served one. */
+static __always_inline enum slot_result stream_slot(const struct rx_stream_key *key, __u32 *slot)
+{
+	__u32 h = slot_hash(key);
+
+	/* Twice: a new stream whose free slot another new stream took meanwhile looks again. */
+	for (int attempt = 0; attempt < 2; attempt++) {
+		__u32 free = RX_PROBES;
+
+		for (__u32 p = 0; p < RX_PROBES; p++) {
+			__u32 i = (h + p) & rx_slot_mask;
+			struct rx_slot *sl = bpf_map_lookup_elem(&rx_slots, &i);
+
+			if (!sl)
+				return SLOT_FULL;
+			__u32 state = *(volatile __u32 *)&sl->state;
+
+			if (state == RX_SLOT_USED) {
+				if (same_key(&sl->key, key)) {
+					*slot = i;
+					return SLOT_FOUND;
+				}
+				continue;
+			}
+			if (free == RX_PROBES)
+				free = p;
+			if (state == RX_SLOT_FREE)
+				break; /* the stream would be here or before */
+		}
+		if (!attempt && !served(key->generator))
+			return SLOT_NOT_SERVED;
+		if (free == RX_PROBES)
+			return SLOT_FULL;
+		enum claim_result claimed = claim((h + free) & rx_slot_mask, key);
+
+		if (claimed == CLAIM_FULL)
+			return SLOT_FULL;
+		if (claimed == CLAIM_MINE) {
+			*slot = (h + free) & rx_slot_mask;
+			return SLOT_CLAIMED;
+		}
+	}
+	return SLOT_FULL;
+}
+
+/* Accounts a stamped frame in its stream, on this CPU's row. */
+static __always_inline enum account_result account(struct udp_frame *f, struct stamp *s, __u64 bytes)
 {
 	struct rx_stream_key key = {
 		.generator = bpf_ntohl(s->generator),
 		.sender = bpf_ntohl(s->sender),
 		.stream = s->stream,
 	};
+	__u32 slot = 0;
 
 	frame_addr(f, 1, key.dst_addr);
-	struct rx_stream *st = bpf_map_lookup_elem(&rx_streams, &key);
+	enum slot_result found = stream_slot(&key, &slot);
 
-	if (!st) {
-		struct rx_stream fresh = {};
+	if (found == SLOT_NOT_SERVED)
+		return NOT_SERVED;
+	if (found == SLOT_FULL)
+		return STREAMS_FULL;
+	struct rx_stream *st = bpf_map_lookup_elem(&rx_streams, &slot);
 
-		frame_addr(f, 0, fresh.src_addr);
-		/* -EEXIST: another CPU created it first, which is as good. */
-		bpf_map_update_elem(&rx_streams, &key, &fresh, BPF_NOEXIST);
-		st = bpf_map_lookup_elem(&rx_streams, &key);
-		if (!st)
-			return -1;
-	}
+	if (!st)
+		return STREAMS_FULL;
+	if (found == SLOT_CLAIMED)
+		frame_addr(f, 0, st->src_addr); /* this CPU's row of a new stream, zero until now */
 	__u32 seq32 = bpf_ntohl(s->seq);
+	__u64 next = st->next_seq;
 
-	bpf_spin_lock(&st->lock);
 	st->packets++;
 	st->bytes += bytes;
-	__u64 seq = st->next_seq ? extend_seq(st->next_seq - 1, seq32) : seq32;
+	if (next && (__u32)next == seq32) {
+		/* In order, the common case: the next bit of the window, in a fresh word at a word's start. */
+		__u64 *word = &st->window[(next >> 6) & (RX_WINDOW_WORDS - 1)];
+		__u64 bit = 1ULL << (next & 63);
 
-	if (seq >= st->next_seq) {
+		*word = (next & 63) ? *word | bit : bit;
+		st->next_seq = next + 1;
+		return ACCOUNTED;
+	}
+	__u64 seq = next ? extend_seq(next - 1, seq32) : seq32;
+
+	if (seq >= next) {
 		/* A new highest: the window's words between the old highest and this one hold no frame yet. */
-		if (st->next_seq) {
-			__u64 old = (st->next_seq - 1) >> 6, now = seq >> 6;
+		if (next) {
+			__u64 old = (next - 1) >> 6, now = seq >> 6;
 
 #pragma unroll
 			for (__u32 i = 1; i <= RX_WINDOW_WORDS; i++) {
@@ -133,7 +311,7 @@ static __always_inline int account(struct udp_frame *f, struct stamp *s, __u64 b
 		}
 		st->window[(seq >> 6) & (RX_WINDOW_WORDS - 1)] |= 1ULL << (seq & 63);
 		st->next_seq = seq + 1;
-	} else if (((st->next_seq - 1) >> 6) - (seq >> 6) >= RX_WINDOW_WORDS) {
+	} else if (((next - 1) >> 6) - (seq >> 6) >= RX_WINDOW_WORDS) {
 		st->late++;
 		st->reordered++;
 	} else {
@@ -147,8 +325,7 @@ static __always_inline int account(struct udp_frame *f, struct stamp *s, __u64 b
 			st->reordered++;
 		}
 	}
-	bpf_spin_unlock(&st->lock);
-	return 0;
+	return ACCOUNTED;
 }
 
 /*
@@ -278,20 +455,19 @@ int xdpgen_receive(struct xdp_md *ctx)
 	}
 	struct stamp *s = stamp_of(&f, data_end);
 
-	if (s && !rx_config.any_generator) {
-		__u32 generator = bpf_ntohl(s->generator);
-
-		if (!bpf_map_lookup_elem(&rx_generators, &generator))
-			s = NULL; /* not a run of ours: a frame like any other */
+	/* A stamped frame of a generator not served is not a run of ours: a frame like any other. */
+	if (s && (s->flags & STAMP_REFLECTED) && served(bpf_ntohl(s->generator))) {
+		time_frame(&f, s, LATENCY_ROUND_TRIP, bytes);
+		return XDP_DROP;
 	}
-	if (s) {
-		if (s->flags & STAMP_REFLECTED) {
-			time_frame(&f, s, LATENCY_ROUND_TRIP, bytes);
-			return XDP_DROP;
-		}
-		if (account(&f, s, bytes) < 0) {
+	if (s && !(s->flags & STAMP_REFLECTED)) {
+		enum account_result res = account(&f, s, bytes);
+
+		if (res == STREAMS_FULL) {
 			count(RX_STREAMS_FULL, bytes);
-		} else {
+			return rx_config.pass ? XDP_PASS : XDP_DROP;
+		}
+		if (res == ACCOUNTED) {
 			count(RX_STAMPED, bytes);
 			if (s->flags & STAMP_REFLECT) {
 				/* Only the sampled frames carry their transmit time. */
@@ -299,8 +475,8 @@ int xdpgen_receive(struct xdp_md *ctx)
 				count(RX_REFLECTED, bytes);
 				return reflect(&f, s);
 			}
+			return rx_config.pass ? XDP_PASS : XDP_DROP;
 		}
-		return rx_config.pass ? XDP_PASS : XDP_DROP;
 	}
 	__u16 port = bpf_ntohs(f.udp->dest);
 

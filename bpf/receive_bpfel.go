@@ -43,13 +43,18 @@ type receiveRxConfig struct {
 	Pad          [2]uint8
 }
 
-type receiveRxStream struct {
+type receiveRxSlot struct {
 	_    structs.HostLayout
 	Lock struct {
 		_   structs.HostLayout
 		Val uint32
 	}
-	Pad        uint32
+	State uint32
+	Key   receiveRxStreamKey
+}
+
+type receiveRxStream struct {
+	_          structs.HostLayout
 	Packets    uint64
 	Bytes      uint64
 	NextSeq    uint64
@@ -58,6 +63,15 @@ type receiveRxStream struct {
 	Late       uint64
 	Window     [16]uint64
 	SrcAddr    [16]uint8
+}
+
+type receiveRxStreamCount struct {
+	_    structs.HostLayout
+	Lock struct {
+		_   structs.HostLayout
+		Val uint32
+	}
+	Streams uint32
 }
 
 type receiveRxStreamKey struct {
@@ -77,9 +91,13 @@ const (
 	receiveMapRxCounters     = "rx_counters"
 	receiveMapRxGenerators   = "rx_generators"
 	receiveMapRxLatency      = "rx_latency"
+	receiveMapRxSlots        = "rx_slots"
 	receiveMapRxStreams      = "rx_streams"
+	receiveMapRxTableCount   = "rx_table_count"
 	receiveProgXdpgenReceive = "xdpgen_receive"
 	receiveVarRxConfig       = "rx_config"
+	receiveVarRxMaxStreams   = "rx_max_streams"
+	receiveVarRxSlotMask     = "rx_slot_mask"
 )
 
 // loadReceive returns the embedded CollectionSpec for receive.
@@ -135,14 +153,18 @@ type receiveMapSpecs struct {
 	RxCounters   *ebpf.MapSpec `ebpf:"rx_counters"`
 	RxGenerators *ebpf.MapSpec `ebpf:"rx_generators"`
 	RxLatency    *ebpf.MapSpec `ebpf:"rx_latency"`
+	RxSlots      *ebpf.MapSpec `ebpf:"rx_slots"`
 	RxStreams    *ebpf.MapSpec `ebpf:"rx_streams"`
+	RxTableCount *ebpf.MapSpec `ebpf:"rx_table_count"`
 }
 
 // receiveVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type receiveVariableSpecs struct {
-	RxConfig *ebpf.VariableSpec `ebpf:"rx_config"`
+	RxConfig     *ebpf.VariableSpec `ebpf:"rx_config"`
+	RxMaxStreams *ebpf.VariableSpec `ebpf:"rx_max_streams"`
+	RxSlotMask   *ebpf.VariableSpec `ebpf:"rx_slot_mask"`
 }
 
 // receiveObjects contains all objects after they have been loaded into the kernel.
@@ -169,7 +191,9 @@ type receiveMaps struct {
 	RxCounters   *ebpf.Map `ebpf:"rx_counters"`
 	RxGenerators *ebpf.Map `ebpf:"rx_generators"`
 	RxLatency    *ebpf.Map `ebpf:"rx_latency"`
+	RxSlots      *ebpf.Map `ebpf:"rx_slots"`
 	RxStreams    *ebpf.Map `ebpf:"rx_streams"`
+	RxTableCount *ebpf.Map `ebpf:"rx_table_count"`
 }
 
 func (m *receiveMaps) Close() error {
@@ -178,7 +202,9 @@ func (m *receiveMaps) Close() error {
 		m.RxCounters,
 		m.RxGenerators,
 		m.RxLatency,
+		m.RxSlots,
 		m.RxStreams,
+		m.RxTableCount,
 	)
 }
 
@@ -186,7 +212,9 @@ func (m *receiveMaps) Close() error {
 //
 // It can be passed to loadReceiveObjects or ebpf.CollectionSpec.LoadAndAssign.
 type receiveVariables struct {
-	RxConfig *ebpf.Variable `ebpf:"rx_config"`
+	RxConfig     *ebpf.Variable `ebpf:"rx_config"`
+	RxMaxStreams *ebpf.Variable `ebpf:"rx_max_streams"`
+	RxSlotMask   *ebpf.Variable `ebpf:"rx_slot_mask"`
 }
 
 // receivePrograms contains all programs after they have been loaded into the kernel.

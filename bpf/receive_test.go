@@ -46,7 +46,7 @@ func readStamp(b []byte) stamp {
 }
 
 // stampedFrame is a UDP frame whose payload starts with s, followed by extra bytes; checksums valid.
-func stampedFrame(t *testing.T, src, dst netip.Addr, vlan uint16, s stamp, extra int) []byte {
+func stampedFrame(t testing.TB, src, dst netip.Addr, vlan uint16, s stamp, extra int) []byte {
 	t.Helper()
 	frame := udpFrame(t, src, dst, 4000, 9, vlan, bpf.StampLen+extra)
 	// Rebuild with the stamp in the payload, so that gopacket computes the checksum over it.
@@ -174,6 +174,7 @@ func receiver(t *testing.T) *bpf.Receiver {
 func TestReceiveAccountsStreams(t *testing.T) {
 	src, dst := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
 	rx := receiver(t)
+	onOneCPU(t) // a stream's frames arrive on one CPU, and each CPU accounts apart
 	send := func(stream uint8, seqs ...uint32) {
 		t.Helper()
 		for _, seq := range seqs {
@@ -185,11 +186,30 @@ func TestReceiveAccountsStreams(t *testing.T) {
 	}
 	read := func(stream uint8) bpf.RxStream {
 		t.Helper()
-		k := bpf.RxStreamKey{Generator: 1, Sender: 2, Stream: stream, DstAddr: dst.As16()}
-		k.DstAddr = netip.AddrFrom4(dst.As4()).As16() // IPv4-mapped
+		want := bpf.RxStreamKey{Generator: 1, Sender: 2, Stream: stream, DstAddr: netip.AddrFrom4(dst.As4()).As16()} // IPv4-mapped
+		table, err := rx.StreamRows()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rows []bpf.RxStream
+		for _, st := range table {
+			if st.Key == want {
+				if rows != nil {
+					t.Fatalf("stream %d in two slots", stream)
+				}
+				rows = st.Rows
+			}
+		}
+		if rows == nil {
+			t.Fatalf("stream %d not in the table %+v", stream, table)
+		}
 		var v bpf.RxStream
-		if err := rx.Streams.LookupWithFlags(&k, &v, ebpf.LookupLock); err != nil {
-			t.Fatalf("stream %d: %v", stream, err)
+		for cpu, row := range rows {
+			if row.Packets != 0 && v.Packets != 0 {
+				t.Fatalf("stream %d accounted on two CPUs (the second %d), all ran on one", stream, cpu)
+			} else if row.Packets != 0 {
+				v = row
+			}
 		}
 		if got := netip.AddrFrom16(v.SrcAddr).Unmap(); got != src {
 			t.Fatalf("stream %d: source %s, want %s", stream, got, src)
@@ -312,16 +332,12 @@ func TestReceiveReflects(t *testing.T) {
 			if err := rx.Counters.Lookup(bpf.RxReflected, &reflected); err != nil {
 				t.Fatal(err)
 			}
-			var (
-				n uint32
-				k bpf.RxStreamKey
-				v bpf.RxStream
-			)
-			for it := rx.Streams.Iterate(); it.Next(&k, &v); {
-				n++
+			table, err := rx.StreamRows()
+			if err != nil {
+				t.Fatal(err)
 			}
-			if sum(reflected) != 1 || n != 1 {
-				t.Fatalf("reflected %d frames and accounted %d streams, want 1 and 1", sum(reflected), n)
+			if sum(reflected) != 1 || len(table) != 1 {
+				t.Fatalf("reflected %d frames and accounted %d streams, want 1 and 1", sum(reflected), len(table))
 			}
 		})
 	}
@@ -361,14 +377,8 @@ func TestReceiveTimesReflected(t *testing.T) {
 			t.Fatalf("%d samples in bucket %d, want them in buckets %d (%s) to %d (%s)", n, b, lo, rtt, hi, slowest)
 		}
 	}
-	var streams uint32
-	var k bpf.RxStreamKey
-	var v bpf.RxStream
-	for it := rx.Streams.Iterate(); it.Next(&k, &v); {
-		streams++
-	}
-	if streams != 0 {
-		t.Fatal("a reflected frame was accounted as a stream")
+	if table, err := rx.StreamRows(); err != nil || len(table) != 0 {
+		t.Fatalf("streams %+v (%v): a reflected frame was accounted as a stream", table, err)
 	}
 }
 
@@ -399,10 +409,8 @@ func TestReceiveOtherFrames(t *testing.T) {
 			t.Errorf("%s: verdict %d, want %d", tc.name, ret, tc.want)
 		}
 	}
-	var k bpf.RxStreamKey
-	var v bpf.RxStream
-	if rx.Streams.Iterate().Next(&k, &v) {
-		t.Fatalf("stream %+v accounted from a frame without a whole stamp", k)
+	if table, err := rx.StreamRows(); err != nil || len(table) != 0 {
+		t.Fatalf("streams %+v (%v) accounted from frames without a whole stamp", table, err)
 	}
 	var matched, other []bpf.Counter
 	if err := rx.Counters.Lookup(bpf.RxMatched, &matched); err != nil {
@@ -461,5 +469,83 @@ func TestReceiveServesRegisteredGenerators(t *testing.T) {
 	}
 	if n := sum(stamped); n != 1 {
 		t.Fatalf("stamped frames accounted %d, want 1", n)
+	}
+}
+
+// TestReceiveStreamTable fills a table for 48 streams with the streams of two generators: each stream is
+// accounted in a slot of its own, found again by its later frames; forgetting one generator zeroes its streams
+// and leaves its slots and its share of the 48 to new streams, while the other generator's streams (those behind
+// forgotten slots on their probe paths included) are still found, not claimed twice.
+func TestReceiveStreamTable(t *testing.T) {
+	netnstest.RequirePrivileges(t)
+	rx, err := bpf.LoadReceiver(bpf.RxConfig{DstPortFirst: 1, DstPortLast: 0, AnyGenerator: 1}, 48)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Close()
+	onOneCPU(t)
+	src, dst := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
+	send := func(generator uint32, stream uint8, seq uint32) {
+		t.Helper()
+		frame := stampedFrame(t, src, dst, 0, stamp{magic: bpf.StampMagic, stream: stream, generator: generator, sender: 2, seq: seq}, 0)
+		if ret, _ := run(t, rx.Program, frame); ret != xdpDrop {
+			t.Fatalf("generator %d stream %d: verdict %d", generator, stream, ret)
+		}
+	}
+	packets := func() map[[2]uint32]uint64 {
+		t.Helper()
+		table, err := rx.StreamRows()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[[2]uint32]uint64{}
+		for _, st := range table {
+			k := [2]uint32{st.Key.Generator, uint32(st.Key.Stream)}
+			if _, twice := got[k]; twice {
+				t.Fatalf("generator %d stream %d in two slots", k[0], k[1])
+			}
+			for _, row := range st.Rows {
+				got[k] += row.Packets
+			}
+		}
+		return got
+	}
+	for seq := range uint32(2) {
+		for stream := range uint8(24) {
+			send(1, stream, seq)
+			send(2, stream, seq)
+		}
+	}
+	got := packets()
+	if len(got) != 48 {
+		t.Fatalf("%d streams in the table, want 48", len(got))
+	}
+	for k, n := range got {
+		if n != 2 {
+			t.Fatalf("generator %d stream %d: %d packets, want 2", k[0], k[1], n)
+		}
+	}
+	if err := rx.ForgetStreams(1); err != nil {
+		t.Fatal(err)
+	}
+	for stream := range uint8(24) {
+		send(2, stream, 2)
+		send(3, stream, 0)
+	}
+	got = packets()
+	if len(got) != 48 {
+		t.Fatalf("%d streams in the table after forgetting 24 and adding 24, want 48", len(got))
+	}
+	for k, n := range got {
+		if want := map[uint32]uint64{2: 3, 3: 1}[k[0]]; n != want {
+			t.Fatalf("generator %d stream %d: %d packets, want %d", k[0], k[1], n, want)
+		}
+	}
+	var full []bpf.Counter
+	if err := rx.Counters.Lookup(bpf.RxStreamsFull, &full); err != nil {
+		t.Fatal(err)
+	}
+	if n := sum(full); n != 0 {
+		t.Fatalf("%d frames refused for a full table, want none", n)
 	}
 }

@@ -55,6 +55,7 @@ type replayWorkerState struct {
 	Stream          uint32
 	Dest            uint32
 	Sent            [64]uint64
+	FirstSeq        [64]uint32
 	ReflectIn       [64]uint32
 	SizePos         uint32
 	DstAddrOffset   uint32

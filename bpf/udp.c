@@ -141,7 +141,7 @@ static __always_inline int finish_frame(struct xdp_md *ctx, struct worker_state 
 	if (config.stamp) {
 		if ((void *)(stamp + 1) > data_end)
 			return -1;
-		__u32 seq = w->sent[d];
+		__u32 seq = w->first_seq[d] + (__u32)w->sent[d];
 		__u32 flags = 0, now = 0;
 
 		/* Only the frames that come back are timed: reading the clock costs more than the rest of the

@@ -79,6 +79,7 @@ type udpWorkerState struct {
 	Stream          uint32
 	Dest            uint32
 	Sent            [64]uint64
+	FirstSeq        [64]uint32
 	ReflectIn       [64]uint32
 	SizePos         uint32
 	DstAddrOffset   uint32

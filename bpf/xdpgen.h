@@ -117,8 +117,8 @@ enum size_mode {
 
 /*
  * One live-frame worker's state, in a per-CPU map because each worker is pinned to one CPU and BPF_PROG_RUN runs
- * on the caller's CPU. Userspace writes `limit` and `stream` once before the workers start and never again (a
- * per-CPU map write replaces every CPU's value); from then on only the program writes here.
+ * on the caller's CPU. Userspace writes `limit`, `stream` and `first_seq` once before the workers start and never
+ * again (a per-CPU map write replaces every CPU's value); from then on only the program writes here.
  */
 struct worker_state {
 	/* Frames this CPU may emit in the whole run; further frames are dropped uncounted. The kernel may re-run
@@ -139,6 +139,9 @@ struct worker_state {
 	/* Frames redirected to each destination: what its receiver should see of this stream, and the sequence
 	 * number of the next frame stamped for it. */
 	__u64 sent[UDP_MAX_DESTS];
+	/* The sequence number of this stream's first frame to each destination: 0, or what the same stream sent
+	 * there in an earlier run it continues (an agent restarted mid-run), so that its receivers see one stream. */
+	__u32 first_seq[UDP_MAX_DESTS];
 	/* Frames to each destination until the next one asks to be reflected. */
 	__u32 reflect_in[UDP_MAX_DESTS];
 	/* Position in the sizes (SIZES_STEPPED) or in the mix (SIZES_MIX): derived state, as the port offsets. */
@@ -318,14 +321,44 @@ struct rx_stream_key {
 	__u8 pad[3];
 };
 
+/*
+ * A slot of the receive program's stream table (rx_slots), which says which stream the slot's per-CPU counters
+ * (rx_streams, same index) belong to. The table is open-addressed: a stream lives in the first of the RX_PROBES
+ * slots from the hash of its key that is free when its first frame arrives. That frame claims the slot under its
+ * lock; from then on the slot is only read, so every CPU finds the stream at the same index, without a lock and
+ * with no hash table's lookup (the bulk of the program's cost on a veth). Userspace forgets a stream by zeroing
+ * its rows and leaving a tombstone, which lookups step over and claims reuse.
+ */
+struct rx_slot {
+	struct bpf_spin_lock lock;
+	/* RX_SLOT_FREE, RX_SLOT_USED once key is written, RX_SLOT_FORGOTTEN. */
+	__u32 state;
+	struct rx_stream_key key;
+};
+
+enum rx_slot_state {
+	RX_SLOT_FREE = 0,
+	RX_SLOT_USED = 1,
+	RX_SLOT_FORGOTTEN = 2,
+};
+
+/* How many slots from its hash a new stream may take. The table has twice as many slots as it takes streams
+ * (rx_max_streams), so that a new stream finds one of them free with all but certainty. */
+#define RX_PROBES 16
+
+/* How many streams the table holds, under its lock (a new stream is refused once rx_max_streams are there). */
+struct rx_stream_count {
+	struct bpf_spin_lock lock;
+	__u32 streams;
+};
+
 /* Words in a stream's window of recent sequence numbers (a power of two): duplicates are recognised up to
  * (RX_WINDOW_WORDS - 1) * 64 below the highest sequence number seen (RFC 6479's bitmap). */
 #define RX_WINDOW_WORDS 16
 
+/* One CPU's row of a stream (rx_streams is per CPU: a stream is one sending thread, whose frames arrive on one
+ * CPU, so its counters need no lock; userspace sums the rows). */
 struct rx_stream {
-	/* Frames of one stream may arrive on several CPUs (RSS, several RX queues). */
-	struct bpf_spin_lock lock;
-	__u32 pad;
 	__u64 packets;
 	__u64 bytes;
 	/* The highest sequence number seen plus one (0: none yet), extended to 64 bits. */
@@ -337,7 +370,8 @@ struct rx_stream {
 	/* Frames too far below the highest to tell whether they were duplicates (counted as reordered too). */
 	__u64 late;
 	__u64 window[RX_WINDOW_WORDS];
-	/* The source address of the stream's first frame (IPv4-mapped for IPv4). */
+	/* The source address of the stream's first frame (IPv4-mapped for IPv4), in the row of the CPU that saw
+	 * the stream first (zero in the others'). */
 	__u8 src_addr[16];
 };
 

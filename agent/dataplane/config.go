@@ -89,6 +89,11 @@ type Stamp struct {
 	// ReflectEvery asks receivers to send back one frame in this many to each destination, for this host's
 	// Receiver on the egress interface to time (Receiver.Latency); 0: none.
 	ReflectEvery uint32
+	// Continue makes the streams carry on from an earlier run of the same generator and sender (one stopped
+	// mid-run, by an agent's restart): Continue[stream][i] is what that run's stream (thread) sent to DstAddrs[i]
+	// (PinnedStreams), and this run's stream numbers its frames from there, so that receivers account one stream
+	// each, with neither duplicates nor a gap. nil: every stream starts at 0.
+	Continue [][]uint64
 }
 
 // ParseAddr reads an IP address for field f; an empty string is the zero Addr ("work it out").
@@ -319,6 +324,14 @@ func (c UDPConfig) destinationErrors() []error {
 		return []error{fieldError(FieldDstAddr, fmt.Sprintf("%d addresses", len(c.DstAddrs)), "at most %d destinations: split them over several runs", MaxDestinations)}
 	}
 	var errs []error
+	if c.Stamp != nil {
+		for stream, sent := range c.Stamp.Continue {
+			if len(sent) > len(c.DstAddrs) {
+				errs = append(errs, fieldError(FieldDstAddr, fmt.Sprintf("%d addresses", len(c.DstAddrs)),
+					"the run continued (Stamp.Continue) sent stream %d to %d destinations: continue it to the same destinations", stream, len(sent)))
+			}
+		}
+	}
 	seen := map[netip.Addr]bool{}
 	for _, d := range c.DstAddrs {
 		errs = append(errs, addrErrors(d, c.SrcAddr, "the IPv4 or IPv6 address to send to")...)

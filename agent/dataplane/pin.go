@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/cilium/ebpf"
 
@@ -81,4 +82,50 @@ func PinnedCounters(path string) (Stats, error) {
 		}
 	}
 	return s, nil
+}
+
+// PinnedStreams reads what each stream (thread) of the UDP generator that pinned its counters at path sent to
+// each destination, in the order of its configuration: what Stamp.Continue takes to continue its streams.
+func PinnedStreams(path string) ([][]uint64, error) {
+	m, err := ebpf.LoadPinnedMap(path, &ebpf.LoadPinOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("open the pinned counters %s: %w", path, err)
+	}
+	defer m.Close()
+	if info, err := m.Info(); err != nil {
+		return nil, fmt.Errorf("pinned counters %s: %w", path, err)
+	} else if info.Name != "workers" {
+		return nil, nil // a TCP run's: no stamped streams
+	}
+	var states []bpf.WorkerState
+	if err := m.Lookup(uint32(0), &states); err != nil {
+		return nil, fmt.Errorf("read the pinned counters %s: %w", path, err)
+	}
+	var streams [][]uint64
+	for _, st := range states {
+		last := -1
+		for i, n := range st.Sent {
+			if n > 0 {
+				last = i
+			}
+		}
+		if last < 0 {
+			continue // a CPU without a worker, or a worker that sent nothing
+		}
+		if st.Stream > math.MaxUint8 {
+			return nil, fmt.Errorf("pinned counters %s: stream %d, beyond the stamp's 8 bits", path, st.Stream)
+		}
+		for int(st.Stream) >= len(streams) {
+			streams = append(streams, nil)
+		}
+		s := streams[st.Stream]
+		for len(s) <= last {
+			s = append(s, 0)
+		}
+		for i := range last + 1 {
+			s[i] += st.Sent[i]
+		}
+		streams[st.Stream] = s
+	}
+	return streams, nil
 }

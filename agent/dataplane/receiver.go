@@ -35,7 +35,7 @@ type ReceiverOptions struct {
 	// Pass lets counted frames (stamped frames, and unstamped ones to the ports) on to the stack instead of
 	// dropping them. Frames flagged for reflection are reflected either way.
 	Pass bool
-	// MaxStreams is the size of the stream table. 0: DefaultMaxStreams.
+	// MaxStreams is how many streams the stream table holds. 0: DefaultMaxStreams.
 	MaxStreams int
 	// AnyGenerator takes every frame that looks stamped as one. Otherwise only the generators registered with
 	// Serve are: on a host with other UDP traffic, a datagram that happens to start like a stamp (1 in 4
@@ -43,8 +43,9 @@ type ReceiverOptions struct {
 	AnyGenerator bool
 }
 
-// DefaultMaxStreams is the stream table's size unless ReceiverOptions say otherwise: 64 senders of 64 threads.
-const DefaultMaxStreams = 4096
+// DefaultMaxStreams is how many streams the stream table holds unless ReceiverOptions say otherwise: 32 senders of
+// 64 threads, 128 of 16. Its 4096 slots' counters take 768 KB per possible CPU (bpf.LoadReceiver).
+const DefaultMaxStreams = 2048
 
 // XDPInUseError says that an interface already carries another XDP program. xdpgen never detaches or replaces
 // another program (a CNI's, another tool's).
@@ -174,6 +175,9 @@ type Stream struct {
 	StreamKey
 	// Src is the source address of the stream's first frame.
 	Src netip.Addr `json:"src"`
+	// CPUs is how many CPUs received the stream's frames: above 1, reordering and duplicates between them went
+	// unseen (see Streams).
+	CPUs int `json:"cpus"`
 	StreamCounts
 }
 
@@ -210,46 +214,41 @@ func (c StreamCounts) Add(o StreamCounts) StreamCounts {
 		Reordered: c.Reordered + o.Reordered, Duplicates: c.Duplicates + o.Duplicates, Late: c.Late + o.Late}
 }
 
-// Streams reads every stream the receiver accounted for, each consistently (under its lock).
+// Streams reads every stream the receiver accounted for. The receive program counts each CPU apart, without a
+// lock: a stream is one sending thread, whose frames arrive on one CPU (a veth; a NIC hashing the stream's fixed
+// addresses and ports to one RX queue). Its CPUs' rows are summed, the highest sequence number is the highest of
+// theirs, and CPUs says how many saw it: above 1, frames reordered or duplicated across CPUs went unseen (the
+// received and expected counts, and so the loss, stay exact).
 func (r *Receiver) Streams() ([]Stream, error) {
-	keys, err := r.streamKeys(func(bpf.RxStreamKey) bool { return true })
+	table, err := r.objs.StreamRows()
 	if err != nil {
 		return nil, err
 	}
-	streams := make([]Stream, 0, len(keys))
-	for _, k := range keys {
-		var v bpf.RxStream
-		if err := r.objs.Streams.LookupWithFlags(&k, &v, ebpf.LookupLock); errors.Is(err, ebpf.ErrKeyNotExist) {
-			continue // forgotten meanwhile
-		} else if err != nil {
-			return nil, fmt.Errorf("read stream: %w", err)
+	var streams []Stream
+	index := map[bpf.RxStreamKey]int{}
+	for _, t := range table {
+		k := t.Key
+		i, seen := index[k]
+		if !seen {
+			i, index[k] = len(streams), len(streams)
+			streams = append(streams, Stream{StreamKey: StreamKey{Generator: k.Generator, Sender: k.Sender, Stream: k.Stream,
+				Dst: netip.AddrFrom16(k.DstAddr).Unmap()}})
 		}
-		streams = append(streams, Stream{
-			StreamKey: StreamKey{Generator: k.Generator, Sender: k.Sender, Stream: k.Stream, Dst: netip.AddrFrom16(k.DstAddr).Unmap()},
-			Src:       netip.AddrFrom16(v.SrcAddr).Unmap(),
-			StreamCounts: StreamCounts{Packets: v.Packets, Bytes: v.Bytes, Expected: v.NextSeq, Reordered: v.Reordered,
-				Duplicates: v.Duplicates, Late: v.Late},
-		})
+		s := &streams[i]
+		for _, v := range t.Rows {
+			if v.Packets == 0 {
+				continue
+			}
+			s.CPUs++
+			if v.SrcAddr != [16]byte{} {
+				s.Src = netip.AddrFrom16(v.SrcAddr).Unmap()
+			}
+			s.StreamCounts = s.Add(StreamCounts{Packets: v.Packets, Bytes: v.Bytes, Reordered: v.Reordered,
+				Duplicates: v.Duplicates, Late: v.Late})
+			s.Expected = max(s.Expected, v.NextSeq)
+		}
 	}
 	return streams, nil
-}
-
-func (r *Receiver) streamKeys(keep func(bpf.RxStreamKey) bool) ([]bpf.RxStreamKey, error) {
-	var (
-		keys []bpf.RxStreamKey
-		k    bpf.RxStreamKey
-		v    bpf.RxStream
-	)
-	it := r.objs.Streams.Iterate()
-	for it.Next(&k, &v) {
-		if keep(k) {
-			keys = append(keys, k)
-		}
-	}
-	if err := it.Err(); err != nil {
-		return nil, fmt.Errorf("list streams: %w", err)
-	}
-	return keys, nil
 }
 
 // PathKey names a path: one generator's frames from one sender to one destination address.
@@ -346,14 +345,8 @@ func (r *Receiver) Forget(generator uint32) error {
 	if err := r.objs.Generators.Delete(generator); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("forget generator: %w", err)
 	}
-	keys, err := r.streamKeys(func(k bpf.RxStreamKey) bool { return k.Generator == generator })
-	if err != nil {
+	if err := r.objs.ForgetStreams(generator); err != nil {
 		return err
-	}
-	for _, k := range keys {
-		if err := r.objs.Streams.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("forget stream: %w", err)
-		}
 	}
 	var (
 		lk    bpf.LatencyKey

@@ -462,3 +462,70 @@ func TestPinnedCountersPerDestination(t *testing.T) {
 		}
 	}
 }
+
+// TestContinuedStreams: a stamped run stopped after part of its count pins its counters; a second run of the
+// same streams continues their sequence numbers from the pin (Stamp.Continue), so that the receiver accounts one
+// stream per thread and destination, with every frame of both runs received once: no duplicates, no gap.
+func TestContinuedStreams(t *testing.T) {
+	threads := min(runtime.NumCPU(), 2)
+	p := netnstest.NewPair(t, netnstest.Options{Queues: threads})
+	second := netip.MustParseAddr("10.200.0.3")
+	p.Remote.Exec(t, "ip", "addr", "add", second.String()+"/24", "dev", p.Remote.Interface)
+	dsts := []netip.Addr{p.Remote.IPv4, second}
+	rx := attachReceiver(t, p.Remote, ReceiverOptions{})
+	first := newGenerator(t, p.Local, UDPConfig{DstAddrs: dsts, Threads: threads, Packets: 1001, Stamp: &Stamp{Generator: 3, Sender: 4}})
+	pin := filepath.Join(netnstest.BPFFSDir(t), "counters")
+	if err := first.PinCounters(pin); err != nil {
+		t.Fatal(err)
+	}
+	s1 := run(t, first)
+	streams, err := PinnedStreams(pin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pinned uint64
+	for _, sent := range streams {
+		for _, n := range sent {
+			pinned += n
+		}
+	}
+	if len(streams) != threads || pinned != 1001 {
+		t.Fatalf("pinned streams %v, want %d summing to 1001", streams, threads)
+	}
+
+	next := newGenerator(t, p.Local, UDPConfig{DstAddrs: dsts, Threads: threads, Packets: 999,
+		Stamp: &Stamp{Generator: 3, Sender: 4, Continue: streams}})
+	s2 := run(t, next)
+	both := s2
+	both.Destinations = slices.Clone(s2.Destinations)
+	for i := range both.Destinations {
+		both.Destinations[i].Packets += s1.Destinations[i].Packets
+	}
+	res := settledPaths(t, 3, 4, both, rx)
+	var received uint64
+	for _, d := range both.Destinations {
+		received += res[d.Addr].Received
+		if r := res[d.Addr]; r != (PathResult{Sent: d.Packets, Received: d.Packets}) {
+			t.Errorf("path to %s settled as %+v, want all %d sent received, nothing duplicated or reordered", d.Addr, r, d.Packets)
+		}
+	}
+	if received != 2000 {
+		t.Errorf("received %d frames over the paths, want the two runs' 2000", received)
+	}
+	got, err := rx.Streams()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range got {
+		var before uint64
+		if i := slices.Index(dsts, st.Dst); st.Stream < uint8(len(streams)) && i < len(streams[st.Stream]) {
+			before = streams[st.Stream][i]
+		}
+		if st.Expected != st.Packets || st.Duplicates != 0 || st.Reordered != 0 || st.Packets <= before {
+			t.Errorf("stream %+v: want one sequence from 0, without gaps, duplicates or reordering, longer than the first run's %d frames", st, before)
+		}
+	}
+	if len(got) != threads*len(dsts) {
+		t.Errorf("%d streams accounted, want %d (one per thread and destination)", len(got), threads*len(dsts))
+	}
+}

@@ -287,6 +287,16 @@ func (g *UDPGenerator) workerStates() ([]bpf.WorkerState, error) {
 // promptly (a few milliseconds) after any of them. It returns ctx's error when ctx ended the run.
 func (g *UDPGenerator) Run(ctx context.Context) error {
 	states := workerShares(g.target.CPUs, g.cfg.Packets)
+	if s := g.cfg.Stamp; s != nil {
+		// Streams of an earlier run continue: their sequence numbers go on where it stopped, per destination.
+		for i, cpu := range g.target.CPUs {
+			if i < len(s.Continue) {
+				for d, n := range s.Continue[i] {
+					states[cpu].FirstSeq[d] = uint32(n) // the wire's 32 bits: receivers extend them
+				}
+			}
+		}
+	}
 	return runCountedWorkers(ctx, g.objs.Workers, states, g.cfg.paced(), g.cfg.Duration,
 		liveFrameJob{program: g.program, frame: g.templates[0].Frame, ns: g.host.ns, ingress: g.ingress()}, g.target.CPUs)
 }

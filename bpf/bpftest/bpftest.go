@@ -82,6 +82,45 @@ const (
 	StampDropDropped uint32 = 1
 )
 
+// StampDelayConfig is the stamped-frame delayer's configuration (struct stamp_delay_config).
+type StampDelayConfig = stampdelayStampDelayConfig
+
+// Keys of the delayer's counters (enum stamp_delay_key): the first frames of the pairs it classified (let
+// through at once) and the second ones (held back). The values are bpf.Counter.
+const (
+	StampDelayFirst uint32 = 0
+	StampDelayHeld  uint32 = 1
+)
+
+// StampDelay puts two frames in every so many of a path's streams in a traffic class of their own (tc egress),
+// where a token bucket holds the second of them back: see stampdelay.c.
+type StampDelay struct {
+	Program *ebpf.Program
+	// Counters is a per-CPU array of bpf.Counter keyed by StampDelayFirst and StampDelayHeld.
+	Counters *ebpf.Map
+}
+
+// LoadStampDelay loads the delayer with cfg baked in.
+func LoadStampDelay(cfg StampDelayConfig) (*StampDelay, error) {
+	spec, err := loadStampdelay()
+	if err != nil {
+		return nil, fmt.Errorf("load stamp delay spec: %w", err)
+	}
+	if err := spec.Variables["delay_config"].Set(cfg); err != nil {
+		return nil, fmt.Errorf("set stamp delay config: %w", err)
+	}
+	var objs stampdelayObjects
+	if err := spec.LoadAndAssign(&objs, nil); err != nil {
+		return nil, fmt.Errorf("load stamp delay program: %w", err)
+	}
+	return &StampDelay{Program: objs.XdpgenStampDelay, Counters: objs.StampDelayCounters}, nil
+}
+
+// Close releases the program and the map.
+func (d *StampDelay) Close() error {
+	return _StampdelayClose(d.Program, d.Counters)
+}
+
 // StampDrop drops a random share of the stamped frames to one destination, where it is attached, and passes
 // everything else.
 type StampDrop struct {
@@ -111,23 +150,25 @@ func (d *StampDrop) Close() error {
 	return _StampdropClose(d.Program, d.Counters)
 }
 
-// DropCount counts every frame and drops it: the receive benchmark's baseline.
+// DropCount counts every frame and drops it (Program), or every stamped frame, once found as the receive program
+// finds it (StampProgram): the receive benchmark's baselines. Both count in Counter.
 type DropCount struct {
-	Program *ebpf.Program
+	Program      *ebpf.Program
+	StampProgram *ebpf.Program
 	// Counter is a per-CPU array with one bpf.Counter.
 	Counter *ebpf.Map
 }
 
-// LoadDropCount loads the drop-only counter.
+// LoadDropCount loads the drop-only counters.
 func LoadDropCount() (*DropCount, error) {
 	var objs dropcountObjects
 	if err := loadDropcountObjects(&objs, nil); err != nil {
 		return nil, fmt.Errorf("load drop counter: %w", err)
 	}
-	return &DropCount{Program: objs.XdpgenDropCount, Counter: objs.DropCounter}, nil
+	return &DropCount{Program: objs.XdpgenDropCount, StampProgram: objs.XdpgenStampCount, Counter: objs.DropCounter}, nil
 }
 
 // Close releases the program and the map.
 func (d *DropCount) Close() error {
-	return _DropcountClose(d.Program, d.Counter)
+	return _DropcountClose(d.Program, d.StampProgram, d.Counter)
 }

@@ -23,8 +23,9 @@ type dropcountCounter struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	dropcountMapDropCounter      = "drop_counter"
-	dropcountProgXdpgenDropCount = "xdpgen_drop_count"
+	dropcountMapDropCounter       = "drop_counter"
+	dropcountProgXdpgenDropCount  = "xdpgen_drop_count"
+	dropcountProgXdpgenStampCount = "xdpgen_stamp_count"
 )
 
 // loadDropcount returns the embedded CollectionSpec for dropcount.
@@ -69,7 +70,8 @@ type dropcountSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type dropcountProgramSpecs struct {
-	XdpgenDropCount *ebpf.ProgramSpec `ebpf:"xdpgen_drop_count"`
+	XdpgenDropCount  *ebpf.ProgramSpec `ebpf:"xdpgen_drop_count"`
+	XdpgenStampCount *ebpf.ProgramSpec `ebpf:"xdpgen_stamp_count"`
 }
 
 // dropcountMapSpecs contains maps before they are loaded into the kernel.
@@ -124,12 +126,14 @@ type dropcountVariables struct {
 //
 // It can be passed to loadDropcountObjects or ebpf.CollectionSpec.LoadAndAssign.
 type dropcountPrograms struct {
-	XdpgenDropCount *ebpf.Program `ebpf:"xdpgen_drop_count"`
+	XdpgenDropCount  *ebpf.Program `ebpf:"xdpgen_drop_count"`
+	XdpgenStampCount *ebpf.Program `ebpf:"xdpgen_stamp_count"`
 }
 
 func (p *dropcountPrograms) Close() error {
 	return _DropcountClose(
 		p.XdpgenDropCount,
+		p.XdpgenStampCount,
 	)
 }
 
