@@ -77,6 +77,8 @@ type fixture struct {
 	pinDir    string
 	// hostOf places a node's agent in a namespace of its own; the others send from the pair's local end.
 	hostOf map[string]netnstest.Host
+	// cpus are the CPUs the fixture's agents send from; nil: every CPU the test may use.
+	cpus []int
 }
 
 // fixtureLabel is the label a fixture's nodes carry and its generators select.
@@ -206,7 +208,7 @@ func (f *fixture) startAgentOf(node string, restCfg *rest.Config) (a *agent.Agen
 		f.t.Fatal(err)
 	}
 	a, err = agent.New(agent.Options{NodeName: f.node(node), PodName: "pod-of-" + node,
-		ReportInterval: 300 * time.Millisecond, NetNS: f.agentNS(node), PinDir: f.pinDir}, mgr.GetClient(), mgr.GetAPIReader())
+		ReportInterval: 300 * time.Millisecond, NetNS: f.agentNS(node), PinDir: f.pinDir, CPUs: f.cpus}, mgr.GetClient(), mgr.GetAPIReader())
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -205,8 +205,6 @@ func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator
 	if st.Restarts == 0 {
 		st.Message = sending
 	}
-	w.write(ctx, st)
-	logger.Info("sending", "interface", name, "flow", gen.Flow(), "cpus", st.CPUs)
 
 	prev, err := gen.Stats()
 	if err != nil {
@@ -223,6 +221,10 @@ func (a *Agent) execute(ctx context.Context, tg *xdpgenv1alpha1.TrafficGenerator
 	w.confirmed = func() { watchdog.Reset(deadMan) }
 	runErr := make(chan error, 1)
 	go func() { runErr <- gen.Run(sendCtx) }()
+	// Reported once sending: a write to the API server takes milliseconds to a hundred and more, which must not
+	// come between a start time and the first frame (nodes given one start time begin together).
+	w.write(ctx, st)
+	logger.Info("sending", "interface", name, "flow", gen.Flow(), "cpus", st.CPUs)
 	tick := time.NewTicker(a.opts.ReportInterval)
 	defer tick.Stop()
 	for {

@@ -20,20 +20,19 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"net"
-	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	promapi "github.com/prometheus/client_golang/api"
+	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
 	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -161,7 +160,7 @@ scrape_configs:
 			t.Logf("prometheus log:\n%s", out)
 		}
 	})
-	api := &promAPI{base: "http://" + promAddr}
+	api := newPromAPI(t, "http://"+promAddr)
 	poll.Until(t, 30*time.Second, time.Second, "prometheus scrapes both targets", func() error {
 		res, err := api.query(`up`, time.Now())
 		if err != nil {
@@ -180,18 +179,7 @@ scrape_configs:
 	})
 
 	nodes := len(agentTargets)
-	e.applyTrafficGenerator(t, name, fmt.Sprintf(`  destination:
-    port: 9
-  receivers:
-    latencySampleEvery: 100
-    drainTime: 1s
-  source:
-    port: 10000
-    portCount: 8
-  rate:
-    packetsPerSecond: %d
-  packets: %d
-`, rate, packets))
+	e.applyTrafficGenerator(t, name, meshSpec(rate, packets))
 	e.kubectlWait(t, name, xdpgenv1alpha1.ConditionComplete, 120*time.Second)
 	tg := e.trafficGenerator(t, name)
 	if tg.Status.StartTime == nil || tg.Status.CompletionTime == nil {
@@ -345,114 +333,79 @@ func usesOnly(promql string, prefixes []string) bool {
 	return true
 }
 
-// promAPI queries a Prometheus server's HTTP API.
-type promAPI struct{ base string }
+// promAPI queries a Prometheus server through client_golang's API client.
+type promAPI struct{ v1 promv1.API }
+
+func newPromAPI(t *testing.T, address string) *promAPI {
+	t.Helper()
+	c, err := promapi.NewClient(promapi.Config{Address: address})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &promAPI{v1: promv1.NewAPI(c)}
+}
 
 type sample struct {
 	labels map[string]string
 	value  float64
 }
 
-// raw is the API's answer to an instant query, as it is: for a failing test's log.
+// raw is the answer to a query, as Prometheus' model prints it: for a failing test's log.
 func (p *promAPI) raw(q string, at time.Time) string {
-	resp, err := http.Get(p.base + "/api/v1/query?" + url.Values{"query": {q}, "time": {strconv.FormatFloat(float64(at.UnixMilli())/1000, 'f', 3, 64)}}.Encode())
+	v, _, err := p.v1.Query(context.Background(), q, at)
 	if err != nil {
 		return err.Error()
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
+	return v.String()
 }
 
-// queryRange evaluates a query over a time range, returning its matrix.
-func (p *promAPI) queryRange(q string, from, to time.Time, step time.Duration) ([]monitoring.Series, error) {
-	unix := func(t time.Time) string { return strconv.FormatFloat(float64(t.UnixMilli())/1000, 'f', 3, 64) }
-	resp, err := http.Get(p.base + "/api/v1/query_range?" + url.Values{"query": {q}, "start": {unix(from)}, "end": {unix(to)},
-		"step": {step.String()}}.Encode())
+// query evaluates an instant query at a time, returning its vector (or its scalar as one sample).
+func (p *promAPI) query(q string, at time.Time) ([]sample, error) {
+	v, _, err := p.v1.Query(context.Background(), q, at)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("query %s: %w", q, err)
 	}
-	defer resp.Body.Close()
-	var body struct {
-		Status string `json:"status"`
-		Error  string `json:"error"`
-		Data   struct {
-			Result []struct {
-				Metric map[string]string `json:"metric"`
-				Values [][2]any          `json:"values"`
-			} `json:"result"`
-		} `json:"data"`
+	switch v := v.(type) {
+	case model.Vector:
+		var out []sample
+		for _, s := range v {
+			out = append(out, sample{labels: labelsOf(s.Metric), value: float64(s.Value)})
+		}
+		return out, nil
+	case *model.Scalar:
+		return []sample{{value: float64(v.Value)}}, nil
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+	return nil, fmt.Errorf("query %s: result type %s", q, v.Type())
+}
+
+// queryRange evaluates a query over a time range, returning its matrix without the points that are not a number
+// (histogram_quantile over no samples).
+func (p *promAPI) queryRange(q string, from, to time.Time, step time.Duration) ([]monitoring.Series, error) {
+	v, _, err := p.v1.QueryRange(context.Background(), q, promv1.Range{Start: from, End: to, Step: step})
+	if err != nil {
 		return nil, fmt.Errorf("query_range %s: %w", q, err)
 	}
-	if body.Status != "success" {
-		return nil, fmt.Errorf("query_range %s: %s", q, body.Error)
+	matrix, ok := v.(model.Matrix)
+	if !ok {
+		return nil, fmt.Errorf("query_range %s: result type %s", q, v.Type())
 	}
 	var out []monitoring.Series
-	for _, r := range body.Data.Result {
-		s := monitoring.Series{Labels: r.Metric}
-		for _, v := range r.Values {
-			at, _ := v[0].(float64)
-			text, _ := v[1].(string)
-			value, err := strconv.ParseFloat(text, 64)
-			if err != nil || math.IsNaN(value) {
-				continue // histogram_quantile of no samples
+	for _, r := range matrix {
+		s := monitoring.Series{Labels: labelsOf(r.Metric)}
+		for _, pt := range r.Values {
+			if !math.IsNaN(float64(pt.Value)) {
+				s.Points = append(s.Points, monitoring.Point{T: pt.Timestamp.Time(), V: float64(pt.Value)})
 			}
-			s.Points = append(s.Points, monitoring.Point{T: time.UnixMilli(int64(at * 1000)), V: value})
 		}
 		out = append(out, s)
 	}
 	return out, nil
 }
 
-// query evaluates an instant query at a time, returning its vector (or its scalar as one sample).
-func (p *promAPI) query(q string, at time.Time) ([]sample, error) {
-	u := p.base + "/api/v1/query?" + url.Values{"query": {q}, "time": {strconv.FormatFloat(float64(at.UnixMilli())/1000, 'f', 3, 64)}}.Encode()
-	resp, err := http.Get(u)
-	if err != nil {
-		return nil, err
+func labelsOf(m model.Metric) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[string(k)] = string(v)
 	}
-	defer resp.Body.Close()
-	var body struct {
-		Status string `json:"status"`
-		Error  string `json:"error"`
-		Data   struct {
-			ResultType string          `json:"resultType"`
-			Result     json.RawMessage `json:"result"`
-		} `json:"data"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		return nil, fmt.Errorf("query %s: %w", q, err)
-	}
-	if body.Status != "success" {
-		return nil, fmt.Errorf("query %s: %s", q, body.Error)
-	}
-	parse := func(v []any) float64 {
-		s, _ := v[1].(string)
-		f, _ := strconv.ParseFloat(s, 64)
-		return f
-	}
-	switch body.Data.ResultType {
-	case "vector":
-		var vec []struct {
-			Metric map[string]string `json:"metric"`
-			Value  []any             `json:"value"`
-		}
-		if err := json.Unmarshal(body.Data.Result, &vec); err != nil {
-			return nil, err
-		}
-		var out []sample
-		for _, s := range vec {
-			out = append(out, sample{labels: s.Metric, value: parse(s.Value)})
-		}
-		return out, nil
-	case "scalar":
-		var v []any
-		if err := json.Unmarshal(body.Data.Result, &v); err != nil {
-			return nil, err
-		}
-		return []sample{{value: parse(v)}}, nil
-	}
-	return nil, fmt.Errorf("query %s: result type %s", q, body.Data.ResultType)
+	return out
 }

@@ -15,6 +15,7 @@ limitations under the License.
 */package e2e
 
 import (
+	"fmt"
 	"strconv"
 	"testing"
 	"time"
@@ -33,17 +34,7 @@ func TestReceiversMesh(t *testing.T) {
 		perNode = 100_000
 		pps     = 20_000
 	)
-	e.applyTrafficGenerator(t, name, `  destination:
-    port: 9
-  receivers:
-    latencySampleEvery: 100
-    drainTime: 1s
-  source:
-    port: 10000
-    portCount: 8
-  rate:
-    packetsPerSecond: `+strconv.Itoa(pps)+`
-  packets: `+strconv.Itoa(perNode)+"\n")
+	e.applyTrafficGenerator(t, name, meshSpec(pps, perNode))
 	tg := e.waitPhase(t, name, xdpgenv1alpha1.PhaseCompleted, 120*time.Second)
 	tot := tg.Status.Totals
 	t.Logf("totals %+v, latency %+v", tot, tg.Status.Latency)
@@ -70,4 +61,21 @@ func TestReceiversMesh(t *testing.T) {
 		}
 	}
 	e.kubectlShows(t, name, []string{"Completed", strconv.Itoa(2 * perNode), "0"}, []string{"Received Packets", "Worst Paths"})
+}
+
+// meshSpec is the spec of a mesh of every node: each sends packets frames at pps to the others, each receives and
+// times one frame in 100.
+func meshSpec(pps, packets int) string {
+	return fmt.Sprintf(`  destination:
+    port: 9
+  receivers:
+    latencySampleEvery: 100
+    drainTime: 1s
+  source:
+    port: 10000
+    portCount: 8
+  rate:
+    packetsPerSecond: %d
+  packets: %d
+`, pps, packets)
 }
