@@ -20,6 +20,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -462,7 +463,11 @@ func underAny(p string, roots []string) bool {
 // host's). It reports whether it mounted one.
 func mountBPFFS() (bool, error) {
 	if fsType(bpffsDir) == "bpf" {
-		return false, nil
+		mounts, err := readMountInfo()
+		if err != nil {
+			return false, err
+		}
+		return false, bpffsShared(mounts)
 	}
 	if err := unix.Mount("bpffs", bpffsDir, "bpf", 0, "mode=0700"); err != nil {
 		return false, fmt.Errorf("mount a bpffs on %s: %w", bpffsDir, err)
@@ -471,6 +476,24 @@ func mountBPFFS() (bool, error) {
 		return true, fmt.Errorf("make %s a shared mount: %w", bpffsDir, err)
 	}
 	return true, nil
+}
+
+// bpffsShared refuses a bpffs on bpffsDir (the last mount there) that is not shared: the second node's mount
+// namespace would not see it as the host's, and containerd cannot mount a hostPath from it into the agents' pods
+// (they fail with CreateContainerError). bpftool mounts such a one when it pins and finds none.
+func bpffsShared(mounts []mountEntry) error {
+	var top *mountEntry
+	for i := range mounts {
+		if mounts[i].point == bpffsDir {
+			top = &mounts[i]
+		}
+	}
+	if top == nil || top.fsType != "bpf" || slices.ContainsFunc(top.optional, func(o string) bool { return strings.HasPrefix(o, "shared:") }) {
+		return nil
+	}
+	return fmt.Errorf("the bpffs on %s is a private mount (bpftool mounts one so when it pins and finds none): the agents' "+
+		"pods could not mount it; make it shared (mount --make-shared %[1]s) or unmount it (umount %[1]s, twice when %[1]s "+
+		"is also bound onto itself)", bpffsDir)
 }
 
 // unmountBPFFS unmounts the bpffs that mountBPFFS mounted, and with it whatever runs left pinned there.
@@ -506,22 +529,45 @@ func mountPoints() ([]string, error) {
 
 // mountPointsOf lists, in /proc/self/mountinfo order, the mount points whose file system type keep accepts.
 func mountPointsOf(keep func(fsType string) bool) ([]string, error) {
+	mounts, err := readMountInfo()
+	var out []string
+	for _, m := range mounts {
+		if keep(m.fsType) {
+			out = append(out, m.point)
+		}
+	}
+	return out, err
+}
+
+// mountEntry is a line of /proc/self/mountinfo: where, what file system, and its optional fields (shared:N,
+// master:N, none for a private mount).
+type mountEntry struct {
+	point, fsType string
+	optional      []string
+}
+
+func readMountInfo() ([]mountEntry, error) {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	var out []string
-	s := bufio.NewScanner(f)
+	return parseMountInfo(f)
+}
+
+// parseMountInfo reads mountinfo lines (proc(5)): ID, parent ID, major:minor, root, mount point, options, optional
+// fields up to "-", then the file system type, source and super options.
+func parseMountInfo(r io.Reader) ([]mountEntry, error) {
+	var out []mountEntry
+	s := bufio.NewScanner(r)
 	for s.Scan() {
-		line := s.Text()
-		fields := strings.Fields(line)
-		_, post, ok := strings.Cut(line, " - ")
-		if !ok || len(fields) <= 4 {
+		pre, post, ok := strings.Cut(s.Text(), " - ")
+		fields := strings.Fields(pre)
+		if !ok || len(fields) < 6 {
 			continue
 		}
-		if fs := strings.Fields(post); len(fs) > 0 && keep(fs[0]) {
-			out = append(out, unescapeMount(fields[4]))
+		if fs := strings.Fields(post); len(fs) > 0 {
+			out = append(out, mountEntry{point: unescapeMount(fields[4]), fsType: fs[0], optional: fields[6:]})
 		}
 	}
 	return out, s.Err()

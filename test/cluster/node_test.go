@@ -17,6 +17,8 @@ limitations under the License.
 package cluster
 
 import (
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -77,5 +79,37 @@ func TestNodeComponent(t *testing.T) {
 	}
 	if got := nodeComponent(second, Kubelet); got != "node2-kubelet" {
 		t.Errorf("node2's kubelet is %q", got)
+	}
+}
+
+// TestBPFFSShared: the harness takes a shared bpffs on /sys/fs/bpf, or none (it mounts one), and refuses a private
+// one saying how to fix it, as mountinfo lines of each show them.
+func TestBPFFSShared(t *testing.T) {
+	const (
+		sysfs   = "25 23 0:22 / /sys rw,nosuid shared:7 - sysfs sysfs rw\n"
+		shared  = "60 25 0:40 / /sys/fs/bpf rw,relatime shared:30 - bpf bpffs rw,mode=700\n"
+		bound   = "49 25 0:22 /fs/bpf /sys/fs/bpf rw,relatime - sysfs sysfs rw\n"
+		private = "50 49 0:39 / /sys/fs/bpf rw,relatime - bpf bpf rw,mode=700\n"
+	)
+	for _, tc := range []struct {
+		name, mountinfo string
+		refused         bool
+	}{
+		{"none", sysfs, false},
+		{"shared", sysfs + shared, false},
+		{"private over a bind of itself, as bpftool leaves it", sysfs + bound + private, true},
+	} {
+		mounts, err := parseMountInfo(strings.NewReader(tc.mountinfo))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = bpffsShared(mounts)
+		if tc.refused != (err != nil) || (err != nil && !strings.Contains(err.Error(), "mount --make-shared /sys/fs/bpf")) {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+	}
+	if got, _ := parseMountInfo(strings.NewReader(`36 35 98:0 /mnt1 /mnt/with\040space rw shared:1 master:2 - ext3 /dev/root rw` + "\n")); len(got) != 1 ||
+		got[0].point != "/mnt/with space" || got[0].fsType != "ext3" || !slices.Equal(got[0].optional, []string{"shared:1", "master:2"}) {
+		t.Errorf("parsed %+v", got)
 	}
 }
