@@ -63,6 +63,20 @@ func (p *apiProxy) serve() {
 	}
 }
 
+// startAgentBehindProxy starts node's agent with the API server behind a proxy that the test can cut.
+func (f *fixture) startAgentBehindProxy(node string) *apiProxy {
+	f.t.Helper()
+	u, err := url.Parse(env.Config.Host)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	proxy := newAPIProxy(f.t, u.Host)
+	viaProxy := rest.CopyConfig(env.Config)
+	viaProxy.Host = "https://" + proxy.listener.Addr().String()
+	f.startAgent(node, viaProxy)
+	return proxy
+}
+
 // setCut cuts the API server off (dropping every open connection) or brings it back.
 func (p *apiProxy) setCut(cut bool) {
 	p.mu.Lock()
@@ -82,14 +96,7 @@ func TestAPIServerOutage(t *testing.T) {
 	f := newFixture(t)
 	const total = 140000
 	tg := f.pacedGenerator("outage", total, 10000)
-	u, err := url.Parse(env.Config.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := newAPIProxy(t, u.Host)
-	viaProxy := rest.CopyConfig(env.Config)
-	viaProxy.Host = "https://" + proxy.listener.Addr().String()
-	f.startAgent("node-a", viaProxy)
+	proxy := f.startAgentBehindProxy("node-a")
 	f.report(tg, "node-a", 10*time.Second, "sending", func(r *xdpgenv1alpha1.NodeReport) bool { return r.Status.Packets > 0 })
 
 	proxy.setCut(true)
@@ -118,14 +125,7 @@ func TestDeadManSwitch(t *testing.T) {
 		s.Rate = &xdpgenv1alpha1.Rate{PacketsPerSecond: ptr.To[int64](10000)}
 		s.DeadManTimeout = &metav1.Duration{Duration: deadMan}
 	})
-	u, err := url.Parse(env.Config.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := newAPIProxy(t, u.Host)
-	viaProxy := rest.CopyConfig(env.Config)
-	viaProxy.Host = "https://" + proxy.listener.Addr().String()
-	f.startAgent("node-a", viaProxy)
+	proxy := f.startAgentBehindProxy("node-a")
 	f.report(tg, "node-a", 10*time.Second, "sending", func(r *xdpgenv1alpha1.NodeReport) bool { return r.Status.Packets > 0 })
 
 	proxy.setCut(true)

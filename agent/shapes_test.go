@@ -1,23 +1,19 @@
 package agent_test
 
 import (
-	"bytes"
-	"net"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
-	"github.com/google/gopacket/pcapgo"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
 	"github.com/xdpgen/xdpgen/test/netnstest"
+	"github.com/xdpgen/xdpgen/test/pcaptest"
 )
 
 // TestShapesThroughTheAgent: a generator with the simple IMIX, a range of source addresses and a layer-1 rate runs
@@ -82,40 +78,13 @@ func TestInjectThroughTheAgent(t *testing.T) {
 	f.requireNoXDP()
 }
 
-// udpCapture is a pcap of UDP frames to port 9, one of each size, between addresses of nobody's.
-func udpCapture(t *testing.T, sizes ...int) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	w := pcapgo.NewWriter(&buf)
-	if err := w.WriteFileHeader(65536, layers.LinkTypeEthernet); err != nil {
-		t.Fatal(err)
-	}
-	for i, size := range sizes {
-		ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: net.IP{192, 0, 2, 1}, DstIP: net.IP{198, 51, 100, 1}}
-		udp := &layers.UDP{SrcPort: 4000, DstPort: 9}
-		_ = udp.SetNetworkLayerForChecksum(ip)
-		frame := gopacket.NewSerializeBuffer()
-		err := gopacket.SerializeLayers(frame, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true},
-			&layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, EthernetType: layers.EthernetTypeIPv4},
-			ip, udp, gopacket.Payload(make([]byte, size-42)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ci := gopacket.CaptureInfo{Timestamp: time.Unix(1700000000, int64(i)*int64(time.Millisecond)), CaptureLength: size, Length: size}
-		if err := w.WritePacket(ci, frame.Bytes()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return buf.Bytes()
-}
-
 // TestReplayThroughTheAgent: a generator that replays a capture from a ConfigMap sends its frames, rewritten for
 // the node's path, as many as asked: the far end counts every one, and the report counts them per size.
 func TestReplayThroughTheAgent(t *testing.T) {
 	f := newFixture(t)
 	const loops = 100
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "capture", Namespace: f.namespace},
-		BinaryData: map[string][]byte{"trace.pcap": udpCapture(t, 64, 300, 1514)}}
+		BinaryData: map[string][]byte{"trace.pcap": pcaptest.UDP(t, 9, 64, 300, 1514)}}
 	if err := k8s.Create(t.Context(), cm); err != nil {
 		t.Fatal(err)
 	}

@@ -83,30 +83,39 @@ type datagramSource func(b []byte) (n int, src, dst netip.Addr, err error)
 
 func readWithDst(t *testing.T, conn *net.UDPConn, v6 bool) datagramSource {
 	t.Helper()
+	// ipv4 and ipv6 have a PacketConn each, with a ControlMessage each.
+	var readFrom func(b []byte) (n int, dst net.IP, from net.Addr, err error)
+	var err error
 	if v6 {
 		pc := ipv6.NewPacketConn(conn)
-		if err := pc.SetControlMessage(ipv6.FlagDst, true); err != nil {
-			t.Fatal(err)
-		}
-		return func(b []byte) (int, netip.Addr, netip.Addr, error) {
+		err = pc.SetControlMessage(ipv6.FlagDst, true)
+		readFrom = func(b []byte) (int, net.IP, net.Addr, error) {
 			n, cm, from, err := pc.ReadFrom(b)
 			if err != nil {
-				return 0, netip.Addr{}, netip.Addr{}, err
+				return 0, nil, nil, err
 			}
-			d, _ := netip.AddrFromSlice(cm.Dst)
-			return n, from.(*net.UDPAddr).AddrPort().Addr().Unmap(), d.Unmap(), nil
+			return n, cm.Dst, from, nil
+		}
+	} else {
+		pc := ipv4.NewPacketConn(conn)
+		err = pc.SetControlMessage(ipv4.FlagDst, true)
+		readFrom = func(b []byte) (int, net.IP, net.Addr, error) {
+			n, cm, from, err := pc.ReadFrom(b)
+			if err != nil {
+				return 0, nil, nil, err
+			}
+			return n, cm.Dst, from, nil
 		}
 	}
-	pc := ipv4.NewPacketConn(conn)
-	if err := pc.SetControlMessage(ipv4.FlagDst, true); err != nil {
+	if err != nil {
 		t.Fatal(err)
 	}
 	return func(b []byte) (int, netip.Addr, netip.Addr, error) {
-		n, cm, from, err := pc.ReadFrom(b)
+		n, dst, from, err := readFrom(b)
 		if err != nil {
 			return 0, netip.Addr{}, netip.Addr{}, err
 		}
-		d, _ := netip.AddrFromSlice(cm.Dst)
+		d, _ := netip.AddrFromSlice(dst)
 		return n, from.(*net.UDPAddr).AddrPort().Addr().Unmap(), d.Unmap(), nil
 	}
 }

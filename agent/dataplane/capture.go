@@ -129,6 +129,16 @@ type frameRewrite struct {
 	src, dst [2]netip.Addr
 }
 
+// rewriteAddrs sets a family's (0 IPv4, 1 IPv6) source and destination addresses to r's, where r changes them.
+func (r frameRewrite) rewriteAddrs(family int, src, dst *net.IP) {
+	if a := r.src[family]; a.IsValid() {
+		*src = a.AsSlice()
+	}
+	if a := r.dst[family]; a.IsValid() {
+		*dst = a.AsSlice()
+	}
+}
+
 // rewrite returns frame i with r's changes and correct IPv4, TCP, UDP, ICMP and ICMPv6 checksums; other bytes
 // are as captured (an IP frame's Ethernet padding becomes zeros). It refuses an IP fragment or an IPv6 frame
 // with extension headers whose addresses change, since its transport checksum cannot be recomputed from it.
@@ -167,21 +177,11 @@ func (r frameRewrite) rewrite(f Field, i int, frame []byte) ([]byte, error) {
 			stack, last = append(stack, &dot1q), &dot1q
 		case layers.LayerTypeIPv4:
 			family, network = 0, &ip4
-			if a := r.src[0]; a.IsValid() {
-				ip4.SrcIP = a.AsSlice()
-			}
-			if a := r.dst[0]; a.IsValid() {
-				ip4.DstIP = a.AsSlice()
-			}
+			r.rewriteAddrs(family, &ip4.SrcIP, &ip4.DstIP)
 			stack, last = append(stack, &ip4), &ip4
 		case layers.LayerTypeIPv6:
 			family, network = 1, &ip6
-			if a := r.src[1]; a.IsValid() {
-				ip6.SrcIP = a.AsSlice()
-			}
-			if a := r.dst[1]; a.IsValid() {
-				ip6.DstIP = a.AsSlice()
-			}
+			r.rewriteAddrs(family, &ip6.SrcIP, &ip6.DstIP)
 			stack, last = append(stack, &ip6), &ip6
 		case layers.LayerTypeTCP:
 			_ = tcp.SetNetworkLayerForChecksum(network)

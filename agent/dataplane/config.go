@@ -247,14 +247,7 @@ func (c UDPConfig) validated() (UDPConfig, error) {
 	}
 	c = c.withDefaults()
 	errs := c.destinationErrors()
-	for _, m := range []struct {
-		field Field
-		mac   net.HardwareAddr
-	}{{FieldDstMAC, c.DstMAC}, {FieldSrcMAC, c.SrcMAC}} {
-		if m.mac != nil && len(m.mac) != 6 {
-			errs = append(errs, fieldError(m.field, m.mac, "not an Ethernet MAC: use six bytes such as 02:00:00:00:00:01"))
-		}
-	}
+	errs = append(errs, macErrors(c.DstMAC, c.SrcMAC)...)
 	for _, p := range []struct {
 		field       Field
 		port, count uint16

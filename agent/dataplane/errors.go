@@ -3,6 +3,7 @@ package dataplane
 import (
 	"errors"
 	"fmt"
+	"net"
 
 	"golang.org/x/sys/unix"
 )
@@ -111,4 +112,19 @@ func privilegeHint(err error) error {
 		return fmt.Errorf("%w: run as root, or with CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON", err)
 	}
 	return err
+}
+
+// macErrors are the errors of MACs that a config gives (nil: resolved or the interface's) but that are not six
+// bytes long.
+func macErrors(dst, src net.HardwareAddr) []error {
+	var errs []error
+	for _, m := range []struct {
+		field Field
+		mac   net.HardwareAddr
+	}{{FieldDstMAC, dst}, {FieldSrcMAC, src}} {
+		if m.mac != nil && len(m.mac) != 6 {
+			errs = append(errs, fieldError(m.field, m.mac, "not an Ethernet MAC: use six bytes such as 02:00:00:00:00:01"))
+		}
+	}
+	return errs
 }

@@ -71,6 +71,20 @@ func (h *sendingHost) egressCounters() (InterfaceCounters, error) {
 	return InterfaceCounters{TxPackets: st.TxPackets, TxBytes: st.TxBytes, TxDropped: st.TxDropped}, nil
 }
 
+// closeGenerator is a generator's Close: it releases the generator's BPF objects once (setting *objs to nil) and
+// what its host holds.
+func closeGenerator[T any, P interface {
+	*T
+	Close() error
+}](objs *P, h *sendingHost) error {
+	var errs []error
+	if *objs != nil {
+		errs = append(errs, (*objs).Close())
+		*objs = nil
+	}
+	return errors.Join(append(errs, h.close())...)
+}
+
 // close undoes what was done to the interface and releases the sockets and the namespace. Safe on nil and twice.
 func (h *sendingHost) close() error {
 	if h == nil {

@@ -89,14 +89,7 @@ func (c ReplayConfig) validated() (ReplayConfig, error) {
 		}
 		srcFamilies[familyIndex(a)] = true
 	}
-	for _, m := range []struct {
-		field Field
-		mac   net.HardwareAddr
-	}{{FieldDstMAC, c.DstMAC}, {FieldSrcMAC, c.SrcMAC}} {
-		if m.mac != nil && len(m.mac) != 6 {
-			errs = append(errs, fieldError(m.field, m.mac, "not an Ethernet MAC: use six bytes such as 02:00:00:00:00:01"))
-		}
-	}
+	errs = append(errs, macErrors(c.DstMAC, c.SrcMAC)...)
 	errs = append(errs, threadErrors(c.Threads, c.CPUs)...)
 	if (c.RatePPS != 0 && c.RateBPS != 0) || (c.CaptureTiming && (c.RatePPS != 0 || c.RateBPS != 0)) {
 		errs = append(errs, fieldError(FieldRate, nil, "give one rate: in packets/s, in bits/s, or the capture's timing"))
@@ -336,13 +329,7 @@ func macOrCaptured(m net.HardwareAddr) string {
 
 // Close detaches what the generator attached and releases its programs. Safe to call more than once.
 func (g *ReplayGenerator) Close() error {
-	var errs []error
-	if g.objs != nil {
-		errs = append(errs, g.objs.Close())
-		g.objs = nil
-	}
-	errs = append(errs, g.host.close())
-	return errors.Join(errs...)
+	return closeGenerator(&g.objs, g.host)
 }
 
 // Stats reads the counters, summed over CPUs. Safe to call while Run is going.

@@ -15,6 +15,7 @@ import (
 	"github.com/google/gopacket/pcapgo"
 
 	"github.com/xdpgen/xdpgen/test/netnstest"
+	"github.com/xdpgen/xdpgen/test/pcaptest"
 )
 
 // replayPath is what a test frame is addressed with.
@@ -90,24 +91,6 @@ func mixedFrames(t *testing.T, p replayPath) [][]byte {
 	return frames
 }
 
-// writePcap is frames as a pcap file, gap apart.
-func writePcap(t *testing.T, frames [][]byte, gap time.Duration) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	w := pcapgo.NewWriter(&buf)
-	if err := w.WriteFileHeader(65536, layers.LinkTypeEthernet); err != nil {
-		t.Fatal(err)
-	}
-	at := time.Unix(1700000000, 0)
-	for i, f := range frames {
-		ci := gopacket.CaptureInfo{Timestamp: at.Add(time.Duration(i) * gap), CaptureLength: len(f), Length: len(f)}
-		if err := w.WritePacket(ci, f); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return buf.Bytes()
-}
-
 func readTestCapture(t *testing.T, pcap []byte) *Capture {
 	t.Helper()
 	c, err := ReadCapture(FieldCapture, bytes.NewReader(pcap))
@@ -151,13 +134,7 @@ func TestReplayRewritesChecksums(t *testing.T) {
 // TestReadCaptureRefuses: what a replay cannot send is refused with the fix.
 func TestReadCaptureRefuses(t *testing.T) {
 	frames := mixedFrames(t, capturedPath)
-	cooked := func() []byte {
-		var buf bytes.Buffer
-		w := pcapgo.NewWriter(&buf)
-		_ = w.WriteFileHeader(65536, layers.LinkTypeLinuxSLL)
-		_ = w.WritePacket(gopacket.CaptureInfo{Timestamp: time.Now(), CaptureLength: 60, Length: 60}, make([]byte, 60))
-		return buf.Bytes()
-	}()
+	cooked := pcaptest.Pcap(t, layers.LinkTypeLinuxSLL, [][]byte{make([]byte, 60)}, 0)
 	truncated := func() []byte {
 		var buf bytes.Buffer
 		w := pcapgo.NewWriter(&buf)
@@ -165,14 +142,14 @@ func TestReadCaptureRefuses(t *testing.T) {
 		_ = w.WritePacket(gopacket.CaptureInfo{Timestamp: time.Now(), CaptureLength: 96, Length: 1514}, frames[6][:96])
 		return buf.Bytes()
 	}()
-	huge := writePcap(t, [][]byte{make([]byte, MaxLiveFrameSize+1)}, 0)
+	huge := pcaptest.Pcap(t, layers.LinkTypeEthernet, [][]byte{make([]byte, MaxLiveFrameSize+1)}, 0)
 	for _, tc := range []struct {
 		name string
 		pcap []byte
 		want string
 	}{
 		{"not a capture", []byte("hello, world"), "capture: not a pcap or pcapng file"},
-		{"empty", writePcap(t, nil, 0), "capture: the capture holds no frame"},
+		{"empty", pcaptest.Pcap(t, layers.LinkTypeEthernet, nil, 0), "capture: the capture holds no frame"},
 		{"linux cooked", cooked, `capture: link type Linux SLL: replay sends Ethernet frames; capture on an Ethernet interface (not "any"`},
 		{"truncated", truncated, "capture: frame 1: the capture kept 96 of its 1514 bytes: capture with a snap length that keeps whole frames (tcpdump -s 0)"},
 		{"larger than a live frame", huge, "capture: frame 1: 3521 bytes; live frames hold at most 3520"},
@@ -198,7 +175,7 @@ func TestReplayMatchesFrameByFrame(t *testing.T) {
 	capture := netnstest.NewCapture(t, r.Remote.NS, r.Remote.Interface)
 	before := netnstest.ReadUDPStats(t, r.Remote.NS)
 
-	g := r.replayGenerator(t, ReplayConfig{Interface: r.Local.Interface, Capture: readTestCapture(t, writePcap(t, captured, time.Millisecond)),
+	g := r.replayGenerator(t, ReplayConfig{Interface: r.Local.Interface, Capture: readTestCapture(t, pcaptest.Pcap(t, layers.LinkTypeEthernet, captured, time.Millisecond)),
 		DstAddrs: []netip.Addr{r.Remote.IPv4, r.Remote.IPv6}, Packets: loops * uint64(len(captured))})
 	if err := g.Run(t.Context()); err != nil {
 		t.Fatalf("Run: %v", err)
@@ -249,7 +226,7 @@ func TestReplayResumes(t *testing.T) {
 	want := mixedFrames(t, replayPath{srcMAC: r.Local.MAC, dstMAC: r.Remote.MAC, src4: r.Local.IPv4, dst4: r.Remote.IPv4, src6: r.Local.IPv6, dst6: r.Remote.IPv6})
 	capture := netnstest.NewCapture(t, r.Remote.NS, r.Remote.Interface)
 	const skip, packets = 12, 5 // an earlier run sent a loop and 5 frames of the next: this one sends 5, 6, 0, 1, 2
-	g := r.replayGenerator(t, ReplayConfig{Interface: r.Local.Interface, Capture: readTestCapture(t, writePcap(t, captured, 0)),
+	g := r.replayGenerator(t, ReplayConfig{Interface: r.Local.Interface, Capture: readTestCapture(t, pcaptest.Pcap(t, layers.LinkTypeEthernet, captured, 0)),
 		DstAddrs: []netip.Addr{r.Remote.IPv4, r.Remote.IPv6}, Skip: skip, Packets: packets})
 	if err := g.Run(t.Context()); err != nil {
 		t.Fatalf("Run: %v", err)
@@ -335,7 +312,7 @@ func TestReplayRate(t *testing.T) {
 			}
 			const d = time.Second
 			cfg := tc.cfg
-			cfg.Interface, cfg.Capture, cfg.DstAddrs, cfg.Duration = r.Local.Interface, readTestCapture(t, writePcap(t, frames, tc.gap)), []netip.Addr{r.Remote.IPv4}, d
+			cfg.Interface, cfg.Capture, cfg.DstAddrs, cfg.Duration = r.Local.Interface, readTestCapture(t, pcaptest.Pcap(t, layers.LinkTypeEthernet, frames, tc.gap)), []netip.Addr{r.Remote.IPv4}, d
 			g := r.replayGenerator(t, cfg)
 			if err := g.Run(t.Context()); err != nil {
 				t.Fatalf("Run: %v", err)
@@ -359,15 +336,15 @@ func TestReplayRefusesWhatTheHostCannotSend(t *testing.T) {
 		cfg  ReplayConfig
 		want string
 	}{
-		{"above the MTU", ReplayConfig{Capture: readTestCapture(t, writePcap(t, [][]byte{frames[0], jumbo}, 0))},
+		{"above the MTU", ReplayConfig{Capture: readTestCapture(t, pcaptest.Pcap(t, layers.LinkTypeEthernet, [][]byte{frames[0], jumbo}, 0))},
 			"capture: frame 2: 1614 bytes, larger than " + r.Local.Interface + "'s MTU 1500 allows (1514): raise the MTU, or leave the frame out"},
-		{"two IPv4 destinations", ReplayConfig{Capture: readTestCapture(t, writePcap(t, frames, 0)), DstAddrs: []netip.Addr{r.Remote.IPv4, r.Remote.IPv4.Next()}},
+		{"two IPv4 destinations", ReplayConfig{Capture: readTestCapture(t, pcaptest.Pcap(t, layers.LinkTypeEthernet, frames, 0)), DstAddrs: []netip.Addr{r.Remote.IPv4, r.Remote.IPv4.Next()}},
 			"dst-addr 10.200.0.3: a second IPv4 destination: give at most one address per IP family"},
-		{"source without destination", ReplayConfig{Capture: readTestCapture(t, writePcap(t, frames, 0)), SrcAddrs: []netip.Addr{r.Local.IPv6}},
+		{"source without destination", ReplayConfig{Capture: readTestCapture(t, pcaptest.Pcap(t, layers.LinkTypeEthernet, frames, 0)), SrcAddrs: []netip.Addr{r.Local.IPv6}},
 			"src-addr fd00:200::1: rewrites the source of IPv6 frames for the path to an IPv6 destination: give an IPv6 destination address too"},
-		{"a frame the rewrite leaves to its captured destination", ReplayConfig{Capture: readTestCapture(t, writePcap(t, frames, 0)), DstAddrs: []netip.Addr{r.Remote.IPv4},
+		{"a frame the rewrite leaves to its captured destination", ReplayConfig{Capture: readTestCapture(t, pcaptest.Pcap(t, layers.LinkTypeEthernet, frames, 0)), DstAddrs: []netip.Addr{r.Remote.IPv4},
 			OnlyRewritten: true}, "capture: frame 4 is IPv6, and no IPv6 destination address is given: every frame must go to the destination address"},
-		{"timing of a capture without time", ReplayConfig{Capture: readTestCapture(t, writePcap(t, frames, 0)), CaptureTiming: true},
+		{"timing of a capture without time", ReplayConfig{Capture: readTestCapture(t, pcaptest.Pcap(t, layers.LinkTypeEthernet, frames, 0)), CaptureTiming: true},
 			"rate capture timing: the capture's frames all have one time: give a rate instead"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,7 +2,6 @@ package dataplane
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/bits"
 	"net/netip"
@@ -227,13 +226,7 @@ func (g *UDPGenerator) Flow() string {
 
 // Close detaches what the generator attached and releases its programs. Safe to call more than once.
 func (g *UDPGenerator) Close() error {
-	var errs []error
-	if g.objs != nil {
-		errs = append(errs, g.objs.Close())
-		g.objs = nil
-	}
-	errs = append(errs, g.host.close())
-	return errors.Join(errs...)
+	return closeGenerator(&g.objs, g.host)
 }
 
 // Stats reads the counters, summed over CPUs. Safe to call while Run is going.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -9,10 +8,8 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,35 +25,11 @@ import (
 	"github.com/xdpgen/xdpgen/test/k8senv"
 	"github.com/xdpgen/xdpgen/test/manifest"
 	"github.com/xdpgen/xdpgen/test/poll"
+	"github.com/xdpgen/xdpgen/test/selfexec"
 )
 
-// The test binary doubles as the agent: run with XDPGEN_RUN_AGENT=1 it is the agent, so that the test exercises
-// main's flags and wiring as a process.
-func TestMain(m *testing.M) {
-	if os.Getenv("XDPGEN_RUN_AGENT") == "1" {
-		main()
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
-
-// lockedBuffer collects the agent's output while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// The test binary doubles as the agent (selfexec), so that the tests exercise main's flags and wiring as a process.
+func TestMain(m *testing.M) { selfexec.Main(m, main) }
 
 func freePort(t *testing.T) int {
 	t.Helper()
@@ -99,11 +72,8 @@ func TestAgentEndpoints(t *testing.T) {
 	}
 
 	health, metrics := freePort(t), freePort(t)
-	cmd := exec.Command(os.Args[0], "--kubeconfig="+kubeconfigPath, "--node-name=agent-node", "--pin-dir=",
+	cmd, out := selfexec.Command("--kubeconfig="+kubeconfigPath, "--node-name=agent-node", "--pin-dir=",
 		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", health), fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", metrics))
-	cmd.Env = append(os.Environ(), "XDPGEN_RUN_AGENT=1")
-	out := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -175,10 +145,10 @@ func TestAgentEndpoints(t *testing.T) {
 // flagDefault is the default of one of main's flags, as the agent's --help prints it.
 func flagDefault(t *testing.T, name string) string {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "--help")
-	cmd.Env = append(os.Environ(), "XDPGEN_RUN_AGENT=1")
-	help, _ := cmd.CombinedOutput() // --help exits 2
-	lines := strings.Split(string(help), "\n")
+	cmd, out := selfexec.Command("--help")
+	_ = cmd.Run() // --help exits 2
+	help := out.String()
+	lines := strings.Split(help, "\n")
 	for i, l := range lines {
 		if strings.Contains(l, "-"+name+" ") && i+1 < len(lines) {
 			text := l + lines[i+1]

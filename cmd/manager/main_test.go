@@ -17,17 +17,14 @@ limitations under the License.
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -45,43 +42,12 @@ import (
 	"github.com/xdpgen/xdpgen/test/k8senv"
 	"github.com/xdpgen/xdpgen/test/k8sversion"
 	"github.com/xdpgen/xdpgen/test/poll"
+	"github.com/xdpgen/xdpgen/test/selfexec"
 )
 
-// The test binary doubles as the manager: run with XDPGEN_RUN_MANAGER=1 it is the manager, so that the tests
-// exercise main's flags and wiring as a process without building another binary.
-func TestMain(m *testing.M) {
-	if os.Getenv("XDPGEN_RUN_MANAGER") == "1" {
-		main()
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
-
-// lockedBuffer collects a child's output while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func managerCommand(args ...string) (*exec.Cmd, *lockedBuffer) {
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), "XDPGEN_RUN_MANAGER=1")
-	out := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	return cmd, out
-}
+// The test binary doubles as the manager (selfexec), so that the tests exercise main's flags and wiring as a
+// process.
+func TestMain(m *testing.M) { selfexec.Main(m, main) }
 
 func TestManagerRejectsBadFlags(t *testing.T) {
 	for _, tc := range []struct {
@@ -92,7 +58,7 @@ func TestManagerRejectsBadFlags(t *testing.T) {
 		{[]string{"--node-lost-timeout=-1s"}, "--node-lost-timeout=-1s: want a positive duration"},
 		{[]string{"--agent-image=x"}, "flag provided but not defined: -agent-image"},
 	} {
-		cmd, out := managerCommand(tc.args...)
+		cmd, out := selfexec.Command(tc.args...)
 		err := cmd.Run()
 		if err == nil || !strings.Contains(out.String(), tc.want) {
 			t.Errorf("manager %v: err %v, output %q; want a failure saying %q", tc.args, err, out, tc.want)
@@ -171,7 +137,7 @@ func TestManagerProcess(t *testing.T) {
 	}
 
 	health, metrics := freePort(t), freePort(t)
-	cmd, out := managerCommand(
+	cmd, out := selfexec.Command(
 		"--kubeconfig="+kubeconfigPath,
 		"--leader-elect", "--leader-election-namespace=default",
 		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", health),

@@ -17,19 +17,15 @@ limitations under the License.
 package e2e
 
 import (
-	"bytes"
 	"encoding/base64"
 	"fmt"
-	"net"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
-	"github.com/google/gopacket/pcapgo"
 
 	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
+	"github.com/xdpgen/xdpgen/test/pcaptest"
 )
 
 // TestReplayRuns replays a capture from a ConfigMap on the node, as a user would set it up with kubectl: the agent
@@ -44,7 +40,7 @@ func TestReplayRuns(t *testing.T) {
 	)
 	sizes := []int{64, 300, 1514}
 	far := newFarHost(t, 1, port, port)
-	capture := base64.StdEncoding.EncodeToString(udpCapture(t, port, sizes...))
+	capture := base64.StdEncoding.EncodeToString(pcaptest.UDP(t, port, sizes...))
 	e.applyManifest(t, fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: %s-capture\n  namespace: %s\nbinaryData:\n  capture.pcap: %s\n",
 		name, namespace, capture))
 	t.Cleanup(func() { _, _ = e.run("-n", namespace, "delete", "configmap", name+"-capture", "--ignore-not-found") })
@@ -70,31 +66,4 @@ func TestReplayRuns(t *testing.T) {
 	if diff := cmp.Diff(want, tg.Status.Totals.Sizes); diff != "" {
 		t.Errorf("status.totals.sizes (-want +got):\n%s", diff)
 	}
-}
-
-// udpCapture is a pcap of UDP frames to port, one of each size, between addresses of nobody's.
-func udpCapture(t *testing.T, port uint16, sizes ...int) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	w := pcapgo.NewWriter(&buf)
-	if err := w.WriteFileHeader(65536, layers.LinkTypeEthernet); err != nil {
-		t.Fatal(err)
-	}
-	for i, size := range sizes {
-		ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: net.IP{192, 0, 2, 1}, DstIP: net.IP{198, 51, 100, 1}}
-		udp := &layers.UDP{SrcPort: 4000, DstPort: layers.UDPPort(port)}
-		_ = udp.SetNetworkLayerForChecksum(ip)
-		frame := gopacket.NewSerializeBuffer()
-		err := gopacket.SerializeLayers(frame, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true},
-			&layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, EthernetType: layers.EthernetTypeIPv4},
-			ip, udp, gopacket.Payload(make([]byte, size-42)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ci := gopacket.CaptureInfo{Timestamp: time.Unix(1700000000, int64(i)*int64(time.Millisecond)), CaptureLength: size, Length: size}
-		if err := w.WritePacket(ci, frame.Bytes()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return buf.Bytes()
 }

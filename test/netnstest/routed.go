@@ -126,14 +126,7 @@ func NewFanout(t testing.TB, n int, opts Options) *Fanout {
 	join(t, &f.Sender, &f.RouterIn, opts)
 	KnowEachOther(t, f.Sender, f.RouterIn)
 	for i := range n {
-		out := f.RouterIn
-		out.Interface = fmt.Sprintf("xg%s%d", id[:4], i)
-		out.IPv4 = netip.MustParseAddr(fmt.Sprintf("10.%d.0.1", 210+i))
-		out.IPv6 = netip.MustParseAddr(fmt.Sprintf("fd00:%d::1", 210+i))
-		rcv := newHost(t, fmt.Sprintf("xdpgen-%s-r%d", id, i), fmt.Sprintf("xg%sr%d", id[:4], i),
-			fmt.Sprintf("10.%d.0.2", 210+i), fmt.Sprintf("fd00:%d::2", 210+i))
-		join(t, &out, &rcv, opts)
-		KnowEachOther(t, out, rcv)
+		out, rcv := routerLink(t, f.RouterIn, id, "r", 210+i, i, opts)
 		route(t, f.Sender, rcv, f.RouterIn)
 		route(t, rcv, f.Sender, out)
 		f.RouterOut = append(f.RouterOut, out)
@@ -141,6 +134,22 @@ func NewFanout(t testing.TB, n int, opts Options) *Fanout {
 	}
 	forward(t, f.RouterIn)
 	return f
+}
+
+// routerLink makes host i (kind, "r" for a receiver or "h" for a host, goes into its names) in a namespace of its
+// own and a veth from the router's namespace (the router's port p<i>) to it on subnet 10.<subnet>.0.0/24 and fd00:<subnet>::/64, the router's end
+// .1 and the host's .2, neighbours knowing each other's MACs. It returns the router's end and the host.
+func routerLink(t testing.TB, router Host, id, kind string, subnet, i int, opts Options) (Host, Host) {
+	t.Helper()
+	end := router
+	end.Interface = fmt.Sprintf("xg%sp%d", id[:4], i)
+	end.IPv4 = netip.MustParseAddr(fmt.Sprintf("10.%d.0.1", subnet))
+	end.IPv6 = netip.MustParseAddr(fmt.Sprintf("fd00:%d::1", subnet))
+	host := newHost(t, fmt.Sprintf("xdpgen-%s-%s%d", id, kind, i), fmt.Sprintf("xg%s%s%d", id[:4], kind, i),
+		fmt.Sprintf("10.%d.0.2", subnet), fmt.Sprintf("fd00:%d::2", subnet))
+	join(t, &end, &host, opts)
+	KnowEachOther(t, end, host)
+	return end, host
 }
 
 // forward turns on IPv4 and IPv6 forwarding in the router's namespace.
@@ -177,14 +186,7 @@ func NewStar(t testing.TB, n int, opts Options) *Star {
 	s := &Star{}
 	router := newHost(t, "xdpgen-"+id+"-x", "", "10.219.0.1", "fd00:219::1") // addresses only on its ports
 	for i := range n {
-		port := router
-		port.Interface = fmt.Sprintf("xg%sp%d", id[:4], i)
-		port.IPv4 = netip.MustParseAddr(fmt.Sprintf("10.%d.0.1", 220+i))
-		port.IPv6 = netip.MustParseAddr(fmt.Sprintf("fd00:%d::1", 220+i))
-		host := newHost(t, fmt.Sprintf("xdpgen-%s-h%d", id, i), fmt.Sprintf("xg%sh%d", id[:4], i),
-			fmt.Sprintf("10.%d.0.2", 220+i), fmt.Sprintf("fd00:%d::2", 220+i))
-		join(t, &port, &host, opts)
-		KnowEachOther(t, port, host)
+		port, host := routerLink(t, router, id, "h", 220+i, i, opts)
 		s.Ports = append(s.Ports, port)
 		s.Hosts = append(s.Hosts, host)
 	}

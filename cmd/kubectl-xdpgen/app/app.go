@@ -3,14 +3,10 @@
 package app
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"slices"
 	"strings"
-	"syscall"
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -19,40 +15,23 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
-	"github.com/xdpgen/xdpgen/cmd/internal/version"
+	"github.com/xdpgen/xdpgen/cmd/internal/cli"
 )
 
 // Main runs the plugin and returns the process exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	cmd := NewRootCommand()
-	cmd.SetArgs(args)
-	cmd.SetOut(stdout)
-	cmd.SetErr(stderr)
-	if err := cmd.ExecuteContext(ctx); err != nil {
-		fmt.Fprintf(stderr, "kubectl-xdpgen: %v\n", err)
-		return 1
-	}
-	return 0
+	return cli.Main(NewRootCommand(), args, stdout, stderr)
 }
 
 // NewRootCommand is `kubectl xdpgen` with kubectl's connection flags (--kubeconfig, --context, -n, ...).
 func NewRootCommand() *cobra.Command {
 	kube := genericclioptions.NewConfigFlags(true)
-	root := &cobra.Command{
-		Use:   "kubectl-xdpgen",
-		Short: "Read xdpgen's TrafficGenerators: what a run sent, and what arrived on each path",
-		Long: "kubectl xdpgen reads xdpgen's TrafficGenerators and their NodeReports from the cluster kubectl points\n" +
-			"at. Install it by putting the kubectl-xdpgen binary on your PATH: kubectl then runs it as `kubectl xdpgen`.",
-		Annotations:   map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl xdpgen"},
-		Version:       version.String(),
-		SilenceUsage:  true,
-		SilenceErrors: true,
-		// A kubectl plugin completes through kubectl (a kubectl_complete-xdpgen script), not its own scripts.
-		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
-	}
-	root.SetVersionTemplate("{{.Name}} {{.Version}}\n")
+	root := cli.Root("kubectl-xdpgen", "Read xdpgen's TrafficGenerators: what a run sent, and what arrived on each path",
+		"kubectl xdpgen reads xdpgen's TrafficGenerators and their NodeReports from the cluster kubectl points\n"+
+			"at. Install it by putting the kubectl-xdpgen binary on your PATH: kubectl then runs it as `kubectl xdpgen`.")
+	root.Annotations = map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl xdpgen"}
+	// A kubectl plugin completes through kubectl (a kubectl_complete-xdpgen script), not its own scripts.
+	root.CompletionOptions = cobra.CompletionOptions{DisableDefaultCmd: true}
 	kube.AddFlags(root.PersistentFlags())
 	root.AddCommand(newResultsCommand(kube))
 	return root

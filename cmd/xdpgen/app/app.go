@@ -3,7 +3,6 @@
 package app
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
@@ -13,44 +12,26 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/xdpgen/xdpgen/agent/dataplane"
-	"github.com/xdpgen/xdpgen/cmd/internal/version"
+	"github.com/xdpgen/xdpgen/cmd/internal/cli"
 )
 
 // Main runs the command line and returns the process exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	cmd := NewRootCommand()
-	cmd.SetArgs(args)
-	cmd.SetOut(stdout)
-	cmd.SetErr(stderr)
-	if err := cmd.ExecuteContext(ctx); err != nil {
-		fmt.Fprintf(stderr, "xdpgen: %v\n", err)
-		return 1
-	}
-	return 0
+	return cli.Main(NewRootCommand(), args, stdout, stderr)
 }
 
+// NewRootCommand is xdpgen with its commands.
 func NewRootCommand() *cobra.Command {
-	root := &cobra.Command{
-		Use:   "xdpgen",
-		Short: "Generate packets at millions per second with XDP live frames",
-		Long: "xdpgen sends packets built in userspace through the kernel's XDP live-frame mode (BPF_PROG_RUN with\n" +
-			"BPF_F_TEST_XDP_LIVE_FRAMES): no DPDK, no NIC unbinding, no hugepages. Needs root (or CAP_BPF,\n" +
-			"CAP_NET_ADMIN and CAP_PERFMON) and Linux 5.18 or newer.",
-		Version:       version.String(),
-		SilenceUsage:  true,
-		SilenceErrors: true,
-	}
-	root.SetVersionTemplate("{{.Name}} {{.Version}}\n")
+	root := cli.Root("xdpgen", "Generate packets at millions per second with XDP live frames",
+		"xdpgen sends packets built in userspace through the kernel's XDP live-frame mode (BPF_PROG_RUN with\n"+
+			"BPF_F_TEST_XDP_LIVE_FRAMES): no DPDK, no NIC unbinding, no hugepages. Needs root (or CAP_BPF,\n"+
+			"CAP_NET_ADMIN and CAP_PERFMON) and Linux 5.18 or newer.")
 	root.AddCommand(newUDPCommand(), newTCPCommand(), newProbeCommand(), newReceiveCommand(), newSearchCommand(), newReplayCommand())
 	return root
 }

@@ -4,49 +4,25 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
-	"github.com/google/gopacket/pcapgo"
 
 	"github.com/xdpgen/xdpgen/agent/dataplane"
+	"github.com/xdpgen/xdpgen/test/pcaptest"
 )
 
-// writeUDPCapture writes a pcap of UDP frames to port 9, one of each size, between addresses of nobody's, and
-// returns its path.
+// writeUDPCapture writes a pcap of UDP frames to port 9, one of each size (pcaptest.UDPFrames), and returns its
+// path.
 func writeUDPCapture(t *testing.T, linkType layers.LinkType, sizes ...int) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "trace.pcap")
-	f, err := os.Create(path)
-	if err != nil {
+	if err := os.WriteFile(path, pcaptest.Pcap(t, linkType, pcaptest.UDPFrames(t, 9, sizes...), time.Millisecond), 0o600); err != nil {
 		t.Fatal(err)
-	}
-	defer f.Close()
-	w := pcapgo.NewWriter(f)
-	if err := w.WriteFileHeader(65536, linkType); err != nil {
-		t.Fatal(err)
-	}
-	for i, size := range sizes {
-		ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: net.IP{192, 0, 2, 1}, DstIP: net.IP{198, 51, 100, 1}}
-		udp := &layers.UDP{SrcPort: 9, DstPort: 9}
-		_ = udp.SetNetworkLayerForChecksum(ip)
-		buf := gopacket.NewSerializeBuffer()
-		err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true},
-			&layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, EthernetType: layers.EthernetTypeIPv4},
-			ip, udp, gopacket.Payload(make([]byte, size-42)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ci := gopacket.CaptureInfo{Timestamp: time.Unix(1700000000, int64(i)*int64(time.Millisecond)), CaptureLength: size, Length: size}
-		if err := w.WritePacket(ci, buf.Bytes()); err != nil {
-			t.Fatal(err)
-		}
 	}
 	return path
 }
