@@ -58,14 +58,6 @@ struct {
 	__type(value, struct tcp_worker);
 } tcp_workers SEC(".maps");
 
-/* The whole template frame, for the segments the ACK path writes into an ACK's buffer. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct tcp_frame);
-} tcp_template SEC(".maps");
-
 #define NSEC_PER_MSEC 1000000ULL
 /* Segments a flow sends in a row before the worker moves to its next flow. */
 #define TCP_BURST 16
@@ -251,62 +243,14 @@ static __always_inline __u32 add_words32(__u32 v)
 	return (__u32)(__u16)v + (v >> 16);
 }
 
-/* A segment's stamped fields in network byte order, and its checksum. */
-struct stamped {
-	__be32 seq;
-	__be32 ack;
-	__be32 tsval;
-	__be32 tsecr;
-	__be64 off;
-	__u16 port;
-	__u16 check;
-};
-
 /*
+ * Writes the segment into the frame: the template's headers first (restore_headers), then the segment's fields.
  * Every stamped field is zero in the template, so the checksum is the template's plus the one's complement sum
- * of the stamped 16-bit words (RFC 1624), whatever the buffer held before.
+ * of the stamped 16-bit words (RFC 1624), whatever the recycled page held before.
  */
-static __always_inline void stamp_fields(struct segment *seg, __u64 now, struct stamped *st)
-{
-	__u32 sum = (__u16)~bpf_htons(tcp_config.tcp_check);
-
-	st->port = seg->port;
-	st->seq = bpf_htonl(seg->seq);
-	st->ack = bpf_htonl(seg->ack);
-	st->off = bpf_cpu_to_be64(seg->off);
-	sum += seg->port + add_words32(st->seq) + add_words32(st->ack);
-	sum += add_words32((__u32)st->off) + add_words32((__u32)(st->off >> 32));
-	if (tcp_config.timestamps) {
-		st->tsval = bpf_htonl((__u32)(now / NSEC_PER_MSEC) + seg->ts_offset);
-		st->tsecr = bpf_htonl(seg->tsecr);
-		sum += add_words32(st->tsval) + add_words32(st->tsecr);
-	}
-	st->check = csum_fold(sum);
-}
-
-/* Writes the stamped fields into a TCP header and the payload's first 8 bytes. */
-static __always_inline void write_stamped(__u16 *th, __u16 *payload, struct stamped *st)
-{
-	th[0] = st->port;
-	__builtin_memcpy(&th[2], &st->seq, 4);
-	__builtin_memcpy(&th[4], &st->ack, 4);
-	if (tcp_config.timestamps) {
-		__builtin_memcpy(&th[12], &st->tsval, 4);
-		__builtin_memcpy(&th[14], &st->tsecr, 4);
-	}
-	__builtin_memcpy(payload, &st->off, 8);
-	th[8] = st->check;
-}
-
-static __always_inline __u32 tcp_header_len(void)
-{
-	return tcp_config.timestamps ? sizeof(struct tcphdr) + TS_OPTION_LEN : sizeof(struct tcphdr);
-}
-
-/* Writes the segment into the frame: the template's headers first (restore_headers), then the segment's fields. */
 static __always_inline int stamp_segment(struct xdp_md *ctx, struct segment *seg, __u64 now)
 {
-	__u32 hdr_len = tcp_header_len();
+	__u32 hdr_len = tcp_config.timestamps ? sizeof(struct tcphdr) + TS_OPTION_LEN : sizeof(struct tcphdr);
 
 	if (restore_headers(ctx, tcp_config.headers, tcp_config.tcp_offset + hdr_len, tcp_config.frame_len) < 0)
 		return -1;
@@ -315,12 +259,33 @@ static __always_inline int stamp_segment(struct xdp_md *ctx, struct segment *seg
 	void *data_end = (void *)(long)ctx->data_end;
 	__u16 *th = data + tcp_config.tcp_offset;
 	__u16 *payload = (void *)th + hdr_len;
-	struct stamped st = {};
+	__u32 sum = (__u16)~bpf_htons(tcp_config.tcp_check);
 
 	if ((void *)(payload + 4) > data_end)
 		return -1;
-	stamp_fields(seg, now, &st);
-	write_stamped(th, payload, &st);
+
+	__be32 seq = bpf_htonl(seg->seq);
+	__be32 ack = bpf_htonl(seg->ack);
+	__be64 off = bpf_cpu_to_be64(seg->off);
+
+	th[0] = seg->port;
+	__builtin_memcpy(&th[2], &seq, 4);
+	__builtin_memcpy(&th[4], &ack, 4);
+	sum += seg->port + add_words32(seq) + add_words32(ack);
+
+	if (tcp_config.timestamps) {
+		__be32 tsval = bpf_htonl((__u32)(now / NSEC_PER_MSEC) + seg->ts_offset);
+		__be32 tsecr = bpf_htonl(seg->tsecr);
+
+		__builtin_memcpy(&th[12], &tsval, 4);
+		__builtin_memcpy(&th[14], &tsecr, 4);
+		sum += add_words32(tsval) + add_words32(tsecr);
+	}
+
+	__builtin_memcpy(payload, &off, 8);
+	sum += add_words32((__u32)off) + add_words32((__u32)(off >> 32));
+
+	th[8] = csum_fold(sum);
 	return 0;
 }
 
@@ -378,13 +343,6 @@ int xdpgen_tcp_send(struct xdp_md *ctx)
 }
 
 #define MAX_SACK_BLOCKS 4
-
-/* How xdpgen_tcp_ack marks an ACK for xdpgen_tcp_ack_send (XDP metadata, which the skb keeps). */
-#define ACK_META_MAGIC 0x78647067
-struct ack_meta {
-	__u32 magic;
-	__u32 flow;
-};
 
 /* What the ack program reads from one of the peer's segments. */
 struct peer_segment {
@@ -742,82 +700,9 @@ int xdpgen_tcp_ack(struct xdp_md *ctx)
 		return XDP_PASS;
 
 	__u64 now = bpf_ktime_get_ns();
-	int send_from_ack;
 
 	bpf_spin_lock(&f->lock);
 	peer_segment_arrived(f, ctl, &p, now);
-	send_from_ack = f->state == TCP_FLOW_RUNNING && f->cwnd < tcp_config.ack_send_cwnd;
 	bpf_spin_unlock(&f->lock);
-	/* A small window is sent from its ACKs, as the kernel's TCP sends: the ACK goes on, marked with its flow,
-	 * to xdpgen_tcp_ack_send, which turns it into the segments the window now allows. */
-	if (send_from_ack && bpf_xdp_adjust_meta(ctx, -(int)sizeof(struct ack_meta)) == 0) {
-		struct ack_meta *m = (void *)(long)ctx->data_meta;
-
-		if ((void *)(m + 1) <= (void *)(long)ctx->data) {
-			m->magic = ACK_META_MAGIC;
-			m->flow = key;
-			return XDP_PASS;
-		}
-	}
 	return XDP_DROP;
-}
-
-#define TC_ACT_OK 0
-#define TC_ACT_SHOT 2
-/* Segments one ACK sends at most. */
-#define ACK_SEND_BURST 16
-
-/*
- * Sends from an ACK, in the receive softirq that brought it, what the flow's windows allow (up to
- * ACK_SEND_BURST segments): the ACK's buffer is grown to a whole frame, the template written over it, and for
- * each segment the stamped fields, then a clone goes out of the interface. The ACK itself is dropped. Only ACKs
- * that xdpgen_tcp_ack marked reach here with a mark; everything else passes.
- */
-SEC("tc")
-int xdpgen_tcp_ack_send(struct __sk_buff *skb)
-{
-	struct ack_meta *m = (void *)(long)skb->data_meta;
-
-	if ((void *)(m + 1) > (void *)(long)skb->data || m->magic != ACK_META_MAGIC)
-		return TC_ACT_OK;
-
-	__u32 key = m->flow;
-	__u32 zero = 0;
-	struct tcp_flow *f = bpf_map_lookup_elem(&tcp_flows, &key);
-	struct tcp_flow_ctl *ctl = bpf_map_lookup_elem(&tcp_ctl, &key);
-	struct tcp_frame *tmpl = bpf_map_lookup_elem(&tcp_template, &zero);
-	struct tcp_worker *w = bpf_map_lookup_elem(&tcp_workers, &zero);
-	__u32 len = tcp_config.frame_len;
-	__u32 hdr_len = tcp_header_len();
-	__u32 tcp_off = tcp_config.tcp_offset;
-
-	if (!f || !ctl || !tmpl || !w || len > TCP_FRAME_MAX || tcp_off > HEADERS_MAX || len < tcp_off + hdr_len + 8)
-		return TC_ACT_SHOT;
-	if (bpf_skb_change_tail(skb, len, 0) < 0 || bpf_skb_store_bytes(skb, 0, tmpl->bytes, len, 0) < 0)
-		return TC_ACT_SHOT;
-	/* The peer's queue a worker on this CPU redirects to (veth: the CPU modulo the queues), so that the two
-	 * paths' segments arrive in order: the transmit path takes a recorded receive queue, minus one, modulo
-	 * the device's queues. */
-	skb->queue_mapping = bpf_get_smp_processor_id() + 1;
-
-	for (int i = 0; i < ACK_SEND_BURST; i++) {
-		struct segment seg = {};
-		struct stamped st = {};
-		__u16 block[(sizeof(struct tcphdr) + TS_OPTION_LEN + 8) / 2];
-		int retransmit = 0;
-		__u64 now = bpf_ktime_get_ns();
-
-		bpf_spin_lock(&f->lock);
-		int send = next_segment(f, ctl, now, &seg, &retransmit);
-		bpf_spin_unlock(&f->lock);
-		if (!send)
-			break;
-		stamp_fields(&seg, now, &st);
-		__builtin_memcpy(block, tmpl->bytes + tcp_off, sizeof(block));
-		write_stamped(block, (void *)block + hdr_len, &st);
-		if (bpf_skb_store_bytes(skb, tcp_off, block, hdr_len + 8, 0) < 0 || bpf_clone_redirect(skb, tcp_config.ifindex, 0) < 0)
-			break;
-		counter_add(&w->actions[XDP_REDIRECT], len);
-	}
-	return TC_ACT_SHOT;
 }

@@ -20,25 +20,24 @@ type tcpCounter struct {
 }
 
 type tcpTcpConfig struct {
-	_           structs.HostLayout
-	Ifindex     uint32
-	TcpOffset   uint16
-	TcpCheck    uint16
-	Mss         uint16
-	DstPort     uint16
-	Ipv6        uint8
-	Timestamps  uint8
-	Pad         [2]uint8
-	SrcAddr     [16]uint8
-	DstAddr     [16]uint8
-	RcvWnd      uint32
-	MaxCwnd     uint32
-	MinRto      uint64
-	MaxRto      uint64
-	FrameLen    uint16
-	Pad2        [2]uint8
-	AckSendCwnd uint32
-	Headers     [96]uint8
+	_          structs.HostLayout
+	Ifindex    uint32
+	TcpOffset  uint16
+	TcpCheck   uint16
+	Mss        uint16
+	DstPort    uint16
+	Ipv6       uint8
+	Timestamps uint8
+	Pad        [2]uint8
+	SrcAddr    [16]uint8
+	DstAddr    [16]uint8
+	RcvWnd     uint32
+	MaxCwnd    uint32
+	MinRto     uint64
+	MaxRto     uint64
+	FrameLen   uint16
+	Pad2       [6]uint8
+	Headers    [96]uint8
 }
 
 type tcpTcpFlow struct {
@@ -97,11 +96,6 @@ type tcpTcpFlowCtl struct {
 	HandedBack uint32
 }
 
-type tcpTcpFrame struct {
-	_     structs.HostLayout
-	Bytes [3520]uint8
-}
-
 type tcpTcpWorker struct {
 	_       structs.HostLayout
 	First   uint32
@@ -118,15 +112,13 @@ type tcpTcpWorker struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	tcpMapTcpCtl            = "tcp_ctl"
-	tcpMapTcpFlows          = "tcp_flows"
-	tcpMapTcpPorts          = "tcp_ports"
-	tcpMapTcpTemplate       = "tcp_template"
-	tcpMapTcpWorkers        = "tcp_workers"
-	tcpProgXdpgenTcpAck     = "xdpgen_tcp_ack"
-	tcpProgXdpgenTcpAckSend = "xdpgen_tcp_ack_send"
-	tcpProgXdpgenTcpSend    = "xdpgen_tcp_send"
-	tcpVarTcpConfig         = "tcp_config"
+	tcpMapTcpCtl         = "tcp_ctl"
+	tcpMapTcpFlows       = "tcp_flows"
+	tcpMapTcpPorts       = "tcp_ports"
+	tcpMapTcpWorkers     = "tcp_workers"
+	tcpProgXdpgenTcpAck  = "xdpgen_tcp_ack"
+	tcpProgXdpgenTcpSend = "xdpgen_tcp_send"
+	tcpVarTcpConfig      = "tcp_config"
 )
 
 // loadTcp returns the embedded CollectionSpec for tcp.
@@ -171,20 +163,18 @@ type tcpSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type tcpProgramSpecs struct {
-	XdpgenTcpAck     *ebpf.ProgramSpec `ebpf:"xdpgen_tcp_ack"`
-	XdpgenTcpAckSend *ebpf.ProgramSpec `ebpf:"xdpgen_tcp_ack_send"`
-	XdpgenTcpSend    *ebpf.ProgramSpec `ebpf:"xdpgen_tcp_send"`
+	XdpgenTcpAck  *ebpf.ProgramSpec `ebpf:"xdpgen_tcp_ack"`
+	XdpgenTcpSend *ebpf.ProgramSpec `ebpf:"xdpgen_tcp_send"`
 }
 
 // tcpMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type tcpMapSpecs struct {
-	TcpCtl      *ebpf.MapSpec `ebpf:"tcp_ctl"`
-	TcpFlows    *ebpf.MapSpec `ebpf:"tcp_flows"`
-	TcpPorts    *ebpf.MapSpec `ebpf:"tcp_ports"`
-	TcpTemplate *ebpf.MapSpec `ebpf:"tcp_template"`
-	TcpWorkers  *ebpf.MapSpec `ebpf:"tcp_workers"`
+	TcpCtl     *ebpf.MapSpec `ebpf:"tcp_ctl"`
+	TcpFlows   *ebpf.MapSpec `ebpf:"tcp_flows"`
+	TcpPorts   *ebpf.MapSpec `ebpf:"tcp_ports"`
+	TcpWorkers *ebpf.MapSpec `ebpf:"tcp_workers"`
 }
 
 // tcpVariableSpecs contains global variables before they are loaded into the kernel.
@@ -214,11 +204,10 @@ func (o *tcpObjects) Close() error {
 //
 // It can be passed to loadTcpObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tcpMaps struct {
-	TcpCtl      *ebpf.Map `ebpf:"tcp_ctl"`
-	TcpFlows    *ebpf.Map `ebpf:"tcp_flows"`
-	TcpPorts    *ebpf.Map `ebpf:"tcp_ports"`
-	TcpTemplate *ebpf.Map `ebpf:"tcp_template"`
-	TcpWorkers  *ebpf.Map `ebpf:"tcp_workers"`
+	TcpCtl     *ebpf.Map `ebpf:"tcp_ctl"`
+	TcpFlows   *ebpf.Map `ebpf:"tcp_flows"`
+	TcpPorts   *ebpf.Map `ebpf:"tcp_ports"`
+	TcpWorkers *ebpf.Map `ebpf:"tcp_workers"`
 }
 
 func (m *tcpMaps) Close() error {
@@ -226,7 +215,6 @@ func (m *tcpMaps) Close() error {
 		m.TcpCtl,
 		m.TcpFlows,
 		m.TcpPorts,
-		m.TcpTemplate,
 		m.TcpWorkers,
 	)
 }
@@ -242,15 +230,13 @@ type tcpVariables struct {
 //
 // It can be passed to loadTcpObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tcpPrograms struct {
-	XdpgenTcpAck     *ebpf.Program `ebpf:"xdpgen_tcp_ack"`
-	XdpgenTcpAckSend *ebpf.Program `ebpf:"xdpgen_tcp_ack_send"`
-	XdpgenTcpSend    *ebpf.Program `ebpf:"xdpgen_tcp_send"`
+	XdpgenTcpAck  *ebpf.Program `ebpf:"xdpgen_tcp_ack"`
+	XdpgenTcpSend *ebpf.Program `ebpf:"xdpgen_tcp_send"`
 }
 
 func (p *tcpPrograms) Close() error {
 	return _TcpClose(
 		p.XdpgenTcpAck,
-		p.XdpgenTcpAckSend,
 		p.XdpgenTcpSend,
 	)
 }

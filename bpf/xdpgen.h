@@ -535,18 +535,8 @@ struct tcp_config {
 	__u64 max_rto;
 	/* The template's length, and its headers up to the end of the TCP header and its options. */
 	__u16 frame_len;
-	__u8 pad2[2];
-	/* Flows whose congestion window is below this many segments also send from their ACKs (see
-	 * xdpgen_tcp_ack_send); 0: only the workers send. */
-	__u32 ack_send_cwnd;
+	__u8 pad2[6];
 	__u8 headers[HEADERS_MAX];
-};
-
-/* The largest TCP frame (MaxLiveFrameSize): the whole template, payload included, for segments sent from an ACK. */
-#define TCP_FRAME_MAX 3520
-
-struct tcp_frame {
-	__u8 bytes[TCP_FRAME_MAX];
 };
 
 /* Capture replay (replay.c): the capture's frames are cut into chunks of REPLAY_CHUNK bytes in replay_chunks, each

@@ -1,9 +1,6 @@
 package dataplane
 
 import (
-	"os"
-	"strconv"
-
 	"context"
 	"errors"
 	"fmt"
@@ -30,8 +27,6 @@ type TCPGenerator struct {
 	template tcpTemplate
 	objs     *bpf.TCP
 	ackLink  link.Link
-	// ackSendLink attaches the program that sends small windows from their ACKs (tc ingress).
-	ackSendLink link.Link
 	// host is the namespace (workers enter it, the connections are handed back to the kernel in it), netlink
 	// sockets and egress interface state the generator holds.
 	host *sendingHost
@@ -116,7 +111,7 @@ func (g *TCPGenerator) load() error {
 	cfg := bpf.TCPConfig{
 		Ifindex: uint32(g.target.Ifindex), TcpOffset: uint16(tmpl.TCPOffset), TcpCheck: tmpl.TCPCheck,
 		Mss: uint16(g.mss), DstPort: g.cfg.DstPort, RcvWnd: first.window.RcvWnd, MaxCwnd: tcpMaxCwnd,
-		MinRto: uint64(tcpMinRTO), MaxRto: uint64(tcpMaxRTO), AckSendCwnd: probeAckSendCwnd(),
+		MinRto: uint64(tcpMinRTO), MaxRto: uint64(tcpMaxRTO),
 	}
 	if v6 {
 		cfg.Ipv6 = 1
@@ -148,11 +143,6 @@ func (g *TCPGenerator) load() error {
 			return fmt.Errorf("attach the ACK program to %s: another XDP program is attached there; TCP mode needs its own to take the peer's ACKs: detach the other one (%w)", name, err)
 		}
 		return privilegeHint(fmt.Errorf("attach the ACK program to %s: %w", name, err))
-	}
-	if cfg.AckSendCwnd > 0 {
-		if g.ackSendLink, err = link.AttachTCX(link.TCXOptions{Program: g.objs.AckSend, Attach: ebpf.AttachTCXIngress, Interface: g.target.Ifindex}); err != nil {
-			return privilegeHint(fmt.Errorf("attach the ACK sending program to %s's ingress: %w", name, err))
-		}
 	}
 	// With the ACK program attached, a driver that transmits redirected frames only while an XDP program
 	// runs is ready; look at the interface again.
@@ -211,19 +201,10 @@ func (g *TCPGenerator) Close() error {
 		errs = append(errs, g.ackLink.Close())
 		g.ackLink = nil
 	}
-	if g.ackSendLink != nil {
-		errs = append(errs, g.ackSendLink.Close())
-		g.ackSendLink = nil
-	}
 	if g.objs != nil {
 		errs = append(errs, g.objs.Close())
 		g.objs = nil
 	}
 	errs = append(errs, g.host.close())
 	return errors.Join(errs...)
-}
-
-func probeAckSendCwnd() uint32 {
-	n, _ := strconv.Atoi(os.Getenv("PROBE_ACKSEND"))
-	return uint32(n)
 }
