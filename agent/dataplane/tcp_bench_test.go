@@ -91,6 +91,9 @@ func benchTCP(b *testing.B, r *tcpRig, srv *countingServer, variants []tcpBenchV
 		b.Logf("%-20s goodput %5.2f Gbit/s, efficiency %.3f (of the payload sent %.3f, of what arrived %.3f), %.3f%% of segments retransmitted",
 			v.name, res.goodput()/1e9, res.efficiency(), float64(res.received)/float64(max(res.payloadSent, 1)),
 			float64(res.received)/float64(max(res.arrived, 1)), 100*float64(res.retransmitted)/float64(max(res.segments, 1)))
+		b.Logf("%-20s the server took %d segments: %.1f%% queued behind its reading thread, %.1f%% out of order", "",
+			res.serverSegments, 100*float64(res.serverBacklogged)/float64(max(res.serverSegments, 1)),
+			100*float64(res.serverOutOfOrder)/float64(max(res.serverSegments, 1)))
 		if v.congestion == "" {
 			b.Logf("%-20s %d fast retransmits, %d retransmissions lost and sent again, %d timeouts; workers on their CPUs %.2f s, "+
 				"waiting for them %.2f s", "", res.fastRetransmits, res.lostRetransmits, res.timeouts, res.workers.OnCPU.Seconds(),
@@ -124,6 +127,10 @@ type tcpBenchResult struct {
 	fastRetransmits, lostRetransmits, timeouts uint64
 	// xdpgen's workers' time on their CPUs and waiting for them.
 	workers SchedTimes
+	// The server's kernel: data segments it took in, those it had to queue behind its reading thread (the
+	// socket was held by the application: TcpExt TCPBacklogCoalesce, a lower bound), and those it queued out
+	// of order.
+	serverSegments, serverBacklogged, serverOutOfOrder uint64
 }
 
 func (t *tcpBenchResult) goodput() float64    { return float64(t.received) * 8 / t.seconds }
@@ -133,6 +140,13 @@ func (v tcpBenchVariant) run(b *testing.B, r *tcpRig, srv *countingServer, res *
 	b.Helper()
 	srv.reset()
 	arrivedBefore := r.arrivedBytes(b)
+	tcpBefore, extBefore := readTCPStats(b, r.Remote.NS), readNetStats(b, r.Remote.NS, "netstat", "TcpExt:")
+	defer func() {
+		tcpAfter, extAfter := readTCPStats(b, r.Remote.NS), readNetStats(b, r.Remote.NS, "netstat", "TcpExt:")
+		res.serverSegments += tcpAfter["InSegs"] - tcpBefore["InSegs"]
+		res.serverBacklogged += extAfter["TCPBacklogCoalesce"] - extBefore["TCPBacklogCoalesce"]
+		res.serverOutOfOrder += extAfter["TCPOFOQueue"] - extBefore["TCPOFOQueue"]
+	}()
 	if v.congestion != "" {
 		finish := v.runKernel(b, r)
 		received, seconds := srv.wait(b, v.flows)

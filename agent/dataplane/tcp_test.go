@@ -328,16 +328,22 @@ func runTCPStream(t *testing.T, r *tcpRig, v6 bool, flows int, segments uint64) 
 // readTCPStats reads the Tcp line of /proc/net/snmp (IPv4 and IPv6 alike) as seen from ns.
 func readTCPStats(t testing.TB, ns netns.NsHandle) map[string]uint64 {
 	t.Helper()
+	return readNetStats(t, ns, "snmp", "Tcp:")
+}
+
+// readNetStats reads one line of counters (proto: "Tcp:", "TcpExt:", ...) of /proc/net/<file> as seen from ns.
+func readNetStats(t testing.TB, ns netns.NsHandle, file, proto string) map[string]uint64 {
+	t.Helper()
 	out := map[string]uint64{}
 	err := netnstest.Do(ns, func() error {
-		b, err := os.ReadFile("/proc/thread-self/net/snmp")
+		b, err := os.ReadFile("/proc/thread-self/net/" + file)
 		if err != nil {
 			return err
 		}
 		var header []string
 		for _, line := range strings.Split(string(b), "\n") {
 			f := strings.Fields(line)
-			if len(f) == 0 || f[0] != "Tcp:" {
+			if len(f) == 0 || f[0] != proto {
 				continue
 			}
 			if header == nil {
@@ -351,7 +357,7 @@ func readTCPStats(t testing.TB, ns netns.NsHandle) map[string]uint64 {
 		return nil
 	})
 	if err != nil || len(out) == 0 {
-		t.Fatalf("read tcp stats: %v", err)
+		t.Fatalf("read %s counters from /proc/net/%s: %v", proto, file, err)
 	}
 	return out
 }
