@@ -275,9 +275,10 @@ static __always_inline int recent(struct rx_recent *r, struct udp_frame *f, stru
 }
 
 /* Finds the slot of a frame's stream that is not this CPU's latest in the stream table (claiming one when the
- * stream is new), and makes the stream the latest (r, with its slot). Out of line: most frames never come
- * here, and the probes would crowd their registers. */
-static __noinline enum slot_result table_slot(struct rx_recent *r, struct udp_frame *f, struct stamp *s, __u32 tag,
+ * stream is new), and makes the stream the latest (r, with its slot). dst is the frame's destination address
+ * (frame_addr). Out of line, and handed no pointer to the frame's struct udp_frame: most frames never come here,
+ * and the probes would crowd their registers, or push the frame's headers' pointers out to the stack. */
+static __noinline enum slot_result table_slot(struct rx_recent *r, const __u8 dst[16], struct stamp *s, __u32 tag,
 					      __u32 epoch)
 {
 	struct rx_stream_key key = {
@@ -287,14 +288,14 @@ static __noinline enum slot_result table_slot(struct rx_recent *r, struct udp_fr
 	};
 	__u32 slot = 0;
 
-	frame_addr(f, 1, key.dst_addr);
+	__builtin_memcpy(key.dst_addr, dst, sizeof(key.dst_addr));
 	enum slot_result found = stream_slot(&key, &slot);
 
 	if (found == SLOT_FOUND || found == SLOT_CLAIMED) {
 		r->tag = tag;
 		r->generator = s->generator;
 		r->sender = s->sender;
-		__builtin_memcpy(r->dst, key.dst_addr, sizeof(r->dst));
+		__builtin_memcpy(r->dst, dst, sizeof(r->dst));
 		r->slot = slot;
 		r->epoch = epoch;
 	}
@@ -348,7 +349,10 @@ static __always_inline enum account_result account(struct rx_cpu *cpu, struct ud
 	enum slot_result found = SLOT_FOUND;
 
 	if (!recent(r, f, s, tag, epoch)) {
-		found = table_slot(r, f, s, tag, epoch);
+		__u8 dst[16];
+
+		frame_addr(f, 1, dst);
+		found = table_slot(r, dst, s, tag, epoch);
 		if (found == SLOT_NOT_SERVED)
 			return NOT_SERVED;
 		if (found == SLOT_FULL)
