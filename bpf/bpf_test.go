@@ -286,10 +286,3 @@ func received(t *testing.T, rx *bpf.Receiver, key uint32) uint64 {
 	}
 	return c[key].Packets
 }
-
-func sum(cs []bpf.Counter) (n uint64) {
-	for _, c := range cs {
-		n += c.Packets
-	}
-	return n
-}
