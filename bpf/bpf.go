@@ -44,8 +44,8 @@ const (
 	RxReflected   uint32 = 4
 	RxTimed       uint32 = 5
 	RxLatencyFull uint32 = 6
-	// RxKeys is how many counters there are.
-	RxKeys = 7
+	// RxKeys is how many counters there are (RX_KEYS).
+	RxKeys = len(RxCPU{}.Counters)
 )
 
 // RxMaxGenerators is how many generators a receive program serves at once (RX_MAX_GENERATORS).
@@ -262,12 +262,12 @@ func (r *Receiver) StreamRows() ([]RxStreamRows, error) {
 }
 
 // ForgetStreams removes generator's streams from the table: their rows are zeroed, and their slots left to
-// new streams. Call it once nothing of the generator arrives any more (after deregistering it), or frames in
-// flight may count into the zeroed rows.
+// new streams; then every CPU forgets its latest stream. Call it once nothing of the generator arrives any more
+// (after deregistering it), or frames in flight may count into the zeroed rows.
 func (r *Receiver) ForgetStreams(generator uint32) (err error) {
 	r.forgetting.Lock()
 	defer r.forgetting.Unlock()
-	// Whatever was freed, even if not all of it.
+	// Even when forgetting stops half way: no slot freed so far may be reached through a CPU's latest stream.
 	defer func() { err = errors.Join(err, r.bumpEpoch()) }()
 	cpus, err := ebpf.PossibleCPU()
 	if err != nil {
