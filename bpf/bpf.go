@@ -19,7 +19,7 @@ type (
 	Counter = udpCounter
 	// RxConfig is the receive program's configuration (struct rx_config).
 	RxConfig = receiveRxConfig
-	// RxCPU is what the receive program keeps per CPU: its counters and its latest stream (struct rx_cpu).
+	// RxCPU is what the receive program keeps per CPU: its counters and its recent streams (struct rx_cpu).
 	RxCPU = receiveRxCpu
 	// RxStreamKey names a sender's stream as a receiver sees it (struct rx_stream_key).
 	RxStreamKey = receiveRxStreamKey
@@ -184,7 +184,7 @@ type Receiver struct {
 	count *ebpf.Map
 	zero  *ebpf.Map
 	// epoch is the program's rx_epoch, which ForgetStreams bumps (under forgetting) once it has freed slots, so
-	// that no CPU takes its latest stream's slot from before for the stream's frames.
+	// that no CPU takes a recent stream's slot from before for the stream's frames.
 	epoch      *ebpf.Variable
 	forgetting sync.Mutex
 }
@@ -262,12 +262,12 @@ func (r *Receiver) StreamRows() ([]RxStreamRows, error) {
 }
 
 // ForgetStreams removes generator's streams from the table: their rows are zeroed, and their slots left to
-// new streams; then every CPU forgets its latest stream. Call it once nothing of the generator arrives any more
+// new streams; then every CPU forgets its recent streams. Call it once nothing of the generator arrives any more
 // (after deregistering it), or frames in flight may count into the zeroed rows.
 func (r *Receiver) ForgetStreams(generator uint32) (err error) {
 	r.forgetting.Lock()
 	defer r.forgetting.Unlock()
-	// Even when forgetting stops half way: no slot freed so far may be reached through a CPU's latest stream.
+	// Even when forgetting stops half way: no slot freed so far may be reached through a CPU's recent streams.
 	defer func() { err = errors.Join(err, r.bumpEpoch()) }()
 	cpus, err := ebpf.PossibleCPU()
 	if err != nil {
@@ -299,7 +299,7 @@ func (r *Receiver) ForgetStreams(generator uint32) (err error) {
 	return nil
 }
 
-// bumpEpoch makes every CPU look its latest stream up in the table again.
+// bumpEpoch makes every CPU look its recent streams up in the table again.
 func (r *Receiver) bumpEpoch() error {
 	var epoch uint32
 	if err := r.epoch.Get(&epoch); err != nil {

@@ -25,7 +25,7 @@ char __license[] SEC("license") = "Dual BSD/GPL";
 
 const volatile struct rx_config rx_config;
 
-/* This CPU's counters and latest stream (struct rx_cpu), found once per frame. */
+/* This CPU's counters and recent streams (struct rx_cpu), found once per frame. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -54,8 +54,8 @@ struct {
 	__type(value, struct rx_stream_count);
 } rx_table_count SEC(".maps");
 
-/* Bumped by userspace each time it forgets streams (after freeing their slots), so that no CPU's latest stream
- * (rx_cpu.recent) sends a frame to a slot that may have changed hands since. From 1: a CPU's zeroed entry, at
+/* Bumped by userspace each time it forgets streams (after freeing their slots), so that no CPU's recent streams
+ * (rx_cpu.recent) send a frame to a slot that may have changed hands since. From 1: a CPU's zeroed entry, at
  * epoch 0, is never taken for a stream. */
 volatile __u32 rx_epoch = 1;
 
@@ -261,10 +261,22 @@ static __always_inline enum slot_result stream_slot(const struct rx_stream_key *
 	return SLOT_FULL;
 }
 
-/* Whether the frame belongs to this CPU's latest stream (r), as it stands at epoch. */
-static __always_inline int recent(struct rx_recent *r, struct udp_frame *f, struct stamp *s, __u32 tag, __u32 epoch)
+/* The entry of this CPU's recent streams that the frame's stream would be in: a fold of the stamp's ids and the
+ * destination address's last word (dst3), every byte of each into the entry's bits, in a few instructions (a
+ * stream that misses costs the table's hash anyway). */
+static __always_inline struct rx_recent *recent_entry(struct rx_cpu *cpu, struct stamp *s, __be32 dst3)
 {
-	__be32 dst3 = f->v6 ? f->ip6->daddr.in6_u.u6_addr32[3] : f->ip->daddr;
+	__u32 x = s->generator ^ s->sender ^ dst3 ^ s->stream;
+
+	x ^= x >> 16;
+	x ^= x >> 8;
+	return &cpu->recent[x & (RX_RECENT - 1)];
+}
+
+/* Whether the frame belongs to the stream remembered in r, as it stands at epoch. */
+static __always_inline int recent(struct rx_recent *r, struct udp_frame *f, struct stamp *s, __be32 dst3, __u32 tag,
+				  __u32 epoch)
+{
 	__u32 diff = (r->tag ^ tag) | (r->generator ^ s->generator) | (r->sender ^ s->sender) | (r->dst[3] ^ dst3) |
 		     (r->epoch ^ epoch);
 
@@ -274,8 +286,8 @@ static __always_inline int recent(struct rx_recent *r, struct udp_frame *f, stru
 	return !diff;
 }
 
-/* Finds the slot of a frame's stream that is not this CPU's latest in the stream table (claiming one when the
- * stream is new), and makes the stream the latest (r, with its slot). dst is the frame's destination address
+/* Finds the slot of a frame's stream that r does not remember in the stream table (claiming one when the stream
+ * is new), and remembers the stream in r, with its slot. dst is the frame's destination address
  * (frame_addr). Out of line, and handed no pointer to the frame's struct udp_frame: most frames never come here,
  * and the probes would crowd their registers, or push the frame's headers' pointers out to the stack. */
 static __noinline enum slot_result table_slot(struct rx_recent *r, const __u8 dst[16], struct stamp *s, __u32 tag,
@@ -343,12 +355,13 @@ static __noinline void account_unordered(struct rx_stream *st, __u64 next, __u32
 static __always_inline enum account_result account(struct rx_cpu *cpu, struct udp_frame *f, struct stamp *s,
 						   __u64 bytes)
 {
-	struct rx_recent *r = &cpu->recent;
+	__be32 dst3 = f->v6 ? f->ip6->daddr.in6_u.u6_addr32[3] : f->ip->daddr;
+	struct rx_recent *r = recent_entry(cpu, s, dst3);
 	__u32 tag = s->stream | (__u32)f->v6 << 8;
 	__u32 epoch = rx_epoch;
 	enum slot_result found = SLOT_FOUND;
 
-	if (!recent(r, f, s, tag, epoch)) {
+	if (!recent(r, f, s, dst3, tag, epoch)) {
 		__u8 dst[16];
 
 		frame_addr(f, 1, dst);

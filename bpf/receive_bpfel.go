@@ -46,7 +46,7 @@ type receiveRxConfig struct {
 type receiveRxCpu struct {
 	_        structs.HostLayout
 	Counters [7]receiveCounter
-	Recent   struct {
+	Recent   [16]struct {
 		_         structs.HostLayout
 		Tag       uint32
 		Generator uint32
@@ -55,7 +55,6 @@ type receiveRxCpu struct {
 		Slot      uint32
 		Epoch     uint32
 	}
-	_ [4]byte
 }
 
 type receiveRxSlot struct {

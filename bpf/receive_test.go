@@ -521,7 +521,7 @@ func TestReceiveStreamTable(t *testing.T) {
 	}
 }
 
-// TestReceiveForgetsRecentStream: a CPU remembers the slot of the stream it accounted last, and forgetting the
+// TestReceiveForgetsRecentStream: a CPU remembers the slots of the streams it accounted lately, and forgetting a
 // stream's generator makes it forget that too: a late frame of the generator, no longer served, is not ours
 // (it passes as other), instead of counting in a slot that a new stream may have taken.
 func TestReceiveForgetsRecentStream(t *testing.T) {
@@ -575,7 +575,7 @@ func TestReceiveForgetsRecentStream(t *testing.T) {
 }
 
 // TestReceiveInterleavedStreams: two streams that differ in one part of their key only, their frames
-// alternating on one CPU, are two streams each in order: the CPU's latest stream is told from another by every
+// alternating on one CPU, are two streams each in order: a stream a CPU remembers is told from another by every
 // part of the key.
 func TestReceiveInterleavedStreams(t *testing.T) {
 	netnstest.RequirePrivileges(t)

@@ -311,9 +311,13 @@ enum rx_counter_key {
 	RX_KEYS,
 };
 
-/* A CPU's latest stream and its slot: a stream is one sending thread, whose frames arrive on one CPU one after
- * the other, so most frames skip the hash and the probes of the stream table (the bulk of the program's cost on a
- * veth). */
+/* How many streams a CPU remembers (a power of two). */
+#define RX_RECENT 16
+
+/* One of a CPU's recent streams and its slot: a stream is one sending thread, whose frames arrive on one CPU, so
+ * most frames skip the hash and the probes of the stream table (the bulk of the program's cost on a veth). A
+ * stream is remembered at the entry a fold of its key picks (recent_entry), so that streams whose frames
+ * interleave on one CPU (several senders behind one RX queue) keep an entry each unless they fold alike. */
 struct rx_recent {
 	/* The stream as its frames carry it: the stamp's stream and the IP version (stream | v6 << 8), generator
 	 * and sender, and the destination address (an IPv4 one in dst[3]), in network byte order. */
@@ -326,10 +330,10 @@ struct rx_recent {
 	__u32 epoch;
 };
 
-/* What the receive program keeps per CPU (rx_cpus), found once per frame: its counters, and its latest stream. */
+/* What the receive program keeps per CPU (rx_cpus), found once per frame: its counters, and its recent streams. */
 struct rx_cpu {
 	struct counter counters[RX_KEYS];
-	struct rx_recent recent;
+	struct rx_recent recent[RX_RECENT];
 };
 
 /* A sender's stream as a receiver sees it: one sending worker of one generator on one node, to one of this
