@@ -1,8 +1,10 @@
 package bpf
 
 import (
+	"errors"
 	"fmt"
 	"math/bits"
+	"sync"
 
 	"github.com/cilium/ebpf"
 )
@@ -17,6 +19,8 @@ type (
 	Counter = udpCounter
 	// RxConfig is the receive program's configuration (struct rx_config).
 	RxConfig = receiveRxConfig
+	// RxCPU is what the receive program keeps per CPU: its counters and its recent streams (struct rx_cpu).
+	RxCPU = receiveRxCpu
 	// RxStreamKey names a sender's stream as a receiver sees it (struct rx_stream_key).
 	RxStreamKey = receiveRxStreamKey
 	// RxStream is what a receiver counted of one stream on one CPU (struct rx_stream).
@@ -40,6 +44,8 @@ const (
 	RxReflected   uint32 = 4
 	RxTimed       uint32 = 5
 	RxLatencyFull uint32 = 6
+	// RxKeys is how many counters there are (RX_KEYS).
+	RxKeys = len(RxCPU{}.Counters)
 )
 
 // RxMaxGenerators is how many generators a receive program serves at once (RX_MAX_GENERATORS).
@@ -164,8 +170,8 @@ func (u *UDP) Close() error {
 // Receiver is the receive program and its maps.
 type Receiver struct {
 	Program *ebpf.Program
-	// Counters is a per-CPU array of Counter keyed by RxMatched .. RxLatencyFull.
-	Counters *ebpf.Map
+	// CPUs is a per-CPU array with one RxCPU. Read the counters with Counters.
+	CPUs *ebpf.Map
 	// Slots is the stream table (struct rx_slot): which stream each slot holds. Read it with StreamRows.
 	Slots *ebpf.Map
 	// Streams holds each slot's stream's RxStream, per CPU (each CPU's row counts the frames it received).
@@ -177,6 +183,10 @@ type Receiver struct {
 	// count holds how many streams the table holds (struct rx_stream_count).
 	count *ebpf.Map
 	zero  *ebpf.Map
+	// epoch is the program's rx_epoch, which ForgetStreams bumps (under forgetting) once it has freed slots, so
+	// that no CPU takes a recent stream's slot from before for the stream's frames.
+	epoch      *ebpf.Variable
+	forgetting sync.Mutex
 }
 
 // States of a stream table's slot (enum rx_slot_state).
@@ -207,8 +217,27 @@ func LoadReceiver(cfg RxConfig, maxStreams uint32) (*Receiver, error) {
 	if err := spec.LoadAndAssign(&objs, nil); err != nil {
 		return nil, fmt.Errorf("load receive program: %w", err)
 	}
-	return &Receiver{Program: objs.XdpgenReceive, Counters: objs.RxCounters, Slots: objs.RxSlots, Streams: objs.RxStreams,
-		Latency: objs.RxLatency, Generators: objs.RxGenerators, count: objs.RxTableCount, zero: objs.LatencyZero}, nil
+	return &Receiver{Program: objs.XdpgenReceive, CPUs: objs.RxCpus, Slots: objs.RxSlots, Streams: objs.RxStreams,
+		Latency: objs.RxLatency, Generators: objs.RxGenerators, count: objs.RxTableCount, zero: objs.LatencyZero,
+		epoch: objs.RxEpoch}, nil
+}
+
+// Counters reads the program's counters, indexed by RxMatched .. RxLatencyFull, summed over CPUs.
+func (r *Receiver) Counters() ([RxKeys]Counter, error) {
+	var (
+		sum    [RxKeys]Counter
+		perCPU []RxCPU
+	)
+	if err := r.CPUs.Lookup(uint32(0), &perCPU); err != nil {
+		return sum, fmt.Errorf("read receiver counters: %w", err)
+	}
+	for _, c := range perCPU {
+		for k, v := range c.Counters {
+			sum[k].Packets += v.Packets
+			sum[k].Bytes += v.Bytes
+		}
+	}
+	return sum, nil
 }
 
 // RxStreamRows is a stream of the receive program's table: its key and each CPU's row.
@@ -233,9 +262,13 @@ func (r *Receiver) StreamRows() ([]RxStreamRows, error) {
 }
 
 // ForgetStreams removes generator's streams from the table: their rows are zeroed, and their slots left to
-// new streams. Call it once nothing of the generator arrives any more (after deregistering it), or frames in
-// flight may count into the zeroed rows.
-func (r *Receiver) ForgetStreams(generator uint32) error {
+// new streams; then every CPU forgets its recent streams. Call it once nothing of the generator arrives any more
+// (after deregistering it), or frames in flight may count into the zeroed rows.
+func (r *Receiver) ForgetStreams(generator uint32) (err error) {
+	r.forgetting.Lock()
+	defer r.forgetting.Unlock()
+	// Even when forgetting stops half way: no slot freed so far may be reached through a CPU's recent streams.
+	defer func() { err = errors.Join(err, r.bumpEpoch()) }()
 	cpus, err := ebpf.PossibleCPU()
 	if err != nil {
 		return err
@@ -266,6 +299,18 @@ func (r *Receiver) ForgetStreams(generator uint32) error {
 	return nil
 }
 
+// bumpEpoch makes every CPU look its recent streams up in the table again.
+func (r *Receiver) bumpEpoch() error {
+	var epoch uint32
+	if err := r.epoch.Get(&epoch); err != nil {
+		return fmt.Errorf("read stream table epoch: %w", err)
+	}
+	if err := r.epoch.Set(epoch + 1); err != nil {
+		return fmt.Errorf("bump stream table epoch: %w", err)
+	}
+	return nil
+}
+
 // usedSlots calls fn with every slot that holds a stream, and its key.
 func (r *Receiver) usedSlots(fn func(slot uint32, key RxStreamKey) error) error {
 	var (
@@ -289,7 +334,7 @@ func (r *Receiver) usedSlots(fn func(slot uint32, key RxStreamKey) error) error 
 
 // Close releases the program and the maps.
 func (r *Receiver) Close() error {
-	return _ReceiveClose(r.Program, r.Counters, r.Slots, r.Streams, r.Latency, r.Generators, r.count, r.zero)
+	return _ReceiveClose(r.Program, r.CPUs, r.Slots, r.Streams, r.Latency, r.Generators, r.count, r.zero)
 }
 
 // Types of the TCP programs (xdpgen.h), generated by bpf2go.

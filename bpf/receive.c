@@ -25,12 +25,13 @@ char __license[] SEC("license") = "Dual BSD/GPL";
 
 const volatile struct rx_config rx_config;
 
+/* This CPU's counters and recent streams (struct rx_cpu), found once per frame. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, RX_KEYS);
+	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct counter);
-} rx_counters SEC(".maps");
+	__type(value, struct rx_cpu);
+} rx_cpus SEC(".maps");
 
 /* The stream table (struct rx_slot): which stream each slot holds. max_entries, a power of two, is set at load
  * (the loader's slots), and rx_slot_mask with it. */
@@ -52,6 +53,11 @@ struct {
 	__type(key, __u32);
 	__type(value, struct rx_stream_count);
 } rx_table_count SEC(".maps");
+
+/* Bumped by userspace each time it forgets streams (after freeing their slots), so that no CPU's recent streams
+ * (rx_cpu.recent) send a frame to a slot that may have changed hands since. From 1: a CPU's zeroed entry, at
+ * epoch 0, is never taken for a stream. */
+volatile __u32 rx_epoch = 1;
 
 /* Each slot's stream's counters, one row per CPU; as many entries as rx_slots. */
 struct {
@@ -88,12 +94,9 @@ struct {
 	__type(value, struct latency_hist);
 } latency_zero SEC(".maps");
 
-static __always_inline void count(__u32 key, __u64 bytes)
+static __always_inline void count(struct rx_cpu *cpu, enum rx_counter_key key, __u64 bytes)
 {
-	struct counter *c = bpf_map_lookup_elem(&rx_counters, &key);
-
-	if (c)
-		counter_add(c, bytes);
+	counter_add(&cpu->counters[key], bytes);
 }
 
 /*
@@ -258,8 +261,37 @@ static __always_inline enum slot_result stream_slot(const struct rx_stream_key *
 	return SLOT_FULL;
 }
 
-/* Accounts a stamped frame in its stream, on this CPU's row. */
-static __always_inline enum account_result account(struct udp_frame *f, struct stamp *s, __u64 bytes)
+/* The entry of this CPU's recent streams that the frame's stream would be in: a fold of the stamp's ids and the
+ * destination address's last word (dst3), every byte of each into the entry's bits, in a few instructions (a
+ * stream that misses costs the table's hash anyway). */
+static __always_inline struct rx_recent *recent_entry(struct rx_cpu *cpu, struct stamp *s, __be32 dst3)
+{
+	__u32 x = s->generator ^ s->sender ^ dst3 ^ s->stream;
+
+	x ^= x >> 16;
+	x ^= x >> 8;
+	return &cpu->recent[x & (RX_RECENT - 1)];
+}
+
+/* Whether the frame belongs to the stream remembered in r, as it stands at epoch. */
+static __always_inline int recent(struct rx_recent *r, struct udp_frame *f, struct stamp *s, __be32 dst3, __u32 tag,
+				  __u32 epoch)
+{
+	__u32 diff = (r->tag ^ tag) | (r->generator ^ s->generator) | (r->sender ^ s->sender) | (r->dst[3] ^ dst3) |
+		     (r->epoch ^ epoch);
+
+	if (f->v6)
+		diff |= (r->dst[0] ^ f->ip6->daddr.in6_u.u6_addr32[0]) | (r->dst[1] ^ f->ip6->daddr.in6_u.u6_addr32[1]) |
+			(r->dst[2] ^ f->ip6->daddr.in6_u.u6_addr32[2]);
+	return !diff;
+}
+
+/* Finds the slot of a frame's stream that r does not remember in the stream table (claiming one when the stream
+ * is new), and remembers the stream in r, with its slot. dst is the frame's destination address
+ * (frame_addr). Out of line, and handed no pointer to the frame's struct udp_frame: most frames never come here,
+ * and the probes would crowd their registers, or push the frame's headers' pointers out to the stack. */
+static __noinline enum slot_result table_slot(struct rx_recent *r, const __u8 dst[16], struct stamp *s, __u32 tag,
+					      __u32 epoch)
 {
 	struct rx_stream_key key = {
 		.generator = bpf_ntohl(s->generator),
@@ -268,33 +300,25 @@ static __always_inline enum account_result account(struct udp_frame *f, struct s
 	};
 	__u32 slot = 0;
 
-	frame_addr(f, 1, key.dst_addr);
+	__builtin_memcpy(key.dst_addr, dst, sizeof(key.dst_addr));
 	enum slot_result found = stream_slot(&key, &slot);
 
-	if (found == SLOT_NOT_SERVED)
-		return NOT_SERVED;
-	if (found == SLOT_FULL)
-		return STREAMS_FULL;
-	struct rx_stream *st = bpf_map_lookup_elem(&rx_streams, &slot);
-
-	if (!st)
-		return STREAMS_FULL;
-	if (found == SLOT_CLAIMED)
-		frame_addr(f, 0, st->src_addr); /* this CPU's row of a new stream, zero until now */
-	__u32 seq32 = bpf_ntohl(s->seq);
-	__u64 next = st->next_seq;
-
-	st->packets++;
-	st->bytes += bytes;
-	if (next && (__u32)next == seq32) {
-		/* In order, the common case: the next bit of the window, in a fresh word at a word's start. */
-		__u64 *word = &st->window[(next >> 6) & (RX_WINDOW_WORDS - 1)];
-		__u64 bit = 1ULL << (next & 63);
-
-		*word = (next & 63) ? *word | bit : bit;
-		st->next_seq = next + 1;
-		return ACCOUNTED;
+	if (found == SLOT_FOUND || found == SLOT_CLAIMED) {
+		r->tag = tag;
+		r->generator = s->generator;
+		r->sender = s->sender;
+		__builtin_memcpy(r->dst, dst, sizeof(r->dst));
+		r->slot = slot;
+		r->epoch = epoch;
 	}
+	return found;
+}
+
+/* Accounts a frame that is not the next of its stream (next: the highest sequence number seen plus one, 0 for
+ * none): a new highest after a gap, or one below the highest (reordered, duplicated or late). Out of line, as
+ * table_slot. */
+static __noinline void account_unordered(struct rx_stream *st, __u64 next, __u32 seq32)
+{
 	__u64 seq = next ? extend_seq(next - 1, seq32) : seq32;
 
 	if (seq >= next) {
@@ -324,6 +348,50 @@ static __always_inline enum account_result account(struct udp_frame *f, struct s
 			*word |= bit;
 			st->reordered++;
 		}
+	}
+}
+
+/* Accounts a stamped frame in its stream, on this CPU's row. */
+static __always_inline enum account_result account(struct rx_cpu *cpu, struct udp_frame *f, struct stamp *s,
+						   __u64 bytes)
+{
+	__be32 dst3 = f->v6 ? f->ip6->daddr.in6_u.u6_addr32[3] : f->ip->daddr;
+	struct rx_recent *r = recent_entry(cpu, s, dst3);
+	__u32 tag = s->stream | (__u32)f->v6 << 8;
+	__u32 epoch = rx_epoch;
+	enum slot_result found = SLOT_FOUND;
+
+	if (!recent(r, f, s, dst3, tag, epoch)) {
+		__u8 dst[16];
+
+		frame_addr(f, 1, dst);
+		found = table_slot(r, dst, s, tag, epoch);
+		if (found == SLOT_NOT_SERVED)
+			return NOT_SERVED;
+		if (found == SLOT_FULL)
+			return STREAMS_FULL;
+	}
+	__u32 slot = r->slot;
+	struct rx_stream *st = bpf_map_lookup_elem(&rx_streams, &slot);
+
+	if (!st)
+		return STREAMS_FULL;
+	if (found == SLOT_CLAIMED)
+		frame_addr(f, 0, st->src_addr); /* this CPU's row of a new stream, zero until now */
+	__u32 seq32 = bpf_ntohl(s->seq);
+	__u64 next = st->next_seq;
+
+	st->packets++;
+	st->bytes += bytes;
+	if (next && (__u32)next == seq32) {
+		/* In order, the common case: the next bit of the window, in a fresh word at a word's start. */
+		__u64 *word = &st->window[(next >> 6) & (RX_WINDOW_WORDS - 1)];
+		__u64 bit = 1ULL << (next & 63);
+
+		*word = (next & 63) ? *word | bit : bit;
+		st->next_seq = next + 1;
+	} else {
+		account_unordered(st, next, seq32);
 	}
 	return ACCOUNTED;
 }
@@ -402,7 +470,7 @@ static __always_inline __u32 latency_bucket(__u32 v)
 /* Adds now - the frame's transmit time to the histogram of its generator, of kind, and of its source address:
  * for a frame that came back reflected, the round trip to the destination it was sent to; for a sampled frame
  * arriving, the one-way delay from its sender (by the two hosts' TAI clocks). */
-static __always_inline void time_frame(struct udp_frame *f, struct stamp *s, __u32 kind, __u64 bytes)
+static __always_inline void time_frame(struct rx_cpu *cpu, struct udp_frame *f, struct stamp *s, __u32 kind, __u64 bytes)
 {
 	__u32 rtt = (__u32)bpf_ktime_get_tai_ns() - bpf_ntohl(s->tx_time);
 	struct latency_key key = { .generator = bpf_ntohl(s->generator), .kind = kind };
@@ -418,7 +486,7 @@ static __always_inline void time_frame(struct udp_frame *f, struct stamp *s, __u
 			bpf_map_update_elem(&rx_latency, &key, empty, BPF_NOEXIST);
 		h = bpf_map_lookup_elem(&rx_latency, &key);
 		if (!h) {
-			count(RX_LATENCY_FULL, bytes);
+			count(cpu, RX_LATENCY_FULL, bytes);
 			return;
 		}
 	}
@@ -438,7 +506,7 @@ static __always_inline void time_frame(struct udp_frame *f, struct stamp *s, __u
 	if (b < LATENCY_BUCKETS)
 		__sync_fetch_and_add(&h->buckets[b], 1);
 	if (kind == LATENCY_ROUND_TRIP)
-		count(RX_TIMED, bytes);
+		count(cpu, RX_TIMED, bytes);
 }
 
 SEC("xdp")
@@ -448,31 +516,36 @@ int xdpgen_receive(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	__u64 bytes = data_end - data;
 	struct udp_frame f = {};
+	__u32 zero = 0;
+	struct rx_cpu *cpu = bpf_map_lookup_elem(&rx_cpus, &zero);
+
+	if (!cpu)
+		return XDP_PASS;
 
 	if (parse_udp(data, data_end, &f) < 0) {
-		count(RX_OTHER, bytes);
+		count(cpu, RX_OTHER, bytes);
 		return XDP_PASS;
 	}
 	struct stamp *s = stamp_of(&f, data_end);
 
 	/* A stamped frame of a generator not served is not a run of ours: a frame like any other. */
 	if (s && (s->flags & STAMP_REFLECTED) && served(bpf_ntohl(s->generator))) {
-		time_frame(&f, s, LATENCY_ROUND_TRIP, bytes);
+		time_frame(cpu, &f, s, LATENCY_ROUND_TRIP, bytes);
 		return XDP_DROP;
 	}
 	if (s && !(s->flags & STAMP_REFLECTED)) {
-		enum account_result res = account(&f, s, bytes);
+		enum account_result res = account(cpu, &f, s, bytes);
 
 		if (res == STREAMS_FULL) {
-			count(RX_STREAMS_FULL, bytes);
+			count(cpu, RX_STREAMS_FULL, bytes);
 			return rx_config.pass ? XDP_PASS : XDP_DROP;
 		}
 		if (res == ACCOUNTED) {
-			count(RX_STAMPED, bytes);
+			count(cpu, RX_STAMPED, bytes);
 			if (s->flags & STAMP_REFLECT) {
 				/* Only the sampled frames carry their transmit time. */
-				time_frame(&f, s, LATENCY_ONE_WAY, bytes);
-				count(RX_REFLECTED, bytes);
+				time_frame(cpu, &f, s, LATENCY_ONE_WAY, bytes);
+				count(cpu, RX_REFLECTED, bytes);
 				return reflect(&f, s);
 			}
 			return rx_config.pass ? XDP_PASS : XDP_DROP;
@@ -481,9 +554,9 @@ int xdpgen_receive(struct xdp_md *ctx)
 	__u16 port = bpf_ntohs(f.udp->dest);
 
 	if (port < rx_config.dst_port_first || port > rx_config.dst_port_last) {
-		count(RX_OTHER, bytes);
+		count(cpu, RX_OTHER, bytes);
 		return XDP_PASS;
 	}
-	count(RX_MATCHED, bytes);
+	count(cpu, RX_MATCHED, bytes);
 	return rx_config.pass ? XDP_PASS : XDP_DROP;
 }

@@ -43,6 +43,20 @@ type receiveRxConfig struct {
 	Pad          [2]uint8
 }
 
+type receiveRxCpu struct {
+	_        structs.HostLayout
+	Counters [7]receiveCounter
+	Recent   [16]struct {
+		_         structs.HostLayout
+		Tag       uint32
+		Generator uint32
+		Sender    uint32
+		Dst       [4]uint32
+		Slot      uint32
+		Epoch     uint32
+	}
+}
+
 type receiveRxSlot struct {
 	_    structs.HostLayout
 	Lock struct {
@@ -88,7 +102,7 @@ type receiveRxStreamKey struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	receiveMapLatencyZero    = "latency_zero"
-	receiveMapRxCounters     = "rx_counters"
+	receiveMapRxCpus         = "rx_cpus"
 	receiveMapRxGenerators   = "rx_generators"
 	receiveMapRxLatency      = "rx_latency"
 	receiveMapRxSlots        = "rx_slots"
@@ -96,6 +110,7 @@ const (
 	receiveMapRxTableCount   = "rx_table_count"
 	receiveProgXdpgenReceive = "xdpgen_receive"
 	receiveVarRxConfig       = "rx_config"
+	receiveVarRxEpoch        = "rx_epoch"
 	receiveVarRxMaxStreams   = "rx_max_streams"
 	receiveVarRxSlotMask     = "rx_slot_mask"
 )
@@ -150,7 +165,7 @@ type receiveProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type receiveMapSpecs struct {
 	LatencyZero  *ebpf.MapSpec `ebpf:"latency_zero"`
-	RxCounters   *ebpf.MapSpec `ebpf:"rx_counters"`
+	RxCpus       *ebpf.MapSpec `ebpf:"rx_cpus"`
 	RxGenerators *ebpf.MapSpec `ebpf:"rx_generators"`
 	RxLatency    *ebpf.MapSpec `ebpf:"rx_latency"`
 	RxSlots      *ebpf.MapSpec `ebpf:"rx_slots"`
@@ -163,6 +178,7 @@ type receiveMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type receiveVariableSpecs struct {
 	RxConfig     *ebpf.VariableSpec `ebpf:"rx_config"`
+	RxEpoch      *ebpf.VariableSpec `ebpf:"rx_epoch"`
 	RxMaxStreams *ebpf.VariableSpec `ebpf:"rx_max_streams"`
 	RxSlotMask   *ebpf.VariableSpec `ebpf:"rx_slot_mask"`
 }
@@ -188,7 +204,7 @@ func (o *receiveObjects) Close() error {
 // It can be passed to loadReceiveObjects or ebpf.CollectionSpec.LoadAndAssign.
 type receiveMaps struct {
 	LatencyZero  *ebpf.Map `ebpf:"latency_zero"`
-	RxCounters   *ebpf.Map `ebpf:"rx_counters"`
+	RxCpus       *ebpf.Map `ebpf:"rx_cpus"`
 	RxGenerators *ebpf.Map `ebpf:"rx_generators"`
 	RxLatency    *ebpf.Map `ebpf:"rx_latency"`
 	RxSlots      *ebpf.Map `ebpf:"rx_slots"`
@@ -199,7 +215,7 @@ type receiveMaps struct {
 func (m *receiveMaps) Close() error {
 	return _ReceiveClose(
 		m.LatencyZero,
-		m.RxCounters,
+		m.RxCpus,
 		m.RxGenerators,
 		m.RxLatency,
 		m.RxSlots,
@@ -213,6 +229,7 @@ func (m *receiveMaps) Close() error {
 // It can be passed to loadReceiveObjects or ebpf.CollectionSpec.LoadAndAssign.
 type receiveVariables struct {
 	RxConfig     *ebpf.Variable `ebpf:"rx_config"`
+	RxEpoch      *ebpf.Variable `ebpf:"rx_epoch"`
 	RxMaxStreams *ebpf.Variable `ebpf:"rx_max_streams"`
 	RxSlotMask   *ebpf.Variable `ebpf:"rx_slot_mask"`
 }

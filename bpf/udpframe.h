@@ -36,9 +36,21 @@ static __always_inline int parse_udp(void *data, void *data_end, struct udp_fram
 	struct ethhdr *eth = data;
 	void *l3 = eth + 1;
 
+	f->eth = eth;
+	/* The common frame first, in one bounds check and one branch: untagged IPv4 without options. (The Ethernet
+	 * header is packed: loaded through it, the type would be two byte loads.) */
+	if (l3 + sizeof(struct iphdr) + sizeof(struct udphdr) <= data_end) {
+		struct iphdr *ip = l3;
+
+		if (!((*(__be16 *)(data + offsetof(struct ethhdr, h_proto)) ^ bpf_htons(ETH_P_IP)) | (*(__u8 *)ip ^ 0x45) |
+		      (ip->protocol ^ IPPROTO_UDP))) {
+			f->ip = ip;
+			f->udp = (void *)(ip + 1);
+			return 0;
+		}
+	}
 	if (l3 > data_end)
 		return -1;
-	f->eth = eth;
 	__be16 proto = eth->h_proto;
 
 	if (proto == bpf_htons(ETH_P_8021Q)) {

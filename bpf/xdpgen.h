@@ -292,7 +292,7 @@ struct rx_config {
 /* The most generators one receive program serves at once when it serves only those registered. */
 #define RX_MAX_GENERATORS 1024
 
-/* rx_counters keys. */
+/* Keys of the receive program's counters (rx_cpu.counters). */
 enum rx_counter_key {
 	/* Unstamped UDP to the configured ports. */
 	RX_MATCHED = 0,
@@ -309,6 +309,31 @@ enum rx_counter_key {
 	/* Reflected frames of a new (generator, destination) the latency table had no room for. */
 	RX_LATENCY_FULL = 6,
 	RX_KEYS,
+};
+
+/* How many streams a CPU remembers (a power of two). */
+#define RX_RECENT 16
+
+/* One of a CPU's recent streams and its slot: a stream is one sending thread, whose frames arrive on one CPU, so
+ * most frames skip the hash and the probes of the stream table (the bulk of the program's cost on a veth). A
+ * stream is remembered at the entry a fold of its key picks (recent_entry), so that streams whose frames
+ * interleave on one CPU (several senders behind one RX queue) keep an entry each unless they fold alike. */
+struct rx_recent {
+	/* The stream as its frames carry it: the stamp's stream and the IP version (stream | v6 << 8), generator
+	 * and sender, and the destination address (an IPv4 one in dst[3]), in network byte order. */
+	__u32 tag;
+	__be32 generator;
+	__be32 sender;
+	__be32 dst[4];
+	__u32 slot;
+	/* The receive program's rx_epoch when the slot was found: the entry holds while they are equal. */
+	__u32 epoch;
+};
+
+/* What the receive program keeps per CPU (rx_cpus), found once per frame: its counters, and its recent streams. */
+struct rx_cpu {
+	struct counter counters[RX_KEYS];
+	struct rx_recent recent[RX_RECENT];
 };
 
 /* A sender's stream as a receiver sees it: one sending worker of one generator on one node, to one of this

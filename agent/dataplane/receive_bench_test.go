@@ -13,20 +13,28 @@ import (
 	"github.com/xdpgen/xdpgen/test/netnstest"
 )
 
-// dropCounter is the drop-only counter attached to the peer's veth.
+// dropCounter is one of the receiver's baselines (bpftest.DropCount) attached to the peer's veth.
 type dropCounter struct {
 	objs *bpftest.DropCount
 	link link.Link
+	// perStream: the program counts in StreamCounters (StreamProgram), else in Counter.
+	perStream bool
 }
 
 func (d *dropCounter) packets(b *testing.B) uint64 {
-	var perCPU []bpf.Counter
-	if err := d.objs.Counter.Lookup(uint32(0), &perCPU); err != nil {
-		b.Fatal(err)
+	m, keys := d.objs.Counter, uint32(1)
+	if d.perStream {
+		m, keys = d.objs.StreamCounters, 256
 	}
 	var n uint64
-	for _, c := range perCPU {
-		n += c.Packets
+	for key := range keys {
+		var perCPU []bpf.Counter
+		if err := m.Lookup(key, &perCPU); err != nil {
+			b.Fatal(err)
+		}
+		for _, c := range perCPU {
+			n += c.Packets
+		}
 	}
 	return n
 }
@@ -36,21 +44,27 @@ func (d *dropCounter) Close() error { return errors.Join(d.link.Close(), d.objs.
 // attachDropCounter attaches the drop-only counter to the peer's veth. It drops ARP too: variants using it
 // give the destination MAC.
 func attachDropCounter(b *testing.B, r *rig) peerCounter {
-	return attachCounter(b, r, func(d *bpftest.DropCount) *ebpf.Program { return d.Program })
+	return attachCounter(b, r, false, func(d *bpftest.DropCount) *ebpf.Program { return d.Program })
 }
 
 // attachStampCounter attaches the counter that finds each frame's stamp as the receive program does, and does
 // nothing more with it.
 func attachStampCounter(b *testing.B, r *rig) peerCounter {
-	return attachCounter(b, r, func(d *bpftest.DropCount) *ebpf.Program { return d.StampProgram })
+	return attachCounter(b, r, false, func(d *bpftest.DropCount) *ebpf.Program { return d.StampProgram })
 }
 
-func attachCounter(b *testing.B, r *rig, program func(*bpftest.DropCount) *ebpf.Program) peerCounter {
+// attachStreamCounter attaches the counter that finds each frame's stamp and counts it in a counter per stream
+// number, without looking the stream up: the least a receiver that counts per stream does.
+func attachStreamCounter(b *testing.B, r *rig) peerCounter {
+	return attachCounter(b, r, true, func(d *bpftest.DropCount) *ebpf.Program { return d.StreamProgram })
+}
+
+func attachCounter(b *testing.B, r *rig, perStream bool, program func(*bpftest.DropCount) *ebpf.Program) peerCounter {
 	objs, err := bpftest.LoadDropCount()
 	if err != nil {
 		b.Fatal(err)
 	}
-	d := &dropCounter{objs: objs}
+	d := &dropCounter{objs: objs, perStream: perStream}
 	err = netnstest.Do(r.Remote.NS, func() error {
 		l, err := vnl.LinkByName(r.Remote.Interface)
 		if err != nil {
@@ -98,11 +112,13 @@ func BenchmarkStamping(b *testing.B) {
 }
 
 // BenchmarkReceiver: one sender of stamped frames at full rate into the peer, counted by the receive program
-// (accounting every frame in its stream), by the drop-only counter, or by a counter that finds each frame's stamp
-// as the receive program does and stops there. A veth runs its peer's XDP program in the softirq of the CPU that
-// sent the frame, so what the receiver costs per frame slows the sender down: the ratios are the receiver's cost
-// charged to one CPU that also sends, all of it (receiver / dropcount, the target) and the accounting's
-// share (receiver / stampcount; stampcount / dropcount is what reading the frame costs).
+// (accounting every frame in its stream), by the drop-only counter, by a counter that finds each frame's stamp
+// as the receive program does and stops there, or by one that also counts the frame per stream number with no
+// lookup (the floor of any receiver counting per stream). A veth runs its peer's XDP program in the softirq of
+// the CPU that sent the frame, so what the receiver costs per frame slows the sender down: the ratios are the
+// receiver's cost charged to one CPU that also sends, all of it (receiver / dropcount, the target), the
+// accounting's share (receiver / stampcount; stampcount / dropcount is what reading the frame costs), and what
+// the receiver does beyond the floor (receiver / streamcount; streamcount / dropcount is the floor's ratio).
 func BenchmarkReceiver(b *testing.B) {
 	r := &rig{Pair: netnstest.NewPair(b, netnstest.Options{Queues: 1})}
 	stamped := func(r *rig) UDPConfig {
@@ -111,9 +127,12 @@ func BenchmarkReceiver(b *testing.B) {
 	res := measure(b, r, []benchVariant{
 		{name: "dropcount", peer: attachDropCounter, cfg: stamped},
 		{name: "stampcount", peer: attachStampCounter, cfg: stamped},
+		{name: "streamcount", peer: attachStreamCounter, cfg: stamped},
 		{name: "receiver", peer: attachReceiverB, cfg: stamped},
 	})
 	ratio(b, res, "receiver", "dropcount")
 	ratio(b, res, "stampcount", "dropcount")
+	ratio(b, res, "streamcount", "dropcount")
 	ratio(b, res, "receiver", "stampcount")
+	ratio(b, res, "receiver", "streamcount")
 }

@@ -144,17 +144,15 @@ type ReceiverCounts struct {
 // Counts reads the receiver's counters.
 func (r *Receiver) Counts() (ReceiverCounts, error) {
 	var c ReceiverCounts
+	counters, err := r.objs.Counters()
+	if err != nil {
+		return c, err
+	}
 	for key, dst := range map[uint32]*Counter{
 		bpf.RxMatched: &c.Matched, bpf.RxOther: &c.Other, bpf.RxStamped: &c.Stamped, bpf.RxStreamsFull: &c.StreamsFull,
 		bpf.RxReflected: &c.Reflected, bpf.RxTimed: &c.Timed, bpf.RxLatencyFull: &c.LatencyFull,
 	} {
-		var perCPU []bpf.Counter
-		if err := r.objs.Counters.Lookup(key, &perCPU); err != nil {
-			return c, fmt.Errorf("read receiver counters: %w", err)
-		}
-		for _, pc := range perCPU {
-			*dst = dst.add(Counter{Packets: pc.Packets, Bytes: pc.Bytes})
-		}
+		*dst = Counter{Packets: counters[key].Packets, Bytes: counters[key].Bytes}
 	}
 	return c, nil
 }

@@ -151,12 +151,16 @@ func (d *StampDrop) Close() error {
 }
 
 // DropCount counts every frame and drops it (Program), or every stamped frame, once found as the receive program
-// finds it (StampProgram): the receive benchmark's baselines. Both count in Counter.
+// finds it (StampProgram): the receive benchmark's baselines. Both count in Counter. StreamProgram counts each
+// stamped frame in StreamCounters instead, at its stamp's stream number (no lookup of the stream).
 type DropCount struct {
-	Program      *ebpf.Program
-	StampProgram *ebpf.Program
+	Program       *ebpf.Program
+	StampProgram  *ebpf.Program
+	StreamProgram *ebpf.Program
 	// Counter is a per-CPU array with one bpf.Counter.
 	Counter *ebpf.Map
+	// StreamCounters is a per-CPU array of 256 bpf.Counter, one per stream number.
+	StreamCounters *ebpf.Map
 }
 
 // LoadDropCount loads the drop-only counters.
@@ -165,10 +169,11 @@ func LoadDropCount() (*DropCount, error) {
 	if err := loadDropcountObjects(&objs, nil); err != nil {
 		return nil, fmt.Errorf("load drop counter: %w", err)
 	}
-	return &DropCount{Program: objs.XdpgenDropCount, StampProgram: objs.XdpgenStampCount, Counter: objs.DropCounter}, nil
+	return &DropCount{Program: objs.XdpgenDropCount, StampProgram: objs.XdpgenStampCount, StreamProgram: objs.XdpgenStreamCount,
+		Counter: objs.DropCounter, StreamCounters: objs.StreamCounters}, nil
 }
 
-// Close releases the program and the map.
+// Close releases the programs and the maps.
 func (d *DropCount) Close() error {
-	return _DropcountClose(d.Program, d.StampProgram, d.Counter)
+	return _DropcountClose(d.Program, d.StampProgram, d.StreamProgram, d.Counter, d.StreamCounters)
 }

@@ -23,9 +23,11 @@ type dropcountCounter struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	dropcountMapDropCounter       = "drop_counter"
-	dropcountProgXdpgenDropCount  = "xdpgen_drop_count"
-	dropcountProgXdpgenStampCount = "xdpgen_stamp_count"
+	dropcountMapDropCounter        = "drop_counter"
+	dropcountMapStreamCounters     = "stream_counters"
+	dropcountProgXdpgenDropCount   = "xdpgen_drop_count"
+	dropcountProgXdpgenStampCount  = "xdpgen_stamp_count"
+	dropcountProgXdpgenStreamCount = "xdpgen_stream_count"
 )
 
 // loadDropcount returns the embedded CollectionSpec for dropcount.
@@ -70,15 +72,17 @@ type dropcountSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type dropcountProgramSpecs struct {
-	XdpgenDropCount  *ebpf.ProgramSpec `ebpf:"xdpgen_drop_count"`
-	XdpgenStampCount *ebpf.ProgramSpec `ebpf:"xdpgen_stamp_count"`
+	XdpgenDropCount   *ebpf.ProgramSpec `ebpf:"xdpgen_drop_count"`
+	XdpgenStampCount  *ebpf.ProgramSpec `ebpf:"xdpgen_stamp_count"`
+	XdpgenStreamCount *ebpf.ProgramSpec `ebpf:"xdpgen_stream_count"`
 }
 
 // dropcountMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type dropcountMapSpecs struct {
-	DropCounter *ebpf.MapSpec `ebpf:"drop_counter"`
+	DropCounter    *ebpf.MapSpec `ebpf:"drop_counter"`
+	StreamCounters *ebpf.MapSpec `ebpf:"stream_counters"`
 }
 
 // dropcountVariableSpecs contains global variables before they are loaded into the kernel.
@@ -107,12 +111,14 @@ func (o *dropcountObjects) Close() error {
 //
 // It can be passed to loadDropcountObjects or ebpf.CollectionSpec.LoadAndAssign.
 type dropcountMaps struct {
-	DropCounter *ebpf.Map `ebpf:"drop_counter"`
+	DropCounter    *ebpf.Map `ebpf:"drop_counter"`
+	StreamCounters *ebpf.Map `ebpf:"stream_counters"`
 }
 
 func (m *dropcountMaps) Close() error {
 	return _DropcountClose(
 		m.DropCounter,
+		m.StreamCounters,
 	)
 }
 
@@ -126,14 +132,16 @@ type dropcountVariables struct {
 //
 // It can be passed to loadDropcountObjects or ebpf.CollectionSpec.LoadAndAssign.
 type dropcountPrograms struct {
-	XdpgenDropCount  *ebpf.Program `ebpf:"xdpgen_drop_count"`
-	XdpgenStampCount *ebpf.Program `ebpf:"xdpgen_stamp_count"`
+	XdpgenDropCount   *ebpf.Program `ebpf:"xdpgen_drop_count"`
+	XdpgenStampCount  *ebpf.Program `ebpf:"xdpgen_stamp_count"`
+	XdpgenStreamCount *ebpf.Program `ebpf:"xdpgen_stream_count"`
 }
 
 func (p *dropcountPrograms) Close() error {
 	return _DropcountClose(
 		p.XdpgenDropCount,
 		p.XdpgenStampCount,
+		p.XdpgenStreamCount,
 	)
 }
 
