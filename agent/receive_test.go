@@ -202,12 +202,16 @@ func TestMeshOfThree(t *testing.T) {
 			var leastOutOfOrder, mostOutOfOrder int64
 			if [2]string{p.Sender, p.Receiver} == reordering {
 				// 500 and 501 of every 1000 of a stream are 30 pairs of the path's 30000 frames over one thread.
-				leastOutOfOrder = delayed(t, delayer, bpftest.StampDelayHeld)
-				mostOutOfOrder = leastOutOfOrder + delayed(t, delayer, bpftest.StampDelayFirst)
-				if leastOutOfOrder < perNode/2/1000 {
-					t.Errorf("the delayer held back %d frames of path %s>%s, want one per 1000 of its %d", leastOutOfOrder, p.Sender, p.Receiver, perNode/2)
+				held := delayed(t, delayer, bpftest.StampDelayHeld)
+				mostOutOfOrder = held + delayed(t, delayer, bpftest.StampDelayFirst)
+				if held < perNode/2/1000 {
+					t.Errorf("the delayer held back %d frames of path %s>%s, want one per 1000 of its %d", held, p.Sender, p.Receiver, perNode/2)
 				}
-				t.Logf("path %s>%s: %d frames held back, %d counted out of order", p.Sender, p.Receiver, leastOutOfOrder, p.OutOfOrder)
+				// A held frame that the token bucket's timer releases on the other CPU reaches that CPU's row of the
+				// stream, which did not see the frames that overtook it (out of order is seen per receiving CPU,
+				// README): all but a tenth must be counted.
+				leastOutOfOrder = held - held/10
+				t.Logf("path %s>%s: %d frames held back, %d counted out of order", p.Sender, p.Receiver, held, p.OutOfOrder)
 			}
 			if !p.Settled || p.Receiver != node || p.SentPackets != perNode/2 || p.Duplicates != 0 || p.OutOfOrder < leastOutOfOrder ||
 				p.OutOfOrder > mostOutOfOrder {
