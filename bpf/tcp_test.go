@@ -318,7 +318,7 @@ func TestTCPAcks(t *testing.T) {
 			t.Fatalf("after %d duplicate ACKs: %d fast retransmits", i+1, f.FastRetrans)
 		}
 	}
-	if f.InRecovery != 1 || f.RtxPending != 1 || f.Ssthresh != 2 || f.Cwnd != 2 || f.Recover != 4*tcpMSS || f.DupacksSeen != 3 {
+	if f.InRecovery != 1 || f.RtxPending != 1 || f.Ssthresh != 4 || f.Cwnd != 4 || f.Recover != 4*tcpMSS || f.DupacksSeen != 3 {
 		t.Fatalf("after three duplicate ACKs: %+v", f)
 	}
 	ret, out := r.send(t, r.template)
@@ -328,7 +328,7 @@ func TestTCPAcks(t *testing.T) {
 	}
 
 	r.ack(t, &layers.TCP{Seq: rcvNxt, Ack: seqAt(4), ACK: true, Window: 100, Options: tsOption(5002, 0)})
-	if f = r.flow(t); f.InRecovery != 0 || f.Cwnd != 2 || f.SndUna != 4*tcpMSS || f.RtoAt != 0 {
+	if f = r.flow(t); f.InRecovery != 0 || f.Cwnd != 4 || f.SndUna != 4*tcpMSS || f.RtoAt != 0 {
 		t.Fatalf("after the ACK that ends recovery: %+v", f)
 	}
 
