@@ -24,14 +24,14 @@ import (
 )
 
 // BenchmarkTCP measures xdpgen's TCP beside the kernel's own TCP (a Go net.Conn writer) on one veth pair, in
-// interleaved rounds: goodput is what the server (countingServer, a process of its own) read per second (from its first byte to its
-// last), efficiency is what it read over the bytes the sender put on the wire: every frame, headers and
-// retransmissions included (for xdpgen the frames its program redirected; for the kernel its payload bytes
-// sent, from TCP_INFO, plus 66 bytes of Ethernet, IPv4 and TCP headers with timestamps per data segment). The
-// XDP program on the server's veth, there for both senders (a veth receives redirected frames only with one),
-// also turns GSO off on the sending side, so both put MTU-sized frames on the wire; it counts what arrived too.
-// One and four connections, on a clean path and with the server's XDP program dropping one data segment in a
-// hundred; b.N is ignored.
+// interleaved rounds: goodput is what the server (countingServer, a process of its own) read per second (from its
+// first byte to its last), efficiency is what it read over the bytes the sender put on the wire: every frame,
+// headers and retransmissions included (for xdpgen the frames its program redirected; for the kernel its payload
+// bytes sent, from TCP_INFO, plus 66 bytes of Ethernet, IPv4 and TCP headers with timestamps per data segment). The
+// XDP program on the server's veth, there for both senders (a veth receives redirected frames only with one), also
+// turns GSO off on the sending side, so both put MTU-sized frames on the wire; it counts what arrived too. One and
+// four connections, on a clean path and with the server's XDP program dropping one data segment in a hundred; b.N is
+// ignored.
 //
 // The kernel's congestion control is named per variant, not left to the namespace's default (which a new
 // namespace copies from the host's: BBR on some machines, CUBIC on most): CUBIC is loss-based like xdpgen's
@@ -283,7 +283,7 @@ func (r *tcpRig) arrivedBytes(b *testing.B) uint64 {
 // (whose live-frame loops hold both CPUs whether or not their flows may send), the server's design decided the
 // result: its reader goroutines in the benchmark's own process gave 0.26-0.29 of the kernel's goodput (and
 // the kernel's writers, sharing the Go runtime with them, 7.7-8.4 Gbit/s), the same goroutines in a process of
-// their own 0.40-0.43 (the kernel 6.2-6.5), threads blocked in read(2) 1.05-1.15 (the kernel 6.0-6.1), socat
+// their own 0.40-0.43 (the kernel 6.2-6.5), threads blocked in read(2) 1.05-1.21 (the kernel 6.0-7.0), socat
 // about 1. A goroutine's wakeup passes through the Go runtime's network poller and more threads, each needing a
 // CPU the workers hold; the kernel wakes a thread blocked in read(2) itself.
 type countingServer struct {
@@ -390,7 +390,7 @@ func newCountingServer(b testing.TB, r *tcpRig, addr netip.Addr) *countingServer
 func (s *countingServer) wait(b testing.TB, n int) (uint64, float64) {
 	var bytes uint64
 	var first, last int64
-	for range n {
+	for i := range n {
 		select {
 		case c := <-s.ended:
 			bytes += c.bytes
@@ -399,7 +399,7 @@ func (s *countingServer) wait(b testing.TB, n int) (uint64, float64) {
 			}
 			last = max(last, c.last)
 		case <-time.After(10 * time.Second):
-			b.Fatalf("the counting server saw %d of %d connections end in 10s", len(s.ended), n)
+			b.Fatalf("the counting server saw %d of %d connections end, then none for 10s", i, n)
 		}
 	}
 	return bytes, float64(last-first) / 1e9
