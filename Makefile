@@ -66,7 +66,7 @@ verify-man: man ## Fail when the committed man pages differ from what the comman
 
 .PHONY: bench
 bench: ## Measure Mpps against the no-touch ceiling, thread scaling, stamping and the receiver on a veth pair, and TCP against the kernel (root; ~4 min).
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 10m ./agent/dataplane
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m ./agent/dataplane
 
 .PHONY: demo-cli
 demo-cli: xdpgen ## The CLI alone: live frames over a veth pair into a namespace it makes, counted there (no cluster).

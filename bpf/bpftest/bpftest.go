@@ -150,18 +150,25 @@ func (d *StampDrop) Close() error {
 	return _StampdropClose(d.Program, d.Counters)
 }
 
-// DropCount counts every frame and drops it (Program), or every stamped frame, once found as the receive program
-// finds it (StampProgram): the receive benchmark's baselines. Both count in Counter. StreamProgram counts each
-// stamped frame in StreamCounters instead, at its stamp's stream number (no lookup of the stream).
+// DropCount holds the receive benchmark's baselines. Program counts every frame in Counter and drops it.
+// StreamProgram finds each frame's stamp as the receive program does and counts the stamped ones in
+// StreamCounters, at the stamp's stream number (no lookup of the stream). LeastReceiver accounts each stamped
+// IPv4 frame in its stream's row of LeastRows (its key compared, its sequence followed): the least a receiver
+// accounting per stream does.
 type DropCount struct {
 	Program       *ebpf.Program
-	StampProgram  *ebpf.Program
 	StreamProgram *ebpf.Program
+	LeastReceiver *ebpf.Program
 	// Counter is a per-CPU array with one bpf.Counter.
 	Counter *ebpf.Map
 	// StreamCounters is a per-CPU array of 256 bpf.Counter, one per stream number.
 	StreamCounters *ebpf.Map
+	// LeastRows is a per-CPU array of 256 LeastRow.
+	LeastRows *ebpf.Map
 }
+
+// LeastRow is a stream's row in DropCount.LeastRows.
+type LeastRow = dropcountLeastRow
 
 // LoadDropCount loads the drop-only counters.
 func LoadDropCount() (*DropCount, error) {
@@ -169,11 +176,12 @@ func LoadDropCount() (*DropCount, error) {
 	if err := loadDropcountObjects(&objs, nil); err != nil {
 		return nil, fmt.Errorf("load drop counter: %w", err)
 	}
-	return &DropCount{Program: objs.XdpgenDropCount, StampProgram: objs.XdpgenStampCount, StreamProgram: objs.XdpgenStreamCount,
-		Counter: objs.DropCounter, StreamCounters: objs.StreamCounters}, nil
+	return &DropCount{Program: objs.XdpgenDropCount, StreamProgram: objs.XdpgenStreamCount,
+		LeastReceiver: objs.XdpgenLeastReceiver, Counter: objs.DropCounter, StreamCounters: objs.StreamCounters,
+		LeastRows: objs.LeastRows}, nil
 }
 
 // Close releases the programs and the maps.
 func (d *DropCount) Close() error {
-	return _DropcountClose(d.Program, d.StampProgram, d.StreamProgram, d.Counter, d.StreamCounters)
+	return _DropcountClose(d.Program, d.StreamProgram, d.LeastReceiver, d.Counter, d.StreamCounters, d.LeastRows)
 }

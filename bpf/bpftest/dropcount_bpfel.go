@@ -19,15 +19,28 @@ type dropcountCounter struct {
 	Bytes   uint64
 }
 
+type dropcountLeastRow struct {
+	_          structs.HostLayout
+	Packets    uint64
+	Bytes      uint64
+	NextSeq    uint64
+	Unexpected uint64
+	Generator  uint32
+	Sender     uint32
+	Dst        uint32
+	Stream     uint32
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	dropcountMapDropCounter        = "drop_counter"
-	dropcountMapStreamCounters     = "stream_counters"
-	dropcountProgXdpgenDropCount   = "xdpgen_drop_count"
-	dropcountProgXdpgenStampCount  = "xdpgen_stamp_count"
-	dropcountProgXdpgenStreamCount = "xdpgen_stream_count"
+	dropcountMapDropCounter          = "drop_counter"
+	dropcountMapLeastRows            = "least_rows"
+	dropcountMapStreamCounters       = "stream_counters"
+	dropcountProgXdpgenDropCount     = "xdpgen_drop_count"
+	dropcountProgXdpgenLeastReceiver = "xdpgen_least_receiver"
+	dropcountProgXdpgenStreamCount   = "xdpgen_stream_count"
 )
 
 // loadDropcount returns the embedded CollectionSpec for dropcount.
@@ -72,9 +85,9 @@ type dropcountSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type dropcountProgramSpecs struct {
-	XdpgenDropCount   *ebpf.ProgramSpec `ebpf:"xdpgen_drop_count"`
-	XdpgenStampCount  *ebpf.ProgramSpec `ebpf:"xdpgen_stamp_count"`
-	XdpgenStreamCount *ebpf.ProgramSpec `ebpf:"xdpgen_stream_count"`
+	XdpgenDropCount     *ebpf.ProgramSpec `ebpf:"xdpgen_drop_count"`
+	XdpgenLeastReceiver *ebpf.ProgramSpec `ebpf:"xdpgen_least_receiver"`
+	XdpgenStreamCount   *ebpf.ProgramSpec `ebpf:"xdpgen_stream_count"`
 }
 
 // dropcountMapSpecs contains maps before they are loaded into the kernel.
@@ -82,6 +95,7 @@ type dropcountProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type dropcountMapSpecs struct {
 	DropCounter    *ebpf.MapSpec `ebpf:"drop_counter"`
+	LeastRows      *ebpf.MapSpec `ebpf:"least_rows"`
 	StreamCounters *ebpf.MapSpec `ebpf:"stream_counters"`
 }
 
@@ -112,12 +126,14 @@ func (o *dropcountObjects) Close() error {
 // It can be passed to loadDropcountObjects or ebpf.CollectionSpec.LoadAndAssign.
 type dropcountMaps struct {
 	DropCounter    *ebpf.Map `ebpf:"drop_counter"`
+	LeastRows      *ebpf.Map `ebpf:"least_rows"`
 	StreamCounters *ebpf.Map `ebpf:"stream_counters"`
 }
 
 func (m *dropcountMaps) Close() error {
 	return _DropcountClose(
 		m.DropCounter,
+		m.LeastRows,
 		m.StreamCounters,
 	)
 }
@@ -132,15 +148,15 @@ type dropcountVariables struct {
 //
 // It can be passed to loadDropcountObjects or ebpf.CollectionSpec.LoadAndAssign.
 type dropcountPrograms struct {
-	XdpgenDropCount   *ebpf.Program `ebpf:"xdpgen_drop_count"`
-	XdpgenStampCount  *ebpf.Program `ebpf:"xdpgen_stamp_count"`
-	XdpgenStreamCount *ebpf.Program `ebpf:"xdpgen_stream_count"`
+	XdpgenDropCount     *ebpf.Program `ebpf:"xdpgen_drop_count"`
+	XdpgenLeastReceiver *ebpf.Program `ebpf:"xdpgen_least_receiver"`
+	XdpgenStreamCount   *ebpf.Program `ebpf:"xdpgen_stream_count"`
 }
 
 func (p *dropcountPrograms) Close() error {
 	return _DropcountClose(
 		p.XdpgenDropCount,
-		p.XdpgenStampCount,
+		p.XdpgenLeastReceiver,
 		p.XdpgenStreamCount,
 	)
 }
