@@ -65,7 +65,7 @@ verify-man: man ## Fail when the committed man pages differ from what the comman
 	if [ -n "$$untracked" ]; then echo "generated files not committed:"; echo "$$untracked"; exit 1; fi
 
 .PHONY: bench
-bench: ## Measure Mpps against the no-touch ceiling, thread scaling, stamping and the receiver on a veth pair, and TCP against the kernel (root; ~8 min).
+bench: ## Measure Mpps against the no-touch ceiling, thread scaling, stamping and the receiver on a veth pair, and TCP against the kernel (root; ~9 min).
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m ./agent/dataplane
 
 .PHONY: demo-cli

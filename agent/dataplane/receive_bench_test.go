@@ -119,7 +119,7 @@ func BenchmarkStamping(b *testing.B) {
 			return UDPConfig{DstAddr: r.Remote.IPv4, DstMAC: r.Remote.MAC, Duration: benchPeriod, Stamp: stamp}
 		}
 	}
-	res := measure(b, r, []benchVariant{
+	res := measureRounds(b, r, targetBenchRounds, []benchVariant{
 		{name: "fixed", peer: attachDropCounter, cfg: flow(nil)},
 		{name: "stamped", peer: attachDropCounter, cfg: flow(&Stamp{Generator: 1, Sender: 1})},
 		{name: "reflect100", peer: attachDropCounter, cfg: flow(&Stamp{Generator: 1, Sender: 1, ReflectEvery: 100})},
@@ -136,14 +136,13 @@ func BenchmarkStamping(b *testing.B) {
 // sent the frame, so what the receiver costs per frame slows the sender down: the ratios are the receiver's cost
 // charged to one CPU that also sends, all of it (receiver / dropcount, the target), what any receiver
 // accounting per stream costs there (leastreceiver / dropcount), the receive program against that
-// (receiver / leastreceiver), and reading the frame (streamcount / dropcount). More rounds than the other
-// benchmarks: these ratios differ by a few percent, and 16 rounds tell them apart to about ±10% only.
+// (receiver / leastreceiver), and reading the frame (streamcount / dropcount).
 func BenchmarkReceiver(b *testing.B) {
 	r := &rig{Pair: netnstest.NewPair(b, netnstest.Options{Queues: 1})}
 	stamped := func(r *rig) UDPConfig {
 		return UDPConfig{DstAddr: r.Remote.IPv4, DstMAC: r.Remote.MAC, Duration: benchPeriod, Stamp: &Stamp{Generator: 1, Sender: 1}}
 	}
-	res := measureRounds(b, r, receiverBenchRounds, []benchVariant{
+	res := measureRounds(b, r, targetBenchRounds, []benchVariant{
 		{name: "dropcount", peer: attachDropCounter, cfg: stamped},
 		{name: "streamcount", peer: attachStreamCounter, cfg: stamped},
 		{name: "leastreceiver", peer: attachLeastReceiver, cfg: stamped},
