@@ -3,6 +3,7 @@ package agent_test
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"testing"
 	"time"
@@ -251,6 +252,78 @@ func TestMeshOfThree(t *testing.T) {
 			}
 			return nil
 		})
+	}
+}
+
+// TestMeshRTTAgreesWithPing: two nodes behind a router, each sending to the other 1000 frames a second, every
+// frame timed. On the idle path the median round trip in the sender's NodeReport agrees with ping's on the same
+// path (within 50 us or 20%, as the data plane's TestRTTAgreesWithPing). With a token bucket queueing the way to
+// the second node, both round trips grow to milliseconds (each crosses the queue, one on its way out, the other
+// on its way back), and the one-way delays say which way the queue is: the second node's, not the first's.
+func TestMeshRTTAgreesWithPing(t *testing.T) {
+	f := newFixture(t)
+	star := netnstest.NewStar(t, 2, netnstest.Options{})
+	var nodes []string
+	for i, h := range star.Hosts {
+		nodes = append(nodes, f.meshNode(fmt.Sprintf("rtt%d", i), h))
+	}
+	for i, port := range star.Ports {
+		routerDropping(t, port, star.Hosts[1-i].IPv4, 0) // the router's veth ends receive redirected frames
+	}
+	for i := range nodes {
+		f.startAgent(fmt.Sprintf("rtt%d", i), nil)
+	}
+	// delays runs a generator of perNode frames per node at pps and returns, per node, the median round trip to
+	// the other node and the median one-way delay from it.
+	type delays struct{ rtt, oneWay time.Duration }
+	run := func(name string, perNode, pps int64) map[string]delays {
+		t.Helper()
+		tg := f.generator(name, func(s *xdpgenv1alpha1.TrafficGeneratorSpec) {
+			s.Destination = xdpgenv1alpha1.Destination{Port: 9, PortCount: 1}
+			s.Receivers = &xdpgenv1alpha1.Receivers{NodeSelector: map[string]string{fixtureLabel: f.namespace}, Interface: "auto",
+				DrainTime: &metav1.Duration{Duration: time.Second}, LatencySampleEvery: ptr.To[int32](1)}
+			s.Packets, s.Rate = ptr.To(perNode), &xdpgenv1alpha1.Rate{PacketsPerSecond: ptr.To(pps)}
+		})
+		medians := map[string]delays{}
+		for i, node := range nodes {
+			rep := f.report(tg, fmt.Sprintf("rtt%d", i), 60*time.Second, "completed", phase(xdpgenv1alpha1.PhaseCompleted))
+			sent, received := rep.Status.Sent, rep.Status.Received
+			if len(sent) != 1 || sent[0].RTT == nil || sent[0].RTT.Samples == 0 || len(received) != 1 || received[0].OneWay == nil ||
+				received[0].OneWay.Samples == 0 {
+				t.Fatalf("%s: %s sent %+v and received %+v, want one path each way, timed", name, node, sent, received)
+			}
+			medians[node] = delays{rtt: sent[0].RTT.P50.Duration, oneWay: received[0].OneWay.P50.Duration}
+			t.Logf("%s: %s to %s: RTT %+v; from %s: one way %+v", name, node, sent[0].Receiver, sent[0].RTT, received[0].Sender,
+				received[0].OneWay)
+		}
+		return medians
+	}
+	// A ping a millisecond, as the nodes send 1000 frames a second (pings farther apart find the CPUs asleep).
+	pings := star.Hosts[0].Ping(t, star.Hosts[1].IPv4, 200, time.Millisecond)
+	slices.Sort(pings)
+	pingMedian := pings[len(pings)/2]
+	idle := run("rtt-idle", 2000, 1000)
+	rtt := idle[nodes[0]].rtt
+	t.Logf("idle: ping median %s, xdpgen's %s", pingMedian, rtt)
+	if diff := max(rtt-pingMedian, pingMedian-rtt); diff > 50*time.Microsecond && float64(diff) > 0.2*float64(pingMedian) {
+		t.Fatalf("idle path %s>%s: the report's median RTT %s, ping's %s: want them within 50us or 20%%", nodes[0], nodes[1], rtt,
+			pingMedian)
+	}
+
+	// 2000 64-byte frames a second are 1 Mbit/s: a 500 kbit/s token bucket on the way to the second node holds them
+	// in its queue.
+	star.Ports[1].Exec(t, "tc", "qdisc", "add", "dev", star.Ports[1].Interface, "root", "tbf", "rate", "500kbit", "burst", "1600",
+		"latency", "30ms")
+	queued := run("rtt-queued", 4000, 2000)
+	for _, node := range nodes {
+		if q := queued[node].rtt; q < 5*time.Millisecond || q < 10*idle[node].rtt {
+			t.Errorf("with a token bucket queueing the way to %s, %s's median RTT is %s (idle %s): want it to grow to milliseconds",
+				nodes[1], node, q, idle[node].rtt)
+		}
+	}
+	if into, from := queued[nodes[1]].oneWay, queued[nodes[0]].oneWay; into < 5*time.Millisecond || from > time.Millisecond {
+		t.Errorf("median one-way delay into %s (queued) %s, into %s (not queued) %s: want milliseconds and microseconds", nodes[1],
+			into, nodes[0], from)
 	}
 }
 
