@@ -44,6 +44,25 @@ func (f *fixture) meshNode(name string, h netnstest.Host) string {
 	return node
 }
 
+// meshOf makes n hosts behind a router (netnstest.NewStar) and a mesh node of each, named prefix0, prefix1, ...;
+// it returns the star and the nodes' names.
+func (f *fixture) meshOf(n int, prefix string) (*netnstest.Star, []string) {
+	f.t.Helper()
+	star := netnstest.NewStar(f.t, n, netnstest.Options{})
+	var nodes []string
+	for i, h := range star.Hosts {
+		nodes = append(nodes, f.meshNode(fmt.Sprintf("%s%d", prefix, i), h))
+	}
+	return star, nodes
+}
+
+// meshSpec makes s a mesh of the fixture's nodes: each sends to every other, one frame in sampleEvery timed.
+func (f *fixture) meshSpec(s *xdpgenv1alpha1.TrafficGeneratorSpec, sampleEvery int32) {
+	s.Destination = xdpgenv1alpha1.Destination{Port: 9, PortCount: 1}
+	s.Receivers = &xdpgenv1alpha1.Receivers{NodeSelector: map[string]string{fixtureLabel: f.namespace}, Interface: "auto",
+		DrainTime: &metav1.Duration{Duration: time.Second}, LatencySampleEvery: ptr.To(sampleEvery)}
+}
+
 // routerDropping loads the test's stamp dropper, dropping ppm of the stamped frames to dst (none when ppm is 0),
 // and attaches it to the router's end of a node's link. A router port takes the frames its peer redirects or
 // sends back with XDP_TX only while it has an XDP program, so every port gets one.
@@ -142,11 +161,7 @@ func dropped(t *testing.T, d *bpftest.StampDrop) int64 {
 // back, and none of them is lost; every path's round trip is timed; no XDP program is left on the nodes.
 func TestMeshOfThree(t *testing.T) {
 	f := newFixture(t)
-	star := netnstest.NewStar(t, 3, netnstest.Options{})
-	var nodes []string
-	for i, h := range star.Hosts {
-		nodes = append(nodes, f.meshNode(fmt.Sprintf("mesh%d", i), h))
-	}
+	star, nodes := f.meshOf(3, "mesh")
 	routerDropping(t, star.Ports[0], star.Hosts[0].IPv4, 0)
 	routerDropping(t, star.Ports[1], star.Hosts[0].IPv4, 0)
 	dropper := routerDropping(t, star.Ports[2], star.Hosts[0].IPv4, 10_000)
@@ -154,9 +169,7 @@ func TestMeshOfThree(t *testing.T) {
 
 	const perNode, pps = 60_000, 20_000
 	tg := f.generator("mesh", func(s *xdpgenv1alpha1.TrafficGeneratorSpec) {
-		s.Destination = xdpgenv1alpha1.Destination{Port: 9, PortCount: 1}
-		s.Receivers = &xdpgenv1alpha1.Receivers{NodeSelector: map[string]string{fixtureLabel: f.namespace}, Interface: "auto",
-			DrainTime: &metav1.Duration{Duration: time.Second}, LatencySampleEvery: ptr.To[int32](100)}
+		f.meshSpec(s, 100)
 		s.Packets, s.Rate = ptr.To[int64](perNode), &xdpgenv1alpha1.Rate{PacketsPerSecond: ptr.To[int64](pps)}
 	})
 	for i := range nodes {
@@ -262,11 +275,7 @@ func TestMeshOfThree(t *testing.T) {
 // on its way back), and the one-way delays say which way the queue is: the second node's, not the first's.
 func TestMeshRTTAgreesWithPing(t *testing.T) {
 	f := newFixture(t)
-	star := netnstest.NewStar(t, 2, netnstest.Options{})
-	var nodes []string
-	for i, h := range star.Hosts {
-		nodes = append(nodes, f.meshNode(fmt.Sprintf("rtt%d", i), h))
-	}
+	star, nodes := f.meshOf(2, "rtt")
 	for i, port := range star.Ports {
 		routerDropping(t, port, star.Hosts[1-i].IPv4, 0) // the router's veth ends receive redirected frames
 	}
@@ -279,9 +288,7 @@ func TestMeshRTTAgreesWithPing(t *testing.T) {
 	run := func(name string, perNode, pps int64) map[string]delays {
 		t.Helper()
 		tg := f.generator(name, func(s *xdpgenv1alpha1.TrafficGeneratorSpec) {
-			s.Destination = xdpgenv1alpha1.Destination{Port: 9, PortCount: 1}
-			s.Receivers = &xdpgenv1alpha1.Receivers{NodeSelector: map[string]string{fixtureLabel: f.namespace}, Interface: "auto",
-				DrainTime: &metav1.Duration{Duration: time.Second}, LatencySampleEvery: ptr.To[int32](1)}
+			f.meshSpec(s, 1)
 			s.Packets, s.Rate = ptr.To(perNode), &xdpgenv1alpha1.Rate{PacketsPerSecond: ptr.To(pps)}
 		})
 		medians := map[string]delays{}
