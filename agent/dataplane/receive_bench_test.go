@@ -32,6 +32,11 @@ const (
 
 func (d *dropCounter) packets(b *testing.B) uint64 {
 	if d.counts == inLeastRows {
+		// One sender's thread into one RX queue: every frame is the one its row expects, or the row does not
+		// follow its stream and the baseline measures something else.
+		if n := sumPerCPU(b, d.objs.LeastRows, 256, func(r bpftest.LeastRow) uint64 { return r.Unexpected }); n != 0 {
+			b.Fatalf("the least receiver found %d frames out of sequence on an in-order path", n)
+		}
 		return sumPerCPU(b, d.objs.LeastRows, 256, func(r bpftest.LeastRow) uint64 { return r.Packets })
 	}
 	m, keys := d.objs.Counter, uint32(1)
