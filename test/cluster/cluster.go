@@ -782,8 +782,9 @@ func (c *Cluster) down() error {
 }
 
 // drainPods deletes every pod and waits until the kubelets have stopped them: the pod objects go away only once
-// their containers are stopped and their sandboxes' networks torn down. Pods of a node whose kubelet is stopped
-// are deleted at once (killContainers stops them the hard way).
+// their containers are stopped and their sandboxes' networks torn down. Pods of a node whose kubelet is stopped,
+// or cannot reach the API server (its loopback proxy died with a killed harness), are deleted at once
+// (killContainers stops them the hard way).
 func (c *Cluster) drainPods(ctx context.Context) error {
 	if !c.st.Procs[APIServer].alive() {
 		return nil // nothing can drain them: killContainers does it the hard way
@@ -794,7 +795,8 @@ func (c *Cluster) drainPods(ctx context.Context) error {
 	}
 	var live []Node
 	for _, n := range c.st.Nodes {
-		if c.st.Procs[nodeComponent(n, Kubelet)].alive() {
+		reachesAPIServer := n.Netns == "" || c.st.Procs[nodeComponent(n, LoopbackProxy)].alive()
+		if c.st.Procs[nodeComponent(n, Kubelet)].alive() && reachesAPIServer {
 			live = append(live, n)
 		}
 	}

@@ -20,7 +20,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 
@@ -45,6 +47,12 @@ type farHost struct {
 	counter       *dataplane.Receiver
 }
 
+// A far host's namespace and the node's end of its veth are named by these and the far host's number.
+const (
+	farHostNamespacePrefix = "xdpgen-e2e-far"
+	farHostLinkPrefix      = "xge2e"
+)
+
 // Teardown of far hosts must also happen when TestMain tears down on a signal or a timeout, when test cleanups do
 // not run: each registers its removal here too.
 var (
@@ -61,6 +69,24 @@ func removeFarHosts() {
 	}
 }
 
+// removeKilledRunsFarHosts removes the far hosts a killed run left on the first node (its own namespace and the
+// host's end of its veth); those of other nodes went with their node's namespace when that run's cluster went.
+func removeKilledRunsFarHosts() {
+	named, _ := filepath.Glob("/run/netns/" + farHostNamespacePrefix + "*")
+	for _, p := range named {
+		_ = netns.DeleteNamed(filepath.Base(p))
+	}
+	links, err := netlink.LinkList()
+	if err != nil {
+		return
+	}
+	for _, l := range links {
+		if strings.HasPrefix(l.Attrs().Name, farHostLinkPrefix) {
+			_ = netlink.LinkDel(l)
+		}
+	}
+}
+
 // newFarHost makes far host number index (1-254) of the first node on 10.251.<index>.0/24, counting UDP to ports
 // [firstPort, lastPort].
 func newFarHost(t *testing.T, index int, firstPort, lastPort uint16) *farHost {
@@ -71,14 +97,14 @@ func newFarHost(t *testing.T, index int, firstPort, lastPort uint16) *farHost {
 // newFarHostOf makes far host number index of a node: the same addresses on every node, each node's its own.
 func newFarHostOf(t *testing.T, node cluster.Node, index int, firstPort, lastPort uint16) *farHost {
 	t.Helper()
-	nsName := fmt.Sprintf("xdpgen-e2e-far%d", index)
+	nsName := fmt.Sprintf("%s%d", farHostNamespacePrefix, index)
 	if node.Netns != "" {
 		nsName += "-" + node.Name
 	}
 	h := &farHost{
 		nsName: nsName,
 		node:   node,
-		nodeIf: fmt.Sprintf("xge2e%d", index),
+		nodeIf: fmt.Sprintf("%s%d", farHostLinkPrefix, index),
 		farIf:  "far0",
 		nodeIP: netip.AddrFrom4([4]byte{10, 251, byte(index), 1}),
 		farIP:  netip.AddrFrom4([4]byte{10, 251, byte(index), 2}),

@@ -102,8 +102,8 @@ func runMain(m *testing.M) int {
 		skipReason = reason + " (set XDPGEN_REQUIRE_PRIVILEGED=1 to make this a failure)"
 		return m.Run()
 	}
-	// One run at a time: two would share the cluster's ports and fixed paths. A killed run's lock goes with it,
-	// and its cluster is torn down by the next run's Up.
+	// One run at a time: two would share the cluster's ports and fixed paths. A killed run's lock goes with it;
+	// its cluster is torn down below, before the host's state is recorded.
 	lock, err := os.OpenFile(clusterDir+".lock", os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
@@ -118,6 +118,14 @@ func runMain(m *testing.M) int {
 	if _, err := os.Stat(filepath.Join(cluster.DefaultDir, "state.json")); err == nil {
 		fmt.Fprintf(os.Stderr, "e2e: a local cluster runs in %s and would hold every port: `make cluster-down` first\n", cluster.DefaultDir)
 		return 1
+	}
+
+	// Holding the lock, a cluster in clusterDir and far hosts are a killed run's: removed now, so that the host's
+	// "before" is the host's and not theirs (a kubelet's sysctls, pods' mounts, agents' pins, veths). Down goes on
+	// past what it cannot do and says so; whatever it left is then in "before", and its later going in the diff.
+	removeKilledRunsFarHosts()
+	if err := cluster.Down(clusterDir, os.Stderr); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: tearing down what a killed run left in %s: %v\n", clusterDir, err)
 	}
 
 	tmp, err := os.MkdirTemp("", "xdpgen-e2e-")
