@@ -55,18 +55,7 @@ func TestKubectlApply(t *testing.T) {
 	requireEnvtest(t)
 	kubectl := kubectlBinary(t)
 
-	user, err := testEnv.AddUser(envtest.User{Name: "kubectl-test", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		t.Fatalf("add kubectl user: %v", err)
-	}
-	kubeconfig, err := user.KubeConfig()
-	if err != nil {
-		t.Fatalf("kubeconfig: %v", err)
-	}
-	kubeconfigPath := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(kubeconfigPath, kubeconfig, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	kubeconfigPath := testEnv.UserKubeconfig(t, envtest.User{Name: "kubectl-test", Groups: []string{"system:masters"}})
 	ns := testNamespace(t, "kubectl")
 	// kubectl runs in the test's namespace unless args name one.
 	run := func(args ...string) (string, error) {

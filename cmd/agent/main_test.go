@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -49,7 +48,7 @@ func TestAgentEndpoints(t *testing.T) {
 	if def := flagDefault(t, "health-probe-bind-address"); !strings.HasPrefix(def, "127.0.0.1:") {
 		t.Errorf("--health-probe-bind-address defaults to %s: the unauthenticated probes must stay on the node's loopback", def)
 	}
-	env := startControlPlane(t)
+	env := k8senv.StartForTest(t, filepath.Join("..", ".."))
 	ctx := context.Background()
 	admin, err := client.New(env.Config, client.Options{Scheme: k8senv.Scheme})
 	if err != nil {
@@ -58,18 +57,7 @@ func TestAgentEndpoints(t *testing.T) {
 	if err := admin.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "agent-node"}}); err != nil {
 		t.Fatal(err)
 	}
-	user, err := env.AddUser(envtest.User{Name: "agent", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubeconfig, err := user.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubeconfigPath := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(kubeconfigPath, kubeconfig, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	kubeconfigPath := env.UserKubeconfig(t, envtest.User{Name: "agent", Groups: []string{"system:masters"}})
 
 	health, metrics := freePort(t), freePort(t)
 	cmd, out := selfexec.Command("--kubeconfig="+kubeconfigPath, "--node-name=agent-node", "--pin-dir=",
@@ -179,17 +167,4 @@ func get(url, token string) (int, error) {
 	defer resp.Body.Close()
 	_, err = io.Copy(io.Discard, resp.Body)
 	return resp.StatusCode, err
-}
-
-// startControlPlane starts an API server with the CRDs, for this test alone.
-func startControlPlane(t *testing.T) *k8senv.Env {
-	t.Helper()
-	env, err := k8senv.Start(filepath.Join("..", ".."))
-	k8senv.Require(t, env, err)
-	t.Cleanup(func() {
-		if err := env.Stop(); err != nil {
-			t.Errorf("stop the control plane: %v", err)
-		}
-	})
-	return env
 }

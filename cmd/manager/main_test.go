@@ -22,7 +22,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -32,15 +31,11 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
 	"github.com/xdpgen/xdpgen/test/k8senv"
-	"github.com/xdpgen/xdpgen/test/k8sversion"
 	"github.com/xdpgen/xdpgen/test/poll"
 	"github.com/xdpgen/xdpgen/test/selfexec"
 )
@@ -90,51 +85,12 @@ func httpGet(url string) (int, string, error) {
 // takes the leader election Lease, runs the controller (which expects the run on the Nodes the selector matches and
 // loses a node that never reports after its --node-lost-timeout), and exits cleanly on SIGTERM.
 func TestManagerProcess(t *testing.T) {
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		assets = filepath.Join("..", "..", "bin", "k8s", k8sversion.Version)
-	}
-	if _, err := os.Stat(filepath.Join(assets, "kube-apiserver")); err != nil {
-		msg := fmt.Sprintf("no kube-apiserver in KUBEBUILDER_ASSETS=%s (make envtest-assets builds it)", assets)
-		k8senv.Missing(t, msg)
-	}
-	abs, err := filepath.Abs(assets)
+	env := k8senv.StartForTest(t, filepath.Join("..", ".."))
+	c, err := client.New(env.Config, client.Options{Scheme: k8senv.Scheme})
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		BinaryAssetsDirectory: abs,
-	}
-	cfg, err := env.Start()
-	t.Cleanup(func() {
-		if err := env.Stop(); err != nil {
-			t.Errorf("stop the control plane: %v", err)
-		}
-	})
-	if err != nil {
-		t.Fatalf("start the control plane: %v", err)
-	}
-	scheme := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(xdpgenv1alpha1.AddToScheme(scheme))
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	user, err := env.AddUser(envtest.User{Name: "manager", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubeconfig, err := user.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubeconfigPath := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(kubeconfigPath, kubeconfig, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	kubeconfigPath := env.UserKubeconfig(t, envtest.User{Name: "manager", Groups: []string{"system:masters"}})
 
 	health, metrics := freePort(t), freePort(t)
 	cmd, out := selfexec.Command(

@@ -42,7 +42,6 @@ import (
 
 	xdpgenv1alpha1 "github.com/xdpgen/xdpgen/api/v1alpha1"
 	"github.com/xdpgen/xdpgen/test/k8senv"
-	"github.com/xdpgen/xdpgen/test/k8sversion"
 )
 
 // The envtest tests share one control plane: a real etcd and kube-apiserver (make envtest-assets), started without
@@ -70,7 +69,7 @@ func TestMain(m *testing.M) {
 }
 
 func runTests(m *testing.M) int {
-	testEnv, envErr = startControlPlane()
+	testEnv, envErr = k8senv.StartWithoutCRDs(repoRoot)
 	if envErr != nil {
 		if !errors.Is(envErr, k8senv.ErrMissing) {
 			fmt.Fprintln(os.Stderr, "envtest:", envErr)
@@ -92,31 +91,6 @@ func runTests(m *testing.M) int {
 	return m.Run()
 }
 
-// startControlPlane starts etcd and kube-apiserver from KUBEBUILDER_ASSETS (default bin/k8s/<version>), with no
-// CRDs.
-func startControlPlane() (*k8senv.Env, error) {
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		assets = filepath.Join(repoRoot, "bin", "k8s", k8sversion.Version)
-	}
-	for _, bin := range []string{"etcd", "kube-apiserver"} {
-		if _, err := os.Stat(filepath.Join(assets, bin)); err != nil {
-			return nil, fmt.Errorf("%w: no %s in KUBEBUILDER_ASSETS=%s (make envtest-assets builds it)", k8senv.ErrMissing, bin, assets)
-		}
-	}
-	abs, err := filepath.Abs(assets)
-	if err != nil {
-		return nil, err
-	}
-	env := &envtest.Environment{BinaryAssetsDirectory: abs}
-	cfg, err := env.Start()
-	if err != nil {
-		_ = env.Stop()
-		return nil, fmt.Errorf("start the control plane: %w", err)
-	}
-	return &k8senv.Env{Environment: env, Config: cfg}, nil
-}
-
 func requireEnvtest(t *testing.T) {
 	t.Helper()
 	k8senv.Require(t, testEnv, envErr)
@@ -125,19 +99,7 @@ func requireEnvtest(t *testing.T) {
 // adminKubeconfig writes a kubeconfig of a cluster admin of the control plane, for helm and kubectl.
 func adminKubeconfig(t *testing.T) string {
 	t.Helper()
-	user, err := testEnv.AddUser(envtest.User{Name: "chart-admin", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		t.Fatalf("add admin user: %v", err)
-	}
-	kubeconfig, err := user.KubeConfig()
-	if err != nil {
-		t.Fatalf("kubeconfig: %v", err)
-	}
-	p := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(p, kubeconfig, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return testEnv.UserKubeconfig(t, envtest.User{Name: "chart-admin", Groups: []string{"system:masters"}})
 }
 
 // TestHelmInstallUninstall installs the chart into a real API server with its default values, checks every object

@@ -39,6 +39,49 @@ type Env struct {
 // Start starts a control plane from KUBEBUILDER_ASSETS (default <repoRoot>/bin/k8s/<k8sversion.Version>) with the CRDs
 // of <repoRoot>/config/crd/bases. It returns an error wrapping ErrMissing when the binaries are not there.
 func Start(repoRoot string) (*Env, error) {
+	return start(repoRoot, filepath.Join(repoRoot, "config", "crd", "bases"))
+}
+
+// StartWithoutCRDs starts a control plane as Start does, with no CRDs: for what installs them itself (the chart).
+func StartWithoutCRDs(repoRoot string) (*Env, error) {
+	return start(repoRoot, "")
+}
+
+// StartForTest starts a control plane with the CRDs for test t alone, stopped when t ends; Require decides what
+// its absence means.
+func StartForTest(t testing.TB, repoRoot string) *Env {
+	t.Helper()
+	env, err := Start(repoRoot)
+	Require(t, env, err)
+	t.Cleanup(func() {
+		if err := env.Stop(); err != nil {
+			t.Errorf("stop the control plane: %v", err)
+		}
+	})
+	return env
+}
+
+// UserKubeconfig adds user to the control plane and writes a kubeconfig of theirs for t, returning its path: for
+// the processes a test runs (kubectl, helm, the agent and the manager).
+func (e *Env) UserKubeconfig(t testing.TB, user envtest.User) string {
+	t.Helper()
+	u, err := e.AddUser(user, nil)
+	if err != nil {
+		t.Fatalf("add user %s: %v", user.Name, err)
+	}
+	kubeconfig, err := u.KubeConfig()
+	if err != nil {
+		t.Fatalf("the kubeconfig of user %s: %v", user.Name, err)
+	}
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(path, kubeconfig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// start starts the control plane, installing the CRDs of crdDir unless it is empty.
+func start(repoRoot, crdDir string) (*Env, error) {
 	assets := os.Getenv("KUBEBUILDER_ASSETS")
 	if assets == "" {
 		assets = filepath.Join(repoRoot, "bin", "k8s", k8sversion.Version)
@@ -52,10 +95,10 @@ func Start(repoRoot string) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join(repoRoot, "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		BinaryAssetsDirectory: abs,
+	env := &envtest.Environment{BinaryAssetsDirectory: abs}
+	if crdDir != "" {
+		env.CRDDirectoryPaths = []string{crdDir}
+		env.ErrorIfCRDPathMissing = true
 	}
 	cfg, err := env.Start()
 	if err != nil {

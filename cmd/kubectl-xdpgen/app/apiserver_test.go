@@ -34,15 +34,7 @@ const repoRoot = "../../.."
 // them) prints the generation-2 matrix only, sorted, with its unsettled path marked; a missing generator and a
 // user without rights get errors that name the generator and the fix; a user with xdpgen's viewer role may read.
 func TestResultsFromAPIServer(t *testing.T) {
-	env, err := k8senv.Start(repoRoot)
-	if env != nil {
-		t.Cleanup(func() {
-			if err := env.Stop(); err != nil {
-				t.Errorf("stop the control plane: %v", err)
-			}
-		})
-	}
-	k8senv.Require(t, env, err)
+	env := k8senv.StartForTest(t, repoRoot)
 	ctx := context.Background()
 	c, err := client.New(env.Config, client.Options{Scheme: k8senv.Scheme})
 	if err != nil {
@@ -123,7 +115,7 @@ func TestResultsFromAPIServer(t *testing.T) {
 		Received: []xdpgenv1alpha1.PathResult{{Sender: "node-z", Receiver: "node-a", ReceivedPackets: 1}},
 	})
 
-	admin := kubeconfigOf(t, env, envtest.User{Name: "admin", Groups: []string{"system:masters"}})
+	admin := env.UserKubeconfig(t, envtest.User{Name: "admin", Groups: []string{"system:masters"}})
 	out, err := runPlugin(t, "--kubeconfig", admin, "-n", ns, "results", "mesh")
 	if err != nil {
 		t.Fatalf("results mesh: %v", err)
@@ -190,7 +182,7 @@ func TestResultsFromAPIServer(t *testing.T) {
 	})
 
 	t.Run("forbidden", func(t *testing.T) {
-		nobody := kubeconfigOf(t, env, envtest.User{Name: "nobody"})
+		nobody := env.UserKubeconfig(t, envtest.User{Name: "nobody"})
 		_, err := runPlugin(t, "--kubeconfig", nobody, "-n", ns, "results", "mesh")
 		requireError(t, err, `reading TrafficGenerator "mesh" in namespace "load" is forbidden: you may not get trafficgenerators`,
 			"--clusterrole=xdpgen-trafficgenerator-viewer --user=<you> -n load")
@@ -219,7 +211,7 @@ func TestResultsFromAPIServer(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		viewer := kubeconfigOf(t, env, envtest.User{Name: "viewer"})
+		viewer := env.UserKubeconfig(t, envtest.User{Name: "viewer"})
 		got, err := runPlugin(t, "--kubeconfig", viewer, "-n", ns, "results", "mesh")
 		if err != nil {
 			t.Fatalf("results mesh as a user with %s: %v", role.Name, err)
@@ -251,24 +243,6 @@ func TestResultsFromAPIServer(t *testing.T) {
 			t.Errorf("kubectl xdpgen results mesh (-want +got):\n%s", diff)
 		}
 	})
-}
-
-// kubeconfigOf writes a kubeconfig file for a new user of env and returns its path.
-func kubeconfigOf(t *testing.T, env *k8senv.Env, user envtest.User) string {
-	t.Helper()
-	u, err := env.AddUser(user, nil)
-	if err != nil {
-		t.Fatalf("add user %s: %v", user.Name, err)
-	}
-	kubeconfig, err := u.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(path, kubeconfig, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 // runPlugin runs the plugin's command line in this process; err holds what it printed on stderr when it failed.
