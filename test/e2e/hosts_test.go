@@ -69,8 +69,8 @@ func removeFarHosts() {
 	}
 }
 
-// removeKilledRunsFarHosts removes the far hosts a killed run left on the first node (its own namespace and the
-// host's end of its veth); those of other nodes went with their node's namespace when that run's cluster went.
+// removeKilledRunsFarHosts removes the far hosts a killed run left: their namespaces, and the first node's ends of
+// their veths (another node's ends go with that node's namespace when the killed run's cluster is torn down).
 func removeKilledRunsFarHosts() {
 	named, _ := filepath.Glob("/run/netns/" + farHostNamespacePrefix + "*")
 	for _, p := range named {
